@@ -1,0 +1,85 @@
+/**
+ * Every failure a client can see, by its stable `code` (API.md). The HTTP status is a function of
+ * the code, so callers throw a code and never choose a status themselves.
+ */
+export const ERROR_STATUS = {
+  validation_failed: 400,
+  weak_password: 400,
+  invalid_credentials: 401,
+  invalid_refresh_token: 401,
+  refresh_token_reused: 401,
+  unauthorized: 401,
+  invalid_login_code: 401,
+  account_disabled: 403,
+  forbidden: 403,
+  invalid_service_secret: 403,
+  not_verified: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  email_taken: 409,
+  account_exists: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const
+
+export type ErrorCode = keyof typeof ERROR_STATUS
+
+const TITLES: Record<ErrorCode, string> = {
+  validation_failed: 'Request validation failed',
+  weak_password: 'Password does not meet the policy',
+  invalid_credentials: 'Invalid email or password',
+  invalid_refresh_token: 'Invalid refresh token',
+  refresh_token_reused: 'Refresh token reuse detected',
+  unauthorized: 'Authentication required',
+  invalid_login_code: 'Invalid login code',
+  account_disabled: 'Account disabled',
+  forbidden: 'Forbidden',
+  invalid_service_secret: 'Invalid service secret',
+  not_verified: 'Account not verified',
+  not_found: 'Not found',
+  method_not_allowed: 'Method not allowed',
+  email_taken: 'Email already registered',
+  account_exists: 'Account already exists',
+  payload_too_large: 'Request body too large',
+  unsupported_media_type: 'Unsupported media type',
+  rate_limited: 'Too many requests',
+  internal_error: 'Internal server error',
+  service_unavailable: 'Service unavailable',
+}
+
+export interface FieldError {
+  field: string
+  message: string
+}
+
+/**
+ * The one error type the domain throws. `detail` is shown to people and must never contain a
+ * secret; `cause` stays internal (logged, never serialised).
+ */
+export class TesseraError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly title: string
+  readonly detail: string
+  /** Seconds, for `rate_limited` (becomes `Retry-After`). */
+  readonly retryAfter: number | undefined
+  readonly errors: FieldError[] | undefined
+
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    options: { cause?: unknown; retryAfter?: number; errors?: FieldError[] } = {},
+  ) {
+    super(detail ?? TITLES[code], { cause: options.cause })
+    this.name = 'TesseraError'
+    this.code = code
+    this.status = ERROR_STATUS[code]
+    this.title = TITLES[code]
+    this.detail = detail ?? TITLES[code]
+    this.retryAfter = options.retryAfter
+    this.errors = options.errors
+  }
+}
