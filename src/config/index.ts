@@ -1,0 +1,205 @@
+import { availableParallelism } from 'node:os'
+import * as v from 'valibot'
+
+/**
+ * The one place that reads the environment. Every variable is validated at start-up; a bad value
+ * stops the process with a message naming the variable (and never echoing a secret).
+ */
+
+const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  v.pipe(
+    v.optional(v.string(), String(fallback)),
+    v.trim(),
+    v.regex(/^\d+$/, `${name} must be a whole number`),
+    v.transform(Number),
+    v.number(),
+    v.minValue(min, `${name} must be at least ${min}`),
+    v.maxValue(max, `${name} must be at most ${max}`),
+  )
+
+const bool = (name: string, fallback: boolean) =>
+  v.pipe(
+    v.optional(v.string(), String(fallback)),
+    v.trim(),
+    v.toLowerCase(),
+    v.picklist(['true', 'false', '1', '0', 'yes', 'no'], `${name} must be true or false`),
+    v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
+  )
+
+const httpUrl = (name: string, fallback: string) =>
+  v.pipe(
+    v.optional(v.string(), fallback),
+    v.trim(),
+    v.url(`${name} must be an absolute URL`),
+    v.check((s) => /^https?:\/\//.test(s), `${name} must be an http(s) URL`),
+    v.transform((s) => s.replace(/\/+$/, '')),
+  )
+
+const optionalSecret = (name: string, minLength: number) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(minLength, `${name} must be at least ${minLength} characters long`),
+    ),
+  )
+
+const csv = (fallback: string) =>
+  v.pipe(
+    v.optional(v.string(), fallback),
+    v.transform((s) =>
+      s
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0),
+    ),
+  )
+
+const ADMINISTRATIVE_ROLES = ['admin', 'administrator', 'superuser', 'root', 'staff', 'service']
+
+const EnvSchema = v.object({
+  PORT: int('PORT', 8000, 0, 65535),
+  HOST: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty('HOST must not be empty')), '0.0.0.0'),
+  DATABASE_URL: v.pipe(
+    v.optional(v.string(), 'sqlite:./data/tessera.db'),
+    v.trim(),
+    v.check(
+      (s) => /^sqlite:.+/.test(s) || /^postgres(ql)?:\/\/.+/.test(s),
+      'DATABASE_URL must be sqlite:<path> or postgres://...',
+    ),
+  ),
+  DATABASE_POOL_SIZE: int('DATABASE_POOL_SIZE', 10, 1, 1000),
+  TESSERA_ISSUER: httpUrl('TESSERA_ISSUER', 'http://localhost:8000'),
+  TESSERA_AUDIENCE: v.optional(
+    v.pipe(v.string(), v.trim(), v.nonEmpty('TESSERA_AUDIENCE must not be empty')),
+    'tessera',
+  ),
+  ACCESS_TOKEN_TTL: int('ACCESS_TOKEN_TTL', 900, 30, 86_400),
+  REFRESH_TOKEN_TTL: int('REFRESH_TOKEN_TTL', 2_592_000, 60, 31_536_000),
+  SESSION_ABSOLUTE_TTL: int('SESSION_ABSOLUTE_TTL', 7_776_000, 60, 315_360_000),
+  REFRESH_REUSE_INTERVAL: int('REFRESH_REUSE_INTERVAL', 0, 0, 300),
+  KEYS_MAX_AGE: int('KEYS_MAX_AGE', 300, 0, 86_400),
+  SERVICE_SECRET: optionalSecret('SERVICE_SECRET', 16),
+  KEY_ENCRYPTION_KEY: optionalSecret('KEY_ENCRYPTION_KEY', 32),
+  ARGON2_MEMORY_KIB: int('ARGON2_MEMORY_KIB', 19_456, 7_168, 4_194_304),
+  ARGON2_TIME_COST: int('ARGON2_TIME_COST', 2, 1, 100),
+  ARGON2_PARALLELISM: int('ARGON2_PARALLELISM', 1, 1, 16),
+  ARGON2_MAX_CONCURRENCY: int('ARGON2_MAX_CONCURRENCY', availableParallelism(), 1, 256),
+  ARGON2_MAX_QUEUE: int('ARGON2_MAX_QUEUE', 64, 0, 100_000),
+  PASSWORD_MIN_LENGTH: int('PASSWORD_MIN_LENGTH', 8, 8, 64),
+  SELF_ASSIGNABLE_ROLES: v.pipe(
+    csv('researcher'),
+    v.check(
+      (roles) => roles.every((r) => !ADMINISTRATIVE_ROLES.includes(r.toLowerCase())),
+      `SELF_ASSIGNABLE_ROLES must not contain an administrative role (${ADMINISTRATIVE_ROLES.join(', ')})`,
+    ),
+    v.check(
+      (roles) => roles.every((r) => /^[a-z][a-z0-9_-]{0,63}$/.test(r)),
+      'SELF_ASSIGNABLE_ROLES must be lower-case names (a-z, 0-9, _ and -)',
+    ),
+  ),
+  RATE_LIMIT_WINDOW: int('RATE_LIMIT_WINDOW', 900, 1, 86_400),
+  RATE_LIMIT_LOGIN_PER_IP: int('RATE_LIMIT_LOGIN_PER_IP', 100, 0),
+  RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
+  RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
+  TRUST_PROXY: bool('TRUST_PROXY', false),
+  LOG_LEVEL: v.optional(
+    v.picklist(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+    ),
+    'info',
+  ),
+})
+
+export type Env = Record<string, string | undefined>
+
+export interface Config {
+  port: number
+  host: string
+  databaseUrl: string
+  databasePoolSize: number
+  issuer: string
+  audience: string
+  accessTokenTtl: number
+  refreshTokenTtl: number
+  sessionAbsoluteTtl: number
+  refreshReuseInterval: number
+  keysMaxAge: number
+  serviceSecret: string | undefined
+  keyEncryptionKey: string | undefined
+  argon2: { memoryKiB: number; timeCost: number; parallelism: number }
+  argon2MaxConcurrency: number
+  argon2MaxQueue: number
+  passwordMinLength: number
+  selfAssignableRoles: string[]
+  rateLimits: {
+    windowSeconds: number
+    loginPerIp: number
+    loginPerAccount: number
+    registerPerIp: number
+  }
+  trustProxy: boolean
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Reads and validates the environment. Throws `ConfigError` listing every bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  // Empty strings mean "unset", as in most shells' `VAR= command`.
+  const present = Object.fromEntries(
+    Object.keys(EnvSchema.entries)
+      .filter((name) => env[name] !== undefined && env[name] !== '')
+      .map((name) => [name, env[name]]),
+  )
+  const result = v.safeParse(EnvSchema, present)
+  if (!result.success) {
+    throw new ConfigError(
+      result.issues.map((issue) => {
+        const name = v.getDotPath(issue) ?? 'environment'
+        return issue.message.startsWith(name) ? issue.message : `${name}: ${issue.message}`
+      }),
+    )
+  }
+  const e = result.output
+  if (e.SESSION_ABSOLUTE_TTL < e.REFRESH_TOKEN_TTL) {
+    throw new ConfigError(['SESSION_ABSOLUTE_TTL must be at least REFRESH_TOKEN_TTL'])
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    issuer: e.TESSERA_ISSUER,
+    audience: e.TESSERA_AUDIENCE,
+    accessTokenTtl: e.ACCESS_TOKEN_TTL,
+    refreshTokenTtl: e.REFRESH_TOKEN_TTL,
+    sessionAbsoluteTtl: e.SESSION_ABSOLUTE_TTL,
+    refreshReuseInterval: e.REFRESH_REUSE_INTERVAL,
+    keysMaxAge: e.KEYS_MAX_AGE,
+    serviceSecret: e.SERVICE_SECRET,
+    keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    argon2: {
+      memoryKiB: e.ARGON2_MEMORY_KIB,
+      timeCost: e.ARGON2_TIME_COST,
+      parallelism: e.ARGON2_PARALLELISM,
+    },
+    argon2MaxConcurrency: e.ARGON2_MAX_CONCURRENCY,
+    argon2MaxQueue: e.ARGON2_MAX_QUEUE,
+    passwordMinLength: e.PASSWORD_MIN_LENGTH,
+    selfAssignableRoles: e.SELF_ASSIGNABLE_ROLES,
+    rateLimits: {
+      windowSeconds: e.RATE_LIMIT_WINDOW,
+      loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,
+      loginPerAccount: e.RATE_LIMIT_LOGIN_PER_ACCOUNT,
+      registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
+    },
+    trustProxy: e.TRUST_PROXY,
+    logLevel: e.LOG_LEVEL,
+  }
+}

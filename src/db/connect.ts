@@ -1,0 +1,93 @@
+import { mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import SqliteDatabase from 'better-sqlite3'
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import pg from 'pg'
+import type { Database } from './schema.js'
+
+export type DatabaseClient =
+  | { dialect: 'sqlite'; sqlite: SqliteDatabase.Database }
+  | { dialect: 'postgres'; pool: pg.Pool }
+
+export interface DatabaseHandle {
+  db: Kysely<Database>
+  /** The driver underneath, for libraries that keep their own tables (the rate limiter). */
+  client: DatabaseClient
+  close(): Promise<void>
+}
+
+export interface ConnectOptions {
+  poolSize?: number
+}
+
+/**
+ * Opens the database named by a `DATABASE_URL`: `sqlite:<path>` (`sqlite::memory:` too) or
+ * `postgres://...`. The only place that knows which dialect is underneath.
+ */
+export function connectDatabase(url: string, options: ConnectOptions = {}): DatabaseHandle {
+  if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length))
+  if (/^postgres(ql)?:\/\//.test(url)) return connectPostgres(url, options.poolSize ?? 10)
+  throw new Error('DATABASE_URL must be sqlite:<path> or postgres://...')
+}
+
+function connectSqlite(path: string): DatabaseHandle {
+  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
+  const sqlite = new SqliteDatabase(path)
+  // WAL: readers never block the writer. NORMAL is durable across process crashes in WAL mode
+  // (only an OS crash or power loss can drop the last commits, never corrupt the file).
+  sqlite.pragma('journal_mode = WAL')
+  sqlite.pragma('synchronous = NORMAL')
+  sqlite.pragma('foreign_keys = ON')
+  sqlite.pragma('busy_timeout = 5000')
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+  })
+  return {
+    db,
+    client: { dialect: 'sqlite', sqlite },
+    close: () => db.destroy(),
+  }
+}
+
+const INT8_OID = 20
+
+function connectPostgres(url: string, poolSize: number): DatabaseHandle {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    // Epoch-millisecond columns are bigint; they fit a JS number until the year 287396.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID
+          ? (value: string) => Number(value)
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return {
+    db,
+    client: { dialect: 'postgres', pool },
+    close: () => db.destroy(),
+  }
+}
+
+/**
+ * Kysely's SQLite driver prepares every statement anew; better-sqlite3 statements are reusable,
+ * and preparing costs about as much as running a small query. Cache them by SQL text (the SQL
+ * Kysely compiles has placeholders, so the set of texts is small and bounded by the code).
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database, max = 1000) {
+  const cache = new Map<string, SqliteDatabase.Statement>()
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql)
+      if (statement === undefined) {
+        statement = sqlite.prepare(sql)
+        if (cache.size >= max) cache.delete(cache.keys().next().value as string)
+        cache.set(sql, statement)
+      }
+      return statement
+    },
+  }
+}

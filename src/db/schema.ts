@@ -1,0 +1,93 @@
+import type { Insertable, Selectable } from 'kysely'
+
+/**
+ * Table types. Times are epoch milliseconds (`bigint` columns, read back as numbers on both
+ * dialects); booleans are 0/1 integers: the same SQL and the same values on SQLite and PostgreSQL.
+ */
+export interface Database {
+  users: UsersTable
+  identities: IdentitiesTable
+  sessions: SessionsTable
+  refresh_tokens: RefreshTokensTable
+  signing_keys: SigningKeysTable
+  audit_events: AuditEventsTable
+}
+
+export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
+
+export interface UsersTable {
+  id: string
+  email: string
+  email_normalized: string
+  password_hash: string | null
+  display_name: string | null
+  account_type: AccountType
+  verified: number
+  disabled: number
+  role: string | null
+  created_at: number
+  updated_at: number
+}
+
+export interface IdentitiesTable {
+  provider: string
+  subject: string
+  user_id: string
+  email: string | null
+  created_at: number
+}
+
+export interface SessionsTable {
+  id: string
+  user_id: string
+  created_at: number
+  last_used_at: number
+  expires_at: number
+  user_agent: string | null
+  ip: string | null
+  revoked_at: number | null
+  revoked_reason: string | null
+}
+
+export type RefreshTokenStatus = 'active' | 'rotated' | 'revoked'
+
+export interface RefreshTokensTable {
+  id: string
+  family_id: string
+  user_id: string
+  token_hash: string
+  parent_id: string | null
+  status: RefreshTokenStatus
+  created_at: number
+  expires_at: number
+  used_at: number | null
+}
+
+export type SigningKeyStatus = 'active' | 'retiring' | 'retired'
+
+export interface SigningKeysTable {
+  kid: string
+  public_paserk: string
+  /** `k4.secret...` PASERK, or its AES-256-GCM envelope when a key-encryption key is set. */
+  secret_key: string
+  status: SigningKeyStatus
+  created_at: number
+  /** When a retiring key stops being published (and its tokens have all expired). */
+  retire_after: number | null
+}
+
+export interface AuditEventsTable {
+  id: string
+  at: number
+  event: string
+  user_id: string | null
+  session_id: string | null
+  ip: string | null
+  detail: string | null
+}
+
+export type User = Selectable<UsersTable>
+export type NewUser = Insertable<UsersTable>
+export type Session = Selectable<SessionsTable>
+export type RefreshTokenRow = Selectable<RefreshTokensTable>
+export type SigningKeyRow = Selectable<SigningKeysTable>
