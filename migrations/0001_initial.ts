@@ -95,12 +95,21 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('ip', 'text')
     .addColumn('detail', 'text')
     .execute()
+  // Counters of rate-limiter-flexible (its own column layout), shared by every replica.
+  await db.schema
+    .createTable('rate_limits')
+    .addColumn('key', 'text', (c) => c.primaryKey())
+    .addColumn('points', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('expire', 'bigint')
+    .execute()
+
   await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute()
   await db.schema.createIndex('audit_events_user_id').on('audit_events').column('user_id').execute()
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   for (const table of [
+    'rate_limits',
     'audit_events',
     'signing_keys',
     'refresh_tokens',

@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import { recordAudit } from '../audit/audit.js'
+import type { Clock } from '../clock.js'
+import type { Config } from '../config/index.js'
+import { isUniqueViolation } from '../db/errors.js'
+import type { AccountType, Database, User } from '../db/schema.js'
+import { TesseraError } from '../errors.js'
+import { inTransaction } from '../db/transaction.js'
+import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
+import { normalizeEmail } from './email.js'
+import type { PasswordHasher } from './password-hasher.js'
+import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
+
+export interface AccountDeps {
+  db: Kysely<Database>
+  clock: Clock
+  config: Pick<Config, 'passwordMinLength'>
+  hasher: PasswordHasher
+}
+
+export const PASSWORD_MAX_LENGTH = 1024
+
+export interface NewAccount {
+  email: string
+  password: string
+  displayName?: string | null | undefined
+  accountType?: Extract<AccountType, 'regular' | 'service' | 'superuser'>
+  role?: string | null | undefined
+}
+
+/** What clients see of a user (API.md, "User object"). */
+export interface UserView {
+  id: string
+  email: string
+  display_name: string | null
+  account_type: AccountType
+  verified: boolean
+  created_at: string
+  role?: string
+}
+
+export function toUserView(user: User): UserView {
+  return {
+    id: user.id,
+    email: user.email,
+    display_name: user.display_name,
+    account_type: user.account_type,
+    verified: user.verified === 1,
+    created_at: new Date(user.created_at).toISOString(),
+    ...(user.role === null ? {} : { role: user.role }),
+  }
+}
+
+function passwordPolicy(deps: AccountDeps) {
+  return { minLength: deps.config.passwordMinLength, maxLength: PASSWORD_MAX_LENGTH }
+}
+
+/**
+ * Creates an account with a password. A taken email answers `email_taken` (a documented
+ * trade-off: registration is rate-limited instead). Service accounts are verified from the start.
+ */
+export async function registerAccount(
+  deps: AccountDeps,
+  input: NewAccount,
+  client: ClientContext,
+): Promise<User> {
+  const { email, normalized } = normalizeEmail(input.email)
+  const password = checkPasswordPolicy(input.password, passwordPolicy(deps))
+  // Checked before hashing only to save the work; the unique index decides races.
+  if (await findUserByEmail(deps.db, normalized)) throw emailTaken()
+  const now = deps.clock()
+  const accountType = input.accountType ?? 'regular'
+  const user: User = {
+    id: randomUUID(),
+    email,
+    email_normalized: normalized,
+    password_hash: await deps.hasher.hash(password),
+    display_name: input.displayName ?? null,
+    account_type: accountType,
+    verified: accountType === 'regular' ? 0 : 1,
+    disabled: 0,
+    role: input.role ?? null,
+    created_at: now,
+    updated_at: now,
+  }
+  try {
+    await deps.db.transaction().execute(async (tx) => {
+      await tx.insertInto('users').values(user).execute()
+      await recordAudit(tx, deps.clock, {
+        event: accountType === 'superuser' ? 'superuser_created' : 'user_registered',
+        userId: user.id,
+        ip: client.ip,
+        detail: { account_type: accountType },
+      })
+    })
+  } catch (error) {
+    if (isUniqueViolation(error)) throw emailTaken()
+    throw error
+  }
+  return user
+}
+
+function emailTaken(): TesseraError {
+  return new TesseraError('email_taken', 'An account with this email address already exists')
+}
+
+export function findUserByEmail(db: Kysely<Database>, normalized: string): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('email_normalized', '=', normalized).executeTakeFirst()
+}
+
+export async function getUser(db: Kysely<Database>, id: string): Promise<User> {
+  const user = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+  if (user === undefined) throw new TesseraError('not_found', 'No such user')
+  return user
+}
+
+/**
+ * Checks an email and password. Unknown email, federated-only account and wrong password all
+ * answer `invalid_credentials` after the same argon2 work (a dummy verify), so neither the body,
+ * the status nor the timing tells them apart. A disabled account is reported only to someone who
+ * knows its password. Hashes made with older parameters are upgraded on success.
+ */
+export async function authenticate(
+  deps: AccountDeps,
+  credentials: { email: string; password: string },
+  client: ClientContext,
+): Promise<User> {
+  const { normalized } = normalizeEmail(credentials.email)
+  const password = normalizePassword(credentials.password)
+  const user = await findUserByEmail(deps.db, normalized)
+  const tooLong = [...password].length > PASSWORD_MAX_LENGTH
+  const ok =
+    user?.password_hash == null || tooLong
+      ? await deps.hasher.verifyDummy(password)
+      : await deps.hasher.verify(user.password_hash, password)
+  if (!ok || user === undefined) {
+    await recordAudit(deps.db, deps.clock, {
+      event: 'login_failed',
+      userId: user?.id ?? null,
+      ip: client.ip,
+      detail: { reason: user === undefined ? 'unknown_email' : 'wrong_password' },
+    })
+    throw new TesseraError('invalid_credentials', 'Invalid email or password')
+  }
+  if (user.disabled !== 0) throw new TesseraError('account_disabled', 'This account is disabled')
+  if (user.password_hash !== null && deps.hasher.needsRehash(user.password_hash)) {
+    const rehashed = await deps.hasher.hash(password)
+    await deps.db
+      .updateTable('users')
+      .set({ password_hash: rehashed, updated_at: deps.clock() })
+      .where('id', '=', user.id)
+      .where('password_hash', '=', user.password_hash)
+      .execute()
+  }
+  return user
+}
+
+export async function updateDisplayName(
+  deps: Pick<AccountDeps, 'db' | 'clock'>,
+  userId: string,
+  displayName: string | null,
+): Promise<User> {
+  await deps.db
+    .updateTable('users')
+    .set({ display_name: displayName, updated_at: deps.clock() })
+    .where('id', '=', userId)
+    .execute()
+  return getUser(deps.db, userId)
+}
+
+/** Sets a new password after checking the current one. The caller revokes other sessions. */
+export async function changePassword(
+  deps: AccountDeps,
+  userId: string,
+  currentPassword: string,
+  newPassword: string,
+): Promise<void> {
+  const user = await getUser(deps.db, userId)
+  const current = normalizePassword(currentPassword)
+  const ok =
+    user.password_hash === null
+      ? await deps.hasher.verifyDummy(current)
+      : await deps.hasher.verify(user.password_hash, current)
+  if (!ok) throw new TesseraError('invalid_credentials', 'The current password is wrong')
+  const next = checkPasswordPolicy(newPassword, passwordPolicy(deps))
+  await deps.db
+    .updateTable('users')
+    .set({ password_hash: await deps.hasher.hash(next), updated_at: deps.clock() })
+    .where('id', '=', userId)
+    .execute()
+}
+
+/** Makes a user a superuser. Only a superuser may do this (checked by the caller's claims). */
+export async function promoteToSuperuser(
+  deps: Pick<AccountDeps, 'db' | 'clock'>,
+  actorId: string | null,
+  userId: string,
+  client: ClientContext,
+): Promise<User> {
+  await deps.db.transaction().execute(async (tx) => {
+    const result = await tx
+      .updateTable('users')
+      .set({ account_type: 'superuser', verified: 1, updated_at: deps.clock() })
+      .where('id', '=', userId)
+      .executeTakeFirst()
+    if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')
+    await recordAudit(tx, deps.clock, {
+      event: 'user_promoted',
+      userId,
+      ip: client.ip,
+      detail: { by: actorId ?? 'cli' },
+    })
+  })
+  return getUser(deps.db, userId)
+}
+
+/** Disables (or re-enables) a user; disabling ends every session in the same transaction. */
+export async function setDisabled(
+  deps: Pick<AccountDeps, 'db' | 'clock'>,
+  userId: string,
+  disabled: boolean,
+): Promise<void> {
+  await inTransaction(deps.db, async (tx) => {
+    const result = await tx
+      .updateTable('users')
+      .set({ disabled: disabled ? 1 : 0, updated_at: deps.clock() })
+      .where('id', '=', userId)
+      .executeTakeFirst()
+    if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')
+    if (disabled) {
+      await revokeUserSessions({ db: tx, clock: deps.clock }, userId, 'user_disabled')
+      await recordAudit(tx, deps.clock, { event: 'user_disabled', userId })
+    }
+  })
+}

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.js'
+import type { Database } from '../db/schema.js'
+
+export type AuditEventName =
+  | 'user_registered'
+  | 'login_succeeded'
+  | 'login_failed'
+  | 'refresh_reuse_detected'
+  | 'logout'
+  | 'logout_all'
+  | 'session_revoked'
+  | 'password_changed'
+  | 'user_promoted'
+  | 'user_disabled'
+  | 'superuser_created'
+  | 'key_rotated'
+
+export interface AuditEvent {
+  event: AuditEventName
+  userId?: string | null
+  sessionId?: string | null
+  ip?: string | null
+  /** Structured context. Never a password, token, secret or key. */
+  detail?: Record<string, string | number | boolean | null>
+}
+
+/** Appends one row to `audit_events`; pass a transaction to make it part of a larger change. */
+export async function recordAudit(db: Kysely<Database>, clock: Clock, e: AuditEvent): Promise<void> {
+  await db
+    .insertInto('audit_events')
+    .values({
+      id: randomUUID(),
+      at: clock(),
+      event: e.event,
+      user_id: e.userId ?? null,
+      session_id: e.sessionId ?? null,
+      ip: e.ip ?? null,
+      detail: e.detail === undefined ? null : JSON.stringify(e.detail),
+    })
+    .execute()
+}

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto'
+import {
+  RateLimiterPostgres,
+  RateLimiterRes,
+  RateLimiterSQLite,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible'
+import type { Config } from '../config/index.js'
+import type { DatabaseClient } from '../db/connect.js'
+import { TesseraError } from '../errors.js'
+
+/**
+ * A fixed-window counter kept in the database (rate-limiter-flexible over the `rate_limits`
+ * table), so every replica sees the same counts.
+ */
+export interface Limiter {
+  /** Counts one attempt; throws `rate_limited` once the window's allowance is used up. */
+  consume(key: string): Promise<void>
+  /** Throws `rate_limited` if the key is over its allowance, without counting anything. */
+  assertAllowed(key: string): Promise<void>
+  /** Counts one failure without throwing (per-account limits count failed logins). */
+  recordFailure(key: string): Promise<void>
+  reset(key: string): Promise<void>
+}
+
+export interface RateLimits {
+  loginPerIp: Limiter
+  loginPerAccount: Limiter
+  registerPerIp: Limiter
+}
+
+const unlimited: Limiter = {
+  consume: async () => {},
+  assertAllowed: async () => {},
+  recordFailure: async () => {},
+  reset: async () => {},
+}
+
+function rateLimited(res: RateLimiterRes): TesseraError {
+  const retryAfter = Math.max(1, Math.ceil(res.msBeforeNext / 1000))
+  return new TesseraError('rate_limited', `Too many attempts; try again in ${retryAfter} s`, {
+    retryAfter,
+  })
+}
+
+function limiter(store: RateLimiterAbstract, points: number): Limiter {
+  return {
+    async consume(key) {
+      try {
+        await store.consume(key)
+      } catch (error) {
+        if (error instanceof RateLimiterRes) throw rateLimited(error)
+        throw error
+      }
+    },
+    async assertAllowed(key) {
+      const res = await store.get(key)
+      if (res !== null && res.consumedPoints >= points) throw rateLimited(res)
+    },
+    async recordFailure(key) {
+      await store.penalty(key, 1)
+    },
+    async reset(key) {
+      await store.delete(key)
+    },
+  }
+}
+
+export function createRateLimits(
+  client: DatabaseClient,
+  config: Pick<Config, 'rateLimits'>,
+): RateLimits {
+  const { windowSeconds, loginPerIp, loginPerAccount, registerPerIp } = config.rateLimits
+  const make = (keyPrefix: string, points: number): Limiter => {
+    if (points === 0) return unlimited
+    const options = {
+      tableName: 'rate_limits',
+      tableCreated: true,
+      keyPrefix,
+      points,
+      duration: windowSeconds,
+      clearExpiredByTimeout: false,
+    }
+    const store =
+      client.dialect === 'sqlite'
+        ? new RateLimiterSQLite({ ...options, storeClient: client.sqlite, storeType: 'better-sqlite3' })
+        : new RateLimiterPostgres({ ...options, storeClient: client.pool, storeType: 'pool' })
+    return limiter(store, points)
+  }
+  return {
+    loginPerIp: make('login_ip', loginPerIp),
+    loginPerAccount: make('login_acct', loginPerAccount),
+    registerPerIp: make('register_ip', registerPerIp),
+  }
+}
+
+/** Per-account keys are hashed so the counter table holds no email addresses. */
+export function accountKey(normalizedEmail: string): string {
+  return createHash('sha256').update(normalizedEmail).digest('base64url')
+}

@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto'
+import type { Kysely, Transaction } from 'kysely'
+import { recordAudit } from '../audit/audit.js'
+import type { Database, User } from '../db/schema.js'
+import { TesseraError } from '../errors.js'
+import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
+import { type ClientContext, type SessionDeps, revokeFamily } from './sessions.js'
+
+export interface Rotation {
+  user: User
+  sessionId: string
+  refreshToken: string
+  refreshExpiresAt: number
+}
+
+type Outcome =
+  | ({ kind: 'rotated' } & Rotation)
+  | { kind: 'reused'; familyId: string; userId: string }
+  | { kind: 'invalid' }
+
+/**
+ * Spends a refresh token and issues its successor in the same family (ARCHITECTURE.md, "The
+ * refresh rule"; RFC 9700 §4.14.2).
+ *
+ * 1. Claim: one conditional UPDATE flips the token from `active` to `rotated`. Concurrent
+ *    presentations of the same token, in one process or across replicas, race on that row and
+ *    exactly one wins; the child is inserted in the same transaction.
+ * 2. Not claimable and `rotated`: someone presents a spent token, which is theft or a client
+ *    bug. Unless the reuse interval applies, the whole family is revoked, in its own transaction
+ *    so the revocation commits although the request fails.
+ * 3. Reuse interval (`REFRESH_REUSE_INTERVAL` seconds, 0 = strict): for clients that lost the
+ *    response, a token rotated less than the interval ago may be presented again if its child is
+ *    still the family's unused current token. That child is revoked (we keep only hashes, so it
+ *    cannot be handed back) and a fresh one issued. Anything older is reuse.
+ * 4. Unknown, expired or `revoked` (logout): `invalid_refresh_token`, nothing else revoked: a
+ *    logged-out token replayed is not theft.
+ */
+export async function rotateRefreshToken(
+  deps: SessionDeps,
+  presented: string,
+  client: ClientContext,
+): Promise<Rotation> {
+  if (!looksLikeRefreshToken(presented)) throw new TesseraError('invalid_refresh_token')
+  const hash = hashRefreshToken(presented)
+  const now = deps.clock()
+
+  const outcome = await deps.db.transaction().execute(async (tx): Promise<Outcome> => {
+    const claimed = await tx
+      .updateTable('refresh_tokens')
+      .set({ status: 'rotated', used_at: now })
+      .where('token_hash', '=', hash)
+      .where('status', '=', 'active')
+      .where('expires_at', '>', now)
+      .returning(['id', 'family_id'])
+      .executeTakeFirst()
+    if (claimed !== undefined) return issueChild(deps, tx, claimed.family_id, claimed.id, now)
+
+    const spent = await tx
+      .selectFrom('refresh_tokens')
+      .select(['id', 'family_id', 'user_id', 'status', 'used_at'])
+      .where('token_hash', '=', hash)
+      .executeTakeFirst()
+    if (spent === undefined || spent.status !== 'rotated') return { kind: 'invalid' }
+
+    const interval = deps.config.refreshReuseInterval * 1000
+    if (interval > 0 && spent.used_at !== null && now < spent.used_at + interval) {
+      const lostChild = await tx
+        .updateTable('refresh_tokens')
+        .set({ status: 'revoked' })
+        .where('parent_id', '=', spent.id)
+        .where('status', '=', 'active')
+        .where('used_at', 'is', null)
+        .returning('id')
+        .executeTakeFirst()
+      if (lostChild !== undefined) return issueChild(deps, tx, spent.family_id, spent.id, now)
+    }
+    return { kind: 'reused', familyId: spent.family_id, userId: spent.user_id }
+  })
+
+  switch (outcome.kind) {
+    case 'rotated': {
+      const { kind: _, ...rotation } = outcome
+      return rotation
+    }
+    case 'invalid':
+      throw new TesseraError('invalid_refresh_token')
+    case 'reused':
+      await revokeFamily(deps, outcome.familyId, 'refresh_token_reused')
+      await recordAudit(deps.db, deps.clock, {
+        event: 'refresh_reuse_detected',
+        userId: outcome.userId,
+        sessionId: outcome.familyId,
+        ip: client.ip,
+      })
+      throw new TesseraError(
+        'refresh_token_reused',
+        'This refresh token was already used; the session has been revoked. Log in again.',
+      )
+  }
+}
+
+/** Inserts the next token of a live family and touches the session. */
+async function issueChild(
+  deps: SessionDeps,
+  tx: Transaction<Database> | Kysely<Database>,
+  familyId: string,
+  parentId: string,
+  now: number,
+): Promise<Outcome> {
+  const row = await tx
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .selectAll('u')
+    .select(['s.expires_at as session_expires_at', 's.revoked_at as session_revoked_at'])
+    .where('s.id', '=', familyId)
+    .executeTakeFirst()
+  if (
+    row === undefined ||
+    row.session_revoked_at !== null ||
+    row.session_expires_at <= now ||
+    row.disabled !== 0
+  ) {
+    return { kind: 'invalid' }
+  }
+  const { session_expires_at: sessionExpiresAt, session_revoked_at: _, ...user } = row
+  const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
+  const { token, hash } = generateRefreshToken()
+  await tx
+    .insertInto('refresh_tokens')
+    .values({
+      id: randomUUID(),
+      family_id: familyId,
+      user_id: user.id,
+      token_hash: hash,
+      parent_id: parentId,
+      status: 'active',
+      created_at: now,
+      expires_at: refreshExpiresAt,
+      used_at: null,
+    })
+    .execute()
+  await tx.updateTable('sessions').set({ last_used_at: now }).where('id', '=', familyId).execute()
+  return { kind: 'rotated', user, sessionId: familyId, refreshToken: token, refreshExpiresAt }
+}

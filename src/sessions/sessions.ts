@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.js'
+import type { Config } from '../config/index.js'
+import type { Database } from '../db/schema.js'
+import { inTransaction } from '../db/transaction.js'
+import { TesseraError } from '../errors.js'
+import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
+
+export interface SessionDeps {
+  db: Kysely<Database>
+  clock: Clock
+  config: Pick<Config, 'refreshTokenTtl' | 'sessionAbsoluteTtl' | 'refreshReuseInterval'>
+}
+
+export interface ClientContext {
+  ip: string | null
+  userAgent: string | null
+}
+
+export interface IssuedRefreshToken {
+  sessionId: string
+  refreshToken: string
+  /** Epoch ms: the earlier of the idle expiry and the session's absolute expiry. */
+  refreshExpiresAt: number
+}
+
+export type RevocationReason =
+  | 'logout'
+  | 'logout_all'
+  | 'refresh_token_reused'
+  | 'password_changed'
+  | 'session_deleted'
+  | 'user_disabled'
+
+const MAX_USER_AGENT = 256
+
+/** Starts a login session: one family with its first refresh token, atomically. */
+export async function startSession(
+  deps: SessionDeps,
+  userId: string,
+  client: ClientContext,
+): Promise<IssuedRefreshToken> {
+  const now = deps.clock()
+  const sessionId = randomUUID()
+  const sessionExpiresAt = now + deps.config.sessionAbsoluteTtl * 1000
+  const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
+  const { token, hash } = generateRefreshToken()
+  await deps.db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('sessions')
+      .values({
+        id: sessionId,
+        user_id: userId,
+        created_at: now,
+        last_used_at: now,
+        expires_at: sessionExpiresAt,
+        user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
+        ip: client.ip,
+        revoked_at: null,
+        revoked_reason: null,
+      })
+      .execute()
+    await tx
+      .insertInto('refresh_tokens')
+      .values({
+        id: randomUUID(),
+        family_id: sessionId,
+        user_id: userId,
+        token_hash: hash,
+        parent_id: null,
+        status: 'active',
+        created_at: now,
+        expires_at: refreshExpiresAt,
+        used_at: null,
+      })
+      .execute()
+  })
+  return { sessionId, refreshToken: token, refreshExpiresAt }
+}
+
+/**
+ * Ends one family: its live tokens become `revoked` and the session is marked. Rotated tokens
+ * keep their status so that replaying one still reads as reuse.
+ */
+export async function revokeFamily(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  familyId: string,
+  reason: RevocationReason,
+): Promise<void> {
+  const now = deps.clock()
+  await inTransaction(deps.db, async (tx) => {
+    await tx
+      .updateTable('refresh_tokens')
+      .set({ status: 'revoked' })
+      .where('family_id', '=', familyId)
+      .where('status', '=', 'active')
+      .execute()
+    await tx
+      .updateTable('sessions')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('id', '=', familyId)
+      .where('revoked_at', 'is', null)
+      .execute()
+  })
+}
+
+/** Ends every session of a user, optionally sparing one (the caller's own). */
+export async function revokeUserSessions(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  userId: string,
+  reason: RevocationReason,
+  exceptSessionId?: string,
+): Promise<void> {
+  const now = deps.clock()
+  await inTransaction(deps.db, async (tx) => {
+    let tokens = tx
+      .updateTable('refresh_tokens')
+      .set({ status: 'revoked' })
+      .where('user_id', '=', userId)
+      .where('status', '=', 'active')
+    let sessions = tx
+      .updateTable('sessions')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+    if (exceptSessionId !== undefined) {
+      tokens = tokens.where('family_id', '!=', exceptSessionId)
+      sessions = sessions.where('id', '!=', exceptSessionId)
+    }
+    await tokens.execute()
+    await sessions.execute()
+  })
+}
+
+/**
+ * Logout by refresh token: revokes the token's family whatever state it is in. Unknown or
+ * malformed tokens are not an error (logout is idempotent and must not become an oracle).
+ * Returns the revoked session id, if any.
+ */
+export async function logout(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  refreshToken: string,
+): Promise<{ sessionId: string; userId: string } | undefined> {
+  if (!looksLikeRefreshToken(refreshToken)) return undefined
+  const row = await deps.db
+    .selectFrom('refresh_tokens')
+    .select(['family_id', 'user_id'])
+    .where('token_hash', '=', hashRefreshToken(refreshToken))
+    .executeTakeFirst()
+  if (row === undefined) return undefined
+  await revokeFamily(deps, row.family_id, 'logout')
+  return { sessionId: row.family_id, userId: row.user_id }
+}
+
+export interface SessionView {
+  id: string
+  created_at: number
+  last_used_at: number
+  expires_at: number
+  user_agent: string | null
+  ip: string | null
+}
+
+/** The user's live sessions: not revoked, within the absolute expiry, with a live token. */
+export async function listSessions(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  userId: string,
+): Promise<SessionView[]> {
+  const now = deps.clock()
+  return deps.db
+    .selectFrom('sessions as s')
+    .select(['s.id', 's.created_at', 's.last_used_at', 's.expires_at', 's.user_agent', 's.ip'])
+    .where('s.user_id', '=', userId)
+    .where('s.revoked_at', 'is', null)
+    .where('s.expires_at', '>', now)
+    .where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('refresh_tokens as t')
+          .select('t.id')
+          .whereRef('t.family_id', '=', 's.id')
+          .where('t.status', '=', 'active')
+          .where('t.expires_at', '>', now),
+      ),
+    )
+    .orderBy('s.created_at', 'desc')
+    .execute()
+}
+
+/** Revokes one of the user's own sessions; someone else's session is "not found". */
+export async function deleteSession(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  userId: string,
+  sessionId: string,
+): Promise<void> {
+  const session = await deps.db
+    .selectFrom('sessions')
+    .select(['id'])
+    .where('id', '=', sessionId)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst()
+  if (session === undefined) throw new TesseraError('not_found', 'No such live session')
+  await revokeFamily(deps, sessionId, 'session_deleted')
+}
+
+/** True when the session exists, is not revoked and has not reached its absolute expiry. */
+export async function isSessionLive(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  sessionId: string,
+): Promise<boolean> {
+  const row = await deps.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', deps.clock())
+    .executeTakeFirst()
+  return row !== undefined
+}

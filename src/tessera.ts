@@ -1,0 +1,65 @@
+import type { Kysely } from 'kysely'
+import { type PasswordHasher, createPasswordHasher } from './accounts/password-hasher.js'
+import { type Clock, systemClock } from './clock.js'
+import type { Config } from './config/index.js'
+import { type DatabaseHandle, connectDatabase } from './db/connect.js'
+import { migrateOrThrow } from './db/migrate.js'
+import type { Database } from './db/schema.js'
+import { type KeyRing, createKeyRing } from './keys/key-ring.js'
+import { ensureActiveKey, readSecretPaserk } from './keys/signing-keys.js'
+import { type Logger, createLogger } from './logger.js'
+import { type RateLimits, createRateLimits } from './rate-limit/limits.js'
+
+/** Everything the domain needs at run time, made once at start-up and passed down. */
+export interface Tessera {
+  config: Config
+  database: DatabaseHandle
+  db: Kysely<Database>
+  clock: Clock
+  hasher: PasswordHasher
+  keys: KeyRing
+  limits: RateLimits
+  logger: Logger
+  close(): Promise<void>
+}
+
+export interface TesseraOptions {
+  clock?: Clock
+  logger?: Logger
+}
+
+/**
+ * Opens the database, applies migrations and makes sure a signing key exists (fails fast if the
+ * stored keys cannot be read with the configured KEY_ENCRYPTION_KEY).
+ */
+export async function createTessera(config: Config, options: TesseraOptions = {}): Promise<Tessera> {
+  const clock = options.clock ?? systemClock
+  const logger = options.logger ?? createLogger(config.logLevel)
+  const database = connectDatabase(config.databaseUrl, { poolSize: config.databasePoolSize })
+  try {
+    await migrateOrThrow(database.db)
+    const keyDeps = { db: database.db, clock, config }
+    const active = await ensureActiveKey(keyDeps)
+    readSecretPaserk(keyDeps, active)
+    if (config.keyEncryptionKey === undefined) {
+      logger.warn('KEY_ENCRYPTION_KEY is not set: signing keys are stored unencrypted')
+    }
+    return {
+      config,
+      database,
+      db: database.db,
+      clock,
+      hasher: createPasswordHasher(config.argon2, {
+        maxConcurrent: config.argon2MaxConcurrency,
+        maxQueued: config.argon2MaxQueue,
+      }),
+      keys: createKeyRing(keyDeps),
+      limits: createRateLimits(database.client, config),
+      logger,
+      close: () => database.close(),
+    }
+  } catch (error) {
+    await database.close()
+    throw error
+  }
+}

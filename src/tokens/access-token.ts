@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto'
+import type { Clock } from '../clock.js'
+import type { Config } from '../config/index.js'
+import type { User } from '../db/schema.js'
+import type { KeyRing } from '../keys/key-ring.js'
+import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
+import { formatPasetoTime } from '../verify/time.js'
+import { signV4Public } from './sign.js'
+
+export interface AccessTokenDeps {
+  keys: KeyRing
+  clock: Clock
+  config: Pick<Config, 'issuer' | 'audience' | 'accessTokenTtl'>
+}
+
+/** Signs a v4.public access token for a user's session (claims and footer as in API.md). */
+export async function issueAccessToken(
+  deps: AccessTokenDeps,
+  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  sessionId: string,
+): Promise<string> {
+  const now = Math.floor(deps.clock() / 1000) * 1000
+  const claims: AccessTokenClaims = {
+    iss: deps.config.issuer,
+    sub: user.id,
+    aud: deps.config.audience,
+    iat: formatPasetoTime(now),
+    nbf: formatPasetoTime(now),
+    exp: formatPasetoTime(now + deps.config.accessTokenTtl * 1000),
+    jti: randomUUID(),
+    sid: sessionId,
+    acct: user.account_type,
+    verified: user.verified === 1,
+    email: user.email,
+    ...(user.role === null ? {} : { role: user.role }),
+  }
+  const signer = await deps.keys.signer()
+  const footer = Buffer.from(JSON.stringify({ kid: signer.kid }))
+  return signV4Public(signer.key, { ...claims }, footer)
+}
+
+/** Checks an access token against the keys this deployment publishes. */
+export function verifyOwnAccessToken(
+  deps: AccessTokenDeps,
+  token: string,
+): Promise<{ claims: AccessTokenClaims; kid: string }> {
+  return verifyAccessToken(token, (kid) => deps.keys.publicKey(kid), {
+    issuer: deps.config.issuer,
+    audience: deps.config.audience,
+    now: deps.clock,
+  })
+}
