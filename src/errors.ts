@@ -67,11 +67,13 @@ export class TesseraError extends Error {
   /** Seconds, for `rate_limited` (becomes `Retry-After`). */
   readonly retryAfter: number | undefined
   readonly errors: FieldError[] | undefined
+  /** A bearer token was presented and is bad: RFC 6750 `error="invalid_token"`. */
+  readonly invalidToken: boolean
 
   constructor(
     code: ErrorCode,
     detail?: string,
-    options: { cause?: unknown; retryAfter?: number; errors?: FieldError[] } = {},
+    options: { cause?: unknown; retryAfter?: number; errors?: FieldError[]; invalidToken?: boolean } = {},
   ) {
     super(detail ?? TITLES[code], { cause: options.cause })
     this.name = 'TesseraError'
@@ -81,5 +83,6 @@ export class TesseraError extends Error {
     this.detail = detail ?? TITLES[code]
     this.retryAfter = options.retryAfter
     this.errors = options.errors
+    this.invalidToken = options.invalidToken ?? false
   }
 }

@@ -1,0 +1,42 @@
+import { recordAudit } from '../audit/audit.js'
+import { TesseraError } from '../errors.js'
+import { accountKey } from '../rate-limit/limits.js'
+import { type ClientContext, startSession } from '../sessions/sessions.js'
+import type { Tessera } from '../tessera.js'
+import { type TokenPair, issueTokenPair } from '../tokens/token-pair.js'
+import { authenticate } from './accounts.js'
+import { normalizeEmail } from './email.js'
+
+/**
+ * Password login: per-IP and per-account limits, the credential check, a new session and a token
+ * pair. The per-account counter counts failures for unknown addresses too, so it behaves the same
+ * whether or not the account exists; a successful login clears it.
+ */
+export async function loginWithPassword(
+  t: Tessera,
+  credentials: { email: string; password: string },
+  client: ClientContext,
+): Promise<TokenPair> {
+  const account = accountKey(normalizeEmail(credentials.email).normalized)
+  await t.limits.loginPerIp.consume(client.ip ?? 'unknown')
+  await t.limits.loginPerAccount.assertAllowed(account)
+  let user
+  try {
+    user = await authenticate(t, credentials, client)
+  } catch (error) {
+    if (error instanceof TesseraError && error.code === 'invalid_credentials') {
+      await t.limits.loginPerAccount.recordFailure(account)
+    }
+    throw error
+  }
+  await t.limits.loginPerAccount.reset(account)
+  const issued = await startSession(t, user.id, client)
+  await recordAudit(t.db, t.clock, {
+    event: 'login_succeeded',
+    userId: user.id,
+    sessionId: issued.sessionId,
+    ip: client.ip,
+    detail: { method: 'password' },
+  })
+  return issueTokenPair(t, user, issued)
+}

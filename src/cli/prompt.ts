@@ -1,0 +1,31 @@
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+
+/**
+ * Reads a secret: from a terminal without echo, otherwise the first line of standard input
+ * (so scripts can pipe it; it never has to appear in argv or the shell history).
+ */
+export async function readSecret(prompt: string): Promise<string> {
+  const interactive = process.stdin.isTTY === true
+  let muted = false
+  const output = new Writable({
+    write(chunk, _encoding, done) {
+      if (!muted) process.stderr.write(chunk)
+      done()
+    },
+  })
+  const rl = createInterface({ input: process.stdin, output, terminal: interactive })
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      rl.once('close', () => reject(new Error('No password given on standard input')))
+      rl.question(prompt, (answer) => {
+        if (interactive) process.stderr.write('\n')
+        resolve(answer)
+      })
+      muted = interactive
+    })
+  } finally {
+    rl.removeAllListeners('close')
+    rl.close()
+  }
+}

@@ -1,0 +1,69 @@
+import { Hono, type MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { requestId } from 'hono/request-id'
+import { secureHeaders } from 'hono/secure-headers'
+import { TesseraError } from '../errors.js'
+import type { Tessera } from '../tessera.js'
+import type { AppEnv } from './env.js'
+import { handleError, problemResponse } from './problem.js'
+import { adminRoutes } from './routes/admin.js'
+import { healthRoutes } from './routes/health.js'
+import { keyRoutes } from './routes/keys.js'
+import { userRoutes } from './routes/user.js'
+
+export const MAX_BODY_BYTES = 64 * 1024
+
+/** The whole HTTP surface: middleware, then one sub-app per area. */
+export function createApp(tessera: Tessera): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+
+  app.use(async (c, next) => {
+    c.set('tessera', tessera)
+    await next()
+  })
+  app.use(requestId({ limitLength: 128 }))
+  app.use(requestLog)
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      xFrameOptions: 'DENY',
+    }),
+  )
+  // Responses carry tokens and personal data: nothing is cacheable unless a route says so.
+  app.use(async (c, next) => {
+    await next()
+    if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
+  })
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () =>
+        problemResponse(new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB')),
+    }),
+  )
+
+  app.route('/', healthRoutes)
+  app.route('/v1/keys', keyRoutes)
+  app.route('/v1/user', userRoutes)
+  app.route('/v1/admin', adminRoutes)
+
+  app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
+  app.onError(handleError)
+  return app
+}
+
+const requestLog: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const started = performance.now()
+  await next()
+  const { logger } = c.get('tessera')
+  if (logger.isLevelEnabled('info')) {
+    logger.info({
+      requestId: c.get('requestId'),
+      method: c.req.method,
+      // The path only: query strings could carry OAuth codes.
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    })
+  }
+}

@@ -1,0 +1,46 @@
+import type { MiddlewareHandler } from 'hono'
+import { TesseraError } from '../../errors.js'
+import { isSessionLive } from '../../sessions/sessions.js'
+import { verifyOwnAccessToken } from '../../tokens/access-token.js'
+import { TokenError } from '../../verify/errors.js'
+import type { AppEnv } from '../env.js'
+
+/** Extracts the token of an `Authorization: Bearer` header (RFC 6750 §2.1), if any. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '')
+  return match?.[1]
+}
+
+/**
+ * Tessera's own bearer check: the access token must verify and, unlike at resource services, its
+ * session must still be live, so a logged-out or revoked session cannot change the account.
+ */
+export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const header = c.req.header('authorization')
+  if (header === undefined) throw new TesseraError('unauthorized', 'A bearer access token is required')
+  const token = bearerToken(header)
+  if (token === undefined) {
+    throw new TesseraError('unauthorized', 'The Authorization header is not a bearer token', {
+      invalidToken: true,
+    })
+  }
+  const tessera = c.get('tessera')
+  let claims
+  try {
+    ;({ claims } = await verifyOwnAccessToken(tessera, token))
+  } catch (error) {
+    if (error instanceof TokenError) {
+      throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, {
+        invalidToken: true,
+      })
+    }
+    throw error
+  }
+  if (!(await isSessionLive(tessera, claims.sid))) {
+    throw new TesseraError('unauthorized', 'The session of this access token has ended', {
+      invalidToken: true,
+    })
+  }
+  c.set('claims', claims)
+  await next()
+}

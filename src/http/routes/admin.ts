@@ -1,0 +1,22 @@
+import { Hono } from 'hono'
+import { getUser, promoteToSuperuser, toUserView } from '../../accounts/accounts.js'
+import { TesseraError } from '../../errors.js'
+import { clientContext } from '../client.js'
+import type { AppEnv } from '../env.js'
+import { requireUser } from '../middleware/require-user.js'
+
+/** `/v1/admin/...`: superuser-only. The account type is read from the database, not the token. */
+export const adminRoutes = new Hono<AppEnv>()
+  .use(requireUser)
+  .use(async (c, next) => {
+    const actor = await getUser(c.get('tessera').db, c.get('claims').sub).catch(() => undefined)
+    if (actor?.account_type !== 'superuser' || actor.disabled !== 0) {
+      throw new TesseraError('forbidden', 'Only a superuser may do this')
+    }
+    await next()
+  })
+  .post('/users/:id/promote', async (c) => {
+    const t = c.get('tessera')
+    const user = await promoteToSuperuser(t, c.get('claims').sub, c.req.param('id'), clientContext(c))
+    return c.json(toUserView(user))
+  })

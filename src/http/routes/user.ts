@@ -1,0 +1,174 @@
+import { Hono } from 'hono'
+import * as v from 'valibot'
+import { changePassword, getUser, registerAccount, toUserView, updateDisplayName } from '../../accounts/accounts.js'
+import { loginWithPassword } from '../../accounts/login.js'
+import { serviceSecretMatches } from '../../accounts/service-secret.js'
+import { recordAudit } from '../../audit/audit.js'
+import { TesseraError } from '../../errors.js'
+import { rotateRefreshToken } from '../../sessions/refresh.js'
+import { deleteSession, listSessions, logout, revokeUserSessions } from '../../sessions/sessions.js'
+import { issueTokenPair } from '../../tokens/token-pair.js'
+import { formatPasetoTime } from '../../verify/time.js'
+import {
+  displayNameField,
+  emailField,
+  loginEmailField,
+  passwordField,
+  readJson,
+  refreshTokenField,
+} from '../body.js'
+import { clientContext } from '../client.js'
+import type { AppEnv } from '../env.js'
+import { requireUser } from '../middleware/require-user.js'
+
+const RegisterBody = v.object({
+  email: emailField,
+  password: passwordField,
+  display_name: displayNameField,
+})
+const LoginBody = v.object({ email: loginEmailField, password: passwordField })
+const RefreshBody = v.object({ refresh_token: refreshTokenField })
+const PatchMeBody = v.object({ display_name: v.exactOptional(displayNameField) })
+const PasswordBody = v.object({ current_password: passwordField, new_password: passwordField })
+
+/** `/v1/user/...`: accounts and sessions (API.md). Handlers adapt HTTP to the domain, no more. */
+export const userRoutes = new Hono<AppEnv>()
+  .post('/auth/register', async (c) => {
+    const t = c.get('tessera')
+    const client = clientContext(c)
+    await t.limits.registerPerIp.consume(client.ip ?? 'unknown')
+    const body = await readJson(c, RegisterBody)
+    const user = await registerAccount(
+      t,
+      { email: body.email, password: body.password, displayName: body.display_name },
+      client,
+    )
+    return c.json(toUserView(user), 201)
+  })
+
+  .post('/auth/register-service', async (c) => {
+    const t = c.get('tessera')
+    // Without a configured secret the route does not exist (API.md).
+    if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
+    if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
+      throw new TesseraError('invalid_service_secret', 'The X-Service-Secret header is missing or wrong')
+    }
+    const body = await readJson(c, RegisterBody)
+    const user = await registerAccount(
+      t,
+      { email: body.email, password: body.password, displayName: body.display_name, accountType: 'service' },
+      clientContext(c),
+    )
+    return c.json(toUserView(user), 201)
+  })
+
+  .post('/auth/login', async (c) => {
+    const body = await readJson(c, LoginBody)
+    return c.json(await loginWithPassword(c.get('tessera'), body, clientContext(c)))
+  })
+
+  .post('/auth/refresh', async (c) => {
+    const t = c.get('tessera')
+    const body = await readJson(c, RefreshBody)
+    const rotation = await rotateRefreshToken(t, body.refresh_token, clientContext(c))
+    return c.json(await issueTokenPair(t, rotation.user, rotation))
+  })
+
+  .post('/auth/logout', async (c) => {
+    const t = c.get('tessera')
+    const body = await readJson(c, RefreshBody)
+    const ended = await logout(t, body.refresh_token)
+    if (ended !== undefined) {
+      await recordAudit(t.db, t.clock, {
+        event: 'logout',
+        userId: ended.userId,
+        sessionId: ended.sessionId,
+        ip: clientContext(c).ip,
+      })
+    }
+    return c.body(null, 204)
+  })
+
+  .post('/auth/logout-all', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const claims = c.get('claims')
+    await revokeUserSessions(t, claims.sub, 'logout_all')
+    await recordAudit(t.db, t.clock, { event: 'logout_all', userId: claims.sub, ip: clientContext(c).ip })
+    return c.body(null, 204)
+  })
+
+  .get('/me', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const user = await getUser(t.db, c.get('claims').sub)
+    const identities = await t.db
+      .selectFrom('identities')
+      .select(['provider', 'email', 'created_at'])
+      .where('user_id', '=', user.id)
+      .execute()
+    return c.json({
+      ...toUserView(user),
+      identities: identities.map((i) => ({
+        provider: i.provider,
+        email: i.email,
+        created_at: new Date(i.created_at).toISOString(),
+      })),
+    })
+  })
+
+  .patch('/me', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const body = await readJson(c, PatchMeBody)
+    const userId = c.get('claims').sub
+    const user =
+      body.display_name === undefined
+        ? await getUser(t.db, userId)
+        : await updateDisplayName(t, userId, body.display_name)
+    return c.json(toUserView(user))
+  })
+
+  .post('/password', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const claims = c.get('claims')
+    const body = await readJson(c, PasswordBody)
+    await changePassword(t, claims.sub, body.current_password, body.new_password)
+    // Every other session ends: whoever knew the old password is logged out (ASVS 7.4).
+    await revokeUserSessions(t, claims.sub, 'password_changed', claims.sid)
+    await recordAudit(t.db, t.clock, {
+      event: 'password_changed',
+      userId: claims.sub,
+      sessionId: claims.sid,
+      ip: clientContext(c).ip,
+    })
+    return c.body(null, 204)
+  })
+
+  .get('/sessions', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const claims = c.get('claims')
+    const sessions = await listSessions(t, claims.sub)
+    return c.json({
+      sessions: sessions.map((s) => ({
+        id: s.id,
+        created_at: formatPasetoTime(s.created_at),
+        last_used_at: formatPasetoTime(s.last_used_at),
+        expires_at: formatPasetoTime(s.expires_at),
+        user_agent: s.user_agent,
+        ip: s.ip,
+        current: s.id === claims.sid,
+      })),
+    })
+  })
+
+  .delete('/sessions/:id', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const claims = c.get('claims')
+    await deleteSession(t, claims.sub, c.req.param('id'))
+    await recordAudit(t.db, t.clock, {
+      event: 'session_revoked',
+      userId: claims.sub,
+      sessionId: c.req.param('id'),
+      ip: clientContext(c).ip,
+    })
+    return c.body(null, 204)
+  })
+
