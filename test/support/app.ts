@@ -1,0 +1,81 @@
+import { type Env, loadConfig } from '../../src/config/index.js'
+import { type RunningServer, startServer } from '../../src/server.js'
+import { createTestDatabase } from './database.js'
+import type { Dialect } from './dialects.js'
+
+export interface TestClock {
+  (): number
+  set(ms: number): void
+  advance(ms: number): void
+}
+
+/** A clock tests move by hand. Starts at the real time so rate-limit windows stay sensible. */
+export function testClock(start = Date.now()): TestClock {
+  let now = start
+  const clock = (() => now) as TestClock
+  clock.set = (ms) => {
+    now = ms
+  }
+  clock.advance = (ms) => {
+    now += ms
+  }
+  return clock
+}
+
+export interface TestApp {
+  url: string
+  server: RunningServer
+  clock: TestClock
+  databaseUrl: string
+  /** fetch against the app; a JSON body is serialised and its content type set. */
+  request(path: string, init?: RequestInit & { json?: unknown; token?: string }): Promise<Response>
+  close(): Promise<void>
+}
+
+export interface TestAppOptions {
+  dialect?: Dialect
+  env?: Env
+  clock?: TestClock
+}
+
+/** The real server on a loopback port over a fresh real database. */
+export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const database = await createTestDatabase(options.dialect ?? 'sqlite')
+  const clock = options.clock ?? testClock()
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: database.url,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  })
+  let server: RunningServer
+  try {
+    server = await startServer(config, { clock })
+  } catch (error) {
+    await database.drop()
+    throw error
+  }
+  const url = server.url
+  return {
+    url,
+    server,
+    clock,
+    databaseUrl: database.url,
+    request(path, init = {}) {
+      const { json, token, ...rest } = init
+      const headers = new Headers(rest.headers)
+      if (json !== undefined) headers.set('content-type', 'application/json')
+      if (token !== undefined) headers.set('authorization', `Bearer ${token}`)
+      return fetch(url + path, {
+        ...rest,
+        headers,
+        ...(json === undefined ? {} : { body: JSON.stringify(json), method: rest.method ?? 'POST' }),
+      })
+    },
+    async close() {
+      await server.close()
+      await database.drop()
+    },
+  }
+}
