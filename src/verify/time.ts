@@ -1,0 +1,44 @@
+/**
+ * The one date-time form Tessera writes and accepts in `exp`, `nbf` and `iat`: RFC 3339 in UTC
+ * with `T` and `Z`, whole seconds (`2026-05-01T12:00:00Z`). PASETO requires RFC 3339 strings; the
+ * narrower form leaves no room for offsets, fractions or lower-case letters that parsers read
+ * differently.
+ */
+export const PASETO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/
+
+/** Formats a time in milliseconds as `YYYY-MM-DDTHH:MM:SSZ`, truncated to the second. */
+export function formatPasetoTime(ms: number): string {
+  if (!Number.isFinite(ms)) throw new RangeError('time must be a finite number of milliseconds')
+  const text = new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z')
+  // Years outside 0000-9999 come out as ±YYYYYY, which is not RFC 3339.
+  if (!PASETO_TIME_PATTERN.test(text)) throw new RangeError('time is outside years 0000-9999')
+  return text
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
+}
+
+/**
+ * Parses a `YYYY-MM-DDTHH:MM:SSZ` string to milliseconds, or returns undefined if the string is not
+ * exactly that form or names an impossible date or time (February 30, hour 24, second 60: leap
+ * seconds are not accepted).
+ */
+export function parsePasetoTime(text: string): number | undefined {
+  if (!PASETO_TIME_PATTERN.test(text)) return undefined
+  const year = Number(text.slice(0, 4))
+  const month = Number(text.slice(5, 7))
+  const day = Number(text.slice(8, 10))
+  const hour = Number(text.slice(11, 13))
+  const minute = Number(text.slice(14, 16))
+  const second = Number(text.slice(17, 19))
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined
+  if (hour > 23 || minute > 59 || second > 59) return undefined
+  if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second)
+  // Date.UTC reads years 0-99 as 1900-1999.
+  const date = new Date(0)
+  date.setUTCFullYear(year, month - 1, day)
+  date.setUTCHours(hour, minute, second, 0)
+  return date.getTime()
+}
