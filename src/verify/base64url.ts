@@ -3,6 +3,7 @@
  * `A-Z a-z 0-9 - _` alphabet, no `=` padding, no `+` or `/`, and zero bits after the last byte
  * (otherwise several strings would decode to the same bytes).
  */
+import { Buffer } from 'node:buffer'
 
 const ALPHABET = /^[A-Za-z0-9_-]*$/
 

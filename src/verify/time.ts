@@ -20,19 +20,41 @@ function daysInMonth(year: number, month: number): number {
   return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
 }
 
+/** The decimal number in `text[start, start + count)`, or -1 if any character is not a digit. */
+function digits(text: string, start: number, count: number): number {
+  let value = 0
+  for (let i = start; i < start + count; i++) {
+    const digit = text.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return -1
+    value = value * 10 + digit
+  }
+  return value
+}
+
 /**
  * Parses a `YYYY-MM-DDTHH:MM:SSZ` string to milliseconds, or returns undefined if the string is not
  * exactly that form or names an impossible date or time (February 30, hour 24, second 60: leap
- * seconds are not accepted).
+ * seconds are not accepted). Runs three times per verification, hence no regex or slicing.
  */
 export function parsePasetoTime(text: string): number | undefined {
-  if (!PASETO_TIME_PATTERN.test(text)) return undefined
-  const year = Number(text.slice(0, 4))
-  const month = Number(text.slice(5, 7))
-  const day = Number(text.slice(8, 10))
-  const hour = Number(text.slice(11, 13))
-  const minute = Number(text.slice(14, 16))
-  const second = Number(text.slice(17, 19))
+  if (
+    text.length !== 20 ||
+    text[4] !== '-' ||
+    text[7] !== '-' ||
+    text[10] !== 'T' ||
+    text[13] !== ':' ||
+    text[16] !== ':' ||
+    text[19] !== 'Z'
+  ) {
+    return undefined
+  }
+  const year = digits(text, 0, 4)
+  const month = digits(text, 5, 2)
+  const day = digits(text, 8, 2)
+  const hour = digits(text, 11, 2)
+  const minute = digits(text, 14, 2)
+  const second = digits(text, 17, 2)
+  if (year < 0 || hour < 0 || minute < 0 || second < 0) return undefined
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined
   if (hour > 23 || minute > 59 || second > 59) return undefined
   if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second)
