@@ -64,6 +64,9 @@ export async function rotateRefreshToken(
 
     const interval = deps.config.refreshReuseInterval * 1000
     if (interval > 0 && spent.used_at !== null && now < spent.used_at + interval) {
+      // Lock the parent row first so concurrent retries queue here: under PostgreSQL's READ
+      // COMMITTED the next statement then sees the child the previous retry committed.
+      await tx.updateTable('refresh_tokens').set({ used_at: spent.used_at }).where('id', '=', spent.id).execute()
       const lostChild = await tx
         .updateTable('refresh_tokens')
         .set({ status: 'revoked' })

@@ -1,0 +1,214 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type TestApp, makeTestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import { type TokenPairBody, expectProblem, refresh, registerAndLogin } from '../support/users.js'
+
+async function statusesOf(responses: Response[]) {
+  const bodies = await Promise.all(responses.map(async (r) => ({ status: r.status, body: await r.json() })))
+  return bodies
+}
+
+for (const dialect of dialects()) {
+  describe(`refresh rotation, strict mode [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect })
+    })
+    afterAll(() => app.close())
+
+    it('50 concurrent refreshes of one token: exactly one succeeds and the family is revoked', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const results = await statusesOf(
+        await Promise.all(Array.from({ length: 50 }, () => refresh(app, tokens.refresh_token))),
+      )
+      const winners = results.filter((r) => r.status === 200)
+      expect(winners).toHaveLength(1)
+      expect(results.filter((r) => r.status === 401)).toHaveLength(49)
+      for (const loser of results.filter((r) => r.status === 401)) {
+        expect(loser.body.code).toBe('refresh_token_reused')
+      }
+      // The losers were reuse: the winner's fresh token went down with the family.
+      const winner = winners[0]!.body as TokenPairBody
+      await expectProblem(await refresh(app, winner.refresh_token), 401, 'invalid_refresh_token')
+    })
+
+    it('rotates on every use: each token works exactly once, in sequence', async () => {
+      const { tokens } = await registerAndLogin(app)
+      let current = tokens.refresh_token
+      const seen = new Set([current])
+      for (let i = 0; i < 5; i++) {
+        const res = await refresh(app, current)
+        expect(res.status).toBe(200)
+        current = ((await res.json()) as TokenPairBody).refresh_token
+        expect(seen.has(current)).toBe(false)
+        seen.add(current)
+      }
+    })
+
+    it('reuse of an older (grandparent) token revokes the family', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const second = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const third = (await (await refresh(app, second.refresh_token)).json()) as TokenPairBody
+      await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
+      await expectProblem(await refresh(app, third.refresh_token), 401, 'invalid_refresh_token')
+    })
+
+    it('reuse writes an audit event and ends the session in the database', async () => {
+      const { tokens, user } = await registerAndLogin(app)
+      await refresh(app, tokens.refresh_token)
+      await refresh(app, tokens.refresh_token)
+      const db = app.server.tessera.db
+      const events = await db.selectFrom('audit_events').selectAll().where('user_id', '=', user.id).execute()
+      expect(events.map((e) => e.event)).toContain('refresh_reuse_detected')
+      const sessions = await db.selectFrom('sessions').selectAll().where('user_id', '=', user.id).execute()
+      expect(sessions).toHaveLength(1)
+      expect(sessions[0]!.revoked_reason).toBe('refresh_token_reused')
+      const active = await db
+        .selectFrom('refresh_tokens')
+        .select('id')
+        .where('user_id', '=', user.id)
+        .where('status', '=', 'active')
+        .execute()
+      expect(active).toHaveLength(0)
+    })
+
+    it('stores only hashes of refresh tokens', async () => {
+      const { tokens, user } = await registerAndLogin(app)
+      const rows = await app.server.tessera.db
+        .selectFrom('refresh_tokens')
+        .select('token_hash')
+        .where('user_id', '=', user.id)
+        .execute()
+      expect(rows).toHaveLength(1)
+      expect(rows[0]!.token_hash).not.toContain(tokens.refresh_token.slice('tessera_rt_'.length))
+    })
+
+    it('garbage, unknown and over-long tokens are invalid_refresh_token or validation_failed', async () => {
+      for (const bad of ['x', 'tessera_rt_' + 'A'.repeat(43), 'v4.public.abc', 'tessera_rt_' + '!'.repeat(43)]) {
+        await expectProblem(await refresh(app, bad), 401, 'invalid_refresh_token')
+      }
+      await expectProblem(await refresh(app, 'x'.repeat(513)), 400, 'validation_failed')
+      for (const body of [{}, { refresh_token: 42 }, { refresh_token: null }, { refresh_token: '' }]) {
+        const res = await app.request('/v1/user/auth/refresh', { json: body })
+        const problem = await expectProblem(res, 400, 'validation_failed')
+        expect(problem.detail).toContain('refresh_token')
+      }
+    })
+
+    it('an access token is not accepted as a refresh token, nor a refresh token as an access token', async () => {
+      const { tokens } = await registerAndLogin(app)
+      await expectProblem(await refresh(app, tokens.access_token.slice(0, 500)), 401, 'invalid_refresh_token')
+      await expectProblem(
+        await app.request('/v1/user/me', { token: tokens.refresh_token }),
+        401,
+        'unauthorized',
+      )
+    })
+  })
+
+  describe(`refresh expiry [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: { REFRESH_TOKEN_TTL: '3600', SESSION_ABSOLUTE_TTL: '7200' },
+      })
+    })
+    afterAll(() => app.close())
+
+    it('a token unused for the idle TTL has expired and is invalid, not reuse', async () => {
+      const { tokens } = await registerAndLogin(app)
+      expect(tokens.refresh_expires_in).toBe(3600)
+      app.clock.advance(3600 * 1000)
+      await expectProblem(await refresh(app, tokens.refresh_token), 401, 'invalid_refresh_token')
+    })
+
+    it('a family cannot outlive its absolute expiry however often it refreshes', async () => {
+      const { tokens } = await registerAndLogin(app)
+      let current = tokens.refresh_token
+      for (let i = 0; i < 3; i++) {
+        app.clock.advance(3000 * 1000)
+        const res = await refresh(app, current)
+        if (i < 2) {
+          expect(res.status).toBe(200)
+          const pair = (await res.json()) as TokenPairBody
+          // The last token of the family expires with the session, not a full TTL later.
+          if (i === 1) expect(pair.refresh_expires_in).toBe(7200 - 6000)
+          current = pair.refresh_token
+        } else {
+          await expectProblem(res, 401, 'invalid_refresh_token')
+        }
+      }
+    })
+  })
+
+  describe(`refresh reuse interval [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect, env: { REFRESH_REUSE_INTERVAL: '10' } })
+    })
+    afterAll(() => app.close())
+
+    it('the immediate parent, within the interval, with an unused child: a fresh pair, the lost child revoked', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const lost = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      app.clock.advance(9_999)
+      const retry = await refresh(app, tokens.refresh_token)
+      expect(retry.status).toBe(200)
+      const fresh = (await retry.json()) as TokenPairBody
+      expect(fresh.refresh_token).not.toBe(lost.refresh_token)
+      // The lost child can never come back; the fresh one works.
+      await expectProblem(await refresh(app, lost.refresh_token), 401, 'invalid_refresh_token')
+      expect((await refresh(app, fresh.refresh_token)).status).toBe(200)
+    })
+
+    it('at exactly the interval it is reuse', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      app.clock.advance(10_000)
+      await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
+      await expectProblem(await refresh(app, child.refresh_token), 401, 'invalid_refresh_token')
+    })
+
+    it('a parent whose child was already used is reuse, even within the interval', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const grandchild = (await (await refresh(app, child.refresh_token)).json()) as TokenPairBody
+      await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
+      await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'invalid_refresh_token')
+    })
+
+    it('a grandparent is reuse, even within the interval', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const grandchild = (await (await refresh(app, child.refresh_token)).json()) as TokenPairBody
+      // child is the immediate parent of the current (unused) grandchild: allowed...
+      expect((await refresh(app, child.refresh_token)).status).toBe(200)
+      // ...but the first token is two generations back.
+      await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
+      await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'invalid_refresh_token')
+    })
+
+    it('concurrent retries of the parent inside the interval never leave two live tokens', async () => {
+      const { tokens, user } = await registerAndLogin(app)
+      await refresh(app, tokens.refresh_token)
+      const results = await Promise.all(Array.from({ length: 10 }, () => refresh(app, tokens.refresh_token)))
+      expect(results.some((r) => r.status === 200)).toBe(true)
+      const active = await app.server.tessera.db
+        .selectFrom('refresh_tokens')
+        .select('id')
+        .where('user_id', '=', user.id)
+        .where('status', '=', 'active')
+        .execute()
+      expect(active).toHaveLength(1)
+    })
+
+    it('a logged-out token inside the interval is still invalid', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      await app.request('/v1/user/auth/logout', { json: { refresh_token: child.refresh_token } })
+      const res = await refresh(app, tokens.refresh_token)
+      expect(res.status).toBe(401)
+    })
+  })
+}
