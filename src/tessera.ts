@@ -44,15 +44,18 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
     if (config.keyEncryptionKey === undefined) {
       logger.warn('KEY_ENCRYPTION_KEY is not set: signing keys are stored unencrypted')
     }
+    const hasher = createPasswordHasher(config.argon2, {
+      maxConcurrent: config.argon2MaxConcurrency,
+      maxQueued: config.argon2MaxQueue,
+    })
+    // Make the dummy hash now, so the first login with an unknown email costs what later ones do.
+    void hasher.verifyDummy('warm-up').catch(() => {})
     return {
       config,
       database,
       db: database.db,
       clock,
-      hasher: createPasswordHasher(config.argon2, {
-        maxConcurrent: config.argon2MaxConcurrency,
-        maxQueued: config.argon2MaxQueue,
-      }),
+      hasher,
       keys: createKeyRing(keyDeps),
       limits: createRateLimits(database.client, config),
       logger,

@@ -11,6 +11,7 @@ import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { normalizeEmail } from './email.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
+import { formatPasetoTime } from '../verify/time.js'
 
 export interface AccountDeps {
   db: Kysely<Database>
@@ -47,7 +48,7 @@ export function toUserView(user: User): UserView {
     display_name: user.display_name,
     account_type: user.account_type,
     verified: user.verified === 1,
-    created_at: new Date(user.created_at).toISOString(),
+    created_at: formatPasetoTime(user.created_at),
     ...(user.role === null ? {} : { role: user.role }),
   }
 }

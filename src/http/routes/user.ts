@@ -110,7 +110,7 @@ export const userRoutes = new Hono<AppEnv>()
       identities: identities.map((i) => ({
         provider: i.provider,
         email: i.email,
-        created_at: new Date(i.created_at).toISOString(),
+        created_at: formatPasetoTime(i.created_at),
       })),
     })
   })
