@@ -48,8 +48,6 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       maxConcurrent: config.argon2MaxConcurrency,
       maxQueued: config.argon2MaxQueue,
     })
-    // Make the dummy hash now, so the first login with an unknown email costs what later ones do.
-    void hasher.verifyDummy('warm-up').catch(() => {})
     return {
       config,
       database,

@@ -1,0 +1,233 @@
+/**
+ * `npm run bench`: starts the compiled server as its own process on a temporary SQLite database
+ * and loads it with autocannon from this process. Absolute rates drift between runs on shared
+ * machines; the ratios, taken in one run, are the figures that count (../shared/PERFORMANCE.md).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { verify as cryptoVerify } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2'
+import autocannon from 'autocannon'
+import { generateSigningKeyPair, importSecretKey, signV4Public } from '../src/tokens/sign.js'
+import { importPublicKey, v4PublicPreAuth } from '../src/verify/ed25519.js'
+import { encodePublicPaserk, publicKeyId } from '../src/verify/paserk.js'
+import { formatPasetoTime } from '../src/verify/time.js'
+import { verifyAccessToken } from '../src/verify/token.js'
+
+const DURATION = Number(process.env.BENCH_SECONDS ?? 8)
+const CONNECTIONS = 50
+const PASSWORD = 'benchmark lantern orbit 42'
+
+interface Row {
+  figure: string
+  rate: number
+  p99?: number
+  ratio?: number
+  target?: string
+}
+const rows: Row[] = []
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function startServer(): Promise<{ url: string; child: ChildProcess; readyMs: number; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'))
+  const port = await freePort()
+  const started = performance.now()
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+      LOG_LEVEL: 'silent',
+      RATE_LIMIT_LOGIN_PER_IP: '0',
+      RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+      RATE_LIMIT_REGISTER_PER_IP: '0',
+      ARGON2_MAX_QUEUE: '100000',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const url = `http://127.0.0.1:${port}`
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/ready`)).ok) break
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return { url, child, readyMs: performance.now() - started, dir }
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+}
+
+async function json(url: string, body: unknown, token?: string) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  })
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`)
+  return res.status === 204 ? undefined : ((await res.json()) as Record<string, string>)
+}
+
+function load(options: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon({ connections: CONNECTIONS, duration: DURATION, ...options }, (err, result) =>
+      err ? reject(err) : resolve(result),
+    )
+  })
+}
+
+function record(figure: string, result: autocannon.Result, baseline?: number, target?: string): number {
+  const non2xx = result.non2xx + result.errors
+  if (non2xx > 0) console.error(`  ${figure}: ${non2xx} non-2xx/errors`)
+  const rate = result.requests.average
+  rows.push({ figure, rate, p99: result.latency.p99, ...(baseline ? { ratio: rate / baseline } : {}), ...(target ? { target } : {}) })
+  return rate
+}
+
+/** Runs fn repeatedly for `ms` and returns operations per second. */
+async function opsPerSecond(fn: () => unknown | Promise<unknown>, ms = 2000): Promise<number> {
+  const end = performance.now() + ms
+  let n = 0
+  while (performance.now() < end) {
+    for (let i = 0; i < 100; i++) await fn()
+    n += 100
+  }
+  return (n * 1000) / ms
+}
+
+async function verifyRatio(): Promise<void> {
+  const { publicKey, secretKey } = generateSigningKeyPair()
+  const kid = publicKeyId(encodePublicPaserk(publicKey))
+  const key = importPublicKey(publicKey)
+  const now = Date.now()
+  const token = await signV4Public(
+    importSecretKey(secretKey),
+    {
+      iss: 'http://localhost:8000', sub: 'u', aud: 'tessera', jti: 'j', sid: 's', acct: 'regular',
+      verified: false, email: 'a@example.org', iat: formatPasetoTime(now), nbf: formatPasetoTime(now),
+      exp: formatPasetoTime(now + 900_000),
+    },
+    Buffer.from(JSON.stringify({ kid })),
+  )
+  const [, , payloadB64, footerB64] = token.split('.') as [string, string, string, string]
+  const payload = Buffer.from(payloadB64, 'base64url')
+  const message = payload.subarray(0, -64)
+  const signature = payload.subarray(-64)
+  const pae = v4PublicPreAuth(message, Buffer.from(footerB64, 'base64url'), new Uint8Array(0))
+  const { createPublicKey } = await import('node:crypto')
+  const raw = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' })
+  const options = { issuer: 'http://localhost:8000', audience: 'tessera' }
+  // Alternate to spread machine noise over both.
+  let rawTotal = 0
+  let oursTotal = 0
+  for (let round = 0; round < 3; round++) {
+    rawTotal += await opsPerSecond(() => cryptoVerify(null, pae, raw, signature))
+    oursTotal += await opsPerSecond(() => verifyAccessToken(token, () => key, options))
+  }
+  rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: rawTotal / 3 })
+  rows.push({ figure: 'tessera/verify verifyAccessToken', rate: oursTotal / 3, ratio: oursTotal / rawTotal, target: '≥ 0.9' })
+}
+
+async function argon2Rate(): Promise<number> {
+  // 2 = Argon2id (a const enum, not importable under verbatimModuleSyntax).
+  const params = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 }
+  const phc = await argon2Hash(PASSWORD, params)
+  const workers = availableParallelism()
+  const end = performance.now() + 4000
+  let n = 0
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < end) {
+        await argon2Verify(phc, PASSWORD)
+        n++
+      }
+    }),
+  )
+  return n / 4
+}
+
+async function main(): Promise<void> {
+  console.log(`Tessera benchmark: ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}, Node ${process.version}, ${DURATION} s per figure`)
+  await verifyRatio()
+
+  const server = await startServer()
+  try {
+    await new Promise((r) => setTimeout(r, 500))
+    rows.push({ figure: 'process start to /ready (ms)', rate: server.readyMs, target: '< 1000' })
+    rows.push({ figure: 'idle RSS (MB)', rate: rssMb(server.child.pid!), target: '< 80' })
+
+    const base = server.url
+    await json(`${base}/v1/user/auth/register`, { email: 'bench@example.org', password: PASSWORD })
+    const tokens = await json(`${base}/v1/user/auth/login`, { email: 'bench@example.org', password: PASSWORD })
+    const access = tokens!.access_token!
+
+    const health = record('GET /health (baseline)', await load({ url: `${base}/health` }))
+    record('GET /v1/user/me', await load({ url: `${base}/v1/user/me`, headers: { authorization: `Bearer ${access}` } }), health, '≥ 0.3')
+
+    // A pool of live refresh tokens, one per connection: each request takes one and its
+    // response puts the successor back (autocannon resets per-connection context every request).
+    const pool: string[] = []
+    for (let i = 0; i < CONNECTIONS; i++) {
+      pool.push((await json(`${base}/v1/user/auth/login`, { email: 'bench@example.org', password: PASSWORD }))!.refresh_token!)
+    }
+    record(
+      'POST /v1/user/auth/refresh',
+      await load({
+        url: base,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/user/auth/refresh',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: pool.shift() }) }),
+            onResponse: (status, body) => {
+              if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
+            },
+          },
+        ],
+      }),
+      health,
+      '≥ 0.2',
+    )
+
+    const argon2 = await argon2Rate()
+    rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
+    const loginBody = JSON.stringify({ email: 'bench@example.org', password: PASSWORD })
+    // The probe is paced (100 req/s) so that it measures latency without stealing the CPU the
+    // login flood needs.
+    const [login, healthDuringFlood] = await Promise.all([
+      load({ url: `${base}/v1/user/auth/login`, method: 'POST', headers: { 'content-type': 'application/json' }, body: loginBody }),
+      load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
+    ])
+    record('POST /v1/user/auth/login', login, argon2, '≥ 0.9')
+    rows.push({ figure: 'GET /health p99 during the login flood (ms)', rate: healthDuringFlood.latency.p99, target: '< 10' })
+  } finally {
+    server.child.kill('SIGTERM')
+    rmSync(server.dir, { recursive: true, force: true })
+  }
+
+  console.log('\n| figure | rate (req/s or value) | p99 ms | ratio | target |\n|---|---|---|---|---|')
+  for (const r of rows) {
+    console.log(
+      `| ${r.figure} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.p99 ?? ''} | ${r.ratio === undefined ? '' : r.ratio.toFixed(2)} | ${r.target ?? ''} |`,
+    )
+  }
+}
+
+await main()
