@@ -7,8 +7,10 @@ import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
+import { archiveRoutes } from './routes/archive.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
+import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
 
 export const MAX_BODY_BYTES = 64 * 1024
@@ -46,6 +48,9 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/keys', keyRoutes)
   app.route('/v1/user', userRoutes)
   app.route('/v1/admin', adminRoutes)
+  app.route('/v1/token', tokenRoutes)
+  app.route('/v1/authz', authzRoutes)
+  app.route('/api/v1/auth', archiveRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
   app.onError(handleError)

@@ -1,0 +1,82 @@
+import type { Context } from 'hono'
+import { Hono } from 'hono'
+import * as v from 'valibot'
+import { serviceSecretMatches } from '../../accounts/service-secret.js'
+import { TesseraError } from '../../errors.js'
+import { isSessionLive } from '../../sessions/sessions.js'
+import { verifyOwnAccessToken } from '../../tokens/access-token.js'
+import { introspect } from '../../tokens/introspect.js'
+import { TokenError } from '../../verify/errors.js'
+import { readJson, validate } from '../body.js'
+import type { AppEnv } from '../env.js'
+import { bearerToken } from '../middleware/require-user.js'
+
+const IntrospectBody = v.object({
+  token: v.pipe(v.string('must be a string'), v.nonEmpty('is required'), v.maxLength(8192, 'is too long')),
+  token_type_hint: v.optional(v.string()),
+})
+
+/**
+ * Who may introspect (RFC 7662 §2.1 requires caller authentication): the holder of the service
+ * secret, or a live session of a service account.
+ */
+async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
+  const t = c.get('tessera')
+  const secret = c.req.header('x-service-secret')
+  if (secret !== undefined && t.config.serviceSecret !== undefined) {
+    if (serviceSecretMatches(t.config.serviceSecret, secret)) return
+    throw new TesseraError('unauthorized', 'The X-Service-Secret header is wrong')
+  }
+  const token = bearerToken(c.req.header('authorization'))
+  if (token !== undefined) {
+    try {
+      const { claims } = await verifyOwnAccessToken(t, token)
+      if (claims.acct === 'service' && (await isSessionLive(t, claims.sid))) return
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error
+    }
+    throw new TesseraError('unauthorized', 'Introspection needs a live service account token', {
+      invalidToken: true,
+    })
+  }
+  throw new TesseraError('unauthorized', 'Authenticate with a service account token or X-Service-Secret')
+}
+
+/** RFC 7662 takes a form body; JSON is accepted too. */
+async function readIntrospectBody(c: Context<AppEnv>) {
+  const type = c.req.header('content-type') ?? ''
+  if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
+    const form = new URLSearchParams(await c.req.text())
+    return validate(IntrospectBody, Object.fromEntries(form))
+  }
+  return readJson(c, IntrospectBody)
+}
+
+export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
+  await assertServiceCaller(c)
+  const body = await readIntrospectBody(c)
+  return c.json(await introspect(c.get('tessera'), body.token))
+})
+
+/**
+ * Forward auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP mode):
+ * one local verification, no database. The identity travels back in response headers.
+ */
+export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
+  const token = bearerToken(c.req.header('authorization'))
+  if (token === undefined) throw new TesseraError('unauthorized', 'A bearer access token is required')
+  let claims
+  try {
+    ;({ claims } = await verifyOwnAccessToken(c.get('tessera'), token))
+  } catch (error) {
+    if (error instanceof TokenError) {
+      throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, { invalidToken: true })
+    }
+    throw error
+  }
+  c.header('X-Auth-Subject', claims.sub)
+  c.header('X-Auth-Account-Type', claims.acct)
+  c.header('X-Auth-Verified', String(claims.verified))
+  c.header('X-Auth-Session', claims.sid)
+  return c.json({ sub: claims.sub, acct: claims.acct, verified: claims.verified })
+})
