@@ -111,6 +111,19 @@ const EnvSchema = v.object({
   ),
 })
 
+/** The cross-variable rules, as partial checks: they run even when other variables are bad. */
+const CheckedEnvSchema = v.pipe(
+  EnvSchema,
+  v.forward(
+    v.partialCheck(
+      [['REFRESH_TOKEN_TTL'], ['SESSION_ABSOLUTE_TTL']],
+      (e) => e.SESSION_ABSOLUTE_TTL >= e.REFRESH_TOKEN_TTL,
+      'SESSION_ABSOLUTE_TTL must be at least REFRESH_TOKEN_TTL',
+    ),
+    ['SESSION_ABSOLUTE_TTL'],
+  ),
+)
+
 export type Env = Record<string, string | undefined>
 
 export interface Config {
@@ -157,7 +170,7 @@ export function loadConfig(env: Env = process.env): Config {
       .filter((name) => env[name] !== undefined && env[name] !== '')
       .map((name) => [name, env[name]]),
   )
-  const result = v.safeParse(EnvSchema, present)
+  const result = v.safeParse(CheckedEnvSchema, present)
   if (!result.success) {
     throw new ConfigError(
       result.issues.map((issue) => {
@@ -167,9 +180,6 @@ export function loadConfig(env: Env = process.env): Config {
     )
   }
   const e = result.output
-  if (e.SESSION_ABSOLUTE_TTL < e.REFRESH_TOKEN_TTL) {
-    throw new ConfigError(['SESSION_ABSOLUTE_TTL must be at least REFRESH_TOKEN_TTL'])
-  }
   return {
     port: e.PORT,
     host: e.HOST,

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationResultSet, Migrator } from 'kysely'
+import { type Kysely, type Migration, type MigrationResultSet, Migrator, PostgresAdapter, sql } from 'kysely'
 import * as initial from '../../migrations/0001_initial.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -12,6 +12,7 @@ export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultS
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
+    migrationTableSchema: await currentPostgresSchema(db),
   })
   return migrator.migrateToLatest()
 }
@@ -23,4 +24,15 @@ export async function migrateOrThrow(db: Kysely<any>): Promise<void> {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown'
     throw new Error(`Database migration ${failed} failed: ${String(error)}`, { cause: error })
   }
+}
+
+/**
+ * On PostgreSQL, the schema unqualified names resolve to (the first of search_path). Without it
+ * Kysely's migrator takes a `kysely_migration` table in *any* schema of the database as its own,
+ * skips creating one here and then fails ("relation kysely_migration_lock does not exist").
+ */
+async function currentPostgresSchema(db: Kysely<any>): Promise<string | undefined> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db)
+  return rows[0]?.schema ?? undefined
 }

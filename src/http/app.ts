@@ -24,6 +24,12 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     await next()
   })
   app.use(requestId({ limitLength: 128 }))
+  // requestId sets the header before the handler runs, so responses built afterwards (problem
+  // responses of the error and not-found handlers, the body limit) would go out without it.
+  app.use(async (c, next) => {
+    await next()
+    if (!c.res.headers.has('X-Request-Id')) c.res.headers.set('X-Request-Id', c.get('requestId'))
+  })
   app.use(requestLog)
   app.use(
     secureHeaders({
