@@ -26,4 +26,26 @@ export {
 } from './paserk.js'
 export { formatPasetoTime, parsePasetoTime, PASETO_TIME_PATTERN } from './time.js'
 export { parseJsonObjectStrict } from './json.js'
-// Key-set fetching and the Hono middleware are added beside these.
+export {
+  createRemoteKeySet,
+  createLocalKeySet,
+  KeySetUnavailableError,
+  type KeySet,
+  type ConfiguredKey,
+  type RemoteKeySetOptions,
+} from './key-set.js'
+export {
+  createVerifier,
+  type Verifier,
+  type VerifierKeySource,
+  type VerifierOptions,
+} from './verifier.js'
+export {
+  auth,
+  requireAuth,
+  requireVerified,
+  requireAccountType,
+  type AuthEnv,
+  type AuthOptions,
+  type PublicRoute,
+} from './middleware.js'

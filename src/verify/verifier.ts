@@ -1,0 +1,94 @@
+/**
+ * A ready-made access-token verifier for resource services: a key set (Tessera's keys endpoint or
+ * configured keys) bound to the issuer, audience and clock the service expects.
+ */
+import {
+  type ConfiguredKey,
+  type KeySet,
+  createLocalKeySet,
+  createRemoteKeySet,
+} from './key-set.js'
+import { type AccessTokenClaims, verifyAccessToken } from './token.js'
+
+/** Where the verifier's keys come from. */
+export type VerifierKeySource =
+  /** Tessera's `GET /v1/keys`, fetched and cached by `createRemoteKeySet`. */
+  | { keysUrl: string | URL }
+  /** Keys from configuration (`createLocalKeySet`); checked at creation. */
+  | { keys: ReadonlyArray<ConfiguredKey> }
+  /** A key set made by the caller. */
+  | { keySet: KeySet }
+
+export interface VerifierOptions {
+  /** Expected `iss`, exactly: Tessera's `TESSERA_ISSUER`. */
+  issuer: string
+  /** Expected `aud`, exactly: Tessera's `TESSERA_AUDIENCE`. */
+  audience: string
+  /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. Default 30. */
+  clockToleranceSeconds?: number
+  /** The current time in milliseconds, for the claims and the key cache. Default `Date.now`. */
+  now?: () => number
+  /** For `keysUrl`: the fetch to use. Default `globalThis.fetch`. */
+  fetch?: typeof fetch
+  /** For `keysUrl`: least time between refetches for unknown `kid`s, in ms. Default 30000. */
+  cooldownMs?: number
+  /** For `keysUrl`: fetch timeout in ms. Default 5000. */
+  timeoutMs?: number
+  /** For `keysUrl`: cache lifetime when the response has no `max-age`, in ms. Default 600000. */
+  maxAgeMs?: number
+}
+
+export interface Verifier {
+  /**
+   * The claims of a valid access token. Throws `TokenError` (its `reason` says why: `malformed`,
+   * `unsupported_token`, `bad_footer`, `unknown_key`, `bad_signature`, `invalid_claims`, `expired`,
+   * `not_yet_valid`, `issued_in_future`, `wrong_issuer`, `wrong_audience`) for a bad token, and
+   * `KeySetUnavailableError` when a remote key set has never been fetched.
+   */
+  verify(token: string): Promise<AccessTokenClaims>
+}
+
+/**
+ * Makes a verifier for Tessera access tokens.
+ *
+ * Checked (all of `verifyAccessToken`): the `v4.public` framing and canonical encoding, the footer
+ * `kid` (only it is read from the footer) and that the key set holds it (`unknown_key`
+ * otherwise, after at most one rate-limited refetch), the Ed25519 signature, the claim types,
+ * `exp`/`nbf`/`iat` against `now` with `clockToleranceSeconds` of skew, and `iss` and `aud`
+ * exactly.
+ *
+ * Not checked: revocation. A token stays valid until its `exp` (15 min by default) even after
+ * logout, a password change or the account being disabled; a service that must know at once asks
+ * Tessera's `POST /v1/token/introspect`. Nor `jti` replay, nor any authorization decision on
+ * `acct`, `verified` or `role` (see `requireVerified`, `requireAccountType`).
+ */
+export function createVerifier(source: VerifierKeySource, options: VerifierOptions): Verifier {
+  const { issuer, audience, clockToleranceSeconds, now } = options
+  if (typeof issuer !== 'string' || issuer === '' || typeof audience !== 'string' || audience === '') {
+    throw new TypeError('createVerifier needs a non-empty issuer and audience')
+  }
+  let keySet: KeySet
+  if ('keySet' in source) {
+    keySet = source.keySet
+  } else if ('keys' in source) {
+    keySet = createLocalKeySet(source.keys)
+  } else if ('keysUrl' in source) {
+    keySet = createRemoteKeySet({
+      url: source.keysUrl,
+      fetch: options.fetch,
+      cooldownMs: options.cooldownMs,
+      timeoutMs: options.timeoutMs,
+      maxAgeMs: options.maxAgeMs,
+      now,
+    })
+  } else {
+    throw new TypeError('createVerifier needs { keysUrl }, { keys } or { keySet }')
+  }
+  const resolveKey = (kid: string) => keySet.resolve(kid)
+  const verifyOptions = { issuer, audience, clockToleranceSeconds, now }
+  return {
+    async verify(token) {
+      return (await verifyAccessToken(token, resolveKey, verifyOptions)).claims
+    },
+  }
+}
