@@ -1,0 +1,19 @@
+import { serve } from '@hono/node-server'
+import { createVerifier } from 'tessera/verify'
+import { createCatalogApp } from './app.js'
+
+// TESSERA_URL: where Tessera publishes its keys. ISSUER/AUDIENCE must match Tessera's settings.
+const tesseraUrl = (process.env.TESSERA_URL ?? 'http://localhost:8000').replace(/\/+$/, '')
+const verifier = createVerifier(
+  { keysUrl: `${tesseraUrl}/v1/keys` },
+  {
+    issuer: process.env.TESSERA_ISSUER ?? tesseraUrl,
+    audience: process.env.TESSERA_AUDIENCE ?? 'tessera',
+    cooldownMs: Number(process.env.KEYS_REFETCH_COOLDOWN_MS ?? 30_000),
+  },
+)
+const port = Number(process.env.PORT ?? 8001)
+const server = serve({ fetch: createCatalogApp(verifier).fetch, hostname: process.env.HOST ?? '0.0.0.0', port }, (info) => {
+  console.log(`catalog listening on http://localhost:${info.port}, verifying tokens of ${tesseraUrl}`)
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => server.close())
