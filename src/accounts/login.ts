@@ -1,5 +1,4 @@
 import { recordAudit } from '../audit/audit.js'
-import { TesseraError } from '../errors.js'
 import { accountKey } from '../rate-limit/limits.js'
 import { type ClientContext, startSession } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
@@ -9,8 +8,10 @@ import { normalizeEmail } from './email.js'
 
 /**
  * Password login: per-IP and per-account limits, the credential check, a new session and a token
- * pair. The per-account counter counts failures for unknown addresses too, so it behaves the same
- * whether or not the account exists; a successful login clears it.
+ * pair. The per-account counter counts attempts for unknown addresses too, so it behaves the same
+ * whether or not the account exists; a successful login clears it. Each attempt is counted before
+ * the password is checked, in one atomic statement: a check-then-count would let a burst of
+ * concurrent guesses all pass the check before any of them is counted.
  */
 export async function loginWithPassword(
   t: Tessera,
@@ -19,16 +20,8 @@ export async function loginWithPassword(
 ): Promise<TokenPair> {
   const account = accountKey(normalizeEmail(credentials.email).normalized)
   await t.limits.loginPerIp.consume(client.ip ?? 'unknown')
-  await t.limits.loginPerAccount.assertAllowed(account)
-  let user
-  try {
-    user = await authenticate(t, credentials, client)
-  } catch (error) {
-    if (error instanceof TesseraError && error.code === 'invalid_credentials') {
-      await t.limits.loginPerAccount.recordFailure(account)
-    }
-    throw error
-  }
+  await t.limits.loginPerAccount.consume(account)
+  const user = await authenticate(t, credentials, client)
   await t.limits.loginPerAccount.reset(account)
   const issued = await startSession(t, user.id, client)
   await recordAudit(t.db, t.clock, {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import * as v from 'valibot'
 import { findUserByEmail, registerAccount, promoteToSuperuser, setDisabled } from '../accounts/accounts.js'
 import { normalizeEmail } from '../accounts/email.js'
 import { recordAudit } from '../audit/audit.js'
@@ -7,6 +8,7 @@ import { ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { TesseraError } from '../errors.js'
+import { emailField } from '../http/body.js'
 import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
 import { startServer } from '../server.js'
 import { createTessera } from '../tessera.js'
@@ -38,15 +40,24 @@ const HELP: Record<string, string> = {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      email: { type: 'string' },
-      'display-name': { type: 'string' },
-    },
-  })
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        email: { type: 'string' },
+        'display-name': { type: 'string' },
+      },
+    })
+  } catch (error) {
+    // An unknown option or a missing option value is a usage error, like an unknown command.
+    if ((error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS') !== true) throw error
+    console.error(`${(error as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const { values, positionals } = parsed
   const command = positionals.slice(0, positionals[0] === 'keys' || positionals[0] === 'user' ? 2 : 1).join(' ')
   if (command === '' || (values.help && HELP[command] === undefined)) {
     console.log(USAGE)
@@ -127,6 +138,12 @@ async function adminCommand(
     return 2
   }
   if (command === 'user create-superuser') {
+    // The HTTP routes check the address syntax before registerAccount; so must the CLI.
+    const checked = v.safeParse(emailField, values.email)
+    if (!checked.success) {
+      console.error(`--email ${checked.issues[0].message}\n\n${HELP[command]}`)
+      return 2
+    }
     const password = await readSecret('Password: ')
     const user = await registerAccount(
       t,

@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { registerAccount } from '../../src/accounts/accounts.js'
+import { type TestApp, makeTestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import { PASSWORD, expectProblem, login, refresh, registerAndLogin, uniqueEmail } from '../support/users.js'
+
+interface Claims {
+  sub: string
+  sid: string
+  acct: string
+  verified: boolean
+}
+
+/** The claims of a v4.public token: the base64url body minus its final 64 signature bytes. */
+function claimsOf(accessToken: string): Claims {
+  const [version, purpose, body] = accessToken.split('.')
+  expect(`${version}.${purpose}`).toBe('v4.public')
+  const bytes = Buffer.from(body!, 'base64url')
+  return JSON.parse(bytes.subarray(0, bytes.length - 64).toString('utf8')) as Claims
+}
+
+function promote(app: TestApp, token: string | undefined, userId: string): Promise<Response> {
+  return app.request(`/v1/admin/users/${encodeURIComponent(userId)}/promote`, {
+    method: 'POST',
+    ...(token === undefined ? {} : { token }),
+  })
+}
+
+for (const dialect of dialects()) {
+  describe(`admin: promote [${dialect}]`, () => {
+    let app: TestApp
+    /** What `tessera user create-superuser` does, then a password login. */
+    async function superuser() {
+      const email = uniqueEmail('root')
+      const user = await registerAccount(
+        app.server.tessera,
+        { email, password: PASSWORD, accountType: 'superuser' },
+        { ip: null, userAgent: null },
+      )
+      return { user, email, tokens: await login(app, email) }
+    }
+
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0' } })
+    })
+    afterAll(() => app.close())
+
+    it('a regular user may not promote anyone, not even themself: 403 forbidden', async () => {
+      const alice = await registerAndLogin(app)
+      const bob = await registerAndLogin(app)
+      for (const target of [bob.user.id, alice.user.id]) {
+        await expectProblem(await promote(app, alice.tokens.access_token, target), 403, 'forbidden')
+      }
+      const rows = await app.server.tessera.db
+        .selectFrom('users')
+        .select('account_type')
+        .where('id', 'in', [alice.user.id, bob.user.id])
+        .execute()
+      expect(rows.map((r) => r.account_type)).toEqual(['regular', 'regular'])
+    })
+
+    it('without or with a bad bearer token: 401 unauthorized', async () => {
+      const bob = await registerAndLogin(app)
+      await expectProblem(await promote(app, undefined, bob.user.id), 401, 'unauthorized')
+      await expectProblem(await promote(app, 'garbage', bob.user.id), 401, 'unauthorized')
+      await expectProblem(await promote(app, bob.tokens.refresh_token, bob.user.id), 401, 'unauthorized')
+    })
+
+    it('a superuser made by the CLI path logs in with acct superuser and verified', async () => {
+      const root = await superuser()
+      expect(root.user.account_type).toBe('superuser')
+      expect(claimsOf(root.tokens.access_token)).toMatchObject({ sub: root.user.id, acct: 'superuser', verified: true })
+      const audit = await app.server.tessera.db
+        .selectFrom('audit_events')
+        .select('event')
+        .where('user_id', '=', root.user.id)
+        .execute()
+      expect(audit.map((a) => a.event)).toContain('superuser_created')
+    })
+
+    it('a superuser promotes a regular user: 200 superuser, their next token says so, audited', async () => {
+      const root = await superuser()
+      const bob = await registerAndLogin(app)
+      expect(claimsOf(bob.tokens.access_token).acct).toBe('regular')
+
+      const res = await promote(app, root.tokens.access_token, bob.user.id)
+      expect(res.status, await res.clone().text()).toBe(200)
+      expect(await res.json()).toMatchObject({
+        id: bob.user.id,
+        email: bob.email,
+        account_type: 'superuser',
+        verified: true,
+      })
+
+      const next = await login(app, bob.email)
+      expect(claimsOf(next.access_token)).toMatchObject({ sub: bob.user.id, acct: 'superuser', verified: true })
+      // A refresh re-reads the account too.
+      const refreshed = (await (await refresh(app, bob.tokens.refresh_token)).json()) as { access_token: string }
+      expect(claimsOf(refreshed.access_token).acct).toBe('superuser')
+
+      const audit = await app.server.tessera.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('event', '=', 'user_promoted')
+        .where('user_id', '=', bob.user.id)
+        .execute()
+      expect(audit).toHaveLength(1)
+      expect(JSON.parse(audit[0]!.detail!)).toEqual({ by: root.user.id })
+
+      // The promoted user can now promote others.
+      const carol = await registerAndLogin(app)
+      expect((await promote(app, next.access_token, carol.user.id)).status).toBe(200)
+    })
+
+    it('an unknown user id is 404 not_found and audits nothing', async () => {
+      const root = await superuser()
+      for (const id of [randomUUID(), 'nobody', "1' or '1'='1"]) {
+        await expectProblem(await promote(app, root.tokens.access_token, id), 404, 'not_found')
+      }
+      const audit = await app.server.tessera.db
+        .selectFrom('audit_events')
+        .select('id')
+        .where('event', '=', 'user_promoted')
+        .where('user_id', 'in', ['nobody', "1' or '1'='1"])
+        .execute()
+      expect(audit).toHaveLength(0)
+    })
+
+    it('the account type is read from the database, not the token: a demoted superuser is forbidden', async () => {
+      const root = await superuser()
+      const bob = await registerAndLogin(app)
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ account_type: 'regular' })
+        .where('id', '=', root.user.id)
+        .execute()
+      // The token still claims acct superuser, and is still valid.
+      expect(claimsOf(root.tokens.access_token).acct).toBe('superuser')
+      expect((await app.request('/v1/user/me', { token: root.tokens.access_token })).status).toBe(200)
+      await expectProblem(await promote(app, root.tokens.access_token, bob.user.id), 403, 'forbidden')
+    })
+
+    it('a disabled superuser is forbidden even while an access token of theirs is still live', async () => {
+      const root = await superuser()
+      const bob = await registerAndLogin(app)
+      await app.server.tessera.db.updateTable('users').set({ disabled: 1 }).where('id', '=', root.user.id).execute()
+      const res = await promote(app, root.tokens.access_token, bob.user.id)
+      expect(res.status).toBe(403)
+      expect(((await res.json()) as { code: string }).code).toBe('forbidden')
+    })
+  })
+}

@@ -1,0 +1,260 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sql } from 'kysely'
+import { loadConfig } from '../../src/config/index.js'
+import { accountKey } from '../../src/rate-limit/limits.js'
+import { type RunningServer, startServer } from '../../src/server.js'
+import { type TestApp, makeTestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import { PASSWORD, expectProblem, login, register, uniqueEmail } from '../support/users.js'
+
+interface CounterRow {
+  key: string
+  points: number
+}
+
+function attempt(url: string, email: string, password: string): Promise<Response> {
+  return fetch(`${url}/v1/user/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  })
+}
+
+async function counters(app: TestApp): Promise<CounterRow[]> {
+  const { rows } = await sql<CounterRow>`select key, points from rate_limits`.execute(app.server.tessera.db)
+  return rows.map((r) => ({ key: r.key, points: Number(r.points) }))
+}
+
+/** A 429 with a usable Retry-After: whole seconds, at least 1, at most the window. */
+async function expectRateLimited(res: Response, windowSeconds: number) {
+  const retryAfter = res.headers.get('retry-after')
+  const problem = await expectProblem(res, 429, 'rate_limited')
+  expect(retryAfter).toMatch(/^\d+$/)
+  expect(Number(retryAfter)).toBeGreaterThanOrEqual(1)
+  expect(Number(retryAfter)).toBeLessThanOrEqual(windowSeconds)
+  return problem
+}
+
+for (const dialect of dialects()) {
+  describe(`login rate limit per IP [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_LOGIN_PER_IP: '3', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0', RATE_LIMIT_WINDOW: '600' },
+      })
+    })
+    afterAll(() => app.close())
+
+    it('the 4th login attempt from one address is 429 rate_limited with Retry-After, right password or not', async () => {
+      const { email } = await register(app)
+      await login(app, email)
+      await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+      await expectProblem(await attempt(app.url, uniqueEmail('ghost'), 'not-the-password'), 401, 'invalid_credentials')
+      await expectRateLimited(await attempt(app.url, email, PASSWORD), 600)
+      await expectRateLimited(await attempt(app.url, uniqueEmail('other'), PASSWORD), 600)
+      const rows = await counters(app)
+      expect(rows.filter((r) => r.key.startsWith('login_ip:'))).toEqual([
+        { key: expect.stringMatching(/127\.0\.0\.1$/), points: expect.any(Number) },
+      ])
+      expect(rows.find((r) => r.key.startsWith('login_ip:'))!.points).toBeGreaterThanOrEqual(4)
+    })
+  })
+
+  describe(`login rate limit per account [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_LOGIN_PER_ACCOUNT: '3', RATE_LIMIT_LOGIN_PER_IP: '1000', RATE_LIMIT_REGISTER_PER_IP: '0' },
+      })
+    })
+    afterAll(() => app.close())
+
+    it('after 3 wrong passwords even the right one is 429; another account is unaffected', async () => {
+      const { email } = await register(app)
+      const other = await register(app)
+      for (let i = 0; i < 3; i++) {
+        await expectProblem(await attempt(app.url, email, `wrong-${i}-password`), 401, 'invalid_credentials')
+      }
+      await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
+      await expectRateLimited(await attempt(app.url, email, 'still-wrong-password'), 900)
+      await login(app, other.email)
+    })
+
+    it('the account is the normalised address: case and spaces do not give fresh counters', async () => {
+      const { email } = await register(app)
+      for (const typed of [email.toUpperCase(), ` ${email} `, email]) {
+        await expectProblem(await attempt(app.url, typed, 'not-the-password'), 401, 'invalid_credentials')
+      }
+      await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
+    })
+
+    it('an unknown email is limited the same way (429 after 3 failures), so the limit reveals nothing', async () => {
+      const ghost = uniqueEmail('ghost')
+      for (let i = 0; i < 3; i++) {
+        await expectProblem(await attempt(app.url, ghost, 'not-the-password'), 401, 'invalid_credentials')
+      }
+      await expectRateLimited(await attempt(app.url, ghost, 'not-the-password'), 900)
+    })
+
+    it('concurrent guesses cannot overrun the limit: of 20 at once exactly 3 reach the password check', async () => {
+      const { email, user } = await register(app)
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => attempt(app.url, email, `concurrent-guess-${i}`)),
+      )
+      const statuses = results.map((r) => r.status)
+      expect(statuses.filter((s) => s === 401)).toHaveLength(3)
+      expect(statuses.filter((s) => s === 429)).toHaveLength(17)
+      const failures = await app.server.tessera.db
+        .selectFrom('audit_events')
+        .select('id')
+        .where('event', '=', 'login_failed')
+        .where('user_id', '=', user.id)
+        .execute()
+      expect(failures).toHaveLength(3)
+      await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
+    })
+
+    it('a successful login resets the account counter', async () => {
+      const { email } = await register(app)
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 2; i++) {
+          await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+        }
+        // 2 failures per round: 6 in all, but never 3 without a success in between.
+        await login(app, email)
+      }
+    })
+
+    it('counters live in the rate_limits table, keyed by a hash of the address, never the address', async () => {
+      const { email } = await register(app)
+      await attempt(app.url, email, 'not-the-password')
+      await attempt(app.url, email, 'not-the-password')
+      const rows = await counters(app)
+      const key = `login_acct:${accountKey(email.toLowerCase())}`
+      expect(rows).toContainEqual({ key, points: 2 })
+      for (const row of rows) {
+        expect(row.key).not.toContain('@')
+        expect(row.key.toLowerCase()).not.toContain(email.split('@')[0]!.toLowerCase())
+      }
+    })
+
+    it('counters are shared by replicas: failures on two servers over one database add up', async () => {
+      const replica: RunningServer = await startServer(
+        loadConfig({
+          HOST: '127.0.0.1',
+          PORT: '0',
+          DATABASE_URL: app.databaseUrl,
+          LOG_LEVEL: 'silent',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
+          RATE_LIMIT_LOGIN_PER_IP: '1000',
+        }),
+      )
+      try {
+        const { email } = await register(app)
+        await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+        await expectProblem(await attempt(replica.url, email, 'not-the-password'), 401, 'invalid_credentials')
+        await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+        await expectRateLimited(await attempt(replica.url, email, PASSWORD), 900)
+        await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
+      } finally {
+        await replica.close()
+      }
+    })
+  })
+
+  describe(`rate-limit windows end [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_WINDOW: '1', RATE_LIMIT_LOGIN_PER_ACCOUNT: '2', RATE_LIMIT_LOGIN_PER_IP: '1000' },
+      })
+    })
+    afterAll(() => app.close())
+
+    it('a locked account can log in again once the window has passed', async () => {
+      const { email } = await register(app)
+      for (let i = 0; i < 2; i++) {
+        await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+      }
+      await expectRateLimited(await attempt(app.url, email, PASSWORD), 1)
+      // The counters use the real clock (they are shared with other replicas).
+      await new Promise((resolve) => setTimeout(resolve, 1_200))
+      await login(app, email)
+    })
+  })
+
+  describe(`registration rate limit per IP [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REGISTER_PER_IP: '2' } })
+    })
+    afterAll(() => app.close())
+
+    it('the third registration from one address is 429 rate_limited and creates nothing', async () => {
+      await register(app)
+      await register(app)
+      const email = uniqueEmail('third')
+      await expectRateLimited(
+        await app.request('/v1/user/auth/register', { json: { email, password: PASSWORD } }),
+        900,
+      )
+      const users = await app.server.tessera.db.selectFrom('users').select('email').execute()
+      expect(users).toHaveLength(2)
+      expect(users.map((u) => u.email)).not.toContain(email)
+      const rows = await counters(app)
+      expect(rows.filter((r) => r.key.startsWith('register_ip:')).map((r) => r.points)).toEqual([3])
+      // Logging in is a different counter.
+      await login(app, (users[0] as { email: string }).email)
+    })
+  })
+
+  describe(`without trusted proxy, X-Forwarded-For does not dodge the limit [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect, env: { RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' } })
+    })
+    afterAll(() => app.close())
+
+    it('a forged X-Forwarded-For is ignored when TRUST_PROXY is off', async () => {
+      for (let i = 0; i < 3; i++) {
+        const res = await app.request('/v1/user/auth/login', {
+          json: { email: uniqueEmail('ghost'), password: 'not-the-password' },
+          headers: { 'x-forwarded-for': `203.0.113.${i}` },
+        })
+        if (i < 2) await expectProblem(res, 401, 'invalid_credentials')
+        else await expectRateLimited(res, 900)
+      }
+    })
+  })
+
+  describe(`behind a trusted proxy, the proxy's X-Forwarded-For entry is the client [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: { TRUST_PROXY: 'true', RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+      })
+    })
+    afterAll(() => app.close())
+
+    const attemptVia = (forwardedFor: string) =>
+      app.request('/v1/user/auth/login', {
+        json: { email: uniqueEmail('ghost'), password: 'not-the-password' },
+        headers: { 'x-forwarded-for': forwardedFor },
+      })
+
+    it('each client address has its own counter; entries the client prepends are ignored', async () => {
+      await expectProblem(await attemptVia('198.51.100.7'), 401, 'invalid_credentials')
+      // The client forges earlier entries; the proxy appended the real address last.
+      await expectProblem(await attemptVia('203.0.113.1, 198.51.100.7'), 401, 'invalid_credentials')
+      await expectRateLimited(await attemptVia('203.0.113.2, 198.51.100.7'), 900)
+      // Another client behind the same proxy is unaffected.
+      await expectProblem(await attemptVia('198.51.100.8'), 401, 'invalid_credentials')
+      const keys = (await counters(app)).map((r) => r.key).filter((k) => k.startsWith('login_ip:'))
+      expect(keys.sort()).toEqual(['login_ip:198.51.100.7', 'login_ip:198.51.100.8'])
+    })
+  })
+}

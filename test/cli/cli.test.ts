@@ -1,0 +1,261 @@
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config/index.js'
+import { type RunningServer, startServer } from '../../src/server.js'
+import { PASSWORD, type TokenPairBody, expectProblem, uniqueEmail } from '../support/users.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = join(ROOT, 'src/cli/main.ts')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** The real CLI in a child process, with its own environment and optional standard input. */
+function tessera(env: Record<string, string>, args: string[], input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(input ?? '')
+  })
+}
+
+function claimsOf(accessToken: string): { acct: string; sub: string } {
+  const bytes = Buffer.from(accessToken.split('.')[2]!, 'base64url')
+  return JSON.parse(bytes.subarray(0, bytes.length - 64).toString('utf8')) as { acct: string; sub: string }
+}
+
+function keyLines(stdout: string): Array<{ status: string; kid: string }> {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [status, kid] = line.trim().split(/\s+/)
+      return { status: status!, kid: kid! }
+    })
+}
+
+const COMMANDS = ['serve', 'migrate', 'keys rotate', 'keys list', 'user create-superuser', 'user promote', 'user disable']
+
+describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
+  let dir: string
+  let env: Record<string, string>
+  let server: RunningServer | undefined
+
+  const post = (path: string, body: unknown) =>
+    fetch(`${server!.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+
+  async function loginOk(email: string, password = PASSWORD): Promise<TokenPairBody> {
+    const res = await post('/v1/user/auth/login', { email, password })
+    expect(res.status, await res.clone().text()).toBe(200)
+    return (await res.json()) as TokenPairBody
+  }
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'))
+    env = { DATABASE_URL: `sqlite:${join(dir, 'data', 't.db')}`, LOG_LEVEL: 'silent' }
+  })
+  afterAll(async () => {
+    await server?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('--help and every command\'s --help exit 0 with usage text', async () => {
+    const top = await tessera(env, ['--help'])
+    expect(top.code).toBe(0)
+    expect(top.stdout).toMatch(/^Usage: tessera <command>/)
+    for (const command of COMMANDS) expect(top.stdout).toContain(command)
+
+    const runs = await Promise.all(COMMANDS.map((c) => tessera(env, [...c.split(' '), '--help'])))
+    runs.forEach((run, i) => {
+      expect(run.code, run.stderr).toBe(0)
+      expect(run.stdout).toContain(`Usage: tessera ${COMMANDS[i]}`)
+    })
+    // Help does not touch the database.
+    expect(existsSync(join(dir, 'data', 't.db'))).toBe(false)
+  })
+
+  const usageErrors: Array<[string, string[], RegExp]> = [
+    ['an unknown command', ['frobnicate'], /Unknown command: frobnicate/],
+    ['an unknown sub-command', ['keys', 'shred'], /Unknown command: keys shred/],
+    ['no command at all', [], /Usage: tessera/],
+    ['an unknown option', ['migrate', '--force'], /--force/],
+    ['--email without its value', ['user', 'promote', '--email'], /--email/],
+  ]
+  for (const [name, args, message] of usageErrors) {
+    it(`a usage error exits 2: ${name}`, async () => {
+      const run = await tessera(env, args)
+      expect(run.code).toBe(2)
+      expect(run.stdout + run.stderr).toMatch(message)
+    })
+  }
+
+  it('a bad configuration exits non-zero naming the variable', async () => {
+    const run = await tessera({ ...env, ACCESS_TOKEN_TTL: 'soon' }, ['migrate'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('ACCESS_TOKEN_TTL')
+  })
+
+  it('migrate creates the database and is idempotent', async () => {
+    const first = await tessera(env, ['migrate'])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout).toMatch(/Success\s+0001_initial/)
+    expect(existsSync(join(dir, 'data', 't.db'))).toBe(true)
+    const second = await tessera(env, ['migrate'])
+    expect(second.code).toBe(0)
+    expect(second.stdout).toContain('Database is up to date')
+  })
+
+  it('user create-superuser reads the password from stdin; the superuser logs in on a server over the same file', async () => {
+    const run = await tessera(env, ['user', 'create-superuser', '--email', 'Root@Example.org', '--display-name', 'Root'], `${PASSWORD}\n`)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('Created superuser Root@Example.org')
+    expect(run.stdout + run.stderr).not.toContain(PASSWORD)
+
+    server = await startServer(
+      loadConfig({ ...env, HOST: '127.0.0.1', PORT: '0', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' }),
+    )
+    const pair = await loginOk('root@example.org')
+    expect(claimsOf(pair.access_token).acct).toBe('superuser')
+    const me = await fetch(`${server.url}/v1/user/me`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+    expect(await me.json()).toMatchObject({
+      email: 'Root@Example.org',
+      display_name: 'Root',
+      account_type: 'superuser',
+      verified: true,
+    })
+  })
+
+  const refusedSuperusers: Array<[string, string[], string, RegExp]> = [
+    ['a weak password', ['--email', 'weak@example.org'], 'password\n', /weak_password: .*common/],
+    ['a too-short password', ['--email', 'short@example.org'], 'abc\n', /weak_password: .*too short/],
+    ['no password on stdin', ['--email', 'empty@example.org'], '', /No password/],
+    ['a taken email', ['--email', ' ROOT@example.org'], `${PASSWORD}-2\n`, /email_taken/],
+    ['an invalid email', ['--email', 'not-an-email'], `${PASSWORD}\n`, /--email must be an email address/],
+  ]
+  for (const [name, args, input, message] of refusedSuperusers) {
+    it(`user create-superuser refuses ${name}: non-zero exit, a message, no account`, async () => {
+      const run = await tessera(env, ['user', 'create-superuser', ...args], input)
+      expect(run.code).not.toBe(0)
+      expect(run.stderr).toMatch(message)
+      // The password is never echoed ("password" itself is a word of the weak_password reason).
+      if (input.trim().length > 4 && !/password/i.test(input)) {
+        expect(run.stdout + run.stderr).not.toContain(input.trim())
+      }
+      const email = args[1]!.trim().toLowerCase()
+      const rows = await server!.tessera.db
+        .selectFrom('users')
+        .select(['account_type'])
+        .where('email_normalized', '=', email)
+        .execute()
+      expect(rows.length).toBe(email === 'root@example.org' ? 1 : 0)
+    })
+  }
+
+  it('user create-superuser without --email exits 2', async () => {
+    const run = await tessera(env, ['user', 'create-superuser'], `${PASSWORD}\n`)
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('--email is required')
+  })
+
+  it('user promote --email makes an existing user a superuser (next token says so)', async () => {
+    const email = uniqueEmail('promote')
+    expect((await post('/v1/user/auth/register', { email, password: PASSWORD })).status).toBe(201)
+    expect(claimsOf((await loginOk(email)).access_token).acct).toBe('regular')
+
+    const run = await tessera(env, ['user', 'promote', '--email', email.toUpperCase()])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('is now a superuser')
+    expect(claimsOf((await loginOk(email)).access_token).acct).toBe('superuser')
+    const audit = await server!.tessera.db
+      .selectFrom('audit_events')
+      .select('detail')
+      .where('event', '=', 'user_promoted')
+      .execute()
+    expect(audit.map((a) => JSON.parse(a.detail!) as unknown)).toContainEqual({ by: 'cli' })
+  })
+
+  it('user promote and user disable of an unknown email exit 1', async () => {
+    for (const command of ['promote', 'disable']) {
+      const run = await tessera(env, ['user', command, '--email', 'nobody@example.org'])
+      expect(run.code).toBe(1)
+      expect(run.stderr).toContain('No user with email nobody@example.org')
+    }
+  })
+
+  it('user disable --email disables the user and ends their sessions on the running server', async () => {
+    const email = uniqueEmail('disable')
+    expect((await post('/v1/user/auth/register', { email, password: PASSWORD })).status).toBe(201)
+    const pair = await loginOk(email)
+
+    const run = await tessera(env, ['user', 'disable', '--email', email])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('is disabled')
+
+    // The session itself is over, not only further refreshes: its access token is refused too.
+    const me = await fetch(`${server!.url}/v1/user/me`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+    await expectProblem(me, 401, 'unauthorized')
+    await expectProblem(await post('/v1/user/auth/refresh', { refresh_token: pair.refresh_token }), 401, 'invalid_refresh_token')
+    const sessions = await server!.tessera.db.selectFrom('sessions').select('revoked_reason').where('user_id', '=', claimsOf(pair.access_token).sub).execute()
+    expect(sessions.map((s) => s.revoked_reason)).toEqual(['user_disabled'])
+    await expectProblem(await post('/v1/user/auth/login', { email, password: PASSWORD }), 403, 'account_disabled')
+    await expectProblem(await post('/v1/user/auth/login', { email, password: 'not-the-password' }), 401, 'invalid_credentials')
+  })
+
+  it('keys rotate then keys list: one active and one retiring key; old tokens still verify', async () => {
+    const before = await tessera(env, ['keys', 'list'])
+    expect(before.code, before.stderr).toBe(0)
+    const initial = keyLines(before.stdout)
+    expect(initial).toHaveLength(1)
+    expect(initial[0]!.status).toBe('active')
+    expect(initial[0]!.kid).toMatch(/^k4\.pid\./)
+    const pair = await loginOk('root@example.org')
+
+    const rotate = await tessera(env, ['keys', 'rotate'])
+    expect(rotate.code, rotate.stderr).toBe(0)
+    const rotated = keyLines(rotate.stdout)
+    expect(rotated[0]!.status).toBe('active')
+    expect(rotated[0]!.kid).not.toBe(initial[0]!.kid)
+    expect(rotated[1]).toEqual({ status: 'retiring', kid: initial[0]!.kid })
+
+    const after = await tessera(env, ['keys', 'list'])
+    expect(after.code).toBe(0)
+    const listed = keyLines(after.stdout)
+    expect(listed.map((k) => k.status).sort()).toEqual(['active', 'retiring'])
+    expect(listed.find((k) => k.status === 'active')!.kid).toBe(rotated[0]!.kid)
+    expect(listed.find((k) => k.status === 'retiring')!.kid).toBe(initial[0]!.kid)
+    expect(after.stdout).toMatch(/retiring .* until \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/)
+    // No secret key material on the screen.
+    expect(after.stdout + rotate.stdout).not.toMatch(/k4\.secret/)
+
+    // The server publishes both, and a token signed with the now-retiring key still works.
+    const keys = (await (await fetch(`${server!.url}/v1/keys`)).json()) as { keys: Array<{ kid: string; status: string }> }
+    expect(keys.keys.map((k) => [k.kid, k.status]).sort()).toEqual(
+      [
+        [rotated[0]!.kid, 'active'],
+        [initial[0]!.kid, 'retiring'],
+      ].sort(),
+    )
+    const me = await fetch(`${server!.url}/v1/user/me`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+    expect(me.status).toBe(200)
+  })
+})
