@@ -1,0 +1,152 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { type TesseraProcess, freePort, runCli, startTesseraProcess } from '../support/process.js'
+import { PASSWORD, uniqueEmail } from '../support/users.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const COOLDOWN_MS = 3000
+
+/** The example catalog as its own process, verifying tokens against a running Tessera. */
+async function startCatalog(tesseraUrl: string): Promise<{ url: string; child: ChildProcess; output: () => string }> {
+  const port = await freePort()
+  const child = spawn(
+    process.execPath,
+    ['--conditions=tessera-source', '--import', 'tsx', 'examples/catalog/server.ts'],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        TESSERA_URL: tesseraUrl,
+        TESSERA_ISSUER: 'http://localhost:8000',
+        KEYS_REFETCH_COOLDOWN_MS: String(COOLDOWN_MS),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let output = ''
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c))
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) return { url, child, output: () => output }
+    } catch {
+      // not yet listening
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`catalog did not start:\n${output}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const kidOf = (token: string) =>
+  (JSON.parse(Buffer.from(token.split('.')[3]!, 'base64url').toString()) as { kid: string }).kid
+
+describe('a catalog service verifying Tessera tokens, two real processes', () => {
+  let db: TestDatabase
+  let tessera: TesseraProcess
+  let catalog: Awaited<ReturnType<typeof startCatalog>>
+  const keyFetches = () => tessera.output().split('\n').filter((l) => l.includes('"path":"/v1/keys"')).length
+
+  beforeAll(async () => {
+    db = await createTestDatabase('sqlite')
+    // info-level request logs let the test count how often the catalog fetches the keys.
+    tessera = await startTesseraProcess({ databaseUrl: db.url, env: { LOG_LEVEL: 'info' } })
+    catalog = await startCatalog(tessera.url)
+  }, 40_000)
+  afterAll(async () => {
+    catalog?.child.kill('SIGKILL')
+    await tessera?.stop()
+    await db?.drop()
+  })
+
+  const login = async (email: string) => {
+    const res = await tessera.request('/api/v1/auth/login', { json: { email, password: PASSWORD } })
+    expect(res.status).toBe(200)
+    return ((await res.json()) as { access_token: string }).access_token
+  }
+  const call = (path: string, init: { method?: string; token?: string; json?: unknown } = {}) =>
+    fetch(catalog.url + path, {
+      method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
+      headers: {
+        ...(init.json === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` }),
+      },
+      ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
+    })
+
+  it('public reads, authenticated writes, and an academic-only route', async () => {
+    const email = uniqueEmail('catalog')
+    const registered = await tessera.request('/api/v1/auth/register', {
+      json: { email, password: PASSWORD, full_name: 'Santiago Ramón y Cajal', role: 'researcher' },
+    })
+    expect(registered.status).toBe(201)
+    const token = await login(email)
+
+    expect((await call('/projects')).status).toBe(200)
+    expect((await call('/search?q=x')).status).toBe(200)
+    const anonymous = await call('/projects', { json: { name: 'Retina' } })
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('www-authenticate')).toContain('Bearer')
+
+    const project = await call('/projects', { token, json: { name: 'Retina', description: 'synapse atlas' } })
+    expect(project.status).toBe(201)
+    const { id } = (await project.json()) as { id: string }
+    expect((await call(`/projects/${id}`)).status).toBe(200)
+    expect(((await (await call('/search?q=synapse')).json()) as { results: unknown[] }).results).toHaveLength(1)
+    expect((await call(`/projects/${id}`, { method: 'PUT', token, json: { name: 'Retina v2' } })).status).toBe(200)
+    expect((await call(`/projects/${id}`, { method: 'DELETE' })).status).toBe(401)
+    expect((await call(`/projects/${id}`, { method: 'DELETE', token })).status).toBe(204)
+
+    const run = (await (await call('/runs', { token, json: { name: 'run 1' } })).json()) as { id: string }
+    const denied = await call(`/runs/${run.id}/analysis`, { token, json: {} })
+    expect(denied.status).toBe(403)
+    expect(((await denied.json()) as { code: string }).code).toBe('not_verified')
+
+    // The operator promotes the account on the server host; the next token says so.
+    const promoted = await runCli(['user', 'promote', '--email', email], { databaseUrl: db.url })
+    expect(promoted.code, promoted.stderr).toBe(0)
+    expect((await call(`/runs/${run.id}/analysis`, { token, json: {} })).status).toBe(403)
+    const fresh = await login(email)
+    expect((await call(`/runs/${run.id}/analysis`, { token: fresh, json: {} })).status).toBe(202)
+  })
+
+  it('follows a key rotation and does not let forged kids drive key fetches', async () => {
+    const email = uniqueEmail('rotation')
+    await tessera.request('/v1/user/auth/register', { json: { email, password: PASSWORD } })
+    const before = await login(email)
+    expect((await call('/projects', { token: before, json: { name: 'before' } })).status).toBe(201)
+
+    const rotated = await runCli(['keys', 'rotate'], { databaseUrl: db.url })
+    expect(rotated.code, rotated.stderr).toBe(0)
+    // Tessera replicas pick up the new active key within their 10 s signer cache.
+    await new Promise((r) => setTimeout(r, 10_500))
+    const after = await login(email)
+    expect(kidOf(after)).not.toBe(kidOf(before))
+    await new Promise((r) => setTimeout(r, COOLDOWN_MS))
+
+    const fetchesBefore = keyFetches()
+    expect((await call('/projects', { token: after, json: { name: 'after' } })).status).toBe(201)
+    expect(keyFetches()).toBe(fetchesBefore + 1)
+    // The old key is retiring, still published: its tokens keep working.
+    expect((await call('/projects', { token: before, json: { name: 'old key' } })).status).toBe(201)
+
+    // A flood of tokens with made-up kids: each refused, at most one fetch per cooldown.
+    const [header, purpose, payload] = after.split('.')
+    const started = Date.now()
+    const flood = await Promise.all(
+      Array.from({ length: 50 }, () => {
+        const footer = Buffer.from(JSON.stringify({ kid: `k4.pid.${randomBytes(33).toString('base64url')}` })).toString('base64url')
+        return call('/projects', { token: `${header}.${purpose}.${payload}.${footer}`, json: { name: 'forged' } })
+      }),
+    )
+    expect(flood.every((r) => r.status === 401)).toBe(true)
+    const windows = Math.floor((Date.now() - started) / COOLDOWN_MS) + 1
+    expect(keyFetches() - fetchesBefore - 1).toBeLessThanOrEqual(windows)
+  }, 40_000)
+})
