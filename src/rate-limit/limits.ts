@@ -16,10 +16,6 @@ import { TesseraError } from '../errors.js'
 export interface Limiter {
   /** Counts one attempt; throws `rate_limited` once the window's allowance is used up. */
   consume(key: string): Promise<void>
-  /** Throws `rate_limited` if the key is over its allowance, without counting anything. */
-  assertAllowed(key: string): Promise<void>
-  /** Counts one failure without throwing (per-account limits count failed logins). */
-  recordFailure(key: string): Promise<void>
   reset(key: string): Promise<void>
 }
 
@@ -31,8 +27,6 @@ export interface RateLimits {
 
 const unlimited: Limiter = {
   consume: async () => {},
-  assertAllowed: async () => {},
-  recordFailure: async () => {},
   reset: async () => {},
 }
 
@@ -43,7 +37,7 @@ function rateLimited(res: RateLimiterRes): TesseraError {
   })
 }
 
-function limiter(store: RateLimiterAbstract, points: number): Limiter {
+function limiter(store: RateLimiterAbstract): Limiter {
   return {
     async consume(key) {
       try {
@@ -52,13 +46,6 @@ function limiter(store: RateLimiterAbstract, points: number): Limiter {
         if (error instanceof RateLimiterRes) throw rateLimited(error)
         throw error
       }
-    },
-    async assertAllowed(key) {
-      const res = await store.get(key)
-      if (res !== null && res.consumedPoints >= points) throw rateLimited(res)
-    },
-    async recordFailure(key) {
-      await store.penalty(key, 1)
     },
     async reset(key) {
       await store.delete(key)
@@ -85,7 +72,7 @@ export function createRateLimits(
       client.dialect === 'sqlite'
         ? new RateLimiterSQLite({ ...options, storeClient: client.sqlite, storeType: 'better-sqlite3' })
         : new RateLimiterPostgres({ ...options, storeClient: client.pool, storeType: 'pool' })
-    return limiter(store, points)
+    return limiter(store)
   }
   return {
     loginPerIp: make('login_ip', loginPerIp),

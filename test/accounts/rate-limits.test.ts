@@ -116,6 +116,18 @@ for (const dialect of dialects()) {
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
     })
 
+    it('guessing the current password with a stolen access token is limited like logins', async () => {
+      const { email } = await register(app)
+      const { access_token } = await login(app, email)
+      const change = (current: string) =>
+        app.request('/v1/user/password', {
+          token: access_token,
+          json: { current_password: current, new_password: 'another plausible lantern 77' },
+        })
+      for (let i = 0; i < 3; i++) await expectProblem(await change(`wrong-${i}-password`), 401, 'invalid_credentials')
+      await expectRateLimited(await change(PASSWORD), 900)
+    })
+
     it('a successful login resets the account counter', async () => {
       const { email } = await register(app)
       for (let round = 0; round < 3; round++) {

@@ -1,10 +1,12 @@
 import { Hono } from 'hono'
 import * as v from 'valibot'
 import { changePassword, getUser, registerAccount, toUserView, updateDisplayName } from '../../accounts/accounts.js'
+import { normalizeEmail } from '../../accounts/email.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
 import { recordAudit } from '../../audit/audit.js'
 import { TesseraError } from '../../errors.js'
+import { accountKey } from '../../rate-limit/limits.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { deleteSession, listSessions, logout, revokeUserSessions } from '../../sessions/sessions.js'
 import { issueTokenPair } from '../../tokens/token-pair.js'
@@ -130,7 +132,11 @@ export const userRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     const claims = c.get('claims')
     const body = await readJson(c, PasswordBody)
+    // Guessing the current password with a stolen access token counts like failed logins.
+    const account = accountKey(normalizeEmail(claims.email).normalized)
+    await t.limits.loginPerAccount.consume(account)
     await changePassword(t, claims.sub, body.current_password, body.new_password)
+    await t.limits.loginPerAccount.reset(account)
     // Every other session ends: whoever knew the old password is logged out (ASVS 7.4).
     await revokeUserSessions(t, claims.sub, 'password_changed', claims.sid)
     await recordAudit(t.db, t.clock, {
