@@ -8,6 +8,7 @@ import type { AppEnv } from './env.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
+import { docsRoutes } from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
@@ -35,6 +36,8 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     secureHeaders({
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
       xFrameOptions: 'DENY',
+      // A route may set its own policy (only /docs does, see routes/docs.ts).
+      overwrite: false,
     }),
   )
   // Responses carry tokens and personal data: nothing is cacheable unless a route says so.
@@ -57,6 +60,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)
   app.route('/api/v1/auth', archiveRoutes)
+  app.route('/', docsRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
   app.onError(handleError)
