@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { promoteToSuperuser, setDisabled } from '../../src/accounts/accounts.js'
+import { promoteToSuperuser, registerAccount, setDisabled } from '../../src/accounts/accounts.js'
 import { MAX_BODY_BYTES, createApp } from '../../src/http/app.js'
 import { type TestApp, makeTestApp } from '../support/app.js'
 import {
@@ -290,6 +290,15 @@ describe('live responses match openapi.yaml', () => {
       expect(problemCode((await call(app, 'POST', path, { json: { current_password: PASSWORD, new_password: 'another-fine-passphrase-7' } })).body)).toBe('unauthorized')
       await bodyErrors('POST', path, { token })
       expect((await send(app, 'POST', path, { token, json: { current_password: PASSWORD, new_password: 'another-fine-passphrase-7' } })).status).toBe(204)
+      // Guesses count against the per-account login limit (one attempt per window on `strict`,
+      // whose one registration per window may be used up: the account is created directly).
+      const email = uniqueEmail('limited')
+      await registerAccount(strict.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
+      const strictToken = ((await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody).access_token
+      const guess = { current_password: 'not the password', new_password: 'another-fine-passphrase-7' }
+      expect((await call(strict, 'POST', path, { token: strictToken, json: guess })).status).toBe(401)
+      const limited = await call(strict, 'POST', path, { token: strictToken, json: guess })
+      expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
     it('GET /v1/user/sessions and DELETE /v1/user/sessions/{id}', async () => {
