@@ -1,4 +1,12 @@
-import { type Kysely, type Migration, type MigrationResultSet, Migrator, PostgresAdapter, sql } from 'kysely'
+import {
+  type Kysely,
+  type Migration,
+  type MigrationResultSet,
+  Migrator,
+  PostgresAdapter,
+  SqliteAdapter,
+  sql,
+} from 'kysely'
 import * as initial from '../../migrations/0001_initial.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -9,12 +17,38 @@ const migrations: Record<string, Migration> = {
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */
 export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultSet> {
+  if (db.getExecutor().adapter instanceof SqliteAdapter) return migrateSqliteExclusively(db)
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
     migrationTableSchema: await currentPostgresSchema(db),
   })
   return migrator.migrateToLatest()
+}
+
+/**
+ * Kysely's migration lock is a no-op on SQLite (it assumes one connection), but several processes
+ * can open one file: two servers, or `tessera migrate` / `tessera keys ...` next to a starting
+ * server. On an empty file both read 0001 as pending and the second fails with "table users
+ * already exists". BEGIN IMMEDIATE takes the file's write lock (waiting up to busy_timeout), so
+ * one process migrates at a time and the next finds nothing pending; SQLite DDL is transactional,
+ * so a failed migration leaves nothing behind.
+ */
+async function migrateSqliteExclusively(db: Kysely<any>): Promise<MigrationResultSet> {
+  return db.connection().execute(async (conn) => {
+    try {
+      await sql`begin immediate`.execute(conn)
+    } catch (error) {
+      return { error }
+    }
+    let result: MigrationResultSet = { error: new Error('migration did not finish') }
+    try {
+      result = await new Migrator({ db: conn, provider: { getMigrations: async () => migrations } }).migrateToLatest()
+    } finally {
+      await sql.raw(result.error === undefined ? 'commit' : 'rollback').execute(conn)
+    }
+    return result
+  })
 }
 
 /** Applies pending migrations or throws one error that names the failing migration. */
