@@ -6,7 +6,16 @@ import pg from 'pg'
 import type { Database } from './schema.js'
 
 export type DatabaseClient =
-  | { dialect: 'sqlite'; sqlite: SqliteDatabase.Database }
+  | {
+      dialect: 'sqlite'
+      sqlite: SqliteDatabase.Database
+      /**
+       * Runs `fn` while holding Kysely's one SQLite connection. Code that uses the raw handle must
+       * go through this: otherwise its statements could land inside another request's open
+       * transaction on the same connection and vanish if that transaction rolls back.
+       */
+      exclusive<T>(fn: () => Promise<T>): Promise<T>
+    }
   | { dialect: 'postgres'; pool: pg.Pool }
 
 export interface DatabaseHandle {
@@ -44,7 +53,7 @@ function connectSqlite(path: string): DatabaseHandle {
   })
   return {
     db,
-    client: { dialect: 'sqlite', sqlite },
+    client: { dialect: 'sqlite', sqlite, exclusive: (fn) => db.connection().execute(() => fn()) },
     close: () => db.destroy(),
   }
 }

@@ -37,18 +37,20 @@ function rateLimited(res: RateLimiterRes): TesseraError {
   })
 }
 
-function limiter(store: RateLimiterAbstract): Limiter {
+type Serialize = <T>(fn: () => Promise<T>) => Promise<T>
+
+function limiter(store: RateLimiterAbstract, serialize: Serialize): Limiter {
   return {
     async consume(key) {
       try {
-        await store.consume(key)
+        await serialize(() => store.consume(key))
       } catch (error) {
         if (error instanceof RateLimiterRes) throw rateLimited(error)
         throw error
       }
     },
     async reset(key) {
-      await store.delete(key)
+      await serialize(() => store.delete(key))
     },
   }
 }
@@ -68,11 +70,13 @@ export function createRateLimits(
       duration: windowSeconds,
       clearExpiredByTimeout: false,
     }
-    const store =
-      client.dialect === 'sqlite'
-        ? new RateLimiterSQLite({ ...options, storeClient: client.sqlite, storeType: 'better-sqlite3' })
-        : new RateLimiterPostgres({ ...options, storeClient: client.pool, storeType: 'pool' })
-    return limiter(store)
+    // On SQLite the limiter shares Kysely's connection, so it must wait for open transactions.
+    return client.dialect === 'sqlite'
+      ? limiter(
+          new RateLimiterSQLite({ ...options, storeClient: client.sqlite, storeType: 'better-sqlite3' }),
+          client.exclusive,
+        )
+      : limiter(new RateLimiterPostgres({ ...options, storeClient: client.pool, storeType: 'pool' }), (fn) => fn())
   }
   return {
     loginPerIp: make('login_ip', loginPerIp),

@@ -128,6 +128,29 @@ for (const dialect of dialects()) {
       await expectRateLimited(await change(PASSWORD), 900)
     })
 
+    it('a counted attempt survives another request\'s transaction rolling back', async () => {
+      const email = uniqueEmail('rollback')
+      let release!: () => void
+      const held = new Promise<void>((resolve) => (release = resolve))
+      // Another request's transaction is open on the shared connection and will roll back.
+      const rolledBack = app.server.tessera.db
+        .transaction()
+        .execute(async (tx) => {
+          await sql`select 1`.execute(tx)
+          await held
+          throw new Error('roll back')
+        })
+        .catch(() => undefined)
+      const attemptDone = attempt(app.url, email, 'some-wrong-password')
+      await new Promise((r) => setTimeout(r, 200))
+      release()
+      await rolledBack
+      await expectProblem(await attemptDone, 401, 'invalid_credentials')
+      const rows = (await counters(app)).filter((r) => r.key.endsWith(accountKey(email.toLowerCase())))
+      expect(rows).toHaveLength(1)
+      expect(rows[0]!.points).toBe(1)
+    })
+
     it('a successful login resets the account counter', async () => {
       const { email } = await register(app)
       for (let round = 0; round < 3; round++) {
