@@ -12,6 +12,7 @@ import { emailField } from '../http/body.js'
 import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
 import { startServer } from '../server.js'
 import { createTessera } from '../tessera.js'
+import { isClientCommand, runClientCommand } from './client.js'
 import { readSecret } from './prompt.js'
 
 const USAGE = `Usage: tessera <command> [options]
@@ -25,6 +26,12 @@ Server commands (read the same environment as the server; see README):
   user promote --email E             make an existing user a superuser
   user disable --email E             disable a user and end all their sessions
 
+Client commands (talk to a running server at TESSERA_URL, default http://localhost:8000):
+  user register --email E            create an account (password asked, or stdin)
+  user login --email E               log in and keep the tokens in $XDG_CONFIG_HOME/tessera
+  user whoami                        show the logged-in user (refreshing the tokens if needed)
+  user logout                        end the session and forget its tokens
+
 Every command accepts --help.`
 
 const HELP: Record<string, string> = {
@@ -37,6 +44,14 @@ const HELP: Record<string, string> = {
     'Usage: tessera user create-superuser --email EMAIL [--display-name NAME]\n\nCreates a superuser account on this server\'s database. The password is asked without\necho, or read from the first line of standard input.',
   'user promote': 'Usage: tessera user promote --email EMAIL\n\nMakes an existing user a superuser.',
   'user disable': 'Usage: tessera user disable --email EMAIL\n\nDisables a user and revokes every session they have.',
+  'user register':
+    'Usage: tessera user register --email EMAIL [--display-name NAME]\n\nCreates an account on the server at TESSERA_URL (default http://localhost:8000) and\nprints it. The password is asked without echo (twice), or read from the first line of\nstandard input. Log in afterwards with tessera user login.',
+  'user login':
+    'Usage: tessera user login --email EMAIL\n\nLogs in to the server at TESSERA_URL (default http://localhost:8000). The password is\nasked without echo, or read from the first line of standard input. The tokens are kept\nin $XDG_CONFIG_HOME/tessera/credentials.json (default ~/.config/tessera; directory 0700,\nfile 0600), one entry per server URL, and are never printed.',
+  'user whoami':
+    'Usage: tessera user whoami\n\nShows the user logged in to TESSERA_URL. An expired access token is refreshed first\n(the new tokens are stored); if the session is over, the stored tokens are removed and\nyou have to log in again.',
+  'user logout':
+    'Usage: tessera user logout\n\nEnds the session on the server at TESSERA_URL and removes its stored tokens.',
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -67,10 +82,12 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP[command])
     return 0
   }
-  const config = loadConfig()
+  // The client commands talk HTTP to a server: no server configuration, no database.
+  if (isClientCommand(command)) return runClientCommand(command, values, HELP[command]!)
 
   switch (command) {
     case 'serve': {
+      const config = loadConfig()
       const running = await startServer(config)
       running.tessera.logger.info(`Tessera listening on ${running.url} (database ${config.databaseUrl.split(':')[0]})`)
       await new Promise<void>((resolve) => {
@@ -84,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'migrate': {
+      const config = loadConfig()
       const database = connectDatabase(config.databaseUrl, { poolSize: 1 })
       try {
         const { error, results } = await migrateToLatest(database.db)
@@ -100,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
     case 'user create-superuser':
     case 'user promote':
     case 'user disable': {
-      const t = await createTessera({ ...config, logLevel: 'error' })
+      const t = await createTessera({ ...loadConfig(), logLevel: 'error' })
       try {
         return await adminCommand(command, t, values)
       } finally {

@@ -18,7 +18,8 @@ export async function readSecret(prompt: string): Promise<string> {
   try {
     return await new Promise<string>((resolve, reject) => {
       rl.once('close', () => reject(new Error('No password given on standard input')))
-      rl.question(prompt, (answer) => {
+      // Piped input gets no prompt: there is nobody to read it.
+      rl.question(interactive ? prompt : '', (answer) => {
         if (interactive) process.stderr.write('\n')
         resolve(answer)
       })

@@ -1,0 +1,347 @@
+import { readSecret } from './prompt.js'
+import { type StoredCredentials, TokenStore, TokenStoreError, type Transaction } from './token-store.js'
+
+/**
+ * The client commands: `tessera user register|login|whoami|logout` talk to a running server over
+ * HTTP. They read only TESSERA_URL and XDG_CONFIG_HOME (never the server's configuration, never a
+ * database). Passwords come from readSecret (no echo on a terminal, else the first line of
+ * stdin); tokens live only in the credentials file (token-store.ts), never in argv, environment
+ * or output.
+ */
+
+export const CLIENT_COMMANDS = ['user register', 'user login', 'user whoami', 'user logout'] as const
+export type ClientCommand = (typeof CLIENT_COMMANDS)[number]
+
+export function isClientCommand(command: string): command is ClientCommand {
+  return (CLIENT_COMMANDS as readonly string[]).includes(command)
+}
+
+export const DEFAULT_TESSERA_URL = 'http://localhost:8000'
+/** An access token this close to its expiry is refreshed before use. */
+const REFRESH_MARGIN_MS = 30_000
+const REQUEST_TIMEOUT_MS = 30_000
+const USER_AGENT = 'tessera-cli'
+/** Refresh answers meaning the stored session is over: the user has to log in again. */
+const SESSION_OVER = new Set(['invalid_refresh_token', 'refresh_token_reused', 'validation_failed'])
+
+/** A failure with a message for the user (exit 1), or a usage error (exit 2). */
+class CliFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message)
+  }
+}
+
+/** A problem+json answer: printed as `code: detail`. */
+class ProblemError extends CliFailure {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(`${code}: ${detail}`)
+  }
+}
+
+function notLoggedIn(base: string): CliFailure {
+  return new CliFailure(`not logged in: run tessera user login (server ${base})`)
+}
+
+/** TESSERA_URL (default http://localhost:8000) as a base URL without a trailing slash. */
+export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const raw = env.TESSERA_URL === undefined || env.TESSERA_URL === '' ? DEFAULT_TESSERA_URL : env.TESSERA_URL
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new CliFailure('TESSERA_URL must be an http:// or https:// URL, such as http://localhost:8000')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CliFailure(`TESSERA_URL must be an http:// or https:// URL, not ${url.protocol}`)
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new CliFailure('TESSERA_URL must not contain a user name or password')
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new CliFailure('TESSERA_URL must not have a query or fragment')
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
+}
+
+type Answer = { ok: true; status: number; body: unknown } | { ok: false; status: number; problem: ProblemError }
+
+/**
+ * One request to the server. Network failures and answers that are not Tessera's throw a
+ * CliFailure naming TESSERA_URL; problem+json answers come back as `ok: false`. Redirects are
+ * not followed: the body may hold a password.
+ */
+async function request(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { json?: unknown; token?: string } = {},
+): Promise<Answer> {
+  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT }
+  if (options.json !== undefined) headers['content-type'] = 'application/json'
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+  let res: Response
+  try {
+    res = await fetch(base + path, {
+      method,
+      headers,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      ...(options.json === undefined ? {} : { body: JSON.stringify(options.json) }),
+    })
+  } catch (error) {
+    throw new CliFailure(`cannot reach Tessera at ${base} (TESSERA_URL): ${networkReason(error)}`)
+  }
+  const text = await res.text().catch(() => '')
+  if (res.status >= 300 && res.status < 400) {
+    throw new CliFailure(
+      `${base} (TESSERA_URL) answered with a redirect (HTTP ${res.status}); set TESSERA_URL to the server's own address`,
+    )
+  }
+  let body: unknown
+  try {
+    body = text === '' ? undefined : JSON.parse(text)
+  } catch {
+    body = undefined
+  }
+  if (res.ok) {
+    if (res.status !== 204 && body === undefined) {
+      throw new CliFailure(`${base} (TESSERA_URL) answered HTTP ${res.status} without JSON: is it a Tessera server?`)
+    }
+    return { ok: true, status: res.status, body }
+  }
+  const problem = body as { code?: unknown; detail?: unknown } | undefined
+  if (typeof problem?.code !== 'string') {
+    throw new CliFailure(`${base} (TESSERA_URL) answered HTTP ${res.status}: is it a Tessera server?`)
+  }
+  const detail = typeof problem.detail === 'string' ? problem.detail : `HTTP ${res.status}`
+  return { ok: false, status: res.status, problem: new ProblemError(res.status, problem.code, detail) }
+}
+
+function networkReason(error: unknown): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`
+  }
+  const cause = error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined
+  if (typeof cause?.message === 'string' && cause.message !== '') return cause.message
+  if (typeof cause?.code === 'string') return cause.code
+  return error instanceof Error ? error.message : String(error)
+}
+
+function expectOk(answer: Answer): unknown {
+  if (!answer.ok) throw answer.problem
+  return answer.body
+}
+
+/** The stored entry for a token pair answer; expiry times count from before the request left. */
+function credentialsFrom(base: string, body: unknown, requestedAt: number): StoredCredentials {
+  const pair = body as Partial<Record<'access_token' | 'refresh_token' | 'expires_in' | 'refresh_expires_in', unknown>>
+  if (
+    typeof pair?.access_token !== 'string' ||
+    typeof pair.refresh_token !== 'string' ||
+    typeof pair.expires_in !== 'number' ||
+    typeof pair.refresh_expires_in !== 'number'
+  ) {
+    throw new CliFailure(`${base} (TESSERA_URL) did not answer with a token pair: is it a Tessera server?`)
+  }
+  return {
+    url: base,
+    access_token: pair.access_token,
+    refresh_token: pair.refresh_token,
+    access_expires_at: new Date(requestedAt + pair.expires_in * 1000).toISOString(),
+    refresh_expires_at: new Date(requestedAt + pair.refresh_expires_in * 1000).toISOString(),
+  }
+}
+
+function expiresWithin(timestamp: string, marginMs: number): boolean {
+  const at = Date.parse(timestamp)
+  return Number.isNaN(at) || at - Date.now() <= marginMs
+}
+
+/**
+ * Swaps the stored refresh token for a new pair, under the store's lock. The old refresh token
+ * is spent the moment the server answers, so the new pair is written to disk before anything
+ * uses it. If another command refreshed in the meantime, its pair is used as it is. A refresh the
+ * server refuses ends the stored session.
+ */
+async function refresh(base: string, store: TokenStore, stale: StoredCredentials): Promise<StoredCredentials> {
+  return store.locked(async (tx) => {
+    const current = await tx.get(base)
+    if (current === undefined) throw notLoggedIn(base)
+    if (current.refresh_token !== stale.refresh_token) return current
+    if (expiresWithin(current.refresh_expires_at, 0)) return endSession(tx, base)
+    const requestedAt = Date.now()
+    const answer = await request(base, 'POST', '/v1/user/auth/refresh', {
+      json: { refresh_token: current.refresh_token },
+    })
+    if (!answer.ok) {
+      if (SESSION_OVER.has(answer.problem.code)) return endSession(tx, base)
+      throw answer.problem
+    }
+    const next = credentialsFrom(base, answer.body, requestedAt)
+    await tx.put(next)
+    return next
+  })
+}
+
+async function endSession(tx: Transaction, base: string): Promise<never> {
+  await tx.remove(base)
+  throw notLoggedIn(base)
+}
+
+interface UserBody {
+  id?: unknown
+  email?: unknown
+  display_name?: unknown
+  account_type?: unknown
+  verified?: unknown
+  created_at?: unknown
+  role?: unknown
+  identities?: Array<{ provider?: unknown; email?: unknown }>
+}
+
+function printUser(body: unknown): void {
+  const user = (body ?? {}) as UserBody
+  const rows: Array<[string, unknown]> = [
+    ['email', user.email],
+    ['id', user.id],
+    ['display_name', user.display_name === null || user.display_name === '' ? '-' : user.display_name],
+    ['account_type', user.account_type],
+    ['verified', user.verified],
+    ['created_at', user.created_at],
+  ]
+  if (user.role !== undefined) rows.push(['role', user.role])
+  if (Array.isArray(user.identities)) {
+    rows.push([
+      'identities',
+      user.identities.length === 0
+        ? '-'
+        : user.identities.map((i) => (i.email ? `${String(i.provider)} (${String(i.email)})` : String(i.provider))).join(', '),
+    ])
+  }
+  for (const [name, value] of rows) console.log(`${`${name}:`.padEnd(14)}${String(value)}`)
+}
+
+async function register(base: string, values: ClientValues): Promise<void> {
+  const email = requireEmail(values)
+  const password = await readSecret('Password: ')
+  if (process.stdin.isTTY === true && (await readSecret('Repeat password: ')) !== password) {
+    throw new CliFailure('the passwords do not match')
+  }
+  const body = expectOk(
+    await request(base, 'POST', '/v1/user/auth/register', {
+      json: { email, password, ...(values['display-name'] === undefined ? {} : { display_name: values['display-name'] }) },
+    }),
+  )
+  printUser(body)
+}
+
+async function login(base: string, store: TokenStore, values: ClientValues): Promise<void> {
+  const email = requireEmail(values)
+  const password = await readSecret('Password: ')
+  const requestedAt = Date.now()
+  const entry = credentialsFrom(
+    base,
+    expectOk(await request(base, 'POST', '/v1/user/auth/login', { json: { email, password } })),
+    requestedAt,
+  )
+  const previous = await store.locked(async (tx) => {
+    const old = await tx.get(base)
+    await tx.put(entry)
+    return old
+  })
+  // A session replaced by this login is ended on the server too (best effort: it is not stored anymore).
+  if (previous !== undefined && previous.refresh_token !== entry.refresh_token) {
+    await request(base, 'POST', '/v1/user/auth/logout', { json: { refresh_token: previous.refresh_token } }).catch(
+      () => undefined,
+    )
+  }
+  console.log(`Logged in to ${base} as ${email}`)
+}
+
+async function whoami(base: string, store: TokenStore): Promise<void> {
+  let entry = await store.get(base)
+  if (entry === undefined) throw notLoggedIn(base)
+  let refreshed = false
+  if (expiresWithin(entry.access_expires_at, REFRESH_MARGIN_MS)) {
+    entry = await refresh(base, store, entry)
+    refreshed = true
+  }
+  let answer = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
+  // The server's clock decides: a token it calls expired (or revoked) is refreshed once.
+  if (!answer.ok && answer.status === 401 && !refreshed) {
+    entry = await refresh(base, store, entry)
+    answer = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
+  }
+  printUser(expectOk(answer))
+}
+
+async function logout(base: string, store: TokenStore): Promise<void> {
+  const entry = await store.get(base)
+  if (entry === undefined) {
+    console.log(`Not logged in to ${base}`)
+    return
+  }
+  const answer = await request(base, 'POST', '/v1/user/auth/logout', { json: { refresh_token: entry.refresh_token } })
+  // Anything but a refusal of the token itself keeps the entry, so the logout can be retried.
+  if (!answer.ok && answer.status !== 400 && answer.status !== 401) throw answer.problem
+  await store.locked((tx) => tx.remove(base))
+  console.log(`Logged out of ${base}`)
+}
+
+export interface ClientValues {
+  email?: string | undefined
+  'display-name'?: string | undefined
+}
+
+function requireEmail(values: ClientValues): string {
+  if (values.email === undefined || values.email.trim() === '') throw new CliFailure('--email is required', 2)
+  return values.email
+}
+
+/**
+ * Runs one client command and answers its exit code: 0, 1 for a failure (printed to stderr as
+ * `code: detail` for server errors), 2 for a usage error (`usage` is printed after it).
+ */
+export async function runClientCommand(
+  command: ClientCommand,
+  values: ClientValues,
+  usage: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  try {
+    const base = serverUrl(env)
+    const store = TokenStore.fromEnv(env)
+    switch (command) {
+      case 'user register':
+        await register(base, values)
+        break
+      case 'user login':
+        await login(base, store, values)
+        break
+      case 'user whoami':
+        await whoami(base, store)
+        break
+      case 'user logout':
+        await logout(base, store)
+        break
+    }
+    return 0
+  } catch (error) {
+    if (error instanceof CliFailure) {
+      console.error(error.exitCode === 2 ? `${error.message}\n\n${usage}` : error.message)
+      return error.exitCode
+    }
+    if (error instanceof TokenStoreError) {
+      console.error(error.message)
+      return 1
+    }
+    throw error
+  }
+}
