@@ -18,6 +18,7 @@ import { publicKeyId } from '../../src/verify/paserk.js'
 import { type TestApp, makeTestApp, testClock } from '../support/app.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
+import { requestTo } from '../support/http.js'
 import { PASSWORD, expectProblem, login, registerAndLogin, uniqueEmail } from '../support/users.js'
 
 interface PublishedKey {
@@ -49,21 +50,7 @@ async function expectMeStatus(app: TestApp, token: string, status: number) {
 }
 
 /** A minimal client of a server started by hand (the restart tests). */
-function client(url: string) {
-  return {
-    request(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
-      const { json, token, ...rest } = init
-      const headers = new Headers(rest.headers)
-      if (json !== undefined) headers.set('content-type', 'application/json')
-      if (token !== undefined) headers.set('authorization', `Bearer ${token}`)
-      return fetch(url + path, {
-        ...rest,
-        headers,
-        ...(json === undefined ? {} : { body: JSON.stringify(json), method: 'POST' }),
-      })
-    },
-  }
-}
+const client = (url: string) => ({ request: requestTo(url) })
 
 const kek = () => randomBytes(32).toString('base64url')
 

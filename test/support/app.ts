@@ -2,6 +2,7 @@ import { type Env, loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
 import { createTestDatabase } from './database.js'
 import type { Dialect } from './dialects.js'
+import { requestTo } from './http.js'
 
 export interface TestClock {
   (): number
@@ -62,17 +63,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
     server,
     clock,
     databaseUrl: database.url,
-    request(path, init = {}) {
-      const { json, token, ...rest } = init
-      const headers = new Headers(rest.headers)
-      if (json !== undefined) headers.set('content-type', 'application/json')
-      if (token !== undefined) headers.set('authorization', `Bearer ${token}`)
-      return fetch(url + path, {
-        ...rest,
-        headers,
-        ...(json === undefined ? {} : { body: JSON.stringify(json), method: rest.method ?? 'POST' }),
-      })
-    },
+    request: requestTo(url),
     async close() {
       await server.close()
       await database.drop()

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { Env } from '../../src/config/index.js'
+import { requestTo } from './http.js'
 
 /**
  * Tessera as separate OS processes, for the tests that need more than one server on one database
@@ -130,17 +131,7 @@ async function startOnce(options: StartOptions, port: number): Promise<TesseraPr
       clearTimeout(timer)
     },
     output: () => output,
-    request(path, init = {}) {
-      const { json, token, ...rest } = init
-      const headers = new Headers(rest.headers)
-      if (json !== undefined) headers.set('content-type', 'application/json')
-      if (token !== undefined) headers.set('authorization', `Bearer ${token}`)
-      return fetch(url + path, {
-        ...rest,
-        headers,
-        ...(json === undefined ? {} : { body: JSON.stringify(json), method: rest.method ?? 'POST' }),
-      })
-    },
+    request: requestTo(url),
   }
 
   const deadline = Date.now() + READY_TIMEOUT_MS
