@@ -8,6 +8,7 @@ import type { Database } from './db/schema.js'
 import { type KeyRing, createKeyRing } from './keys/key-ring.js'
 import { ensureActiveKey, readSecretPaserk } from './keys/signing-keys.js'
 import { type Logger, createLogger } from './logger.js'
+import { type Metrics, createMetrics } from './metrics.js'
 import { type RateLimits, createRateLimits } from './rate-limit/limits.js'
 
 /** Everything the domain needs at run time, made once at start-up and passed down. */
@@ -20,6 +21,8 @@ export interface Tessera {
   keys: KeyRing
   limits: RateLimits
   logger: Logger
+  /** Prometheus metrics of this instance, in its own registry (`GET /metrics`). */
+  metrics: Metrics
   close(): Promise<void>
 }
 
@@ -48,6 +51,7 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       maxConcurrent: config.argon2MaxConcurrency,
       maxQueued: config.argon2MaxQueue,
     })
+    const metrics = createMetrics({ db: database.db, clock, hasher, logger })
     return {
       config,
       database,
@@ -57,7 +61,11 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       keys: createKeyRing(keyDeps),
       limits: createRateLimits(database.client, config),
       logger,
-      close: () => database.close(),
+      metrics,
+      close: () => {
+        metrics.close()
+        return database.close()
+      },
     }
   } catch (error) {
     await database.close()

@@ -1,4 +1,6 @@
 import { recordAudit } from '../audit/audit.js'
+import { TesseraError } from '../errors.js'
+import type { LoginOutcome } from '../metrics.js'
 import { accountKey } from '../rate-limit/limits.js'
 import { type ClientContext, startSession } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
@@ -14,6 +16,29 @@ import { normalizeEmail } from './email.js'
  * concurrent guesses all pass the check before any of them is counted.
  */
 export async function loginWithPassword(
+  t: Tessera,
+  credentials: { email: string; password: string },
+  client: ClientContext,
+): Promise<TokenPair> {
+  try {
+    const pair = await attemptLogin(t, credentials, client)
+    t.metrics.logins.inc({ outcome: 'ok' })
+    return pair
+  } catch (error) {
+    const outcome = error instanceof TesseraError ? FAILED_LOGIN_OUTCOMES[error.code] : undefined
+    if (outcome !== undefined) t.metrics.logins.inc({ outcome })
+    throw error
+  }
+}
+
+/** The failures `tessera_logins_total` counts, by error code; anything else is not a login outcome. */
+const FAILED_LOGIN_OUTCOMES: Partial<Record<TesseraError['code'], LoginOutcome>> = {
+  invalid_credentials: 'invalid_credentials',
+  account_disabled: 'disabled',
+  rate_limited: 'rate_limited',
+}
+
+async function attemptLogin(
   t: Tessera,
   credentials: { email: string; password: string },
   client: ClientContext,

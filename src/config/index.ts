@@ -80,6 +80,7 @@ const EnvSchema = v.object({
   KEYS_MAX_AGE: int('KEYS_MAX_AGE', 300, 0, 86_400),
   SERVICE_SECRET: optionalSecret('SERVICE_SECRET', 16),
   KEY_ENCRYPTION_KEY: optionalSecret('KEY_ENCRYPTION_KEY', 32),
+  METRICS_TOKEN: optionalSecret('METRICS_TOKEN', 16),
   ARGON2_MEMORY_KIB: int('ARGON2_MEMORY_KIB', 19_456, 7_168, 4_194_304),
   ARGON2_TIME_COST: int('ARGON2_TIME_COST', 2, 1, 100),
   ARGON2_PARALLELISM: int('ARGON2_PARALLELISM', 1, 1, 16),
@@ -140,6 +141,8 @@ export interface Config {
   keysMaxAge: number
   serviceSecret: string | undefined
   keyEncryptionKey: string | undefined
+  /** When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset, it is open. */
+  metricsToken: string | undefined
   argon2: { memoryKiB: number; timeCost: number; parallelism: number }
   argon2MaxConcurrency: number
   argon2MaxQueue: number
@@ -194,6 +197,7 @@ export function loadConfig(env: Env = process.env): Config {
     keysMaxAge: e.KEYS_MAX_AGE,
     serviceSecret: e.SERVICE_SECRET,
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    metricsToken: e.METRICS_TOKEN,
     argon2: {
       memoryKiB: e.ARGON2_MEMORY_KIB,
       timeCost: e.ARGON2_TIME_COST,

@@ -1,6 +1,7 @@
 import { Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
+import { routePath } from 'hono/route'
 import { secureHeaders } from 'hono/secure-headers'
 import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
@@ -11,6 +12,7 @@ import { archiveRoutes } from './routes/archive.js'
 import { docsRoutes } from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
+import { metricsRoutes } from './routes/metrics.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
 
@@ -31,7 +33,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     await next()
     if (!c.res.headers.has('X-Request-Id')) c.res.headers.set('X-Request-Id', c.get('requestId'))
   })
-  app.use(requestLog)
+  app.use(observeRequest)
   app.use(
     secureHeaders({
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
@@ -54,6 +56,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   )
 
   app.route('/', healthRoutes)
+  app.route('/', metricsRoutes)
   app.route('/v1/keys', keyRoutes)
   app.route('/v1/user', userRoutes)
   app.route('/v1/admin', adminRoutes)
@@ -67,18 +70,29 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   return app
 }
 
-const requestLog: MiddlewareHandler<AppEnv> = async (c, next) => {
+/**
+ * One latency observation and one log line per request. The route label is the template of the
+ * last route the request matched (`/v1/user/sessions/:id`, also when a middleware such as the
+ * body limit answered before the handler; `/*` when no route matched), never the raw path, so the
+ * number of series stays bounded whatever clients send.
+ */
+const observeRequest: MiddlewareHandler<AppEnv> = async (c, next) => {
   const started = performance.now()
   await next()
-  const { logger } = c.get('tessera')
+  const elapsed = performance.now() - started
+  const { logger, metrics } = c.get('tessera')
+  const route = routePath(c, -1)
+  const status = c.res.status
+  metrics.httpRequestDuration.observe({ method: c.req.method, route, status }, elapsed / 1000)
   if (logger.isLevelEnabled('info')) {
     logger.info({
       requestId: c.get('requestId'),
       method: c.req.method,
       // The path only: query strings could carry OAuth codes.
       path: c.req.path,
-      status: c.res.status,
-      ms: Math.round((performance.now() - started) * 10) / 10,
+      route,
+      status,
+      ms: Math.round(elapsed * 10) / 10,
     })
   }
 }

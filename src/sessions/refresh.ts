@@ -3,6 +3,7 @@ import type { Kysely, Transaction } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
+import type { Metrics } from '../metrics.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
 import { type ClientContext, type SessionDeps, revokeFamily } from './sessions.js'
 
@@ -36,11 +37,14 @@ type Outcome =
  *    logged-out token replayed is not theft.
  */
 export async function rotateRefreshToken(
-  deps: SessionDeps,
+  deps: SessionDeps & { metrics: Pick<Metrics, 'refreshes' | 'reuseDetections'> },
   presented: string,
   client: ClientContext,
 ): Promise<Rotation> {
-  if (!looksLikeRefreshToken(presented)) throw new TesseraError('invalid_refresh_token')
+  if (!looksLikeRefreshToken(presented)) {
+    deps.metrics.refreshes.inc({ outcome: 'invalid' })
+    throw new TesseraError('invalid_refresh_token')
+  }
   const hash = hashRefreshToken(presented)
   const now = deps.clock()
 
@@ -80,6 +84,7 @@ export async function rotateRefreshToken(
     return { kind: 'reused', familyId: spent.family_id, userId: spent.user_id }
   })
 
+  deps.metrics.refreshes.inc({ outcome: outcome.kind })
   switch (outcome.kind) {
     case 'rotated': {
       const { kind: _, ...rotation } = outcome
@@ -88,6 +93,7 @@ export async function rotateRefreshToken(
     case 'invalid':
       throw new TesseraError('invalid_refresh_token')
     case 'reused':
+      deps.metrics.reuseDetections.inc()
       await revokeFamily(deps, outcome.familyId, 'refresh_token_reused')
       await recordAudit(deps.db, deps.clock, {
         event: 'refresh_reuse_detected',

@@ -24,6 +24,7 @@ import {
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const SECRET = 'contract-test-service-secret-0123456789'
+const METRICS_TOKEN = 'contract-test-metrics-token-0123456789'
 const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
 const NO_CLIENT = { ip: null, userAgent: null }
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000'
@@ -101,7 +102,7 @@ describe('openapi.yaml as a document', () => {
 describe('live responses match openapi.yaml', () => {
   /** Service secret set, rate limits off. */
   let app: TestApp
-  /** No service secret; one registration and one login attempt per window. */
+  /** No service secret; one registration and one login attempt per window; METRICS_TOKEN set. */
   let strict: TestApp
 
   beforeAll(async () => {
@@ -116,7 +117,12 @@ describe('live responses match openapi.yaml', () => {
         },
       }),
       makeTestApp({
-        env: { RATE_LIMIT_REGISTER_PER_IP: '1', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1', ...FAST_HASHING },
+        env: {
+          RATE_LIMIT_REGISTER_PER_IP: '1',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
+          METRICS_TOKEN,
+          ...FAST_HASHING,
+        },
       }),
     ])
   })
@@ -154,6 +160,29 @@ describe('live responses match openapi.yaml', () => {
       const keys = await call(app, 'GET', '/v1/keys')
       expect(keys.status).toBe(200)
       expect((keys.body as { keys: unknown[] }).keys.length).toBeGreaterThan(0)
+    })
+
+    it('GET /metrics: Prometheus text exposition, behind METRICS_TOKEN when it is set', async () => {
+      const open = await call(app, 'GET', '/metrics')
+      expect(open.status).toBe(200)
+      expect(open.res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
+      const text = open.body as string
+      expect(text).toContain('# TYPE tessera_http_request_duration_seconds histogram')
+      expect(text).toContain('# TYPE tessera_logins_total counter')
+      expect(text).toMatch(/^tessera_sessions_live \d+$/m)
+
+      const refusedHeaders: Array<Record<string, string>> = [
+        {},
+        { authorization: 'Bearer wrong-token-0123456789' },
+        { authorization: `Basic ${METRICS_TOKEN}` },
+      ]
+      for (const headers of refusedHeaders) {
+        const refused = await call(strict, 'GET', '/metrics', { headers })
+        expect([refused.status, problemCode(refused.body)]).toEqual([401, 'unauthorized'])
+      }
+      const allowed = await call(strict, 'GET', '/metrics', { token: METRICS_TOKEN })
+      expect(allowed.status).toBe(200)
+      expect(allowed.body).toContain('# TYPE tessera_refreshes_total counter')
     })
 
     it('GET /openapi.yaml serves this document; GET /docs renders it under its own CSP', async () => {

@@ -1,0 +1,235 @@
+/**
+ * GET /metrics: the counters move with what happened (logins by outcome, refreshes by outcome,
+ * reuse detections, live sessions), request histograms are labelled with route templates (never a
+ * raw path), each app has its own registry, and METRICS_TOKEN guards the endpoint when set.
+ */
+import { register as globalRegistry } from 'prom-client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { setDisabled } from '../../src/accounts/accounts.js'
+import { type TestApp, makeTestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import { PASSWORD, type TokenPairBody, login, refresh, register, uniqueEmail } from '../support/users.js'
+
+const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
+const METRICS_TOKEN = 'metrics-test-token-0123456789abcdef'
+
+interface Sample {
+  name: string
+  labels: Record<string, string>
+  value: number
+}
+
+/** The samples of a Prometheus text exposition (format 0.0.4). */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = []
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (!m) throw new Error(`not an exposition line: ${line}`)
+    const labels: Record<string, string> = {}
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))
+    }
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) })
+  }
+  return samples
+}
+
+/** The value of the one sample named `name` whose labels include `labels`. */
+function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const found = samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )
+  expect(found, `${name} ${JSON.stringify(labels)}`).toHaveLength(1)
+  return found[0]!.value
+}
+
+async function scrape(app: TestApp, token?: string) {
+  const res = await app.request('/metrics', token === undefined ? {} : { token })
+  const text = await res.text()
+  expect(res.status, text).toBe(200)
+  expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
+  return { text, samples: parseExposition(text) }
+}
+
+for (const dialect of dialects()) {
+  describe(`GET /metrics [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_LOGIN_PER_ACCOUNT: '2', RATE_LIMIT_LOGIN_PER_IP: '0', ...FAST_HASHING },
+      })
+    })
+    afterAll(() => app?.close())
+
+    it('starts with every outcome at 0 and no live session', async () => {
+      const { samples } = await scrape(app)
+      for (const outcome of ['ok', 'invalid_credentials', 'disabled', 'rate_limited']) {
+        expect(valueOf(samples, 'tessera_logins_total', { outcome })).toBe(0)
+      }
+      for (const outcome of ['rotated', 'invalid', 'reused']) {
+        expect(valueOf(samples, 'tessera_refreshes_total', { outcome })).toBe(0)
+      }
+      expect(valueOf(samples, 'tessera_refresh_reuse_detected_total')).toBe(0)
+      expect(valueOf(samples, 'tessera_sessions_live')).toBe(0)
+      expect(valueOf(samples, 'tessera_argon2_active')).toBe(0)
+      expect(valueOf(samples, 'tessera_argon2_queued')).toBe(0)
+      // Node's process metrics, in the same per-instance registry.
+      expect(samples.some((s) => s.name === 'process_cpu_user_seconds_total')).toBe(true)
+      expect(samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true)
+    })
+
+    it('counts logins, refreshes, reuse and live sessions; labels requests by route template', async () => {
+      const alice = await register(app)
+      const bob = await register(app)
+      const carol = await register(app)
+
+      // ok: 3 logins (alice twice, bob once).
+      const a1 = await login(app, alice.email)
+      const a2 = await login(app, alice.email)
+      await login(app, bob.email)
+
+      // invalid_credentials: a wrong password, then an unknown address twice; its third attempt
+      // is over the per-account limit of 2: rate_limited.
+      const attempt = (email: string, password: string) =>
+        app.request('/v1/user/auth/login', { json: { email, password } })
+      expect((await attempt(alice.email, 'not the right password')).status).toBe(401)
+      const ghost = uniqueEmail('ghost')
+      expect((await attempt(ghost, PASSWORD)).status).toBe(401)
+      expect((await attempt(ghost, PASSWORD)).status).toBe(401)
+      expect((await attempt(ghost, PASSWORD)).status).toBe(429)
+      // The sequence-archive login path counts too.
+      expect((await app.request('/api/v1/auth/login', { json: { email: bob.email, password: 'wrong again!' } })).status).toBe(401)
+
+      // disabled
+      await setDisabled(app.server.tessera, carol.user.id, true)
+      expect((await attempt(carol.email, PASSWORD)).status).toBe(403)
+
+      // rotated, then reused (the family of a1 is revoked), then invalid twice.
+      const rotated = await refresh(app, a1.refresh_token)
+      expect(rotated.status).toBe(200)
+      expect((await refresh(app, a1.refresh_token)).status).toBe(401)
+      expect((await refresh(app, 'tessera_rt_unknown')).status).toBe(401)
+      const successor = (await rotated.json()) as TokenPairBody
+      expect((await refresh(app, successor.refresh_token)).status).toBe(401)
+
+      // A third session of alice's, deleted with a2's token: live sessions are a2 and bob's.
+      const a3 = await login(app, alice.email)
+      const listed = (await (await app.request('/v1/user/sessions', { token: a2.access_token })).json()) as {
+        sessions: Array<{ id: string; current: boolean }>
+      }
+      expect(listed.sessions).toHaveLength(2)
+      const sid = listed.sessions.find((s) => !s.current)!.id
+      expect((await app.request(`/v1/user/sessions/${sid}`, { method: 'DELETE', token: a2.access_token })).status).toBe(204)
+      expect((await app.request('/v1/user/me', { token: a3.access_token })).status).toBe(401)
+      // Refused by the body limit before the handler runs: still the login route.
+      const oversized = await app.request('/v1/user/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ padding: 'x'.repeat(70_000) }),
+      })
+      expect(oversized.status).toBe(413)
+      const stray = `/no/such/route/${crypto.randomUUID()}`
+      expect((await app.request(stray)).status).toBe(404)
+
+      const { text, samples } = await scrape(app)
+      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
+      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'invalid_credentials' })).toBe(4)
+      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'rate_limited' })).toBe(1)
+      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'disabled' })).toBe(1)
+      expect(valueOf(samples, 'tessera_refreshes_total', { outcome: 'rotated' })).toBe(1)
+      expect(valueOf(samples, 'tessera_refreshes_total', { outcome: 'reused' })).toBe(1)
+      expect(valueOf(samples, 'tessera_refreshes_total', { outcome: 'invalid' })).toBe(2)
+      expect(valueOf(samples, 'tessera_refresh_reuse_detected_total')).toBe(1)
+      expect(valueOf(samples, 'tessera_sessions_live')).toBe(2)
+
+      // Requests by route template and status; the histogram's _count is the request count.
+      const count = (method: string, route: string, status: string) =>
+        valueOf(samples, 'tessera_http_request_duration_seconds_count', { method, route, status })
+      expect(count('POST', '/v1/user/auth/login', '200')).toBe(4)
+      expect(count('POST', '/v1/user/auth/login', '401')).toBe(3)
+      expect(count('POST', '/v1/user/auth/login', '403')).toBe(1)
+      expect(count('POST', '/v1/user/auth/login', '429')).toBe(1)
+      expect(count('POST', '/v1/user/auth/login', '413')).toBe(1)
+      expect(count('POST', '/api/v1/auth/login', '401')).toBe(1)
+      expect(count('POST', '/v1/user/auth/refresh', '200')).toBe(1)
+      expect(count('POST', '/v1/user/auth/refresh', '401')).toBe(3)
+      expect(count('DELETE', '/v1/user/sessions/:id', '204')).toBe(1)
+      // Refused by requireUser: still the handler's template.
+      expect(count('GET', '/v1/user/me', '401')).toBe(1)
+      // Nothing matched: one bounded label, not the path.
+      expect(count('GET', '/*', '404')).toBe(1)
+      expect(count('GET', '/metrics', '200')).toBe(1)
+      const le = (bound: string) =>
+        valueOf(samples, 'tessera_http_request_duration_seconds_bucket', {
+          method: 'POST',
+          route: '/v1/user/auth/login',
+          status: '200',
+          le: bound,
+        })
+      expect(le('+Inf')).toBe(4)
+      expect(le('0.0005')).toBeLessThanOrEqual(le('10'))
+      expect(valueOf(samples, 'tessera_http_request_duration_seconds_sum', {
+        method: 'POST',
+        route: '/v1/user/auth/login',
+        status: '200',
+      })).toBeGreaterThan(0)
+
+      // No concrete id or raw path anywhere in the exposition.
+      const routes = new Set(
+        samples.filter((s) => s.name.startsWith('tessera_http_request_duration_seconds')).map((s) => s.labels.route),
+      )
+      for (const route of routes) expect(route).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/)
+      expect(text).not.toContain(sid)
+      expect(text).not.toContain('/no/such/route')
+      for (const secret of [PASSWORD, a1.access_token, a1.refresh_token, alice.email]) {
+        expect(text).not.toContain(secret)
+      }
+    })
+
+    it('keeps one registry per app, not prom-client’s global one', async () => {
+      const other = await makeTestApp({ dialect, env: FAST_HASHING })
+      try {
+        const { samples } = await scrape(other)
+        expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
+        expect(samples.some((s) => s.name === 'tessera_http_request_duration_seconds_count')).toBe(false)
+      } finally {
+        await other.close()
+      }
+      // The first app's figures are its own and unaffected.
+      expect(valueOf((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
+      expect(await globalRegistry.getSingleMetric('tessera_logins_total')).toBeUndefined()
+    })
+  })
+}
+
+describe('GET /metrics with METRICS_TOKEN', () => {
+  let app: TestApp
+  beforeAll(async () => {
+    app = await makeTestApp({ env: { METRICS_TOKEN, ...FAST_HASHING } })
+  })
+  afterAll(() => app?.close())
+
+  it('answers 401 without the token, with a wrong one or another scheme, 200 with it', async () => {
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcdef', `Basic ${METRICS_TOKEN}`, METRICS_TOKEN]) {
+      const res = await app.request('/metrics', authorization === undefined ? {} : { headers: { authorization } })
+      expect(res.status).toBe(401)
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="tessera"/)
+      const body = await res.text()
+      expect(body).not.toContain('tessera_logins_total')
+      expect(body).not.toContain(METRICS_TOKEN)
+    }
+    await scrape(app, METRICS_TOKEN)
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    const lower = await app.request('/metrics', { headers: { authorization: `bearer ${METRICS_TOKEN}` } })
+    expect(lower.status).toBe(200)
+  })
+
+  it('rejects a METRICS_TOKEN shorter than 16 characters at start-up', async () => {
+    const { loadConfig, ConfigError } = await import('../../src/config/index.js')
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(ConfigError)
+    expect(loadConfig({ METRICS_TOKEN }).metricsToken).toBe(METRICS_TOKEN)
+    expect(loadConfig({}).metricsToken).toBeUndefined()
+  })
+})
