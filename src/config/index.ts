@@ -54,6 +54,32 @@ const csv = (fallback: string) =>
     ),
   )
 
+/** Federated-login providers (API.md, "Federated login"); ORCID can only be linked. */
+export const OAUTH_PROVIDERS = ['cilogon', 'github', 'google', 'gitlab', 'orcid'] as const
+export type OAuthProviderName = (typeof OAUTH_PROVIDERS)[number]
+
+/** The public issuers (OIDC) or base URL (GitHub) used when no override is configured. */
+export const DEFAULT_OAUTH_ISSUERS: Record<OAuthProviderName, string> = {
+  cilogon: 'https://cilogon.org',
+  github: 'https://github.com',
+  google: 'https://accounts.google.com',
+  gitlab: 'https://gitlab.com',
+  orcid: 'https://orcid.org',
+}
+
+const oauthUrl = (name: string) => v.optional(v.pipe(v.string(), v.trim(), v.url(`${name} must be an absolute URL`)))
+
+const oauthClientEntries = Object.fromEntries(
+  OAUTH_PROVIDERS.flatMap((p) => {
+    const P = p.toUpperCase()
+    return [
+      [`OAUTH_${P}_CLIENT_ID`, v.optional(v.pipe(v.string(), v.trim()))],
+      [`OAUTH_${P}_CLIENT_SECRET`, v.optional(v.string())],
+      ...(p === 'github' ? [] : [[`OAUTH_${P}_ISSUER`, oauthUrl(`OAUTH_${P}_ISSUER`)]]),
+    ]
+  }),
+) as Record<string, v.OptionalSchema<v.GenericSchema<string, string>, undefined>>
+
 const ADMINISTRATIVE_ROLES = ['admin', 'administrator', 'superuser', 'root', 'staff', 'service']
 
 const EnvSchema = v.object({
@@ -103,6 +129,17 @@ const EnvSchema = v.object({
   RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
   RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
   TRUST_PROXY: bool('TRUST_PROXY', false),
+  OAUTH_REDIRECT_URIS: v.pipe(
+    csv(''),
+    v.check(
+      (uris) => uris.every((u) => URL.canParse(u) && /^[a-z][a-z0-9+.-]*:/i.test(u)),
+      'OAUTH_REDIRECT_URIS must be a comma-separated list of absolute URIs',
+    ),
+  ),
+  OAUTH_ALLOW_INSECURE_ISSUERS: bool('OAUTH_ALLOW_INSECURE_ISSUERS', false),
+  OAUTH_GITHUB_BASE_URL: oauthUrl('OAUTH_GITHUB_BASE_URL'),
+  OAUTH_GITHUB_API_URL: oauthUrl('OAUTH_GITHUB_API_URL'),
+  ...oauthClientEntries,
   LOG_LEVEL: v.optional(
     v.picklist(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -126,6 +163,23 @@ const CheckedEnvSchema = v.pipe(
 )
 
 export type Env = Record<string, string | undefined>
+
+export interface OAuthClientConfig {
+  clientId: string
+  clientSecret: string
+  /** OIDC issuer (exactly as configured), or for GitHub the web base URL without a trailing slash. */
+  issuer: string
+  /** GitHub only: the REST API base URL. */
+  apiUrl?: string
+}
+
+export interface OAuthConfig {
+  /** Exact allow-list of client redirect URIs (no prefix or pattern matching). */
+  redirectUris: string[]
+  allowInsecureIssuers: boolean
+  /** Enabled providers only: both client id and secret configured. */
+  providers: Partial<Record<OAuthProviderName, OAuthClientConfig>>
+}
 
 export interface Config {
   port: number
@@ -155,6 +209,7 @@ export interface Config {
     registerPerIp: number
   }
   trustProxy: boolean
+  oauth: OAuthConfig
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
 
@@ -183,6 +238,8 @@ export function loadConfig(env: Env = process.env): Config {
     )
   }
   const e = result.output
+  const oauth = readOAuthConfig(e as unknown as Record<string, unknown>)
+  if (oauth.problems.length > 0) throw new ConfigError(oauth.problems)
   return {
     port: e.PORT,
     host: e.HOST,
@@ -214,6 +271,50 @@ export function loadConfig(env: Env = process.env): Config {
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
     },
     trustProxy: e.TRUST_PROXY,
+    oauth: oauth.config,
     logLevel: e.LOG_LEVEL,
+  }
+}
+
+/**
+ * A provider is enabled when both its client id and secret are set; one without the other is a
+ * configuration mistake and stops the process. `http://` provider URLs need
+ * OAUTH_ALLOW_INSECURE_ISSUERS (local testing only).
+ */
+function readOAuthConfig(e: Record<string, unknown>): { config: OAuthConfig; problems: string[] } {
+  const problems: string[] = []
+  const allowInsecure = e.OAUTH_ALLOW_INSECURE_ISSUERS === true
+  const providers: OAuthConfig['providers'] = {}
+  const checkUrl = (name: string, url: string) => {
+    if (url.startsWith('http://') && !allowInsecure) {
+      problems.push(`${name} must be an https URL (set OAUTH_ALLOW_INSECURE_ISSUERS=true for local testing)`)
+    } else if (!/^https?:\/\//.test(url)) {
+      problems.push(`${name} must be an http(s) URL`)
+    }
+  }
+  for (const p of OAUTH_PROVIDERS) {
+    const P = p.toUpperCase()
+    const clientId = e[`OAUTH_${P}_CLIENT_ID`] as string | undefined
+    const clientSecret = e[`OAUTH_${P}_CLIENT_SECRET`] as string | undefined
+    if (clientId === undefined && clientSecret === undefined) continue
+    if (clientId === undefined || clientSecret === undefined) {
+      problems.push(`OAUTH_${P}_CLIENT_ID and OAUTH_${P}_CLIENT_SECRET must be set together`)
+      continue
+    }
+    const issuerVar = p === 'github' ? 'OAUTH_GITHUB_BASE_URL' : `OAUTH_${P}_ISSUER`
+    // An OIDC issuer is compared exactly with the discovery document's `issuer`: keep it as given.
+    const configured = (e[issuerVar] as string | undefined) ?? DEFAULT_OAUTH_ISSUERS[p]
+    const issuer = p === 'github' ? configured.replace(/\/+$/, '') : configured
+    checkUrl(issuerVar, issuer)
+    const client: OAuthClientConfig = { clientId, clientSecret, issuer }
+    if (p === 'github') {
+      client.apiUrl = ((e.OAUTH_GITHUB_API_URL as string | undefined) ?? 'https://api.github.com').replace(/\/+$/, '')
+      checkUrl('OAUTH_GITHUB_API_URL', client.apiUrl)
+    }
+    providers[p] = client
+  }
+  return {
+    config: { redirectUris: e.OAUTH_REDIRECT_URIS as string[], allowInsecureIssuers: allowInsecure, providers },
+    problems,
   }
 }

@@ -11,6 +11,8 @@ export interface Database {
   refresh_tokens: RefreshTokensTable
   signing_keys: SigningKeysTable
   audit_events: AuditEventsTable
+  oauth_states: OAuthStatesTable
+  login_codes: LoginCodesTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -84,6 +86,31 @@ export interface AuditEventsTable {
   session_id: string | null
   ip: string | null
   detail: string | null
+}
+
+/** One started federated login or link flow; single use (`used_at`), expiring. */
+export interface OAuthStatesTable {
+  state_hash: string
+  provider: string
+  code_verifier: string
+  nonce: string | null
+  redirect_uri: string
+  /** Set for a link flow: the logged-in user the identity is added to. */
+  link_user_id: string | null
+  browser_hash: string
+  created_at: number
+  expires_at: number
+  used_at: number | null
+}
+
+/** One-time code a client swaps for a token pair after a federated login. */
+export interface LoginCodesTable {
+  code_hash: string
+  user_id: string
+  provider: string
+  created_at: number
+  expires_at: number
+  used_at: number | null
 }
 
 export type User = Selectable<UsersTable>

@@ -88,7 +88,7 @@ for (const dialect of dialects()) {
           Array.from({ length: 3 }, () => runCli(['migrate'], { databaseUrl: database.url })),
         )
         for (const run of runs) expect(run.code, run.stderr).toBe(0)
-        const applied = runs.filter((r) => /^Success\s+0001_initial$/m.test(r.stdout))
+        const applied = runs.filter((r) => /^Success\s+0001_initial$/m.test(r.stdout) && /^Success\s+0002_federation$/m.test(r.stdout))
         expect(applied, runs.map((r) => r.stdout).join('|')).toHaveLength(1)
         expect(runs.filter((r) => r.stdout.includes('Database is up to date'))).toHaveLength(2)
       } finally {
@@ -134,7 +134,7 @@ for (const dialect of dialects()) {
         .selectFrom('kysely_migration' as never)
         .select('name' as never)
         .execute()
-      expect(migrations.map((m) => (m as { name: string }).name)).toEqual(['0001_initial'])
+      expect(migrations.map((m) => (m as { name: string }).name)).toEqual(['0001_initial', '0002_federation'])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])
       expect(atA).toEqual(atB)
