@@ -4,6 +4,7 @@ import { type Clock, systemClock } from './clock.js'
 import type { Config } from './config/index.js'
 import { type DatabaseHandle, connectDatabase } from './db/connect.js'
 import { migrateOrThrow } from './db/migrate.js'
+import { type ProviderRegistry, createProviderRegistry } from './federation/providers.js'
 import type { Database } from './db/schema.js'
 import { type KeyRing, createKeyRing } from './keys/key-ring.js'
 import { ensureActiveKey, readSecretPaserk } from './keys/signing-keys.js'
@@ -19,6 +20,8 @@ export interface Tessera {
   clock: Clock
   hasher: PasswordHasher
   keys: KeyRing
+  /** Enabled federated-login providers, with their discovery cached for this process. */
+  federation: ProviderRegistry
   limits: RateLimits
   logger: Logger
   /** Prometheus metrics of this instance, in its own registry (`GET /metrics`). */
@@ -59,6 +62,7 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       clock,
       hasher,
       keys: createKeyRing(keyDeps),
+      federation: createProviderRegistry(config.oauth),
       limits: createRateLimits(database.client, config),
       logger,
       metrics,

@@ -1,0 +1,291 @@
+import * as oauth from 'oauth4webapi'
+import type { OAuthClientConfig, OAuthConfig, OAuthProviderName } from '../config/index.js'
+import { OAUTH_PROVIDERS } from '../config/index.js'
+
+/** What Tessera keeps of an upstream account: keyed by (provider, subject), never by email. */
+export interface ProviderIdentity {
+  subject: string
+  /** The provider's email for the account, only when the provider says it is verified. */
+  email: string | null
+  name: string | null
+}
+
+export interface AuthorizationRequest {
+  state: string
+  codeVerifier: string
+  /** OIDC only. */
+  nonce: string | null
+  /** Tessera's own callback URL for this provider. */
+  callbackUrl: string
+}
+
+export interface CallbackInput extends AuthorizationRequest {
+  /** The query of the request that reached the callback. */
+  callbackParameters: URLSearchParams
+}
+
+/** The upstream said no (`access_denied` and the like) or answered something unusable. */
+export class ProviderError extends Error {
+  constructor(
+    /** `access_denied` when the user or provider refused, `provider_error` for anything else. */
+    readonly code: 'access_denied' | 'provider_error',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+    this.name = 'ProviderError'
+  }
+}
+
+export interface FederationProvider {
+  name: OAuthProviderName
+  protocol: 'oidc' | 'oauth2'
+  /** ORCID: may only be linked to an account that is logged in, never used to log in. */
+  linkOnly: boolean
+  authorizationUrl(request: AuthorizationRequest): Promise<URL>
+  /**
+   * Checks the authorization response (state, `iss` when the provider sends it), redeems the
+   * code with the PKCE verifier and, for OIDC, validates the ID token (`iss`, `aud`, `exp`,
+   * `nonce`, signature and `alg` against the provider's JWKS). Throws `ProviderError`.
+   */
+  complete(input: CallbackInput): Promise<ProviderIdentity>
+}
+
+export interface ProviderRegistry {
+  /** The enabled provider of that name; undefined for unknown or unconfigured ones. */
+  get(name: string): FederationProvider | undefined
+  enabled(): OAuthProviderName[]
+}
+
+const SCOPES: Record<OAuthProviderName, string> = {
+  cilogon: 'openid email profile',
+  google: 'openid email profile',
+  gitlab: 'openid email profile',
+  orcid: 'openid',
+  github: 'read:user user:email',
+}
+
+const UPSTREAM_TIMEOUT_MS = 10_000
+
+/** Builds the providers enabled by the configuration. Discovery is lazy and cached per process. */
+export function createProviderRegistry(config: OAuthConfig): ProviderRegistry {
+  const providers = new Map<string, FederationProvider>()
+  for (const name of OAUTH_PROVIDERS) {
+    const client = config.providers[name]
+    if (client === undefined) continue
+    providers.set(
+      name,
+      name === 'github'
+        ? githubProvider(client, config.allowInsecureIssuers)
+        : oidcProvider(name, client, config.allowInsecureIssuers),
+    )
+  }
+  return {
+    get: (name) => providers.get(name),
+    enabled: () => [...providers.keys()] as OAuthProviderName[],
+  }
+}
+
+function httpOptions(allowInsecure: boolean) {
+  return {
+    [oauth.allowInsecureRequests]: allowInsecure,
+    signal: () => AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
+  }
+}
+
+function oidcProvider(name: OAuthProviderName, client: OAuthClientConfig, allowInsecure: boolean): FederationProvider {
+  const issuer = new URL(client.issuer)
+  const oauthClient: oauth.Client = { client_id: client.clientId }
+  const clientAuth = oauth.ClientSecretPost(client.clientSecret)
+  // One JWKS cache per provider and process: keys are refetched by oauth4webapi when stale or
+  // when an ID token names an unknown key.
+  const jwks: oauth.JWKSCacheInput = {}
+  let discovered: Promise<oauth.AuthorizationServer> | undefined
+
+  // Discovery is cached for the life of the process; a failure is not cached, so the next
+  // request tries again.
+  const server = (): Promise<oauth.AuthorizationServer> => {
+    discovered ??= (async () => {
+      const response = await oauth.discoveryRequest(issuer, { ...httpOptions(allowInsecure), algorithm: 'oidc' })
+      return oauth.processDiscoveryResponse(issuer, response)
+    })().catch((error: unknown) => {
+      discovered = undefined
+      throw new ProviderError('provider_error', `${name}: discovery failed`, { cause: error })
+    })
+    return discovered
+  }
+
+  return {
+    name,
+    protocol: 'oidc',
+    linkOnly: name === 'orcid',
+    async authorizationUrl(request) {
+      const as = await server()
+      if (as.authorization_endpoint === undefined) {
+        throw new ProviderError('provider_error', `${name}: no authorization_endpoint`)
+      }
+      const url = new URL(as.authorization_endpoint)
+      url.searchParams.set('client_id', client.clientId)
+      url.searchParams.set('redirect_uri', request.callbackUrl)
+      url.searchParams.set('response_type', 'code')
+      url.searchParams.set('scope', SCOPES[name])
+      url.searchParams.set('state', request.state)
+      url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(request.codeVerifier))
+      url.searchParams.set('code_challenge_method', 'S256')
+      if (request.nonce !== null) url.searchParams.set('nonce', request.nonce)
+      return url
+    },
+    async complete(input) {
+      const as = await server()
+      const params = validateResponse(name, as, oauthClient, input)
+      try {
+        const options = httpOptions(allowInsecure)
+        const response = await oauth.authorizationCodeGrantRequest(
+          as,
+          oauthClient,
+          clientAuth,
+          params,
+          input.callbackUrl,
+          input.codeVerifier,
+          options,
+        )
+        const result = await oauth.processAuthorizationCodeResponse(as, oauthClient, response, {
+          expectedNonce: input.nonce ?? oauth.expectNoNonce,
+          requireIdToken: true,
+        })
+        // processAuthorizationCodeResponse checks the claims; the signature is checked here
+        // (SECURITY.md: ID token signature and alg verified, not only trusted over TLS).
+        await oauth.validateApplicationLevelSignature(as, response, { ...options, [oauth.jwksCache]: jwks })
+        const claims = oauth.getValidatedIdTokenClaims(result)
+        if (claims === undefined) throw new ProviderError('provider_error', `${name}: no ID token`)
+        let email = verifiedEmail(name, claims)
+        let displayName = typeof claims.name === 'string' ? claims.name : null
+        if (email === null && name !== 'orcid' && as.userinfo_endpoint !== undefined) {
+          const info = await oauth.processUserInfoResponse(
+            as,
+            oauthClient,
+            claims.sub,
+            await oauth.userInfoRequest(as, oauthClient, result.access_token, options),
+          )
+          email = verifiedEmail(name, info)
+          displayName ??= typeof info.name === 'string' ? info.name : null
+        }
+        return { subject: claims.sub, email, name: displayName }
+      } catch (error) {
+        throw asProviderError(name, error)
+      }
+    },
+  }
+}
+
+/**
+ * Only an email the provider vouches for is used (it names the new account, and a taken one
+ * answers `account_exists`). CILogon relays institutional addresses and does not send
+ * `email_verified`; an explicit `false` is still refused.
+ */
+function verifiedEmail(name: OAuthProviderName, claims: Record<string, unknown>): string | null {
+  if (typeof claims.email !== 'string' || claims.email === '') return null
+  if (claims.email_verified === true) return claims.email
+  if (name === 'cilogon' && claims.email_verified === undefined) return claims.email
+  return null
+}
+
+function validateResponse(
+  name: OAuthProviderName,
+  as: oauth.AuthorizationServer,
+  client: oauth.Client,
+  input: CallbackInput,
+): URLSearchParams {
+  try {
+    return oauth.validateAuthResponse(as, client, input.callbackParameters, input.state)
+  } catch (error) {
+    throw asProviderError(name, error)
+  }
+}
+
+function asProviderError(name: OAuthProviderName, error: unknown): ProviderError {
+  if (error instanceof ProviderError) return error
+  if (error instanceof oauth.AuthorizationResponseError && error.error === 'access_denied') {
+    return new ProviderError('access_denied', `${name}: access denied`, { cause: error })
+  }
+  return new ProviderError('provider_error', `${name}: the provider's answer was refused`, { cause: error })
+}
+
+/**
+ * GitHub is OAuth 2 without OIDC: the code is redeemed with oauth4webapi against fixed endpoints
+ * (PKCE S256 and state still apply), then the account and its verified primary email come from
+ * the REST API. The subject is the numeric account id, which survives renames.
+ */
+function githubProvider(client: OAuthClientConfig, allowInsecure: boolean): FederationProvider {
+  const apiUrl = client.apiUrl ?? 'https://api.github.com'
+  const as: oauth.AuthorizationServer = {
+    issuer: client.issuer,
+    authorization_endpoint: `${client.issuer}/login/oauth/authorize`,
+    token_endpoint: `${client.issuer}/login/oauth/access_token`,
+  }
+  const oauthClient: oauth.Client = { client_id: client.clientId }
+  const clientAuth = oauth.ClientSecretPost(client.clientSecret)
+
+  const api = async (path: string, accessToken: string): Promise<unknown> => {
+    const response = await fetch(`${apiUrl}${path}`, {
+      headers: {
+        accept: 'application/vnd.github+json',
+        authorization: `Bearer ${accessToken}`,
+        'user-agent': 'tessera',
+        'x-github-api-version': '2022-11-28',
+      },
+      signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
+    })
+    if (!response.ok) throw new ProviderError('provider_error', `github: ${path} answered ${response.status}`)
+    return response.json()
+  }
+
+  return {
+    name: 'github',
+    protocol: 'oauth2',
+    linkOnly: false,
+    async authorizationUrl(request) {
+      const url = new URL(as.authorization_endpoint!)
+      url.searchParams.set('client_id', client.clientId)
+      url.searchParams.set('redirect_uri', request.callbackUrl)
+      url.searchParams.set('scope', SCOPES.github)
+      url.searchParams.set('state', request.state)
+      url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(request.codeVerifier))
+      url.searchParams.set('code_challenge_method', 'S256')
+      url.searchParams.set('allow_signup', 'false')
+      return url
+    },
+    async complete(input) {
+      const params = validateResponse('github', as, oauthClient, input)
+      try {
+        const response = await oauth.authorizationCodeGrantRequest(
+          as,
+          oauthClient,
+          clientAuth,
+          params,
+          input.callbackUrl,
+          input.codeVerifier,
+          httpOptions(allowInsecure),
+        )
+        const result = await oauth.processAuthorizationCodeResponse(as, oauthClient, response)
+        const user = (await api('/user', result.access_token)) as { id?: unknown; name?: unknown }
+        if (typeof user.id !== 'number' && typeof user.id !== 'string') {
+          throw new ProviderError('provider_error', 'github: /user has no id')
+        }
+        const emails = (await api('/user/emails', result.access_token)) as unknown
+        const primary = Array.isArray(emails)
+          ? (emails as { email?: unknown; primary?: unknown; verified?: unknown }[]).find(
+              (e) => e.primary === true && e.verified === true && typeof e.email === 'string',
+            )
+          : undefined
+        return {
+          subject: String(user.id),
+          email: (primary?.email as string | undefined) ?? null,
+          name: typeof user.name === 'string' ? user.name : null,
+        }
+      } catch (error) {
+        throw asProviderError('github', error)
+      }
+    },
+  }
+}
