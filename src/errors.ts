@@ -5,6 +5,7 @@
 export const ERROR_STATUS = {
   validation_failed: 400,
   weak_password: 400,
+  invalid_oauth_state: 400,
   invalid_credentials: 401,
   invalid_refresh_token: 401,
   refresh_token_reused: 401,
@@ -18,6 +19,7 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   email_taken: 409,
   account_exists: 409,
+  last_login_method: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
@@ -30,6 +32,7 @@ export type ErrorCode = keyof typeof ERROR_STATUS
 const TITLES: Record<ErrorCode, string> = {
   validation_failed: 'Request validation failed',
   weak_password: 'Password does not meet the policy',
+  invalid_oauth_state: 'Invalid or expired sign-in attempt',
   invalid_credentials: 'Invalid email or password',
   invalid_refresh_token: 'Invalid refresh token',
   refresh_token_reused: 'Refresh token reuse detected',
@@ -43,6 +46,7 @@ const TITLES: Record<ErrorCode, string> = {
   method_not_allowed: 'Method not allowed',
   email_taken: 'Email already registered',
   account_exists: 'Account already exists',
+  last_login_method: 'Last way to log in',
   payload_too_large: 'Request body too large',
   unsupported_media_type: 'Unsupported media type',
   rate_limited: 'Too many requests',

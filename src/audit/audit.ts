@@ -16,6 +16,9 @@ export type AuditEventName =
   | 'user_disabled'
   | 'superuser_created'
   | 'key_rotated'
+  | 'federated_login_failed'
+  | 'identity_linked'
+  | 'identity_unlinked'
 
 export interface AuditEvent {
   event: AuditEventName

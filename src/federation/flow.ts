@@ -1,0 +1,395 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import { getUser } from '../accounts/accounts.js'
+import { normalizeEmail } from '../accounts/email.js'
+import { recordAudit } from '../audit/audit.js'
+import type { OAuthProviderName } from '../config/index.js'
+import { isUniqueViolation } from '../db/errors.js'
+import type { Database, User } from '../db/schema.js'
+import { TesseraError } from '../errors.js'
+import { type ClientContext, startSession } from '../sessions/sessions.js'
+import type { Tessera } from '../tessera.js'
+import { type TokenPair, issueTokenPair } from '../tokens/token-pair.js'
+import { type FederationProvider, type ProviderIdentity, ProviderError } from './providers.js'
+
+/** How long a started flow may take at the provider (the user may have to log in there). */
+export const STATE_TTL_SECONDS = 600
+/** API.md: the one-time login code is single use and lives 60 s. */
+export const LOGIN_CODE_TTL_SECONDS = 60
+
+const LOGIN_CODE_PREFIX = 'tessera_lc_'
+const LOGIN_CODE_PATTERN = /^tessera_lc_[A-Za-z0-9_-]{43}$/
+const STATE_PATTERN = /^[A-Za-z0-9_-]{43}$/
+const BROWSER_SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/
+
+/** The error codes a callback hands to the client's redirect URI (`?error=<code>`). */
+export type CallbackErrorCode =
+  | 'access_denied'
+  | 'provider_error'
+  | 'account_exists'
+  | 'account_disabled'
+  | 'email_required'
+  | 'link_required'
+  | 'identity_taken'
+  | 'provider_already_linked'
+
+const random256 = () => randomBytes(32).toString('base64url')
+const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url')
+
+/** A fresh browser-binding secret, or the one the browser already carries (parallel tabs). */
+export function browserSecretFor(existing: string | undefined): string {
+  return existing !== undefined && BROWSER_SECRET_PATTERN.test(existing) ? existing : random256()
+}
+
+export function callbackUrl(t: Pick<Tessera, 'config'>, provider: string): string {
+  return `${t.config.issuer}/v1/user/authenticate/${provider}/callback`
+}
+
+export interface BeginInput {
+  provider: FederationProvider
+  redirectUri: string
+  /** Set for a link flow: the logged-in user (checked by the caller's bearer token). */
+  linkUserId: string | null
+  /** The value of the browser-binding cookie the caller sets with the answer. */
+  browserSecret: string
+}
+
+/**
+ * Starts a login or link flow: a fresh PKCE verifier, state and (OIDC) nonce, stored as one
+ * single-use row bound to the provider, the browser and the allow-listed redirect URI.
+ */
+export async function beginFlow(t: Tessera, input: BeginInput): Promise<URL> {
+  if (!t.config.oauth.redirectUris.includes(input.redirectUri)) {
+    throw new TesseraError('validation_failed', 'redirect_uri is not on the allow-list', {
+      errors: [{ field: 'redirect_uri', message: 'must exactly match a configured redirect URI' }],
+    })
+  }
+  if (input.provider.linkOnly && input.linkUserId === null) {
+    throw new TesseraError('unauthorized', `${input.provider.name} can only be linked to an account you are logged in to`)
+  }
+  const state = random256()
+  const codeVerifier = random256()
+  const nonce = input.provider.protocol === 'oidc' ? random256() : null
+  const url = await input.provider
+    .authorizationUrl({ state, codeVerifier, nonce, callbackUrl: callbackUrl(t, input.provider.name) })
+    .catch((error: unknown) => {
+      throw new TesseraError('service_unavailable', `${input.provider.name} cannot be reached`, { cause: error })
+    })
+  const now = t.clock()
+  await t.db.deleteFrom('oauth_states').where('expires_at', '<', now).execute()
+  await t.db
+    .insertInto('oauth_states')
+    .values({
+      state_hash: sha256(state),
+      provider: input.provider.name,
+      code_verifier: codeVerifier,
+      nonce,
+      redirect_uri: input.redirectUri,
+      link_user_id: input.linkUserId,
+      browser_hash: sha256(input.browserSecret),
+      created_at: now,
+      expires_at: now + STATE_TTL_SECONDS * 1000,
+      used_at: null,
+    })
+    .execute()
+  return url
+}
+
+export interface CompleteInput {
+  provider: FederationProvider
+  callbackParameters: URLSearchParams
+  /** The browser-binding cookie, if the browser sent one. */
+  browserSecret: string | undefined
+  client: ClientContext
+}
+
+/**
+ * Finishes a flow and answers where to send the browser: the client's redirect URI with
+ * `?code=` (login), `?linked=` (link) or `?error=`. A state that is unknown, spent, expired,
+ * for another provider (mix-up) or from another browser throws `invalid_oauth_state` instead:
+ * then there is no trustworthy redirect URI to go back to.
+ */
+export async function completeFlow(t: Tessera, input: CompleteInput): Promise<string> {
+  const { provider } = input
+  const state = input.callbackParameters.get('state') ?? ''
+  const now = t.clock()
+  // One atomic claim: of N callbacks with the same state, on any replica, one proceeds.
+  const row = STATE_PATTERN.test(state)
+    ? await t.db
+        .updateTable('oauth_states')
+        .set({ used_at: now })
+        .where('state_hash', '=', sha256(state))
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returningAll()
+        .executeTakeFirst()
+    : undefined
+  const refuse = async (reason: string) => {
+    await recordAudit(t.db, t.clock, {
+      event: 'federated_login_failed',
+      userId: row?.link_user_id ?? null,
+      ip: input.client.ip,
+      detail: { provider: provider.name, reason },
+    })
+    return new TesseraError('invalid_oauth_state', 'This sign-in attempt is unknown, expired or already used; start again')
+  }
+  if (row === undefined) throw await refuse('unknown_state')
+  // Mix-up defence (RFC 9700 §4.4): the state names the provider it was issued for.
+  if (row.provider !== provider.name) throw await refuse('provider_mismatch')
+  if (input.browserSecret === undefined || !sameDigest(sha256(input.browserSecret), row.browser_hash)) {
+    throw await refuse('browser_mismatch')
+  }
+  if (!t.config.oauth.redirectUris.includes(row.redirect_uri)) throw await refuse('redirect_uri_not_allowed')
+
+  const back = (params: Record<string, string>) => {
+    const url = new URL(row.redirect_uri)
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+    return url.toString()
+  }
+  const fail = async (code: CallbackErrorCode) => {
+    await recordAudit(t.db, t.clock, {
+      event: 'federated_login_failed',
+      userId: row.link_user_id,
+      ip: input.client.ip,
+      detail: { provider: provider.name, reason: code },
+    })
+    return back({ error: code })
+  }
+
+  let identity: ProviderIdentity
+  try {
+    identity = await provider.complete({
+      state,
+      codeVerifier: row.code_verifier,
+      nonce: row.nonce,
+      callbackUrl: callbackUrl(t, provider.name),
+      callbackParameters: input.callbackParameters,
+    })
+  } catch (error) {
+    if (error instanceof ProviderError) {
+      t.logger.warn({ provider: provider.name, err: error.cause ?? error }, 'federated login refused')
+      return fail(error.code)
+    }
+    throw error
+  }
+
+  if (row.link_user_id !== null) {
+    const outcome = await linkIdentity(t, row.link_user_id, provider.name, identity, input.client)
+    return outcome === 'linked' ? back({ linked: provider.name }) : fail(outcome)
+  }
+  if (provider.linkOnly) return fail('link_required')
+  const outcome = await loginOrRegister(t, provider.name, identity, input.client)
+  if (typeof outcome === 'string') return fail(outcome)
+  return back({ code: await createLoginCode(t, outcome.id, provider.name) })
+}
+
+function sameDigest(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * Adds (provider, subject) to a logged-in user. Never by email: the identity proves control of
+ * the upstream account, the bearer token proves control of this one. Linking CILogon makes the
+ * account verified and a `regular` one `academic` (API.md).
+ */
+async function linkIdentity(
+  t: Tessera,
+  userId: string,
+  provider: OAuthProviderName,
+  identity: ProviderIdentity,
+  client: ClientContext,
+): Promise<'linked' | CallbackErrorCode> {
+  const user = await t.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst()
+  if (user === undefined || user.disabled !== 0) return 'account_disabled'
+  const existing = await findIdentity(t.db, provider, identity.subject)
+  if (existing !== undefined) return existing.user_id === userId ? 'linked' : 'identity_taken'
+  const other = await t.db
+    .selectFrom('identities')
+    .select('subject')
+    .where('user_id', '=', userId)
+    .where('provider', '=', provider)
+    .executeTakeFirst()
+  if (other !== undefined) return 'provider_already_linked'
+  try {
+    await t.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('identities')
+        .values({ provider, subject: identity.subject, user_id: userId, email: identity.email, created_at: t.clock() })
+        .execute()
+      if (provider === 'cilogon') await markAcademic(tx, userId, t.clock())
+      await recordAudit(tx, t.clock, {
+        event: 'identity_linked',
+        userId,
+        ip: client.ip,
+        detail: { provider },
+      })
+    })
+  } catch (error) {
+    // Another request linked the same identity first.
+    if (isUniqueViolation(error)) return 'identity_taken'
+    throw error
+  }
+  return 'linked'
+}
+
+async function markAcademic(db: Kysely<Database>, userId: string, now: number): Promise<void> {
+  await db.updateTable('users').set({ verified: 1, updated_at: now }).where('id', '=', userId).execute()
+  await db
+    .updateTable('users')
+    .set({ account_type: 'academic' })
+    .where('id', '=', userId)
+    .where('account_type', '=', 'regular')
+    .execute()
+}
+
+function findIdentity(db: Kysely<Database>, provider: string, subject: string) {
+  return db
+    .selectFrom('identities')
+    .select(['user_id'])
+    .where('provider', '=', provider)
+    .where('subject', '=', subject)
+    .executeTakeFirst()
+}
+
+/**
+ * A known identity logs its user in. An unknown one creates a new account (`regular`, or
+ * `academic` and verified for CILogon) named by the provider's verified email, unless that email
+ * already belongs to an account: then `account_exists`, and the user must log in and link.
+ */
+async function loginOrRegister(
+  t: Tessera,
+  provider: OAuthProviderName,
+  identity: ProviderIdentity,
+  client: ClientContext,
+): Promise<User | CallbackErrorCode> {
+  const existing = await findIdentity(t.db, provider, identity.subject)
+  if (existing !== undefined) {
+    const user = await getUser(t.db, existing.user_id)
+    return user.disabled === 0 ? user : 'account_disabled'
+  }
+  if (identity.email === null) return 'email_required'
+  let normalized: { email: string; normalized: string }
+  try {
+    normalized = normalizeEmail(identity.email)
+  } catch {
+    return 'email_required'
+  }
+  const now = t.clock()
+  const academic = provider === 'cilogon'
+  const user: User = {
+    id: randomUUID(),
+    email: normalized.email,
+    email_normalized: normalized.normalized,
+    password_hash: null,
+    display_name: identity.name?.slice(0, 200) ?? null,
+    account_type: academic ? 'academic' : 'regular',
+    verified: academic ? 1 : 0,
+    disabled: 0,
+    role: null,
+    created_at: now,
+    updated_at: now,
+  }
+  try {
+    await t.db.transaction().execute(async (tx) => {
+      await tx.insertInto('users').values(user).execute()
+      await tx
+        .insertInto('identities')
+        .values({ provider, subject: identity.subject, user_id: user.id, email: identity.email, created_at: now })
+        .execute()
+      await recordAudit(tx, t.clock, {
+        event: 'user_registered',
+        userId: user.id,
+        ip: client.ip,
+        detail: { account_type: user.account_type, method: provider },
+      })
+    })
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error
+    // Either the email is taken, or a concurrent first login created this identity.
+    const raced = await findIdentity(t.db, provider, identity.subject)
+    if (raced !== undefined) return getUser(t.db, raced.user_id)
+    return 'account_exists'
+  }
+  return user
+}
+
+async function createLoginCode(t: Tessera, userId: string, provider: OAuthProviderName): Promise<string> {
+  const code = LOGIN_CODE_PREFIX + random256()
+  const now = t.clock()
+  await t.db.deleteFrom('login_codes').where('expires_at', '<', now).execute()
+  await t.db
+    .insertInto('login_codes')
+    .values({
+      code_hash: sha256(code),
+      user_id: userId,
+      provider,
+      created_at: now,
+      expires_at: now + LOGIN_CODE_TTL_SECONDS * 1000,
+      used_at: null,
+    })
+    .execute()
+  return code
+}
+
+/**
+ * Swaps a one-time login code for a token pair: one conditional UPDATE claims it, so a code is
+ * redeemed at most once across replicas; unknown, spent and expired codes look alike.
+ */
+export async function exchangeLoginCode(t: Tessera, code: string, client: ClientContext): Promise<TokenPair> {
+  const now = t.clock()
+  const claimed = LOGIN_CODE_PATTERN.test(code)
+    ? await t.db
+        .updateTable('login_codes')
+        .set({ used_at: now })
+        .where('code_hash', '=', sha256(code))
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning(['user_id', 'provider'])
+        .executeTakeFirst()
+    : undefined
+  if (claimed === undefined) {
+    throw new TesseraError('invalid_login_code', 'The login code is unknown, expired or already used')
+  }
+  const user = await getUser(t.db, claimed.user_id)
+  if (user.disabled !== 0) throw new TesseraError('account_disabled', 'This account is disabled')
+  const issued = await startSession(t, user.id, client)
+  await recordAudit(t.db, t.clock, {
+    event: 'login_succeeded',
+    userId: user.id,
+    sessionId: issued.sessionId,
+    ip: client.ip,
+    detail: { method: claimed.provider },
+  })
+  t.metrics.logins.inc({ outcome: 'ok' })
+  return issueTokenPair(t, user, issued)
+}
+
+/**
+ * Removes the user's identity of one provider, unless it is the last way to log in: no password
+ * and no other identity of a provider that can log in (ORCID cannot).
+ */
+export async function unlinkIdentity(
+  t: Tessera,
+  userId: string,
+  provider: string,
+  client: ClientContext,
+): Promise<void> {
+  await t.db.transaction().execute(async (tx) => {
+    // Touching the user row first takes its write lock (both dialects), so two concurrent
+    // unlinks cannot each see the other's identity as the remaining way to log in.
+    await tx.updateTable('users').set({ updated_at: t.clock() }).where('id', '=', userId).execute()
+    const user = await getUser(tx, userId)
+    const identities = await tx.selectFrom('identities').select(['provider']).where('user_id', '=', userId).execute()
+    if (!identities.some((i) => i.provider === provider)) {
+      throw new TesseraError('not_found', `No ${provider} identity is linked to this account`)
+    }
+    const remainingLogins = identities.filter((i) => i.provider !== provider && i.provider !== 'orcid')
+    if (user.password_hash === null && remainingLogins.length === 0) {
+      throw new TesseraError('last_login_method', 'This identity is the only way to log in to the account; set a password or link another provider first')
+    }
+    await tx.deleteFrom('identities').where('user_id', '=', userId).where('provider', '=', provider).execute()
+    await recordAudit(tx, t.clock, { event: 'identity_unlinked', userId, ip: client.ip, detail: { provider } })
+  })
+}
