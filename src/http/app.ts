@@ -10,6 +10,7 @@ import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
 import { docsRoutes } from './routes/docs.js'
+import { federationRoutes } from './routes/federation.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
 import { metricsRoutes } from './routes/metrics.js'
@@ -59,6 +60,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/', metricsRoutes)
   app.route('/v1/keys', keyRoutes)
   app.route('/v1/user', userRoutes)
+  app.route('/v1/user', federationRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)

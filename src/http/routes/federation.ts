@@ -1,0 +1,80 @@
+import { Hono } from 'hono'
+import { getCookie, setCookie } from 'hono/cookie'
+import * as v from 'valibot'
+import { TesseraError } from '../../errors.js'
+import {
+  STATE_TTL_SECONDS,
+  beginFlow,
+  browserSecretFor,
+  completeFlow,
+  exchangeLoginCode,
+  unlinkIdentity,
+} from '../../federation/flow.js'
+import { readJson } from '../body.js'
+import { clientContext } from '../client.js'
+import type { AppEnv } from '../env.js'
+import { requireUser } from '../middleware/require-user.js'
+
+/** Binds a started flow to the browser that started it (SECURITY.md, "Federation"). */
+const BROWSER_COOKIE = 'tessera_oauth_browser'
+const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long')) })
+
+/** `/v1/user/...` federated login (API.md, "Federated login"). Disabled providers are 404. */
+export const federationRoutes = new Hono<AppEnv>()
+  .get('/authenticate/:provider/authorize', async (c) => {
+    const t = c.get('tessera')
+    const provider = t.federation.get(c.req.param('provider'))
+    if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
+    // With a bearer token this is a link flow for that user; a bad token is refused, never
+    // silently turned into a login flow.
+    let linkUserId: string | null = null
+    if (c.req.header('authorization') !== undefined) {
+      await requireUser(c, async () => {})
+      linkUserId = c.get('claims').sub
+    }
+    const redirectUri = c.req.query('redirect_uri')
+    if (redirectUri === undefined || redirectUri === '') {
+      throw new TesseraError('validation_failed', 'redirect_uri is required', {
+        errors: [{ field: 'redirect_uri', message: 'is required' }],
+      })
+    }
+    const browserSecret = browserSecretFor(getCookie(c, BROWSER_COOKIE))
+    const url = await beginFlow(t, { provider, redirectUri, linkUserId, browserSecret })
+    setCookie(c, BROWSER_COOKIE, browserSecret, {
+      httpOnly: true,
+      secure: t.config.issuer.startsWith('https://'),
+      // Lax: the callback is a top-level GET navigation from the provider's site.
+      sameSite: 'Lax',
+      path: '/v1/user/authenticate',
+      maxAge: STATE_TTL_SECONDS,
+    })
+    if (/\bapplication\/json\b/i.test(c.req.header('accept') ?? '')) {
+      return c.json({ authorization_url: url.toString() })
+    }
+    return c.redirect(url.toString(), 302)
+  })
+
+  .get('/authenticate/:provider/callback', async (c) => {
+    const t = c.get('tessera')
+    const provider = t.federation.get(c.req.param('provider'))
+    if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
+    const target = await completeFlow(t, {
+      provider,
+      callbackParameters: new URL(c.req.url).searchParams,
+      browserSecret: getCookie(c, BROWSER_COOKIE),
+      client: clientContext(c),
+    })
+    return c.redirect(target, 302)
+  })
+
+  .post('/auth/oauth/exchange', async (c) => {
+    const t = c.get('tessera')
+    const body = await readJson(c, ExchangeBody)
+    return c.json(await exchangeLoginCode(t, body.code, clientContext(c)))
+  })
+
+  .delete('/identities/:provider', requireUser, async (c) => {
+    const t = c.get('tessera')
+    await unlinkIdentity(t, c.get('claims').sub, c.req.param('provider'), clientContext(c))
+    return c.body(null, 204)
+  })
