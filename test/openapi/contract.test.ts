@@ -21,6 +21,13 @@ import {
   schemaValidator,
   toOpenApiPath,
 } from '../support/openapi.js'
+import {
+  Browser,
+  CLIENT_REDIRECT_URI,
+  TESSERA_TEST_ISSUER,
+  startFakeGitHub,
+  startOidcProvider,
+} from '../support/oidc.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const SECRET = 'contract-test-service-secret-0123456789'
@@ -437,6 +444,95 @@ describe('live responses match openapi.yaml', () => {
       await call(strict, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })
       const limited = await call(strict, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
+    })
+
+    it('federated login: authorize, callback, exchange, DELETE /v1/user/identities/{provider}', async () => {
+      const idp = await startOidcProvider()
+      const github = await startFakeGitHub()
+      let fed: TestApp | undefined
+      try {
+        fed = await makeTestApp({
+          env: {
+            TESSERA_ISSUER: TESSERA_TEST_ISSUER,
+            OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
+            OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
+            ...idp.env(),
+            // A provider whose issuer cannot be reached: 503 at authorize.
+            OAUTH_GITLAB_ISSUER: 'http://127.0.0.1:1',
+            ...github.env(),
+            ...FAST_HASHING,
+          },
+        })
+        const target = fed
+        const authorizeTemplate = '/v1/user/authenticate/{provider}/authorize'
+        const callbackTemplate = '/v1/user/authenticate/{provider}/callback'
+        const q = `?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`
+        const manual = { redirect: 'manual' } as const
+        const redirected = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, manual, authorizeTemplate)
+        expect(redirected.status).toBe(302)
+        expect(problemCode((await call(target, 'GET', '/v1/user/authenticate/google/authorize', manual, authorizeTemplate)).body)).toBe('validation_failed')
+        expect((await call(target, 'GET', `/v1/user/authenticate/orcid/authorize${q}`, manual, authorizeTemplate)).status).toBe(401)
+        expect((await call(target, 'GET', `/v1/user/authenticate/nope/authorize${q}`, manual, authorizeTemplate)).status).toBe(404)
+        const down = await call(target, 'GET', `/v1/user/authenticate/gitlab/authorize${q}`, manual, authorizeTemplate)
+        expect([down.status, problemCode(down.body)]).toEqual([503, 'service_unavailable'])
+
+        // A browser goes through the provider up to Tessera's callback.
+        idp.current = { sub: `contract-${Date.now()}`, email: uniqueEmail('fed'), email_verified: true }
+        const browser = new Browser(target.url)
+        const started = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, { headers: { accept: 'application/json' } }, authorizeTemplate)
+        expect(started.status).toBe(200)
+        const cookie = /tessera_oauth_browser=([^;]+)/.exec(started.res.headers.get('set-cookie') ?? '')![1]!
+        let next = (started.body as { authorization_url: string }).authorization_url
+        for (let hop = 0; hop < 20 && !next.startsWith(TESSERA_TEST_ISSUER); hop += 1) {
+          const res = await browser.fetch(next)
+          next = new URL(res.headers.get('location')!, next).toString()
+        }
+        const callbackPath = next.slice(TESSERA_TEST_ISSUER.length)
+        const headers = { cookie: `tessera_oauth_browser=${cookie}` }
+        const back = await call(target, 'GET', callbackPath, { ...manual, headers }, callbackTemplate)
+        expect(back.status).toBe(302)
+        const replay = await call(target, 'GET', callbackPath, { ...manual, headers }, callbackTemplate)
+        expect([replay.status, problemCode(replay.body)]).toEqual([400, 'invalid_oauth_state'])
+        expect((await call(target, 'GET', callbackPath.replace('/google/', '/nope/'), manual, callbackTemplate)).status).toBe(404)
+
+        const code = new URL(back.res.headers.get('location')!).searchParams.get('code')!
+        const exchangePath = '/v1/user/auth/oauth/exchange'
+        const pair = await send(target, 'POST', exchangePath, { json: { code } })
+        expect(pair.status).toBe(200)
+        const tokens = pair.body as TokenPairBody
+        const spent = await call(target, 'POST', exchangePath, { json: { code } })
+        expect([spent.status, problemCode(spent.body)]).toEqual([401, 'invalid_login_code'])
+        expect(problemCode((await call(target, 'POST', exchangePath, { json: { code: 42 } })).body)).toBe('validation_failed')
+        const tooLarge = await call(target, 'POST', exchangePath, { headers: { 'content-type': 'application/json' }, body: OVERSIZED })
+        expect(tooLarge.status).toBe(413)
+        const wrongType = await call(target, 'POST', exchangePath, { headers: { 'content-type': 'text/plain' }, body: '{}' })
+        expect(wrongType.status).toBe(415)
+
+        const unlinkTemplate = '/v1/user/identities/{provider}'
+        const last = await call(target, 'DELETE', '/v1/user/identities/google', { token: tokens.access_token }, unlinkTemplate)
+        expect([last.status, problemCode(last.body)]).toEqual([409, 'last_login_method'])
+        expect((await call(target, 'DELETE', '/v1/user/identities/github', { token: tokens.access_token }, unlinkTemplate)).status).toBe(404)
+        expect((await call(target, 'DELETE', '/v1/user/identities/google', {}, unlinkTemplate)).status).toBe(401)
+        // With a password the identity is not the last way in.
+        const me = (await (await target.request('/v1/user/me', { token: tokens.access_token })).json()) as { id: string }
+        await target.server.tessera.db.updateTable('users').set({ password_hash: 'x' }).where('id', '=', me.id).execute()
+        expect((await call(target, 'DELETE', '/v1/user/identities/google', { token: tokens.access_token }, unlinkTemplate)).status).toBe(204)
+
+        // A disabled account cannot redeem its login code.
+        github.current = { id: 777, login: 'd', name: null, emails: [{ email: uniqueEmail('gh'), primary: true, verified: true }] }
+        const ghBrowser = new Browser(target.url)
+        const ghStart = await ghBrowser.fetch(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/github/authorize${q}`, { headers: { accept: 'application/json' } })
+        const { url } = await ghBrowser.follow(((await ghStart.json()) as { authorization_url: string }).authorization_url)
+        const ghCode = url.searchParams.get('code')!
+        const row = await target.server.tessera.db.selectFrom('identities').select('user_id').where('provider', '=', 'github').executeTakeFirstOrThrow()
+        await setDisabled(target.server.tessera, row.user_id, true)
+        const disabled = await call(target, 'POST', exchangePath, { json: { code: ghCode } })
+        expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
+      } finally {
+        await fed?.close()
+        await idp.close()
+        await github.close()
+      }
     })
 
     it('GET /ready answers 503 service_unavailable when the database is gone', async () => {
