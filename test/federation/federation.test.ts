@@ -111,6 +111,22 @@ for (const dialect of dialects()) {
       await expectProblem(await exchange('tessera_lc_nonsense'), 401, 'invalid_login_code')
     })
 
+    it('one login code presented concurrently: exactly one token pair', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('race'), email_verified: true }
+      const code = (await flow('google')).searchParams.get('code')!
+      const statuses = await Promise.all(Array.from({ length: 8 }, async () => (await exchange(code)).status))
+      expect(statuses.filter((s) => s === 200)).toHaveLength(1)
+      expect(statuses.filter((s) => s === 401)).toHaveLength(7)
+    })
+
+    it('a disabled account cannot log in with its identity', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('disabled'), email_verified: true }
+      const tokens = await loginWith('google')
+      const { id } = await me(tokens.access_token)
+      await app.server.tessera.db.updateTable('users').set({ disabled: 1 }).where('id', '=', id).execute()
+      expect((await flow('google')).searchParams.get('error')).toBe('account_disabled')
+    })
+
     it('the login code expires after 60 s', async () => {
       idp.current = { sub: subject(), email: uniqueEmail('late'), email_verified: true }
       const url = await flow('google')
