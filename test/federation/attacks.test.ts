@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config/index.js'
+import { type RunningServer, startServer } from '../../src/server.js'
+import { type TestApp, makeTestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import {
+  Browser,
+  CLIENT_REDIRECT_URI,
+  type FakeGitHub,
+  type FakeOidcProvider,
+  TESSERA_TEST_ISSUER,
+  startFakeGitHub,
+  startOidcProvider,
+} from '../support/oidc.js'
+import { type TokenPairBody, expectProblem, uniqueEmail } from '../support/users.js'
+
+let subjects = 0
+const subject = (p = 'atk') => `${p}-${process.pid}-${++subjects}`
+const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url')
+
+for (const dialect of dialects()) {
+  describe(`federation attacks [${dialect}]`, () => {
+    let app: TestApp
+    let idp: FakeOidcProvider
+    let github: FakeGitHub
+    let env: Record<string, string>
+
+    beforeAll(async () => {
+      idp = await startOidcProvider()
+      github = await startFakeGitHub()
+      env = {
+        TESSERA_ISSUER: TESSERA_TEST_ISSUER,
+        OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
+        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
+        ...idp.env(),
+        ...github.env(),
+      }
+      app = await makeTestApp({ dialect, env })
+    }, 60_000)
+    afterAll(async () => {
+      await app?.close()
+      await idp?.close()
+      await github?.close()
+    })
+
+    /** Starts a flow in `browser` and returns the provider URL it was sent to. */
+    async function authorize(browser: Browser, provider = 'google') {
+      const res = await browser.fetch(
+        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+        { headers: { accept: 'application/json' } },
+      )
+      expect(res.status, await res.clone().text()).toBe(200)
+      return ((await res.json()) as { authorization_url: string }).authorization_url
+    }
+
+    /** Follows the provider's hops from `start` and returns the callback URL on Tessera, unfetched. */
+    async function toCallback(browser: Browser, start: string): Promise<string> {
+      let next = start
+      for (let hop = 0; hop < 20; hop += 1) {
+        const res = await browser.fetch(next)
+        const location = res.headers.get('location')
+        expect(location, `hop ${hop} ${res.status} ${await res.clone().text()}`).not.toBeNull()
+        await res.arrayBuffer()
+        next = new URL(location!, next).toString()
+        if (next.startsWith(TESSERA_TEST_ISSUER)) return next
+      }
+      throw new Error('the provider never redirected back')
+    }
+
+    async function counts() {
+      const db = app.server.tessera.db
+      const count = async (table: 'users' | 'identities' | 'login_codes') =>
+        Number((await db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
+      return { users: await count('users'), identities: await count('identities'), login_codes: await count('login_codes') }
+    }
+
+    function clientError(res: Response) {
+      expect(res.status).toBe(302)
+      const location = new URL(res.headers.get('location')!)
+      expect(`${location.origin}${location.pathname}`).toBe(CLIENT_REDIRECT_URI)
+      expect(location.searchParams.get('code')).toBeNull()
+      return location.searchParams.get('error')
+    }
+
+    it('an ID token whose nonce does not match the stored one is refused and creates nothing', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('nonce'), email_verified: true }
+      const before = await counts()
+      const browser = new Browser(app.url)
+      const start = await authorize(browser)
+      const state = new URL(start).searchParams.get('state')!
+      const updated = await app.server.tessera.db
+        .updateTable('oauth_states')
+        .set({ nonce: 'a-different-nonce-than-the-provider-received-000' })
+        .where('state_hash', '=', sha256(state))
+        .executeTakeFirst()
+      expect(Number(updated.numUpdatedRows)).toBe(1)
+      const callback = await toCallback(browser, start)
+      expect(clientError(await browser.fetch(callback))).toBe('provider_error')
+      expect(await counts()).toEqual(before)
+    })
+
+    it('a code issued to another client (wrong audience) is refused and creates nothing', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('aud'), email_verified: true }
+      const before = await counts()
+      const browser = new Browser(app.url)
+      // The attacker runs the provider flow for client tessera-gitlab but with Google's state,
+      // then hands the resulting code to Tessera's Google callback.
+      const start = new URL(await authorize(browser, 'google'))
+      start.searchParams.set('client_id', 'tessera-gitlab')
+      start.searchParams.set('redirect_uri', `${TESSERA_TEST_ISSUER}/v1/user/authenticate/gitlab/callback`)
+      const callback = await toCallback(browser, start.toString())
+      expect(callback).toContain('/gitlab/callback?')
+      expect(new URL(callback).searchParams.get('code')).toBeTruthy()
+      const swapped = callback.replace('/gitlab/callback', '/google/callback')
+      expect(clientError(await browser.fetch(swapped))).toBe('provider_error')
+      expect(await counts()).toEqual(before)
+    })
+
+    it('a provider error response (access_denied) goes back to the client, creates nothing and burns the state', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('denied'), email_verified: true }
+      const before = await counts()
+      const browser = new Browser(app.url)
+      const start = await authorize(browser)
+      const state = new URL(start).searchParams.get('state')!
+      const realCallback = await toCallback(browser, start)
+      const denied = new URL(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`)
+      denied.searchParams.set('error', 'access_denied')
+      denied.searchParams.set('state', state)
+      denied.searchParams.set('iss', idp.issuer)
+      expect(clientError(await browser.fetch(denied.toString()))).toBe('access_denied')
+      expect(await counts()).toEqual(before)
+      // The state is spent: the real code cannot be used afterwards.
+      await expectProblem(await browser.fetch(realCallback), 400, 'invalid_oauth_state')
+      expect(await counts()).toEqual(before)
+    })
+
+    it('ten concurrent callbacks with one state: exactly one login code', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('cb-race'), email_verified: true }
+      const before = await counts()
+      const browser = new Browser(app.url)
+      const callback = await toCallback(browser, await authorize(browser))
+      const responses = await Promise.all(Array.from({ length: 10 }, () => browser.fetch(callback)))
+      const codes: string[] = []
+      let refused = 0
+      for (const res of responses) {
+        if (res.status === 302) {
+          const code = new URL(res.headers.get('location')!).searchParams.get('code')
+          expect(code).toMatch(/^tessera_lc_/)
+          codes.push(code!)
+        } else {
+          await expectProblem(res, 400, 'invalid_oauth_state')
+          refused += 1
+        }
+      }
+      expect(codes).toHaveLength(1)
+      expect(refused).toBe(9)
+      const after = await counts()
+      expect(after.login_codes).toBe(before.login_codes + 1)
+      expect(after.users).toBe(before.users + 1)
+      expect(after.identities).toBe(before.identities + 1)
+    })
+
+    it('a flow started on one replica finishes on another over the same database', async () => {
+      idp.current = { sub: subject(), email: uniqueEmail('replica'), email_verified: true }
+      const replica: RunningServer = await startServer(
+        loadConfig({ HOST: '127.0.0.1', PORT: '0', DATABASE_URL: app.databaseUrl, LOG_LEVEL: 'silent', ...env }),
+        { clock: app.clock },
+      )
+      try {
+        const browser = new Browser(app.url)
+        const callback = await toCallback(browser, await authorize(browser))
+        const cookie = browser.cookie(new URL(app.url).host, 'tessera_oauth_browser')
+        expect(cookie).toBeTruthy()
+        const res = await fetch(replica.url + callback.slice(TESSERA_TEST_ISSUER.length), {
+          headers: { cookie: `tessera_oauth_browser=${cookie}` },
+          redirect: 'manual',
+        })
+        expect(res.status, await res.clone().text()).toBe(302)
+        const code = new URL(res.headers.get('location')!).searchParams.get('code')
+        expect(code).toMatch(/^tessera_lc_/)
+        const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code } })
+        expect(exchanged.status, await exchanged.clone().text()).toBe(200)
+        const pair = (await exchanged.json()) as TokenPairBody
+        expect(pair.access_token).toBeTruthy()
+        expect(pair.refresh_token).toBeTruthy()
+      } finally {
+        await replica.close()
+      }
+    })
+  })
+}
