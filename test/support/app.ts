@@ -1,4 +1,5 @@
 import { type Env, loadConfig } from '../../src/config/index.js'
+import type { Logger } from '../../src/logger.js'
 import { type RunningServer, startServer } from '../../src/server.js'
 import { createTestDatabase } from './database.js'
 import type { Dialect } from './dialects.js'
@@ -37,6 +38,8 @@ export interface TestAppOptions {
   dialect?: Dialect
   env?: Env
   clock?: TestClock
+  /** Instead of LOG_LEVEL=silent, e.g. a pino logger writing to memory. */
+  logger?: Logger
 }
 
 /** The real server on a loopback port over a fresh real database. */
@@ -52,7 +55,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
   })
   let server: RunningServer
   try {
-    server = await startServer(config, { clock })
+    server = await startServer(config, { clock, logger: options.logger })
   } catch (error) {
     await database.drop()
     throw error

@@ -3,6 +3,8 @@ import { type Server, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
+// jose comes with oidc-provider (it is not a direct devDependency); the tests only sign with it.
+import { type JWTPayload, SignJWT, exportJWK, generateKeyPair } from 'jose'
 import Provider from 'oidc-provider'
 
 /** An upstream account the fake providers log in as (the "user at the provider"). */
@@ -165,6 +167,150 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server))
   })
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  fake.close = () =>
+    new Promise((resolve) => {
+      server.close(() => resolve())
+      server.closeIdleConnections()
+    })
+  return fake
+}
+
+export interface IdTokenForge {
+  /** What a correct provider puts in this login's ID token: iss, sub, aud, iat, exp, nonce, email... */
+  claims: JWTPayload & { sub: string }
+  /**
+   * RS256 with the key the JWKS publishes, or with `unpublished`: a key of the same `kid` that is
+   * not in the JWKS (an attacker who knows the kid but not the key). `kid` replaces the header's.
+   */
+  sign(payload: JWTPayload, options?: { key?: 'published' | 'unpublished'; kid?: string }): Promise<string>
+  /** The client secret, for an HS256 token "signed" with it (algorithm confusion). */
+  clientSecret: string
+}
+
+/** Makes the ID token of a token response from what a correct provider would send. */
+export type IdTokenMaker = (forge: IdTokenForge) => string | Promise<string>
+
+/**
+ * A hand-rolled OpenID Provider on loopback, for what oidc-provider will not do: answer with an ID
+ * token the test chooses. Discovery, a JWKS with one RS256 key, an authorization endpoint that
+ * approves at once as `current`, and a token endpoint that checks client secret, redirect URI,
+ * code and PKCE S256 as a real one does, then answers with the token `idToken` makes (by default
+ * a correct one). One client, configured for Tessera's `provider`.
+ */
+export interface HandRolledOidcProvider {
+  issuer: string
+  current: UpstreamAccount
+  /** The ID token of the next token responses; undefined: a correct one. */
+  idToken: IdTokenMaker | undefined
+  /** Token requests that got an ID token (so a refusal happened after the provider answered). */
+  tokensIssued: number
+  env(): Record<string, string>
+  close(): Promise<void>
+}
+
+export async function startHandRolledOidcProvider(
+  provider: (typeof OIDC_CLIENTS)[number] = 'google',
+): Promise<HandRolledOidcProvider> {
+  const clientId = `hand-rolled-${provider}`
+  const clientSecret = `hand-rolled-secret-${provider}-0123456789`
+  const redirectUri = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/callback`
+  const kid = 'hand-rolled-key-1'
+  const published = await generateKeyPair('RS256')
+  const unpublished = await generateKeyPair('RS256')
+  const jwk = { ...(await exportJWK(published.publicKey)), kid, alg: 'RS256', use: 'sig' }
+  const codes = new Map<string, { challenge: string; nonce: string; account: UpstreamAccount }>()
+  const fake: HandRolledOidcProvider = {
+    issuer: '',
+    current: { sub: 'nobody' },
+    idToken: undefined,
+    tokensIssued: 0,
+    env: () => {
+      const P = provider.toUpperCase()
+      return {
+        [`OAUTH_${P}_CLIENT_ID`]: clientId,
+        [`OAUTH_${P}_CLIENT_SECRET`]: clientSecret,
+        [`OAUTH_${P}_ISSUER`]: fake.issuer,
+      }
+    },
+    close: async () => {},
+  }
+  const sign: IdTokenForge['sign'] = (payload, options = {}) =>
+    new SignJWT(payload)
+      .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? kid })
+      .sign(options.key === 'unpublished' ? unpublished.privateKey : published.privateKey)
+
+  const app = new Hono()
+  app.get('/.well-known/openid-configuration', (c) =>
+    c.json({
+      issuer: fake.issuer,
+      authorization_endpoint: `${fake.issuer}/authorize`,
+      token_endpoint: `${fake.issuer}/token`,
+      jwks_uri: `${fake.issuer}/jwks`,
+      response_types_supported: ['code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      token_endpoint_auth_methods_supported: ['client_secret_post'],
+      code_challenge_methods_supported: ['S256'],
+      scopes_supported: ['openid', 'email', 'profile'],
+    }),
+  )
+  app.get('/jwks', (c) => c.json({ keys: [jwk] }))
+  app.get('/authorize', (c) => {
+    const q = c.req.query()
+    if (
+      q.client_id !== clientId ||
+      q.redirect_uri !== redirectUri ||
+      q.response_type !== 'code' ||
+      !q.scope?.split(' ').includes('openid') ||
+      q.code_challenge_method !== 'S256' ||
+      !q.code_challenge ||
+      !q.state ||
+      !q.nonce
+    ) {
+      return c.text('bad authorization request', 400)
+    }
+    const code = randomBytes(16).toString('base64url')
+    codes.set(code, { challenge: q.code_challenge, nonce: q.nonce, account: structuredClone(fake.current) })
+    const back = new URL(redirectUri)
+    back.searchParams.set('code', code)
+    back.searchParams.set('state', q.state)
+    return c.redirect(back.toString(), 302)
+  })
+  app.post('/token', async (c) => {
+    const form = new URLSearchParams(await c.req.text())
+    const code = form.get('code') ?? ''
+    const entry = codes.get(code)
+    codes.delete(code)
+    const challenge = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url')
+    if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) {
+      return c.json({ error: 'invalid_client' }, 401)
+    }
+    if (
+      form.get('grant_type') !== 'authorization_code' ||
+      entry === undefined ||
+      entry.challenge !== challenge ||
+      form.get('redirect_uri') !== redirectUri
+    ) {
+      return c.json({ error: 'invalid_grant' }, 400)
+    }
+    const now = Math.floor(Date.now() / 1000)
+    const { sub, ...profile } = entry.account
+    const claims = { iss: fake.issuer, sub, aud: clientId, iat: now, exp: now + 300, nonce: entry.nonce, ...profile }
+    const idToken = await (fake.idToken ?? ((forge) => forge.sign(forge.claims)))({ claims, sign, clientSecret })
+    fake.tokensIssued += 1
+    c.header('cache-control', 'no-store')
+    return c.json({
+      access_token: randomBytes(16).toString('base64url'),
+      token_type: 'Bearer',
+      expires_in: 300,
+      scope: 'openid email profile',
+      id_token: idToken,
+    })
+  })
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server))
+  })
+  fake.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   fake.close = () =>
     new Promise((resolve) => {
       server.close(() => resolve())
