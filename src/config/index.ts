@@ -128,6 +128,7 @@ const EnvSchema = v.object({
   RATE_LIMIT_LOGIN_PER_IP: int('RATE_LIMIT_LOGIN_PER_IP', 100, 0),
   RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
   RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
+  RATE_LIMIT_OAUTH_PER_IP: int('RATE_LIMIT_OAUTH_PER_IP', 60, 0),
   TRUST_PROXY: bool('TRUST_PROXY', false),
   OAUTH_REDIRECT_URIS: v.pipe(
     csv(''),
@@ -207,6 +208,8 @@ export interface Config {
     loginPerIp: number
     loginPerAccount: number
     registerPerIp: number
+    /** Requests per address and window to each of federated authorize, callback and exchange. */
+    oauthPerIp: number
   }
   trustProxy: boolean
   oauth: OAuthConfig
@@ -269,6 +272,7 @@ export function loadConfig(env: Env = process.env): Config {
       loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,
       loginPerAccount: e.RATE_LIMIT_LOGIN_PER_ACCOUNT,
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
+      oauthPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
     },
     trustProxy: e.TRUST_PROXY,
     oauth: oauth.config,

@@ -23,6 +23,13 @@ export interface RateLimits {
   loginPerIp: Limiter
   loginPerAccount: Limiter
   registerPerIp: Limiter
+  /**
+   * Federated login, one counter per route so a complete flow costs one point of each: authorize
+   * writes an `oauth_states` row, callback may call the provider, exchange probes login codes.
+   */
+  oauthAuthorizePerIp: Limiter
+  oauthCallbackPerIp: Limiter
+  oauthExchangePerIp: Limiter
 }
 
 const unlimited: Limiter = {
@@ -59,7 +66,7 @@ export function createRateLimits(
   client: DatabaseClient,
   config: Pick<Config, 'rateLimits'>,
 ): RateLimits {
-  const { windowSeconds, loginPerIp, loginPerAccount, registerPerIp } = config.rateLimits
+  const { windowSeconds, loginPerIp, loginPerAccount, registerPerIp, oauthPerIp } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
     const options = {
@@ -82,6 +89,9 @@ export function createRateLimits(
     loginPerIp: make('login_ip', loginPerIp),
     loginPerAccount: make('login_acct', loginPerAccount),
     registerPerIp: make('register_ip', registerPerIp),
+    oauthAuthorizePerIp: make('oauth_authorize_ip', oauthPerIp),
+    oauthCallbackPerIp: make('oauth_callback_ip', oauthPerIp),
+    oauthExchangePerIp: make('oauth_exchange_ip', oauthPerIp),
   }
 }
 

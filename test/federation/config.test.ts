@@ -41,6 +41,15 @@ describe('OAUTH_* configuration', () => {
     expect(loadConfig({ ...env, OAUTH_ALLOW_INSECURE_ISSUERS: 'true' }).oauth.providers.orcid?.issuer).toBe('http://127.0.0.1:9')
   })
 
+  it('RATE_LIMIT_OAUTH_PER_IP defaults to 60 per window, 0 turns it off, anything else is refused', () => {
+    expect(loadConfig({}).rateLimits.oauthPerIp).toBe(60)
+    expect(loadConfig({ RATE_LIMIT_OAUTH_PER_IP: '0' }).rateLimits.oauthPerIp).toBe(0)
+    expect(loadConfig({ RATE_LIMIT_OAUTH_PER_IP: ' 500 ' }).rateLimits.oauthPerIp).toBe(500)
+    for (const bad of ['-1', '2.5', 'lots']) {
+      expect(problems({ RATE_LIMIT_OAUTH_PER_IP: bad })).toEqual(['RATE_LIMIT_OAUTH_PER_IP must be a whole number'])
+    }
+  })
+
   it('OAUTH_REDIRECT_URIS is an exact, comma-separated list of absolute URIs', () => {
     expect(loadConfig({}).oauth.redirectUris).toEqual([])
     expect(loadConfig({ OAUTH_REDIRECT_URIS: ' https://a.example/cb , app.example:/cb ' }).oauth.redirectUris).toEqual([

@@ -109,7 +109,10 @@ describe('openapi.yaml as a document', () => {
 describe('live responses match openapi.yaml', () => {
   /** Service secret set, rate limits off. */
   let app: TestApp
-  /** No service secret; one registration and one login attempt per window; METRICS_TOKEN set. */
+  /**
+   * No service secret; one registration, one login attempt and one request to each federated
+   * route per window; METRICS_TOKEN set; no federated provider.
+   */
   let strict: TestApp
 
   beforeAll(async () => {
@@ -127,6 +130,7 @@ describe('live responses match openapi.yaml', () => {
         env: {
           RATE_LIMIT_REGISTER_PER_IP: '1',
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
+          RATE_LIMIT_OAUTH_PER_IP: '1',
           METRICS_TOKEN,
           ...FAST_HASHING,
         },
@@ -528,6 +532,19 @@ describe('live responses match openapi.yaml', () => {
         await setDisabled(target.server.tessera, row.user_id, true)
         const disabled = await call(target, 'POST', exchangePath, { json: { code: ghCode } })
         expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
+
+        // One request per route and window on `strict` (limited before the provider is looked up).
+        for (const [path, template] of [
+          [`/v1/user/authenticate/google/authorize${q}`, authorizeTemplate],
+          [`/v1/user/authenticate/google/callback?code=c&state=s`, callbackTemplate],
+        ] as const) {
+          expect((await call(strict, 'GET', path, manual, template)).status).toBe(404)
+          const limited = await call(strict, 'GET', path, manual, template)
+          expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
+        }
+        expect((await call(strict, 'POST', exchangePath, { json: { code } })).status).toBe(401)
+        const limited = await call(strict, 'POST', exchangePath, { json: { code } })
+        expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
       } finally {
         await fed?.close()
         await idp.close()

@@ -1,4 +1,4 @@
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import * as v from 'valibot'
 import { TesseraError } from '../../errors.js'
@@ -10,6 +10,7 @@ import {
   exchangeLoginCode,
   unlinkIdentity,
 } from '../../federation/flow.js'
+import type { Limiter } from '../../rate-limit/limits.js'
 import { readJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
@@ -19,10 +20,20 @@ import { requireUser } from '../middleware/require-user.js'
 const BROWSER_COOKIE = 'tessera_oauth_browser'
 const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long')) })
 
+/**
+ * Counts the request against its per-address limit (RATE_LIMIT_OAUTH_PER_IP) before anything
+ * else, so a refused request never writes a state, calls a provider or claims a state: a
+ * callback refused here can be retried with the same state once the window allows.
+ */
+async function limitPerIp(c: Context<AppEnv>, limiter: Limiter): Promise<void> {
+  await limiter.consume(clientContext(c).ip ?? 'unknown')
+}
+
 /** `/v1/user/...` federated login (API.md, "Federated login"). Disabled providers are 404. */
 export const federationRoutes = new Hono<AppEnv>()
   .get('/authenticate/:provider/authorize', async (c) => {
     const t = c.get('tessera')
+    await limitPerIp(c, t.limits.oauthAuthorizePerIp)
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     // With a bearer token this is a link flow for that user; a bad token is refused, never
@@ -56,6 +67,7 @@ export const federationRoutes = new Hono<AppEnv>()
 
   .get('/authenticate/:provider/callback', async (c) => {
     const t = c.get('tessera')
+    await limitPerIp(c, t.limits.oauthCallbackPerIp)
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     const target = await completeFlow(t, {
@@ -69,6 +81,7 @@ export const federationRoutes = new Hono<AppEnv>()
 
   .post('/auth/oauth/exchange', async (c) => {
     const t = c.get('tessera')
+    await limitPerIp(c, t.limits.oauthExchangePerIp)
     const body = await readJson(c, ExchangeBody)
     return c.json(await exchangeLoginCode(t, body.code, clientContext(c)))
   })
