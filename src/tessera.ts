@@ -4,6 +4,7 @@ import { type Clock, systemClock } from './clock.js'
 import type { Config } from './config/index.js'
 import { type DatabaseHandle, connectDatabase } from './db/connect.js'
 import { migrateOrThrow } from './db/migrate.js'
+import { type FederationMetrics, createFederationMetrics } from './federation/metrics.js'
 import { type ProviderRegistry, createProviderRegistry } from './federation/providers.js'
 import type { Database } from './db/schema.js'
 import { type KeyRing, createKeyRing } from './keys/key-ring.js'
@@ -22,6 +23,8 @@ export interface Tessera {
   keys: KeyRing
   /** Enabled federated-login providers, with their discovery cached for this process. */
   federation: ProviderRegistry
+  /** `tessera_federated_logins_total`, registered in `metrics.registry`. */
+  federationMetrics: FederationMetrics
   limits: RateLimits
   logger: Logger
   /** Prometheus metrics of this instance, in its own registry (`GET /metrics`). */
@@ -55,6 +58,7 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       maxQueued: config.argon2MaxQueue,
     })
     const metrics = createMetrics({ db: database.db, clock, hasher, logger })
+    const federation = createProviderRegistry(config.oauth)
     return {
       config,
       database,
@@ -62,7 +66,8 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       clock,
       hasher,
       keys: createKeyRing(keyDeps),
-      federation: createProviderRegistry(config.oauth),
+      federation,
+      federationMetrics: createFederationMetrics(metrics.registry, federation.enabled()),
       limits: createRateLimits(database.client, config),
       logger,
       metrics,

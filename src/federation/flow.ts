@@ -73,6 +73,7 @@ export async function beginFlow(t: Tessera, input: BeginInput): Promise<URL> {
   const url = await input.provider
     .authorizationUrl({ state, codeVerifier, nonce, callbackUrl: callbackUrl(t, input.provider.name) })
     .catch((error: unknown) => {
+      t.federationMetrics.count(input.provider.name, 'service_unavailable')
       throw new TesseraError('service_unavailable', `${input.provider.name} cannot be reached`, { cause: error })
     })
   const now = t.clock()
@@ -125,6 +126,7 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
         .executeTakeFirst()
     : undefined
   const refuse = async (reason: string) => {
+    t.federationMetrics.count(provider.name, 'invalid_oauth_state')
     await recordAudit(t.db, t.clock, {
       event: 'federated_login_failed',
       userId: row?.link_user_id ?? null,
@@ -147,6 +149,7 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
     return url.toString()
   }
   const fail = async (code: CallbackErrorCode) => {
+    t.federationMetrics.count(provider.name, code)
     await recordAudit(t.db, t.clock, {
       event: 'federated_login_failed',
       userId: row.link_user_id,
@@ -175,7 +178,9 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
 
   if (row.link_user_id !== null) {
     const outcome = await linkIdentity(t, row.link_user_id, provider.name, identity, input.client)
-    return outcome === 'linked' ? back({ linked: provider.name }) : fail(outcome)
+    if (outcome !== 'linked') return fail(outcome)
+    t.federationMetrics.count(provider.name, 'linked')
+    return back({ linked: provider.name })
   }
   if (provider.linkOnly) return fail('link_required')
   const outcome = await loginOrRegister(t, provider.name, identity, input.client)
@@ -350,10 +355,14 @@ export async function exchangeLoginCode(t: Tessera, code: string, client: Client
         .executeTakeFirst()
     : undefined
   if (claimed === undefined) {
+    t.federationMetrics.count(null, 'invalid_login_code')
     throw new TesseraError('invalid_login_code', 'The login code is unknown, expired or already used')
   }
   const user = await getUser(t.db, claimed.user_id)
-  if (user.disabled !== 0) throw new TesseraError('account_disabled', 'This account is disabled')
+  if (user.disabled !== 0) {
+    t.federationMetrics.count(claimed.provider, 'account_disabled')
+    throw new TesseraError('account_disabled', 'This account is disabled')
+  }
   const issued = await startSession(t, user.id, client)
   await recordAudit(t.db, t.clock, {
     event: 'login_succeeded',
@@ -362,8 +371,10 @@ export async function exchangeLoginCode(t: Tessera, code: string, client: Client
     ip: client.ip,
     detail: { method: claimed.provider },
   })
-  t.metrics.logins.inc({ outcome: 'ok' })
-  return issueTokenPair(t, user, issued)
+  const pair = await issueTokenPair(t, user, issued)
+  // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
+  t.federationMetrics.count(claimed.provider, 'ok')
+  return pair
 }
 
 /**

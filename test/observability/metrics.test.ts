@@ -8,6 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
 import { type TestApp, makeTestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import {
+  Browser,
+  CLIENT_REDIRECT_URI,
+  type FakeOidcProvider,
+  TESSERA_TEST_ISSUER,
+  startOidcProvider,
+} from '../support/oidc.js'
 import { PASSWORD, type TokenPairBody, login, refresh, register, uniqueEmail } from '../support/users.js'
 
 const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
@@ -200,6 +207,133 @@ for (const dialect of dialects()) {
       // The first app's figures are its own and unaffected.
       expect(valueOf((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
       expect(await globalRegistry.getSingleMetric('tessera_logins_total')).toBeUndefined()
+    })
+  })
+}
+
+for (const dialect of dialects()) {
+  describe(`federated logins in GET /metrics [${dialect}]`, () => {
+    const FEDERATED = 'tessera_federated_logins_total'
+    const OUTCOMES = [
+      'ok',
+      'linked',
+      'access_denied',
+      'provider_error',
+      'account_exists',
+      'account_disabled',
+      'email_required',
+      'link_required',
+      'identity_taken',
+      'provider_already_linked',
+      'invalid_oauth_state',
+      'invalid_login_code',
+      'service_unavailable',
+      'rate_limited',
+    ]
+    let idp: FakeOidcProvider
+    let app: TestApp
+    let subjects = 0
+
+    beforeAll(async () => {
+      idp = await startOidcProvider()
+      const { OAUTH_GOOGLE_CLIENT_ID, OAUTH_GOOGLE_CLIENT_SECRET, OAUTH_GITLAB_CLIENT_ID, OAUTH_GITLAB_CLIENT_SECRET } =
+        idp.env()
+      app = await makeTestApp({
+        dialect,
+        env: {
+          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
+          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
+          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
+          // Google and GitLab only; five authorize requests per window.
+          OAUTH_GOOGLE_CLIENT_ID,
+          OAUTH_GOOGLE_CLIENT_SECRET,
+          OAUTH_GOOGLE_ISSUER: idp.issuer,
+          OAUTH_GITLAB_CLIENT_ID,
+          OAUTH_GITLAB_CLIENT_SECRET,
+          OAUTH_GITLAB_ISSUER: idp.issuer,
+          RATE_LIMIT_OAUTH_PER_IP: '5',
+          ...FAST_HASHING,
+        },
+      })
+    }, 60_000)
+    afterAll(async () => {
+      await app?.close()
+      await idp?.close()
+    })
+
+    const authorizeUrl = (provider: string) =>
+      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`
+
+    /** One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its cookie. */
+    async function toCallback(provider: string) {
+      const browser = new Browser(app.url)
+      const started = await browser.fetch(authorizeUrl(provider), { headers: { accept: 'application/json' } })
+      expect(started.status, await started.clone().text()).toBe(200)
+      let next = ((await started.json()) as { authorization_url: string }).authorization_url
+      while (!next.startsWith(TESSERA_TEST_ISSUER)) {
+        const hop = await browser.fetch(next)
+        next = new URL(hop.headers.get('location')!, next).toString()
+      }
+      return { browser, callback: next }
+    }
+
+    it('exports every outcome of each enabled provider at 0, and nothing for the others', async () => {
+      const { samples } = await scrape(app)
+      for (const provider of ['google', 'gitlab']) {
+        for (const outcome of OUTCOMES) expect(valueOf(samples, FEDERATED, { provider, outcome })).toBe(0)
+      }
+      expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'invalid_login_code' })).toBe(0)
+      expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'rate_limited' })).toBe(0)
+      const providers = new Set(samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider))
+      expect([...providers].sort()).toEqual(['gitlab', 'google', 'none'])
+    })
+
+    it('counts how each federated sign-in ended, by provider, apart from password logins', async () => {
+      const email = uniqueEmail('fed-metrics')
+      // ok: a Google login redeemed at exchange; its code presented again: invalid_login_code.
+      idp.current = { sub: `metrics-${process.pid}-${++subjects}`, email, email_verified: true }
+      const first = await toCallback('google')
+      const back = await first.browser.fetch(first.callback)
+      const code = new URL(back.headers.get('location')!).searchParams.get('code')!
+      expect((await app.request('/v1/user/auth/oauth/exchange', { json: { code } })).status).toBe(200)
+      expect((await app.request('/v1/user/auth/oauth/exchange', { json: { code } })).status).toBe(401)
+      // invalid_oauth_state: the same callback again.
+      expect((await first.browser.fetch(first.callback)).status).toBe(400)
+      // account_exists: another GitLab account with the same verified email.
+      idp.current = { sub: `metrics-${process.pid}-${++subjects}`, email, email_verified: true }
+      const taken = await toCallback('gitlab')
+      const refused = new URL((await taken.browser.fetch(taken.callback)).headers.get('location')!)
+      expect(refused.searchParams.get('error')).toBe('account_exists')
+      // email_required: an unverified address.
+      idp.current = { sub: `metrics-${process.pid}-${++subjects}`, email: uniqueEmail('unverified'), email_verified: false }
+      const unverified = await toCallback('google')
+      const noEmail = new URL((await unverified.browser.fetch(unverified.callback)).headers.get('location')!)
+      expect(noEmail.searchParams.get('error')).toBe('email_required')
+      // rate_limited: authorize 4 and 5 of 5, then Google and an unknown provider over the limit.
+      const browser = new Browser(app.url)
+      const stray = `no-such-provider-${crypto.randomUUID()}`
+      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(404)
+      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(404)
+      expect((await browser.fetch(authorizeUrl('google'))).status).toBe(429)
+      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(429)
+
+      const { text, samples } = await scrape(app)
+      const federated = (provider: string, outcome: string) => valueOf(samples, FEDERATED, { provider, outcome })
+      expect(federated('google', 'ok')).toBe(1)
+      expect(federated('none', 'invalid_login_code')).toBe(1)
+      expect(federated('google', 'invalid_oauth_state')).toBe(1)
+      expect(federated('gitlab', 'account_exists')).toBe(1)
+      expect(federated('google', 'email_required')).toBe(1)
+      expect(federated('google', 'rate_limited')).toBe(1)
+      expect(federated('none', 'rate_limited')).toBe(1)
+      const total = samples.filter((s) => s.name === FEDERATED).reduce((sum, s) => sum + s.value, 0)
+      expect(total).toBe(7)
+      // Password logins are their own metric; a provider named in a URL never becomes a label.
+      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
+      expect(text).not.toContain(stray)
+      expect(new Set(samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider))).toEqual(
+        new Set(['gitlab', 'google', 'none']),
+      )
     })
   })
 }

@@ -25,15 +25,22 @@ const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), v.max
  * else, so a refused request never writes a state, calls a provider or claims a state: a
  * callback refused here can be retried with the same state once the window allows.
  */
-async function limitPerIp(c: Context<AppEnv>, limiter: Limiter): Promise<void> {
-  await limiter.consume(clientContext(c).ip ?? 'unknown')
+async function limitPerIp(c: Context<AppEnv>, limiter: Limiter, provider: string | null): Promise<void> {
+  try {
+    await limiter.consume(clientContext(c).ip ?? 'unknown')
+  } catch (error) {
+    if (error instanceof TesseraError && error.code === 'rate_limited') {
+      c.get('tessera').federationMetrics.count(provider, 'rate_limited')
+    }
+    throw error
+  }
 }
 
 /** `/v1/user/...` federated login (API.md, "Federated login"). Disabled providers are 404. */
 export const federationRoutes = new Hono<AppEnv>()
   .get('/authenticate/:provider/authorize', async (c) => {
     const t = c.get('tessera')
-    await limitPerIp(c, t.limits.oauthAuthorizePerIp)
+    await limitPerIp(c, t.limits.oauthAuthorizePerIp, c.req.param('provider'))
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     // With a bearer token this is a link flow for that user; a bad token is refused, never
@@ -67,7 +74,7 @@ export const federationRoutes = new Hono<AppEnv>()
 
   .get('/authenticate/:provider/callback', async (c) => {
     const t = c.get('tessera')
-    await limitPerIp(c, t.limits.oauthCallbackPerIp)
+    await limitPerIp(c, t.limits.oauthCallbackPerIp, c.req.param('provider'))
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     const target = await completeFlow(t, {
@@ -81,7 +88,7 @@ export const federationRoutes = new Hono<AppEnv>()
 
   .post('/auth/oauth/exchange', async (c) => {
     const t = c.get('tessera')
-    await limitPerIp(c, t.limits.oauthExchangePerIp)
+    await limitPerIp(c, t.limits.oauthExchangePerIp, null)
     const body = await readJson(c, ExchangeBody)
     return c.json(await exchangeLoginCode(t, body.code, clientContext(c)))
   })
