@@ -22,6 +22,11 @@ export const OIDC_CLIENTS = ['cilogon', 'google', 'gitlab', 'orcid'] as const
 /**
  * A real OpenID Provider (panva's oidc-provider) on loopback, with one client per Tessera OIDC
  * provider name. Its login and consent pages answer at once as `current` (set by the test).
+ *
+ * Its warnings in test output are expected: development signing keys and in-memory adapter, and
+ * "Unsupported runtime" on Node 20 (oidc-provider 9 supports Node 22+ upstream, but works on
+ * 20.19+, which CI runs). Configuring own keys to silence the first one broke the flows once
+ * (own ES256 `jwks` + `enabledJWA`); if retried, pass only `jwks` with an RS256 key and `ttl`.
  */
 export interface FakeOidcProvider {
   issuer: string
