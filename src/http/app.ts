@@ -1,11 +1,11 @@
 import { Hono, type MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
 import { routePath } from 'hono/route'
 import { secureHeaders } from 'hono/secure-headers'
 import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
+import { bodyLimit } from './middleware/body-limit.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
@@ -49,11 +49,9 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
   })
   app.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () =>
-        problemResponse(new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB')),
-    }),
+    bodyLimit(MAX_BODY_BYTES, () =>
+      problemResponse(new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB')),
+    ),
   )
 
   app.route('/', healthRoutes)

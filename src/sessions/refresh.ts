@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
+import { preparedQuery } from '../db/prepared.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
@@ -18,6 +19,45 @@ type Outcome =
   | ({ kind: 'rotated' } & Rotation)
   | { kind: 'reused'; familyId: string; userId: string }
   | { kind: 'invalid' }
+
+// The statements every successful refresh runs, compiled once (see db/prepared.ts).
+const claimToken = preparedQuery((db, p: { hash: string; now: number }) =>
+  db
+    .updateTable('refresh_tokens')
+    .set({ status: 'rotated', used_at: p.now })
+    .where('token_hash', '=', p.hash)
+    .where('status', '=', 'active')
+    .where('expires_at', '>', p.now)
+    .returning(['id', 'family_id']),
+)
+const sessionWithUser = preparedQuery((db, p: { familyId: string }) =>
+  db
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .selectAll('u')
+    .select(['s.expires_at as session_expires_at', 's.revoked_at as session_revoked_at'])
+    .where('s.id', '=', p.familyId),
+)
+const insertChild = preparedQuery(
+  (
+    db,
+    p: { id: string; familyId: string; userId: string; hash: string; parentId: string; now: number; expiresAt: number },
+  ) =>
+    db.insertInto('refresh_tokens').values({
+      id: p.id,
+      family_id: p.familyId,
+      user_id: p.userId,
+      token_hash: p.hash,
+      parent_id: p.parentId,
+      status: 'active',
+      created_at: p.now,
+      expires_at: p.expiresAt,
+      used_at: null,
+    }),
+)
+const touchSession = preparedQuery((db, p: { familyId: string; now: number }) =>
+  db.updateTable('sessions').set({ last_used_at: p.now }).where('id', '=', p.familyId),
+)
 
 /**
  * Spends a refresh token and issues its successor in the same family (ARCHITECTURE.md, "The
@@ -49,14 +89,7 @@ export async function rotateRefreshToken(
   const now = deps.clock()
 
   const outcome = await deps.db.transaction().execute(async (tx): Promise<Outcome> => {
-    const claimed = await tx
-      .updateTable('refresh_tokens')
-      .set({ status: 'rotated', used_at: now })
-      .where('token_hash', '=', hash)
-      .where('status', '=', 'active')
-      .where('expires_at', '>', now)
-      .returning(['id', 'family_id'])
-      .executeTakeFirst()
+    const claimed = await claimToken.first(tx, { hash, now })
     if (claimed !== undefined) return issueChild(deps, tx, claimed.family_id, claimed.id, now)
 
     const spent = await tx
@@ -116,13 +149,7 @@ async function issueChild(
   parentId: string,
   now: number,
 ): Promise<Outcome> {
-  const row = await tx
-    .selectFrom('sessions as s')
-    .innerJoin('users as u', 'u.id', 's.user_id')
-    .selectAll('u')
-    .select(['s.expires_at as session_expires_at', 's.revoked_at as session_revoked_at'])
-    .where('s.id', '=', familyId)
-    .executeTakeFirst()
+  const row = await sessionWithUser.first(tx, { familyId })
   if (
     row === undefined ||
     row.session_revoked_at !== null ||
@@ -134,20 +161,15 @@ async function issueChild(
   const { session_expires_at: sessionExpiresAt, session_revoked_at: _, ...user } = row
   const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
   const { token, hash } = generateRefreshToken()
-  await tx
-    .insertInto('refresh_tokens')
-    .values({
-      id: randomUUID(),
-      family_id: familyId,
-      user_id: user.id,
-      token_hash: hash,
-      parent_id: parentId,
-      status: 'active',
-      created_at: now,
-      expires_at: refreshExpiresAt,
-      used_at: null,
-    })
-    .execute()
-  await tx.updateTable('sessions').set({ last_used_at: now }).where('id', '=', familyId).execute()
+  await insertChild.execute(tx, {
+    id: randomUUID(),
+    familyId,
+    userId: user.id,
+    hash,
+    parentId,
+    now,
+    expiresAt: refreshExpiresAt,
+  })
+  await touchSession.execute(tx, { familyId, now })
   return { kind: 'rotated', user, sessionId: familyId, refreshToken: token, refreshExpiresAt }
 }

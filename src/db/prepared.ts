@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto'
+import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely'
+import type { DialectAdapter } from 'kysely'
+import type { Database } from './schema.js'
+
+/**
+ * A query Kysely compiles once per dialect; each run only binds new values.
+ *
+ * Kysely builds and compiles a query's operation tree on every execution. On the hot paths
+ * (refresh, introspection) that costs more than SQLite spends running the statements, so those
+ * queries are written once with typed placeholders and run as compiled SQL. The SQL text is the
+ * same on every run, which is also what lets the SQLite statement cache (`connect.ts`) reuse its
+ * prepared statement.
+ *
+ * `build` gets one placeholder per parameter. A placeholder is an opaque marker value that stands
+ * for one scalar bound value: use it where Kysely binds a value (`where(col, '=', p.x)`,
+ * `set({ col: p.x })`, `values({ col: p.x })`), never in a list (`in`), never as an identifier,
+ * and never compare it to null (Kysely writes `is null` only for a literal null).
+ */
+export interface PreparedQuery<Params, Row> {
+  execute(db: Kysely<Database>, params: Params): Promise<QueryResult<Row>>
+  /** The first row, or undefined. */
+  first(db: Kysely<Database>, params: Params): Promise<Row | undefined>
+}
+
+export function preparedQuery<Params extends Record<string, unknown>, Row>(
+  build: (db: Kysely<Database>, params: Params) => Compilable<Row>,
+): PreparedQuery<Params, Row> {
+  // A random tag keeps markers from colliding with any value a query could contain.
+  const tag = `\u0000tessera-param:${randomBytes(8).toString('hex')}:`
+  const markers = new Proxy({} as Params, {
+    get: (_, name) => (typeof name === 'string' ? tag + name : undefined),
+  })
+  const compiled = new WeakMap<DialectAdapter, { query: CompiledQuery<Row>; slots: (string | null)[] }>()
+
+  function compile(db: Kysely<Database>) {
+    const adapter = db.getExecutor().adapter
+    let entry = compiled.get(adapter)
+    if (entry === undefined) {
+      const query = build(db, markers).compile()
+      const slots = query.parameters.map((value) =>
+        typeof value === 'string' && value.startsWith(tag) ? value.slice(tag.length) : null,
+      )
+      entry = { query, slots }
+      compiled.set(adapter, entry)
+    }
+    return entry
+  }
+
+  async function execute(db: Kysely<Database>, params: Params): Promise<QueryResult<Row>> {
+    const { query, slots } = compile(db)
+    const parameters = query.parameters.map((value, i) => {
+      const slot = slots[i]
+      if (slot === null || slot === undefined) return value
+      if (!(slot in params)) throw new TypeError(`prepared query: missing parameter "${slot}"`)
+      return params[slot]
+    })
+    return db.executeQuery<Row>({ ...query, parameters })
+  }
+
+  return {
+    execute,
+    async first(db, params) {
+      return (await execute(db, params)).rows[0]
+    },
+  }
+}
