@@ -3,9 +3,9 @@ import type { OAuthProviderName } from '../config/index.js'
 import type { CallbackErrorCode } from './flow.js'
 
 /**
- * How a federated sign-in ended. Each flow ends at most once: the callback's `?error=` code or
- * `linked`, a refused state, a refused or redeemed login code, an unreachable provider at
- * authorize, or a rate limit on any of the three routes.
+ * How a federated sign-in ended: the callback's `?error=` code or `linked`, a refused state, a
+ * refused or redeemed login code, an unreachable provider at authorize, or a rate limit on any of
+ * the three routes. A started flow counts once, unless a rate-limited callback is retried.
  */
 export type FederatedLoginOutcome =
   | 'ok'

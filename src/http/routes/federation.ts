@@ -22,8 +22,8 @@ const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), v.max
 
 /**
  * Counts the request against its per-address limit (RATE_LIMIT_OAUTH_PER_IP) before anything
- * else, so a refused request never writes a state, calls a provider or claims a state: a
- * callback refused here can be retried with the same state once the window allows.
+ * else: a refused request stores no state, calls no provider and spends no state, so a callback
+ * refused here can be retried with the same URL once the window allows.
  */
 async function limitPerIp(c: Context<AppEnv>, limiter: Limiter, provider: string | null): Promise<void> {
   try {
