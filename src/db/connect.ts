@@ -45,7 +45,7 @@ function connectSqlite(path: string): DatabaseHandle {
   // WAL: readers never block the writer. NORMAL is durable across process crashes in WAL mode
   // (only an OS crash or power loss can drop the last commits, never corrupt the file).
   sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('synchronous = ' + (process.env.XSYNC ?? 'NORMAL'))
+  sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
   const db = new Kysely<Database>({
