@@ -1,25 +1,29 @@
 /**
  * `npm run bench`: starts the compiled server as its own process on a temporary SQLite database
- * and loads it with autocannon from this process. Absolute rates drift between runs on shared
- * machines; the ratios, taken in one run, are the figures that count (../shared/PERFORMANCE.md).
+ * and loads it with autocannon from another process (bench/load.ts). Absolute rates drift between
+ * runs on shared machines; the ratios, taken in one run, are the figures that count
+ * (../shared/PERFORMANCE.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { verify as cryptoVerify } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2'
-import autocannon from 'autocannon'
 import { generateSigningKeyPair, importSecretKey, signV4Public } from '../src/tokens/sign.js'
 import { importPublicKey, v4PublicPreAuth } from '../src/verify/ed25519.js'
 import { encodePublicPaserk, publicKeyId } from '../src/verify/paserk.js'
 import { formatPasetoTime } from '../src/verify/time.js'
+import type { LoadJob, LoadResult } from './load.js'
 import { verifyAccessToken } from '../src/verify/token.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = 50
 const PASSWORD = 'benchmark lantern orbit 42'
+const SERVICE_SECRET = 'bench-service-secret-0123456789'
+const LOAD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'load.ts')
 
 interface Row {
   figure: string
@@ -53,6 +57,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess; readyM
       RATE_LIMIT_LOGIN_PER_IP: '0',
       RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
       RATE_LIMIT_REGISTER_PER_IP: '0',
+      SERVICE_SECRET,
       ARGON2_MAX_QUEUE: '100000',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -84,19 +89,24 @@ async function json(url: string, body: unknown, token?: string) {
   return res.status === 204 ? undefined : ((await res.json()) as Record<string, string>)
 }
 
-function load(options: autocannon.Options): Promise<autocannon.Result> {
+/** Runs one autocannon job in a child process (bench/load.ts). */
+function load(job: Omit<LoadJob, 'connections' | 'duration'> & Partial<LoadJob>): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: DURATION, ...options }, (err, result) =>
-      err ? reject(err) : resolve(result),
+    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
+    child.on('error', reject)
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`)),
     )
+    child.stdin.end(JSON.stringify({ connections: CONNECTIONS, duration: DURATION, ...job }))
   })
 }
 
-function record(figure: string, result: autocannon.Result, baseline?: number, target?: string): number {
-  const non2xx = result.non2xx + result.errors
-  if (non2xx > 0) console.error(`  ${figure}: ${non2xx} non-2xx/errors`)
-  const rate = result.requests.average
-  rows.push({ figure, rate, p99: result.latency.p99, ...(baseline ? { ratio: rate / baseline } : {}), ...(target ? { target } : {}) })
+function record(figure: string, result: LoadResult, baseline?: number, target?: string): number {
+  if (result.errors > 0) console.error(`  ${figure}: ${result.errors} non-2xx/errors`)
+  const { rate, p99 } = result
+  rows.push({ figure, rate, p99, ...(baseline ? { ratio: rate / baseline } : {}), ...(target ? { target } : {}) })
   return rate
 }
 
@@ -178,33 +188,26 @@ async function main(): Promise<void> {
     const access = tokens!.access_token!
 
     const health = record('GET /health (baseline)', await load({ url: `${base}/health` }))
-    record('GET /v1/user/me', await load({ url: `${base}/v1/user/me`, headers: { authorization: `Bearer ${access}` } }), health, '≥ 0.3')
-
-    // A pool of live refresh tokens, one per connection: each request takes one and its
-    // response puts the successor back (autocannon resets per-connection context every request).
-    const pool: string[] = []
-    for (let i = 0; i < CONNECTIONS; i++) {
-      pool.push((await json(`${base}/v1/user/auth/login`, { email: 'bench@example.org', password: PASSWORD }))!.refresh_token!)
-    }
+    const bearer = { authorization: `Bearer ${access}` }
+    record('GET /v1/user/me', await load({ url: `${base}/v1/user/me`, headers: bearer }), health, '≥ 0.3')
+    record('GET /v1/authz (forward auth)', await load({ url: `${base}/v1/authz`, headers: bearer }), health, '≥ 0.3')
     record(
-      'POST /v1/user/auth/refresh',
+      'POST /v1/token/introspect',
       await load({
         url: base,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/user/auth/refresh',
-            headers: { 'content-type': 'application/json' },
-            setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: pool.shift() }) }),
-            onResponse: (status, body) => {
-              if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
-            },
-          },
-        ],
+        path: '/v1/token/introspect',
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-service-secret': SERVICE_SECRET },
+        body: new URLSearchParams({ token: access }).toString(),
       }),
       health,
-      '≥ 0.2',
     )
+
+    const refreshTokens: string[] = []
+    for (let i = 0; i < CONNECTIONS; i++) {
+      refreshTokens.push((await json(`${base}/v1/user/auth/login`, { email: 'bench@example.org', password: PASSWORD }))!.refresh_token!)
+    }
+    record('POST /v1/user/auth/refresh', await load({ url: base, refreshTokens }), health, '≥ 0.2')
 
     const argon2 = await argon2Rate()
     rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
@@ -216,7 +219,7 @@ async function main(): Promise<void> {
       load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
     ])
     record('POST /v1/user/auth/login', login, argon2, '≥ 0.9')
-    rows.push({ figure: 'GET /health p99 during the login flood (ms)', rate: healthDuringFlood.latency.p99, target: '< 10' })
+    rows.push({ figure: 'GET /health p99 during the login flood (ms)', rate: healthDuringFlood.p99, target: '< 10' })
   } finally {
     server.child.kill('SIGTERM')
     rmSync(server.dir, { recursive: true, force: true })

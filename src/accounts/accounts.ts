@@ -4,6 +4,7 @@ import { recordAudit } from '../audit/audit.js'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
+import { preparedQuery } from '../db/prepared.js'
 import type { AccountType, Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import { inTransaction } from '../db/transaction.js'
@@ -110,10 +111,24 @@ export function findUserByEmail(db: Kysely<Database>, normalized: string): Promi
   return db.selectFrom('users').selectAll().where('email_normalized', '=', normalized).executeTakeFirst()
 }
 
+const userById = preparedQuery((db, p: { id: string }) => db.selectFrom('users').selectAll().where('id', '=', p.id))
+
 export async function getUser(db: Kysely<Database>, id: string): Promise<User> {
-  const user = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+  const user = await userById.first(db, { id })
   if (user === undefined) throw new TesseraError('not_found', 'No such user')
   return user
+}
+
+const identitiesOfUser = preparedQuery((db, p: { userId: string }) =>
+  db.selectFrom('identities').select(['provider', 'email', 'created_at']).where('user_id', '=', p.userId),
+)
+
+/** The federated identities linked to an account. */
+export async function listIdentities(
+  db: Kysely<Database>,
+  userId: string,
+): Promise<{ provider: string; email: string | null; created_at: number }[]> {
+  return (await identitiesOfUser.execute(db, { userId })).rows
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import type { Database } from '../db/schema.js'
+import { preparedQuery } from '../db/prepared.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
@@ -209,12 +210,15 @@ export async function isSessionLive(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
   sessionId: string,
 ): Promise<boolean> {
-  const row = await deps.db
+  return (await liveSession.first(deps.db, { sessionId, now: deps.clock() })) !== undefined
+}
+
+// On every bearer request Tessera answers itself (see db/prepared.ts).
+const liveSession = preparedQuery((db, p: { sessionId: string; now: number }) =>
+  db
     .selectFrom('sessions')
     .select('id')
-    .where('id', '=', sessionId)
+    .where('id', '=', p.sessionId)
     .where('revoked_at', 'is', null)
-    .where('expires_at', '>', deps.clock())
-    .executeTakeFirst()
-  return row !== undefined
-}
+    .where('expires_at', '>', p.now),
+)

@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { preparedQuery } from '../db/prepared.js'
 import type { Tessera } from '../tessera.js'
 import { TokenError } from '../verify/errors.js'
 import { parsePasetoTime } from '../verify/time.js'
@@ -27,6 +28,18 @@ const INACTIVE = { active: false } as const
 
 const seconds = (time: string) => Math.floor((parsePasetoTime(time) ?? 0) / 1000)
 
+const liveSessionOfEnabledUser = preparedQuery((db, p: { sessionId: string; userId: string; now: number }) =>
+  db
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .select(sql<number>`1`.as('live'))
+    .where('s.id', '=', p.sessionId)
+    .where('s.user_id', '=', p.userId)
+    .where('s.revoked_at', 'is', null)
+    .where('s.expires_at', '>', p.now)
+    .where('u.disabled', '=', 0),
+)
+
 /**
  * Unlike local verification at a resource service, introspection also asks the database whether
  * the token's session is still live and its user enabled, so logout and reuse revocation show up
@@ -40,16 +53,11 @@ export async function introspect(t: Tessera, token: string): Promise<Introspecti
     if (error instanceof TokenError) return INACTIVE
     throw error
   }
-  const live = await t.db
-    .selectFrom('sessions as s')
-    .innerJoin('users as u', 'u.id', 's.user_id')
-    .select(sql<number>`1`.as('live'))
-    .where('s.id', '=', claims.sid)
-    .where('s.user_id', '=', claims.sub)
-    .where('s.revoked_at', 'is', null)
-    .where('s.expires_at', '>', t.clock())
-    .where('u.disabled', '=', 0)
-    .executeTakeFirst()
+  const live = await liveSessionOfEnabledUser.first(t.db, {
+    sessionId: claims.sid,
+    userId: claims.sub,
+    now: t.clock(),
+  })
   if (live === undefined) return INACTIVE
   return {
     active: true,

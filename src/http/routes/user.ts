@@ -1,6 +1,13 @@
 import { Hono } from 'hono'
 import * as v from 'valibot'
-import { changePassword, getUser, registerAccount, toUserView, updateDisplayName } from '../../accounts/accounts.js'
+import {
+  changePassword,
+  getUser,
+  listIdentities,
+  registerAccount,
+  toUserView,
+  updateDisplayName,
+} from '../../accounts/accounts.js'
 import { normalizeEmail } from '../../accounts/email.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
@@ -102,11 +109,7 @@ export const userRoutes = new Hono<AppEnv>()
   .get('/me', requireUser, async (c) => {
     const t = c.get('tessera')
     const user = await getUser(t.db, c.get('claims').sub)
-    const identities = await t.db
-      .selectFrom('identities')
-      .select(['provider', 'email', 'created_at'])
-      .where('user_id', '=', user.id)
-      .execute()
+    const identities = await listIdentities(t.db, user.id)
     return c.json({
       ...toUserView(user),
       identities: identities.map((i) => ({
