@@ -47,7 +47,8 @@ async function startServer(): Promise<{ url: string; child: ChildProcess; readyM
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'))
   const port = await freePort()
   const started = performance.now()
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve'], {
+  // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flag).
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'dist/src/cli/main.js', 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),

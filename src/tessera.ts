@@ -44,7 +44,7 @@ export interface TesseraOptions {
 export async function createTessera(config: Config, options: TesseraOptions = {}): Promise<Tessera> {
   const clock = options.clock ?? systemClock
   const logger = options.logger ?? createLogger(config.logLevel)
-  const database = connectDatabase(config.databaseUrl, { poolSize: config.databasePoolSize })
+  const database = await connectDatabase(config.databaseUrl, { poolSize: config.databasePoolSize })
   try {
     await migrateOrThrow(database.db)
     const keyDeps = { db: database.db, clock, config }

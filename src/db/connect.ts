@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Database } from './schema.js'
 
 export type DatabaseClient =
@@ -33,9 +33,14 @@ export interface ConnectOptions {
  * Opens the database named by a `DATABASE_URL`: `sqlite:<path>` (`sqlite::memory:` too) or
  * `postgres://...`. The only place that knows which dialect is underneath.
  */
-export function connectDatabase(url: string, options: ConnectOptions = {}): DatabaseHandle {
+export async function connectDatabase(url: string, options: ConnectOptions = {}): Promise<DatabaseHandle> {
   if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length))
-  if (/^postgres(ql)?:\/\//.test(url)) return connectPostgres(url, options.poolSize ?? 10)
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    // Loaded only when used: the driver and its type parsers are several MB a SQLite process
+    // would carry for nothing.
+    const { default: pg } = await import('pg')
+    return connectPostgres(pg, url, options.poolSize ?? 10)
+  }
   throw new Error('DATABASE_URL must be sqlite:<path> or postgres://...')
 }
 
@@ -60,7 +65,7 @@ function connectSqlite(path: string): DatabaseHandle {
 
 const INT8_OID = 20
 
-function connectPostgres(url: string, poolSize: number): DatabaseHandle {
+function connectPostgres(pg: typeof import('pg').default, url: string, poolSize: number): DatabaseHandle {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,

@@ -175,7 +175,7 @@ for (const dialect of dialects()) {
     it('concurrent ensureActiveKey calls on an empty database leave exactly one active key', async () => {
       const database = await createTestDatabase(dialect)
       // Two connections, as two replicas starting together would have.
-      const handles = [connectDatabase(database.url), connectDatabase(database.url)]
+      const handles = await Promise.all([connectDatabase(database.url), connectDatabase(database.url)])
       try {
         await migrateOrThrow(handles[0]!.db)
         const clock = testClock()

@@ -138,7 +138,7 @@ for (const dialect of dialects()) {
         startTesseraProcess({ databaseUrl: database.url, env: { PGAPPNAME: `${tag}-victim` } }),
         startTesseraProcess({ databaseUrl: database.url, env: { PGAPPNAME: `${tag}-survivor` } }),
       ])
-      direct = connectDatabase(database.url, { poolSize: 2 })
+      direct = await connectDatabase(database.url, { poolSize: 2 })
     }, 60_000)
 
     afterAll(async () => {

@@ -115,7 +115,7 @@ for (const dialect of dialects()) {
       if (startedB.status === 'fulfilled') b = startedB.value
       if (startedA.status === 'rejected') throw startedA.reason
       if (startedB.status === 'rejected') throw startedB.reason
-      direct = connectDatabase(database.url, { poolSize: 2 })
+      direct = await connectDatabase(database.url, { poolSize: 2 })
     }, 60_000)
 
     afterAll(async () => {
