@@ -11,13 +11,16 @@ import { bodyLimit as streamingBodyLimit } from 'hono/body-limit'
  * than declared and rejects malformed lengths), and the body can then be read through the
  * adapter's direct path. Everything else (chunked bodies) goes through Hono's counting reader.
  */
+const DECIMAL = /^\d{1,15}$/
+
 export function bodyLimit(maxSize: number, onError: (c: Context) => Response): MiddlewareHandler {
   const streaming = streamingBodyLimit({ maxSize, onError })
   return async (c, next) => {
     const method = c.req.method
     if (method === 'GET' || method === 'HEAD') return next()
     const length = c.req.header('content-length')
-    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+    // Anything but one plain decimal length (never seen from Node's parser) is counted instead.
+    if (length !== undefined && DECIMAL.test(length) && c.req.header('transfer-encoding') === undefined) {
       return Number(length) > maxSize ? onError(c) : next()
     }
     return streaming(c, next)
