@@ -1,4 +1,5 @@
 import { recordAudit } from '../audit/audit.js'
+import type { User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { LoginOutcome } from '../metrics.js'
 import { accountKey } from '../rate-limit/limits.js'
@@ -48,13 +49,26 @@ async function attemptLogin(
   await t.limits.loginPerAccount.consume(account)
   const user = await authenticate(t, credentials, client)
   await t.limits.loginPerAccount.reset(account)
+  return openSession(t, user, client, 'password')
+}
+
+/**
+ * The end of every successful login, whatever proved the identity (`method`: `password` or the
+ * federated provider): a new session, its audit event and the first token pair.
+ */
+export async function openSession(
+  t: Tessera,
+  user: User,
+  client: ClientContext,
+  method: string,
+): Promise<TokenPair> {
   const issued = await startSession(t, user.id, client)
   await recordAudit(t.db, t.clock, {
     event: 'login_succeeded',
     userId: user.id,
     sessionId: issued.sessionId,
     ip: client.ip,
-    detail: { method: 'password' },
+    detail: { method },
   })
   return issueTokenPair(t, user, issued)
 }

@@ -2,14 +2,15 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Kysely } from 'kysely'
 import { getUser } from '../accounts/accounts.js'
 import { normalizeEmail } from '../accounts/email.js'
+import { openSession } from '../accounts/login.js'
 import { recordAudit } from '../audit/audit.js'
 import type { OAuthProviderName } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
-import { type ClientContext, startSession } from '../sessions/sessions.js'
+import type { ClientContext } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
-import { type TokenPair, issueTokenPair } from '../tokens/token-pair.js'
+import type { TokenPair } from '../tokens/token-pair.js'
 import { type FederationProvider, type ProviderIdentity, ProviderError } from './providers.js'
 
 /** How long a started flow may take at the provider (the user may have to log in there). */
@@ -363,15 +364,7 @@ export async function exchangeLoginCode(t: Tessera, code: string, client: Client
     t.federationMetrics.count(claimed.provider, 'account_disabled')
     throw new TesseraError('account_disabled', 'This account is disabled')
   }
-  const issued = await startSession(t, user.id, client)
-  await recordAudit(t.db, t.clock, {
-    event: 'login_succeeded',
-    userId: user.id,
-    sessionId: issued.sessionId,
-    ip: client.ip,
-    detail: { method: claimed.provider },
-  })
-  const pair = await issueTokenPair(t, user, issued)
+  const pair = await openSession(t, user, client, claimed.provider)
   // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
   t.federationMetrics.count(claimed.provider, 'ok')
   return pair
