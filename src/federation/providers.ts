@@ -57,12 +57,17 @@ export interface ProviderRegistry {
   enabled(): OAuthProviderName[]
 }
 
+/**
+ * What each provider is asked for. CILogon: the address plus its `org.cilogon.userinfo` claims
+ * (home institution); GitLab: `read_user` releases the address to the OIDC client; GitHub: only
+ * `user:email` (the profile is public), for the verified primary address.
+ */
 const SCOPES: Record<OAuthProviderName, string> = {
-  cilogon: 'openid email profile',
+  cilogon: 'openid email org.cilogon.userinfo',
   google: 'openid email profile',
-  gitlab: 'openid email profile',
+  gitlab: 'openid read_user',
   orcid: 'openid',
-  github: 'read:user user:email',
+  github: 'user:email',
 }
 
 const UPSTREAM_TIMEOUT_MS = 10_000

@@ -102,6 +102,28 @@ for (const dialect of dialects()) {
       expect(res.headers.get('set-cookie')).toMatch(/tessera_oauth_browser=.*HttpOnly/i)
     })
 
+    it.each([
+      ['cilogon', 'openid email org.cilogon.userinfo'],
+      ['google', 'openid email profile'],
+      ['gitlab', 'openid read_user'],
+      ['github', 'user:email'],
+    ])('asks %s for the documented scopes: %s', async (provider, scopes) => {
+      const res = await app.request(
+        `/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+        { redirect: 'manual' },
+      )
+      expect(res.status).toBe(302)
+      expect(new URL(res.headers.get('location')!).searchParams.get('scope')).toBe(scopes)
+    })
+
+    it('a GitLab identity (scope read_user, the address from the provider) creates an account', async () => {
+      const email = uniqueEmail('gitlab')
+      idp.current = { sub: subject(), email, email_verified: true, name: 'GL User' }
+      const user = await me((await loginWith('gitlab')).access_token)
+      expect(user).toMatchObject({ email, account_type: 'regular' })
+      expect(user.identities.map((i) => i.provider)).toEqual(['gitlab'])
+    })
+
     it('the login code is single use', async () => {
       idp.current = { sub: subject(), email: uniqueEmail('once'), email_verified: true }
       const url = await flow('google')

@@ -66,7 +66,14 @@ export async function startOidcProvider(): Promise<FakeOidcProvider> {
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post',
     })),
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    // The scopes Tessera asks the real providers for, with the claims those release.
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+      read_user: ['email', 'email_verified', 'name'],
+      'org.cilogon.userinfo': ['idp', 'eppn'],
+    },
     pkce: { required: () => true },
     features: { devInteractions: { enabled: false } },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
