@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Scalar } from '@scalar/hono-api-reference'
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../env.js'
 
@@ -35,14 +34,19 @@ const CACHE_CONTROL = 'public, max-age=300'
  */
 const SCALAR_BUNDLE = 'https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.46.4/dist/browser/standalone.js'
 
-const renderReference = Scalar({
-  url: '/openapi.yaml',
-  pageTitle: 'Tessera API reference',
-  cdn: SCALAR_BUNDLE,
-  // Default fonts come from fonts.scalar.com; system fonts keep the page off a third origin.
-  withDefaultFonts: false,
-  telemetry: false,
-})
+/** Loaded on the first visit to /docs: a server nobody reads the docs of never holds the module. */
+async function renderReference(c: Context, next: () => Promise<void>): Promise<Response> {
+  const { Scalar } = await import('@scalar/hono-api-reference')
+  const handler = Scalar({
+    url: '/openapi.yaml',
+    pageTitle: 'Tessera API reference',
+    cdn: SCALAR_BUNDLE,
+    // Default fonts come from fonts.scalar.com; system fonts keep the page off a third origin.
+    withDefaultFonts: false,
+    telemetry: false,
+  })
+  return (await handler(c, next)) as Response
+}
 
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
 
@@ -87,7 +91,7 @@ export const docsRoutes = new Hono<AppEnv>()
     if (page === undefined) {
       page = (async () => {
         // Scalar's handler is typed for a plain Hono context; all it does is c.html(...).
-        const rendered = (await renderReference(c as unknown as Context, next)) as Response
+        const rendered = await renderReference(c as unknown as Context, next)
         const html = await rendered.text()
         return { html, policy: docsPolicy(html) }
       })()
