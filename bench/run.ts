@@ -48,7 +48,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess; readyM
   const port = await freePort()
   const started = performance.now()
   // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flag).
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'dist/src/cli/main.js', 'serve'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'bin/tessera.cjs', 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+'use strict'
+// The `tessera` command. CommonJS, and kept this small, because libuv sizes its thread pool from
+// UV_THREADPOOL_SIZE when it is first used, and an ES-module entry has already used it (to read
+// its own files) before any of its code runs.
+//
+// Password hashes are the pool's only steady work, capped at ARGON2_MAX_CONCURRENCY at a time.
+// With exactly that many threads each hash lands on a warm thread; with libuv's default of 4 on
+// a 2-core machine, a login flood served about 20 % fewer logins (README, "Benchmarks").
+// An explicit UV_THREADPOOL_SIZE wins; a malformed ARGON2_MAX_CONCURRENCY is left for the
+// configuration check to report.
+const { availableParallelism } = require('node:os')
+
+if (process.env.UV_THREADPOOL_SIZE === undefined) {
+  const configured = Number(process.env.ARGON2_MAX_CONCURRENCY)
+  const hashes = Number.isInteger(configured) && configured >= 1 && configured <= 256 ? configured : availableParallelism()
+  process.env.UV_THREADPOOL_SIZE = String(hashes)
+}
+
+import('../dist/src/cli/main.js')
