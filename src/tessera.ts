@@ -58,7 +58,7 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
       maxQueued: config.argon2MaxQueue,
     })
     const metrics = createMetrics({ db: database.db, clock, hasher, logger })
-    const federation = createProviderRegistry(config.oauth)
+    const federation = await createProviderRegistry(config.oauth)
     return {
       config,
       database,

@@ -1,4 +1,4 @@
-import * as oauth from 'oauth4webapi'
+import type * as oauth from 'oauth4webapi'
 import type { OAuthClientConfig, OAuthConfig, OAuthProviderName } from '../config/index.js'
 import { OAUTH_PROVIDERS } from '../config/index.js'
 
@@ -72,17 +72,21 @@ const SCOPES: Record<OAuthProviderName, string> = {
 
 const UPSTREAM_TIMEOUT_MS = 10_000
 
+/** oauth4webapi, loaded only by a deployment that enables a provider. */
+type OAuthLib = typeof import('oauth4webapi')
+
 /** Builds the providers enabled by the configuration. Discovery is lazy and cached per process. */
-export function createProviderRegistry(config: OAuthConfig): ProviderRegistry {
+export async function createProviderRegistry(config: OAuthConfig): Promise<ProviderRegistry> {
   const providers = new Map<string, FederationProvider>()
-  for (const name of OAUTH_PROVIDERS) {
-    const client = config.providers[name]
-    if (client === undefined) continue
+  const enabled = OAUTH_PROVIDERS.filter((name) => config.providers[name] !== undefined)
+  const lib = enabled.length === 0 ? undefined : await import('oauth4webapi')
+  for (const name of enabled) {
+    const client = config.providers[name]!
     providers.set(
       name,
       name === 'github'
-        ? githubProvider(client, config.allowInsecureIssuers)
-        : oidcProvider(name, client, config.allowInsecureIssuers),
+        ? githubProvider(lib!, client, config.allowInsecureIssuers)
+        : oidcProvider(lib!, name, client, config.allowInsecureIssuers),
     )
   }
   return {
@@ -91,14 +95,19 @@ export function createProviderRegistry(config: OAuthConfig): ProviderRegistry {
   }
 }
 
-function httpOptions(allowInsecure: boolean) {
+function httpOptions(oauth: OAuthLib, allowInsecure: boolean) {
   return {
     [oauth.allowInsecureRequests]: allowInsecure,
     signal: () => AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
   }
 }
 
-function oidcProvider(name: OAuthProviderName, client: OAuthClientConfig, allowInsecure: boolean): FederationProvider {
+function oidcProvider(
+  oauth: OAuthLib,
+  name: OAuthProviderName,
+  client: OAuthClientConfig,
+  allowInsecure: boolean,
+): FederationProvider {
   const issuer = new URL(client.issuer)
   const oauthClient: oauth.Client = { client_id: client.clientId }
   const clientAuth = oauth.ClientSecretPost(client.clientSecret)
@@ -111,7 +120,7 @@ function oidcProvider(name: OAuthProviderName, client: OAuthClientConfig, allowI
   // request tries again.
   const server = (): Promise<oauth.AuthorizationServer> => {
     discovered ??= (async () => {
-      const response = await oauth.discoveryRequest(issuer, { ...httpOptions(allowInsecure), algorithm: 'oidc' })
+      const response = await oauth.discoveryRequest(issuer, { ...httpOptions(oauth, allowInsecure), algorithm: 'oidc' })
       return oauth.processDiscoveryResponse(issuer, response)
     })().catch((error: unknown) => {
       discovered = undefined
@@ -142,9 +151,9 @@ function oidcProvider(name: OAuthProviderName, client: OAuthClientConfig, allowI
     },
     async complete(input) {
       const as = await server()
-      const params = validateResponse(name, as, oauthClient, input)
+      const params = validateResponse(oauth, name, as, oauthClient, input)
       try {
-        const options = httpOptions(allowInsecure)
+        const options = httpOptions(oauth, allowInsecure)
         const response = await oauth.authorizationCodeGrantRequest(
           as,
           oauthClient,
@@ -177,7 +186,7 @@ function oidcProvider(name: OAuthProviderName, client: OAuthClientConfig, allowI
         }
         return { subject: claims.sub, email, name: displayName }
       } catch (error) {
-        throw asProviderError(name, error)
+        throw asProviderError(oauth, name, error)
       }
     },
   }
@@ -196,6 +205,7 @@ function verifiedEmail(name: OAuthProviderName, claims: Record<string, unknown>)
 }
 
 function validateResponse(
+  oauth: OAuthLib,
   name: OAuthProviderName,
   as: oauth.AuthorizationServer,
   client: oauth.Client,
@@ -204,11 +214,11 @@ function validateResponse(
   try {
     return oauth.validateAuthResponse(as, client, input.callbackParameters, input.state)
   } catch (error) {
-    throw asProviderError(name, error)
+    throw asProviderError(oauth, name, error)
   }
 }
 
-function asProviderError(name: OAuthProviderName, error: unknown): ProviderError {
+function asProviderError(oauth: OAuthLib, name: OAuthProviderName, error: unknown): ProviderError {
   if (error instanceof ProviderError) return error
   if (error instanceof oauth.AuthorizationResponseError && error.error === 'access_denied') {
     return new ProviderError('access_denied', `${name}: access denied`, { cause: error })
@@ -221,7 +231,7 @@ function asProviderError(name: OAuthProviderName, error: unknown): ProviderError
  * (PKCE S256 and state still apply), then the account and its verified primary email come from
  * the REST API. The subject is the numeric account id, which survives renames.
  */
-function githubProvider(client: OAuthClientConfig, allowInsecure: boolean): FederationProvider {
+function githubProvider(oauth: OAuthLib, client: OAuthClientConfig, allowInsecure: boolean): FederationProvider {
   const apiUrl = client.apiUrl ?? 'https://api.github.com'
   const as: oauth.AuthorizationServer = {
     issuer: client.issuer,
@@ -261,7 +271,7 @@ function githubProvider(client: OAuthClientConfig, allowInsecure: boolean): Fede
       return url
     },
     async complete(input) {
-      const params = validateResponse('github', as, oauthClient, input)
+      const params = validateResponse(oauth, 'github', as, oauthClient, input)
       try {
         const response = await oauth.authorizationCodeGrantRequest(
           as,
@@ -270,7 +280,7 @@ function githubProvider(client: OAuthClientConfig, allowInsecure: boolean): Fede
           params,
           input.callbackUrl,
           input.codeVerifier,
-          httpOptions(allowInsecure),
+          httpOptions(oauth, allowInsecure),
         )
         const result = await oauth.processAuthorizationCodeResponse(as, oauthClient, response)
         const user = (await api('/user', result.access_token)) as { id?: unknown; name?: unknown }
@@ -289,7 +299,7 @@ function githubProvider(client: OAuthClientConfig, allowInsecure: boolean): Fede
           name: typeof user.name === 'string' ? user.name : null,
         }
       } catch (error) {
-        throw asProviderError('github', error)
+        throw asProviderError(oauth, 'github', error)
       }
     },
   }
