@@ -6,8 +6,9 @@ import type { Config } from '../config/index.js'
 import type { DatabaseClient } from '../db/connect.js'
 import { TesseraError } from '../errors.js'
 
-// The package's index loads every store it supports (Redis, Mongo, DynamoDB, Etcd, ...): about
-// 10 MB of idle memory for code Tessera never runs. Its store modules load on their own.
+// The package's index loads every store it supports (Redis, Mongo, DynamoDB, Etcd, ...), about 40
+// modules of code Tessera never runs and a process would keep in memory. Its store modules load on
+// their own.
 const require = createRequire(import.meta.url)
 const RateLimiterSQLite = require('rate-limiter-flexible/lib/RateLimiterSQLite.js') as typeof RateLimiterFlexible.RateLimiterSQLite
 const RateLimiterPostgres = require('rate-limiter-flexible/lib/RateLimiterPostgres.js') as typeof RateLimiterFlexible.RateLimiterPostgres
