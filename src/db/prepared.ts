@@ -16,6 +16,10 @@ import type { Database } from './schema.js'
  * for one scalar bound value: use it where Kysely binds a value (`where(col, '=', p.x)`,
  * `set({ col: p.x })`, `values({ col: p.x })`), never in a list (`in`), never as an identifier,
  * and never compare it to null (Kysely writes `is null` only for a literal null).
+ *
+ * The SQL is cached per dialect adapter, which `withPlugin()` and `withSchema()` views share with
+ * their parent: run prepared queries on the database handle or its transactions, never on such a
+ * view (it would get SQL compiled without its plugin or schema).
  */
 export interface PreparedQuery<Params, Row> {
   execute(db: Kysely<Database>, params: Params): Promise<QueryResult<Row>>
