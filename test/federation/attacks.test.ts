@@ -54,20 +54,6 @@ for (const dialect of dialects()) {
       return ((await res.json()) as { authorization_url: string }).authorization_url
     }
 
-    /** Follows the provider's hops from `start` and returns the callback URL on Tessera, unfetched. */
-    async function toCallback(browser: Browser, start: string): Promise<string> {
-      let next = start
-      for (let hop = 0; hop < 20; hop += 1) {
-        const res = await browser.fetch(next)
-        const location = res.headers.get('location')
-        expect(location, `hop ${hop} ${res.status} ${await res.clone().text()}`).not.toBeNull()
-        await res.arrayBuffer()
-        next = new URL(location!, next).toString()
-        if (next.startsWith(TESSERA_TEST_ISSUER)) return next
-      }
-      throw new Error('the provider never redirected back')
-    }
-
     async function counts() {
       const db = app.server.tessera.db
       const count = async (table: 'users' | 'identities' | 'login_codes') =>
@@ -95,7 +81,7 @@ for (const dialect of dialects()) {
         .where('state_hash', '=', sha256(state))
         .executeTakeFirst()
       expect(Number(updated.numUpdatedRows)).toBe(1)
-      const callback = await toCallback(browser, start)
+      const callback = await browser.toCallback(start)
       expect(clientError(await browser.fetch(callback))).toBe('provider_error')
       expect(await counts()).toEqual(before)
     })
@@ -109,7 +95,7 @@ for (const dialect of dialects()) {
       const start = new URL(await authorize(browser, 'google'))
       start.searchParams.set('client_id', 'tessera-gitlab')
       start.searchParams.set('redirect_uri', `${TESSERA_TEST_ISSUER}/v1/user/authenticate/gitlab/callback`)
-      const callback = await toCallback(browser, start.toString())
+      const callback = await browser.toCallback(start.toString())
       expect(callback).toContain('/gitlab/callback?')
       expect(new URL(callback).searchParams.get('code')).toBeTruthy()
       const swapped = callback.replace('/gitlab/callback', '/google/callback')
@@ -123,7 +109,7 @@ for (const dialect of dialects()) {
       const browser = new Browser(app.url)
       const start = await authorize(browser)
       const state = new URL(start).searchParams.get('state')!
-      const realCallback = await toCallback(browser, start)
+      const realCallback = await browser.toCallback(start)
       const denied = new URL(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`)
       denied.searchParams.set('error', 'access_denied')
       denied.searchParams.set('state', state)
@@ -139,7 +125,7 @@ for (const dialect of dialects()) {
       idp.current = { sub: subject(), email: uniqueEmail('cb-race'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
-      const callback = await toCallback(browser, await authorize(browser))
+      const callback = await browser.toCallback(await authorize(browser))
       const responses = await Promise.all(Array.from({ length: 10 }, () => browser.fetch(callback)))
       const codes: string[] = []
       let refused = 0
@@ -169,7 +155,7 @@ for (const dialect of dialects()) {
       )
       try {
         const browser = new Browser(app.url)
-        const callback = await toCallback(browser, await authorize(browser))
+        const callback = await browser.toCallback(await authorize(browser))
         const cookie = browser.cookie(new URL(app.url).host, 'tessera_oauth_browser')
         expect(cookie).toBeTruthy()
         const res = await fetch(replica.url + callback.slice(TESSERA_TEST_ISSUER.length), {

@@ -269,12 +269,8 @@ for (const dialect of dialects()) {
       const browser = new Browser(app.url)
       const started = await browser.fetch(authorizeUrl(provider), { headers: { accept: 'application/json' } })
       expect(started.status, await started.clone().text()).toBe(200)
-      let next = ((await started.json()) as { authorization_url: string }).authorization_url
-      while (!next.startsWith(TESSERA_TEST_ISSUER)) {
-        const hop = await browser.fetch(next)
-        next = new URL(hop.headers.get('location')!, next).toString()
-      }
-      return { browser, callback: next }
+      const start = ((await started.json()) as { authorization_url: string }).authorization_url
+      return { browser, callback: await browser.toCallback(start) }
     }
 
     it('exports every outcome of each enabled provider at 0, and nothing for the others', async () => {

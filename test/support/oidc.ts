@@ -375,6 +375,23 @@ export class Browser {
   }
 
   /**
+   * Follows the provider's redirects from `start` (its authorization URL) until one comes back to
+   * Tessera, and returns that callback URL unfetched.
+   */
+  async toCallback(start: string): Promise<string> {
+    let next = start
+    for (let hop = 0; hop < 20; hop += 1) {
+      const res = await this.fetch(next)
+      const location = res.headers.get('location')
+      if (location === null) throw new Error(`hop ${hop} to ${next}: ${res.status} ${await res.text()}`)
+      await res.arrayBuffer()
+      next = new URL(location, next).toString()
+      if (next.startsWith(TESSERA_TEST_ISSUER)) return next
+    }
+    throw new Error('the provider never redirected back')
+  }
+
+  /**
    * Follows redirects until one leaves for the client's redirect URI (returned, not fetched) or
    * a response is not a redirect (returned as the last response).
    */
