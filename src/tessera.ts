@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { type PasswordHasher, createPasswordHasher } from './accounts/password-hasher.js'
+import { type Argon2Params, type PasswordHasher, createPasswordHasher } from './accounts/password-hasher.js'
 import { type Clock, systemClock } from './clock.js'
 import type { Config } from './config/index.js'
 import { type DatabaseHandle, connectDatabase } from './db/connect.js'
@@ -35,6 +35,12 @@ export interface Tessera {
 export interface TesseraOptions {
   clock?: Clock
   logger?: Logger
+  /**
+   * argon2id parameters used instead of the configured ones, below the ARGON2_* floor. Only the
+   * test app sets this (cheap hashes for tests that are not about hashing); no environment
+   * variable reaches it.
+   */
+  passwordHashing?: Argon2Params
 }
 
 /**
@@ -53,7 +59,7 @@ export async function createTessera(config: Config, options: TesseraOptions = {}
     if (config.keyEncryptionKey === undefined) {
       logger.warn('KEY_ENCRYPTION_KEY is not set: signing keys are stored unencrypted')
     }
-    const hasher = createPasswordHasher(config.argon2, {
+    const hasher = createPasswordHasher(options.passwordHashing ?? config.argon2, {
       maxConcurrent: config.argon2MaxConcurrency,
       maxQueued: config.argon2MaxQueue,
     })

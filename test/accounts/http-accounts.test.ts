@@ -65,7 +65,8 @@ for (const dialect of dialects()) {
     let app: TestApp
     beforeAll(async () => {
       // Many registrations from one address: the per-IP registration limit is tested elsewhere.
-      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REGISTER_PER_IP: '0' } })
+      // Real argon2 cost: this block checks the stored hash's parameters.
+      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REGISTER_PER_IP: '0' }, realHashing: true })
     })
     afterAll(() => app.close())
 
@@ -219,9 +220,11 @@ for (const dialect of dialects()) {
   describe(`password login over HTTP [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
+      // Real argon2 cost: the timing oracle and rehash tests are about hashing.
       app = await makeTestApp({
         dialect,
         env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+        realHashing: true,
       })
     })
     afterAll(() => app.close())

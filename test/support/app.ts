@@ -40,7 +40,15 @@ export interface TestAppOptions {
   clock?: TestClock
   /** Instead of LOG_LEVEL=silent, e.g. a pino logger writing to memory. */
   logger?: Logger
+  /**
+   * Hash passwords with the configured (production) argon2 cost. Off by default: tests that are
+   * not about hashing use cheap argon2id parameters so the suite stays fast.
+   */
+  realHashing?: boolean
 }
+
+/** Real argon2id, at a cost that takes well under a millisecond. */
+export const FAST_HASHING = Object.freeze({ memoryKiB: 64, timeCost: 1, parallelism: 1 })
 
 /** The real server on a loopback port over a fresh real database. */
 export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -55,7 +63,11 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
   })
   let server: RunningServer
   try {
-    server = await startServer(config, { clock, logger: options.logger })
+    server = await startServer(config, {
+      clock,
+      logger: options.logger,
+      ...(options.realHashing === true ? {} : { passwordHashing: FAST_HASHING }),
+    })
   } catch (error) {
     await database.drop()
     throw error
