@@ -1,19 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import * as v from 'valibot'
-import { findUserByEmail, registerAccount, promoteToSuperuser, setDisabled } from '../accounts/accounts.js'
-import { normalizeEmail } from '../accounts/email.js'
-import { recordAudit } from '../audit/audit.js'
-import { ConfigError, loadConfig } from '../config/index.js'
-import { connectDatabase } from '../db/connect.js'
-import { migrateToLatest } from '../db/migrate.js'
-import { TesseraError } from '../errors.js'
-import { emailField } from '../http/body.js'
-import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
-import { startServer } from '../server.js'
-import { createTessera } from '../tessera.js'
 import { isClientCommand, runClientCommand } from './client.js'
-import { readSecret } from './prompt.js'
 
 const USAGE = `Usage: tessera <command> [options]
 
@@ -82,108 +69,15 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP[command])
     return 0
   }
-  // The client commands talk HTTP to a server: no server configuration, no database.
+  // The client commands talk HTTP to a server: no server configuration, no database, and none of
+  // the server's modules loaded (a login node's CLI starts in a fraction of the time).
   if (isClientCommand(command)) return runClientCommand(command, values, HELP[command]!)
-
-  switch (command) {
-    case 'serve': {
-      const config = loadConfig()
-      const running = await startServer(config)
-      running.tessera.logger.info(`Tessera listening on ${running.url} (database ${config.databaseUrl.split(':')[0]})`)
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          running.tessera.logger.info('shutting down')
-          void running.close().then(resolve)
-        }
-        process.once('SIGINT', stop)
-        process.once('SIGTERM', stop)
-      })
-      return 0
-    }
-    case 'migrate': {
-      const config = loadConfig()
-      const database = await connectDatabase(config.databaseUrl, { poolSize: 1 })
-      try {
-        const { error, results } = await migrateToLatest(database.db)
-        for (const r of results ?? []) console.log(`${r.status.padEnd(8)} ${r.migrationName}`)
-        if (error !== undefined) throw error
-        if ((results ?? []).length === 0) console.log('Database is up to date')
-        return 0
-      } finally {
-        await database.close()
-      }
-    }
-    case 'keys rotate':
-    case 'keys list':
-    case 'user create-superuser':
-    case 'user promote':
-    case 'user disable': {
-      const t = await createTessera({ ...loadConfig(), logLevel: 'error' })
-      try {
-        return await adminCommand(command, t, values)
-      } finally {
-        await t.close()
-      }
-    }
-    default:
-      console.error(`Unknown command: ${command}\n\n${USAGE}`)
-      return 2
-  }
-}
-
-async function adminCommand(
-  command: string,
-  t: Awaited<ReturnType<typeof createTessera>>,
-  values: { email?: string | undefined; 'display-name'?: string | undefined },
-): Promise<number> {
-  const cli = { ip: null, userAgent: 'tessera-cli' }
-  if (command === 'keys rotate') {
-    const { kid, retired } = await rotateSigningKey(t)
-    await recordAudit(t.db, t.clock, { event: 'key_rotated', detail: { kid, retired } })
-    console.log(`active   ${kid}`)
-    if (retired !== null) console.log(`retiring ${retired}`)
-    return 0
-  }
-  if (command === 'keys list') {
-    for (const k of await listSigningKeys(t)) {
-      const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
-      console.log(`${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${k.encrypted ? ' (encrypted)' : ''}`)
-    }
-    return 0
-  }
-  if (values.email === undefined) {
-    console.error(`--email is required\n\n${HELP[command]}`)
+  const server = await import('./server-commands.js')
+  if (!server.isServerCommand(command)) {
+    console.error(`Unknown command: ${command}\n\n${USAGE}`)
     return 2
   }
-  if (command === 'user create-superuser') {
-    // The HTTP routes check the address syntax before registerAccount; so must the CLI.
-    const checked = v.safeParse(emailField, values.email)
-    if (!checked.success) {
-      console.error(`--email ${checked.issues[0].message}\n\n${HELP[command]}`)
-      return 2
-    }
-    const password = await readSecret('Password: ')
-    const user = await registerAccount(
-      t,
-      { email: values.email, password, displayName: values['display-name'] ?? null, accountType: 'superuser' },
-      cli,
-    )
-    console.log(`Created superuser ${user.email} (${user.id})`)
-    return 0
-  }
-  const user = await findUserByEmail(t.db, normalizeEmail(values.email).normalized)
-  if (user === undefined) {
-    console.error(`No user with email ${values.email}`)
-    return 1
-  }
-  if (command === 'user promote') {
-    await promoteToSuperuser(t, null, user.id, cli)
-    console.log(`${user.email} is now a superuser`)
-  } else {
-    await setDisabled(t, user.id, true)
-    console.log(`${user.email} is disabled and all their sessions are revoked`)
-  }
-  return 0
+  return server.runServerCommand(command, values, HELP[command]!)
 }
 
 main(process.argv.slice(2)).then(
@@ -191,11 +85,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof TesseraError) {
-      console.error(error instanceof TesseraError ? `${error.code}: ${error.detail}` : error.message)
-    } else {
-      console.error(error instanceof Error ? error.message : error)
-    }
+    console.error(error instanceof Error ? error.message : error)
     process.exitCode = 1
   },
 )

@@ -9,7 +9,8 @@ import { type RunningServer, startServer } from '../../src/server.js'
 import { PASSWORD, type TokenPairBody, expectProblem, uniqueEmail } from '../support/users.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = join(ROOT, 'src/cli/main.ts')
+/** The installed command over the compiled code (built by test/support/global-setup.ts). */
+const CLI = join(ROOT, 'bin/tessera.cjs')
 
 interface Run {
   code: number | null
@@ -20,7 +21,7 @@ interface Run {
 /** The real CLI in a child process, with its own environment and optional standard input. */
 function tessera(env: Record<string, string>, args: string[], input?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const child = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), ...env },
       stdio: ['pipe', 'pipe', 'pipe'],

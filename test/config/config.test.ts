@@ -136,7 +136,7 @@ describe('loadConfig refuses bad values, naming the variable', () => {
 describe('tessera serve with a bad environment', () => {
   it('exits 1 within seconds, naming PORT on stderr and echoing no secret', async () => {
     const started = Date.now()
-    const child = spawn('npx', ['tsx', 'src/cli/main.ts', 'serve'], {
+    const child = spawn(process.execPath, ['bin/tessera.cjs', 'serve'], {
       cwd: process.cwd(),
       env: {
         ...process.env,

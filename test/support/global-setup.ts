@@ -1,7 +1,22 @@
+import { execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import type { TestProject } from 'vitest/node'
 import { TEST_POSTGRES_URL, postgresReachable } from './postgres.js'
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/**
+ * The tests that need real processes run the built `tessera` command (bin/tessera.cjs, as
+ * installed), so the compiled code is brought up to date once per run (incremental: seconds).
+ */
+function buildDist(): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
+}
+
 export default async function setup(project: TestProject): Promise<void> {
+  buildDist()
   project.provide('postgres', false)
   if (process.env.TEST_DIALECTS === 'sqlite') return
   const problem = await postgresReachable(TEST_POSTGRES_URL)

@@ -6,13 +6,14 @@ import { requestTo } from './http.js'
 
 /**
  * Tessera as separate OS processes, for the tests that need more than one server on one database
- * (replicas, crashes) or the real command line. Each process is `node --import tsx
- * src/cli/main.ts ...`: tsx registers itself in the same process (no wrapper process), so `pid` is
- * the server itself and `kill('SIGKILL')` really is `kill -9` of the server.
+ * (replicas, crashes) or the real command line. Each process is the installed command,
+ * `node bin/tessera.cjs ...` over the compiled code (global-setup.ts builds it): it imports the
+ * code in the same process, so `pid` is the server itself and `kill('SIGKILL')` really is
+ * `kill -9` of the server.
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const ENTRY = ['--import', 'tsx', 'src/cli/main.ts']
+const ENTRY = ['bin/tessera.cjs']
 const READY_TIMEOUT_MS = 15_000
 const STOP_TIMEOUT_MS = 5_000
 const CLI_TIMEOUT_MS = 30_000
