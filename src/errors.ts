@@ -11,6 +11,7 @@ export const ERROR_STATUS = {
   refresh_token_reused: 401,
   unauthorized: 401,
   invalid_login_code: 401,
+  reauthentication_required: 401,
   account_disabled: 403,
   forbidden: 403,
   invalid_service_secret: 403,
@@ -38,6 +39,7 @@ const TITLES: Record<ErrorCode, string> = {
   refresh_token_reused: 'Refresh token reuse detected',
   unauthorized: 'Authentication required',
   invalid_login_code: 'Invalid login code',
+  reauthentication_required: 'Recent authentication required',
   account_disabled: 'Account disabled',
   forbidden: 'Forbidden',
   invalid_service_secret: 'Invalid service secret',
@@ -73,11 +75,22 @@ export class TesseraError extends Error {
   readonly errors: FieldError[] | undefined
   /** A bearer token was presented and is bad: RFC 6750 `error="invalid_token"`. */
   readonly invalidToken: boolean
+  /**
+   * Seconds, for `reauthentication_required`: how recent the account's authentication must be
+   * (`max_age` in `WWW-Authenticate`, README "Recent authentication").
+   */
+  readonly maxAge: number | undefined
 
   constructor(
     code: ErrorCode,
     detail?: string,
-    options: { cause?: unknown; retryAfter?: number; errors?: FieldError[]; invalidToken?: boolean } = {},
+    options: {
+      cause?: unknown
+      retryAfter?: number
+      errors?: FieldError[]
+      invalidToken?: boolean
+      maxAge?: number
+    } = {},
   ) {
     super(detail ?? TITLES[code], { cause: options.cause })
     this.name = 'TesseraError'
@@ -88,5 +101,6 @@ export class TesseraError extends Error {
     this.retryAfter = options.retryAfter
     this.errors = options.errors
     this.invalidToken = options.invalidToken ?? false
+    this.maxAge = options.maxAge
   }
 }

@@ -19,6 +19,7 @@ export type AuditEventName =
   | 'federated_login_failed'
   | 'identity_linked'
   | 'identity_unlinked'
+  | 'reauthenticated'
 
 export interface AuditEvent {
   event: AuditEventName

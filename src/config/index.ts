@@ -104,6 +104,7 @@ const EnvSchema = v.object({
   SESSION_ABSOLUTE_TTL: int('SESSION_ABSOLUTE_TTL', 7_776_000, 60, 315_360_000),
   REFRESH_REUSE_INTERVAL: int('REFRESH_REUSE_INTERVAL', 0, 0, 300),
   KEYS_MAX_AGE: int('KEYS_MAX_AGE', 300, 0, 86_400),
+  REAUTH_MAX_AGE: int('REAUTH_MAX_AGE', 300, 10, 86_400),
   SERVICE_SECRET: optionalSecret('SERVICE_SECRET', 16),
   KEY_ENCRYPTION_KEY: optionalSecret('KEY_ENCRYPTION_KEY', 32),
   METRICS_TOKEN: optionalSecret('METRICS_TOKEN', 16),
@@ -138,6 +139,10 @@ const EnvSchema = v.object({
     ),
   ),
   OAUTH_ALLOW_INSECURE_ISSUERS: bool('OAUTH_ALLOW_INSECURE_ISSUERS', false),
+  OAUTH_CLIENT_PKCE: v.optional(
+    v.picklist(['required', 'optional'], 'OAUTH_CLIENT_PKCE must be required or optional'),
+    'required',
+  ),
   OAUTH_GITHUB_BASE_URL: oauthUrl('OAUTH_GITHUB_BASE_URL'),
   OAUTH_GITHUB_API_URL: oauthUrl('OAUTH_GITHUB_API_URL'),
   ...oauthClientEntries,
@@ -178,6 +183,11 @@ export interface OAuthConfig {
   /** Exact allow-list of client redirect URIs (no prefix or pattern matching). */
   redirectUris: string[]
   allowInsecureIssuers: boolean
+  /**
+   * `required`: a login flow must bring the client's PKCE `code_challenge`; `optional`: clients
+   * that cannot may leave it out and must check the passed-through `state` (README).
+   */
+  clientPkce: 'required' | 'optional'
   /** Enabled providers only: both client id and secret configured. */
   providers: Partial<Record<OAuthProviderName, OAuthClientConfig>>
 }
@@ -194,6 +204,8 @@ export interface Config {
   sessionAbsoluteTtl: number
   refreshReuseInterval: number
   keysMaxAge: number
+  /** Seconds: how recent the session's authentication must be to link, unlink (README). */
+  reauthMaxAge: number
   serviceSecret: string | undefined
   keyEncryptionKey: string | undefined
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset, it is open. */
@@ -255,6 +267,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionAbsoluteTtl: e.SESSION_ABSOLUTE_TTL,
     refreshReuseInterval: e.REFRESH_REUSE_INTERVAL,
     keysMaxAge: e.KEYS_MAX_AGE,
+    reauthMaxAge: e.REAUTH_MAX_AGE,
     serviceSecret: e.SERVICE_SECRET,
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
     metricsToken: e.METRICS_TOKEN,
@@ -318,7 +331,12 @@ function readOAuthConfig(e: Record<string, unknown>): { config: OAuthConfig; pro
     providers[p] = client
   }
   return {
-    config: { redirectUris: e.OAUTH_REDIRECT_URIS as string[], allowInsecureIssuers: allowInsecure, providers },
+    config: {
+      redirectUris: e.OAUTH_REDIRECT_URIS as string[],
+      allowInsecureIssuers: allowInsecure,
+      clientPkce: e.OAUTH_CLIENT_PKCE as OAuthConfig['clientPkce'],
+      providers,
+    },
     problems,
   }
 }

@@ -49,6 +49,8 @@ export interface SessionsTable {
   ip: string | null
   revoked_at: number | null
   revoked_reason: string | null
+  /** Epoch ms the holder last re-proved the account; null: at the login (`created_at`). */
+  authenticated_at: number | null
 }
 
 export type RefreshTokenStatus = 'active' | 'rotated' | 'revoked'
@@ -98,6 +100,12 @@ export interface OAuthStatesTable {
   /** Set for a link flow: the logged-in user the identity is added to. */
   link_user_id: string | null
   browser_hash: string
+  /** The client's PKCE S256 challenge (README, "Federated login"); null only without PKCE. */
+  client_code_challenge: string | null
+  /** The client's opaque `state`, handed back on the redirect to it. */
+  client_state: string | null
+  /** Link flow: the session whose bearer token started it; it must still be live at the callback. */
+  link_session_id: string | null
   created_at: number
   expires_at: number
   used_at: number | null
@@ -108,6 +116,8 @@ export interface LoginCodesTable {
   code_hash: string
   user_id: string
   provider: string
+  /** The client's PKCE S256 challenge, carried over from the flow; the exchange needs its verifier. */
+  code_challenge: string | null
   created_at: number
   expires_at: number
   used_at: number | null

@@ -21,7 +21,14 @@ export const LOGIN_CODE_TTL_SECONDS = 60
 const LOGIN_CODE_PREFIX = 'tessera_lc_'
 const LOGIN_CODE_PATTERN = /^tessera_lc_[A-Za-z0-9_-]{43}$/
 const STATE_PATTERN = /^[A-Za-z0-9_-]{43}$/
-const BROWSER_SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/
+/** An S256 challenge is a base64url SHA-256: always 43 characters. */
+const CODE_CHALLENGE_PATTERN = /^[A-Za-z0-9_-]{43}$/
+/** A PKCE verifier: 43 to 128 characters of the unreserved set (README, "Federated login"). */
+const CODE_VERIFIER_PATTERN = /^[A-Za-z0-9._~-]{43,128}$/
+/** The client's opaque `state`: printable ASCII, bounded so the row and the redirect stay small. */
+const CLIENT_STATE_PATTERN = /^[\x20-\x7e]{1,512}$/
+/** Per-flow browser-binding cookies: this prefix and 16 hex characters of the state's hash. */
+export const BROWSER_COOKIE_PREFIX = 'tessera_oauth_'
 
 /** The error codes a callback hands to the client's redirect URI (`?error=<code>`). */
 export type CallbackErrorCode =
@@ -33,13 +40,18 @@ export type CallbackErrorCode =
   | 'link_required'
   | 'identity_taken'
   | 'provider_already_linked'
+  | 'session_ended'
 
 const random256 = () => randomBytes(32).toString('base64url')
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url')
 
-/** A fresh browser-binding secret, or the one the browser already carries (parallel tabs). */
-export function browserSecretFor(existing: string | undefined): string {
-  return existing !== undefined && BROWSER_SECRET_PATTERN.test(existing) ? existing : random256()
+/**
+ * The name of a flow's browser-binding cookie, derived from its state: each flow has its own
+ * cookie, so parallel flows in several tabs do not overwrite each other's binding, and a value
+ * already in the browser is never adopted (README, "Federated login").
+ */
+export function browserCookieName(state: string): string {
+  return BROWSER_COOKIE_PREFIX + createHash('sha256').update(state, 'utf8').digest('hex').slice(0, 16)
 }
 
 export function callbackUrl(t: Pick<Tessera, 'config'>, provider: string): string {
@@ -49,26 +61,69 @@ export function callbackUrl(t: Pick<Tessera, 'config'>, provider: string): strin
 export interface BeginInput {
   provider: FederationProvider
   redirectUri: string
-  /** Set for a link flow: the logged-in user (checked by the caller's bearer token). */
-  linkUserId: string | null
-  /** The value of the browser-binding cookie the caller sets with the answer. */
-  browserSecret: string
+  /**
+   * Set for a link flow: the logged-in user and the session of the bearer token (checked, and
+   * recently authenticated, by the caller); the session must still be live at the callback.
+   */
+  link: { userId: string; sessionId: string } | null
+  /** The client's PKCE `code_challenge` and `code_challenge_method` query parameters. */
+  codeChallenge: string | undefined
+  codeChallengeMethod: string | undefined
+  /** The client's opaque `state` query parameter, handed back on the redirect to the client. */
+  clientState: string | undefined
+}
+
+export interface BegunFlow {
+  url: URL
+  /** The browser-binding cookie the caller sets with the answer: fresh for every flow. */
+  browserCookie: { name: string; value: string }
+}
+
+const invalidParameter = (field: string, message: string) =>
+  new TesseraError('validation_failed', `${field} ${message}`, { errors: [{ field, message }] })
+
+/**
+ * The client's side of the flow: its PKCE challenge (S256 only) binds the one-time login code to
+ * the client that started the flow, so a code obtained by someone else cannot be fed to it (login
+ * CSRF); OAUTH_CLIENT_PKCE=optional lets clients that cannot do PKCE leave it out. A link flow
+ * hands out no code, so it needs no challenge.
+ */
+function clientParameters(t: Tessera, input: BeginInput): { challenge: string | null; state: string | null } {
+  if (input.clientState !== undefined && !CLIENT_STATE_PATTERN.test(input.clientState)) {
+    throw invalidParameter('state', 'must be 1 to 512 printable ASCII characters')
+  }
+  const state = input.clientState ?? null
+  if (input.codeChallenge === undefined) {
+    if (input.codeChallengeMethod !== undefined) throw invalidParameter('code_challenge', 'is required with code_challenge_method')
+    if (input.link === null && t.config.oauth.clientPkce === 'required') {
+      throw invalidParameter('code_challenge', 'is required (PKCE S256)')
+    }
+    return { challenge: null, state }
+  }
+  if (input.codeChallengeMethod !== 'S256') throw invalidParameter('code_challenge_method', 'must be S256')
+  if (!CODE_CHALLENGE_PATTERN.test(input.codeChallenge)) {
+    throw invalidParameter('code_challenge', 'must be the base64url SHA-256 of the code verifier (43 characters)')
+  }
+  return { challenge: input.codeChallenge, state }
 }
 
 /**
  * Starts a login or link flow: a fresh PKCE verifier, state and (OIDC) nonce, stored as one
- * single-use row bound to the provider, the browser and the allow-listed redirect URI.
+ * single-use row bound to the provider, a fresh browser-binding secret, the allow-listed redirect
+ * URI and the client's PKCE challenge and state.
  */
-export async function beginFlow(t: Tessera, input: BeginInput): Promise<URL> {
+export async function beginFlow(t: Tessera, input: BeginInput): Promise<BegunFlow> {
   if (!t.config.oauth.redirectUris.includes(input.redirectUri)) {
     throw new TesseraError('validation_failed', 'redirect_uri is not on the allow-list', {
       errors: [{ field: 'redirect_uri', message: 'must exactly match a configured redirect URI' }],
     })
   }
-  if (input.provider.linkOnly && input.linkUserId === null) {
+  if (input.provider.linkOnly && input.link === null) {
     throw new TesseraError('unauthorized', `${input.provider.name} can only be linked to an account you are logged in to`)
   }
+  const client = clientParameters(t, input)
   const state = random256()
+  const browserSecret = random256()
   const codeVerifier = random256()
   const nonce = input.provider.protocol === 'oidc' ? random256() : null
   const url = await input.provider
@@ -87,20 +142,23 @@ export async function beginFlow(t: Tessera, input: BeginInput): Promise<URL> {
       code_verifier: codeVerifier,
       nonce,
       redirect_uri: input.redirectUri,
-      link_user_id: input.linkUserId,
-      browser_hash: sha256(input.browserSecret),
+      link_user_id: input.link?.userId ?? null,
+      link_session_id: input.link?.sessionId ?? null,
+      browser_hash: sha256(browserSecret),
+      client_code_challenge: client.challenge,
+      client_state: client.state,
       created_at: now,
       expires_at: now + STATE_TTL_SECONDS * 1000,
       used_at: null,
     })
     .execute()
-  return url
+  return { url, browserCookie: { name: browserCookieName(state), value: browserSecret } }
 }
 
 export interface CompleteInput {
   provider: FederationProvider
   callbackParameters: URLSearchParams
-  /** The browser-binding cookie, if the browser sent one. */
+  /** The flow's browser-binding cookie (named by `browserCookieName(state)`), if the browser sent it. */
   browserSecret: string | undefined
   client: ClientContext
 }
@@ -144,9 +202,12 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
   }
   if (!t.config.oauth.redirectUris.includes(row.redirect_uri)) throw await refuse('redirect_uri_not_allowed')
 
+  // The client's `state` goes back on every outcome, so a client can tell its own flows' answers
+  // from ones an attacker steered its browser to.
   const back = (params: Record<string, string>) => {
     const url = new URL(row.redirect_uri)
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+    if (row.client_state !== null) url.searchParams.set('state', row.client_state)
     return url.toString()
   }
   const fail = async (code: CallbackErrorCode) => {
@@ -178,7 +239,7 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
   }
 
   if (row.link_user_id !== null) {
-    const outcome = await linkIdentity(t, row.link_user_id, provider.name, identity, input.client)
+    const outcome = await linkIdentity(t, row.link_user_id, row.link_session_id, provider.name, identity, input.client)
     if (outcome !== 'linked') return fail(outcome)
     t.federationMetrics.count(provider.name, 'linked')
     return back({ linked: provider.name })
@@ -186,7 +247,7 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
   if (provider.linkOnly) return fail('link_required')
   const outcome = await loginOrRegister(t, provider.name, identity, input.client)
   if (typeof outcome === 'string') return fail(outcome)
-  return back({ code: await createLoginCode(t, outcome.id, provider.name) })
+  return back({ code: await createLoginCode(t, outcome.id, provider.name, row.client_code_challenge) })
 }
 
 function sameDigest(a: string, b: string): boolean {
@@ -197,12 +258,13 @@ function sameDigest(a: string, b: string): boolean {
 
 /**
  * Adds (provider, subject) to a logged-in user. Never by email: the identity proves control of
- * the upstream account, the bearer token proves control of this one. Linking CILogon makes the
- * account verified and a `regular` one `academic` (API.md).
+ * the upstream account, the recently authenticated session proves control of this one. Linking
+ * CILogon makes the account verified and a `regular` one `academic` (API.md).
  */
 async function linkIdentity(
   t: Tessera,
   userId: string,
+  sessionId: string | null,
   provider: OAuthProviderName,
   identity: ProviderIdentity,
   client: ClientContext,
@@ -218,26 +280,42 @@ async function linkIdentity(
     .where('provider', '=', provider)
     .executeTakeFirst()
   if (other !== undefined) return 'provider_already_linked'
+  if (sessionId === null) return 'session_ended'
   try {
-    await t.db.transaction().execute(async (tx) => {
+    return await t.db.transaction().execute(async (tx) => {
+      // The session that started the flow must still be live: a link started before a logout-all
+      // or a password change must not complete after it. Writing the row (to its own value) takes
+      // its lock, so a concurrent revocation either commits first and is seen here, or waits.
+      const now = t.clock()
+      const live = await tx
+        .updateTable('sessions')
+        .set((eb) => ({ last_used_at: eb.ref('last_used_at') }))
+        .where('id', '=', sessionId)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst()
+      if (live.numUpdatedRows === 0n) return 'session_ended' as const
       await tx
         .insertInto('identities')
-        .values({ provider, subject: identity.subject, user_id: userId, email: identity.email, created_at: t.clock() })
+        .values({ provider, subject: identity.subject, user_id: userId, email: identity.email, created_at: now })
         .execute()
-      if (provider === 'cilogon') await markAcademic(tx, userId, t.clock())
+      if (provider === 'cilogon') await markAcademic(tx, userId, now)
+      // The owner's notice (README, "Recent authentication"); by email once Tessera sends email.
       await recordAudit(tx, t.clock, {
         event: 'identity_linked',
         userId,
+        sessionId,
         ip: client.ip,
         detail: { provider },
       })
+      return 'linked' as const
     })
   } catch (error) {
     // Another request linked the same identity first.
     if (isUniqueViolation(error)) return 'identity_taken'
     throw error
   }
-  return 'linked'
 }
 
 async function markAcademic(db: Kysely<Database>, userId: string, now: number): Promise<void> {
@@ -321,7 +399,12 @@ async function loginOrRegister(
   return user
 }
 
-async function createLoginCode(t: Tessera, userId: string, provider: OAuthProviderName): Promise<string> {
+async function createLoginCode(
+  t: Tessera,
+  userId: string,
+  provider: OAuthProviderName,
+  codeChallenge: string | null,
+): Promise<string> {
   const code = LOGIN_CODE_PREFIX + random256()
   const now = t.clock()
   await t.db.deleteFrom('login_codes').where('expires_at', '<', now).execute()
@@ -331,6 +414,7 @@ async function createLoginCode(t: Tessera, userId: string, provider: OAuthProvid
       code_hash: sha256(code),
       user_id: userId,
       provider,
+      code_challenge: codeChallenge,
       created_at: now,
       expires_at: now + LOGIN_CODE_TTL_SECONDS * 1000,
       used_at: null,
@@ -341,9 +425,16 @@ async function createLoginCode(t: Tessera, userId: string, provider: OAuthProvid
 
 /**
  * Swaps a one-time login code for a token pair: one conditional UPDATE claims it, so a code is
- * redeemed at most once across replicas; unknown, spent and expired codes look alike.
+ * redeemed at most once across replicas; unknown, spent and expired codes look alike. A code
+ * issued with the client's PKCE challenge needs its verifier; the claim comes first, so a wrong or
+ * missing verifier spends the code too (no guessing the verifier against one code).
  */
-export async function exchangeLoginCode(t: Tessera, code: string, client: ClientContext): Promise<TokenPair> {
+export async function exchangeLoginCode(
+  t: Tessera,
+  code: string,
+  codeVerifier: string | undefined,
+  client: ClientContext,
+): Promise<TokenPair> {
   const now = t.clock()
   const claimed = LOGIN_CODE_PATTERN.test(code)
     ? await t.db
@@ -352,10 +443,10 @@ export async function exchangeLoginCode(t: Tessera, code: string, client: Client
         .where('code_hash', '=', sha256(code))
         .where('used_at', 'is', null)
         .where('expires_at', '>', now)
-        .returning(['user_id', 'provider'])
+        .returning(['user_id', 'provider', 'code_challenge'])
         .executeTakeFirst()
     : undefined
-  if (claimed === undefined) {
+  if (claimed === undefined || !verifierMatches(t, claimed.code_challenge, codeVerifier)) {
     t.federationMetrics.count(null, 'invalid_login_code')
     throw new TesseraError('invalid_login_code', 'The login code is unknown, expired or already used')
   }
@@ -371,6 +462,16 @@ export async function exchangeLoginCode(t: Tessera, code: string, client: Client
 }
 
 /**
+ * A code without a challenge (OAUTH_CLIENT_PKCE=optional) is refused to a client that sends a
+ * verifier: such a client does PKCE, and the code is not from its flow.
+ */
+function verifierMatches(t: Tessera, challenge: string | null, verifier: string | undefined): boolean {
+  if (challenge === null) return verifier === undefined && t.config.oauth.clientPkce === 'optional'
+  if (verifier === undefined || !CODE_VERIFIER_PATTERN.test(verifier)) return false
+  return sameDigest(sha256(verifier), challenge)
+}
+
+/**
  * Removes the user's identity of one provider, unless it is the last way to log in: no password
  * and no other identity of a provider that can log in (ORCID cannot).
  */
@@ -379,6 +480,7 @@ export async function unlinkIdentity(
   userId: string,
   provider: string,
   client: ClientContext,
+  sessionId: string | null = null,
 ): Promise<void> {
   await t.db.transaction().execute(async (tx) => {
     // Touching the user row first takes its write lock (both dialects), so two concurrent
@@ -394,6 +496,6 @@ export async function unlinkIdentity(
       throw new TesseraError('last_login_method', 'This identity is the only way to log in to the account; set a password or link another provider first')
     }
     await tx.deleteFrom('identities').where('user_id', '=', userId).where('provider', '=', provider).execute()
-    await recordAudit(tx, t.clock, { event: 'identity_unlinked', userId, ip: client.ip, detail: { provider } })
+    await recordAudit(tx, t.clock, { event: 'identity_unlinked', userId, sessionId, ip: client.ip, detail: { provider } })
   })
 }

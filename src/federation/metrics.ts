@@ -27,6 +27,7 @@ const OUTCOMES: readonly FederatedLoginOutcome[] = [
   'link_required',
   'identity_taken',
   'provider_already_linked',
+  'session_ended',
   'invalid_oauth_state',
   'invalid_login_code',
   'service_unavailable',

@@ -19,11 +19,15 @@ export function problemResponse(error: TesseraError): Response {
   })
   if (error.retryAfter !== undefined) headers.set('Retry-After', String(error.retryAfter))
   if (error.status === 401) {
+    const description = error.detail.replace(/["\\]/g, '')
     headers.set(
       'WWW-Authenticate',
-      error.invalidToken
-        ? `Bearer realm="tessera", error="invalid_token", error_description="${error.detail.replace(/["\\]/g, '')}"`
-        : 'Bearer realm="tessera"',
+      error.maxAge !== undefined
+        ? // Step-up (README, "Recent authentication"): the token is fine, the login behind it is too old.
+          `Bearer realm="tessera", error="insufficient_user_authentication", error_description="${description}", max_age=${error.maxAge}`
+        : error.invalidToken
+          ? `Bearer realm="tessera", error="invalid_token", error_description="${description}"`
+          : 'Bearer realm="tessera"',
     )
   }
   return new Response(JSON.stringify(body), { status: error.status, headers })

@@ -222,3 +222,37 @@ const liveSession = preparedQuery((db, p: { sessionId: string; now: number }) =>
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', p.now),
 )
+
+/**
+ * When the session's holder last proved the account: the login that started it, or a later
+ * re-authentication (README, "Recent authentication"). Undefined when the session is not live.
+ */
+export async function sessionAuthenticatedAt(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  sessionId: string,
+): Promise<number | undefined> {
+  const row = await deps.db
+    .selectFrom('sessions')
+    .select(['created_at', 'authenticated_at'])
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', deps.clock())
+    .executeTakeFirst()
+  return row === undefined ? undefined : (row.authenticated_at ?? row.created_at)
+}
+
+/** Records a fresh proof of the account on a live session; false when the session has ended. */
+export async function markSessionAuthenticated(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  sessionId: string,
+): Promise<boolean> {
+  const now = deps.clock()
+  const result = await deps.db
+    .updateTable('sessions')
+    .set({ authenticated_at: now })
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}

@@ -10,6 +10,7 @@ import {
   type FakeGitHub,
   type FakeOidcProvider,
   TESSERA_TEST_ISSUER,
+  clientPkce,
   startFakeGitHub,
   startOidcProvider,
 } from '../support/oidc.js'
@@ -18,6 +19,7 @@ import { type TokenPairBody, expectProblem, uniqueEmail } from '../support/users
 let subjects = 0
 const subject = (p = 'atk') => `${p}-${process.pid}-${++subjects}`
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url')
+const pkce = clientPkce()
 
 for (const dialect of dialects()) {
   describe(`federation attacks [${dialect}]`, () => {
@@ -47,7 +49,7 @@ for (const dialect of dialects()) {
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
     async function authorize(browser: Browser, provider = 'google') {
       const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
         { headers: { accept: 'application/json' } },
       )
       expect(res.status, await res.clone().text()).toBe(200)
@@ -156,16 +158,16 @@ for (const dialect of dialects()) {
       try {
         const browser = new Browser(app.url)
         const callback = await browser.toCallback(await authorize(browser))
-        const cookie = browser.cookie(new URL(app.url).host, 'tessera_oauth_browser')
-        expect(cookie).toBeTruthy()
+        const [cookie, ...others] = Object.entries(browser.cookies(new URL(app.url).host))
+        expect(others).toEqual([])
         const res = await fetch(replica.url + callback.slice(TESSERA_TEST_ISSUER.length), {
-          headers: { cookie: `tessera_oauth_browser=${cookie}` },
+          headers: { cookie: `${cookie![0]}=${cookie![1]}` },
           redirect: 'manual',
         })
         expect(res.status, await res.clone().text()).toBe(302)
         const code = new URL(res.headers.get('location')!).searchParams.get('code')
         expect(code).toMatch(/^tessera_lc_/)
-        const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code } })
+        const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
         expect(exchanged.status, await exchanged.clone().text()).toBe(200)
         const pair = (await exchanged.json()) as TokenPairBody
         expect(pair.access_token).toBeTruthy()

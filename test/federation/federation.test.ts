@@ -7,6 +7,7 @@ import {
   type FakeGitHub,
   type FakeOidcProvider,
   TESSERA_TEST_ISSUER,
+  clientPkce,
   startFakeGitHub,
   startOidcProvider,
 } from '../support/oidc.js'
@@ -14,6 +15,8 @@ import { type TokenPairBody, expectProblem, registerAndLogin, uniqueEmail } from
 
 let subjects = 0
 const subject = (p = 'sub') => `${p}-${process.pid}-${++subjects}`
+/** This file's client: one PKCE pair for its flows (test/federation/client-binding.test.ts uses one per flow). */
+const pkce = clientPkce()
 
 for (const dialect of dialects()) {
   describe(`federated login [${dialect}]`, () => {
@@ -44,7 +47,7 @@ for (const dialect of dialects()) {
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
     async function authorize(browser: Browser, provider: string, token?: string, redirect = CLIENT_REDIRECT_URI) {
       const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(redirect)}`,
+        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(redirect)}&${pkce.query}`,
         { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
       )
       expect(res.status, await res.clone().text()).toBe(200)
@@ -58,7 +61,7 @@ for (const dialect of dialects()) {
     }
 
     async function exchange(code: string) {
-      return app.request('/v1/user/auth/oauth/exchange', { json: { code } })
+      return app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
     }
 
     async function loginWith(provider: string): Promise<TokenPairBody> {
@@ -89,7 +92,7 @@ for (const dialect of dialects()) {
 
     it('redirects (302) without Accept: application/json, with PKCE S256, state and nonce', async () => {
       const res = await app.request(
-        `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+        `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
         { redirect: 'manual' },
       )
       expect(res.status).toBe(302)
@@ -99,7 +102,7 @@ for (const dialect of dialects()) {
       expect(location.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/)
       expect(location.searchParams.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/)
       expect(location.searchParams.get('redirect_uri')).toBe(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`)
-      expect(res.headers.get('set-cookie')).toMatch(/tessera_oauth_browser=.*HttpOnly/i)
+      expect(res.headers.get('set-cookie')).toMatch(/^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/user\/authenticate; HttpOnly; SameSite=Lax$/i)
     })
 
     it.each([
@@ -109,7 +112,7 @@ for (const dialect of dialects()) {
       ['github', 'user:email'],
     ])('asks %s for the documented scopes: %s', async (provider, scopes) => {
       const res = await app.request(
-        `/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+        `/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
         { redirect: 'manual' },
       )
       expect(res.status).toBe(302)
@@ -198,7 +201,7 @@ for (const dialect of dialects()) {
 
     it('redirect_uri must be on the allow-list exactly', async () => {
       for (const uri of ['http://client.test/after-login/', 'http://evil.test/after-login', 'http://client.test/after-login?x=1', '']) {
-        const res = await app.request(`/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(uri)}`, {
+        const res = await app.request(`/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(uri)}&${pkce.query}`, {
           redirect: 'manual',
         })
         await expectProblem(res, 400, 'validation_failed')

@@ -17,12 +17,14 @@ import {
   type HandRolledOidcProvider,
   type IdTokenMaker,
   TESSERA_TEST_ISSUER,
+  clientPkce,
   startHandRolledOidcProvider,
 } from '../support/oidc.js'
 import { type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 let subjects = 0
 const subject = (p = 'idt') => `${p}-${process.pid}-${++subjects}`
+const pkce = clientPkce()
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
 /** Each forgery, the reason oauth4webapi gives for refusing it. */
@@ -109,7 +111,7 @@ for (const dialect of dialects()) {
     async function signIn(): Promise<URL> {
       const browser = new Browser(app.url)
       const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
         { headers: { accept: 'application/json' } },
       )
       expect(res.status, await res.clone().text()).toBe(200)
@@ -142,7 +144,7 @@ for (const dialect of dialects()) {
       expect(url.searchParams.get('error')).toBeNull()
       const code = url.searchParams.get('code')
       expect(code).toMatch(/^tessera_lc_/)
-      const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code } })
+      const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
       expect(exchanged.status, await exchanged.clone().text()).toBe(200)
       return (await exchanged.json()) as TokenPairBody
     }

@@ -13,12 +13,14 @@ import {
   CLIENT_REDIRECT_URI,
   type FakeOidcProvider,
   TESSERA_TEST_ISSUER,
+  clientPkce,
   startOidcProvider,
 } from '../support/oidc.js'
 import { expectProblem, uniqueEmail } from '../support/users.js'
 
 const WINDOW = 600
-const AUTHORIZE = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`
+const pkce = clientPkce()
+const AUTHORIZE = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
 
 let subjects = 0
 const subject = () => `rl-${process.pid}-${++subjects}`
@@ -32,7 +34,7 @@ async function expectRateLimited(res: Response) {
 }
 
 const exchange = (app: TestApp, code = 'tessera_lc_unknown') =>
-  app.request('/v1/user/auth/oauth/exchange', { json: { code } })
+  app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
 
 for (const dialect of dialects()) {
   describe(`federated login rate limit per IP [${dialect}]`, () => {

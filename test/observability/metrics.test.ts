@@ -13,12 +13,14 @@ import {
   CLIENT_REDIRECT_URI,
   type FakeOidcProvider,
   TESSERA_TEST_ISSUER,
+  clientPkce,
   startOidcProvider,
 } from '../support/oidc.js'
 import { PASSWORD, type TokenPairBody, login, refresh, register, uniqueEmail } from '../support/users.js'
 
 const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
 const METRICS_TOKEN = 'metrics-test-token-0123456789abcdef'
+const pkce = clientPkce()
 
 interface Sample {
   name: string
@@ -262,7 +264,7 @@ for (const dialect of dialects()) {
     })
 
     const authorizeUrl = (provider: string) =>
-      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`
+      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
 
     /** One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its cookie. */
     async function toCallback(provider: string) {
@@ -291,8 +293,9 @@ for (const dialect of dialects()) {
       const first = await toCallback('google')
       const back = await first.browser.fetch(first.callback)
       const code = new URL(back.headers.get('location')!).searchParams.get('code')!
-      expect((await app.request('/v1/user/auth/oauth/exchange', { json: { code } })).status).toBe(200)
-      expect((await app.request('/v1/user/auth/oauth/exchange', { json: { code } })).status).toBe(401)
+      const json = { code, code_verifier: pkce.verifier }
+      expect((await app.request('/v1/user/auth/oauth/exchange', { json })).status).toBe(200)
+      expect((await app.request('/v1/user/auth/oauth/exchange', { json })).status).toBe(401)
       // invalid_oauth_state: the same callback again.
       expect((await first.browser.fetch(first.callback)).status).toBe(400)
       // account_exists: another GitLab account with the same verified email.

@@ -25,6 +25,7 @@ import {
   Browser,
   CLIENT_REDIRECT_URI,
   TESSERA_TEST_ISSUER,
+  clientPkce,
   startFakeGitHub,
   startOidcProvider,
 } from '../support/oidc.js'
@@ -341,6 +342,24 @@ describe('live responses match openapi.yaml', () => {
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
+    it('POST /v1/user/auth/reauthenticate', async () => {
+      const path = '/v1/user/auth/reauthenticate'
+      const { tokens } = await newUser()
+      const token = tokens.access_token
+      expect((await send(app, 'POST', path, { token, json: { password: PASSWORD } })).status).toBe(204)
+      expect(problemCode((await call(app, 'POST', path, { token, json: {} })).body)).toBe('validation_failed')
+      expect(problemCode((await call(app, 'POST', path, { token, json: { password: 'not the password' } })).body)).toBe('invalid_credentials')
+      expect(problemCode((await call(app, 'POST', path, { json: { password: PASSWORD } })).body)).toBe('unauthorized')
+      await bodyErrors('POST', path, { token })
+      // Guesses count against the per-account login limit (one attempt per window on `strict`).
+      const email = uniqueEmail('reauth-limited')
+      await registerAccount(strict.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
+      const strictToken = ((await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody).access_token
+      expect((await call(strict, 'POST', path, { token: strictToken, json: { password: 'wrong' } })).status).toBe(401)
+      const limited = await call(strict, 'POST', path, { token: strictToken, json: { password: 'wrong' } })
+      expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
+    })
+
     it('GET /v1/user/sessions and DELETE /v1/user/sessions/{id}', async () => {
       const template = '/v1/user/sessions/{id}'
       const { email, tokens } = await newUser()
@@ -470,7 +489,8 @@ describe('live responses match openapi.yaml', () => {
         const target = fed
         const authorizeTemplate = '/v1/user/authenticate/{provider}/authorize'
         const callbackTemplate = '/v1/user/authenticate/{provider}/callback'
-        const q = `?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`
+        const pkce = clientPkce()
+        const q = `?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}&state=contract`
         const manual = { redirect: 'manual' } as const
         const redirected = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, manual, authorizeTemplate)
         expect(redirected.status).toBe(302)
@@ -485,10 +505,10 @@ describe('live responses match openapi.yaml', () => {
         const browser = new Browser(target.url)
         const started = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, { headers: { accept: 'application/json' } }, authorizeTemplate)
         expect(started.status).toBe(200)
-        const cookie = /tessera_oauth_browser=([^;]+)/.exec(started.res.headers.get('set-cookie') ?? '')![1]!
+        const cookie = /^(tessera_oauth_[0-9a-f]{16}=[^;]+)/.exec(started.res.headers.get('set-cookie') ?? '')![1]!
         const next = await browser.toCallback((started.body as { authorization_url: string }).authorization_url)
         const callbackPath = next.slice(TESSERA_TEST_ISSUER.length)
-        const headers = { cookie: `tessera_oauth_browser=${cookie}` }
+        const headers = { cookie }
         const back = await call(target, 'GET', callbackPath, { ...manual, headers }, callbackTemplate)
         expect(back.status).toBe(302)
         const replay = await call(target, 'GET', callbackPath, { ...manual, headers }, callbackTemplate)
@@ -496,8 +516,9 @@ describe('live responses match openapi.yaml', () => {
         expect((await call(target, 'GET', callbackPath.replace('/google/', '/nope/'), manual, callbackTemplate)).status).toBe(404)
 
         const code = new URL(back.res.headers.get('location')!).searchParams.get('code')!
+        expect(new URL(back.res.headers.get('location')!).searchParams.get('state')).toBe('contract')
         const exchangePath = '/v1/user/auth/oauth/exchange'
-        const pair = await send(target, 'POST', exchangePath, { json: { code } })
+        const pair = await send(target, 'POST', exchangePath, { json: { code, code_verifier: pkce.verifier } })
         expect(pair.status).toBe(200)
         const tokens = pair.body as TokenPairBody
         const spent = await call(target, 'POST', exchangePath, { json: { code } })
@@ -513,6 +534,13 @@ describe('live responses match openapi.yaml', () => {
         expect([last.status, problemCode(last.body)]).toEqual([409, 'last_login_method'])
         expect((await call(target, 'DELETE', '/v1/user/identities/github', { token: tokens.access_token }, unlinkTemplate)).status).toBe(404)
         expect((await call(target, 'DELETE', '/v1/user/identities/google', {}, unlinkTemplate)).status).toBe(401)
+        // Linking and unlinking need a recent authentication (REAUTH_MAX_AGE, default 300 s).
+        target.clock.advance(301_000)
+        const stale = await call(target, 'DELETE', '/v1/user/identities/google', { token: tokens.access_token }, unlinkTemplate)
+        expect([stale.status, problemCode(stale.body)]).toEqual([401, 'reauthentication_required'])
+        const staleLink = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, { ...manual, token: tokens.access_token }, authorizeTemplate)
+        expect([staleLink.status, problemCode(staleLink.body)]).toEqual([401, 'reauthentication_required'])
+        target.clock.advance(-301_000)
         // With a password the identity is not the last way in.
         const me = (await (await target.request('/v1/user/me', { token: tokens.access_token })).json()) as { id: string }
         await target.server.tessera.db.updateTable('users').set({ password_hash: 'x' }).where('id', '=', me.id).execute()
@@ -526,7 +554,7 @@ describe('live responses match openapi.yaml', () => {
         const ghCode = url.searchParams.get('code')!
         const row = await target.server.tessera.db.selectFrom('identities').select('user_id').where('provider', '=', 'github').executeTakeFirstOrThrow()
         await setDisabled(target.server.tessera, row.user_id, true)
-        const disabled = await call(target, 'POST', exchangePath, { json: { code: ghCode } })
+        const disabled = await call(target, 'POST', exchangePath, { json: { code: ghCode, code_verifier: pkce.verifier } })
         expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
 
         // One request per route and window on `strict` (limited before the provider is looked up).

@@ -19,6 +19,23 @@ export const TESSERA_TEST_ISSUER = 'http://tessera.test'
 export const CLIENT_REDIRECT_URI = 'http://client.test/after-login'
 export const OIDC_CLIENTS = ['cilogon', 'google', 'gitlab', 'orcid'] as const
 
+/** A client application's PKCE pair for one flow with Tessera (S256), and its authorize query part. */
+export interface ClientPkce {
+  verifier: string
+  challenge: string
+  /** `code_challenge=...&code_challenge_method=S256`, to append to an authorize URL. */
+  query: string
+}
+
+export function clientPkce(): ClientPkce {
+  const verifier = randomBytes(32).toString('base64url')
+  const challenge = createHash('sha256').update(verifier).digest('base64url')
+  return { verifier, challenge, query: `code_challenge=${challenge}&code_challenge_method=S256` }
+}
+
+/** The names of Tessera's per-flow browser-binding cookies in a Set-Cookie list. */
+export const BROWSER_COOKIE = /^tessera_oauth_[0-9a-f]{16}$/
+
 /**
  * A real OpenID Provider (panva's oidc-provider) on loopback, with one client per Tessera OIDC
  * provider name. Its login and consent pages answer at once as `current` (set by the test).
@@ -350,6 +367,20 @@ export class Browser {
 
   cookie(host: string, name: string): string | undefined {
     return this.jar.get(this.key(host, name))?.value
+  }
+
+  /** The cookies this browser holds for `host`, by name. */
+  cookies(host: string): Record<string, string> {
+    return Object.fromEntries(
+      [...this.jar.entries()]
+        .filter(([k]) => k.startsWith(`${host}\u0000`))
+        .map(([k, c]) => [k.split('\u0000')[1]!, c.value]),
+    )
+  }
+
+  /** Plants a cookie, as a page of the same site could (cookie tossing). */
+  setCookie(host: string, name: string, value: string, path = '/'): void {
+    this.jar.set(this.key(host, name), { value, path })
   }
 
   /** One request with this browser's cookies; stores the cookies of the answer. */

@@ -1,11 +1,12 @@
 import { type Context, Hono } from 'hono'
-import { getCookie, setCookie } from 'hono/cookie'
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import * as v from 'valibot'
+import { requireRecentAuthentication } from '../../accounts/reauthenticate.js'
 import { TesseraError } from '../../errors.js'
 import {
   STATE_TTL_SECONDS,
   beginFlow,
-  browserSecretFor,
+  browserCookieName,
   completeFlow,
   exchangeLoginCode,
   unlinkIdentity,
@@ -16,9 +17,13 @@ import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
 
-/** Binds a started flow to the browser that started it (SECURITY.md, "Federation"). */
-const BROWSER_COOKIE = 'tessera_oauth_browser'
-const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long')) })
+/** Where the browser-binding cookies live: only authorize and callback ever see them. */
+const BROWSER_COOKIE_PATH = '/v1/user/authenticate'
+const ExchangeBody = v.object({
+  code: v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long')),
+  // Checked against the code's challenge in the domain: a malformed verifier is a wrong one.
+  code_verifier: v.exactOptional(v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long'))),
+})
 
 /**
  * Counts the request against its per-address limit (RATE_LIMIT_OAUTH_PER_IP) before anything
@@ -45,10 +50,13 @@ export const federationRoutes = new Hono<AppEnv>()
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     // With a bearer token this is a link flow for that user; a bad token is refused, never
     // silently turned into a login flow.
-    let linkUserId: string | null = null
+    let link: { userId: string; sessionId: string } | null = null
     if (c.req.header('authorization') !== undefined) {
       await requireUser(c, async () => {})
-      linkUserId = c.get('claims').sub
+      const claims = c.get('claims')
+      // Linking adds a lasting way into the account: a bearer token alone is not enough.
+      await requireRecentAuthentication(t, claims.sid)
+      link = { userId: claims.sub, sessionId: claims.sid }
     }
     const redirectUri = c.req.query('redirect_uri')
     if (redirectUri === undefined || redirectUri === '') {
@@ -56,14 +64,20 @@ export const federationRoutes = new Hono<AppEnv>()
         errors: [{ field: 'redirect_uri', message: 'is required' }],
       })
     }
-    const browserSecret = browserSecretFor(getCookie(c, BROWSER_COOKIE))
-    const url = await beginFlow(t, { provider, redirectUri, linkUserId, browserSecret })
-    setCookie(c, BROWSER_COOKIE, browserSecret, {
+    const { url, browserCookie } = await beginFlow(t, {
+      provider,
+      redirectUri,
+      link,
+      codeChallenge: c.req.query('code_challenge'),
+      codeChallengeMethod: c.req.query('code_challenge_method'),
+      clientState: c.req.query('state'),
+    })
+    setCookie(c, browserCookie.name, browserCookie.value, {
       httpOnly: true,
       secure: t.config.issuer.startsWith('https://'),
       // Lax: the callback is a top-level GET navigation from the provider's site.
       sameSite: 'Lax',
-      path: '/v1/user/authenticate',
+      path: BROWSER_COOKIE_PATH,
       maxAge: STATE_TTL_SECONDS,
     })
     if (/\bapplication\/json\b/i.test(c.req.header('accept') ?? '')) {
@@ -77,12 +91,16 @@ export const federationRoutes = new Hono<AppEnv>()
     await limitPerIp(c, t.limits.oauthCallbackPerIp, c.req.param('provider'))
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
+    const callbackParameters = new URL(c.req.url).searchParams
+    const cookieName = browserCookieName(callbackParameters.get('state') ?? '')
     const target = await completeFlow(t, {
       provider,
-      callbackParameters: new URL(c.req.url).searchParams,
-      browserSecret: getCookie(c, BROWSER_COOKIE),
+      callbackParameters,
+      browserSecret: getCookie(c, cookieName),
       client: clientContext(c),
     })
+    // The flow is over (its state is spent): its binding has no further use.
+    deleteCookie(c, cookieName, { path: BROWSER_COOKIE_PATH, secure: t.config.issuer.startsWith('https://'), httpOnly: true, sameSite: 'Lax' })
     return c.redirect(target, 302)
   })
 
@@ -90,11 +108,14 @@ export const federationRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     await limitPerIp(c, t.limits.oauthExchangePerIp, null)
     const body = await readJson(c, ExchangeBody)
-    return c.json(await exchangeLoginCode(t, body.code, clientContext(c)))
+    return c.json(await exchangeLoginCode(t, body.code, body.code_verifier, clientContext(c)))
   })
 
   .delete('/identities/:provider', requireUser, async (c) => {
     const t = c.get('tessera')
-    await unlinkIdentity(t, c.get('claims').sub, c.req.param('provider'), clientContext(c))
+    const claims = c.get('claims')
+    // Removing a way in is an account change like linking one (README, "Recent authentication").
+    await requireRecentAuthentication(t, claims.sid)
+    await unlinkIdentity(t, claims.sub, c.req.param('provider'), clientContext(c), claims.sid)
     return c.body(null, 204)
   })

@@ -10,6 +10,7 @@ import {
 } from '../../accounts/accounts.js'
 import { normalizeEmail } from '../../accounts/email.js'
 import { loginWithPassword } from '../../accounts/login.js'
+import { reauthenticate } from '../../accounts/reauthenticate.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
 import { recordAudit } from '../../audit/audit.js'
 import { TesseraError } from '../../errors.js'
@@ -39,6 +40,7 @@ const LoginBody = v.object({ email: loginEmailField, password: passwordField })
 const RefreshBody = v.object({ refresh_token: refreshTokenField })
 const PatchMeBody = v.object({ display_name: v.exactOptional(displayNameField) })
 const PasswordBody = v.object({ current_password: passwordField, new_password: passwordField })
+const ReauthenticateBody = v.object({ password: passwordField })
 
 /** `/v1/user/...`: accounts and sessions (API.md). Handlers adapt HTTP to the domain, no more. */
 export const userRoutes = new Hono<AppEnv>()
@@ -106,6 +108,14 @@ export const userRoutes = new Hono<AppEnv>()
     return c.body(null, 204)
   })
 
+  // Refreshes the session's authentication time, which linking and unlinking require to be
+  // recent (README, "Recent authentication").
+  .post('/auth/reauthenticate', requireUser, async (c) => {
+    const body = await readJson(c, ReauthenticateBody)
+    await reauthenticate(c.get('tessera'), c.get('claims'), body.password, clientContext(c))
+    return c.body(null, 204)
+  })
+
   .get('/me', requireUser, async (c) => {
     const t = c.get('tessera')
     const user = await getUser(t.db, c.get('claims').sub)
@@ -155,6 +165,8 @@ export const userRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     const claims = c.get('claims')
     const sessions = await listSessions(t, claims.sub)
+    // Shown with the sessions: a linked identity is a way in that outlives every session.
+    const identities = await listIdentities(t.db, claims.sub)
     return c.json({
       sessions: sessions.map((s) => ({
         id: s.id,
@@ -164,6 +176,11 @@ export const userRoutes = new Hono<AppEnv>()
         user_agent: s.user_agent,
         ip: s.ip,
         current: s.id === claims.sid,
+      })),
+      identities: identities.map((i) => ({
+        provider: i.provider,
+        email: i.email,
+        linked_at: formatPasetoTime(i.created_at),
       })),
     })
   })
