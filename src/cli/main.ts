@@ -102,7 +102,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'migrate': {
       const config = loadConfig()
-      const database = await connectDatabase(config.databaseUrl, { poolSize: 1 })
+      const database = await connectDatabase(config.databaseUrl, {
+        poolSize: 1,
+        connectTimeoutMs: config.databaseConnectTimeout * 1000,
+      })
       try {
         const { error, results } = await migrateToLatest(database.db)
         for (const r of results ?? []) console.log(`${r.status.padEnd(8)} ${r.migrationName}`)
