@@ -39,9 +39,9 @@ export function databaseUnavailableError(cause: unknown): TesseraError {
   })
 }
 
-/** RFC 9457 problem details, with the stable `code` of API.md. */
-export function problemResponse(error: TesseraError): Response {
-  const body = {
+/** The RFC 9457 problem document of an error, with the stable `code` of API.md. */
+export function problemBody(error: TesseraError) {
+  return {
     type: `urn:tessera:problem:${error.code}`,
     title: error.title,
     status: error.status,
@@ -49,6 +49,11 @@ export function problemResponse(error: TesseraError): Response {
     code: error.code,
     ...(error.errors === undefined ? {} : { errors: error.errors }),
   }
+}
+
+/** RFC 9457 problem details, with the stable `code` of API.md. */
+export function problemResponse(error: TesseraError): Response {
+  const body = problemBody(error)
   const headers = new Headers({
     'Content-Type': 'application/problem+json',
     'Cache-Control': 'no-store',
