@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import { getUser, promoteToSuperuser, toUserView } from '../../accounts/accounts.js'
 import { TesseraError } from '../../errors.js'
+import { uuidParam } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
@@ -21,6 +22,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post('/users/:id/promote', async (c) => {
     const t = c.get('tessera')
-    const user = await promoteToSuperuser(t, c.get('claims').sub, c.req.param('id'), clientContext(c))
+    const userId = uuidParam(c.req.param('id'), 'user')
+    const user = await promoteToSuperuser(t, c.get('claims').sub, userId, clientContext(c))
     return c.json(toUserView(user))
   })

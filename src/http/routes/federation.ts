@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import * as v from 'valibot'
+import { OAUTH_PROVIDERS } from '../../config/index.js'
 import { TesseraError } from '../../errors.js'
 import {
   STATE_TTL_SECONDS,
@@ -11,14 +12,15 @@ import {
   unlinkIdentity,
 } from '../../federation/flow.js'
 import type { Limiter } from '../../rate-limit/limits.js'
-import { readJson } from '../body.js'
+import { hasControlCharacters } from '../../text.js'
+import { noControlCharacters, readJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
 
 /** Binds a started flow to the browser that started it (SECURITY.md, "Federation"). */
 const BROWSER_COOKIE = 'tessera_oauth_browser'
-const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long')) })
+const ExchangeBody = v.object({ code: v.pipe(v.string('must be a string'), noControlCharacters, v.maxLength(200, 'is too long')) })
 
 /**
  * Counts the request against its per-address limit (RATE_LIMIT_OAUTH_PER_IP) before anything
@@ -54,6 +56,11 @@ export const federationRoutes = new Hono<AppEnv>()
     if (redirectUri === undefined || redirectUri === '') {
       throw new TesseraError('validation_failed', 'redirect_uri is required', {
         errors: [{ field: 'redirect_uri', message: 'is required' }],
+      })
+    }
+    if (hasControlCharacters(redirectUri)) {
+      throw new TesseraError('validation_failed', 'redirect_uri: must not contain control characters', {
+        errors: [{ field: 'redirect_uri', message: 'must not contain control characters' }],
       })
     }
     const browserSecret = browserSecretFor(getCookie(c, BROWSER_COOKIE))
@@ -95,6 +102,9 @@ export const federationRoutes = new Hono<AppEnv>()
 
   .delete('/identities/:provider', requireUser, async (c) => {
     const t = c.get('tessera')
-    await unlinkIdentity(t, c.get('claims').sub, c.req.param('provider'), clientContext(c))
+    const provider = c.req.param('provider')
+    // Only a provider name can name a linked identity; anything else is 404 without a query.
+    if (!(OAUTH_PROVIDERS as readonly string[]).includes(provider)) throw new TesseraError('not_found', 'No such provider')
+    await unlinkIdentity(t, c.get('claims').sub, provider, clientContext(c))
     return c.body(null, 204)
   })
