@@ -15,6 +15,22 @@ const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['rotated', 'invalid', 'reus
  * Seconds. From a cached `/health` (well under a millisecond) to a queued argon2 login (tens to
  * hundreds of milliseconds under load).
  */
+/**
+ * How long a count of live sessions is reused. Counting costs a pass over the live sessions'
+ * index; scrapes every few seconds (from several Prometheus servers) would repeat it for a value
+ * that changes slowly (README "Metrics").
+ */
+export const SESSIONS_LIVE_REFRESH_MS = 30_000
+
+/** The count behind `tessera_sessions_live`; `sessions_live` (migration 0006) is its index. */
+export function countLiveSessions(db: Kysely<Database>, now: number) {
+  return db
+    .selectFrom('sessions')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+}
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
@@ -78,24 +94,36 @@ export function createMetrics(sources: MetricsSources, options: { defaultMetrics
     registers: [registry],
   })
 
+  // One count per SESSIONS_LIVE_REFRESH_MS, whatever the number of scrapes: scrapes in between get
+  // the cached value, and scrapes that arrive while a count runs wait for that same count.
+  let liveSessions: { value: number; countedAt: number } | undefined
+  let counting: Promise<number> | undefined
+  const count = async (): Promise<number> => {
+    const now = clock()
+    try {
+      const row = await countLiveSessions(db, now).executeTakeFirst()
+      liveSessions = { value: Number(row?.n ?? 0), countedAt: now }
+      return liveSessions.value
+    } catch (err) {
+      // A scrape still answers while the database is down; NaN says "unknown" rather than 0.
+      // Not cached: the next scrape tries again.
+      logger.warn({ err }, 'metrics: could not count live sessions')
+      return Number.NaN
+    }
+  }
+  const countLive = (): Promise<number> => {
+    counting ??= count().finally(() => {
+      counting = undefined
+    })
+    return counting
+  }
   new Gauge({
     name: 'tessera_sessions_live',
-    help: 'Sessions neither revoked nor expired (counted at scrape time)',
+    help: `Sessions neither revoked nor expired (counted at most every ${SESSIONS_LIVE_REFRESH_MS / 1000} s)`,
     registers: [registry],
     async collect() {
-      try {
-        const row = await db
-          .selectFrom('sessions')
-          .select((eb) => eb.fn.countAll().as('n'))
-          .where('revoked_at', 'is', null)
-          .where('expires_at', '>', clock())
-          .executeTakeFirst()
-        this.set(Number(row?.n ?? 0))
-      } catch (err) {
-        // A scrape still answers while the database is down; NaN says "unknown" rather than 0.
-        logger.warn({ err }, 'metrics: could not count live sessions')
-        this.set(Number.NaN)
-      }
+      const fresh = liveSessions !== undefined && clock() - liveSessions.countedAt < SESSIONS_LIVE_REFRESH_MS
+      this.set(fresh ? liveSessions!.value : await countLive())
     },
   })
 

@@ -1,6 +1,10 @@
+import { STATUS_CODES, maxHeaderSize } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { type ServerType, serve } from '@hono/node-server'
 import type { Config } from './config/index.js'
+import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
+import { problemBody } from './http/problem.js'
 import { type Tessera, type TesseraOptions, createTessera } from './tessera.js'
 
 export interface RunningServer {
@@ -20,6 +24,7 @@ export async function startServer(config: Config, options: TesseraOptions = {}):
       resolve({ server, port: info.port }),
     )
     server.once('error', reject)
+    server.on('clientError', answerClientError)
   })
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
   let closing: Promise<void> | undefined
@@ -36,4 +41,35 @@ export async function startServer(config: Config, options: TesseraOptions = {}):
       return closing
     },
   }
+}
+
+/**
+ * Requests node:http refuses before the app sees them (headers over its `maxHeaderSize`, 16 KiB by default; a request
+ * line or header it cannot parse) would otherwise get Node's bare-text answer: they get a problem
+ * document like every other error (README "HTTP"), and the connection is closed, since the parser
+ * cannot know where the next request would start.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  // Nobody is listening for an answer: the client went away, or never finished its request.
+  if (error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const problem =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new TesseraError('headers_too_large', `The request headers are over ${maxHeaderSize} bytes`)
+      : new TesseraError('validation_failed', 'The request is not well-formed HTTP/1.1')
+  const body = JSON.stringify(problemBody(problem))
+  socket.end(
+    [
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}`,
+      'Content-Type: application/problem+json',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Cache-Control: no-store',
+      'X-Content-Type-Options: nosniff',
+      'Connection: close',
+      '',
+      body,
+    ].join('\r\n'),
+  )
 }

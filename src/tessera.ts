@@ -50,7 +50,11 @@ export interface TesseraOptions {
 export async function createTessera(config: Config, options: TesseraOptions = {}): Promise<Tessera> {
   const clock = options.clock ?? systemClock
   const logger = options.logger ?? createLogger(config.logLevel)
-  const database = await connectDatabase(config.databaseUrl, { poolSize: config.databasePoolSize })
+  const database = await connectDatabase(config.databaseUrl, {
+    poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeout * 1000,
+    logger,
+  })
   try {
     await migrateOrThrow(database.db)
     const keyDeps = { db: database.db, clock, config }

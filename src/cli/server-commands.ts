@@ -71,7 +71,10 @@ async function run(command: ServerCommand, values: CommandOptions, help: string)
     }
     case 'migrate': {
       const config = loadConfig()
-      const database = await connectDatabase(config.databaseUrl, { poolSize: 1 })
+      const database = await connectDatabase(config.databaseUrl, {
+        poolSize: 1,
+        connectTimeoutMs: config.databaseConnectTimeout * 1000,
+      })
       try {
         const { error, results } = await migrateToLatest(database.db)
         for (const r of results ?? []) console.log(`${r.status.padEnd(8)} ${r.migrationName}`)

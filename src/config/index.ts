@@ -94,6 +94,7 @@ const EnvSchema = v.object({
     ),
   ),
   DATABASE_POOL_SIZE: int('DATABASE_POOL_SIZE', 10, 1, 1000),
+  DATABASE_CONNECT_TIMEOUT: int('DATABASE_CONNECT_TIMEOUT', 5, 1, 60),
   TESSERA_ISSUER: httpUrl('TESSERA_ISSUER', 'http://localhost:8000'),
   TESSERA_AUDIENCE: v.optional(
     v.pipe(v.string(), v.trim(), v.nonEmpty('TESSERA_AUDIENCE must not be empty')),
@@ -197,6 +198,8 @@ export interface Config {
   host: string
   databaseUrl: string
   databasePoolSize: number
+  /** Seconds a request waits for a PostgreSQL connection before it answers 503. */
+  databaseConnectTimeout: number
   issuer: string
   audience: string
   accessTokenTtl: number
@@ -260,6 +263,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseConnectTimeout: e.DATABASE_CONNECT_TIMEOUT,
     issuer: e.TESSERA_ISSUER,
     audience: e.TESSERA_AUDIENCE,
     accessTokenTtl: e.ACCESS_TOKEN_TTL,

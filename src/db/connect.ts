@@ -3,6 +3,8 @@ import { dirname, resolve } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import type pg from 'pg'
+import type { Logger } from '../logger.js'
+import { databaseErrorCode } from './errors.js'
 import type { Database } from './schema.js'
 
 export type DatabaseClient =
@@ -27,6 +29,13 @@ export interface DatabaseHandle {
 
 export interface ConnectOptions {
   poolSize?: number
+  /**
+   * PostgreSQL: how long a query may wait for a connection (opening one, or a free one from a
+   * full pool) before it fails as "database unavailable". Default 5000 ms.
+   */
+  connectTimeoutMs?: number
+  /** Where a connection the server closed is reported (warn). */
+  logger?: Pick<Logger, 'warn'>
 }
 
 /**
@@ -39,7 +48,7 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
     // Loaded only when used: the driver and its type parsers are several MB a SQLite process
     // would carry for nothing.
     const { default: pg } = await import('pg')
-    return connectPostgres(pg, url, options.poolSize ?? 10)
+    return connectPostgres(pg, url, options)
   }
   throw new Error('DATABASE_URL must be sqlite:<path> or postgres://...')
 }
@@ -65,10 +74,15 @@ function connectSqlite(path: string): DatabaseHandle {
 
 const INT8_OID = 20
 
-function connectPostgres(pg: typeof import('pg').default, url: string, poolSize: number): DatabaseHandle {
+function connectPostgres(pg: typeof import('pg').default, url: string, options: ConnectOptions): DatabaseHandle {
   const pool = new pg.Pool({
     connectionString: url,
-    max: poolSize,
+    max: options.poolSize ?? 10,
+    // Without it a query waits forever for a server that does not answer (README "Database
+    // outages"); with it, it fails and the request gets 503.
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    // A server that vanished without closing the socket is noticed instead of waited on.
+    keepAlive: true,
     // Epoch-millisecond columns are bigint; they fit a JS number until the year 287396.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -77,6 +91,19 @@ function connectPostgres(pg: typeof import('pg').default, url: string, poolSize:
           : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   })
+  // The server may close any connection (restart, failover, pg_terminate_backend,
+  // idle_session_timeout, a pooler restart). pg reports that as an 'error' event, and an
+  // EventEmitter without a listener throws it: the whole process would exit. pg-pool forwards
+  // errors of idle clients to the pool and has already dropped the client; a checked-out client
+  // between two queries has no pool listener at all, so each client gets its own. The query that
+  // was running, if any, rejects on its own, and pg-pool drops the dead client when it is released.
+  const report = (err: Error) =>
+    options.logger?.warn(
+      { code: databaseErrorCode(err), message: err.message },
+      'database connection lost; it is dropped from the pool',
+    )
+  pool.on('error', report)
+  pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   return {
     db,

@@ -10,6 +10,7 @@ import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
+import { hasControlCharacters, stripControlCharacters } from '../text.js'
 import type { TokenPair } from '../tokens/token-pair.js'
 import { type FederationProvider, type ProviderIdentity, ProviderError } from './providers.js'
 
@@ -223,13 +224,15 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
 
   let identity: ProviderIdentity
   try {
-    identity = await provider.complete({
-      state,
-      codeVerifier: row.code_verifier,
-      nonce: row.nonce,
-      callbackUrl: callbackUrl(t, provider.name),
-      callbackParameters: input.callbackParameters,
-    })
+    identity = withoutControlCharacters(
+      await provider.complete({
+        state,
+        codeVerifier: row.code_verifier,
+        nonce: row.nonce,
+        callbackUrl: callbackUrl(t, provider.name),
+        callbackParameters: input.callbackParameters,
+      }),
+    )
   } catch (error) {
     if (error instanceof ProviderError) {
       t.logger.warn({ provider: provider.name, err: error.cause ?? error }, 'federated login refused')
@@ -254,6 +257,24 @@ function sameDigest(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * A provider's text gets the rule of every text field (src/text.ts) before it reaches the
+ * database: control characters are dropped from the name (it is only shown), an email holding
+ * one is not used (as if the provider had given none), and a subject holding one is refused
+ * (it is the identity's key: changing it would make it another identity).
+ */
+function withoutControlCharacters(identity: ProviderIdentity): ProviderIdentity {
+  if (hasControlCharacters(identity.subject)) {
+    throw new ProviderError('provider_error', 'the provider gave a subject with control characters')
+  }
+  const name = identity.name === null ? null : stripControlCharacters(identity.name).trim()
+  return {
+    subject: identity.subject,
+    email: identity.email !== null && hasControlCharacters(identity.email) ? null : identity.email,
+    name: name === '' ? null : name,
+  }
 }
 
 /**

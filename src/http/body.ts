@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import * as v from 'valibot'
 import { TesseraError } from '../errors.js'
+import { hasControlCharacters, hasPasswordControlCharacters } from '../text.js'
 
 /**
  * Reads a JSON body and validates it. Wrong content type is 415, malformed JSON and schema
@@ -35,10 +36,32 @@ export function validate<S extends v.GenericSchema>(schema: S, input: unknown): 
   throw new TesseraError('validation_failed', detail, { errors })
 }
 
+/**
+ * Every text field the API accepts refuses control characters (src/text.ts): PostgreSQL cannot
+ * store NUL, and bidi overrides make a name read as another.
+ */
+export const noControlCharacters = v.check<string, string>(
+  (s) => !hasControlCharacters(s),
+  'must not contain control characters',
+)
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * A path parameter that names a row by its id (always a UUID): anything else cannot name a row,
+ * so it is 404 before the database is asked (and no NUL or other stray text reaches a query).
+ */
+export function uuidParam(value: string, what: string): string {
+  if (!UUID.test(value)) throw new TesseraError('not_found', `No such ${what}`)
+  return value
+}
+
 // Field schemas shared by the routes. Limits bound the work done before any hashing.
 export const emailField = v.pipe(
   v.string('must be a string'),
+  // After the trim: surrounding whitespace (a tab pasted with the address) is dropped, not refused.
   v.trim(),
+  noControlCharacters,
   v.nonEmpty('is required'),
   v.maxLength(254, 'must be at most 254 characters'),
   v.email('must be an email address'),
@@ -46,11 +69,14 @@ export const emailField = v.pipe(
 /** Login accepts any string so that a malformed address reads like an unknown one. */
 export const loginEmailField = v.pipe(
   v.string('must be a string'),
+  // Login trims later (normalizeEmail); surrounding whitespace must keep working here too.
+  v.check((s) => !hasControlCharacters(s.trim()), 'must not contain control characters'),
   v.nonEmpty('is required'),
   v.maxLength(254, 'must be at most 254 characters'),
 )
 export const passwordField = v.pipe(
   v.string('must be a string'),
+  v.check((s) => !hasPasswordControlCharacters(s), 'must not contain control characters'),
   v.nonEmpty('is required'),
   // 1024 code points can take 2048 UTF-16 units; the policy counts code points precisely.
   v.maxLength(4096, 'must be at most 1024 characters'),
@@ -59,12 +85,14 @@ export const displayNameField = v.nullish(
   v.pipe(
     v.string('must be a string'),
     v.trim(),
+    noControlCharacters,
     v.maxLength(100, 'must be at most 100 characters'),
     v.transform((s) => (s === '' ? null : s)),
   ),
 )
 export const refreshTokenField = v.pipe(
   v.string('must be a string'),
+  noControlCharacters,
   v.nonEmpty('is required'),
   v.maxLength(512, 'must be at most 512 characters'),
 )

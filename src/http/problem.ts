@@ -1,11 +1,47 @@
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
+import { databaseErrorCode, isDatabaseUnavailable } from '../db/errors.js'
 import { TesseraError } from '../errors.js'
+import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 
-/** RFC 9457 problem details, with the stable `code` of API.md. */
-export function problemResponse(error: TesseraError): Response {
-  const body = {
+/** Seconds a client is told to wait when the database cannot be reached (README "Database outages"). */
+export const DATABASE_RETRY_AFTER_SECONDS = 5
+/** During an outage every request fails the same way: one warn line per this period, not one per request. */
+const OUTAGE_LOG_PERIOD_MS = 10_000
+
+const outageLog = new WeakMap<Tessera, { loggedAt: number; suppressed: number }>()
+
+/**
+ * Logs a "database unavailable" failure at warn, with its code and message but no stack (the
+ * stack says nothing the code does not), at most once per OUTAGE_LOG_PERIOD_MS per instance with
+ * the number of failures left unlogged in between.
+ */
+export function reportDatabaseUnavailable(tessera: Tessera, error: unknown, requestId: string | undefined): void {
+  const now = tessera.clock()
+  const state = outageLog.get(tessera)
+  if (state !== undefined && now - state.loggedAt < OUTAGE_LOG_PERIOD_MS) {
+    state.suppressed++
+    return
+  }
+  const suppressed = state?.suppressed ?? 0
+  outageLog.set(tessera, { loggedAt: now, suppressed: 0 })
+  tessera.logger.warn(
+    { code: databaseErrorCode(error), message: error instanceof Error ? error.message : String(error), requestId, suppressed },
+    'database unavailable: answering 503',
+  )
+}
+
+export function databaseUnavailableError(cause: unknown): TesseraError {
+  return new TesseraError('service_unavailable', 'The database is not reachable; try again shortly', {
+    cause,
+    retryAfter: DATABASE_RETRY_AFTER_SECONDS,
+  })
+}
+
+/** The RFC 9457 problem document of an error, with the stable `code` of API.md. */
+export function problemBody(error: TesseraError) {
+  return {
     type: `urn:tessera:problem:${error.code}`,
     title: error.title,
     status: error.status,
@@ -13,6 +49,11 @@ export function problemResponse(error: TesseraError): Response {
     code: error.code,
     ...(error.errors === undefined ? {} : { errors: error.errors }),
   }
+}
+
+/** RFC 9457 problem details, with the stable `code` of API.md. */
+export function problemResponse(error: TesseraError): Response {
+  const body = problemBody(error)
   const headers = new Headers({
     'Content-Type': 'application/problem+json',
     'Cache-Control': 'no-store',
@@ -33,13 +74,21 @@ export function problemResponse(error: TesseraError): Response {
   return new Response(JSON.stringify(body), { status: error.status, headers })
 }
 
-/** The app's one error handler: domain errors as they are, anything else as a bare 500. */
+/**
+ * The app's one error handler: domain errors as they are, a database that cannot be reached as
+ * 503 with Retry-After, anything else as a bare 500.
+ */
 export function handleError(error: Error, c: Context<AppEnv>): Response {
   if (error instanceof TesseraError) return problemResponse(error)
   if (error instanceof HTTPException) {
     if (error.status === 413) return problemResponse(new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB'))
     if (error.status === 404) return problemResponse(new TesseraError('not_found'))
     if (error.status < 500) return problemResponse(new TesseraError('validation_failed', error.message))
+  }
+  const tessera = c.get('tessera')
+  if (tessera !== undefined && isDatabaseUnavailable(error)) {
+    reportDatabaseUnavailable(tessera, error, c.get('requestId'))
+    return problemResponse(databaseUnavailableError(error))
   }
   // The cause is logged with the request id; the client learns nothing about internals.
   c.get('tessera')?.logger.error({ err: error, requestId: c.get('requestId') }, 'unhandled error')

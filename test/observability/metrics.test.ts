@@ -3,9 +3,11 @@
  * reuse detections, live sessions), request histograms are labelled with route templates (never a
  * raw path), each app has its own registry, and METRICS_TOKEN guards the endpoint when set.
  */
+import { CompiledQuery } from 'kysely'
 import { register as globalRegistry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
+import { SESSIONS_LIVE_REFRESH_MS, countLiveSessions } from '../../src/metrics.js'
 import { type TestApp, makeTestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
@@ -142,6 +144,8 @@ for (const dialect of dialects()) {
       const stray = `/no/such/route/${crypto.randomUUID()}`
       expect((await app.request(stray)).status).toBe(404)
 
+      // Past the live-session count of the first scrape.
+      app.clock.advance(SESSIONS_LIVE_REFRESH_MS)
       const { text, samples } = await scrape(app)
       expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
       expect(valueOf(samples, 'tessera_logins_total', { outcome: 'invalid_credentials' })).toBe(4)
@@ -209,6 +213,58 @@ for (const dialect of dialects()) {
       // The first app's figures are its own and unaffected.
       expect(valueOf((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
       expect(await globalRegistry.getSingleMetric('tessera_logins_total')).toBeUndefined()
+    })
+  })
+}
+
+for (const dialect of dialects()) {
+  describe(`tessera_sessions_live stays cheap [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect, env: FAST_HASHING })
+    })
+    afterAll(() => app?.close())
+
+    it('tessera_sessions_live is counted at most once per refresh period, however many scrapes', async () => {
+      app.clock.advance(SESSIONS_LIVE_REFRESH_MS)
+      const live = async () => valueOf((await scrape(app)).samples, 'tessera_sessions_live')
+      const parallel = async () => Promise.all(Array.from({ length: 20 }, live))
+      const before = await live()
+
+      // Two new sessions: the cached count does not see them within the period...
+      for (const email of [(await register(app)).email, (await register(app)).email]) await login(app, email)
+      expect(await parallel()).toEqual(Array(20).fill(before))
+      app.clock.advance(SESSIONS_LIVE_REFRESH_MS - 1)
+      expect(await live()).toBe(before)
+      // ...and the first scrapes after it, all at once, get the one new count.
+      app.clock.advance(1)
+      expect(await parallel()).toEqual(Array(20).fill(before + 2))
+      const { text } = await scrape(app)
+      expect(text).toContain(`counted at most every ${SESSIONS_LIVE_REFRESH_MS / 1000} s`)
+    })
+
+    it('the live-session count reads the sessions_live partial index, not every session', async () => {
+      const { db, database } = app.server.tessera
+      const compiled = countLiveSessions(db, app.clock()).compile()
+      const plan = await db.connection().execute(async (conn) => {
+        if (database.client.dialect === 'sqlite') {
+          const { rows } = await conn.executeQuery<{ detail: string }>(
+            CompiledQuery.raw(`explain query plan ${compiled.sql}`, [...compiled.parameters]),
+          )
+          return rows.map((r) => r.detail).join('\n')
+        }
+        // The test tables are tiny: without this the planner rightly prefers reading the table.
+        await conn.executeQuery(CompiledQuery.raw('set enable_seqscan = off'))
+        try {
+          const { rows } = await conn.executeQuery<{ 'QUERY PLAN': string }>(
+            CompiledQuery.raw(`explain ${compiled.sql}`, [...compiled.parameters]),
+          )
+          return rows.map((r) => r['QUERY PLAN']).join('\n')
+        } finally {
+          await conn.executeQuery(CompiledQuery.raw('reset enable_seqscan'))
+        }
+      })
+      expect(plan).toContain('sessions_live')
     })
   })
 }

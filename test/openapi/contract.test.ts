@@ -6,10 +6,13 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { type Server, type Socket, connect, createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { promoteToSuperuser, registerAccount, setDisabled } from '../../src/accounts/accounts.js'
 import { MAX_BODY_BYTES, createApp } from '../../src/http/app.js'
 import { type TestApp, makeTestApp } from '../support/app.js'
+import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { dialects } from '../support/dialects.js'
 import {
   HTTP_METHODS,
   OPENAPI_FILE,
@@ -39,6 +42,36 @@ const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000'
 
 /** Statuses no test can provoke from outside (an unexpected failure); documented all the same. */
 const NOT_PROVOKED = new Set(['500'])
+/**
+ * The database-unavailable 503s are provoked on PostgreSQL (a proxy in front of it is cut);
+ * SQLite has no outage a test can cause quickly.
+ */
+const POSTGRES = dialects().includes('postgres')
+if (!POSTGRES) console.warn('contract.test.ts: no PostgreSQL, so the 503 database-unavailable answers are not exercised')
+
+/** A TCP proxy to a PostgreSQL server that can be cut: the database "goes away" for whoever uses it. */
+async function cuttableProxy(target: { hostname: string; port: number }): Promise<{ port: number; cut(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((client) => {
+    const upstream = connect(target.port, target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => sockets.delete(socket))
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    cut: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const socket of sockets) socket.destroy()
+      }),
+  }
+}
 
 /** A JSON body just over the limit. */
 const OVERSIZED = JSON.stringify({ padding: 'x'.repeat(MAX_BODY_BYTES) })
@@ -588,11 +621,75 @@ describe('live responses match openapi.yaml', () => {
     })
   })
 
+  describe.skipIf(!POSTGRES)('the database unreachable [postgres]', () => {
+    let database: TestDatabase
+    let down: TestApp
+    let proxy: Awaited<ReturnType<typeof cuttableProxy>>
+
+    beforeAll(async () => {
+      database = await createTestDatabase('postgres')
+      const url = new URL(database.url)
+      proxy = await cuttableProxy({ hostname: url.hostname, port: Number(url.port || 5432) })
+      url.port = String(proxy.port)
+      down = await makeTestApp({
+        dialect: 'postgres',
+        env: { DATABASE_URL: url.toString(), SERVICE_SECRET: SECRET, DATABASE_CONNECT_TIMEOUT: '2', ...FAST_HASHING },
+      })
+    })
+    afterAll(async () => {
+      await down?.close()
+      await database?.drop()
+    })
+
+    it('every operation that needs the database answers 503 service_unavailable with Retry-After', async () => {
+      const { email, id, tokens } = await newUser(down)
+      await proxy.cut()
+      // Past the public-key cache, so verifying a token needs the database too.
+      down.clock.advance(61_000)
+      const bearer = { token: tokens.access_token }
+      const secret = { headers: { 'x-service-secret': SECRET } }
+      const credentials = { email, password: PASSWORD }
+      const requests: [string, string, Init, string?][] = [
+        ['GET', '/ready', {}],
+        ['GET', '/v1/keys', {}],
+        ['POST', '/v1/user/auth/register', { json: { email: uniqueEmail('contract'), password: PASSWORD } }],
+        ['POST', '/v1/user/auth/register-service', { ...secret, json: { email: uniqueEmail('svc'), password: PASSWORD } }],
+        ['POST', '/v1/user/auth/login', { json: credentials }],
+        ['POST', '/v1/user/auth/refresh', { json: { refresh_token: tokens.refresh_token } }],
+        ['POST', '/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } }],
+        ['POST', '/v1/user/auth/logout-all', bearer],
+        ['POST', '/v1/user/auth/reauthenticate', { ...bearer, json: { password: PASSWORD } }],
+        ['GET', '/v1/user/me', bearer],
+        ['PATCH', '/v1/user/me', { ...bearer, method: 'PATCH', json: { display_name: 'Ada' } }],
+        ['POST', '/v1/user/password', { ...bearer, json: { current_password: PASSWORD, new_password: `${PASSWORD}!` } }],
+        ['GET', '/v1/user/sessions', bearer],
+        ['DELETE', `/v1/user/sessions/${UNKNOWN_ID}`, bearer, '/v1/user/sessions/{id}'],
+        ['GET', '/v1/user/authenticate/github/callback?code=x&state=y', {}, '/v1/user/authenticate/{provider}/callback'],
+        ['POST', '/v1/user/auth/oauth/exchange', { json: { code: 'x' } }],
+        ['DELETE', '/v1/user/identities/github', bearer, '/v1/user/identities/{provider}'],
+        ['POST', `/v1/admin/users/${id}/promote`, bearer, '/v1/admin/users/{id}/promote'],
+        ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
+        ['GET', '/v1/authz', bearer],
+        ['POST', '/api/v1/auth/register', { json: { email: uniqueEmail('archive'), password: PASSWORD } }],
+        ['POST', '/api/v1/auth/login', { json: credentials }],
+      ]
+      const answers: string[] = []
+      for (const [method, path, init, template] of requests) {
+        const answered = await call(down, method, path, init, template)
+        answers.push(
+          `${method} ${path} ${answered.status} ${problemCode(answered.body)} ${answered.res.headers.get('retry-after')}`,
+        )
+      }
+      expect(answers).toEqual(requests.map(([method, path]) => `${method} ${path} 503 service_unavailable 5`))
+    })
+  })
+
   it('every documented operation and every documented status (but 500) was exercised', async () => {
     const missing: string[] = []
     for (const { method, path, statuses } of await documentedOperations()) {
       for (const status of statuses) {
         if (NOT_PROVOKED.has(status)) continue
+        if (!POSTGRES && status === '503' && !openApiCoverage.has(`${method} ${path} ${status}`)) continue
         if (!openApiCoverage.has(`${method} ${path} ${status}`)) missing.push(`${method} ${path} ${status}`)
       }
     }

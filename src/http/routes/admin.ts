@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import { getUser, promoteToSuperuser, toUserView } from '../../accounts/accounts.js'
 import { TesseraError } from '../../errors.js'
+import { uuidParam } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
@@ -9,7 +10,11 @@ import { requireUser } from '../middleware/require-user.js'
 export const adminRoutes = new Hono<AppEnv>()
   .use(requireUser)
   .use(async (c, next) => {
-    const actor = await getUser(c.get('tessera').db, c.get('claims').sub).catch(() => undefined)
+    // Only "no such user" means forbidden; a database failure must not read as one (it is a 503).
+    const actor = await getUser(c.get('tessera').db, c.get('claims').sub).catch((error: unknown) => {
+      if (error instanceof TesseraError && error.code === 'not_found') return undefined
+      throw error
+    })
     if (actor?.account_type !== 'superuser' || actor.disabled !== 0) {
       throw new TesseraError('forbidden', 'Only a superuser may do this')
     }
@@ -17,6 +22,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post('/users/:id/promote', async (c) => {
     const t = c.get('tessera')
-    const user = await promoteToSuperuser(t, c.get('claims').sub, c.req.param('id'), clientContext(c))
+    const userId = uuidParam(c.req.param('id'), 'user')
+    const user = await promoteToSuperuser(t, c.get('claims').sub, userId, clientContext(c))
     return c.json(toUserView(user))
   })

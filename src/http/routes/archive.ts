@@ -3,7 +3,7 @@ import * as v from 'valibot'
 import { registerAccount } from '../../accounts/accounts.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { TesseraError } from '../../errors.js'
-import { displayNameField, emailField, loginEmailField, passwordField, readJson } from '../body.js'
+import { displayNameField, emailField, loginEmailField, noControlCharacters, passwordField, readJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 
@@ -11,7 +11,7 @@ const ArchiveRegisterBody = v.object({
   email: emailField,
   password: passwordField,
   full_name: displayNameField,
-  role: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(64, 'is too long'))),
+  role: v.optional(v.pipe(v.string('must be a string'), noControlCharacters, v.trim(), v.maxLength(64, 'is too long'))),
 })
 const ArchiveLoginBody = v.object({ email: loginEmailField, password: passwordField })
 

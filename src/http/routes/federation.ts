@@ -2,6 +2,7 @@ import { type Context, Hono } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import * as v from 'valibot'
 import { requireRecentAuthentication } from '../../accounts/reauthenticate.js'
+import { OAUTH_PROVIDERS } from '../../config/index.js'
 import { TesseraError } from '../../errors.js'
 import {
   STATE_TTL_SECONDS,
@@ -12,7 +13,8 @@ import {
   unlinkIdentity,
 } from '../../federation/flow.js'
 import type { Limiter } from '../../rate-limit/limits.js'
-import { readJson } from '../body.js'
+import { hasControlCharacters } from '../../text.js'
+import { noControlCharacters, readJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
@@ -20,9 +22,11 @@ import { requireUser } from '../middleware/require-user.js'
 /** Where the browser-binding cookies live: only authorize and callback ever see them. */
 const BROWSER_COOKIE_PATH = '/v1/user/authenticate'
 const ExchangeBody = v.object({
-  code: v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long')),
+  code: v.pipe(v.string('must be a string'), noControlCharacters, v.maxLength(200, 'is too long')),
   // Checked against the code's challenge in the domain: a malformed verifier is a wrong one.
-  code_verifier: v.exactOptional(v.pipe(v.string('must be a string'), v.maxLength(200, 'is too long'))),
+  code_verifier: v.exactOptional(
+    v.pipe(v.string('must be a string'), noControlCharacters, v.maxLength(200, 'is too long')),
+  ),
 })
 
 /**
@@ -62,6 +66,11 @@ export const federationRoutes = new Hono<AppEnv>()
     if (redirectUri === undefined || redirectUri === '') {
       throw new TesseraError('validation_failed', 'redirect_uri is required', {
         errors: [{ field: 'redirect_uri', message: 'is required' }],
+      })
+    }
+    if (hasControlCharacters(redirectUri)) {
+      throw new TesseraError('validation_failed', 'redirect_uri: must not contain control characters', {
+        errors: [{ field: 'redirect_uri', message: 'must not contain control characters' }],
       })
     }
     const { url, browserCookie } = await beginFlow(t, {
@@ -114,8 +123,11 @@ export const federationRoutes = new Hono<AppEnv>()
   .delete('/identities/:provider', requireUser, async (c) => {
     const t = c.get('tessera')
     const claims = c.get('claims')
+    const provider = c.req.param('provider')
+    // Only a provider name can name a linked identity; anything else is 404 without a query.
+    if (!(OAUTH_PROVIDERS as readonly string[]).includes(provider)) throw new TesseraError('not_found', 'No such provider')
     // Removing a way in is an account change like linking one (README, "Recent authentication").
     await requireRecentAuthentication(t, claims.sid)
-    await unlinkIdentity(t, claims.sub, c.req.param('provider'), clientContext(c), claims.sid)
+    await unlinkIdentity(t, claims.sub, provider, clientContext(c), claims.sid)
     return c.body(null, 204)
   })

@@ -7,13 +7,13 @@ import { isSessionLive } from '../../sessions/sessions.js'
 import { verifyOwnAccessToken } from '../../tokens/access-token.js'
 import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
-import { readJson, validate } from '../body.js'
+import { noControlCharacters, readJson, validate } from '../body.js'
 import type { AppEnv } from '../env.js'
 import { bearerToken } from '../middleware/require-user.js'
 
 const IntrospectBody = v.object({
-  token: v.pipe(v.string('must be a string'), v.nonEmpty('is required'), v.maxLength(8192, 'is too long')),
-  token_type_hint: v.optional(v.string()),
+  token: v.pipe(v.string('must be a string'), noControlCharacters, v.nonEmpty('is required'), v.maxLength(8192, 'is too long')),
+  token_type_hint: v.optional(v.pipe(v.string(), noControlCharacters)),
 })
 
 /**

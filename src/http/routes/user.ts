@@ -26,6 +26,7 @@ import {
   passwordField,
   readJson,
   refreshTokenField,
+  uuidParam,
 } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
@@ -188,11 +189,12 @@ export const userRoutes = new Hono<AppEnv>()
   .delete('/sessions/:id', requireUser, async (c) => {
     const t = c.get('tessera')
     const claims = c.get('claims')
-    await deleteSession(t, claims.sub, c.req.param('id'))
+    const sessionId = uuidParam(c.req.param('id'), 'live session')
+    await deleteSession(t, claims.sub, sessionId)
     await recordAudit(t.db, t.clock, {
       event: 'session_revoked',
       userId: claims.sub,
-      sessionId: c.req.param('id'),
+      sessionId,
       ip: clientContext(c).ip,
     })
     return c.body(null, 204)
