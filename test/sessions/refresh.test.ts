@@ -19,7 +19,7 @@ for (const dialect of dialects()) {
     afterAll(() => app.close())
 
     it('50 concurrent refreshes of one token: exactly one succeeds and the family is revoked', async () => {
-      const { tokens } = await registerAndLogin(app)
+      const { tokens, user } = await registerAndLogin(app)
       const results = await statusesOf(
         await Promise.all(Array.from({ length: 50 }, () => refresh(app, tokens.refresh_token))),
       )
@@ -32,6 +32,13 @@ for (const dialect of dialects()) {
       // The losers were reuse: the winner's fresh token went down with the family.
       const winner = winners[0]!.body as unknown as TokenPairBody
       await expectProblem(await refresh(app, winner.refresh_token), 401, 'invalid_refresh_token')
+      // Exactly one child was ever stored: the login's token and its one successor.
+      const stored = await app.server.tessera.db
+        .selectFrom('refresh_tokens')
+        .select('token_hash')
+        .where('user_id', '=', user.id)
+        .execute()
+      expect(new Set(stored.map((r) => r.token_hash)).size).toBe(2)
     })
 
     it('rotates on every use: each token works exactly once, in sequence', async () => {
