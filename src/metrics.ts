@@ -6,10 +6,10 @@ import type { Database } from './db/schema.js'
 import type { Logger } from './logger.js'
 
 export type LoginOutcome = 'ok' | 'invalid_credentials' | 'disabled' | 'rate_limited'
-export type RefreshOutcome = 'rotated' | 'invalid' | 'reused'
+export type RefreshOutcome = 'rotated' | 'invalid' | 'reused' | 'rate_limited'
 
 const LOGIN_OUTCOMES: readonly LoginOutcome[] = ['ok', 'invalid_credentials', 'disabled', 'rate_limited']
-const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['rotated', 'invalid', 'reused']
+const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['rotated', 'invalid', 'reused', 'rate_limited']
 
 /**
  * Seconds. From a cached `/health` (well under a millisecond) to a queued argon2 login (tens to
@@ -80,7 +80,7 @@ export function createMetrics(sources: MetricsSources, options: { defaultMetrics
   })
   const refreshes = new Counter({
     name: 'tessera_refreshes_total',
-    help: 'Refresh-token presentations by outcome (rotated, invalid, reused)',
+    help: 'Refresh-token presentations by outcome (rotated, invalid, reused, rate_limited)',
     labelNames: ['outcome'] as const,
     registers: [registry],
   })

@@ -85,6 +85,7 @@ export async function registerAccount(
     role: input.role ?? null,
     created_at: now,
     updated_at: now,
+    credential_version: 0,
   }
   try {
     await deps.db.transaction().execute(async (tx) => {
@@ -185,12 +186,18 @@ export async function updateDisplayName(
   return getUser(deps.db, userId)
 }
 
-/** Sets a new password after checking the current one. The caller revokes other sessions. */
+/**
+ * Sets a new password after checking the current one and ends every other session of the user
+ * (all but `keepSessionId`), in one transaction. The update requires the credential version the
+ * check saw and bumps it, so a concurrent change wins once and a login checked against the old
+ * password cannot open a session afterwards (`startSession`).
+ */
 export async function changePassword(
   deps: AccountDeps,
   userId: string,
   currentPassword: string,
   newPassword: string,
+  keepSessionId?: string,
 ): Promise<void> {
   const user = await getUser(deps.db, userId)
   const current = normalizePassword(currentPassword)
@@ -200,11 +207,23 @@ export async function changePassword(
       : await deps.hasher.verify(user.password_hash, current)
   if (!ok) throw new TesseraError('invalid_credentials', 'The current password is wrong')
   const next = checkPasswordPolicy(newPassword, passwordPolicy(deps))
-  await deps.db
-    .updateTable('users')
-    .set({ password_hash: await deps.hasher.hash(next), updated_at: deps.clock() })
-    .where('id', '=', userId)
-    .execute()
+  const hash = await deps.hasher.hash(next)
+  await deps.db.transaction().execute(async (tx) => {
+    const result = await tx
+      .updateTable('users')
+      .set((eb) => ({
+        password_hash: hash,
+        updated_at: deps.clock(),
+        credential_version: eb('credential_version', '+', 1),
+      }))
+      .where('id', '=', userId)
+      .where('credential_version', '=', user.credential_version)
+      .executeTakeFirst()
+    if (result.numUpdatedRows === 0n) {
+      throw new TesseraError('invalid_credentials', 'The password changed meanwhile; try again')
+    }
+    await revokeUserSessions({ db: tx, clock: deps.clock }, userId, 'password_changed', keepSessionId)
+  })
 }
 
 /** Makes a user a superuser. Only a superuser may do this (checked by the caller's claims). */
@@ -231,7 +250,10 @@ export async function promoteToSuperuser(
   return getUser(deps.db, userId)
 }
 
-/** Disables (or re-enables) a user; disabling ends every session in the same transaction. */
+/**
+ * Disables (or re-enables) a user; disabling bumps the credential version (a login checked before
+ * it cannot open a session after it, `startSession`) and ends every session, in one transaction.
+ */
 export async function setDisabled(
   deps: Pick<AccountDeps, 'db' | 'clock'>,
   userId: string,
@@ -240,7 +262,11 @@ export async function setDisabled(
   await inTransaction(deps.db, async (tx) => {
     const result = await tx
       .updateTable('users')
-      .set({ disabled: disabled ? 1 : 0, updated_at: deps.clock() })
+      .set((eb) => ({
+        disabled: disabled ? 1 : 0,
+        updated_at: deps.clock(),
+        credential_version: disabled ? eb('credential_version', '+', 1) : eb.ref('credential_version'),
+      }))
       .where('id', '=', userId)
       .executeTakeFirst()
     if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')

@@ -49,20 +49,23 @@ async function attemptLogin(
   await t.limits.loginPerAccount.consume(account)
   const user = await authenticate(t, credentials, client)
   await t.limits.loginPerAccount.reset(account)
-  return openSession(t, user, client, 'password')
+  return openSession(t, user, client, 'password', user.credential_version)
 }
 
 /**
  * The end of every successful login, whatever proved the identity (`method`: `password` or the
- * federated provider): a new session, its audit event and the first token pair.
+ * federated provider): a new session, its audit event and the first token pair. The session is
+ * opened only if the user is still enabled and, given `credentialVersion` (the version the
+ * password was checked against), the credential has not changed since (`startSession`).
  */
 export async function openSession(
   t: Tessera,
   user: User,
   client: ClientContext,
   method: string,
+  credentialVersion?: number,
 ): Promise<TokenPair> {
-  const issued = await startSession(t, user.id, client)
+  const issued = await startSession(t, user.id, client, credentialVersion)
   await recordAudit(t.db, t.clock, {
     event: 'login_succeeded',
     userId: user.id,

@@ -131,6 +131,7 @@ const EnvSchema = v.object({
   RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
   RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
   RATE_LIMIT_OAUTH_PER_IP: int('RATE_LIMIT_OAUTH_PER_IP', 60, 0),
+  RATE_LIMIT_REFRESH_PER_SESSION: int('RATE_LIMIT_REFRESH_PER_SESSION', 60, 0),
   TRUST_PROXY: bool('TRUST_PROXY', false),
   OAUTH_REDIRECT_URIS: v.pipe(
     csv(''),
@@ -225,6 +226,8 @@ export interface Config {
     registerPerIp: number
     /** Requests per address and window to each of federated authorize, callback and exchange. */
     oauthPerIp: number
+    /** Refreshes per session and window (0 = off); counted on the session row (README, "Tokens"). */
+    refreshPerSession: number
   }
   trustProxy: boolean
   oauth: OAuthConfig
@@ -290,6 +293,7 @@ export function loadConfig(env: Env = process.env): Config {
       loginPerAccount: e.RATE_LIMIT_LOGIN_PER_ACCOUNT,
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       oauthPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
+      refreshPerSession: e.RATE_LIMIT_REFRESH_PER_SESSION,
     },
     trustProxy: e.TRUST_PROXY,
     oauth: oauth.config,

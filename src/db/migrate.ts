@@ -10,6 +10,7 @@ import {
 import * as initial from '../../migrations/0001_initial.js'
 import * as federation from '../../migrations/0002_federation.js'
 import * as reauthClientPkce from '../../migrations/0003_reauth_client_pkce.js'
+import * as refreshHardening from '../../migrations/0004_refresh_hardening.js'
 import * as sessionsLive from '../../migrations/0006_sessions_live_index.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_federation': federation,
   '0003_reauth_client_pkce': reauthClientPkce,
+  '0004_refresh_hardening': refreshHardening,
   '0006_sessions_live_index': sessionsLive,
 }
 

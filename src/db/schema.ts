@@ -1,4 +1,4 @@
-import type { Insertable, Selectable } from 'kysely'
+import type { Generated, Insertable, Selectable } from 'kysely'
 
 /**
  * Table types. Times are epoch milliseconds (`bigint` columns, read back as numbers on both
@@ -29,6 +29,8 @@ export interface UsersTable {
   role: string | null
   created_at: number
   updated_at: number
+  /** Bumped by a password change and by disabling: a login checked against an older one fails. */
+  credential_version: Generated<number>
 }
 
 export interface IdentitiesTable {
@@ -51,9 +53,17 @@ export interface SessionsTable {
   revoked_reason: string | null
   /** Epoch ms the holder last re-proved the account; null: at the login (`created_at`). */
   authenticated_at: number | null
+  /** Start (epoch ms) of the current window of the per-session refresh limit. */
+  refresh_window_start: Generated<number>
+  /** Refreshes counted in that window. */
+  refresh_count: Generated<number>
 }
 
-export type RefreshTokenStatus = 'active' | 'rotated' | 'revoked'
+/**
+ * `superseded`: an unused child the reuse interval replaced when its parent was presented again;
+ * presenting it is reuse (README, "Tokens").
+ */
+export type RefreshTokenStatus = 'active' | 'rotated' | 'revoked' | 'superseded'
 
 export interface RefreshTokensTable {
   id: string

@@ -395,6 +395,7 @@ async function loginOrRegister(
     role: null,
     created_at: now,
     updated_at: now,
+    credential_version: 0,
   }
   try {
     await t.db.transaction().execute(async (tx) => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import { preparedQuery } from '../db/prepared.js'
+import type { Config } from '../config/index.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
@@ -17,27 +18,66 @@ export interface Rotation {
 
 type Outcome =
   | ({ kind: 'rotated' } & Rotation)
-  | { kind: 'reused'; familyId: string; userId: string }
+  /** `detected`: this presentation found the reuse and revoked the family (else it already was). */
+  | { kind: 'reused'; familyId: string; userId: string; detected: boolean }
   | { kind: 'invalid' }
+  | { kind: 'rate_limited'; retryAfter: number }
+
+/** Thrown inside the transaction to roll it back and answer `outcome`: nothing is committed. */
+class Rollback {
+  constructor(readonly outcome: Outcome) {}
+}
+
+interface LockedSession {
+  id: string
+  user_id: string
+  expires_at: number
+  refresh_window_start: number
+  refresh_count: number
+}
 
 // The statements every successful refresh runs, compiled once (see db/prepared.ts).
-const claimToken = preparedQuery((db, p: { hash: string; now: number }) =>
+
+/**
+ * The first statement of every refresh: the write lock on the presented token's session, which
+ * orders this refresh against other refreshes and revocations of the same family (all of them
+ * write the session row first), and on SQLite starts the transaction with a write. It also
+ * counts the refresh in the session's fixed window (a new window once the old one is over).
+ */
+const lockSession = preparedQuery((db, p: { hash: string; now: number; windowOver: number }) =>
+  db
+    .updateTable('sessions')
+    .set((eb) => ({
+      last_used_at: p.now,
+      refresh_window_start: eb
+        .case()
+        .when('refresh_window_start', '<=', p.windowOver)
+        .then(p.now)
+        .else(eb.ref('refresh_window_start'))
+        .end(),
+      refresh_count: eb
+        .case()
+        .when('refresh_window_start', '<=', p.windowOver)
+        .then(1)
+        .else(eb('refresh_count', '+', 1))
+        .end(),
+    }))
+    .where('id', '=', (eb) => eb.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', p.hash))
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', p.now)
+    .returning(['id', 'user_id', 'expires_at', 'refresh_window_start', 'refresh_count']),
+)
+const claimToken = preparedQuery((db, p: { hash: string; familyId: string; now: number }) =>
   db
     .updateTable('refresh_tokens')
     .set({ status: 'rotated', used_at: p.now })
     .where('token_hash', '=', p.hash)
+    .where('family_id', '=', p.familyId)
     .where('status', '=', 'active')
     .where('expires_at', '>', p.now)
-    .returning(['id', 'family_id']),
+    .returning(['id']),
 )
-const sessionWithUser = preparedQuery((db, p: { familyId: string }) =>
-  db
-    .selectFrom('sessions as s')
-    .innerJoin('users as u', 'u.id', 's.user_id')
-    .selectAll('u')
-    .select(['s.expires_at as session_expires_at', 's.revoked_at as session_revoked_at'])
-    .where('s.id', '=', p.familyId),
-)
+const userById = preparedQuery((db, p: { id: string }) => db.selectFrom('users').selectAll().where('id', '=', p.id))
 const insertChild = preparedQuery(
   (
     db,
@@ -55,29 +95,33 @@ const insertChild = preparedQuery(
       used_at: null,
     }),
 )
-const touchSession = preparedQuery((db, p: { familyId: string; now: number }) =>
-  db.updateTable('sessions').set({ last_used_at: p.now }).where('id', '=', p.familyId),
-)
 
 /**
  * Spends a refresh token and issues its successor in the same family (ARCHITECTURE.md, "The
- * refresh rule"; RFC 9700 §4.14.2).
+ * refresh rule"; RFC 9700 §4.14.2). One transaction; README "Tokens" states the rules.
  *
- * 1. Claim: one conditional UPDATE flips the token from `active` to `rotated`. Concurrent
- *    presentations of the same token, in one process or across replicas, race on that row and
- *    exactly one wins; the child is inserted in the same transaction.
- * 2. Not claimable and `rotated`: someone presents a spent token, which is theft or a client
- *    bug. Unless the reuse interval applies, the whole family is revoked, in its own transaction
- *    so the revocation commits although the request fails.
- * 3. Reuse interval (`REFRESH_REUSE_INTERVAL` seconds, 0 = strict): for clients that lost the
- *    response, a token rotated less than the interval ago may be presented again if its child is
- *    still the family's unused current token. That child is revoked (we keep only hashes, so it
- *    cannot be handed back) and a fresh one issued. Anything older is reuse.
- * 4. Unknown, expired or `revoked` (logout): `invalid_refresh_token`, nothing else revoked: a
- *    logged-out token replayed is not theft.
+ * 1. Lock: the session of the presented token is write-locked first (`lockSession`). No live
+ *    session (unknown token, logout, expiry, an earlier reuse): `invalid_refresh_token`, or
+ *    `refresh_token_reused` again for a spent token of a family that reuse already revoked.
+ * 2. Claim: a conditional UPDATE flips the token from `active` to `rotated`; under the session
+ *    lock, of N concurrent presentations exactly one claims it. The child is inserted in the
+ *    same transaction.
+ * 3. Not claimable and `rotated` or `superseded`: a spent token presented again, which is theft
+ *    or a client bug. Unless the reuse interval applies, the family is revoked in this
+ *    transaction, which commits although the request fails.
+ * 4. Reuse interval (`REFRESH_REUSE_INTERVAL` seconds, 0 = strict): for clients that lost the
+ *    response, a token rotated less than the interval ago may be presented again while its child
+ *    is still unused. That child becomes `superseded` (we keep only hashes, so it cannot be handed
+ *    back) and a fresh one is issued. Whoever later presents the superseded child (the victim,
+ *    when the replay was a thief's) reveals two holders of the family: that is reuse.
+ * 5. Anything that refuses after the lock (a `revoked` or expired token, a disabled user, the
+ *    per-session limit) rolls back: nothing is spent, so the same token answers the same later.
  */
 export async function rotateRefreshToken(
-  deps: SessionDeps & { metrics: Pick<Metrics, 'refreshes' | 'reuseDetections'> },
+  deps: SessionDeps & {
+    config: Pick<Config, 'rateLimits'>
+    metrics: Pick<Metrics, 'refreshes' | 'reuseDetections'>
+  },
   presented: string,
   client: ClientContext,
 ): Promise<Rotation> {
@@ -87,35 +131,50 @@ export async function rotateRefreshToken(
   }
   const hash = hashRefreshToken(presented)
   const now = deps.clock()
+  const windowMs = deps.config.rateLimits.windowSeconds * 1000
 
-  const outcome = await deps.db.transaction().execute(async (tx): Promise<Outcome> => {
-    const claimed = await claimToken.first(tx, { hash, now })
-    if (claimed !== undefined) return issueChild(deps, tx, claimed.family_id, claimed.id, now)
+  let outcome: Outcome
+  try {
+    outcome = await deps.db.transaction().execute(async (tx): Promise<Outcome> => {
+      const session = await lockSession.first(tx, { hash, now, windowOver: now - windowMs })
+      if (session === undefined) return presentedToDeadSession(tx, hash)
 
-    const spent = await tx
-      .selectFrom('refresh_tokens')
-      .select(['id', 'family_id', 'user_id', 'status', 'used_at'])
-      .where('token_hash', '=', hash)
-      .executeTakeFirst()
-    if (spent === undefined || spent.status !== 'rotated') return { kind: 'invalid' }
+      const claimed = await claimToken.first(tx, { hash, familyId: session.id, now })
+      if (claimed !== undefined) return issueChild(deps, tx, session, claimed.id, now)
 
-    const interval = deps.config.refreshReuseInterval * 1000
-    if (interval > 0 && spent.used_at !== null && now < spent.used_at + interval) {
-      // Lock the parent row first so concurrent retries queue here: under PostgreSQL's READ
-      // COMMITTED the next statement then sees the child the previous retry committed.
-      await tx.updateTable('refresh_tokens').set({ used_at: spent.used_at }).where('id', '=', spent.id).execute()
-      const lostChild = await tx
-        .updateTable('refresh_tokens')
-        .set({ status: 'revoked' })
-        .where('parent_id', '=', spent.id)
-        .where('status', '=', 'active')
-        .where('used_at', 'is', null)
-        .returning('id')
-        .executeTakeFirst()
-      if (lostChild !== undefined) return issueChild(deps, tx, spent.family_id, spent.id, now)
-    }
-    return { kind: 'reused', familyId: spent.family_id, userId: spent.user_id }
-  })
+      const spent = await tx
+        .selectFrom('refresh_tokens')
+        .select(['id', 'status', 'used_at'])
+        .where('token_hash', '=', hash)
+        .executeTakeFirstOrThrow()
+      if (spent.status !== 'rotated' && spent.status !== 'superseded') throw new Rollback({ kind: 'invalid' })
+
+      const interval = deps.config.refreshReuseInterval * 1000
+      if (spent.status === 'rotated' && interval > 0 && spent.used_at !== null && now < spent.used_at + interval) {
+        const lostChild = await tx
+          .updateTable('refresh_tokens')
+          .set({ status: 'superseded' })
+          .where('parent_id', '=', spent.id)
+          .where('status', '=', 'active')
+          .where('used_at', 'is', null)
+          .returning('id')
+          .executeTakeFirst()
+        if (lostChild !== undefined) return issueChild(deps, tx, session, spent.id, now)
+      }
+
+      await revokeFamily({ db: tx, clock: deps.clock }, session.id, 'refresh_token_reused')
+      await recordAudit(tx, deps.clock, {
+        event: 'refresh_reuse_detected',
+        userId: session.user_id,
+        sessionId: session.id,
+        ip: client.ip,
+      })
+      return { kind: 'reused', familyId: session.id, userId: session.user_id, detected: true }
+    })
+  } catch (error) {
+    if (!(error instanceof Rollback)) throw error
+    outcome = error.outcome
+  }
 
   deps.metrics.refreshes.inc({ outcome: outcome.kind })
   switch (outcome.kind) {
@@ -125,15 +184,12 @@ export async function rotateRefreshToken(
     }
     case 'invalid':
       throw new TesseraError('invalid_refresh_token')
-    case 'reused':
-      deps.metrics.reuseDetections.inc()
-      await revokeFamily(deps, outcome.familyId, 'refresh_token_reused')
-      await recordAudit(deps.db, deps.clock, {
-        event: 'refresh_reuse_detected',
-        userId: outcome.userId,
-        sessionId: outcome.familyId,
-        ip: client.ip,
+    case 'rate_limited':
+      throw new TesseraError('rate_limited', `Too many refreshes of this session; try again in ${outcome.retryAfter} s`, {
+        retryAfter: outcome.retryAfter,
       })
+    case 'reused':
+      if (outcome.detected) deps.metrics.reuseDetections.inc()
       throw new TesseraError(
         'refresh_token_reused',
         'This refresh token was already used; the session has been revoked. Log in again.',
@@ -141,35 +197,53 @@ export async function rotateRefreshToken(
   }
 }
 
-/** Inserts the next token of a live family and touches the session. */
+/**
+ * A token whose session is not live. A spent token of a family that reuse revoked answers reuse
+ * again (nothing left to revoke, no second event); everything else, including a token left
+ * active in a session revoked otherwise, is just invalid.
+ */
+async function presentedToDeadSession(tx: Transaction<Database>, hash: string): Promise<Outcome> {
+  const row = await tx
+    .selectFrom('refresh_tokens as t')
+    .innerJoin('sessions as s', 's.id', 't.family_id')
+    .select(['t.status', 't.family_id', 't.user_id', 's.revoked_reason'])
+    .where('t.token_hash', '=', hash)
+    .executeTakeFirst()
+  if (
+    row !== undefined &&
+    (row.status === 'rotated' || row.status === 'superseded') &&
+    row.revoked_reason === 'refresh_token_reused'
+  ) {
+    return { kind: 'reused', familyId: row.family_id, userId: row.user_id, detected: false }
+  }
+  return { kind: 'invalid' }
+}
+
+/** Inserts the next token of the locked family, or rolls back when the refresh is refused. */
 async function issueChild(
-  deps: SessionDeps,
+  deps: SessionDeps & { config: Pick<Config, 'rateLimits'> },
   tx: Transaction<Database> | Kysely<Database>,
-  familyId: string,
+  session: LockedSession,
   parentId: string,
   now: number,
 ): Promise<Outcome> {
-  const row = await sessionWithUser.first(tx, { familyId })
-  if (
-    row === undefined ||
-    row.session_revoked_at !== null ||
-    row.session_expires_at <= now ||
-    row.disabled !== 0
-  ) {
-    return { kind: 'invalid' }
+  const limit = deps.config.rateLimits.refreshPerSession
+  if (limit > 0 && session.refresh_count > limit) {
+    const windowEnd = session.refresh_window_start + deps.config.rateLimits.windowSeconds * 1000
+    throw new Rollback({ kind: 'rate_limited', retryAfter: Math.max(1, Math.ceil((windowEnd - now) / 1000)) })
   }
-  const { session_expires_at: sessionExpiresAt, session_revoked_at: _, ...user } = row
-  const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
+  const user = await userById.first(tx, { id: session.user_id })
+  if (user === undefined || user.disabled !== 0) throw new Rollback({ kind: 'invalid' })
+  const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, session.expires_at)
   const { token, hash } = generateRefreshToken()
   await insertChild.execute(tx, {
     id: randomUUID(),
-    familyId,
+    familyId: session.id,
     userId: user.id,
     hash,
     parentId,
     now,
     expiresAt: refreshExpiresAt,
   })
-  await touchSession.execute(tx, { familyId, now })
-  return { kind: 'rotated', user, sessionId: familyId, refreshToken: token, refreshExpiresAt }
+  return { kind: 'rotated', user, sessionId: session.id, refreshToken: token, refreshExpiresAt }
 }

@@ -36,11 +36,22 @@ export type RevocationReason =
 
 const MAX_USER_AGENT = 256
 
-/** Starts a login session: one family with its first refresh token, atomically. */
+/**
+ * Starts a login session: one family with its first refresh token, atomically.
+ *
+ * The caller checked the user's credential before this (a password, a login code) and reads of
+ * the user are not locks: a password change or a disable could commit between that check and
+ * here. So the transaction first takes the user's row lock with a conditional write that
+ * requires the user still enabled and, for a password login, still at the credential version the
+ * check saw (`credentialVersion`). A change that commits first makes it refuse, with nothing
+ * committed; a change that commits later runs its session revocation after this session exists
+ * and ends it (README, "Passwords and login").
+ */
 export async function startSession(
   deps: SessionDeps,
   userId: string,
   client: ClientContext,
+  credentialVersion?: number,
 ): Promise<IssuedRefreshToken> {
   const now = deps.clock()
   const sessionId = randomUUID()
@@ -48,6 +59,21 @@ export async function startSession(
   const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
   const { token, hash } = generateRefreshToken()
   await deps.db.transaction().execute(async (tx) => {
+    let lockUser = tx
+      .updateTable('users')
+      // A write that changes nothing: it only takes the row lock (both dialects).
+      .set((eb) => ({ credential_version: eb.ref('credential_version') }))
+      .where('id', '=', userId)
+      .where('disabled', '=', 0)
+    if (credentialVersion !== undefined) lockUser = lockUser.where('credential_version', '=', credentialVersion)
+    const locked = await lockUser.executeTakeFirst()
+    if (locked.numUpdatedRows === 0n) {
+      const user = await tx.selectFrom('users').select('disabled').where('id', '=', userId).executeTakeFirst()
+      if (user !== undefined && user.disabled !== 0) {
+        throw new TesseraError('account_disabled', 'This account is disabled')
+      }
+      throw new TesseraError('invalid_credentials', 'Invalid email or password')
+    }
     await tx
       .insertInto('sessions')
       .values({
@@ -81,8 +107,13 @@ export async function startSession(
 }
 
 /**
- * Ends one family: its live tokens become `revoked` and the session is marked. Rotated tokens
- * keep their status so that replaying one still reads as reuse.
+ * Ends one family: the session is marked and its live tokens become `revoked`. Rotated and
+ * superseded tokens keep their status so that replaying one still reads as reuse.
+ *
+ * The session row is written first, as a refresh does (refresh.ts): that row lock orders the two.
+ * A rotation that got it first has committed its child before the token update below runs (a new
+ * statement, so under PostgreSQL's READ COMMITTED it sees that child); one that comes second
+ * finds the session revoked.
  */
 export async function revokeFamily(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
@@ -92,21 +123,24 @@ export async function revokeFamily(
   const now = deps.clock()
   await inTransaction(deps.db, async (tx) => {
     await tx
-      .updateTable('refresh_tokens')
-      .set({ status: 'revoked' })
-      .where('family_id', '=', familyId)
-      .where('status', '=', 'active')
-      .execute()
-    await tx
       .updateTable('sessions')
       .set({ revoked_at: now, revoked_reason: reason })
       .where('id', '=', familyId)
       .where('revoked_at', 'is', null)
       .execute()
+    await tx
+      .updateTable('refresh_tokens')
+      .set({ status: 'revoked' })
+      .where('family_id', '=', familyId)
+      .where('status', '=', 'active')
+      .execute()
   })
 }
 
-/** Ends every session of a user, optionally sparing one (the caller's own). */
+/**
+ * Ends every session of a user, optionally sparing one (the caller's own). Sessions first, then
+ * their tokens, in the same order as a refresh and `revokeFamily` (see there).
+ */
 export async function revokeUserSessions(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
   userId: string,
@@ -115,22 +149,23 @@ export async function revokeUserSessions(
 ): Promise<void> {
   const now = deps.clock()
   await inTransaction(deps.db, async (tx) => {
-    let tokens = tx
-      .updateTable('refresh_tokens')
-      .set({ status: 'revoked' })
-      .where('user_id', '=', userId)
-      .where('status', '=', 'active')
     let sessions = tx
       .updateTable('sessions')
       .set({ revoked_at: now, revoked_reason: reason })
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
-    if (exceptSessionId !== undefined) {
-      tokens = tokens.where('family_id', '!=', exceptSessionId)
-      sessions = sessions.where('id', '!=', exceptSessionId)
-    }
-    await tokens.execute()
+    if (exceptSessionId !== undefined) sessions = sessions.where('id', '!=', exceptSessionId)
     await sessions.execute()
+    // Only tokens of revoked sessions: a session another transaction opens meanwhile keeps its own.
+    await tx
+      .updateTable('refresh_tokens')
+      .set({ status: 'revoked' })
+      .where('user_id', '=', userId)
+      .where('status', '=', 'active')
+      .where('family_id', 'in', (eb) =>
+        eb.selectFrom('sessions').select('id').where('user_id', '=', userId).where('revoked_at', 'is not', null),
+      )
+      .execute()
   })
 }
 
@@ -205,22 +240,29 @@ export async function deleteSession(
   await revokeFamily(deps, sessionId, 'session_deleted')
 }
 
-/** True when the session exists, is not revoked and has not reached its absolute expiry. */
+/**
+ * True when the session exists, belongs to `userId`, is not revoked, has not reached its absolute
+ * expiry, and its user is enabled: the check of every bearer route Tessera answers itself.
+ */
 export async function isSessionLive(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
   sessionId: string,
+  userId: string,
 ): Promise<boolean> {
-  return (await liveSession.first(deps.db, { sessionId, now: deps.clock() })) !== undefined
+  return (await liveSession.first(deps.db, { sessionId, userId, now: deps.clock() })) !== undefined
 }
 
 // On every bearer request Tessera answers itself (see db/prepared.ts).
-const liveSession = preparedQuery((db, p: { sessionId: string; now: number }) =>
+const liveSession = preparedQuery((db, p: { sessionId: string; userId: string; now: number }) =>
   db
-    .selectFrom('sessions')
-    .select('id')
-    .where('id', '=', p.sessionId)
-    .where('revoked_at', 'is', null)
-    .where('expires_at', '>', p.now),
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .select('s.id')
+    .where('s.id', '=', p.sessionId)
+    .where('s.user_id', '=', p.userId)
+    .where('s.revoked_at', 'is', null)
+    .where('s.expires_at', '>', p.now)
+    .where('u.disabled', '=', 0),
 )
 
 /**

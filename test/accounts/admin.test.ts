@@ -141,13 +141,14 @@ for (const dialect of dialects()) {
       await expectProblem(await promote(app, root.tokens.access_token, bob.user.id), 403, 'forbidden')
     })
 
-    it('a disabled superuser is forbidden even while an access token of theirs is still live', async () => {
+    it('a disabled superuser is refused even while an access token of theirs is still live', async () => {
       const root = await superuser()
       const bob = await registerAndLogin(app)
       await app.server.tessera.db.updateTable('users').set({ disabled: 1 }).where('id', '=', root.user.id).execute()
       const res = await promote(app, root.tokens.access_token, bob.user.id)
-      expect(res.status).toBe(403)
-      expect(((await res.json()) as { code: string }).code).toBe('forbidden')
+      // Every bearer route checks that the user is enabled (README, "Tokens").
+      expect(res.status).toBe(401)
+      expect(((await res.json()) as { code: string }).code).toBe('unauthorized')
     })
   })
 }

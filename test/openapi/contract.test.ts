@@ -145,7 +145,7 @@ describe('live responses match openapi.yaml', () => {
   let app: TestApp
   /**
    * No service secret; one registration, one login attempt and one request to each federated
-   * route per window; METRICS_TOKEN set; no federated provider.
+   * route per window; one refresh per session and window; METRICS_TOKEN set; no federated provider.
    */
   let strict: TestApp
 
@@ -165,6 +165,7 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_REGISTER_PER_IP: '1',
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
           RATE_LIMIT_OAUTH_PER_IP: '1',
+          RATE_LIMIT_REFRESH_PER_SESSION: '1',
           METRICS_TOKEN,
           ...FAST_HASHING,
         },
@@ -318,6 +319,13 @@ describe('live responses match openapi.yaml', () => {
       expect([unknown.status, problemCode(unknown.body)]).toEqual([401, 'invalid_refresh_token'])
       expect(problemCode((await call(app, 'POST', path, { json: { refresh_token: '' } })).body)).toBe('validation_failed')
       await bodyErrors('POST', path)
+      // One refresh per session and window on `strict`.
+      const email = uniqueEmail('refresh-limit')
+      await registerAccount(strict.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
+      const first = (await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody
+      const second = (await send(strict, 'POST', path, { json: { refresh_token: first.refresh_token } })).body as TokenPairBody
+      const limited = await call(strict, 'POST', path, { json: { refresh_token: second.refresh_token } })
+      expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
     it('POST /v1/user/auth/logout', async () => {

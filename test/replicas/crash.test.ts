@@ -135,8 +135,15 @@ for (const dialect of dialects()) {
       database = await createTestDatabase(dialect)
       // PGAPPNAME names each process's connections, so we can see when the victim's are gone.
       ;[victim, survivor] = await Promise.all([
-        startTesseraProcess({ databaseUrl: database.url, env: { PGAPPNAME: `${tag}-victim` } }),
-        startTesseraProcess({ databaseUrl: database.url, env: { PGAPPNAME: `${tag}-survivor` } }),
+        // Each chain refreshes its one session as fast as it can, past any per-session limit.
+        startTesseraProcess({
+          databaseUrl: database.url,
+          env: { PGAPPNAME: `${tag}-victim`, RATE_LIMIT_REFRESH_PER_SESSION: '0' },
+        }),
+        startTesseraProcess({
+          databaseUrl: database.url,
+          env: { PGAPPNAME: `${tag}-survivor`, RATE_LIMIT_REFRESH_PER_SESSION: '0' },
+        }),
       ])
       direct = await connectDatabase(database.url, { poolSize: 2 })
     }, 60_000)

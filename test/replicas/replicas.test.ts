@@ -134,7 +134,13 @@ for (const dialect of dialects()) {
         .selectFrom('kysely_migration' as never)
         .select('name' as never)
         .execute()
-      expect(migrations.map((m) => (m as { name: string }).name)).toEqual(['0001_initial', '0002_federation'])
+      expect(migrations.map((m) => (m as { name: string }).name)).toEqual([
+        '0001_initial',
+        '0002_federation',
+        '0003_reauth_client_pkce',
+        '0004_refresh_hardening',
+        '0006_sessions_live_index',
+      ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])
       expect(atA).toEqual(atB)

@@ -19,7 +19,7 @@ for (const dialect of dialects()) {
     afterAll(() => app.close())
 
     it('50 concurrent refreshes of one token: exactly one succeeds and the family is revoked', async () => {
-      const { tokens } = await registerAndLogin(app)
+      const { tokens, user } = await registerAndLogin(app)
       const results = await statusesOf(
         await Promise.all(Array.from({ length: 50 }, () => refresh(app, tokens.refresh_token))),
       )
@@ -32,6 +32,13 @@ for (const dialect of dialects()) {
       // The losers were reuse: the winner's fresh token went down with the family.
       const winner = winners[0]!.body as unknown as TokenPairBody
       await expectProblem(await refresh(app, winner.refresh_token), 401, 'invalid_refresh_token')
+      // Exactly one child was ever stored: the login's token and its one successor.
+      const stored = await app.server.tessera.db
+        .selectFrom('refresh_tokens')
+        .select('token_hash')
+        .where('user_id', '=', user.id)
+        .execute()
+      expect(new Set(stored.map((r) => r.token_hash)).size).toBe(2)
     })
 
     it('rotates on every use: each token works exactly once, in sequence', async () => {
@@ -151,7 +158,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('the immediate parent, within the interval, with an unused child: a fresh pair, the lost child revoked', async () => {
+    it('the immediate parent, within the interval, with an unused child: a fresh pair, the lost child superseded', async () => {
       const { tokens } = await registerAndLogin(app)
       const lost = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
       app.clock.advance(9_999)
@@ -159,9 +166,15 @@ for (const dialect of dialects()) {
       expect(retry.status).toBe(200)
       const fresh = (await retry.json()) as TokenPairBody
       expect(fresh.refresh_token).not.toBe(lost.refresh_token)
-      // The lost child can never come back; the fresh one works.
-      await expectProblem(await refresh(app, lost.refresh_token), 401, 'invalid_refresh_token')
       expect((await refresh(app, fresh.refresh_token)).status).toBe(200)
+    })
+
+    it('presenting the superseded child is reuse: it means two holders of the family', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const lost = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const fresh = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      await expectProblem(await refresh(app, lost.refresh_token), 401, 'refresh_token_reused')
+      await expectProblem(await refresh(app, fresh.refresh_token), 401, 'invalid_refresh_token')
     })
 
     it('at exactly the interval it is reuse', async () => {
@@ -188,7 +201,8 @@ for (const dialect of dialects()) {
       expect((await refresh(app, child.refresh_token)).status).toBe(200)
       // ...but the first token is two generations back.
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
-      await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'invalid_refresh_token')
+      // The superseded grandchild of a family revoked for reuse is a spent token: reuse again.
+      await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'refresh_token_reused')
     })
 
     it('concurrent retries of the parent inside the interval never leave two live tokens', async () => {

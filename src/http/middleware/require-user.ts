@@ -13,7 +13,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 
 /**
  * Tessera's own bearer check: the access token must verify and, unlike at resource services, its
- * session must still be live, so a logged-out or revoked session cannot change the account.
+ * session must still be live and its user enabled, so a logged-out or revoked session, or a
+ * disabled account, cannot read or change the account.
  */
 export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header('authorization')
@@ -36,7 +37,7 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
     }
     throw error
   }
-  if (!(await isSessionLive(tessera, claims.sid))) {
+  if (!(await isSessionLive(tessera, claims.sid, claims.sub))) {
     throw new TesseraError('unauthorized', 'The session of this access token has ended', {
       invalidToken: true,
     })

@@ -31,7 +31,7 @@ async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
   if (token !== undefined) {
     try {
       const { claims } = await verifyOwnAccessToken(t, token)
-      if (claims.acct === 'service' && (await isSessionLive(t, claims.sid))) return
+      if (claims.acct === 'service' && (await isSessionLive(t, claims.sid, claims.sub))) return
     } catch (error) {
       if (!(error instanceof TokenError)) throw error
     }

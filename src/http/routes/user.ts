@@ -149,10 +149,9 @@ export const userRoutes = new Hono<AppEnv>()
     // Guessing the current password with a stolen access token counts like failed logins.
     const account = accountKey(normalizeEmail(claims.email).normalized)
     await t.limits.loginPerAccount.consume(account)
-    await changePassword(t, claims.sub, body.current_password, body.new_password)
+    // Every other session ends with the change: whoever knew the old password is logged out (ASVS 7.4).
+    await changePassword(t, claims.sub, body.current_password, body.new_password, claims.sid)
     await t.limits.loginPerAccount.reset(account)
-    // Every other session ends: whoever knew the old password is logged out (ASVS 7.4).
-    await revokeUserSessions(t, claims.sub, 'password_changed', claims.sid)
     await recordAudit(t.db, t.clock, {
       event: 'password_changed',
       userId: claims.sub,
