@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import * as v from 'valibot'
 
@@ -53,6 +54,55 @@ const csv = (fallback: string) =>
         .filter((part) => part.length > 0),
     ),
   )
+
+/**
+ * `::ffff:192.0.2.1` is how a dual-stack socket reports an IPv4 client; rules and addresses are
+ * compared in their IPv4 form so one entry covers both spellings.
+ */
+export function normalizeIp(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)
+  return mapped !== null && isIP(mapped[1]!) === 4 ? mapped[1]! : address
+}
+
+/** One TRUST_PROXY entry (`192.0.2.1`, `10.0.0.0/8`, `fd00::/8`), normalised; undefined if it is not one. */
+function parseProxyEntry(entry: string): string | undefined {
+  const [address = '', prefix, ...rest] = entry.split('/')
+  if (rest.length > 0) return undefined
+  const ip = normalizeIp(address)
+  const family = isIP(ip)
+  if (family === 0) return undefined
+  if (prefix === undefined) return ip
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return undefined
+  // A mapped IPv6 prefix (::ffff:10.0.0.0/104) would need re-basing; ask for the IPv4 form instead.
+  if (ip !== address) return undefined
+  return `${ip}/${Number(prefix)}`
+}
+
+/**
+ * TRUST_PROXY: the addresses of the reverse proxies in front (README, "HTTP"). `true` used to mean
+ * "believe any X-Forwarded-For" and is refused rather than silently given a new meaning.
+ */
+const trustedProxies = v.pipe(
+  v.optional(v.string(), 'false'),
+  v.trim(),
+  v.check(
+    (s) => !['true', '1', 'yes'].includes(s.toLowerCase()),
+    'TRUST_PROXY no longer takes true: list the addresses or CIDRs of your reverse proxies (e.g. TRUST_PROXY=10.0.0.0/24)',
+  ),
+  v.transform((s) =>
+    ['false', '0', 'no'].includes(s.toLowerCase())
+      ? []
+      : s
+          .split(',')
+          .map((part) => part.trim())
+          .filter((part) => part.length > 0),
+  ),
+  v.check(
+    (entries) => entries.every((e) => parseProxyEntry(e) !== undefined),
+    'TRUST_PROXY must be false or a comma-separated list of IPv4/IPv6 addresses or CIDRs',
+  ),
+  v.transform((entries) => entries.map((e) => parseProxyEntry(e)!)),
+)
 
 /** Federated-login providers (API.md, "Federated login"); ORCID can only be linked. */
 export const OAUTH_PROVIDERS = ['cilogon', 'github', 'google', 'gitlab', 'orcid'] as const
@@ -129,7 +179,7 @@ const EnvSchema = v.object({
   RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
   RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
   RATE_LIMIT_OAUTH_PER_IP: int('RATE_LIMIT_OAUTH_PER_IP', 60, 0),
-  TRUST_PROXY: bool('TRUST_PROXY', false),
+  TRUST_PROXY: trustedProxies,
   OAUTH_REDIRECT_URIS: v.pipe(
     csv(''),
     v.check(
@@ -211,7 +261,11 @@ export interface Config {
     /** Requests per address and window to each of federated authorize, callback and exchange. */
     oauthPerIp: number
   }
-  trustProxy: boolean
+  /**
+   * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies
+   * whose X-Forwarded-For is believed; empty: nobody's.
+   */
+  trustProxy: string[]
   oauth: OAuthConfig
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }

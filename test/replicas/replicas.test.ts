@@ -20,7 +20,7 @@ const SHARED_ENV = {
   KEY_ENCRYPTION_KEY: 'replica-test-key-encryption-key-not-for-production',
   // Each scenario is its own client address (X-Forwarded-For, as behind nginx), so the tight
   // login limit below only bites where a test means it to.
-  TRUST_PROXY: 'true',
+  TRUST_PROXY: '127.0.0.1',
   RATE_LIMIT_LOGIN_PER_IP: '3',
 }
 
