@@ -177,6 +177,7 @@ const EnvSchema = v.object({
   RATE_LIMIT_WINDOW: int('RATE_LIMIT_WINDOW', 900, 1, 86_400),
   RATE_LIMIT_LOGIN_PER_IP: int('RATE_LIMIT_LOGIN_PER_IP', 100, 0),
   RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
+  RATE_LIMIT_LOGIN_PER_DEVICE: int('RATE_LIMIT_LOGIN_PER_DEVICE', 10, 0),
   RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
   RATE_LIMIT_OAUTH_PER_IP: int('RATE_LIMIT_OAUTH_PER_IP', 60, 0),
   TRUST_PROXY: trustedProxies,
@@ -256,7 +257,10 @@ export interface Config {
   rateLimits: {
     windowSeconds: number
     loginPerIp: number
+    /** Failed logins per account and window from clients without a device cookie for it. */
     loginPerAccount: number
+    /** Failed logins per device cookie and window (README, "Passwords and login"). */
+    loginPerDevice: number
     registerPerIp: number
     /** Requests per address and window to each of federated authorize, callback and exchange. */
     oauthPerIp: number
@@ -325,6 +329,7 @@ export function loadConfig(env: Env = process.env): Config {
       windowSeconds: e.RATE_LIMIT_WINDOW,
       loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,
       loginPerAccount: e.RATE_LIMIT_LOGIN_PER_ACCOUNT,
+      loginPerDevice: e.RATE_LIMIT_LOGIN_PER_DEVICE,
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       oauthPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
     },

@@ -9,12 +9,14 @@ import {
 } from 'kysely'
 import * as initial from '../../migrations/0001_initial.js'
 import * as federation from '../../migrations/0002_federation.js'
+import * as loginDevices from '../../migrations/0005_login_devices.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_federation': federation,
+  '0005_login_devices': loginDevices,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

@@ -1,6 +1,8 @@
 import { BlockList, isIP } from 'node:net'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
+import { getCookie, setCookie } from 'hono/cookie'
+import { DEVICE_COOKIE, DEVICE_TTL_SECONDS } from '../accounts/devices.js'
 import { normalizeIp } from '../config/index.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import type { AppEnv } from './env.js'
@@ -65,4 +67,25 @@ function clientIp(c: Context<AppEnv>): string | null {
     if (!isTrusted(proxies, hop)) return hop
   }
   return client
+}
+
+/** The device cookie the client presented, if any (README, "Passwords and login"). */
+export function deviceToken(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, DEVICE_COOKIE)
+}
+
+/**
+ * Hands a new device cookie to the client. Path `/` so it reaches both password-login routes
+ * (`/v1/user/auth/login` and `/api/v1/auth/login`); Strict, since only Tessera's own login
+ * requests need it; HttpOnly, since no script has any use for it.
+ */
+export function setDeviceCookie(c: Context<AppEnv>, token: string | undefined): void {
+  if (token === undefined) return
+  setCookie(c, DEVICE_COOKIE, token, {
+    httpOnly: true,
+    secure: c.get('tessera').config.issuer.startsWith('https://'),
+    sameSite: 'Strict',
+    path: '/',
+    maxAge: DEVICE_TTL_SECONDS,
+  })
 }
