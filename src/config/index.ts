@@ -156,6 +156,7 @@ const EnvSchema = v.object({
   KEYS_MAX_AGE: int('KEYS_MAX_AGE', 300, 0, 86_400),
   SERVICE_SECRET: optionalSecret('SERVICE_SECRET', 16),
   KEY_ENCRYPTION_KEY: optionalSecret('KEY_ENCRYPTION_KEY', 32),
+  KEY_ENCRYPTION_KEY_FILE: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty('KEY_ENCRYPTION_KEY_FILE must not be empty'))),
   METRICS_TOKEN: optionalSecret('METRICS_TOKEN', 16),
   ARGON2_MEMORY_KIB: int('ARGON2_MEMORY_KIB', 19_456, 7_168, 4_194_304),
   ARGON2_TIME_COST: int('ARGON2_TIME_COST', 2, 1, 100),
@@ -206,6 +207,14 @@ const CheckedEnvSchema = v.pipe(
   EnvSchema,
   v.forward(
     v.partialCheck(
+      [['KEY_ENCRYPTION_KEY'], ['KEY_ENCRYPTION_KEY_FILE']],
+      (e) => e.KEY_ENCRYPTION_KEY === undefined || e.KEY_ENCRYPTION_KEY_FILE === undefined,
+      'KEY_ENCRYPTION_KEY_FILE and KEY_ENCRYPTION_KEY must not both be set',
+    ),
+    ['KEY_ENCRYPTION_KEY_FILE'],
+  ),
+  v.forward(
+    v.partialCheck(
       [['REFRESH_TOKEN_TTL'], ['SESSION_ABSOLUTE_TTL']],
       (e) => e.SESSION_ABSOLUTE_TTL >= e.REFRESH_TOKEN_TTL,
       'SESSION_ABSOLUTE_TTL must be at least REFRESH_TOKEN_TTL',
@@ -246,7 +255,13 @@ export interface Config {
   refreshReuseInterval: number
   keysMaxAge: number
   serviceSecret: string | undefined
+  /**
+   * Encrypts signing keys at rest. When neither it nor `keyEncryptionKeyFile` is set, SQLite
+   * generates one into a file beside the database and PostgreSQL refuses to start (README, "Keys").
+   */
   keyEncryptionKey: string | undefined
+  /** A file holding the key-encryption key (KEY_ENCRYPTION_KEY_FILE). */
+  keyEncryptionKeyFile: string | undefined
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset, it is open. */
   metricsToken: string | undefined
   argon2: { memoryKiB: number; timeCost: number; parallelism: number }
@@ -315,6 +330,7 @@ export function loadConfig(env: Env = process.env): Config {
     keysMaxAge: e.KEYS_MAX_AGE,
     serviceSecret: e.SERVICE_SECRET,
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    keyEncryptionKeyFile: e.KEY_ENCRYPTION_KEY_FILE,
     metricsToken: e.METRICS_TOKEN,
     argon2: {
       memoryKiB: e.ARGON2_MEMORY_KIB,

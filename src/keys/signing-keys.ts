@@ -176,3 +176,25 @@ export async function listSigningKeys(
     encrypted: isEncryptedSecret(row.secret_key),
   }))
 }
+
+/**
+ * Encrypts, in one transaction, every key still stored in clear (a database from before keys were
+ * encrypted by default, README "Keys"). Returns how many there were.
+ */
+export async function encryptClearKeys(deps: KeyDeps): Promise<number> {
+  const kek = deps.config.keyEncryptionKey
+  if (kek === undefined) return 0
+  return deps.db.transaction().execute(async (tx) => {
+    const rows = await tx.selectFrom('signing_keys').select(['kid', 'secret_key']).execute()
+    const clear = rows.filter((row) => !isEncryptedSecret(row.secret_key))
+    for (const row of clear) {
+      await tx
+        .updateTable('signing_keys')
+        .set({ secret_key: encryptSecret(kek, row.kid, row.secret_key) })
+        .where('kid', '=', row.kid)
+        .where('secret_key', '=', row.secret_key)
+        .execute()
+    }
+    return clear.length
+  })
+}

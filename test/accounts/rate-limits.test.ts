@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { loadConfig } from '../../src/config/index.js'
 import { accountKey } from '../../src/rate-limit/limits.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { type TestApp, makeTestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { PASSWORD, expectProblem, login, register, uniqueEmail } from '../support/users.js'
 
@@ -182,6 +182,7 @@ for (const dialect of dialects()) {
           PORT: '0',
           DATABASE_URL: app.databaseUrl,
           LOG_LEVEL: 'silent',
+          ...testKeyEnv(app.databaseUrl),
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
           RATE_LIMIT_LOGIN_PER_IP: '1000',
         }),

@@ -290,18 +290,6 @@ for (const dialect of dialects()) {
     })
   })
 
-  describe(`keys without KEY_ENCRYPTION_KEY [${dialect}]`, () => {
-    it('are stored as k4.secret PASERKs and listed as not encrypted', async () => {
-      const app = await makeTestApp({ dialect })
-      try {
-        const row = await app.server.tessera.db.selectFrom('signing_keys').selectAll().executeTakeFirstOrThrow()
-        expect(row.secret_key.startsWith('k4.secret.')).toBe(true)
-        expect((await listSigningKeys(app.server.tessera)).map((k) => k.encrypted)).toEqual([false])
-      } finally {
-        await app.close()
-      }
-    })
-  })
 
   describe(`restart with encrypted keys [${dialect}]`, () => {
     it('the right KEY_ENCRYPTION_KEY restarts with the same key; a wrong or missing one stops start-up', async () => {
