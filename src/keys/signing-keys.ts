@@ -185,7 +185,12 @@ export async function encryptClearKeys(deps: KeyDeps): Promise<number> {
   const kek = deps.config.keyEncryptionKey
   if (kek === undefined) return 0
   return deps.db.transaction().execute(async (tx) => {
-    const rows = await tx.selectFrom('signing_keys').select(['kid', 'secret_key']).execute()
+    // Filtered in SQL: a database with years of retired keys sends none of them here.
+    const rows = await tx
+      .selectFrom('signing_keys')
+      .select(['kid', 'secret_key'])
+      .where('secret_key', 'not like', 'enc.v1.%')
+      .execute()
     const clear = rows.filter((row) => !isEncryptedSecret(row.secret_key))
     for (const row of clear) {
       await tx

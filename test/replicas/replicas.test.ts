@@ -134,7 +134,7 @@ for (const dialect of dialects()) {
         .selectFrom('kysely_migration' as never)
         .select('name' as never)
         .execute()
-      expect(migrations.map((m) => (m as { name: string }).name)).toEqual(['0001_initial', '0002_federation'])
+      expect(migrations.map((m) => (m as { name: string }).name)).toEqual(['0001_initial', '0002_federation', '0005_login_devices'])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])
       expect(atA).toEqual(atB)
