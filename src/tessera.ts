@@ -8,7 +8,8 @@ import { type FederationMetrics, createFederationMetrics } from './federation/me
 import { type ProviderRegistry, createProviderRegistry } from './federation/providers.js'
 import type { Database } from './db/schema.js'
 import { type KeyRing, createKeyRing } from './keys/key-ring.js'
-import { ensureActiveKey, readSecretPaserk } from './keys/signing-keys.js'
+import { resolveKeyEncryptionKey } from './keys/key-encryption.js'
+import { encryptClearKeys, ensureActiveKey, readSecretPaserk } from './keys/signing-keys.js'
 import { type Logger, createLogger } from './logger.js'
 import { type Metrics, createMetrics } from './metrics.js'
 import { type RateLimits, createRateLimits } from './rate-limit/limits.js'
@@ -45,24 +46,28 @@ export interface TesseraOptions {
 
 /**
  * Opens the database, applies migrations and makes sure a signing key exists (fails fast if the
- * stored keys cannot be read with the configured KEY_ENCRYPTION_KEY).
+ * stored keys cannot be read with the key-encryption key). `config.keyEncryptionKey` of the result
+ * is the key in use, configured or generated.
  */
-export async function createTessera(config: Config, options: TesseraOptions = {}): Promise<Tessera> {
+export async function createTessera(configured: Config, options: TesseraOptions = {}): Promise<Tessera> {
   const clock = options.clock ?? systemClock
-  const logger = options.logger ?? createLogger(config.logLevel)
-  const database = await connectDatabase(config.databaseUrl, {
-    poolSize: config.databasePoolSize,
-    connectTimeoutMs: config.databaseConnectTimeout * 1000,
+  const logger = options.logger ?? createLogger(configured.logLevel)
+  const log = { info: (m: string) => logger.info(m), warn: (m: string) => logger.warn(m) }
+  const database = await connectDatabase(configured.databaseUrl, {
+    poolSize: configured.databasePoolSize,
+    connectTimeoutMs: configured.databaseConnectTimeout * 1000,
     logger,
+    onWarning: log.warn,
   })
   try {
+    // After connecting, which made the SQLite data directory the key file goes into.
+    const config = { ...configured, keyEncryptionKey: resolveKeyEncryptionKey(configured, log) }
     await migrateOrThrow(database.db)
     const keyDeps = { db: database.db, clock, config }
+    const encrypted = await encryptClearKeys(keyDeps)
+    if (encrypted > 0) logger.info(`encrypted ${encrypted} signing key(s) that were stored in clear`)
     const active = await ensureActiveKey(keyDeps)
     readSecretPaserk(keyDeps, active)
-    if (config.keyEncryptionKey === undefined) {
-      logger.warn('KEY_ENCRYPTION_KEY is not set: signing keys are stored unencrypted')
-    }
     const hasher = createPasswordHasher(options.passwordHashing ?? config.argon2, {
       maxConcurrent: config.argon2MaxConcurrency,
       maxQueued: config.argon2MaxQueue,

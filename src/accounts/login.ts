@@ -7,24 +7,37 @@ import { type ClientContext, startSession } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
 import { type TokenPair, issueTokenPair } from '../tokens/token-pair.js'
 import { authenticate } from './accounts.js'
+import { issueDevice, trustedDevice } from './devices.js'
 import { normalizeEmail } from './email.js'
 
+export interface PasswordLogin {
+  pair: TokenPair
+  /** A new device cookie value for the client to keep; undefined when it presented a valid one. */
+  newDevice: string | undefined
+}
+
 /**
- * Password login: per-IP and per-account limits, the credential check, a new session and a token
- * pair. The per-account counter counts attempts for unknown addresses too, so it behaves the same
- * whether or not the account exists; a successful login clears it. Each attempt is counted before
- * the password is checked, in one atomic statement: a check-then-count would let a burst of
- * concurrent guesses all pass the check before any of them is counted.
+ * Password login: rate limits, the credential check, a new session and a token pair.
+ *
+ * Which budget an attempt counts against (README, "Passwords and login"): an attempt that presents
+ * a live device cookie of the account it logs into counts against that device's budget only, so a
+ * flood of failures from elsewhere never locks the owner out; every other attempt counts per client
+ * address and per account. The per-account counter counts attempts for unknown addresses too, so
+ * it behaves the same whether or not the account exists; a successful login without a device
+ * cookie clears it. Each attempt is counted before the password is checked, in one atomic
+ * statement: a check-then-count would let a burst of concurrent guesses all pass the check before
+ * any of them is counted.
  */
 export async function loginWithPassword(
   t: Tessera,
   credentials: { email: string; password: string },
   client: ClientContext,
-): Promise<TokenPair> {
+  deviceToken?: string,
+): Promise<PasswordLogin> {
   try {
-    const pair = await attemptLogin(t, credentials, client)
+    const login = await attemptLogin(t, credentials, client, deviceToken)
     t.metrics.logins.inc({ outcome: 'ok' })
-    return pair
+    return login
   } catch (error) {
     const outcome = error instanceof TesseraError ? FAILED_LOGIN_OUTCOMES[error.code] : undefined
     if (outcome !== undefined) t.metrics.logins.inc({ outcome })
@@ -43,13 +56,24 @@ async function attemptLogin(
   t: Tessera,
   credentials: { email: string; password: string },
   client: ClientContext,
-): Promise<TokenPair> {
-  const account = accountKey(normalizeEmail(credentials.email).normalized)
-  await t.limits.loginPerIp.consume(client.ip ?? 'unknown')
-  await t.limits.loginPerAccount.consume(account)
+  deviceToken: string | undefined,
+): Promise<PasswordLogin> {
+  const email = normalizeEmail(credentials.email).normalized
+  const device = await trustedDevice(t, deviceToken, email)
+  const account = accountKey(email)
+  if (device !== undefined) {
+    await t.limits.loginPerDevice.consume(device)
+  } else {
+    await t.limits.loginPerIp.consume(client.ip ?? 'unknown')
+    await t.limits.loginPerAccount.consume(account)
+  }
   const user = await authenticate(t, credentials, client)
-  await t.limits.loginPerAccount.reset(account)
-  return openSession(t, user, client, 'password', user.credential_version)
+  // The owner's success on a known device leaves the shared count alone: clearing it would hand
+  // whoever is guessing a fresh allowance each time the owner logs in.
+  if (device !== undefined) await t.limits.loginPerDevice.reset(device)
+  else await t.limits.loginPerAccount.reset(account)
+  const pair = await openSession(t, user, client, 'password', user.credential_version)
+  return { pair, newDevice: device === undefined ? await issueDevice(t, user.id) : undefined }
 }
 
 /**

@@ -1,11 +1,9 @@
 import { recordAudit } from '../audit/audit.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
-import { accountKey } from '../rate-limit/limits.js'
 import { type ClientContext, markSessionAuthenticated, sessionAuthenticatedAt } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
 import { authenticate, getUser } from './accounts.js'
-import { normalizeEmail } from './email.js'
 
 /**
  * Refuses an account change unless the session's holder proved the account within
@@ -28,10 +26,12 @@ export async function requireRecentAuthentication(t: Tessera, sessionId: string)
 }
 
 /**
- * Re-proves the account of a live session with its password. Counted like a failed login against
- * the account (RATE_LIMIT_LOGIN_PER_ACCOUNT), so a stolen access token cannot guess the password
- * here either; a federated-only account has no password and answers `invalid_credentials` after
- * the same work as a wrong one (it re-authenticates by signing in again instead).
+ * Re-proves the account of a live session with its password. Counted against the user's own
+ * password budget, the one password change uses (as many per window as
+ * RATE_LIMIT_LOGIN_PER_ACCOUNT), so a stolen access token cannot guess the password here, and
+ * failed logins by others never block the owner (README, "Passwords and login"). A federated-only
+ * account has no password and answers `invalid_credentials` after the same work as a wrong one
+ * (it re-authenticates by signing in again instead).
  */
 export async function reauthenticate(
   t: Tessera,
@@ -40,11 +40,10 @@ export async function reauthenticate(
   client: ClientContext,
 ): Promise<void> {
   const user = await getUser(t.db, claims.sub)
-  const account = accountKey(normalizeEmail(user.email).normalized)
-  await t.limits.loginPerAccount.consume(account)
+  await t.limits.passwordPerUser.consume(user.id)
   const proved = await authenticate(t, { email: user.email, password }, client)
   if (proved.id !== user.id) throw new TesseraError('invalid_credentials', 'Invalid email or password')
-  await t.limits.loginPerAccount.reset(account)
+  await t.limits.passwordPerUser.reset(user.id)
   await inTransaction(t.db, async (tx) => {
     if (!(await markSessionAuthenticated({ db: tx, clock: t.clock }, claims.sid))) {
       throw new TesseraError('unauthorized', 'The session of this access token has ended', { invalidToken: true })

@@ -8,7 +8,7 @@ Server commands (read the same environment as the server; see README):
   serve                              start the HTTP server
   migrate                            apply pending database migrations
   keys rotate                        make a new signing key; the old one keeps verifying
-  keys list                          list signing keys and their status
+  keys list [--all]                  list live signing keys (--all: retired ones too)
   user create-superuser --email E    create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
   user disable --email E             disable a user and end all their sessions
@@ -26,7 +26,8 @@ const HELP: Record<string, string> = {
   migrate: 'Usage: tessera migrate\n\nApplies pending migrations to DATABASE_URL and prints each one.',
   'keys rotate':
     'Usage: tessera keys rotate\n\nCreates a new active signing key. The previous key is published as "retiring" until\nevery token it signed has expired.',
-  'keys list': 'Usage: tessera keys list\n\nLists every signing key with its status.',
+  'keys list':
+    'Usage: tessera keys list [--all]\n\nLists the active and retiring signing keys with their status; --all adds every retired key.',
   'user create-superuser':
     'Usage: tessera user create-superuser --email EMAIL [--display-name NAME]\n\nCreates a superuser account on this server\'s database. The password is asked without\necho, or read from the first line of standard input.',
   'user promote': 'Usage: tessera user promote --email EMAIL\n\nMakes an existing user a superuser.',
@@ -51,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
         email: { type: 'string' },
         'display-name': { type: 'string' },
+        all: { type: 'boolean' },
       },
     })
   } catch (error) {

@@ -35,6 +35,7 @@ export function isServerCommand(command: string): command is ServerCommand {
 interface CommandOptions {
   email?: string | undefined
   'display-name'?: string | undefined
+  all?: boolean | undefined
 }
 
 /** Runs one server command; configuration and domain errors are printed, exit code 1. */
@@ -116,7 +117,7 @@ async function adminCommand(
     return 0
   }
   if (command === 'keys list') {
-    for (const k of await listSigningKeys(t)) {
+    for (const k of await listSigningKeys(t, { includeRetired: values.all === true })) {
       const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
       console.log(`${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${k.encrypted ? ' (encrypted)' : ''}`)
     }

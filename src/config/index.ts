@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import * as v from 'valibot'
 
@@ -54,6 +55,55 @@ const csv = (fallback: string) =>
     ),
   )
 
+/**
+ * `::ffff:192.0.2.1` is how a dual-stack socket reports an IPv4 client; rules and addresses are
+ * compared in their IPv4 form so one entry covers both spellings.
+ */
+export function normalizeIp(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)
+  return mapped !== null && isIP(mapped[1]!) === 4 ? mapped[1]! : address
+}
+
+/** One TRUST_PROXY entry (`192.0.2.1`, `10.0.0.0/8`, `fd00::/8`), normalised; undefined if it is not one. */
+function parseProxyEntry(entry: string): string | undefined {
+  const [address = '', prefix, ...rest] = entry.split('/')
+  if (rest.length > 0) return undefined
+  const ip = normalizeIp(address)
+  const family = isIP(ip)
+  if (family === 0) return undefined
+  if (prefix === undefined) return ip
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return undefined
+  // A mapped IPv6 prefix (::ffff:10.0.0.0/104) would need re-basing; ask for the IPv4 form instead.
+  if (ip !== address) return undefined
+  return `${ip}/${Number(prefix)}`
+}
+
+/**
+ * TRUST_PROXY: the addresses of the reverse proxies in front (README, "HTTP"). `true` used to mean
+ * "believe any X-Forwarded-For" and is refused rather than silently given a new meaning.
+ */
+const trustedProxies = v.pipe(
+  v.optional(v.string(), 'false'),
+  v.trim(),
+  v.check(
+    (s) => !['true', '1', 'yes'].includes(s.toLowerCase()),
+    'TRUST_PROXY no longer takes true: list the addresses or CIDRs of your reverse proxies (e.g. TRUST_PROXY=10.0.0.0/24)',
+  ),
+  v.transform((s) =>
+    ['false', '0', 'no'].includes(s.toLowerCase())
+      ? []
+      : s
+          .split(',')
+          .map((part) => part.trim())
+          .filter((part) => part.length > 0),
+  ),
+  v.check(
+    (entries) => entries.every((e) => parseProxyEntry(e) !== undefined),
+    'TRUST_PROXY must be false or a comma-separated list of IPv4/IPv6 addresses or CIDRs',
+  ),
+  v.transform((entries) => entries.map((e) => parseProxyEntry(e)!)),
+)
+
 /** Federated-login providers (API.md, "Federated login"); ORCID can only be linked. */
 export const OAUTH_PROVIDERS = ['cilogon', 'github', 'google', 'gitlab', 'orcid'] as const
 export type OAuthProviderName = (typeof OAUTH_PROVIDERS)[number]
@@ -108,6 +158,7 @@ const EnvSchema = v.object({
   REAUTH_MAX_AGE: int('REAUTH_MAX_AGE', 300, 10, 86_400),
   SERVICE_SECRET: optionalSecret('SERVICE_SECRET', 16),
   KEY_ENCRYPTION_KEY: optionalSecret('KEY_ENCRYPTION_KEY', 32),
+  KEY_ENCRYPTION_KEY_FILE: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty('KEY_ENCRYPTION_KEY_FILE must not be empty'))),
   METRICS_TOKEN: optionalSecret('METRICS_TOKEN', 16),
   ARGON2_MEMORY_KIB: int('ARGON2_MEMORY_KIB', 19_456, 7_168, 4_194_304),
   ARGON2_TIME_COST: int('ARGON2_TIME_COST', 2, 1, 100),
@@ -129,10 +180,11 @@ const EnvSchema = v.object({
   RATE_LIMIT_WINDOW: int('RATE_LIMIT_WINDOW', 900, 1, 86_400),
   RATE_LIMIT_LOGIN_PER_IP: int('RATE_LIMIT_LOGIN_PER_IP', 100, 0),
   RATE_LIMIT_LOGIN_PER_ACCOUNT: int('RATE_LIMIT_LOGIN_PER_ACCOUNT', 10, 0),
+  RATE_LIMIT_LOGIN_PER_DEVICE: int('RATE_LIMIT_LOGIN_PER_DEVICE', 10, 0),
   RATE_LIMIT_REGISTER_PER_IP: int('RATE_LIMIT_REGISTER_PER_IP', 20, 0),
   RATE_LIMIT_OAUTH_PER_IP: int('RATE_LIMIT_OAUTH_PER_IP', 60, 0),
   RATE_LIMIT_REFRESH_PER_SESSION: int('RATE_LIMIT_REFRESH_PER_SESSION', 60, 0),
-  TRUST_PROXY: bool('TRUST_PROXY', false),
+  TRUST_PROXY: trustedProxies,
   OAUTH_REDIRECT_URIS: v.pipe(
     csv(''),
     v.check(
@@ -160,6 +212,14 @@ const EnvSchema = v.object({
 /** The cross-variable rules, as partial checks: they run even when other variables are bad. */
 const CheckedEnvSchema = v.pipe(
   EnvSchema,
+  v.forward(
+    v.partialCheck(
+      [['KEY_ENCRYPTION_KEY'], ['KEY_ENCRYPTION_KEY_FILE']],
+      (e) => e.KEY_ENCRYPTION_KEY === undefined || e.KEY_ENCRYPTION_KEY_FILE === undefined,
+      'KEY_ENCRYPTION_KEY_FILE and KEY_ENCRYPTION_KEY must not both be set',
+    ),
+    ['KEY_ENCRYPTION_KEY_FILE'],
+  ),
   v.forward(
     v.partialCheck(
       [['REFRESH_TOKEN_TTL'], ['SESSION_ABSOLUTE_TTL']],
@@ -211,7 +271,13 @@ export interface Config {
   /** Seconds: how recent the session's authentication must be to link, unlink (README). */
   reauthMaxAge: number
   serviceSecret: string | undefined
+  /**
+   * Encrypts signing keys at rest. When neither it nor `keyEncryptionKeyFile` is set, SQLite
+   * generates one into a file beside the database and PostgreSQL refuses to start (README, "Keys").
+   */
   keyEncryptionKey: string | undefined
+  /** A file holding the key-encryption key (KEY_ENCRYPTION_KEY_FILE). */
+  keyEncryptionKeyFile: string | undefined
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset, it is open. */
   metricsToken: string | undefined
   argon2: { memoryKiB: number; timeCost: number; parallelism: number }
@@ -222,14 +288,21 @@ export interface Config {
   rateLimits: {
     windowSeconds: number
     loginPerIp: number
+    /** Failed logins per account and window from clients without a device cookie for it. */
     loginPerAccount: number
+    /** Failed logins per device cookie and window (README, "Passwords and login"). */
+    loginPerDevice: number
     registerPerIp: number
     /** Requests per address and window to each of federated authorize, callback and exchange. */
     oauthPerIp: number
     /** Refreshes per session and window (0 = off); counted on the session row (README, "Tokens"). */
     refreshPerSession: number
   }
-  trustProxy: boolean
+  /**
+   * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies
+   * whose X-Forwarded-For is believed; empty: nobody's.
+   */
+  trustProxy: string[]
   oauth: OAuthConfig
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
@@ -277,6 +350,7 @@ export function loadConfig(env: Env = process.env): Config {
     reauthMaxAge: e.REAUTH_MAX_AGE,
     serviceSecret: e.SERVICE_SECRET,
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    keyEncryptionKeyFile: e.KEY_ENCRYPTION_KEY_FILE,
     metricsToken: e.METRICS_TOKEN,
     argon2: {
       memoryKiB: e.ARGON2_MEMORY_KIB,
@@ -291,6 +365,7 @@ export function loadConfig(env: Env = process.env): Config {
       windowSeconds: e.RATE_LIMIT_WINDOW,
       loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,
       loginPerAccount: e.RATE_LIMIT_LOGIN_PER_ACCOUNT,
+      loginPerDevice: e.RATE_LIMIT_LOGIN_PER_DEVICE,
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       oauthPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
       refreshPerSession: e.RATE_LIMIT_REFRESH_PER_SESSION,

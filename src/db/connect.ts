@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
@@ -36,6 +36,8 @@ export interface ConnectOptions {
   connectTimeoutMs?: number
   /** Where a connection the server closed is reported (warn). */
   logger?: Pick<Logger, 'warn'>
+  /** Told about permissions found too open (SQLite). */
+  onWarning?: (message: string) => void
 }
 
 /**
@@ -43,7 +45,7 @@ export interface ConnectOptions {
  * `postgres://...`. The only place that knows which dialect is underneath.
  */
 export async function connectDatabase(url: string, options: ConnectOptions = {}): Promise<DatabaseHandle> {
-  if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length))
+  if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length), options.onWarning ?? (() => {}))
   if (/^postgres(ql)?:\/\//.test(url)) {
     // Loaded only when used: the driver and its type parsers are several MB a SQLite process
     // would carry for nothing.
@@ -53,8 +55,32 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
   throw new Error('DATABASE_URL must be sqlite:<path> or postgres://...')
 }
 
-function connectSqlite(path: string): DatabaseHandle {
-  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
+/**
+ * The database file holds password hashes, sessions and the (encrypted) signing keys: only the
+ * server's user may read it (README, "Databases"). A directory Tessera creates is 0700; the file is
+ * created 0600 before SQLite opens it, and SQLite gives its -wal and -shm files the database
+ * file's mode. A file or journal found more open is tightened. An existing directory is only
+ * warned about: it may be shared (the working directory, /var/lib) and others may need it open.
+ */
+function securePaths(path: string, warn: (message: string) => void): void {
+  const file = resolve(path)
+  const dir = dirname(file)
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } else if ((statSync(dir).mode & 0o077) !== 0) {
+    warn(`the database directory ${dir} is accessible to other users; make it 0700 if Tessera alone uses it`)
+  }
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600))
+  for (const each of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    if (existsSync(each) && (statSync(each).mode & 0o077) !== 0) {
+      chmodSync(each, 0o600)
+      warn(`${each} was readable by other users: its mode is now 0600`)
+    }
+  }
+}
+
+function connectSqlite(path: string, warn: (message: string) => void): DatabaseHandle {
+  if (path !== ':memory:') securePaths(path, warn)
   const sqlite = new SqliteDatabase(path)
   // WAL: readers never block the writer. NORMAL is durable across process crashes in WAL mode
   // (only an OS crash or power loss can drop the last commits, never corrupt the file).

@@ -11,6 +11,7 @@ import * as initial from '../../migrations/0001_initial.js'
 import * as federation from '../../migrations/0002_federation.js'
 import * as reauthClientPkce from '../../migrations/0003_reauth_client_pkce.js'
 import * as refreshHardening from '../../migrations/0004_refresh_hardening.js'
+import * as loginDevices from '../../migrations/0005_login_devices.js'
 import * as sessionsLive from '../../migrations/0006_sessions_live_index.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0002_federation': federation,
   '0003_reauth_client_pkce': reauthClientPkce,
   '0004_refresh_hardening': refreshHardening,
+  '0005_login_devices': loginDevices,
   '0006_sessions_live_index': sessionsLive,
 }
 

@@ -13,6 +13,7 @@ export interface Database {
   audit_events: AuditEventsTable
   oauth_states: OAuthStatesTable
   login_codes: LoginCodesTable
+  login_devices: LoginDevicesTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -131,6 +132,14 @@ export interface LoginCodesTable {
   created_at: number
   expires_at: number
   used_at: number | null
+}
+
+/** A device cookie (README, "Passwords and login"): its SHA-256 and the account it logged into. */
+export interface LoginDevicesTable {
+  token_hash: string
+  user_id: string
+  created_at: number
+  expires_at: number
 }
 
 export type User = Selectable<UsersTable>

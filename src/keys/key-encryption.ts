@@ -1,4 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 
 /**
  * Signing keys at rest: AES-256-GCM under a key derived (HKDF-SHA256) from KEY_ENCRYPTION_KEY.
@@ -39,4 +41,73 @@ export function decryptSecret(keyEncryptionKey: string, kid: string, stored: str
   } catch (cause) {
     throw new Error(`Signing key ${kid} cannot be decrypted: wrong KEY_ENCRYPTION_KEY?`, { cause })
   }
+}
+
+/** Where an SQLite database's generated key-encryption key lives: beside the database file. */
+export function keyFileBeside(databasePath: string): string {
+  return `${resolve(databasePath)}.kek`
+}
+
+interface KeySource {
+  databaseUrl: string
+  keyEncryptionKey: string | undefined
+  keyEncryptionKeyFile: string | undefined
+}
+
+interface KeyLog {
+  info(message: string): void
+  warn(message: string): void
+}
+
+const MIN_KEY_LENGTH = 32
+
+/**
+ * The key-encryption key to use (README, "Keys"): KEY_ENCRYPTION_KEY, or the contents of
+ * KEY_ENCRYPTION_KEY_FILE, or for an SQLite file a key generated on first start into a 0600 file
+ * beside the database, so keys are never stored in clear by default. PostgreSQL has no "beside":
+ * replicas must share one key, so without one configured it refuses to start. An in-memory SQLite
+ * database gets a key that lives as long as the database does.
+ */
+export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string {
+  if (source.keyEncryptionKey !== undefined) return source.keyEncryptionKey
+  if (source.keyEncryptionKeyFile !== undefined) return readKeyFile(source.keyEncryptionKeyFile, log)
+  if (!source.databaseUrl.startsWith('sqlite:')) {
+    throw new Error(
+      'PostgreSQL needs KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE (every replica must use the same key)',
+    )
+  }
+  const path = source.databaseUrl.slice('sqlite:'.length)
+  if (path === ':memory:') return randomBytes(32).toString('base64url')
+  const file = keyFileBeside(path)
+  if (existsSync(file)) return readKeyFile(file, log)
+  // Written under a private name and linked into place: a second process starting at the same
+  // moment either wins the link or reads a complete file, never a half-written one.
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`
+  writeFileSync(temporary, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' })
+  try {
+    linkSync(temporary, file)
+    log.info(`KEY_ENCRYPTION_KEY is not set: generated a key-encryption key in ${file}; back it up with the database`)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  } finally {
+    unlinkSync(temporary)
+  }
+  return readKeyFile(file, log)
+}
+
+function readKeyFile(file: string, log: KeyLog): string {
+  let key: string
+  try {
+    if ((statSync(file).mode & 0o077) !== 0) {
+      chmodSync(file, 0o600)
+      log.warn(`${file} was readable by others: its mode is now 0600`)
+    }
+    key = readFileSync(file, 'utf8').trim()
+  } catch (cause) {
+    throw new Error(`KEY_ENCRYPTION_KEY_FILE ${file} cannot be read`, { cause })
+  }
+  if (key.length < MIN_KEY_LENGTH) {
+    throw new Error(`KEY_ENCRYPTION_KEY_FILE ${file} must hold at least ${MIN_KEY_LENGTH} characters`)
+  }
+  return key
 }

@@ -1,7 +1,7 @@
 import { importSecretKey, type SecretKey } from '../tokens/sign.js'
 import { importPublicKey, type PublicKey } from '../verify/ed25519.js'
 import { decodePublicPaserk, decodeSecretPaserk } from '../verify/paserk.js'
-import { type KeyDeps, SIGNER_CACHE_MS, activeKey, ensureActiveKey, readSecretPaserk } from './signing-keys.js'
+import { type KeyDeps, SIGNER_CACHE_MS, activeKey, ensureActiveKey, liveKeyRows, readSecretPaserk } from './signing-keys.js'
 
 /** How often a process re-reads the published keys even when every kid it sees is known. */
 const PUBLIC_CACHE_MS = 60_000
@@ -44,11 +44,7 @@ export function createKeyRing(deps: KeyDeps): KeyRing {
   }
 
   async function loadPublicKeys(): Promise<void> {
-    const rows = await deps.db
-      .selectFrom('signing_keys')
-      .select(['kid', 'public_paserk', 'status', 'retire_after'])
-      .where('status', 'in', ['active', 'retiring'])
-      .execute()
+    const rows = await liveKeyRows(deps)
     const next = new Map<string, { key: PublicKey; retireAfter: number | null }>()
     for (const row of rows) {
       const known = publicKeys.get(row.kid)

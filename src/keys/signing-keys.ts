@@ -97,6 +97,7 @@ export async function rotateSigningKey(deps: KeyDeps): Promise<{ kid: string; re
   const retireAfter = now + deps.config.accessTokenTtl * 1000 + SIGNER_CACHE_MS + SKEW_MARGIN_MS
   const next = newKeyRow(deps)
   return deps.db.transaction().execute(async (tx) => {
+    await retireExpiredKeys(tx, now)
     const previous = await tx
       .updateTable('signing_keys')
       .set({ status: 'retiring', retire_after: retireAfter })
@@ -108,12 +109,29 @@ export async function rotateSigningKey(deps: KeyDeps): Promise<{ kid: string; re
   })
 }
 
-function isPublished(row: SigningKeyRow, now: number): boolean {
+function isPublished(row: Pick<SigningKeyRow, 'status' | 'retire_after'>, now: number): boolean {
   return row.status === 'active' || (row.status === 'retiring' && (row.retire_after ?? 0) > now)
 }
 
-/** The keys verifiers must accept now: the active one and those still retiring. */
-export async function publishedKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<PublishedKey[]> {
+/**
+ * Moves retiring keys whose window has ended to `retired`, for good: no token they signed can be
+ * valid any more, and the published set is read through the `status` index, so retired rows are
+ * never scanned again however many rotations pile up (README, "Keys").
+ */
+async function retireExpiredKeys(db: Kysely<Database>, now: number): Promise<void> {
+  await db
+    .updateTable('signing_keys')
+    .set({ status: 'retired' })
+    .where('status', '=', 'retiring')
+    .where('retire_after', '<=', now)
+    .execute()
+}
+
+/**
+ * The active and retiring rows. Retiring rows past their window are retired on the way (a write
+ * only when there are some), so each is seen here at most once after its window ends.
+ */
+export async function liveKeyRows(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<SigningKeyRow[]> {
   const now = deps.clock()
   const rows = await deps.db
     .selectFrom('signing_keys')
@@ -121,8 +139,14 @@ export async function publishedKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promis
     .where('status', 'in', ['active', 'retiring'])
     .orderBy('created_at', 'desc')
     .execute()
+  if (rows.some((row) => !isPublished(row, now))) await retireExpiredKeys(deps.db, now)
+  return rows.filter((row) => isPublished(row, now))
+}
+
+/** The keys verifiers must accept now: the active one and those still retiring. */
+export async function publishedKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<PublishedKey[]> {
+  const rows = await liveKeyRows(deps)
   return rows
-    .filter((row) => isPublished(row, now))
     .map((row) => ({
       kid: row.kid,
       paserk: row.public_paserk,
@@ -131,10 +155,19 @@ export async function publishedKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promis
     }))
 }
 
-/** Every key ever made, for operators (`tessera keys list`). */
-export async function listSigningKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<KeyInfo[]> {
+/**
+ * The live keys for operators (`tessera keys list`), or with `includeRetired` every key ever made
+ * (`--all`): the retired ones are only read when asked for.
+ */
+export async function listSigningKeys(
+  deps: Pick<KeyDeps, 'db' | 'clock'>,
+  options: { includeRetired?: boolean } = {},
+): Promise<KeyInfo[]> {
   const now = deps.clock()
-  const rows = await deps.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').execute()
+  const rows =
+    options.includeRetired === true
+      ? await deps.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').execute()
+      : await liveKeyRows(deps)
   return rows.map((row) => ({
     kid: row.kid,
     status: isPublished(row, now) ? (row.status as 'active' | 'retiring') : 'retired',
@@ -142,4 +175,31 @@ export async function listSigningKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Prom
     retire_after: row.retire_after === null ? null : formatPasetoTime(row.retire_after),
     encrypted: isEncryptedSecret(row.secret_key),
   }))
+}
+
+/**
+ * Encrypts, in one transaction, every key still stored in clear (a database from before keys were
+ * encrypted by default, README "Keys"). Returns how many there were.
+ */
+export async function encryptClearKeys(deps: KeyDeps): Promise<number> {
+  const kek = deps.config.keyEncryptionKey
+  if (kek === undefined) return 0
+  return deps.db.transaction().execute(async (tx) => {
+    // Filtered in SQL: a database with years of retired keys sends none of them here.
+    const rows = await tx
+      .selectFrom('signing_keys')
+      .select(['kid', 'secret_key'])
+      .where('secret_key', 'not like', 'enc.v1.%')
+      .execute()
+    const clear = rows.filter((row) => !isEncryptedSecret(row.secret_key))
+    for (const row of clear) {
+      await tx
+        .updateTable('signing_keys')
+        .set({ secret_key: encryptSecret(kek, row.kid, row.secret_key) })
+        .where('kid', '=', row.kid)
+        .where('secret_key', '=', row.secret_key)
+        .execute()
+    }
+    return clear.length
+  })
 }

@@ -27,7 +27,15 @@ export interface Limiter {
 
 export interface RateLimits {
   loginPerIp: Limiter
+  /** Attempts on an account from clients without its device cookie (README, "Passwords and login"). */
   loginPerAccount: Limiter
+  /** Attempts from one known device (by its cookie's hash), apart from the account's budget. */
+  loginPerDevice: Limiter
+  /**
+   * Wrong current passwords at `POST /v1/user/password`, per user: a budget of its own, so failed
+   * logins by others never block the owner from changing the password.
+   */
+  passwordPerUser: Limiter
   registerPerIp: Limiter
   /**
    * Federated login, one counter per route so a complete flow costs one point of each: authorize
@@ -72,7 +80,7 @@ export function createRateLimits(
   client: DatabaseClient,
   config: Pick<Config, 'rateLimits'>,
 ): RateLimits {
-  const { windowSeconds, loginPerIp, loginPerAccount, registerPerIp, oauthPerIp } = config.rateLimits
+  const { windowSeconds, loginPerIp, loginPerAccount, loginPerDevice, registerPerIp, oauthPerIp } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
     const options = {
@@ -94,6 +102,8 @@ export function createRateLimits(
   return {
     loginPerIp: make('login_ip', loginPerIp),
     loginPerAccount: make('login_acct', loginPerAccount),
+    loginPerDevice: make('login_device', loginPerDevice),
+    passwordPerUser: make('password_user', loginPerAccount),
     registerPerIp: make('register_ip', registerPerIp),
     oauthAuthorizePerIp: make('oauth_authorize_ip', oauthPerIp),
     oauthCallbackPerIp: make('oauth_callback_ip', oauthPerIp),

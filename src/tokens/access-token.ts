@@ -48,5 +48,7 @@ export function verifyOwnAccessToken(
     issuer: deps.config.issuer,
     audience: deps.config.audience,
     now: deps.clock,
+    // Tessera signs nothing longer: a longer token was not made by this deployment's rules.
+    maxLifetimeSeconds: deps.config.accessTokenTtl,
   })
 }

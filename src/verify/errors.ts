@@ -14,6 +14,8 @@
  *   wrong type or format (see `verifyAccessToken`).
  * - `expired`, `not_yet_valid`, `issued_in_future`: `exp`, `nbf`, `iat` against the clock (with
  *   the allowed skew).
+ * - `lifetime_too_long`: `exp` is further from `iat`, or from now, than the verifier's maximum
+ *   token lifetime (`maxLifetimeSeconds`).
  * - `wrong_issuer`, `wrong_audience`: `iss` or `aud` differ from what the verifier expects.
  */
 export type TokenErrorReason =
@@ -26,6 +28,7 @@ export type TokenErrorReason =
   | 'expired'
   | 'not_yet_valid'
   | 'issued_in_future'
+  | 'lifetime_too_long'
   | 'wrong_issuer'
   | 'wrong_audience'
 

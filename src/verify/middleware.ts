@@ -60,6 +60,7 @@ const REASON_DETAIL: Record<TokenErrorReason, string> = {
   expired: 'The access token has expired',
   not_yet_valid: 'The access token is not valid yet',
   issued_in_future: 'The access token was issued in the future',
+  lifetime_too_long: 'The access token lives longer than allowed',
   wrong_issuer: 'The access token is from another issuer',
   wrong_audience: 'The access token is for another audience',
 }

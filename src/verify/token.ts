@@ -49,6 +49,12 @@ export interface VerifyOptions {
   clockToleranceSeconds?: number
   /** The current time in milliseconds. Default `Date.now`. */
   now?: () => number
+  /**
+   * The longest lifetime a token may have, in seconds: `exp - iat` at most this, and `exp` at
+   * most this (plus the clock tolerance) after now. Default 86400, the largest ACCESS_TOKEN_TTL
+   * Tessera allows; a service that knows the deployment's ACCESS_TOKEN_TTL can set it lower.
+   */
+  maxLifetimeSeconds?: number
 }
 
 /**
@@ -65,6 +71,8 @@ const FOOTER_MAX_DEPTH = 2
 const PAYLOAD_MAX_DEPTH = 4
 const SIGNATURE_BYTES = 64
 const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30
+/** The largest ACCESS_TOKEN_TTL Tessera allows (src/config/index.ts). */
+const DEFAULT_MAX_LIFETIME_SECONDS = 86_400
 const PREFIX = 'v4.public.'
 /** Some other PASETO header (`v2.public.`, `V4.local.`): unsupported rather than garbage. */
 const ANY_PASETO_HEADER = /^v\d+\.[a-z]+\./i
@@ -215,11 +223,15 @@ function cachedFooter(footerB64: string): Footer {
  *    present (`invalid_claims`);
  * 6. against `now`, with `clockToleranceSeconds` of skew either way: `exp` not passed
  *    (`expired`), `nbf` reached (`not_yet_valid`), `iat` not in the future (`issued_in_future`);
+ *    the lifetime bounded by `maxLifetimeSeconds`: `exp - iat` no longer, and `exp` no further
+ *    than that (plus the skew) from now (`lifetime_too_long`; with `iat` not in the future the
+ *    first implies the second), so a token signed with a stolen or misused key cannot be made to
+ *    last for years;
  *    then `aud` and `iss` exactly the expected values (`wrong_audience`, `wrong_issuer`).
  *
  * Not checked: whether the session (`sid`) or the user has been revoked or disabled since the
- * token was issued (ask Tessera's introspection endpoint for that), `jti` replay, a maximum token
- * age, and any authorization decision on `acct`, `verified` or `role`. Implicit assertions are not
+ * token was issued (ask Tessera's introspection endpoint for that), `jti` replay, and any
+ * authorization decision on `acct`, `verified` or `role`. Implicit assertions are not
  * used. The returned claims hold only the fields above.
  */
 export async function verifyAccessToken(
@@ -265,13 +277,17 @@ export async function verifyAccessToken(
   const { claims, exp, nbf, iat } = readAccessTokenPayload(message)
   const now = (options.now ?? Date.now)()
   const tolerance = (options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS) * 1000
-  if (!Number.isFinite(now) || !(tolerance >= 0)) {
-    throw new TypeError('now() must be finite and clockToleranceSeconds non-negative')
+  const maxLifetime = (options.maxLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS) * 1000
+  if (!Number.isFinite(now) || !(tolerance >= 0) || !(maxLifetime > 0)) {
+    throw new TypeError('now() must be finite, clockToleranceSeconds non-negative and maxLifetimeSeconds positive')
   }
   if (now > exp + tolerance) throw new TokenError('expired', 'token has expired')
   if (now + tolerance < nbf) throw new TokenError('not_yet_valid', 'token is not valid yet')
   if (now + tolerance < iat) {
     throw new TokenError('issued_in_future', 'token was issued in the future')
+  }
+  if (exp - iat > maxLifetime || exp - now > maxLifetime + tolerance) {
+    throw new TokenError('lifetime_too_long', 'token lives longer than the allowed maximum')
   }
   if (claims.aud !== options.audience) throw new TokenError('wrong_audience', 'unexpected "aud"')
   if (claims.iss !== options.issuer) throw new TokenError('wrong_issuer', 'unexpected "iss"')

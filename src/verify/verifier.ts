@@ -28,6 +28,12 @@ export interface VerifierOptions {
   clockToleranceSeconds?: number
   /** The current time in milliseconds, for the claims and the key cache. Default `Date.now`. */
   now?: () => number
+  /**
+   * Longest accepted token lifetime in seconds (`exp - iat`, and `exp` from now). Default 86400,
+   * the largest ACCESS_TOKEN_TTL Tessera allows; set it to the deployment's ACCESS_TOKEN_TTL to
+   * refuse anything longer (`lifetime_too_long`).
+   */
+  maxLifetimeSeconds?: number
   /** For `keysUrl`: the fetch to use. Default `globalThis.fetch`. */
   fetch?: typeof fetch
   /** For `keysUrl`: least time between refetches for unknown `kid`s, in ms. Default 30000. */
@@ -42,7 +48,8 @@ export interface Verifier {
   /**
    * The claims of a valid access token. Throws `TokenError` (its `reason` says why: `malformed`,
    * `unsupported_token`, `bad_footer`, `unknown_key`, `bad_signature`, `invalid_claims`, `expired`,
-   * `not_yet_valid`, `issued_in_future`, `wrong_issuer`, `wrong_audience`) for a bad token, and
+   * `not_yet_valid`, `issued_in_future`, `lifetime_too_long`, `wrong_issuer`, `wrong_audience`) for
+   * a bad token, and
    * `KeySetUnavailableError` when a remote key set has never been fetched.
    */
   verify(token: string): Promise<AccessTokenClaims>
@@ -54,7 +61,8 @@ export interface Verifier {
  * Checked (all of `verifyAccessToken`): the `v4.public` framing and canonical encoding, the footer
  * `kid` (only it is read from the footer) and that the key set holds it (`unknown_key`
  * otherwise, after at most one rate-limited refetch), the Ed25519 signature, the claim types,
- * `exp`/`nbf`/`iat` against `now` with `clockToleranceSeconds` of skew, and `iss` and `aud`
+ * `exp`/`nbf`/`iat` against `now` with `clockToleranceSeconds` of skew, the lifetime against
+ * `maxLifetimeSeconds`, and `iss` and `aud`
  * exactly.
  *
  * Not checked: revocation. A token stays valid until its `exp` (15 min by default) even after
@@ -63,7 +71,7 @@ export interface Verifier {
  * `acct`, `verified` or `role` (see `requireVerified`, `requireAccountType`).
  */
 export function createVerifier(source: VerifierKeySource, options: VerifierOptions): Verifier {
-  const { issuer, audience, clockToleranceSeconds, now } = options
+  const { issuer, audience, clockToleranceSeconds, now, maxLifetimeSeconds } = options
   if (typeof issuer !== 'string' || issuer === '' || typeof audience !== 'string' || audience === '') {
     throw new TypeError('createVerifier needs a non-empty issuer and audience')
   }
@@ -85,7 +93,7 @@ export function createVerifier(source: VerifierKeySource, options: VerifierOptio
     throw new TypeError('createVerifier needs { keysUrl }, { keys } or { keySet }')
   }
   const resolveKey = (kid: string) => keySet.resolve(kid)
-  const verifyOptions = { issuer, audience, clockToleranceSeconds, now }
+  const verifyOptions = { issuer, audience, clockToleranceSeconds, now, maxLifetimeSeconds }
   return {
     async verify(token) {
       return (await verifyAccessToken(token, resolveKey, verifyOptions)).claims

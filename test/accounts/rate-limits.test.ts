@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { loadConfig } from '../../src/config/index.js'
 import { accountKey } from '../../src/rate-limit/limits.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { type TestApp, makeTestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { PASSWORD, expectProblem, login, register, uniqueEmail } from '../support/users.js'
 
@@ -182,6 +182,7 @@ for (const dialect of dialects()) {
           PORT: '0',
           DATABASE_URL: app.databaseUrl,
           LOG_LEVEL: 'silent',
+          ...testKeyEnv(app.databaseUrl),
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
           RATE_LIMIT_LOGIN_PER_IP: '1000',
         }),
@@ -253,7 +254,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('a forged X-Forwarded-For is ignored when TRUST_PROXY is off', async () => {
+    it('a forged X-Forwarded-For is ignored when TRUST_PROXY is unset', async () => {
       for (let i = 0; i < 3; i++) {
         const res = await app.request('/v1/user/auth/login', {
           json: { email: uniqueEmail('ghost'), password: 'not-the-password' },
@@ -270,7 +271,7 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { TRUST_PROXY: 'true', RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+        env: { TRUST_PROXY: '127.0.0.1', RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
       })
     })
     afterAll(() => app.close())
@@ -290,6 +291,53 @@ for (const dialect of dialects()) {
       await expectProblem(await attemptVia('198.51.100.8'), 401, 'invalid_credentials')
       const keys = (await counters(app)).map((r) => r.key).filter((k) => k.startsWith('login_ip:'))
       expect(keys.sort()).toEqual(['login_ip:198.51.100.7', 'login_ip:198.51.100.8'])
+    })
+  })
+  describe(`TRUST_PROXY lists the proxies; X-Forwarded-For is read only from them [${dialect}]`, () => {
+    const ipKeys = async (app: TestApp) =>
+      (await counters(app))
+        .map((r) => r.key)
+        .filter((k) => k.startsWith('login_ip:'))
+        .sort()
+    const attemptVia = (app: TestApp, forwardedFor: string) =>
+      app.request('/v1/user/auth/login', {
+        json: { email: uniqueEmail('ghost'), password: 'not-the-password' },
+        headers: { 'x-forwarded-for': forwardedFor },
+      })
+
+    it('a client that reaches the server directly cannot choose its address', async () => {
+      // The proxies are elsewhere; the test client connects from 127.0.0.1, untrusted.
+      const app = await makeTestApp({ dialect, env: { TRUST_PROXY: '10.0.0.0/8, fd00::/8' } })
+      try {
+        await expectProblem(await attemptVia(app, '198.51.100.7'), 401, 'invalid_credentials')
+        await expectProblem(await attemptVia(app, '10.0.0.5, 198.51.100.8'), 401, 'invalid_credentials')
+        expect(await ipKeys(app)).toEqual(['login_ip:127.0.0.1'])
+      } finally {
+        await app.close()
+      }
+    })
+
+    it('through a chain of trusted proxies the client is the right-most untrusted entry', async () => {
+      // The IPv4-mapped spelling of the peer matches it too.
+      const app = await makeTestApp({ dialect, env: { TRUST_PROXY: '::ffff:127.0.0.1,10.0.0.0/8,2001:db8::/32' } })
+      try {
+        await expectProblem(await attemptVia(app, '203.0.113.9, 198.51.100.1, 10.1.2.3, 10.0.0.1'), 401, 'invalid_credentials')
+        await expectProblem(await attemptVia(app, '198.51.100.2, 2001:db8::1'), 401, 'invalid_credentials')
+        await expectProblem(await attemptVia(app, '2001:db8:1::5, ::ffff:198.51.100.3'), 401, 'invalid_credentials')
+        // Only trusted hops: the farthest of them is the best answer.
+        await expectProblem(await attemptVia(app, '10.9.9.9, 10.0.0.1'), 401, 'invalid_credentials')
+        // Garbage where an address belongs: the proxy that wrote it is the client.
+        await expectProblem(await attemptVia(app, 'unknown, 10.0.0.7'), 401, 'invalid_credentials')
+        expect(await ipKeys(app)).toEqual([
+          'login_ip:10.0.0.7',
+          'login_ip:10.9.9.9',
+          'login_ip:198.51.100.1',
+          'login_ip:198.51.100.2',
+          'login_ip:198.51.100.3',
+        ])
+      } finally {
+        await app.close()
+      }
     })
   })
 }

@@ -35,7 +35,7 @@ describe('loadConfig defaults', () => {
       selfAssignableRoles: ['researcher'],
       keysMaxAge: 300,
       logLevel: 'info',
-      trustProxy: false,
+      trustProxy: [],
     })
   })
 
@@ -56,8 +56,10 @@ describe('loadConfig defaults', () => {
       SERVICE_SECRET: 's'.repeat(16),
       KEY_ENCRYPTION_KEY: 'k'.repeat(32),
       SELF_ASSIGNABLE_ROLES: 'researcher, curator',
+      TRUST_PROXY: '10.0.0.1, 10.0.0.0/8 ,::ffff:192.0.2.7, fd00::/8',
     })
     expect(config).toMatchObject({
+      trustProxy: ['10.0.0.1', '10.0.0.0/8', '192.0.2.7', 'fd00::/8'],
       port: 9000,
       databaseUrl: 'postgres://tessera@db:5432/tessera',
       issuer: 'https://id.example.org',
@@ -89,6 +91,11 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['SELF_ASSIGNABLE_ROLES', { SELF_ASSIGNABLE_ROLES: 'Superuser' }],
     ['REFRESH_REUSE_INTERVAL', { REFRESH_REUSE_INTERVAL: '301' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'maybe' }],
+    ['TRUST_PROXY', { TRUST_PROXY: 'true' }],
+    ['TRUST_PROXY', { TRUST_PROXY: 'TRUE' }],
+    ['TRUST_PROXY', { TRUST_PROXY: '10.0.0.0/33' }],
+    ['TRUST_PROXY', { TRUST_PROXY: '10.0.0.1, 10.0.0.300' }],
+    ['TRUST_PROXY', { TRUST_PROXY: 'fd00::/129' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['REFRESH_TOKEN_TTL', { REFRESH_TOKEN_TTL: '7200', SESSION_ABSOLUTE_TTL: '3600' }],
   ]

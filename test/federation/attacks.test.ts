@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { type TestApp, makeTestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
@@ -152,7 +152,7 @@ for (const dialect of dialects()) {
     it('a flow started on one replica finishes on another over the same database', async () => {
       idp.current = { sub: subject(), email: uniqueEmail('replica'), email_verified: true }
       const replica: RunningServer = await startServer(
-        loadConfig({ HOST: '127.0.0.1', PORT: '0', DATABASE_URL: app.databaseUrl, LOG_LEVEL: 'silent', ...env }),
+        loadConfig({ HOST: '127.0.0.1', PORT: '0', DATABASE_URL: app.databaseUrl, LOG_LEVEL: 'silent', ...testKeyEnv(app.databaseUrl), ...env }),
         { clock: app.clock },
       )
       try {

@@ -153,11 +153,19 @@ for (const dialect of dialects()) {
       // ...and not a moment after.
       app.clock.set(retireAt + 1000)
       expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([[newKid, 'active']])
-      const info = await listSigningKeys(app.server.tessera)
+      const info = await listSigningKeys(app.server.tessera, { includeRetired: true })
       expect(info.map((k) => [k.kid, k.status])).toEqual([
         [newKid, 'active'],
         [oldKid, 'retired'],
       ])
+      // Retired for good in the table, and no longer in the default listing.
+      const row = await app.server.tessera.db
+        .selectFrom('signing_keys')
+        .select('status')
+        .where('kid', '=', oldKid)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe('retired')
+      expect((await listSigningKeys(app.server.tessera)).map((k) => k.kid)).toEqual([newKid])
 
       // The old token (expired by now as well) fails; its key is no longer one Tessera accepts.
       const res = await app.request('/v1/user/me', { token: before.access_token })
@@ -168,6 +176,66 @@ for (const dialect of dialects()) {
       const fresh = await login(app, email)
       expect(kidOf(fresh.access_token)).toBe(newKid)
       await expectMeStatus(app, fresh.access_token, 200)
+    })
+  })
+
+  describe(`retiring keys past their window are retired for good [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect })
+    })
+    afterAll(() => app.close())
+
+    /** `count` retiring keys whose window ended a day ago, written straight into the table. */
+    async function insertExpiredRetiring(count: number, tag: string) {
+      const db = app.server.tessera.db
+      const now = app.clock()
+      for (let start = 0; start < count; start += 1000) {
+        const rows = Array.from({ length: Math.min(1000, count - start) }, (_, i) => ({
+          kid: `k4.pid.${tag}-${start + i}`,
+          public_paserk: 'k4.public.not-a-real-key',
+          secret_key: 'k4.secret.not-a-real-key',
+          status: 'retiring' as const,
+          created_at: now - 30 * 86_400_000 + start + i,
+          retire_after: now - 86_400_000,
+        }))
+        await db.insertInto('signing_keys').values(rows).execute()
+      }
+    }
+
+    async function statusCounts() {
+      const rows = await app.server.tessera.db
+        .selectFrom('signing_keys')
+        .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('status')
+        .execute()
+      return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]))
+    }
+
+    it('20,000 long-expired retiring keys end up retired; /v1/keys, the key ring and keys list see only live keys', async () => {
+      const active = (await getKeys(app))[0]!
+      await insertExpiredRetiring(20_000, 'bulk')
+      expect(await statusCounts()).toEqual({ active: 1, retiring: 20_000 })
+      expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([[active.kid, 'active']])
+      expect(await statusCounts()).toEqual({ active: 1, retired: 20_000 })
+      expect((await listSigningKeys(app.server.tessera)).map((k) => k.kid)).toEqual([active.kid])
+      expect(await listSigningKeys(app.server.tessera, { includeRetired: true })).toHaveLength(20_001)
+      // Tokens of the live key still verify through the key ring.
+      await expectMeStatus(app, (await registerAndLogin(app)).tokens.access_token, 200)
+    })
+
+    it('a rotation retires the expired retiring keys in its own transaction', async () => {
+      await insertExpiredRetiring(5, 'rotation')
+      const { retired } = await rotateSigningKey(app.server.tessera)
+      app.server.tessera.keys.invalidate()
+      const rows = await app.server.tessera.db
+        .selectFrom('signing_keys')
+        .select(['kid', 'status'])
+        .where('status', '!=', 'retired')
+        .orderBy('kid')
+        .execute()
+      expect(rows.map((r) => r.status).sort()).toEqual(['active', 'retiring'])
+      expect(rows.find((r) => r.status === 'retiring')!.kid).toBe(retired)
     })
   })
 
@@ -222,18 +290,6 @@ for (const dialect of dialects()) {
     })
   })
 
-  describe(`keys without KEY_ENCRYPTION_KEY [${dialect}]`, () => {
-    it('are stored as k4.secret PASERKs and listed as not encrypted', async () => {
-      const app = await makeTestApp({ dialect })
-      try {
-        const row = await app.server.tessera.db.selectFrom('signing_keys').selectAll().executeTakeFirstOrThrow()
-        expect(row.secret_key.startsWith('k4.secret.')).toBe(true)
-        expect((await listSigningKeys(app.server.tessera)).map((k) => k.encrypted)).toEqual([false])
-      } finally {
-        await app.close()
-      }
-    })
-  })
 
   describe(`restart with encrypted keys [${dialect}]`, () => {
     it('the right KEY_ENCRYPTION_KEY restarts with the same key; a wrong or missing one stops start-up', async () => {

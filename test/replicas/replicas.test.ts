@@ -20,7 +20,7 @@ const SHARED_ENV = {
   KEY_ENCRYPTION_KEY: 'replica-test-key-encryption-key-not-for-production',
   // Each scenario is its own client address (X-Forwarded-For, as behind nginx), so the tight
   // login limit below only bites where a test means it to.
-  TRUST_PROXY: 'true',
+  TRUST_PROXY: '127.0.0.1',
   RATE_LIMIT_LOGIN_PER_IP: '3',
 }
 
@@ -139,6 +139,7 @@ for (const dialect of dialects()) {
         '0002_federation',
         '0003_reauth_client_pkce',
         '0004_refresh_hardening',
+        '0005_login_devices',
         '0006_sessions_live_index',
       ])
 

@@ -47,6 +47,20 @@ export interface TestAppOptions {
   realHashing?: boolean
 }
 
+/**
+ * PostgreSQL refuses to start without a key-encryption key (README, "Keys"); tests on it use this
+ * one unless they set their own. SQLite tests keep the default: a key generated beside the file.
+ */
+export const TEST_KEY_ENCRYPTION_KEY = 'test-key-encryption-key-not-for-production-use'
+
+/** The key-encryption variables a test server on `databaseUrl` needs when the test sets none. */
+export function testKeyEnv(databaseUrl: string, env: Env = {}): Env {
+  if (!databaseUrl.startsWith('postgres') || env.KEY_ENCRYPTION_KEY !== undefined || env.KEY_ENCRYPTION_KEY_FILE !== undefined) {
+    return {}
+  }
+  return { KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY }
+}
+
 /** Real argon2id, at a cost that takes well under a millisecond. */
 export const FAST_HASHING = Object.freeze({ memoryKiB: 64, timeCost: 1, parallelism: 1 })
 
@@ -59,6 +73,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
     PORT: '0',
     DATABASE_URL: database.url,
     LOG_LEVEL: 'silent',
+    ...testKeyEnv(database.url, options.env),
     ...options.env,
   })
   let server: RunningServer

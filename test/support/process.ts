@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { Env } from '../../src/config/index.js'
+import { testKeyEnv } from './app.js'
 import { requestTo } from './http.js'
 
 /**
@@ -100,6 +101,7 @@ async function startOnce(options: StartOptions, port: number): Promise<TesseraPr
       PORT: String(port),
       DATABASE_URL: options.databaseUrl,
       LOG_LEVEL: 'silent',
+      ...testKeyEnv(options.databaseUrl, options.env),
       ...options.env,
     }),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -169,7 +171,12 @@ export function runCli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...ENTRY, ...args], {
       cwd: ROOT,
-      env: childEnv({ DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'silent', ...options.env }),
+      env: childEnv({
+        DATABASE_URL: options.databaseUrl,
+        LOG_LEVEL: 'silent',
+        ...testKeyEnv(options.databaseUrl, options.env),
+        ...options.env,
+      }),
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     running.add(child)

@@ -5,7 +5,9 @@
  */
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signV4Public } from '../../src/tokens/sign.js'
 import { publicKeyId } from '../../src/verify/paserk.js'
+import { formatPasetoTime } from '../../src/verify/time.js'
 import { type TestApp, makeTestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { expectProblem, login, refresh, registerAndLogin, type TokenPairBody } from '../support/users.js'
@@ -276,6 +278,19 @@ for (const dialect of dialects()) {
       const res = await refresh(app, tokens.refresh_token)
       expect(res.status).toBe(200)
       await expectTesseraAccepts(app, ((await res.json()) as TokenPairBody).access_token)
+    })
+
+    it('a token signed with the deployment\'s own key but living longer than ACCESS_TOKEN_TTL is refused', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const claims = claimsOf(tokens.access_token)
+      const iat = Date.parse(claims.iat as string)
+      const signer = await app.server.tessera.keys.signer()
+      const footer = Buffer.from(split(tokens.access_token).footer)
+      const resign = (lifetimeMs: number) =>
+        signV4Public(signer.key, { ...claims, exp: formatPasetoTime(iat + lifetimeMs) }, footer)
+      await expectTesseraAccepts(app, await resign(TTL * 1000))
+      await expectTesseraRejects(app, await resign(TTL * 1000 + 1000), 'lifetime_too_long')
+      await expectTesseraRejects(app, await resign(10 * 365 * 86_400_000), 'lifetime_too_long')
     })
   })
 }

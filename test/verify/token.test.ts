@@ -551,6 +551,27 @@ describe('time, issuer and audience', () => {
     await expect(verifyAccessToken(token, resolveKey, at(NOW + 30_000))).resolves.toBeDefined()
   })
 
+  it('a lifetime (exp - iat) over the maximum is lifetime_too_long: 86400 s by default, or as set', async () => {
+    const day = 86_400_000
+    const longLived = await issue({ exp: time(NOW + day + 1000) })
+    expect(await refusal(longLived, at(NOW))).toBe('lifetime_too_long')
+    expect(await refusal(await issue({ exp: time(NOW + 10 * 365 * day) }), at(NOW))).toBe('lifetime_too_long')
+    await expect(verifyAccessToken(await issue({ exp: time(NOW + day) }), resolveKey, at(NOW))).resolves.toBeDefined()
+    // A service that knows ACCESS_TOKEN_TTL (here 900 s) refuses anything longer.
+    const tight = { ...at(NOW), maxLifetimeSeconds: TTL_MS / 1000 }
+    await expect(verifyAccessToken(await issue(), resolveKey, tight)).resolves.toBeDefined()
+    expect(await refusal(await issue({ exp: time(NOW + TTL_MS + 1000) }), tight)).toBe('lifetime_too_long')
+  })
+
+  it('a long exp is refused even when iat is set close to it (iat may not be in the future)', async () => {
+    const hidden = await issue({ iat: time(NOW + 364 * 86_400_000), exp: time(NOW + 365 * 86_400_000) })
+    expect(await refusal(hidden, at(NOW))).toBe('issued_in_future')
+  })
+
+  it('maxLifetimeSeconds must be positive', async () => {
+    await expect(verifyAccessToken(await issue(), resolveKey, { ...at(NOW), maxLifetimeSeconds: 0 })).rejects.toThrow(TypeError)
+  })
+
   it('another issuer is wrong_issuer', async () => {
     for (const iss of ['https://evil.example', `${ISSUER}/`, ISSUER.toUpperCase(), `${ISSUER} `]) {
       expect(await refusal(await issue({ iss })), iss).toBe('wrong_issuer')

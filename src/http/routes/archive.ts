@@ -4,7 +4,7 @@ import { registerAccount } from '../../accounts/accounts.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { TesseraError } from '../../errors.js'
 import { displayNameField, emailField, loginEmailField, noControlCharacters, passwordField, readJson } from '../body.js'
-import { clientContext } from '../client.js'
+import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
 import type { AppEnv } from '../env.js'
 
 const ArchiveRegisterBody = v.object({
@@ -42,5 +42,7 @@ export const archiveRoutes = new Hono<AppEnv>()
   })
   .post('/login', async (c) => {
     const body = await readJson(c, ArchiveLoginBody)
-    return c.json(await loginWithPassword(c.get('tessera'), body, clientContext(c)))
+    const login = await loginWithPassword(c.get('tessera'), body, clientContext(c), deviceToken(c))
+    setDeviceCookie(c, login.newDevice)
+    return c.json(login.pair)
   })

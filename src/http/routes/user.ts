@@ -8,13 +8,11 @@ import {
   toUserView,
   updateDisplayName,
 } from '../../accounts/accounts.js'
-import { normalizeEmail } from '../../accounts/email.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { reauthenticate } from '../../accounts/reauthenticate.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
 import { recordAudit } from '../../audit/audit.js'
 import { TesseraError } from '../../errors.js'
-import { accountKey } from '../../rate-limit/limits.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { deleteSession, listSessions, logout, revokeUserSessions } from '../../sessions/sessions.js'
 import { issueTokenPair } from '../../tokens/token-pair.js'
@@ -28,7 +26,7 @@ import {
   refreshTokenField,
   uuidParam,
 } from '../body.js'
-import { clientContext } from '../client.js'
+import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
 
@@ -76,7 +74,9 @@ export const userRoutes = new Hono<AppEnv>()
 
   .post('/auth/login', async (c) => {
     const body = await readJson(c, LoginBody)
-    return c.json(await loginWithPassword(c.get('tessera'), body, clientContext(c)))
+    const login = await loginWithPassword(c.get('tessera'), body, clientContext(c), deviceToken(c))
+    setDeviceCookie(c, login.newDevice)
+    return c.json(login.pair)
   })
 
   .post('/auth/refresh', async (c) => {
@@ -146,12 +146,12 @@ export const userRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     const claims = c.get('claims')
     const body = await readJson(c, PasswordBody)
-    // Guessing the current password with a stolen access token counts like failed logins.
-    const account = accountKey(normalizeEmail(claims.email).normalized)
-    await t.limits.loginPerAccount.consume(account)
+    // Guessing the current password with a stolen access token is limited per user, on a budget
+    // apart from the login one: failed logins by others must not block the owner here.
+    await t.limits.passwordPerUser.consume(claims.sub)
     // Every other session ends with the change: whoever knew the old password is logged out (ASVS 7.4).
     await changePassword(t, claims.sub, body.current_password, body.new_password, claims.sid)
-    await t.limits.loginPerAccount.reset(account)
+    await t.limits.passwordPerUser.reset(claims.sub)
     await recordAudit(t.db, t.clock, {
       event: 'password_changed',
       userId: claims.sub,

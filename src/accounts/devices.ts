@@ -1,0 +1,91 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.js'
+import type { Database } from '../db/schema.js'
+
+/**
+ * Device cookies (README, "Passwords and login"): a client that has logged in to an account with
+ * its password before gets a cookie naming that fact, and its later login attempts to that account
+ * are counted against a budget of its own, apart from the account-wide budget every other client
+ * shares. Whoever guesses passwords from elsewhere can exhaust only the latter.
+ */
+export const DEVICE_COOKIE = 'tessera_device'
+/** Recognisable prefix so secret scanners and people can tell what leaked. */
+const DEVICE_TOKEN_PREFIX = 'tessera_dev_'
+const DEVICE_TOKEN_PATTERN = /^tessera_dev_[A-Za-z0-9_-]{43}$/
+/** How long a device stays known after its last password login. */
+export const DEVICE_TTL_SECONDS = 365 * 24 * 3600
+/** Devices kept per account; older ones are forgotten (they fall back to the shared budget). */
+const DEVICES_PER_USER = 20
+
+/** SHA-256: the token has 256 bits of entropy, so lookups by hash compare no secret byte by byte. */
+function hashDeviceToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url')
+}
+
+interface DeviceDeps {
+  db: Kysely<Database>
+  clock: Clock
+}
+
+/**
+ * The device's id (its hash, the key of its rate-limit counter) when `token` is a live device
+ * cookie issued to the account `normalizedEmail`; undefined for garbage, unknown, expired tokens
+ * and tokens of another account, which get no budget of their own.
+ */
+export async function trustedDevice(
+  deps: DeviceDeps,
+  token: string | undefined,
+  normalizedEmail: string,
+): Promise<string | undefined> {
+  if (token === undefined || !DEVICE_TOKEN_PATTERN.test(token)) return undefined
+  const hash = hashDeviceToken(token)
+  const row = await deps.db
+    .selectFrom('login_devices')
+    .innerJoin('users', 'users.id', 'login_devices.user_id')
+    .select('login_devices.token_hash')
+    .where('login_devices.token_hash', '=', hash)
+    .where('users.email_normalized', '=', normalizedEmail)
+    .where('login_devices.expires_at', '>', deps.clock())
+    .executeTakeFirst()
+  return row?.token_hash
+}
+
+/** Remembers a new device for `userId` and returns its cookie value (never stored). */
+export async function issueDevice(deps: DeviceDeps, userId: string): Promise<string> {
+  const token = DEVICE_TOKEN_PREFIX + randomBytes(32).toString('base64url')
+  const now = deps.clock()
+  await deps.db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('login_devices')
+      .values({
+        token_hash: hashDeviceToken(token),
+        user_id: userId,
+        created_at: now,
+        expires_at: now + DEVICE_TTL_SECONDS * 1000,
+      })
+      .execute()
+    // Bounded per account: a client that never keeps its cookie would otherwise add a row a login.
+    await tx
+      .deleteFrom('login_devices')
+      .where('user_id', '=', userId)
+      .where((eb) =>
+        eb.or([
+          eb('expires_at', '<=', now),
+          eb(
+            'token_hash',
+            'not in',
+            eb
+              .selectFrom('login_devices')
+              .select('token_hash')
+              .where('user_id', '=', userId)
+              .orderBy('created_at', 'desc')
+              .orderBy('token_hash')
+              .limit(DEVICES_PER_USER),
+          ),
+        ]),
+      )
+      .execute()
+  })
+  return token
+}

@@ -1,0 +1,172 @@
+/**
+ * Device cookies (README, "Passwords and login"): failed logins from anywhere must not lock the
+ * owner out. A client that logged in with the password before keeps a budget of its own; every
+ * other client shares the account's budget, so guessing stays as expensive as before.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type TestApp, makeTestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import { PASSWORD, type TokenPairBody, expectProblem, register, uniqueEmail } from '../support/users.js'
+
+const LIMIT = 3
+
+let ipCounter = 0
+/** A fresh client address (TEST-NET-2) per attempt: the attacker has a botnet. */
+function freshIp(): string {
+  ipCounter += 1
+  return `198.51.100.${ipCounter % 250}`
+}
+
+/** The `tessera_device` cookie a response sets, with its attributes, or undefined. */
+function deviceSetCookie(res: Response): string | undefined {
+  return res.headers.getSetCookie().find((c) => c.startsWith('tessera_device='))
+}
+
+function cookieValue(setCookie: string): string {
+  return setCookie.split(';')[0]!.slice('tessera_device='.length)
+}
+
+for (const dialect of dialects()) {
+  describe(`device cookies keep the owner's login working during a guessing attack [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({
+        dialect,
+        env: {
+          // Every request comes through "the proxy" on 127.0.0.1, so X-Forwarded-For is the client.
+          TRUST_PROXY: '127.0.0.1',
+          TESSERA_ISSUER: 'https://id.example.org',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: String(LIMIT),
+          RATE_LIMIT_LOGIN_PER_DEVICE: String(LIMIT),
+          RATE_LIMIT_LOGIN_PER_IP: '1000',
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+        },
+      })
+    })
+    afterAll(() => app.close())
+
+    const attempt = (email: string, password: string, device?: string, path = '/v1/user/auth/login') =>
+      app.request(path, {
+        json: { email, password },
+        headers: {
+          'x-forwarded-for': freshIp(),
+          ...(device === undefined ? {} : { cookie: `tessera_device=${device}` }),
+        },
+      })
+
+    /** Exhausts the account's shared budget with wrong passwords, one address per guess. */
+    async function attack(email: string) {
+      for (let i = 0; i < LIMIT; i++) {
+        await expectProblem(await attempt(email, `attacker-guess-${i}`), 401, 'invalid_credentials')
+      }
+    }
+
+    /** Registers an account and logs in once with its password: the owner's device cookie. */
+    async function ownerWithDevice() {
+      const { email, user } = await register(app)
+      const res = await attempt(email, PASSWORD)
+      expect(res.status).toBe(200)
+      const setCookie = deviceSetCookie(res)
+      expect(setCookie).toBeDefined()
+      const tokens = (await res.json()) as TokenPairBody
+      return { email, user, device: cookieValue(setCookie!), tokens }
+    }
+
+    it('a password login sets a long-lived HttpOnly, Secure, SameSite=Strict device cookie for every login path', async () => {
+      const { email } = await register(app)
+      for (const path of ['/v1/user/auth/login', '/api/v1/auth/login']) {
+        const setCookie = deviceSetCookie(await attempt(email, PASSWORD, undefined, path))
+        expect(setCookie).toMatch(/^tessera_device=tessera_dev_[A-Za-z0-9_-]{43};/)
+        expect(setCookie).toContain('Path=/;')
+        expect(setCookie).toMatch(/Max-Age=31536000/)
+        expect(setCookie).toContain('HttpOnly')
+        expect(setCookie).toContain('Secure')
+        expect(setCookie).toContain('SameSite=Strict')
+      }
+      // Only its hash is stored.
+      const rows = await app.server.tessera.db.selectFrom('login_devices').select('token_hash').execute()
+      expect(rows.length).toBeGreaterThanOrEqual(2)
+      for (const row of rows) expect(row.token_hash).not.toMatch(/^tessera_dev_/)
+    })
+
+    it('after others exhaust the account budget, a client without a device cookie gets 429 but the owner logs in', async () => {
+      const owner = await ownerWithDevice()
+      await attack(owner.email)
+      await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
+      const res = await attempt(owner.email, PASSWORD, owner.device)
+      expect(res.status, await res.clone().text()).toBe(200)
+      // A known device keeps its cookie: nothing new is set.
+      expect(deviceSetCookie(res)).toBeUndefined()
+      // The owner's login does not clear the shared count (that would refill the attacker's budget).
+      await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
+      // Through the archive's login path too.
+      expect((await attempt(owner.email, PASSWORD, owner.device, '/api/v1/auth/login')).status).toBe(200)
+    })
+
+    it('an unknown, malformed or other account\'s device cookie gets no budget of its own', async () => {
+      const owner = await ownerWithDevice()
+      const attacker = await ownerWithDevice()
+      await attack(owner.email)
+      const forged = `tessera_dev_${'A'.repeat(43)}`
+      for (const device of [attacker.device, forged, 'garbage', `${owner.device}x`]) {
+        await expectProblem(await attempt(owner.email, 'attacker-guess-again', device), 429, 'rate_limited')
+        await expectProblem(await attempt(owner.email, PASSWORD, device), 429, 'rate_limited')
+      }
+      // The attacker's own device is still good for the attacker's account.
+      expect((await attempt(attacker.email, PASSWORD, attacker.device)).status).toBe(200)
+    })
+
+    it('a device has its own budget: after its failures it is locked for the window, other clients are not', async () => {
+      const owner = await ownerWithDevice()
+      const second = cookieValue(deviceSetCookie(await attempt(owner.email, PASSWORD))!)
+      for (let i = 0; i < LIMIT; i++) {
+        await expectProblem(await attempt(owner.email, `stolen-device-guess-${i}`, owner.device), 401, 'invalid_credentials')
+      }
+      await expectProblem(await attempt(owner.email, PASSWORD, owner.device), 429, 'rate_limited')
+      // The device's failures did not use up the shared budget or the owner's other device.
+      expect((await attempt(owner.email, PASSWORD, second)).status).toBe(200)
+      expect((await attempt(owner.email, PASSWORD)).status).toBe(200)
+    })
+
+    it('changing the password still works while logins are being flooded', async () => {
+      const { email } = await register(app)
+      const owner = { email, tokens: (await (await attempt(email, PASSWORD)).json()) as TokenPairBody }
+      await attack(owner.email)
+      await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
+      const res = await app.request('/v1/user/password', {
+        token: owner.tokens.access_token,
+        json: { current_password: PASSWORD, new_password: 'another plausible lantern 77' },
+      })
+      expect(res.status, await res.clone().text()).toBe(204)
+    })
+
+    it('password change has its own per-user budget of wrong current passwords', async () => {
+      const owner = await ownerWithDevice()
+      const change = (current: string) =>
+        app.request('/v1/user/password', {
+          token: owner.tokens.access_token,
+          json: { current_password: current, new_password: 'another plausible lantern 77' },
+        })
+      for (let i = 0; i < LIMIT; i++) await expectProblem(await change(`wrong-${i}-password`), 401, 'invalid_credentials')
+      await expectProblem(await change(PASSWORD), 429, 'rate_limited')
+      // Logins are a different budget.
+      expect((await attempt(owner.email, PASSWORD)).status).toBe(200)
+    })
+
+    it('an expired device cookie falls back to the shared budget', async () => {
+      const owner = await ownerWithDevice()
+      await attack(owner.email)
+      app.clock.advance(366 * 24 * 3600 * 1000)
+      await expectProblem(await attempt(owner.email, PASSWORD, owner.device), 429, 'rate_limited')
+    })
+
+    it('an unknown email with a cookie is counted like any other attempt', async () => {
+      const owner = await ownerWithDevice()
+      const ghost = uniqueEmail('ghost')
+      for (let i = 0; i < LIMIT; i++) {
+        await expectProblem(await attempt(ghost, 'not-the-password', owner.device), 401, 'invalid_credentials')
+      }
+      await expectProblem(await attempt(ghost, 'not-the-password', owner.device), 429, 'rate_limited')
+    })
+  })
+}
