@@ -188,17 +188,22 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('re-authentication counts against the per-account login limit', async () => {
+    it('re-authentication counts against the user’s own password budget, shared with password change, not with login', async () => {
       const user = await registerAndLogin(app)
       const token = user.tokens.access_token
       for (let i = 0; i < 3; i += 1) await expectProblem(await reauthenticate(token, `wrong guess ${i}`), 401, 'invalid_credentials')
       await expectProblem(await reauthenticate(token, PASSWORD), 429, 'rate_limited')
-      // Shared with login: the account's password login is limited as well.
+      // The same budget guards the current password at password change.
       await expectProblem(
-        await app.request('/v1/user/auth/login', { json: { email: user.email, password: PASSWORD } }),
+        await app.request('/v1/user/password', {
+          token,
+          json: { current_password: PASSWORD, new_password: 'another plausible lantern 7' },
+        }),
         429,
         'rate_limited',
       )
+      // A stolen token's guesses never lock the owner out of logging in (README, "Passwords and login").
+      expect((await app.request('/v1/user/auth/login', { json: { email: user.email, password: PASSWORD } })).status).toBe(200)
     })
 
     it('re-authentication needs a live session and a valid body', async () => {
