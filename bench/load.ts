@@ -60,7 +60,8 @@ function options(job: LoadJob): autocannon.Options {
         headers: { 'content-type': 'application/json' },
         setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: pool.shift() }) }),
         onResponse: (status, body) => {
-          if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
+          if (status === 200)
+            pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
         },
       },
     ],

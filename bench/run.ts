@@ -15,8 +15,8 @@ import { generateSigningKeyPair, importSecretKey, signV4Public } from '../src/to
 import { importPublicKey, v4PublicPreAuth } from '../src/verify/ed25519.js'
 import { encodePublicPaserk, publicKeyId } from '../src/verify/paserk.js'
 import { formatPasetoTime } from '../src/verify/time.js'
-import type { LoadJob, LoadResult } from './load.js'
 import { verifyAccessToken } from '../src/verify/token.js'
+import type { LoadJob, LoadResult } from './load.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = 50
@@ -43,28 +43,37 @@ async function freePort(): Promise<number> {
   })
 }
 
-async function startServer(): Promise<{ url: string; child: ChildProcess; readyMs: number; dir: string }> {
+async function startServer(): Promise<{
+  url: string
+  child: ChildProcess
+  readyMs: number
+  dir: string
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'))
   const port = await freePort()
   const started = performance.now()
   // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flags).
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--no-concurrent-recompilation', 'bin/tessera.cjs', 'serve'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
-      LOG_LEVEL: 'silent',
-      RATE_LIMIT_LOGIN_PER_IP: '0',
-      RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
-      RATE_LIMIT_REGISTER_PER_IP: '0',
-      // The refresh figure rotates one session thousands of times a second.
-      RATE_LIMIT_REFRESH_PER_SESSION: '0',
-      SERVICE_SECRET,
-      ARGON2_MAX_QUEUE: '100000',
+  const child = spawn(
+    process.execPath,
+    ['--max-semi-space-size=1', '--no-concurrent-recompilation', 'bin/tessera.cjs', 'serve'],
+    {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+        LOG_LEVEL: 'silent',
+        RATE_LIMIT_LOGIN_PER_IP: '0',
+        RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+        RATE_LIMIT_REGISTER_PER_IP: '0',
+        // The refresh figure rotates one session thousands of times a second.
+        RATE_LIMIT_REFRESH_PER_SESSION: '0',
+        SERVICE_SECRET,
+        ARGON2_MAX_QUEUE: '100000',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  })
+  )
   const url = `http://127.0.0.1:${port}`
   for (;;) {
     try {
@@ -85,7 +94,10 @@ function rssMb(pid: number): number {
 async function json(url: string, body: unknown, token?: string) {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify(body),
   })
   if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`)
@@ -93,14 +105,20 @@ async function json(url: string, body: unknown, token?: string) {
 }
 
 /** Runs one autocannon job in a child process (bench/load.ts). */
-function load(job: Omit<LoadJob, 'connections' | 'duration'> & Partial<LoadJob>): Promise<LoadResult> {
+function load(
+  job: Omit<LoadJob, 'connections' | 'duration'> & Partial<LoadJob>,
+): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_SCRIPT], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
     child.on('error', reject)
     child.on('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`)),
+      code === 0
+        ? resolve(JSON.parse(out) as LoadResult)
+        : reject(new Error(`load generator exited with ${code}`)),
     )
     child.stdin.end(JSON.stringify({ connections: CONNECTIONS, duration: DURATION, ...job }))
   })
@@ -109,7 +127,13 @@ function load(job: Omit<LoadJob, 'connections' | 'duration'> & Partial<LoadJob>)
 function record(figure: string, result: LoadResult, baseline?: number, target?: string): number {
   if (result.errors > 0) console.error(`  ${figure}: ${result.errors} non-2xx/errors`)
   const { rate, p99 } = result
-  rows.push({ figure, rate, p99, ...(baseline ? { ratio: rate / baseline } : {}), ...(target ? { target } : {}) })
+  rows.push({
+    figure,
+    rate,
+    p99,
+    ...(baseline ? { ratio: rate / baseline } : {}),
+    ...(target ? { target } : {}),
+  })
   return rate
 }
 
@@ -132,8 +156,16 @@ async function verifyRatio(): Promise<void> {
   const token = await signV4Public(
     importSecretKey(secretKey),
     {
-      iss: 'http://localhost:8000', sub: 'u', aud: 'tessera', jti: 'j', sid: 's', acct: 'regular',
-      verified: false, email: 'a@example.org', iat: formatPasetoTime(now), nbf: formatPasetoTime(now),
+      iss: 'http://localhost:8000',
+      sub: 'u',
+      aud: 'tessera',
+      jti: 'j',
+      sid: 's',
+      acct: 'regular',
+      verified: false,
+      email: 'a@example.org',
+      iat: formatPasetoTime(now),
+      nbf: formatPasetoTime(now),
       exp: formatPasetoTime(now + 900_000),
     },
     Buffer.from(JSON.stringify({ kid })),
@@ -144,7 +176,10 @@ async function verifyRatio(): Promise<void> {
   const signature = payload.subarray(-64)
   const pae = v4PublicPreAuth(message, Buffer.from(footerB64, 'base64url'), new Uint8Array(0))
   const { createPublicKey } = await import('node:crypto')
-  const raw = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' })
+  const raw = createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') },
+    format: 'jwk',
+  })
   const options = { issuer: 'http://localhost:8000', audience: 'tessera' }
   // Alternate to spread machine noise over both.
   let rawTotal = 0
@@ -154,7 +189,12 @@ async function verifyRatio(): Promise<void> {
     oursTotal += await opsPerSecond(() => verifyAccessToken(token, () => key, options))
   }
   rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: rawTotal / 3 })
-  rows.push({ figure: 'tessera/verify verifyAccessToken', rate: oursTotal / 3, ratio: oursTotal / rawTotal, target: '≥ 0.9' })
+  rows.push({
+    figure: 'tessera/verify verifyAccessToken',
+    rate: oursTotal / 3,
+    ratio: oursTotal / rawTotal,
+    target: '≥ 0.9',
+  })
 }
 
 /** bench/argon2-rate.ts in its own process, with the server's thread-pool size. */
@@ -167,12 +207,16 @@ function argon2Rate(): Promise<number> {
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
     child.on('error', reject)
-    child.on('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`argon2-rate exited with ${code}`))))
+    child.on('exit', (code) =>
+      code === 0 ? resolve(Number(out)) : reject(new Error(`argon2-rate exited with ${code}`)),
+    )
   })
 }
 
 async function main(): Promise<void> {
-  console.log(`Tessera benchmark: ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}, Node ${process.version}, ${DURATION} s per figure`)
+  console.log(
+    `Tessera benchmark: ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}, Node ${process.version}, ${DURATION} s per figure`,
+  )
   await verifyRatio()
 
   const server = await startServer()
@@ -183,20 +227,36 @@ async function main(): Promise<void> {
 
     const base = server.url
     await json(`${base}/v1/user/auth/register`, { email: 'bench@example.org', password: PASSWORD })
-    const tokens = await json(`${base}/v1/user/auth/login`, { email: 'bench@example.org', password: PASSWORD })
+    const tokens = await json(`${base}/v1/user/auth/login`, {
+      email: 'bench@example.org',
+      password: PASSWORD,
+    })
     const access = tokens!.access_token!
 
     const health = record('GET /health (baseline)', await load({ url: `${base}/health` }))
     const bearer = { authorization: `Bearer ${access}` }
-    record('GET /v1/user/me', await load({ url: `${base}/v1/user/me`, headers: bearer }), health, '≥ 0.3')
-    record('GET /v1/authz (forward auth)', await load({ url: `${base}/v1/authz`, headers: bearer }), health, '≥ 0.3')
+    record(
+      'GET /v1/user/me',
+      await load({ url: `${base}/v1/user/me`, headers: bearer }),
+      health,
+      '≥ 0.3',
+    )
+    record(
+      'GET /v1/authz (forward auth)',
+      await load({ url: `${base}/v1/authz`, headers: bearer }),
+      health,
+      '≥ 0.3',
+    )
     record(
       'POST /v1/token/introspect',
       await load({
         url: base,
         path: '/v1/token/introspect',
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-service-secret': SERVICE_SECRET },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-service-secret': SERVICE_SECRET,
+        },
         body: new URLSearchParams({ token: access }).toString(),
       }),
       health,
@@ -204,7 +264,12 @@ async function main(): Promise<void> {
 
     const refreshTokens: string[] = []
     for (let i = 0; i < CONNECTIONS; i++) {
-      refreshTokens.push((await json(`${base}/v1/user/auth/login`, { email: 'bench@example.org', password: PASSWORD }))!.refresh_token!)
+      refreshTokens.push(
+        (await json(`${base}/v1/user/auth/login`, {
+          email: 'bench@example.org',
+          password: PASSWORD,
+        }))!.refresh_token!,
+      )
     }
     record('POST /v1/user/auth/refresh', await load({ url: base, refreshTokens }), health, '≥ 0.2')
 
@@ -214,17 +279,28 @@ async function main(): Promise<void> {
     // The probe is paced (100 req/s) so that it measures latency without stealing the CPU the
     // login flood needs.
     const [login, healthDuringFlood] = await Promise.all([
-      load({ url: `${base}/v1/user/auth/login`, method: 'POST', headers: { 'content-type': 'application/json' }, body: loginBody }),
+      load({
+        url: `${base}/v1/user/auth/login`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: loginBody,
+      }),
       load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
     ])
     record('POST /v1/user/auth/login', login, argon2, '≥ 0.9')
-    rows.push({ figure: 'GET /health p99 during the login flood (ms)', rate: healthDuringFlood.p99, target: '< 10' })
+    rows.push({
+      figure: 'GET /health p99 during the login flood (ms)',
+      rate: healthDuringFlood.p99,
+      target: '< 10',
+    })
   } finally {
     server.child.kill('SIGTERM')
     rmSync(server.dir, { recursive: true, force: true })
   }
 
-  console.log('\n| figure | rate (req/s or value) | p99 ms | ratio | target |\n|---|---|---|---|---|')
+  console.log(
+    '\n| figure | rate (req/s or value) | p99 ms | ratio | target |\n|---|---|---|---|---|',
+  )
   for (const r of rows) {
     console.log(
       `| ${r.figure} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.p99 ?? ''} | ${r.ratio === undefined ? '' : r.ratio.toFixed(2)} | ${r.target ?? ''} |`,

@@ -13,7 +13,10 @@ const { availableParallelism } = require('node:os')
 
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   const configured = Number(process.env.ARGON2_MAX_CONCURRENCY)
-  const hashes = Number.isInteger(configured) && configured >= 1 && configured <= 256 ? configured : availableParallelism()
+  const hashes =
+    Number.isInteger(configured) && configured >= 1 && configured <= 256
+      ? configured
+      : availableParallelism()
   process.env.UV_THREADPOOL_SIZE = String(hashes)
 }
 

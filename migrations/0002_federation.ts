@@ -19,7 +19,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('used_at', 'bigint')
     .execute()
-  await db.schema.createIndex('oauth_states_expires_at').on('oauth_states').column('expires_at').execute()
+  await db.schema
+    .createIndex('oauth_states_expires_at')
+    .on('oauth_states')
+    .column('expires_at')
+    .execute()
 
   await db.schema
     .createTable('login_codes')
@@ -30,7 +34,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('used_at', 'bigint')
     .execute()
-  await db.schema.createIndex('login_codes_expires_at').on('login_codes').column('expires_at').execute()
+  await db.schema
+    .createIndex('login_codes_expires_at')
+    .on('login_codes')
+    .column('expires_at')
+    .execute()
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

@@ -26,12 +26,18 @@ export async function up(db: Kysely<any>): Promise<void> {
     .updateTable('refresh_tokens')
     .set({ status: 'superseded' })
     .where('status', '=', 'revoked')
-    .where('family_id', 'in', (eb: any) => eb.selectFrom('sessions').select('id').where('revoked_at', 'is', null))
+    .where('family_id', 'in', (eb: any) =>
+      eb.selectFrom('sessions').select('id').where('revoked_at', 'is', null),
+    )
     .execute()
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.updateTable('refresh_tokens').set({ status: 'revoked' }).where('status', '=', 'superseded').execute()
+  await db
+    .updateTable('refresh_tokens')
+    .set({ status: 'revoked' })
+    .where('status', '=', 'superseded')
+    .execute()
   await db.schema.alterTable('sessions').dropColumn('refresh_count').execute()
   await db.schema.alterTable('sessions').dropColumn('refresh_window_start').execute()
   await db.schema.alterTable('users').dropColumn('credential_version').execute()

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { PasswordHasher } from './accounts/password-hasher.js'
 import type { Clock } from './clock.js'
 import type { Database } from './db/schema.js'
@@ -8,7 +8,12 @@ import type { Logger } from './logger.js'
 export type LoginOutcome = 'ok' | 'invalid_credentials' | 'disabled' | 'rate_limited'
 export type RefreshOutcome = 'rotated' | 'invalid' | 'reused' | 'rate_limited'
 
-const LOGIN_OUTCOMES: readonly LoginOutcome[] = ['ok', 'invalid_credentials', 'disabled', 'rate_limited']
+const LOGIN_OUTCOMES: readonly LoginOutcome[] = [
+  'ok',
+  'invalid_credentials',
+  'disabled',
+  'rate_limited',
+]
 const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['rotated', 'invalid', 'reused', 'rate_limited']
 
 /**
@@ -31,7 +36,9 @@ export function countLiveSessions(db: Kysely<Database>, now: number) {
     .where('expires_at', '>', now)
 }
 
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]
 
 /**
  * Prometheus metrics of one Tessera instance (`GET /metrics`). Each instance has its own registry,
@@ -58,7 +65,10 @@ export interface MetricsSources {
   logger: Logger
 }
 
-export function createMetrics(sources: MetricsSources, options: { defaultMetrics?: boolean } = {}): Metrics {
+export function createMetrics(
+  sources: MetricsSources,
+  options: { defaultMetrics?: boolean } = {},
+): Metrics {
   const registry = new Registry()
   const { db, clock, hasher, logger } = sources
 
@@ -122,7 +132,8 @@ export function createMetrics(sources: MetricsSources, options: { defaultMetrics
     help: `Sessions neither revoked nor expired (counted at most every ${SESSIONS_LIVE_REFRESH_MS / 1000} s)`,
     registers: [registry],
     async collect() {
-      const fresh = liveSessions !== undefined && clock() - liveSessions.countedAt < SESSIONS_LIVE_REFRESH_MS
+      const fresh =
+        liveSessions !== undefined && clock() - liveSessions.countedAt < SESSIONS_LIVE_REFRESH_MS
       this.set(fresh ? liveSessions!.value : await countLive())
     },
   })

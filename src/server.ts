@@ -1,11 +1,11 @@
-import { STATUS_CODES, maxHeaderSize } from 'node:http'
+import { maxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type ServerType, serve } from '@hono/node-server'
 import type { Config } from './config/index.js'
 import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
 import { problemBody } from './http/problem.js'
-import { type Tessera, type TesseraOptions, createTessera } from './tessera.js'
+import { createTessera, type Tessera, type TesseraOptions } from './tessera.js'
 
 export interface RunningServer {
   tessera: Tessera
@@ -16,16 +16,21 @@ export interface RunningServer {
 }
 
 /** Starts Tessera on `config.host:config.port` and resolves once it is listening. */
-export async function startServer(config: Config, options: TesseraOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  options: TesseraOptions = {},
+): Promise<RunningServer> {
   const tessera = await createTessera(config, options)
   const app = createApp(tessera)
-  const { server, port } = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) =>
-      resolve({ server, port: info.port }),
-    )
-    server.once('error', reject)
-    server.on('clientError', answerClientError)
-  })
+  const { server, port } = await new Promise<{ server: ServerType; port: number }>(
+    (resolve, reject) => {
+      const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) =>
+        resolve({ server, port: info.port }),
+      )
+      server.once('error', reject)
+      server.on('clientError', answerClientError)
+    },
+  )
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
   let closing: Promise<void> | undefined
   return {
@@ -51,7 +56,11 @@ export async function startServer(config: Config, options: TesseraOptions = {}):
  */
 function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
   // Nobody is listening for an answer: the client went away, or never finished its request.
-  if (error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable) {
+  if (
+    error.code === 'ECONNRESET' ||
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ||
+    !socket.writable
+  ) {
     socket.destroy()
     return
   }

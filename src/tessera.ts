@@ -1,18 +1,22 @@
 import type { Kysely } from 'kysely'
-import { type Argon2Params, type PasswordHasher, createPasswordHasher } from './accounts/password-hasher.js'
+import {
+  type Argon2Params,
+  createPasswordHasher,
+  type PasswordHasher,
+} from './accounts/password-hasher.js'
 import { type Clock, systemClock } from './clock.js'
 import type { Config } from './config/index.js'
-import { type DatabaseHandle, connectDatabase } from './db/connect.js'
+import { connectDatabase, type DatabaseHandle } from './db/connect.js'
 import { migrateOrThrow } from './db/migrate.js'
-import { type FederationMetrics, createFederationMetrics } from './federation/metrics.js'
-import { type ProviderRegistry, createProviderRegistry } from './federation/providers.js'
 import type { Database } from './db/schema.js'
-import { type KeyRing, createKeyRing } from './keys/key-ring.js'
+import { createFederationMetrics, type FederationMetrics } from './federation/metrics.js'
+import { createProviderRegistry, type ProviderRegistry } from './federation/providers.js'
 import { resolveKeyEncryptionKey } from './keys/key-encryption.js'
+import { createKeyRing, type KeyRing } from './keys/key-ring.js'
 import { encryptClearKeys, ensureActiveKey, readSecretPaserk } from './keys/signing-keys.js'
-import { type Logger, createLogger } from './logger.js'
-import { type Metrics, createMetrics } from './metrics.js'
-import { type RateLimits, createRateLimits } from './rate-limit/limits.js'
+import { createLogger, type Logger } from './logger.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { createRateLimits, type RateLimits } from './rate-limit/limits.js'
 
 /** Everything the domain needs at run time, made once at start-up and passed down. */
 export interface Tessera {
@@ -49,7 +53,10 @@ export interface TesseraOptions {
  * stored keys cannot be read with the key-encryption key). `config.keyEncryptionKey` of the result
  * is the key in use, configured or generated.
  */
-export async function createTessera(configured: Config, options: TesseraOptions = {}): Promise<Tessera> {
+export async function createTessera(
+  configured: Config,
+  options: TesseraOptions = {},
+): Promise<Tessera> {
   const clock = options.clock ?? systemClock
   const logger = options.logger ?? createLogger(configured.logLevel)
   const log = { info: (m: string) => logger.info(m), warn: (m: string) => logger.warn(m) }
@@ -65,7 +72,8 @@ export async function createTessera(configured: Config, options: TesseraOptions 
     await migrateOrThrow(database.db)
     const keyDeps = { db: database.db, clock, config }
     const encrypted = await encryptClearKeys(keyDeps)
-    if (encrypted > 0) logger.info(`encrypted ${encrypted} signing key(s) that were stored in clear`)
+    if (encrypted > 0)
+      logger.info(`encrypted ${encrypted} signing key(s) that were stored in clear`)
     const active = await ensureActiveKey(keyDeps)
     readSecretPaserk(keyDeps, active)
     const hasher = createPasswordHasher(options.passwordHashing ?? config.argon2, {

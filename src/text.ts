@@ -5,7 +5,8 @@
  * embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069, and the BOM / zero-width
  * no-break space U+FEFF).
  */
-const CONTROL_CHARACTERS = /[\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/u
+const CONTROL_CHARACTERS =
+  /[\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/u
 const CONTROL_CHARACTERS_GLOBAL = new RegExp(CONTROL_CHARACTERS.source, 'gu')
 /** Passwords may hold any printable character, bidi marks included, but no C0/C1 control. */
 const PASSWORD_CONTROL_CHARACTERS = /[\u0000-\u001F\u007F-\u009F]/u

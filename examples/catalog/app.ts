@@ -3,11 +3,11 @@ import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import {
   type AuthEnv,
-  type Verifier,
   auth,
   requireAccountType,
   requireAuth,
   requireVerified,
+  type Verifier,
 } from 'tessera/verify'
 
 /**
@@ -29,15 +29,20 @@ interface Item {
 
 function problem(status: 400 | 404, code: string, detail: string): HTTPException {
   return new HTTPException(status, {
-    res: new Response(JSON.stringify({ type: `urn:catalog:problem:${code}`, title: detail, status, detail, code }), {
-      status,
-      headers: { 'content-type': 'application/problem+json' },
-    }),
+    res: new Response(
+      JSON.stringify({ type: `urn:catalog:problem:${code}`, title: detail, status, detail, code }),
+      {
+        status,
+        headers: { 'content-type': 'application/problem+json' },
+      },
+    ),
   })
 }
 
 async function readItem(body: Promise<unknown>): Promise<{ name: string; description: string }> {
-  const input = (await body.catch(() => undefined)) as { name?: unknown; description?: unknown } | undefined
+  const input = (await body.catch(() => undefined)) as
+    | { name?: unknown; description?: unknown }
+    | undefined
   if (typeof input?.name !== 'string' || input.name.length === 0 || input.name.length > 200) {
     throw problem(400, 'validation_failed', 'name: a string of 1 to 200 characters is required')
   }
@@ -69,7 +74,10 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
     const q = (c.req.query('q') ?? '').toLowerCase()
     const hits = KINDS.flatMap((kind) =>
       [...store.get(kind)!.values()]
-        .filter((item) => item.name.toLowerCase().includes(q) || item.description.toLowerCase().includes(q))
+        .filter(
+          (item) =>
+            item.name.toLowerCase().includes(q) || item.description.toLowerCase().includes(q),
+        )
         .map((item) => ({ kind, ...item })),
     )
     return c.json({ results: hits })
@@ -86,7 +94,12 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
     app.get(`/${kind}/:id`, (c) => c.json(find(c.req.param('id'))))
     app.post(`/${kind}`, requireAuth(), async (c) => {
       const fields = await readItem(c.req.json())
-      const item: Item = { id: randomUUID(), ...fields, owner: c.get('auth')!.sub, created_at: new Date().toISOString() }
+      const item: Item = {
+        id: randomUUID(),
+        ...fields,
+        owner: c.get('auth')!.sub,
+        created_at: new Date().toISOString(),
+      }
       items.set(item.id, item)
       return c.json(item, 201)
     })
@@ -103,11 +116,16 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
   }
 
   // Heavy compute is for verified academic accounts (and the platform's superusers) only.
-  app.post('/runs/:id/analysis', requireVerified(), requireAccountType('academic', 'superuser'), (c) => {
-    const run = store.get('runs')!.get(c.req.param('id'))
-    if (run === undefined) throw problem(404, 'not_found', 'No such run')
-    return c.json({ run: run.id, status: 'queued', requested_by: c.get('auth')!.sub }, 202)
-  })
+  app.post(
+    '/runs/:id/analysis',
+    requireVerified(),
+    requireAccountType('academic', 'superuser'),
+    (c) => {
+      const run = store.get('runs')!.get(c.req.param('id'))
+      if (run === undefined) throw problem(404, 'not_found', 'No such run')
+      return c.json({ run: run.id, status: 'queued', requested_by: c.get('auth')!.sub }, 202)
+    },
+  )
 
   app.onError((error, c) => {
     if (error instanceof HTTPException) return error.getResponse()

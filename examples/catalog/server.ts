@@ -13,7 +13,12 @@ const verifier = createVerifier(
   },
 )
 const port = Number(process.env.PORT ?? 8001)
-const server = serve({ fetch: createCatalogApp(verifier).fetch, hostname: process.env.HOST ?? '0.0.0.0', port }, (info) => {
-  console.log(`catalog listening on http://localhost:${info.port}, verifying tokens of ${tesseraUrl}`)
-})
+const server = serve(
+  { fetch: createCatalogApp(verifier).fetch, hostname: process.env.HOST ?? '0.0.0.0', port },
+  (info) => {
+    console.log(
+      `catalog listening on http://localhost:${info.port}, verifying tokens of ${tesseraUrl}`,
+    )
+  },
+)
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => server.close())

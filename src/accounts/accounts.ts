@@ -6,13 +6,13 @@ import type { Config } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
 import { preparedQuery } from '../db/prepared.js'
 import type { AccountType, Database, User } from '../db/schema.js'
-import { TesseraError } from '../errors.js'
 import { inTransaction } from '../db/transaction.js'
+import { TesseraError } from '../errors.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
+import { formatPasetoTime } from '../verify/time.js'
 import { normalizeEmail } from './email.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
-import { formatPasetoTime } from '../verify/time.js'
 
 export interface AccountDeps {
   db: Kysely<Database>
@@ -108,11 +108,20 @@ function emailTaken(): TesseraError {
   return new TesseraError('email_taken', 'An account with this email address already exists')
 }
 
-export function findUserByEmail(db: Kysely<Database>, normalized: string): Promise<User | undefined> {
-  return db.selectFrom('users').selectAll().where('email_normalized', '=', normalized).executeTakeFirst()
+export function findUserByEmail(
+  db: Kysely<Database>,
+  normalized: string,
+): Promise<User | undefined> {
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where('email_normalized', '=', normalized)
+    .executeTakeFirst()
 }
 
-const userById = preparedQuery((db, p: { id: string }) => db.selectFrom('users').selectAll().where('id', '=', p.id))
+const userById = preparedQuery((db, p: { id: string }) =>
+  db.selectFrom('users').selectAll().where('id', '=', p.id),
+)
 
 export async function getUser(db: Kysely<Database>, id: string): Promise<User> {
   const user = await userById.first(db, { id })
@@ -121,7 +130,10 @@ export async function getUser(db: Kysely<Database>, id: string): Promise<User> {
 }
 
 const identitiesOfUser = preparedQuery((db, p: { userId: string }) =>
-  db.selectFrom('identities').select(['provider', 'email', 'created_at']).where('user_id', '=', p.userId),
+  db
+    .selectFrom('identities')
+    .select(['provider', 'email', 'created_at'])
+    .where('user_id', '=', p.userId),
 )
 
 /** The federated identities linked to an account. */
@@ -222,7 +234,12 @@ export async function changePassword(
     if (result.numUpdatedRows === 0n) {
       throw new TesseraError('invalid_credentials', 'The password changed meanwhile; try again')
     }
-    await revokeUserSessions({ db: tx, clock: deps.clock }, userId, 'password_changed', keepSessionId)
+    await revokeUserSessions(
+      { db: tx, clock: deps.clock },
+      userId,
+      'password_changed',
+      keepSessionId,
+    )
   })
 }
 
@@ -265,7 +282,9 @@ export async function setDisabled(
       .set((eb) => ({
         disabled: disabled ? 1 : 0,
         updated_at: deps.clock(),
-        credential_version: disabled ? eb('credential_version', '+', 1) : eb.ref('credential_version'),
+        credential_version: disabled
+          ? eb('credential_version', '+', 1)
+          : eb.ref('credential_version'),
       }))
       .where('id', '=', userId)
       .executeTakeFirst()

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2'
 import type { Algorithm, Options } from '@node-rs/argon2'
+import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2'
 import { TesseraError } from '../errors.js'
 import { createSemaphore } from './semaphore.js'
 
@@ -52,7 +52,8 @@ export function createPasswordHasher(
   const semaphore = createSemaphore(
     opts.maxConcurrent,
     opts.maxQueued,
-    () => new TesseraError('rate_limited', 'Too many password checks in progress', { retryAfter: 1 }),
+    () =>
+      new TesseraError('rate_limited', 'Too many password checks in progress', { retryAfter: 1 }),
   )
 
   const hash = (password: string): Promise<string> =>

@@ -43,7 +43,8 @@ let blocklist: Set<string> | undefined
 function commonPasswords(): Set<string> {
   if (blocklist === undefined) {
     const require = createRequire(import.meta.url)
-    const { dictionary } = require('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common')
+    const { dictionary } =
+      require('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common')
     blocklist = new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()))
   }
   return blocklist
@@ -72,13 +73,19 @@ export function checkPasswordPolicy(
   const normalized = normalizePassword(password)
   const codePoints = [...normalized]
   if (codePoints.length < minLength) {
-    throw new TesseraError('weak_password', `Password is too short: use at least ${minLength} characters.`)
+    throw new TesseraError(
+      'weak_password',
+      `Password is too short: use at least ${minLength} characters.`,
+    )
   }
   if (codePoints.length > maxLength) {
     throw new TesseraError('weak_password', tooLong)
   }
   if (new Set(codePoints).size === 1) {
-    throw new TesseraError('weak_password', 'Password is a single character repeated: choose a less predictable password.')
+    throw new TesseraError(
+      'weak_password',
+      'Password is a single character repeated: choose a less predictable password.',
+    )
   }
   if (isCommonPassword(normalized)) {
     throw new TesseraError(

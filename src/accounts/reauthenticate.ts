@@ -1,7 +1,11 @@
 import { recordAudit } from '../audit/audit.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
-import { type ClientContext, markSessionAuthenticated, sessionAuthenticatedAt } from '../sessions/sessions.js'
+import {
+  type ClientContext,
+  markSessionAuthenticated,
+  sessionAuthenticatedAt,
+} from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
 import { authenticate, getUser } from './accounts.js'
 
@@ -13,7 +17,9 @@ import { authenticate, getUser } from './accounts.js'
 export async function requireRecentAuthentication(t: Tessera, sessionId: string): Promise<void> {
   const at = await sessionAuthenticatedAt(t, sessionId)
   if (at === undefined) {
-    throw new TesseraError('unauthorized', 'The session of this access token has ended', { invalidToken: true })
+    throw new TesseraError('unauthorized', 'The session of this access token has ended', {
+      invalidToken: true,
+    })
   }
   const maxAge = t.config.reauthMaxAge
   if (t.clock() - at > maxAge * 1000) {
@@ -42,12 +48,20 @@ export async function reauthenticate(
   const user = await getUser(t.db, claims.sub)
   await t.limits.passwordPerUser.consume(user.id)
   const proved = await authenticate(t, { email: user.email, password }, client)
-  if (proved.id !== user.id) throw new TesseraError('invalid_credentials', 'Invalid email or password')
+  if (proved.id !== user.id)
+    throw new TesseraError('invalid_credentials', 'Invalid email or password')
   await t.limits.passwordPerUser.reset(user.id)
   await inTransaction(t.db, async (tx) => {
     if (!(await markSessionAuthenticated({ db: tx, clock: t.clock }, claims.sid))) {
-      throw new TesseraError('unauthorized', 'The session of this access token has ended', { invalidToken: true })
+      throw new TesseraError('unauthorized', 'The session of this access token has ended', {
+        invalidToken: true,
+      })
     }
-    await recordAudit(tx, t.clock, { event: 'reauthenticated', userId: user.id, sessionId: claims.sid, ip: client.ip })
+    await recordAudit(tx, t.clock, {
+      event: 'reauthenticated',
+      userId: user.id,
+      sessionId: claims.sid,
+      ip: client.ip,
+    })
   })
 }

@@ -31,7 +31,11 @@ export interface AuditEvent {
 }
 
 /** Appends one row to `audit_events`; pass a transaction to make it part of a larger change. */
-export async function recordAudit(db: Kysely<Database>, clock: Clock, e: AuditEvent): Promise<void> {
+export async function recordAudit(
+  db: Kysely<Database>,
+  clock: Clock,
+  e: AuditEvent,
+): Promise<void> {
   await db
     .insertInto('audit_events')
     .values({

@@ -1,5 +1,10 @@
 import { readSecret } from './prompt.js'
-import { type StoredCredentials, TokenStore, TokenStoreError, type Transaction } from './token-store.js'
+import {
+  type StoredCredentials,
+  TokenStore,
+  TokenStoreError,
+  type Transaction,
+} from './token-store.js'
 
 /**
  * The client commands: `tessera user register|login|whoami|logout` talk to a running server over
@@ -9,7 +14,12 @@ import { type StoredCredentials, TokenStore, TokenStoreError, type Transaction }
  * or output.
  */
 
-export const CLIENT_COMMANDS = ['user register', 'user login', 'user whoami', 'user logout'] as const
+export const CLIENT_COMMANDS = [
+  'user register',
+  'user login',
+  'user whoami',
+  'user logout',
+] as const
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number]
 
 export function isClientCommand(command: string): command is ClientCommand {
@@ -51,12 +61,15 @@ function notLoggedIn(base: string): CliFailure {
 
 /** TESSERA_URL (default http://localhost:8000) as a base URL without a trailing slash. */
 export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
-  const raw = env.TESSERA_URL === undefined || env.TESSERA_URL === '' ? DEFAULT_TESSERA_URL : env.TESSERA_URL
+  const raw =
+    env.TESSERA_URL === undefined || env.TESSERA_URL === '' ? DEFAULT_TESSERA_URL : env.TESSERA_URL
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw new CliFailure('TESSERA_URL must be an http:// or https:// URL, such as http://localhost:8000')
+    throw new CliFailure(
+      'TESSERA_URL must be an http:// or https:// URL, such as http://localhost:8000',
+    )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new CliFailure(`TESSERA_URL must be an http:// or https:// URL, not ${url.protocol}`)
@@ -70,7 +83,9 @@ export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
 }
 
-type Answer = { ok: true; status: number; body: unknown } | { ok: false; status: number; problem: ProblemError }
+type Answer =
+  | { ok: true; status: number; body: unknown }
+  | { ok: false; status: number; problem: ProblemError }
 
 /**
  * One request to the server. Network failures and answers that are not Tessera's throw a
@@ -112,23 +127,34 @@ async function request(
   }
   if (res.ok) {
     if (res.status !== 204 && body === undefined) {
-      throw new CliFailure(`${base} (TESSERA_URL) answered HTTP ${res.status} without JSON: is it a Tessera server?`)
+      throw new CliFailure(
+        `${base} (TESSERA_URL) answered HTTP ${res.status} without JSON: is it a Tessera server?`,
+      )
     }
     return { ok: true, status: res.status, body }
   }
   const problem = body as { code?: unknown; detail?: unknown } | undefined
   if (typeof problem?.code !== 'string') {
-    throw new CliFailure(`${base} (TESSERA_URL) answered HTTP ${res.status}: is it a Tessera server?`)
+    throw new CliFailure(
+      `${base} (TESSERA_URL) answered HTTP ${res.status}: is it a Tessera server?`,
+    )
   }
   const detail = typeof problem.detail === 'string' ? problem.detail : `HTTP ${res.status}`
-  return { ok: false, status: res.status, problem: new ProblemError(res.status, problem.code, detail) }
+  return {
+    ok: false,
+    status: res.status,
+    problem: new ProblemError(res.status, problem.code, detail),
+  }
 }
 
 function networkReason(error: unknown): string {
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
     return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`
   }
-  const cause = error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined
+  const cause =
+    error instanceof Error
+      ? (error.cause as { code?: unknown; message?: unknown } | undefined)
+      : undefined
   if (typeof cause?.message === 'string' && cause.message !== '') return cause.message
   if (typeof cause?.code === 'string') return cause.code
   return error instanceof Error ? error.message : String(error)
@@ -141,14 +167,18 @@ function expectOk(answer: Answer): unknown {
 
 /** The stored entry for a token pair answer; expiry times count from before the request left. */
 function credentialsFrom(base: string, body: unknown, requestedAt: number): StoredCredentials {
-  const pair = body as Partial<Record<'access_token' | 'refresh_token' | 'expires_in' | 'refresh_expires_in', unknown>>
+  const pair = body as Partial<
+    Record<'access_token' | 'refresh_token' | 'expires_in' | 'refresh_expires_in', unknown>
+  >
   if (
     typeof pair?.access_token !== 'string' ||
     typeof pair.refresh_token !== 'string' ||
     typeof pair.expires_in !== 'number' ||
     typeof pair.refresh_expires_in !== 'number'
   ) {
-    throw new CliFailure(`${base} (TESSERA_URL) did not answer with a token pair: is it a Tessera server?`)
+    throw new CliFailure(
+      `${base} (TESSERA_URL) did not answer with a token pair: is it a Tessera server?`,
+    )
   }
   return {
     url: base,
@@ -170,7 +200,11 @@ function expiresWithin(timestamp: string, marginMs: number): boolean {
  * uses it. If another command refreshed in the meantime, its pair is used as it is. A refresh the
  * server refuses ends the stored session.
  */
-async function refresh(base: string, store: TokenStore, stale: StoredCredentials): Promise<StoredCredentials> {
+async function refresh(
+  base: string,
+  store: TokenStore,
+  stale: StoredCredentials,
+): Promise<StoredCredentials> {
   return store.locked(async (tx) => {
     const current = await tx.get(base)
     if (current === undefined) throw notLoggedIn(base)
@@ -211,7 +245,10 @@ function printUser(body: unknown): void {
   const rows: Array<[string, unknown]> = [
     ['email', user.email],
     ['id', user.id],
-    ['display_name', user.display_name === null || user.display_name === '' ? '-' : user.display_name],
+    [
+      'display_name',
+      user.display_name === null || user.display_name === '' ? '-' : user.display_name,
+    ],
     ['account_type', user.account_type],
     ['verified', user.verified],
     ['created_at', user.created_at],
@@ -222,7 +259,11 @@ function printUser(body: unknown): void {
       'identities',
       user.identities.length === 0
         ? '-'
-        : user.identities.map((i) => (i.email ? `${String(i.provider)} (${String(i.email)})` : String(i.provider))).join(', '),
+        : user.identities
+            .map((i) =>
+              i.email ? `${String(i.provider)} (${String(i.email)})` : String(i.provider),
+            )
+            .join(', '),
     ])
   }
   for (const [name, value] of rows) console.log(`${`${name}:`.padEnd(14)}${String(value)}`)
@@ -236,7 +277,11 @@ async function register(base: string, values: ClientValues): Promise<void> {
   }
   const body = expectOk(
     await request(base, 'POST', '/v1/user/auth/register', {
-      json: { email, password, ...(values['display-name'] === undefined ? {} : { display_name: values['display-name'] }) },
+      json: {
+        email,
+        password,
+        ...(values['display-name'] === undefined ? {} : { display_name: values['display-name'] }),
+      },
     }),
   )
   printUser(body)
@@ -258,9 +303,9 @@ async function login(base: string, store: TokenStore, values: ClientValues): Pro
   })
   // A session replaced by this login is ended on the server too (best effort: it is not stored anymore).
   if (previous !== undefined && previous.refresh_token !== entry.refresh_token) {
-    await request(base, 'POST', '/v1/user/auth/logout', { json: { refresh_token: previous.refresh_token } }).catch(
-      () => undefined,
-    )
+    await request(base, 'POST', '/v1/user/auth/logout', {
+      json: { refresh_token: previous.refresh_token },
+    }).catch(() => undefined)
   }
   console.log(`Logged in to ${base} as ${email}`)
 }
@@ -288,7 +333,9 @@ async function logout(base: string, store: TokenStore): Promise<void> {
     console.log(`Not logged in to ${base}`)
     return
   }
-  const answer = await request(base, 'POST', '/v1/user/auth/logout', { json: { refresh_token: entry.refresh_token } })
+  const answer = await request(base, 'POST', '/v1/user/auth/logout', {
+    json: { refresh_token: entry.refresh_token },
+  })
   // Anything but a refusal of the token itself keeps the entry, so the logout can be retried.
   if (!answer.ok && answer.status !== 400 && answer.status !== 401) throw answer.problem
   await store.locked((tx) => tx.remove(base))
@@ -301,7 +348,8 @@ export interface ClientValues {
 }
 
 function requireEmail(values: ClientValues): string {
-  if (values.email === undefined || values.email.trim() === '') throw new CliFailure('--email is required', 2)
+  if (values.email === undefined || values.email.trim() === '')
+    throw new CliFailure('--email is required', 2)
   return values.email
 }
 

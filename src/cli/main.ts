@@ -22,16 +22,20 @@ Client commands (talk to a running server at TESSERA_URL, default http://localho
 Every command accepts --help.`
 
 const HELP: Record<string, string> = {
-  serve: 'Usage: tessera serve\n\nStarts the server on HOST:PORT (default 0.0.0.0:8000), applying migrations first.',
-  migrate: 'Usage: tessera migrate\n\nApplies pending migrations to DATABASE_URL and prints each one.',
+  serve:
+    'Usage: tessera serve\n\nStarts the server on HOST:PORT (default 0.0.0.0:8000), applying migrations first.',
+  migrate:
+    'Usage: tessera migrate\n\nApplies pending migrations to DATABASE_URL and prints each one.',
   'keys rotate':
     'Usage: tessera keys rotate\n\nCreates a new active signing key. The previous key is published as "retiring" until\nevery token it signed has expired.',
   'keys list':
     'Usage: tessera keys list [--all]\n\nLists the active and retiring signing keys with their status; --all adds every retired key.',
   'user create-superuser':
-    'Usage: tessera user create-superuser --email EMAIL [--display-name NAME]\n\nCreates a superuser account on this server\'s database. The password is asked without\necho, or read from the first line of standard input.',
-  'user promote': 'Usage: tessera user promote --email EMAIL\n\nMakes an existing user a superuser.',
-  'user disable': 'Usage: tessera user disable --email EMAIL\n\nDisables a user and revokes every session they have.',
+    "Usage: tessera user create-superuser --email EMAIL [--display-name NAME]\n\nCreates a superuser account on this server's database. The password is asked without\necho, or read from the first line of standard input.",
+  'user promote':
+    'Usage: tessera user promote --email EMAIL\n\nMakes an existing user a superuser.',
+  'user disable':
+    'Usage: tessera user disable --email EMAIL\n\nDisables a user and revokes every session they have.',
   'user register':
     'Usage: tessera user register --email EMAIL [--display-name NAME]\n\nCreates an account on the server at TESSERA_URL (default http://localhost:8000) and\nprints it. The password is asked without echo (twice), or read from the first line of\nstandard input. Log in afterwards with tessera user login.',
   'user login':
@@ -57,12 +61,15 @@ async function main(argv: string[]): Promise<number> {
     })
   } catch (error) {
     // An unknown option or a missing option value is a usage error, like an unknown command.
-    if ((error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS') !== true) throw error
+    if ((error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS') !== true)
+      throw error
     console.error(`${(error as Error).message}\n\n${USAGE}`)
     return 2
   }
   const { values, positionals } = parsed
-  const command = positionals.slice(0, positionals[0] === 'keys' || positionals[0] === 'user' ? 2 : 1).join(' ')
+  const command = positionals
+    .slice(0, positionals[0] === 'keys' || positionals[0] === 'user' ? 2 : 1)
+    .join(' ')
   if (command === '' || (values.help && HELP[command] === undefined)) {
     console.log(USAGE)
     return command === '' && !values.help ? 2 : 0

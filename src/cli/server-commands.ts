@@ -1,5 +1,10 @@
 import * as v from 'valibot'
-import { findUserByEmail, promoteToSuperuser, registerAccount, setDisabled } from '../accounts/accounts.js'
+import {
+  findUserByEmail,
+  promoteToSuperuser,
+  registerAccount,
+  setDisabled,
+} from '../accounts/accounts.js'
 import { normalizeEmail } from '../accounts/email.js'
 import { recordAudit } from '../audit/audit.js'
 import { ConfigError, loadConfig } from '../config/index.js'
@@ -9,7 +14,7 @@ import { TesseraError } from '../errors.js'
 import { emailField } from '../http/body.js'
 import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
 import { startServer } from '../server.js'
-import { type Tessera, createTessera } from '../tessera.js'
+import { createTessera, type Tessera } from '../tessera.js'
 import { readSecret } from './prompt.js'
 
 /**
@@ -59,7 +64,9 @@ async function run(command: ServerCommand, values: CommandOptions, help: string)
     case 'serve': {
       const config = loadConfig()
       const running = await startServer(config)
-      running.tessera.logger.info(`Tessera listening on ${running.url} (database ${config.databaseUrl.split(':')[0]})`)
+      running.tessera.logger.info(
+        `Tessera listening on ${running.url} (database ${config.databaseUrl.split(':')[0]})`,
+      )
       await new Promise<void>((resolve) => {
         const stop = () => {
           running.tessera.logger.info('shutting down')
@@ -101,7 +108,6 @@ async function run(command: ServerCommand, values: CommandOptions, help: string)
   }
 }
 
-
 async function adminCommand(
   command: ServerCommand,
   t: Tessera,
@@ -119,7 +125,9 @@ async function adminCommand(
   if (command === 'keys list') {
     for (const k of await listSigningKeys(t, { includeRetired: values.all === true })) {
       const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
-      console.log(`${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${k.encrypted ? ' (encrypted)' : ''}`)
+      console.log(
+        `${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${k.encrypted ? ' (encrypted)' : ''}`,
+      )
     }
     return 0
   }
@@ -137,7 +145,12 @@ async function adminCommand(
     const password = await readSecret('Password: ')
     const user = await registerAccount(
       t,
-      { email: values.email, password, displayName: values['display-name'] ?? null, accountType: 'superuser' },
+      {
+        email: values.email,
+        password,
+        displayName: values['display-name'] ?? null,
+        accountType: 'superuser',
+      },
       cli,
     )
     console.log(`Created superuser ${user.email} (${user.id})`)

@@ -111,7 +111,9 @@ export class TokenStore {
       throw new TokenStoreError(`${this.file} is not valid JSON; delete it and log in again`)
     }
     if (!isCredentialsFile(data)) {
-      throw new TokenStoreError(`${this.file} is not a Tessera credentials file; delete it and log in again`)
+      throw new TokenStoreError(
+        `${this.file} is not a Tessera credentials file; delete it and log in again`,
+      )
     }
     return data
   }
@@ -160,7 +162,9 @@ export class TokenStore {
         continue
       }
       if (Date.now() > deadline) {
-        throw new TokenStoreError(`${this.lockFile} is held by another tessera command; try again (or delete it)`)
+        throw new TokenStoreError(
+          `${this.lockFile} is held by another tessera command; try again (or delete it)`,
+        )
       }
       await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 50))
     }

@@ -117,7 +117,8 @@ export const DEFAULT_OAUTH_ISSUERS: Record<OAuthProviderName, string> = {
   orcid: 'https://orcid.org',
 }
 
-const oauthUrl = (name: string) => v.optional(v.pipe(v.string(), v.trim(), v.url(`${name} must be an absolute URL`)))
+const oauthUrl = (name: string) =>
+  v.optional(v.pipe(v.string(), v.trim(), v.url(`${name} must be an absolute URL`)))
 
 const oauthClientEntries = Object.fromEntries(
   OAUTH_PROVIDERS.flatMap((p) => {
@@ -158,7 +159,9 @@ const EnvSchema = v.object({
   REAUTH_MAX_AGE: int('REAUTH_MAX_AGE', 300, 10, 86_400),
   SERVICE_SECRET: optionalSecret('SERVICE_SECRET', 16),
   KEY_ENCRYPTION_KEY: optionalSecret('KEY_ENCRYPTION_KEY', 32),
-  KEY_ENCRYPTION_KEY_FILE: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty('KEY_ENCRYPTION_KEY_FILE must not be empty'))),
+  KEY_ENCRYPTION_KEY_FILE: v.optional(
+    v.pipe(v.string(), v.trim(), v.nonEmpty('KEY_ENCRYPTION_KEY_FILE must not be empty')),
+  ),
   METRICS_TOKEN: optionalSecret('METRICS_TOKEN', 16),
   ARGON2_MEMORY_KIB: int('ARGON2_MEMORY_KIB', 19_456, 7_168, 4_194_304),
   ARGON2_TIME_COST: int('ARGON2_TIME_COST', 2, 1, 100),
@@ -387,7 +390,9 @@ function readOAuthConfig(e: Record<string, unknown>): { config: OAuthConfig; pro
   const providers: OAuthConfig['providers'] = {}
   const checkUrl = (name: string, url: string) => {
     if (url.startsWith('http://') && !allowInsecure) {
-      problems.push(`${name} must be an https URL (set OAUTH_ALLOW_INSECURE_ISSUERS=true for local testing)`)
+      problems.push(
+        `${name} must be an https URL (set OAUTH_ALLOW_INSECURE_ISSUERS=true for local testing)`,
+      )
     } else if (!/^https?:\/\//.test(url)) {
       problems.push(`${name} must be an http(s) URL`)
     }
@@ -408,7 +413,9 @@ function readOAuthConfig(e: Record<string, unknown>): { config: OAuthConfig; pro
     checkUrl(issuerVar, issuer)
     const client: OAuthClientConfig = { clientId, clientSecret, issuer }
     if (p === 'github') {
-      client.apiUrl = ((e.OAUTH_GITHUB_API_URL as string | undefined) ?? 'https://api.github.com').replace(/\/+$/, '')
+      client.apiUrl = (
+        (e.OAUTH_GITHUB_API_URL as string | undefined) ?? 'https://api.github.com'
+      ).replace(/\/+$/, '')
       checkUrl('OAUTH_GITHUB_API_URL', client.apiUrl)
     }
     providers[p] = client

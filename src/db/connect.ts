@@ -44,8 +44,12 @@ export interface ConnectOptions {
  * Opens the database named by a `DATABASE_URL`: `sqlite:<path>` (`sqlite::memory:` too) or
  * `postgres://...`. The only place that knows which dialect is underneath.
  */
-export async function connectDatabase(url: string, options: ConnectOptions = {}): Promise<DatabaseHandle> {
-  if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length), options.onWarning ?? (() => {}))
+export async function connectDatabase(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<DatabaseHandle> {
+  if (url.startsWith('sqlite:'))
+    return connectSqlite(url.slice('sqlite:'.length), options.onWarning ?? (() => {}))
   if (/^postgres(ql)?:\/\//.test(url)) {
     // Loaded only when used: the driver and its type parsers are several MB a SQLite process
     // would carry for nothing.
@@ -68,7 +72,9 @@ function securePaths(path: string, warn: (message: string) => void): void {
   if (!existsSync(dir)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 })
   } else if ((statSync(dir).mode & 0o077) !== 0) {
-    warn(`the database directory ${dir} is accessible to other users; make it 0700 if Tessera alone uses it`)
+    warn(
+      `the database directory ${dir} is accessible to other users; make it 0700 if Tessera alone uses it`,
+    )
   }
   if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600))
   for (const each of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
@@ -100,7 +106,11 @@ function connectSqlite(path: string, warn: (message: string) => void): DatabaseH
 
 const INT8_OID = 20
 
-function connectPostgres(pg: typeof import('pg').default, url: string, options: ConnectOptions): DatabaseHandle {
+function connectPostgres(
+  pg: typeof import('pg').default,
+  url: string,
+  options: ConnectOptions,
+): DatabaseHandle {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,

@@ -3,7 +3,11 @@ export function isUniqueViolation(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false
   const code = (error as { code?: unknown }).code
   // better-sqlite3 reports SQLITE_CONSTRAINT_UNIQUE / _PRIMARYKEY; PostgreSQL SQLSTATE 23505.
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
+  return (
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    code === '23505'
+  )
 }
 
 /** Socket-level failures reaching the database (node:net error codes). */
@@ -47,10 +51,16 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 5; depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown }
     if (typeof code === 'string') {
-      if (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true
+      if (
+        NETWORK_CODES.has(code) ||
+        UNAVAILABLE_SQLSTATES.has(code) ||
+        /^08[0-9A-Z]{3}$/.test(code)
+      )
+        return true
       if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_')) return true
     }
-    if (typeof message === 'string' && UNAVAILABLE_MESSAGES.some((m) => m.test(message))) return true
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGES.some((m) => m.test(message)))
+      return true
     e = (e as { cause?: unknown }).cause
   }
   return false

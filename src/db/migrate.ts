@@ -53,7 +53,10 @@ async function migrateSqliteExclusively(db: Kysely<any>): Promise<MigrationResul
     }
     let result: MigrationResultSet = { error: new Error('migration did not finish') }
     try {
-      result = await new Migrator({ db: conn, provider: { getMigrations: async () => migrations } }).migrateToLatest()
+      result = await new Migrator({
+        db: conn,
+        provider: { getMigrations: async () => migrations },
+      }).migrateToLatest()
     } finally {
       await sql.raw(result.error === undefined ? 'commit' : 'rollback').execute(conn)
     }
@@ -77,6 +80,8 @@ export async function migrateOrThrow(db: Kysely<any>): Promise<void> {
  */
 async function currentPostgresSchema(db: Kysely<any>): Promise<string | undefined> {
   if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined
-  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db)
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(
+    db,
+  )
   return rows[0]?.schema ?? undefined
 }

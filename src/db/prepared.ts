@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely'
-import type { DialectAdapter } from 'kysely'
+import type { Compilable, CompiledQuery, DialectAdapter, Kysely, QueryResult } from 'kysely'
 import type { Database } from './schema.js'
 
 /**
@@ -35,7 +34,10 @@ export function preparedQuery<Params extends Record<string, unknown>, Row>(
   const markers = new Proxy({} as Params, {
     get: (_, name) => (typeof name === 'string' ? tag + name : undefined),
   })
-  const compiled = new WeakMap<DialectAdapter, { query: CompiledQuery<Row>; slots: (string | null)[] }>()
+  const compiled = new WeakMap<
+    DialectAdapter,
+    { query: CompiledQuery<Row>; slots: (string | null)[] }
+  >()
 
   function compile(db: Kysely<Database>) {
     const adapter = db.getExecutor().adapter

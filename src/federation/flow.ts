@@ -12,7 +12,7 @@ import type { ClientContext } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
 import type { TokenPair } from '../tokens/token-pair.js'
-import { type FederationProvider, type ProviderIdentity, ProviderError } from './providers.js'
+import { type FederationProvider, ProviderError, type ProviderIdentity } from './providers.js'
 
 /** How long a started flow may take at the provider (the user may have to log in there). */
 export const STATE_TTL_SECONDS = 600
@@ -52,7 +52,9 @@ const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').dig
  * already in the browser is never adopted (README, "Federated login").
  */
 export function browserCookieName(state: string): string {
-  return BROWSER_COOKIE_PREFIX + createHash('sha256').update(state, 'utf8').digest('hex').slice(0, 16)
+  return (
+    BROWSER_COOKIE_PREFIX + createHash('sha256').update(state, 'utf8').digest('hex').slice(0, 16)
+  )
 }
 
 export function callbackUrl(t: Pick<Tessera, 'config'>, provider: string): string {
@@ -89,21 +91,29 @@ const invalidParameter = (field: string, message: string) =>
  * CSRF); OAUTH_CLIENT_PKCE=optional lets clients that cannot do PKCE leave it out. A link flow
  * hands out no code, so it needs no challenge.
  */
-function clientParameters(t: Tessera, input: BeginInput): { challenge: string | null; state: string | null } {
+function clientParameters(
+  t: Tessera,
+  input: BeginInput,
+): { challenge: string | null; state: string | null } {
   if (input.clientState !== undefined && !CLIENT_STATE_PATTERN.test(input.clientState)) {
     throw invalidParameter('state', 'must be 1 to 512 printable ASCII characters')
   }
   const state = input.clientState ?? null
   if (input.codeChallenge === undefined) {
-    if (input.codeChallengeMethod !== undefined) throw invalidParameter('code_challenge', 'is required with code_challenge_method')
+    if (input.codeChallengeMethod !== undefined)
+      throw invalidParameter('code_challenge', 'is required with code_challenge_method')
     if (input.link === null && t.config.oauth.clientPkce === 'required') {
       throw invalidParameter('code_challenge', 'is required (PKCE S256)')
     }
     return { challenge: null, state }
   }
-  if (input.codeChallengeMethod !== 'S256') throw invalidParameter('code_challenge_method', 'must be S256')
+  if (input.codeChallengeMethod !== 'S256')
+    throw invalidParameter('code_challenge_method', 'must be S256')
   if (!CODE_CHALLENGE_PATTERN.test(input.codeChallenge)) {
-    throw invalidParameter('code_challenge', 'must be the base64url SHA-256 of the code verifier (43 characters)')
+    throw invalidParameter(
+      'code_challenge',
+      'must be the base64url SHA-256 of the code verifier (43 characters)',
+    )
   }
   return { challenge: input.codeChallenge, state }
 }
@@ -120,7 +130,10 @@ export async function beginFlow(t: Tessera, input: BeginInput): Promise<BegunFlo
     })
   }
   if (input.provider.linkOnly && input.link === null) {
-    throw new TesseraError('unauthorized', `${input.provider.name} can only be linked to an account you are logged in to`)
+    throw new TesseraError(
+      'unauthorized',
+      `${input.provider.name} can only be linked to an account you are logged in to`,
+    )
   }
   const client = clientParameters(t, input)
   const state = random256()
@@ -128,10 +141,17 @@ export async function beginFlow(t: Tessera, input: BeginInput): Promise<BegunFlo
   const codeVerifier = random256()
   const nonce = input.provider.protocol === 'oidc' ? random256() : null
   const url = await input.provider
-    .authorizationUrl({ state, codeVerifier, nonce, callbackUrl: callbackUrl(t, input.provider.name) })
+    .authorizationUrl({
+      state,
+      codeVerifier,
+      nonce,
+      callbackUrl: callbackUrl(t, input.provider.name),
+    })
     .catch((error: unknown) => {
       t.federationMetrics.count(input.provider.name, 'service_unavailable')
-      throw new TesseraError('service_unavailable', `${input.provider.name} cannot be reached`, { cause: error })
+      throw new TesseraError('service_unavailable', `${input.provider.name} cannot be reached`, {
+        cause: error,
+      })
     })
   const now = t.clock()
   await t.db.deleteFrom('oauth_states').where('expires_at', '<', now).execute()
@@ -193,15 +213,22 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
       ip: input.client.ip,
       detail: { provider: provider.name, reason },
     })
-    return new TesseraError('invalid_oauth_state', 'This sign-in attempt is unknown, expired or already used; start again')
+    return new TesseraError(
+      'invalid_oauth_state',
+      'This sign-in attempt is unknown, expired or already used; start again',
+    )
   }
   if (row === undefined) throw await refuse('unknown_state')
   // Mix-up defence (RFC 9700 §4.4): the state names the provider it was issued for.
   if (row.provider !== provider.name) throw await refuse('provider_mismatch')
-  if (input.browserSecret === undefined || !sameDigest(sha256(input.browserSecret), row.browser_hash)) {
+  if (
+    input.browserSecret === undefined ||
+    !sameDigest(sha256(input.browserSecret), row.browser_hash)
+  ) {
     throw await refuse('browser_mismatch')
   }
-  if (!t.config.oauth.redirectUris.includes(row.redirect_uri)) throw await refuse('redirect_uri_not_allowed')
+  if (!t.config.oauth.redirectUris.includes(row.redirect_uri))
+    throw await refuse('redirect_uri_not_allowed')
 
   // The client's `state` goes back on every outcome, so a client can tell its own flows' answers
   // from ones an attacker steered its browser to.
@@ -235,14 +262,24 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
     )
   } catch (error) {
     if (error instanceof ProviderError) {
-      t.logger.warn({ provider: provider.name, err: error.cause ?? error }, 'federated login refused')
+      t.logger.warn(
+        { provider: provider.name, err: error.cause ?? error },
+        'federated login refused',
+      )
       return fail(error.code)
     }
     throw error
   }
 
   if (row.link_user_id !== null) {
-    const outcome = await linkIdentity(t, row.link_user_id, row.link_session_id, provider.name, identity, input.client)
+    const outcome = await linkIdentity(
+      t,
+      row.link_user_id,
+      row.link_session_id,
+      provider.name,
+      identity,
+      input.client,
+    )
     if (outcome !== 'linked') return fail(outcome)
     t.federationMetrics.count(provider.name, 'linked')
     return back({ linked: provider.name })
@@ -250,7 +287,9 @@ export async function completeFlow(t: Tessera, input: CompleteInput): Promise<st
   if (provider.linkOnly) return fail('link_required')
   const outcome = await loginOrRegister(t, provider.name, identity, input.client)
   if (typeof outcome === 'string') return fail(outcome)
-  return back({ code: await createLoginCode(t, outcome.id, provider.name, row.client_code_challenge) })
+  return back({
+    code: await createLoginCode(t, outcome.id, provider.name, row.client_code_challenge),
+  })
 }
 
 function sameDigest(a: string, b: string): boolean {
@@ -290,7 +329,11 @@ async function linkIdentity(
   identity: ProviderIdentity,
   client: ClientContext,
 ): Promise<'linked' | CallbackErrorCode> {
-  const user = await t.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst()
+  const user = await t.db
+    .selectFrom('users')
+    .selectAll()
+    .where('id', '=', userId)
+    .executeTakeFirst()
   if (user === undefined || user.disabled !== 0) return 'account_disabled'
   const existing = await findIdentity(t.db, provider, identity.subject)
   if (existing !== undefined) return existing.user_id === userId ? 'linked' : 'identity_taken'
@@ -319,7 +362,13 @@ async function linkIdentity(
       if (live.numUpdatedRows === 0n) return 'session_ended' as const
       await tx
         .insertInto('identities')
-        .values({ provider, subject: identity.subject, user_id: userId, email: identity.email, created_at: now })
+        .values({
+          provider,
+          subject: identity.subject,
+          user_id: userId,
+          email: identity.email,
+          created_at: now,
+        })
         .execute()
       if (provider === 'cilogon') await markAcademic(tx, userId, now)
       // The owner's notice (README, "Recent authentication"); by email once Tessera sends email.
@@ -340,7 +389,11 @@ async function linkIdentity(
 }
 
 async function markAcademic(db: Kysely<Database>, userId: string, now: number): Promise<void> {
-  await db.updateTable('users').set({ verified: 1, updated_at: now }).where('id', '=', userId).execute()
+  await db
+    .updateTable('users')
+    .set({ verified: 1, updated_at: now })
+    .where('id', '=', userId)
+    .execute()
   await db
     .updateTable('users')
     .set({ account_type: 'academic' })
@@ -402,7 +455,13 @@ async function loginOrRegister(
       await tx.insertInto('users').values(user).execute()
       await tx
         .insertInto('identities')
-        .values({ provider, subject: identity.subject, user_id: user.id, email: identity.email, created_at: now })
+        .values({
+          provider,
+          subject: identity.subject,
+          user_id: user.id,
+          email: identity.email,
+          created_at: now,
+        })
         .execute()
       await recordAudit(tx, t.clock, {
         event: 'user_registered',
@@ -470,7 +529,10 @@ export async function exchangeLoginCode(
     : undefined
   if (claimed === undefined || !verifierMatches(t, claimed.code_challenge, codeVerifier)) {
     t.federationMetrics.count(null, 'invalid_login_code')
-    throw new TesseraError('invalid_login_code', 'The login code is unknown, expired or already used')
+    throw new TesseraError(
+      'invalid_login_code',
+      'The login code is unknown, expired or already used',
+    )
   }
   const user = await getUser(t.db, claimed.user_id)
   if (user.disabled !== 0) {
@@ -487,7 +549,11 @@ export async function exchangeLoginCode(
  * A code without a challenge (OAUTH_CLIENT_PKCE=optional) is refused to a client that sends a
  * verifier: such a client does PKCE, and the code is not from its flow.
  */
-function verifierMatches(t: Tessera, challenge: string | null, verifier: string | undefined): boolean {
+function verifierMatches(
+  t: Tessera,
+  challenge: string | null,
+  verifier: string | undefined,
+): boolean {
   if (challenge === null) return verifier === undefined && t.config.oauth.clientPkce === 'optional'
   if (verifier === undefined || !CODE_VERIFIER_PATTERN.test(verifier)) return false
   return sameDigest(sha256(verifier), challenge)
@@ -509,15 +575,34 @@ export async function unlinkIdentity(
     // unlinks cannot each see the other's identity as the remaining way to log in.
     await tx.updateTable('users').set({ updated_at: t.clock() }).where('id', '=', userId).execute()
     const user = await getUser(tx, userId)
-    const identities = await tx.selectFrom('identities').select(['provider']).where('user_id', '=', userId).execute()
+    const identities = await tx
+      .selectFrom('identities')
+      .select(['provider'])
+      .where('user_id', '=', userId)
+      .execute()
     if (!identities.some((i) => i.provider === provider)) {
       throw new TesseraError('not_found', `No ${provider} identity is linked to this account`)
     }
-    const remainingLogins = identities.filter((i) => i.provider !== provider && i.provider !== 'orcid')
+    const remainingLogins = identities.filter(
+      (i) => i.provider !== provider && i.provider !== 'orcid',
+    )
     if (user.password_hash === null && remainingLogins.length === 0) {
-      throw new TesseraError('last_login_method', 'This identity is the only way to log in to the account; set a password or link another provider first')
+      throw new TesseraError(
+        'last_login_method',
+        'This identity is the only way to log in to the account; set a password or link another provider first',
+      )
     }
-    await tx.deleteFrom('identities').where('user_id', '=', userId).where('provider', '=', provider).execute()
-    await recordAudit(tx, t.clock, { event: 'identity_unlinked', userId, sessionId, ip: client.ip, detail: { provider } })
+    await tx
+      .deleteFrom('identities')
+      .where('user_id', '=', userId)
+      .where('provider', '=', provider)
+      .execute()
+    await recordAudit(tx, t.clock, {
+      event: 'identity_unlinked',
+      userId,
+      sessionId,
+      ip: client.ip,
+      detail: { provider },
+    })
   })
 }

@@ -50,7 +50,10 @@ export interface FederationMetrics {
  * `tessera_logins_total` (password logins) so neither metric's series change meaning; at most
  * 6 providers × 14 outcomes.
  */
-export function createFederationMetrics(registry: Registry, enabled: readonly OAuthProviderName[]): FederationMetrics {
+export function createFederationMetrics(
+  registry: Registry,
+  enabled: readonly OAuthProviderName[],
+): FederationMetrics {
   const logins = new Counter({
     name: 'tessera_federated_logins_total',
     help: 'Federated logins and links by provider and outcome (ok, linked, the callback ?error= codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited)',
@@ -58,7 +61,8 @@ export function createFederationMetrics(registry: Registry, enabled: readonly OA
     registers: [registry],
   })
   // Exported at 0 from the start for the enabled providers, so rate() and alerts see them.
-  for (const provider of enabled) for (const outcome of OUTCOMES) logins.inc({ provider, outcome }, 0)
+  for (const provider of enabled)
+    for (const outcome of OUTCOMES) logins.inc({ provider, outcome }, 0)
   if (enabled.length > 0) {
     for (const outcome of ['invalid_login_code', 'rate_limited'] as const) {
       logins.inc({ provider: NO_PROVIDER, outcome }, 0)
@@ -67,7 +71,10 @@ export function createFederationMetrics(registry: Registry, enabled: readonly OA
   const known = new Set<string>(enabled)
   return {
     count(provider, outcome) {
-      logins.inc({ provider: provider !== null && known.has(provider) ? provider : NO_PROVIDER, outcome })
+      logins.inc({
+        provider: provider !== null && known.has(provider) ? provider : NO_PROVIDER,
+        outcome,
+      })
     },
   }
 }

@@ -120,7 +120,10 @@ function oidcProvider(
   // request tries again.
   const server = (): Promise<oauth.AuthorizationServer> => {
     discovered ??= (async () => {
-      const response = await oauth.discoveryRequest(issuer, { ...httpOptions(oauth, allowInsecure), algorithm: 'oidc' })
+      const response = await oauth.discoveryRequest(issuer, {
+        ...httpOptions(oauth, allowInsecure),
+        algorithm: 'oidc',
+      })
       return oauth.processDiscoveryResponse(issuer, response)
     })().catch((error: unknown) => {
       discovered = undefined
@@ -144,7 +147,10 @@ function oidcProvider(
       url.searchParams.set('response_type', 'code')
       url.searchParams.set('scope', SCOPES[name])
       url.searchParams.set('state', request.state)
-      url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(request.codeVerifier))
+      url.searchParams.set(
+        'code_challenge',
+        await oauth.calculatePKCECodeChallenge(request.codeVerifier),
+      )
       url.searchParams.set('code_challenge_method', 'S256')
       if (request.nonce !== null) url.searchParams.set('nonce', request.nonce)
       return url
@@ -169,7 +175,10 @@ function oidcProvider(
         })
         // processAuthorizationCodeResponse checks the claims; the signature is checked here
         // (SECURITY.md: ID token signature and alg verified, not only trusted over TLS).
-        await oauth.validateApplicationLevelSignature(as, response, { ...options, [oauth.jwksCache]: jwks })
+        await oauth.validateApplicationLevelSignature(as, response, {
+          ...options,
+          [oauth.jwksCache]: jwks,
+        })
         const claims = oauth.getValidatedIdTokenClaims(result)
         if (claims === undefined) throw new ProviderError('provider_error', `${name}: no ID token`)
         let email = verifiedEmail(name, claims)
@@ -223,7 +232,9 @@ function asProviderError(oauth: OAuthLib, name: OAuthProviderName, error: unknow
   if (error instanceof oauth.AuthorizationResponseError && error.error === 'access_denied') {
     return new ProviderError('access_denied', `${name}: access denied`, { cause: error })
   }
-  return new ProviderError('provider_error', `${name}: the provider's answer was refused`, { cause: error })
+  return new ProviderError('provider_error', `${name}: the provider's answer was refused`, {
+    cause: error,
+  })
 }
 
 /**
@@ -231,7 +242,11 @@ function asProviderError(oauth: OAuthLib, name: OAuthProviderName, error: unknow
  * (PKCE S256 and state still apply), then the account and its verified primary email come from
  * the REST API. The subject is the numeric account id, which survives renames.
  */
-function githubProvider(oauth: OAuthLib, client: OAuthClientConfig, allowInsecure: boolean): FederationProvider {
+function githubProvider(
+  oauth: OAuthLib,
+  client: OAuthClientConfig,
+  allowInsecure: boolean,
+): FederationProvider {
   const apiUrl = client.apiUrl ?? 'https://api.github.com'
   const as: oauth.AuthorizationServer = {
     issuer: client.issuer,
@@ -251,7 +266,8 @@ function githubProvider(oauth: OAuthLib, client: OAuthClientConfig, allowInsecur
       },
       signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
     })
-    if (!response.ok) throw new ProviderError('provider_error', `github: ${path} answered ${response.status}`)
+    if (!response.ok)
+      throw new ProviderError('provider_error', `github: ${path} answered ${response.status}`)
     return response.json()
   }
 
@@ -265,7 +281,10 @@ function githubProvider(oauth: OAuthLib, client: OAuthClientConfig, allowInsecur
       url.searchParams.set('redirect_uri', request.callbackUrl)
       url.searchParams.set('scope', SCOPES.github)
       url.searchParams.set('state', request.state)
-      url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(request.codeVerifier))
+      url.searchParams.set(
+        'code_challenge',
+        await oauth.calculatePKCECodeChallenge(request.codeVerifier),
+      )
       url.searchParams.set('code_challenge_method', 'S256')
       url.searchParams.set('allow_signup', 'false')
       return url

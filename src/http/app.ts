@@ -50,7 +50,9 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   })
   app.use(
     bodyLimit(MAX_BODY_BYTES, () =>
-      problemResponse(new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB')),
+      problemResponse(
+        new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB'),
+      ),
     ),
   )
 

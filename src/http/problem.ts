@@ -17,7 +17,11 @@ const outageLog = new WeakMap<Tessera, { loggedAt: number; suppressed: number }>
  * stack says nothing the code does not), at most once per OUTAGE_LOG_PERIOD_MS per instance with
  * the number of failures left unlogged in between.
  */
-export function reportDatabaseUnavailable(tessera: Tessera, error: unknown, requestId: string | undefined): void {
+export function reportDatabaseUnavailable(
+  tessera: Tessera,
+  error: unknown,
+  requestId: string | undefined,
+): void {
   const now = tessera.clock()
   const state = outageLog.get(tessera)
   if (state !== undefined && now - state.loggedAt < OUTAGE_LOG_PERIOD_MS) {
@@ -27,16 +31,25 @@ export function reportDatabaseUnavailable(tessera: Tessera, error: unknown, requ
   const suppressed = state?.suppressed ?? 0
   outageLog.set(tessera, { loggedAt: now, suppressed: 0 })
   tessera.logger.warn(
-    { code: databaseErrorCode(error), message: error instanceof Error ? error.message : String(error), requestId, suppressed },
+    {
+      code: databaseErrorCode(error),
+      message: error instanceof Error ? error.message : String(error),
+      requestId,
+      suppressed,
+    },
     'database unavailable: answering 503',
   )
 }
 
 export function databaseUnavailableError(cause: unknown): TesseraError {
-  return new TesseraError('service_unavailable', 'The database is not reachable; try again shortly', {
-    cause,
-    retryAfter: DATABASE_RETRY_AFTER_SECONDS,
-  })
+  return new TesseraError(
+    'service_unavailable',
+    'The database is not reachable; try again shortly',
+    {
+      cause,
+      retryAfter: DATABASE_RETRY_AFTER_SECONDS,
+    },
+  )
 }
 
 /** The RFC 9457 problem document of an error, with the stable `code` of API.md. */
@@ -81,9 +94,13 @@ export function problemResponse(error: TesseraError): Response {
 export function handleError(error: Error, c: Context<AppEnv>): Response {
   if (error instanceof TesseraError) return problemResponse(error)
   if (error instanceof HTTPException) {
-    if (error.status === 413) return problemResponse(new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB'))
+    if (error.status === 413)
+      return problemResponse(
+        new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB'),
+      )
     if (error.status === 404) return problemResponse(new TesseraError('not_found'))
-    if (error.status < 500) return problemResponse(new TesseraError('validation_failed', error.message))
+    if (error.status < 500)
+      return problemResponse(new TesseraError('validation_failed', error.message))
   }
   const tessera = c.get('tessera')
   if (tessera !== undefined && isDatabaseUnavailable(error)) {
@@ -92,5 +109,7 @@ export function handleError(error: Error, c: Context<AppEnv>): Response {
   }
   // The cause is logged with the request id; the client learns nothing about internals.
   c.get('tessera')?.logger.error({ err: error, requestId: c.get('requestId') }, 'unhandled error')
-  return problemResponse(new TesseraError('internal_error', 'Something went wrong; the request id is in X-Request-Id'))
+  return problemResponse(
+    new TesseraError('internal_error', 'Something went wrong; the request id is in X-Request-Id'),
+  )
 }

@@ -1,5 +1,13 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { resolve } from 'node:path'
 
 /**
@@ -24,7 +32,9 @@ export function encryptSecret(keyEncryptionKey: string, kid: string, plaintext: 
   const cipher = createCipheriv('aes-256-gcm', deriveKey(keyEncryptionKey), iv)
   cipher.setAAD(Buffer.from(kid))
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
-  return PREFIX + [iv, ciphertext, cipher.getAuthTag()].map((b) => b.toString('base64url')).join('.')
+  return (
+    PREFIX + [iv, ciphertext, cipher.getAuthTag()].map((b) => b.toString('base64url')).join('.')
+  )
 }
 
 export function decryptSecret(keyEncryptionKey: string, kid: string, stored: string): string {
@@ -32,7 +42,11 @@ export function decryptSecret(keyEncryptionKey: string, kid: string, stored: str
   if (!isEncryptedSecret(stored) || parts.length !== 3) {
     throw new Error(`Signing key ${kid} is not in the encrypted format`)
   }
-  const [iv, ciphertext, tag] = parts.map((p) => Buffer.from(p, 'base64url')) as [Buffer, Buffer, Buffer]
+  const [iv, ciphertext, tag] = parts.map((p) => Buffer.from(p, 'base64url')) as [
+    Buffer,
+    Buffer,
+    Buffer,
+  ]
   const decipher = createDecipheriv('aes-256-gcm', deriveKey(keyEncryptionKey), iv)
   decipher.setAAD(Buffer.from(kid))
   decipher.setAuthTag(tag)
@@ -70,7 +84,8 @@ const MIN_KEY_LENGTH = 32
  */
 export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string {
   if (source.keyEncryptionKey !== undefined) return source.keyEncryptionKey
-  if (source.keyEncryptionKeyFile !== undefined) return readKeyFile(source.keyEncryptionKeyFile, log)
+  if (source.keyEncryptionKeyFile !== undefined)
+    return readKeyFile(source.keyEncryptionKeyFile, log)
   if (!source.databaseUrl.startsWith('sqlite:')) {
     throw new Error(
       'PostgreSQL needs KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE (every replica must use the same key)',
@@ -83,10 +98,15 @@ export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string 
   // Written under a private name and linked into place: a second process starting at the same
   // moment either wins the link or reads a complete file, never a half-written one.
   const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`
-  writeFileSync(temporary, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' })
+  writeFileSync(temporary, `${randomBytes(32).toString('base64url')}\n`, {
+    mode: 0o600,
+    flag: 'wx',
+  })
   try {
     linkSync(temporary, file)
-    log.info(`KEY_ENCRYPTION_KEY is not set: generated a key-encryption key in ${file}; back it up with the database`)
+    log.info(
+      `KEY_ENCRYPTION_KEY is not set: generated a key-encryption key in ${file}; back it up with the database`,
+    )
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
   } finally {
@@ -107,7 +127,9 @@ function readKeyFile(file: string, log: KeyLog): string {
     throw new Error(`KEY_ENCRYPTION_KEY_FILE ${file} cannot be read`, { cause })
   }
   if (key.length < MIN_KEY_LENGTH) {
-    throw new Error(`KEY_ENCRYPTION_KEY_FILE ${file} must hold at least ${MIN_KEY_LENGTH} characters`)
+    throw new Error(
+      `KEY_ENCRYPTION_KEY_FILE ${file} must hold at least ${MIN_KEY_LENGTH} characters`,
+    )
   }
   return key
 }

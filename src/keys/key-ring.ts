@@ -1,7 +1,14 @@
 import { importSecretKey, type SecretKey } from '../tokens/sign.js'
 import { importPublicKey, type PublicKey } from '../verify/ed25519.js'
 import { decodePublicPaserk, decodeSecretPaserk } from '../verify/paserk.js'
-import { type KeyDeps, SIGNER_CACHE_MS, activeKey, ensureActiveKey, liveKeyRows, readSecretPaserk } from './signing-keys.js'
+import {
+  activeKey,
+  ensureActiveKey,
+  type KeyDeps,
+  liveKeyRows,
+  readSecretPaserk,
+  SIGNER_CACHE_MS,
+} from './signing-keys.js'
 
 /** How often a process re-reads the published keys even when every kid it sees is known. */
 const PUBLIC_CACHE_MS = 60_000
@@ -38,7 +45,10 @@ export function createKeyRing(deps: KeyDeps): KeyRing {
       signer = { value: signer.value, loadedAt: deps.clock() }
       return signer.value
     }
-    const value = { kid: row.kid, key: importSecretKey(decodeSecretPaserk(readSecretPaserk(deps, row))) }
+    const value = {
+      kid: row.kid,
+      key: importSecretKey(decodeSecretPaserk(readSecretPaserk(deps, row))),
+    }
     signer = { value, loadedAt: deps.clock() }
     return value
   }
@@ -67,7 +77,8 @@ export function createKeyRing(deps: KeyDeps): KeyRing {
 
   return {
     async signer() {
-      if (signer !== undefined && deps.clock() - signer.loadedAt < SIGNER_CACHE_MS) return signer.value
+      if (signer !== undefined && deps.clock() - signer.loadedAt < SIGNER_CACHE_MS)
+        return signer.value
       signerLoad ??= loadSigner().finally(() => {
         signerLoad = undefined
       })

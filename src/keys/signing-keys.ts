@@ -92,7 +92,9 @@ export async function ensureActiveKey(deps: KeyDeps): Promise<SigningKeyRow> {
  * published until every token it may still sign has expired: one access-token TTL, plus the
  * time other replicas may keep signing with their cached copy, plus clock skew.
  */
-export async function rotateSigningKey(deps: KeyDeps): Promise<{ kid: string; retired: string | null }> {
+export async function rotateSigningKey(
+  deps: KeyDeps,
+): Promise<{ kid: string; retired: string | null }> {
   const now = deps.clock()
   const retireAfter = now + deps.config.accessTokenTtl * 1000 + SIGNER_CACHE_MS + SKEW_MARGIN_MS
   const next = newKeyRow(deps)
@@ -146,13 +148,12 @@ export async function liveKeyRows(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<
 /** The keys verifiers must accept now: the active one and those still retiring. */
 export async function publishedKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<PublishedKey[]> {
   const rows = await liveKeyRows(deps)
-  return rows
-    .map((row) => ({
-      kid: row.kid,
-      paserk: row.public_paserk,
-      status: row.status as 'active' | 'retiring',
-      created_at: formatPasetoTime(row.created_at),
-    }))
+  return rows.map((row) => ({
+    kid: row.kid,
+    paserk: row.public_paserk,
+    status: row.status as 'active' | 'retiring',
+    created_at: formatPasetoTime(row.created_at),
+  }))
 }
 
 /**

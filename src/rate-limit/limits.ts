@@ -10,9 +10,12 @@ import { TesseraError } from '../errors.js'
 // modules of code Tessera never runs and a process would keep in memory. Its store modules load on
 // their own.
 const require = createRequire(import.meta.url)
-const RateLimiterSQLite = require('rate-limiter-flexible/lib/RateLimiterSQLite.js') as typeof RateLimiterFlexible.RateLimiterSQLite
-const RateLimiterPostgres = require('rate-limiter-flexible/lib/RateLimiterPostgres.js') as typeof RateLimiterFlexible.RateLimiterPostgres
-const RateLimiterRes = require('rate-limiter-flexible/lib/RateLimiterRes.js') as typeof RateLimiterFlexible.RateLimiterRes
+const RateLimiterSQLite =
+  require('rate-limiter-flexible/lib/RateLimiterSQLite.js') as typeof RateLimiterFlexible.RateLimiterSQLite
+const RateLimiterPostgres =
+  require('rate-limiter-flexible/lib/RateLimiterPostgres.js') as typeof RateLimiterFlexible.RateLimiterPostgres
+const RateLimiterRes =
+  require('rate-limiter-flexible/lib/RateLimiterRes.js') as typeof RateLimiterFlexible.RateLimiterRes
 type RateLimiterRes = RateLimiterFlexible.RateLimiterRes
 
 /**
@@ -80,7 +83,8 @@ export function createRateLimits(
   client: DatabaseClient,
   config: Pick<Config, 'rateLimits'>,
 ): RateLimits {
-  const { windowSeconds, loginPerIp, loginPerAccount, loginPerDevice, registerPerIp, oauthPerIp } = config.rateLimits
+  const { windowSeconds, loginPerIp, loginPerAccount, loginPerDevice, registerPerIp, oauthPerIp } =
+    config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
     const options = {
@@ -94,10 +98,17 @@ export function createRateLimits(
     // On SQLite the limiter shares Kysely's connection, so it must wait for open transactions.
     return client.dialect === 'sqlite'
       ? limiter(
-          new RateLimiterSQLite({ ...options, storeClient: client.sqlite, storeType: 'better-sqlite3' }),
+          new RateLimiterSQLite({
+            ...options,
+            storeClient: client.sqlite,
+            storeType: 'better-sqlite3',
+          }),
           client.exclusive,
         )
-      : limiter(new RateLimiterPostgres({ ...options, storeClient: client.pool, storeType: 'pool' }), (fn) => fn())
+      : limiter(
+          new RateLimiterPostgres({ ...options, storeClient: client.pool, storeType: 'pool' }),
+          (fn) => fn(),
+        )
   }
   return {
     loginPerIp: make('login_ip', loginPerIp),

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
-import { preparedQuery } from '../db/prepared.js'
 import type { Config } from '../config/index.js'
+import { preparedQuery } from '../db/prepared.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
-import { type ClientContext, type SessionDeps, revokeFamily } from './sessions.js'
+import { type ClientContext, revokeFamily, type SessionDeps } from './sessions.js'
 
 export interface Rotation {
   user: User
@@ -62,7 +62,9 @@ const lockSession = preparedQuery((db, p: { hash: string; now: number; windowOve
         .else(eb('refresh_count', '+', 1))
         .end(),
     }))
-    .where('id', '=', (eb) => eb.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', p.hash))
+    .where('id', '=', (eb) =>
+      eb.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', p.hash),
+    )
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', p.now)
     .returning(['id', 'user_id', 'expires_at', 'refresh_window_start', 'refresh_count']),
@@ -77,11 +79,21 @@ const claimToken = preparedQuery((db, p: { hash: string; familyId: string; now: 
     .where('expires_at', '>', p.now)
     .returning(['id']),
 )
-const userById = preparedQuery((db, p: { id: string }) => db.selectFrom('users').selectAll().where('id', '=', p.id))
+const userById = preparedQuery((db, p: { id: string }) =>
+  db.selectFrom('users').selectAll().where('id', '=', p.id),
+)
 const insertChild = preparedQuery(
   (
     db,
-    p: { id: string; familyId: string; userId: string; hash: string; parentId: string; now: number; expiresAt: number },
+    p: {
+      id: string
+      familyId: string
+      userId: string
+      hash: string
+      parentId: string
+      now: number
+      expiresAt: number
+    },
   ) =>
     db.insertInto('refresh_tokens').values({
       id: p.id,
@@ -147,10 +159,16 @@ export async function rotateRefreshToken(
         .select(['id', 'status', 'used_at'])
         .where('token_hash', '=', hash)
         .executeTakeFirstOrThrow()
-      if (spent.status !== 'rotated' && spent.status !== 'superseded') throw new Rollback({ kind: 'invalid' })
+      if (spent.status !== 'rotated' && spent.status !== 'superseded')
+        throw new Rollback({ kind: 'invalid' })
 
       const interval = deps.config.refreshReuseInterval * 1000
-      if (spent.status === 'rotated' && interval > 0 && spent.used_at !== null && now < spent.used_at + interval) {
+      if (
+        spent.status === 'rotated' &&
+        interval > 0 &&
+        spent.used_at !== null &&
+        now < spent.used_at + interval
+      ) {
         const lostChild = await tx
           .updateTable('refresh_tokens')
           .set({ status: 'superseded' })
@@ -185,9 +203,13 @@ export async function rotateRefreshToken(
     case 'invalid':
       throw new TesseraError('invalid_refresh_token')
     case 'rate_limited':
-      throw new TesseraError('rate_limited', `Too many refreshes of this session; try again in ${outcome.retryAfter} s`, {
-        retryAfter: outcome.retryAfter,
-      })
+      throw new TesseraError(
+        'rate_limited',
+        `Too many refreshes of this session; try again in ${outcome.retryAfter} s`,
+        {
+          retryAfter: outcome.retryAfter,
+        },
+      )
     case 'reused':
       if (outcome.detected) deps.metrics.reuseDetections.inc()
       throw new TesseraError(
@@ -230,7 +252,10 @@ async function issueChild(
   const limit = deps.config.rateLimits.refreshPerSession
   if (limit > 0 && session.refresh_count > limit) {
     const windowEnd = session.refresh_window_start + deps.config.rateLimits.windowSeconds * 1000
-    throw new Rollback({ kind: 'rate_limited', retryAfter: Math.max(1, Math.ceil((windowEnd - now) / 1000)) })
+    throw new Rollback({
+      kind: 'rate_limited',
+      retryAfter: Math.max(1, Math.ceil((windowEnd - now) / 1000)),
+    })
   }
   const user = await userById.first(tx, { id: session.user_id })
   if (user === undefined || user.disabled !== 0) throw new Rollback({ kind: 'invalid' })

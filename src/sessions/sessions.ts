@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
-import type { Database } from '../db/schema.js'
 import { preparedQuery } from '../db/prepared.js'
+import type { Database } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
@@ -65,10 +65,15 @@ export async function startSession(
       .set((eb) => ({ credential_version: eb.ref('credential_version') }))
       .where('id', '=', userId)
       .where('disabled', '=', 0)
-    if (credentialVersion !== undefined) lockUser = lockUser.where('credential_version', '=', credentialVersion)
+    if (credentialVersion !== undefined)
+      lockUser = lockUser.where('credential_version', '=', credentialVersion)
     const locked = await lockUser.executeTakeFirst()
     if (locked.numUpdatedRows === 0n) {
-      const user = await tx.selectFrom('users').select('disabled').where('id', '=', userId).executeTakeFirst()
+      const user = await tx
+        .selectFrom('users')
+        .select('disabled')
+        .where('id', '=', userId)
+        .executeTakeFirst()
       if (user !== undefined && user.disabled !== 0) {
         throw new TesseraError('account_disabled', 'This account is disabled')
       }
@@ -163,7 +168,11 @@ export async function revokeUserSessions(
       .where('user_id', '=', userId)
       .where('status', '=', 'active')
       .where('family_id', 'in', (eb) =>
-        eb.selectFrom('sessions').select('id').where('user_id', '=', userId).where('revoked_at', 'is not', null),
+        eb
+          .selectFrom('sessions')
+          .select('id')
+          .where('user_id', '=', userId)
+          .where('revoked_at', 'is not', null),
       )
       .execute()
   })

@@ -3,8 +3,8 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import type { User } from '../db/schema.js'
 import type { KeyRing } from '../keys/key-ring.js'
-import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
 import { formatPasetoTime } from '../verify/time.js'
+import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
 import { signV4Public } from './sign.js'
 
 export interface AccessTokenDeps {

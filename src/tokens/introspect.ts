@@ -28,16 +28,17 @@ const INACTIVE = { active: false } as const
 
 const seconds = (time: string) => Math.floor((parsePasetoTime(time) ?? 0) / 1000)
 
-const liveSessionOfEnabledUser = preparedQuery((db, p: { sessionId: string; userId: string; now: number }) =>
-  db
-    .selectFrom('sessions as s')
-    .innerJoin('users as u', 'u.id', 's.user_id')
-    .select(sql<number>`1`.as('live'))
-    .where('s.id', '=', p.sessionId)
-    .where('s.user_id', '=', p.userId)
-    .where('s.revoked_at', 'is', null)
-    .where('s.expires_at', '>', p.now)
-    .where('u.disabled', '=', 0),
+const liveSessionOfEnabledUser = preparedQuery(
+  (db, p: { sessionId: string; userId: string; now: number }) =>
+    db
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .select(sql<number>`1`.as('live'))
+      .where('s.id', '=', p.sessionId)
+      .where('s.user_id', '=', p.userId)
+      .where('s.revoked_at', 'is', null)
+      .where('s.expires_at', '>', p.now)
+      .where('u.disabled', '=', 0),
 )
 
 /**

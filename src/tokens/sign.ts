@@ -8,10 +8,15 @@
  * claim handling cost about a third of the signature itself, on every login and refresh.
  */
 import { Buffer } from 'node:buffer'
-import { KeyObject, generateKeyPairSync, sign as ed25519Sign } from 'node:crypto'
+import { sign as ed25519Sign, generateKeyPairSync, KeyObject } from 'node:crypto'
 import { InvalidKeyError, type JsonValue, type Key } from 'paseto'
 import { decodeBase64urlStrict } from '../verify/base64url.js'
-import { KEY_ALGORITHM, V4_PUBLIC_HEADER, importSecretKeyObject, v4PublicPreAuth } from '../verify/ed25519.js'
+import {
+  importSecretKeyObject,
+  KEY_ALGORITHM,
+  V4_PUBLIC_HEADER,
+  v4PublicPreAuth,
+} from '../verify/ed25519.js'
 
 /** An Ed25519 signing key: a private node `KeyObject` behind the `paseto` `Key` shape. */
 export interface SecretKey extends Key {
@@ -98,4 +103,3 @@ export async function signV4Public(
     ? `${HEADER}${body}`
     : `${HEADER}${body}.${Buffer.from(footer.buffer, footer.byteOffset, footer.byteLength).toString('base64url')}`
 }
-

@@ -6,13 +6,13 @@
  * about twice as fast per call (PERFORMANCE.md), and verification is on every request.
  */
 import { Buffer } from 'node:buffer'
-import { KeyObject, createPrivateKey, createPublicKey, verify as ed25519Verify } from 'node:crypto'
+import { createPrivateKey, createPublicKey, verify as ed25519Verify, KeyObject } from 'node:crypto'
 import {
+  type ConsumeOptions,
   InvalidKeyError,
+  type Key,
   PublicProtocol,
   PublicVerify,
-  type ConsumeOptions,
-  type Key,
   type TokenResult,
 } from 'paseto'
 import { decodeBase64urlStrict, encodeBase64url } from './base64url.js'

@@ -6,7 +6,7 @@
  * The remote defaults are those of jose's remote JWK set (`src/jwks/remote.ts`): 5 s fetch timeout,
  * 30 s cooldown between reloads for an unknown key id, 10 min cache when the response says nothing.
  */
-import { type PublicKey, importPublicKey } from './ed25519.js'
+import { importPublicKey, type PublicKey } from './ed25519.js'
 import { decodePublicPaserk, publicKeyId } from './paserk.js'
 
 /** Where a verifier finds the key named by a token's `kid`. */
@@ -165,7 +165,10 @@ async function readBounded(res: Response, limit: number): Promise<string> {
  * that is not `{"keys": [...]}`, or has no usable key at all, throws: Tessera always publishes
  * its active key, so an empty result means something else answered, and the old set is kept.
  */
-function parseKeySet(text: string, known: ReadonlyMap<string, PublicKey> | undefined): Map<string, PublicKey> {
+function parseKeySet(
+  text: string,
+  known: ReadonlyMap<string, PublicKey> | undefined,
+): Map<string, PublicKey> {
   const body: unknown = JSON.parse(text)
   const entries = (body as { keys?: unknown } | null)?.keys
   if (body === null || typeof body !== 'object' || !Array.isArray(entries)) {

@@ -48,7 +48,12 @@ const TITLES: Record<ProblemCode, string> = {
   service_unavailable: 'Service unavailable',
 }
 
-const STATUS = { unauthorized: 401, not_verified: 403, forbidden: 403, service_unavailable: 503 } as const
+const STATUS = {
+  unauthorized: 401,
+  not_verified: 403,
+  forbidden: 403,
+  service_unavailable: 503,
+} as const
 
 const REASON_DETAIL: Record<TokenErrorReason, string> = {
   malformed: 'The access token is malformed',
@@ -126,7 +131,9 @@ function unauthenticated(c: Context): never {
   fail(c, 'unauthorized', 'A bearer access token is required')
 }
 
-function compilePublicRoutes(routes: ReadonlyArray<PublicRoute>): (method: string, path: string) => boolean {
+function compilePublicRoutes(
+  routes: ReadonlyArray<PublicRoute>,
+): (method: string, path: string) => boolean {
   const matchers = routes.map((route) => {
     const { method, path } = typeof route === 'string' ? { method: undefined, path: route } : route
     if (typeof path !== 'string' || !path.startsWith('/')) {
@@ -188,7 +195,8 @@ export function auth<E extends AuthEnv = AuthEnv>(options: AuthOptions): Middlew
         }
       }
       if (rejected !== undefined) {
-        if (!open) fail(c, 'unauthorized', rejected, { error: 'invalid_token', description: rejected })
+        if (!open)
+          fail(c, 'unauthorized', rejected, { error: 'invalid_token', description: rejected })
         unaccepted.set(c, rejected)
       }
     } else if (!open) {

@@ -279,7 +279,9 @@ export async function verifyAccessToken(
   const tolerance = (options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS) * 1000
   const maxLifetime = (options.maxLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS) * 1000
   if (!Number.isFinite(now) || !(tolerance >= 0) || !(maxLifetime > 0)) {
-    throw new TypeError('now() must be finite, clockToleranceSeconds non-negative and maxLifetimeSeconds positive')
+    throw new TypeError(
+      'now() must be finite, clockToleranceSeconds non-negative and maxLifetimeSeconds positive',
+    )
   }
   if (now > exp + tolerance) throw new TokenError('expired', 'token has expired')
   if (now + tolerance < nbf) throw new TokenError('not_yet_valid', 'token is not valid yet')

@@ -4,9 +4,9 @@
  */
 import {
   type ConfiguredKey,
-  type KeySet,
   createLocalKeySet,
   createRemoteKeySet,
+  type KeySet,
 } from './key-set.js'
 import { type AccessTokenClaims, verifyAccessToken } from './token.js'
 
@@ -72,7 +72,12 @@ export interface Verifier {
  */
 export function createVerifier(source: VerifierKeySource, options: VerifierOptions): Verifier {
   const { issuer, audience, clockToleranceSeconds, now, maxLifetimeSeconds } = options
-  if (typeof issuer !== 'string' || issuer === '' || typeof audience !== 'string' || audience === '') {
+  if (
+    typeof issuer !== 'string' ||
+    issuer === '' ||
+    typeof audience !== 'string' ||
+    audience === ''
+  ) {
     throw new TypeError('createVerifier needs a non-empty issuer and audience')
   }
   let keySet: KeySet

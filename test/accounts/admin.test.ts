@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerAccount } from '../../src/accounts/accounts.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { PASSWORD, expectProblem, login, refresh, registerAndLogin, uniqueEmail } from '../support/users.js'
+import {
+  expectProblem,
+  login,
+  PASSWORD,
+  refresh,
+  registerAndLogin,
+  uniqueEmail,
+} from '../support/users.js'
 
 interface Claims {
   sub: string
@@ -42,7 +49,10 @@ for (const dialect of dialects()) {
     }
 
     beforeAll(async () => {
-      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0' } })
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0' },
+      })
     })
     afterAll(() => app.close())
 
@@ -64,13 +74,21 @@ for (const dialect of dialects()) {
       const bob = await registerAndLogin(app)
       await expectProblem(await promote(app, undefined, bob.user.id), 401, 'unauthorized')
       await expectProblem(await promote(app, 'garbage', bob.user.id), 401, 'unauthorized')
-      await expectProblem(await promote(app, bob.tokens.refresh_token, bob.user.id), 401, 'unauthorized')
+      await expectProblem(
+        await promote(app, bob.tokens.refresh_token, bob.user.id),
+        401,
+        'unauthorized',
+      )
     })
 
     it('a superuser made by the CLI path logs in with acct superuser and verified', async () => {
       const root = await superuser()
       expect(root.user.account_type).toBe('superuser')
-      expect(claimsOf(root.tokens.access_token)).toMatchObject({ sub: root.user.id, acct: 'superuser', verified: true })
+      expect(claimsOf(root.tokens.access_token)).toMatchObject({
+        sub: root.user.id,
+        acct: 'superuser',
+        verified: true,
+      })
       const audit = await app.server.tessera.db
         .selectFrom('audit_events')
         .select('event')
@@ -94,9 +112,15 @@ for (const dialect of dialects()) {
       })
 
       const next = await login(app, bob.email)
-      expect(claimsOf(next.access_token)).toMatchObject({ sub: bob.user.id, acct: 'superuser', verified: true })
+      expect(claimsOf(next.access_token)).toMatchObject({
+        sub: bob.user.id,
+        acct: 'superuser',
+        verified: true,
+      })
       // A refresh re-reads the account too.
-      const refreshed = (await (await refresh(app, bob.tokens.refresh_token)).json()) as { access_token: string }
+      const refreshed = (await (await refresh(app, bob.tokens.refresh_token)).json()) as {
+        access_token: string
+      }
       expect(claimsOf(refreshed.access_token).acct).toBe('superuser')
 
       const audit = await app.server.tessera.db
@@ -137,14 +161,24 @@ for (const dialect of dialects()) {
         .execute()
       // The token still claims acct superuser, and is still valid.
       expect(claimsOf(root.tokens.access_token).acct).toBe('superuser')
-      expect((await app.request('/v1/user/me', { token: root.tokens.access_token })).status).toBe(200)
-      await expectProblem(await promote(app, root.tokens.access_token, bob.user.id), 403, 'forbidden')
+      expect((await app.request('/v1/user/me', { token: root.tokens.access_token })).status).toBe(
+        200,
+      )
+      await expectProblem(
+        await promote(app, root.tokens.access_token, bob.user.id),
+        403,
+        'forbidden',
+      )
     })
 
     it('a disabled superuser is refused even while an access token of theirs is still live', async () => {
       const root = await superuser()
       const bob = await registerAndLogin(app)
-      await app.server.tessera.db.updateTable('users').set({ disabled: 1 }).where('id', '=', root.user.id).execute()
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ disabled: 1 })
+        .where('id', '=', root.user.id)
+        .execute()
       const res = await promote(app, root.tokens.access_token, bob.user.id)
       // Every bearer route checks that the user is enabled (README, "Tokens").
       expect(res.status).toBe(401)

@@ -4,9 +4,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { PASSWORD, type TokenPairBody, expectProblem, login, refresh, registerAndLogin } from '../support/users.js'
+import {
+  expectProblem,
+  login,
+  PASSWORD,
+  refresh,
+  registerAndLogin,
+  type TokenPairBody,
+} from '../support/users.js'
 
 const NEW_PASSWORD = 'quieter-harbour-compass-77'
 const LOGINS = 20
@@ -26,7 +33,11 @@ async function expectAllDead(app: TestApp, logins: Response[]) {
     }
     succeeded += 1
     const pair = (await res.json()) as TokenPairBody
-    await expectProblem(await app.request('/v1/user/me', { token: pair.access_token }), 401, 'unauthorized')
+    await expectProblem(
+      await app.request('/v1/user/me', { token: pair.access_token }),
+      401,
+      'unauthorized',
+    )
     await expectProblem(await refresh(app, pair.refresh_token), 401, 'invalid_refresh_token')
   }
   return succeeded
@@ -38,7 +49,11 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_LOGIN_PER_IP: '0', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0', RATE_LIMIT_REGISTER_PER_IP: '0' },
+        env: {
+          RATE_LIMIT_LOGIN_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+        },
       })
     })
     afterAll(() => app.close())
@@ -86,13 +101,21 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a disabled user\'s unexpired access token is refused at /v1/user/me', async () => {
+    it("a disabled user's unexpired access token is refused at /v1/user/me", async () => {
       const { email, user } = await registerAndLogin(app)
       const { access_token: access } = await login(app, email)
       // Disabled without its sessions ended (an operator's SQL, or a login that raced the disable).
-      await app.server.tessera.db.updateTable('users').set({ disabled: 1 }).where('id', '=', user.id).execute()
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ disabled: 1 })
+        .where('id', '=', user.id)
+        .execute()
       await expectProblem(await app.request('/v1/user/me', { token: access }), 401, 'unauthorized')
-      await expectProblem(await app.request('/v1/user/sessions', { token: access }), 401, 'unauthorized')
+      await expectProblem(
+        await app.request('/v1/user/sessions', { token: access }),
+        401,
+        'unauthorized',
+      )
     })
   })
 }

@@ -4,9 +4,15 @@
  * other client shares the account's budget, so guessing stays as expensive as before.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { PASSWORD, type TokenPairBody, expectProblem, register, uniqueEmail } from '../support/users.js'
+import {
+  expectProblem,
+  PASSWORD,
+  register,
+  type TokenPairBody,
+  uniqueEmail,
+} from '../support/users.js'
 
 const LIMIT = 3
 
@@ -45,7 +51,12 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    const attempt = (email: string, password: string, device?: string, path = '/v1/user/auth/login') =>
+    const attempt = (
+      email: string,
+      password: string,
+      device?: string,
+      path = '/v1/user/auth/login',
+    ) =>
       app.request(path, {
         json: { email, password },
         headers: {
@@ -84,7 +95,10 @@ for (const dialect of dialects()) {
         expect(setCookie).toContain('SameSite=Strict')
       }
       // Only its hash is stored.
-      const rows = await app.server.tessera.db.selectFrom('login_devices').select('token_hash').execute()
+      const rows = await app.server.tessera.db
+        .selectFrom('login_devices')
+        .select('token_hash')
+        .execute()
       expect(rows.length).toBeGreaterThanOrEqual(2)
       for (const row of rows) expect(row.token_hash).not.toMatch(/^tessera_dev_/)
     })
@@ -100,16 +114,22 @@ for (const dialect of dialects()) {
       // The owner's login does not clear the shared count (that would refill the attacker's budget).
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
       // Through the archive's login path too.
-      expect((await attempt(owner.email, PASSWORD, owner.device, '/api/v1/auth/login')).status).toBe(200)
+      expect(
+        (await attempt(owner.email, PASSWORD, owner.device, '/api/v1/auth/login')).status,
+      ).toBe(200)
     })
 
-    it('an unknown, malformed or other account\'s device cookie gets no budget of its own', async () => {
+    it("an unknown, malformed or other account's device cookie gets no budget of its own", async () => {
       const owner = await ownerWithDevice()
       const attacker = await ownerWithDevice()
       await attack(owner.email)
       const forged = `tessera_dev_${'A'.repeat(43)}`
       for (const device of [attacker.device, forged, 'garbage', `${owner.device}x`]) {
-        await expectProblem(await attempt(owner.email, 'attacker-guess-again', device), 429, 'rate_limited')
+        await expectProblem(
+          await attempt(owner.email, 'attacker-guess-again', device),
+          429,
+          'rate_limited',
+        )
         await expectProblem(await attempt(owner.email, PASSWORD, device), 429, 'rate_limited')
       }
       // The attacker's own device is still good for the attacker's account.
@@ -120,7 +140,11 @@ for (const dialect of dialects()) {
       const owner = await ownerWithDevice()
       const second = cookieValue(deviceSetCookie(await attempt(owner.email, PASSWORD))!)
       for (let i = 0; i < LIMIT; i++) {
-        await expectProblem(await attempt(owner.email, `stolen-device-guess-${i}`, owner.device), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(owner.email, `stolen-device-guess-${i}`, owner.device),
+          401,
+          'invalid_credentials',
+        )
       }
       await expectProblem(await attempt(owner.email, PASSWORD, owner.device), 429, 'rate_limited')
       // The device's failures did not use up the shared budget or the owner's other device.
@@ -130,7 +154,10 @@ for (const dialect of dialects()) {
 
     it('changing the password still works while logins are being flooded', async () => {
       const { email } = await register(app)
-      const owner = { email, tokens: (await (await attempt(email, PASSWORD)).json()) as TokenPairBody }
+      const owner = {
+        email,
+        tokens: (await (await attempt(email, PASSWORD)).json()) as TokenPairBody,
+      }
       await attack(owner.email)
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
       const res = await app.request('/v1/user/password', {
@@ -147,7 +174,8 @@ for (const dialect of dialects()) {
           token: owner.tokens.access_token,
           json: { current_password: current, new_password: 'another plausible lantern 77' },
         })
-      for (let i = 0; i < LIMIT; i++) await expectProblem(await change(`wrong-${i}-password`), 401, 'invalid_credentials')
+      for (let i = 0; i < LIMIT; i++)
+        await expectProblem(await change(`wrong-${i}-password`), 401, 'invalid_credentials')
       await expectProblem(await change(PASSWORD), 429, 'rate_limited')
       // Logins are a different budget.
       expect((await attempt(owner.email, PASSWORD)).status).toBe(200)
@@ -164,9 +192,17 @@ for (const dialect of dialects()) {
       const owner = await ownerWithDevice()
       const ghost = uniqueEmail('ghost')
       for (let i = 0; i < LIMIT; i++) {
-        await expectProblem(await attempt(ghost, 'not-the-password', owner.device), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(ghost, 'not-the-password', owner.device),
+          401,
+          'invalid_credentials',
+        )
       }
-      await expectProblem(await attempt(ghost, 'not-the-password', owner.device), 429, 'rate_limited')
+      await expectProblem(
+        await attempt(ghost, 'not-the-password', owner.device),
+        429,
+        'rate_limited',
+      )
     })
   })
 }

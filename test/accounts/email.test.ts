@@ -14,13 +14,17 @@ describe('normalizeEmail', () => {
     expect(normalizeEmail('ＡＬＩＣＥ@ex.com').normalized).toBe('alice@ex.com')
     expect(normalizeEmail('ﬁona@ex.com').normalized).toBe('fiona@ex.com')
     // Decomposed é (e + U+0301) and precomposed é give the same key.
-    expect(normalizeEmail('Rene\u0301@ex.com').normalized).toBe(normalizeEmail('REN\u00c9@ex.com').normalized)
+    expect(normalizeEmail('Rene\u0301@ex.com').normalized).toBe(
+      normalizeEmail('REN\u00c9@ex.com').normalized,
+    )
     // The typed form is not normalised.
     expect(normalizeEmail('ＡＬＩＣＥ@ex.com').email).toBe('ＡＬＩＣＥ@ex.com')
   })
 
   it('lower-cases, never upper-cases (ß stays ß, not ss)', () => {
     expect(normalizeEmail('Straße@ex.de').normalized).toBe('straße@ex.de')
-    expect(normalizeEmail('Straße@ex.de').normalized).not.toBe(normalizeEmail('STRASSE@ex.de').normalized)
+    expect(normalizeEmail('Straße@ex.de').normalized).not.toBe(
+      normalizeEmail('STRASSE@ex.de').normalized,
+    )
   })
 })

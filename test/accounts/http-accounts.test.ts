@@ -2,16 +2,16 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
 import { createPasswordHasher } from '../../src/accounts/password-hasher.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
-  PASSWORD,
-  type TokenPairBody,
   expectProblem,
   login,
+  PASSWORD,
   refresh,
   register,
   registerAndLogin,
+  type TokenPairBody,
   uniqueEmail,
 } from '../support/users.js'
 
@@ -66,13 +66,21 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       // Many registrations from one address: the per-IP registration limit is tested elsewhere.
       // Real argon2 cost: this block checks the stored hash's parameters.
-      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REGISTER_PER_IP: '0' }, realHashing: true })
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_REGISTER_PER_IP: '0' },
+        realHashing: true,
+      })
     })
     afterAll(() => app.close())
 
     it('answers 201 with exactly the user object: email trimmed but as typed, regular, unverified', async () => {
       const email = `  Mixed.${randomUUID()}@Example.ORG `
-      const res = await postRegister(app, { email, password: PASSWORD, display_name: '  Ada Lovelace ' })
+      const res = await postRegister(app, {
+        email,
+        password: PASSWORD,
+        display_name: '  Ada Lovelace ',
+      })
       expect(res.status, await res.clone().text()).toBe(201)
       expect(res.headers.get('content-type')).toMatch(/^application\/json/)
       const body = (await res.json()) as Record<string, unknown>
@@ -113,17 +121,37 @@ for (const dialect of dialects()) {
       ['email without @', { email: 'not-an-email', password: PASSWORD }, 'email'],
       ['email with two @', { email: 'a@b@example.org', password: PASSWORD }, 'email'],
       ['email as a number', { email: 42, password: PASSWORD }, 'email'],
-      ['email over 254 characters', { email: `${'a'.repeat(250)}@example.org`, password: PASSWORD }, 'email'],
+      [
+        'email over 254 characters',
+        { email: `${'a'.repeat(250)}@example.org`, password: PASSWORD },
+        'email',
+      ],
       ['missing password', { email: 'x@example.org' }, 'password'],
       ['password as a number', { email: 'x@example.org', password: 12345678901 }, 'password'],
-      ['password as an array', { email: 'x@example.org', password: ['a-long-password'] }, 'password'],
+      [
+        'password as an array',
+        { email: 'x@example.org', password: ['a-long-password'] },
+        'password',
+      ],
       ['password null', { email: 'x@example.org', password: null }, 'password'],
-      ['display_name over 100 characters', { email: 'x@example.org', password: PASSWORD, display_name: 'n'.repeat(101) }, 'display_name'],
-      ['display_name as a number', { email: 'x@example.org', password: PASSWORD, display_name: 7 }, 'display_name'],
+      [
+        'display_name over 100 characters',
+        { email: 'x@example.org', password: PASSWORD, display_name: 'n'.repeat(101) },
+        'display_name',
+      ],
+      [
+        'display_name as a number',
+        { email: 'x@example.org', password: PASSWORD, display_name: 7 },
+        'display_name',
+      ],
     ]
     for (const [name, body, field] of invalidBodies) {
       it(`validation_failed names the field: ${name}`, async () => {
-        const problem = (await expectProblem(await postRegister(app, body), 400, 'validation_failed')) as ProblemBody
+        const problem = (await expectProblem(
+          await postRegister(app, body),
+          400,
+          'validation_failed',
+        )) as ProblemBody
         expect(problem.errors?.map((e) => e.field)).toContain(field)
         expect(problem.detail).toContain(field)
       })
@@ -143,7 +171,11 @@ for (const dialect of dialects()) {
 
     it('a body over 64 KiB is 413 and a non-JSON content type is 415; nothing is created', async () => {
       const email = uniqueEmail('big')
-      const big = await postRegister(app, { email, password: PASSWORD, padding: 'x'.repeat(70 * 1024) })
+      const big = await postRegister(app, {
+        email,
+        password: PASSWORD,
+        padding: 'x'.repeat(70 * 1024),
+      })
       expect(big.status).toBe(413)
       expect(big.headers.get('content-type')).toBe('application/problem+json')
       const form = await app.request('/v1/user/auth/register', {
@@ -193,7 +225,10 @@ for (const dialect of dialects()) {
     })
 
     it('no composition rules: a long lower-case passphrase is accepted', async () => {
-      const res = await postRegister(app, { email: uniqueEmail(), password: 'correct horse battery staple' })
+      const res = await postRegister(app, {
+        email: uniqueEmail(),
+        password: 'correct horse battery staple',
+      })
       expect(res.status).toBe(201)
     })
 
@@ -223,7 +258,11 @@ for (const dialect of dialects()) {
       // Real argon2 cost: the timing oracle and rehash tests are about hashing.
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+        env: {
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+        },
         realHashing: true,
       })
     })
@@ -310,16 +349,32 @@ for (const dialect of dialects()) {
 
     it('a password over 1024 code points is refused as invalid_credentials without matching', async () => {
       const { email } = await register(app)
-      await expectProblem(await postLogin(app, email, PASSWORD + 'x'.repeat(1100)), 401, 'invalid_credentials')
+      await expectProblem(
+        await postLogin(app, email, PASSWORD + 'x'.repeat(1100)),
+        401,
+        'invalid_credentials',
+      )
     })
 
     it('no case folding and no truncation of passwords', async () => {
       const email = uniqueEmail()
       const password = 'Tall-Orchard-' + 'q7'.repeat(60)
       await register(app, email, password)
-      await expectProblem(await postLogin(app, email, password.toLowerCase()), 401, 'invalid_credentials')
-      await expectProblem(await postLogin(app, email, password.toUpperCase()), 401, 'invalid_credentials')
-      await expectProblem(await postLogin(app, email, password.slice(0, 72)), 401, 'invalid_credentials')
+      await expectProblem(
+        await postLogin(app, email, password.toLowerCase()),
+        401,
+        'invalid_credentials',
+      )
+      await expectProblem(
+        await postLogin(app, email, password.toUpperCase()),
+        401,
+        'invalid_credentials',
+      )
+      await expectProblem(
+        await postLogin(app, email, password.slice(0, 72)),
+        401,
+        'invalid_credentials',
+      )
       await expectProblem(await postLogin(app, email, password + 'q'), 401, 'invalid_credentials')
       expect((await postLogin(app, email, password)).status).toBe(200)
     })
@@ -347,10 +402,18 @@ for (const dialect of dialects()) {
       )
       const old = await weakHasher.hash(PASSWORD)
       expect(old).toContain('m=19456,t=1,p=1')
-      await app.server.tessera.db.updateTable('users').set({ password_hash: old }).where('id', '=', user.id).execute()
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ password_hash: old })
+        .where('id', '=', user.id)
+        .execute()
 
       // A wrong password does not touch the stored hash.
-      await expectProblem(await postLogin(app, email, 'not-the-password'), 401, 'invalid_credentials')
+      await expectProblem(
+        await postLogin(app, email, 'not-the-password'),
+        401,
+        'invalid_credentials',
+      )
       expect(await storedHash(app, user.id)).toBe(old)
 
       await login(app, email)
@@ -376,7 +439,11 @@ for (const dialect of dialects()) {
 
       for (const pair of [tokens, second]) {
         await expectProblem(await refresh(app, pair.refresh_token), 401, 'invalid_refresh_token')
-        await expectProblem(await app.request('/v1/user/me', { token: pair.access_token }), 401, 'unauthorized')
+        await expectProblem(
+          await app.request('/v1/user/me', { token: pair.access_token }),
+          401,
+          'unauthorized',
+        )
       }
       const sessions = await app.server.tessera.db
         .selectFrom('sessions')
@@ -407,7 +474,11 @@ for (const dialect of dialects()) {
     afterAll(() => app.close())
 
     it('the endpoint answers 404 not_found, whatever header is sent', async () => {
-      const variants: Array<Record<string, string>> = [{}, { 'x-service-secret': SERVICE_SECRET }, { 'x-service-secret': '' }]
+      const variants: Array<Record<string, string>> = [
+        {},
+        { 'x-service-secret': SERVICE_SECRET },
+        { 'x-service-secret': '' },
+      ]
       for (const headers of variants) {
         const res = await app.request('/v1/user/auth/register-service', {
           json: { email: uniqueEmail('svc'), password: PASSWORD },
@@ -428,12 +499,18 @@ for (const dialect of dialects()) {
     afterAll(() => app.close())
 
     const registerService = (headers: Record<string, string>, email = uniqueEmail('svc')) =>
-      app.request('/v1/user/auth/register-service', { json: { email, password: PASSWORD }, headers })
+      app.request('/v1/user/auth/register-service', {
+        json: { email, password: PASSWORD },
+        headers,
+      })
 
     const badSecrets: Array<[string, Record<string, string>]> = [
       ['missing header', {}],
       ['empty header', { 'x-service-secret': '' }],
-      ['wrong secret of the same length', { 'x-service-secret': SERVICE_SECRET.replace(/.$/, 'X') }],
+      [
+        'wrong secret of the same length',
+        { 'x-service-secret': SERVICE_SECRET.replace(/.$/, 'X') },
+      ],
       ['wrong secret, shorter', { 'x-service-secret': 'short' }],
       ['wrong secret, longer', { 'x-service-secret': SERVICE_SECRET + SERVICE_SECRET }],
       ['the secret in another case', { 'x-service-secret': SERVICE_SECRET.toUpperCase() }],
@@ -442,7 +519,11 @@ for (const dialect of dialects()) {
     for (const [name, headers] of badSecrets) {
       it(`invalid_service_secret (403, never 500): ${name}`, async () => {
         const email = uniqueEmail('svc')
-        const problem = await expectProblem(await registerService(headers, email), 403, 'invalid_service_secret')
+        const problem = await expectProblem(
+          await registerService(headers, email),
+          403,
+          'invalid_service_secret',
+        )
         expect(problem.detail).not.toContain(SERVICE_SECRET)
         const rows = await app.server.tessera.db
           .selectFrom('users')
@@ -483,7 +564,10 @@ for (const dialect of dialects()) {
       })
       await expectProblem(res, 400, 'weak_password')
       const { email } = await register(app)
-      res = await app.request('/v1/user/auth/register-service', { json: { email, password: PASSWORD }, headers: ok })
+      res = await app.request('/v1/user/auth/register-service', {
+        json: { email, password: PASSWORD },
+        headers: ok,
+      })
       await expectProblem(res, 409, 'email_taken')
     })
   })

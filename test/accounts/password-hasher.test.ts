@@ -1,10 +1,10 @@
-import * as argon2 from '@node-rs/argon2'
 import type { Algorithm } from '@node-rs/argon2'
+import * as argon2 from '@node-rs/argon2'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import {
+  type Argon2Params,
   createPasswordHasher,
   DEFAULT_ARGON2_PARAMS,
-  type Argon2Params,
 } from '../../src/accounts/password-hasher.js'
 import { normalizePassword } from '../../src/accounts/password-policy.js'
 import { TesseraError } from '../../src/errors.js'
@@ -117,12 +117,18 @@ describe('createPasswordHasher: needsRehash', () => {
     expect(argon2i.startsWith('$argon2i$v=19$m=1024,t=1,p=1$')).toBe(true)
     expect(hasher.needsRehash(argon2i)).toBe(true)
     expect(await hasher.verify(argon2i, 'pw')).toBe(true) // still usable for the login that upgrades it
-    const v16 = await argon2.hash('pw', { ...opts, algorithm: 2 as Algorithm, version: 0 as argon2.Version })
+    const v16 = await argon2.hash('pw', {
+      ...opts,
+      algorithm: 2 as Algorithm,
+      version: 0 as argon2.Version,
+    })
     expect(v16.startsWith('$argon2id$v=16$m=1024,t=1,p=1$')).toBe(true)
     expect(hasher.needsRehash(v16)).toBe(true)
     expect(hasher.needsRehash('garbage')).toBe(true)
     expect(hasher.needsRehash('')).toBe(true)
-    expect(hasher.needsRehash('$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy')).toBe(true)
+    expect(hasher.needsRehash('$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy')).toBe(
+      true,
+    )
   })
 })
 
@@ -151,7 +157,8 @@ describe('createPasswordHasher: bounded concurrency', () => {
     expect(seen.at(-1)).toEqual({ active: 0, queued: 0 })
     // argon2 itself was called once per hash, and each result is a real hash of its input.
     expect(vi.mocked(argon2.hash)).toHaveBeenCalledTimes(6)
-    for (const [i, phc] of phcs.entries()) expect(await argon2.verify(phc, `password number ${i}`)).toBe(true)
+    for (const [i, phc] of phcs.entries())
+      expect(await argon2.verify(phc, `password number ${i}`)).toBe(true)
   })
 
   it('rejects with rate_limited (retryAfter 1) when more than maxQueued would wait', async () => {
@@ -160,7 +167,11 @@ describe('createPasswordHasher: bounded concurrency', () => {
     const accepted = [hasher.hash('a'), hasher.verify(phc, 'pw-zq8!vbn'), hasher.hash('c')]
     expect(hasher.stats()).toEqual({ active: 1, queued: 2 })
 
-    for (const refused of [hasher.hash('d'), hasher.verify(phc, 'pw-zq8!vbn'), hasher.verifyDummy('x')]) {
+    for (const refused of [
+      hasher.hash('d'),
+      hasher.verify(phc, 'pw-zq8!vbn'),
+      hasher.verifyDummy('x'),
+    ]) {
       const err = await rejectionOf(refused)
       expect(err.code).toBe('rate_limited')
       expect(err.status).toBe(429)
@@ -187,7 +198,10 @@ describe('createPasswordHasher: verifyDummy', () => {
     expect(hasher.stats().active).toBe(1) // the dummy hash is made under the cap
     expect(await pending).toBe(false)
     expect(await hasher.verifyDummy('another guess')).toBe(false)
-    expect(await Promise.all([hasher.verifyDummy('x'), hasher.verifyDummy('y')])).toEqual([false, false])
+    expect(await Promise.all([hasher.verifyDummy('x'), hasher.verifyDummy('y')])).toEqual([
+      false,
+      false,
+    ])
 
     // One dummy hash for the hasher's lifetime, one real verify per call.
     expect(vi.mocked(argon2.hash)).toHaveBeenCalledTimes(1)
@@ -197,7 +211,12 @@ describe('createPasswordHasher: verifyDummy', () => {
     expect(dummyPhc.startsWith('$argon2id$v=19$m=1024,t=1,p=1$')).toBe(true)
     expect(hasher.needsRehash(dummyPhc)).toBe(false)
     expect(verifyCalls.map((c) => c[0])).toEqual([dummyPhc, dummyPhc, dummyPhc, dummyPhc])
-    expect(verifyCalls.map((c) => c[1])).toEqual(['whatever the attacker typed', 'another guess', 'x', 'y'])
+    expect(verifyCalls.map((c) => c[1])).toEqual([
+      'whatever the attacker typed',
+      'another guess',
+      'x',
+      'y',
+    ])
   })
 
   it('uses the production parameters for the dummy when configured with them', async () => {

@@ -86,7 +86,9 @@ describe('checkPasswordPolicy: length in code points of the NFKC form', () => {
     // U+FB03 "ﬃ" is 1 code point raw and 3 after NFKC: 3 of them pass a minimum of 8.
     expect(checkPasswordPolicy('\uFB03\uFB03\uFB03', policy)).toBe('ffiffiffi')
     // 342 × 3 = 1026 after NFKC: too long although only 342 raw.
-    expect(rejection(() => checkPasswordPolicy('\uFB03'.repeat(342), policy)).detail).toMatch(/too long/i)
+    expect(rejection(() => checkPasswordPolicy('\uFB03'.repeat(342), policy)).detail).toMatch(
+      /too long/i,
+    )
     // e + U+0301 composes to é: 2048 raw code points, 1024 after NFKC.
     const decomposed = codePoints(1024, ['e\u0301', 'a\u0300'])
     expect([...decomposed].length).toBe(2048)
@@ -115,7 +117,9 @@ describe('checkPasswordPolicy: NFKC, no case folding, no composition rules', () 
 
   it('has no composition rules: lowercase-only and digits-only are fine when not common', () => {
     expect(common.has('correcthorsebatterystaple')).toBe(false)
-    expect(checkPasswordPolicy('correcthorsebatterystaple', policy)).toBe('correcthorsebatterystaple')
+    expect(checkPasswordPolicy('correcthorsebatterystaple', policy)).toBe(
+      'correcthorsebatterystaple',
+    )
     expect(common.has('83920175')).toBe(false)
     expect(checkPasswordPolicy('83920175', policy)).toBe('83920175')
   })
@@ -150,7 +154,9 @@ describe('checkPasswordPolicy: common-password blocklist', () => {
   )
 
   it('rejects the NFKC (fullwidth) form of a common password', () => {
-    expect(rejection(() => checkPasswordPolicy('ｐａｓｓｗｏｒｄ', policy)).detail).toMatch(/common/)
+    expect(rejection(() => checkPasswordPolicy('ｐａｓｓｗｏｒｄ', policy)).detail).toMatch(
+      /common/,
+    )
   })
 
   it('uses the whole list, not just its head', () => {

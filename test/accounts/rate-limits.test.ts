@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { accountKey } from '../../src/rate-limit/limits.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { type TestApp, makeTestApp, testKeyEnv } from '../support/app.js'
+import { makeTestApp, type TestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { PASSWORD, expectProblem, login, register, uniqueEmail } from '../support/users.js'
+import { expectProblem, login, PASSWORD, register, uniqueEmail } from '../support/users.js'
 
 interface CounterRow {
   key: string
@@ -21,7 +21,9 @@ function attempt(url: string, email: string, password: string): Promise<Response
 }
 
 async function counters(app: TestApp): Promise<CounterRow[]> {
-  const { rows } = await sql<CounterRow>`select key, points from rate_limits`.execute(app.server.tessera.db)
+  const { rows } = await sql<CounterRow>`select key, points from rate_limits`.execute(
+    app.server.tessera.db,
+  )
   return rows.map((r) => ({ key: r.key, points: Number(r.points) }))
 }
 
@@ -41,7 +43,11 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_LOGIN_PER_IP: '3', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0', RATE_LIMIT_WINDOW: '600' },
+        env: {
+          RATE_LIMIT_LOGIN_PER_IP: '3',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+          RATE_LIMIT_WINDOW: '600',
+        },
       })
     })
     afterAll(() => app.close())
@@ -49,8 +55,16 @@ for (const dialect of dialects()) {
     it('the 4th login attempt from one address is 429 rate_limited with Retry-After, right password or not', async () => {
       const { email } = await register(app)
       await login(app, email)
-      await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
-      await expectProblem(await attempt(app.url, uniqueEmail('ghost'), 'not-the-password'), 401, 'invalid_credentials')
+      await expectProblem(
+        await attempt(app.url, email, 'not-the-password'),
+        401,
+        'invalid_credentials',
+      )
+      await expectProblem(
+        await attempt(app.url, uniqueEmail('ghost'), 'not-the-password'),
+        401,
+        'invalid_credentials',
+      )
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 600)
       await expectRateLimited(await attempt(app.url, uniqueEmail('other'), PASSWORD), 600)
       const rows = await counters(app)
@@ -66,7 +80,11 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_LOGIN_PER_ACCOUNT: '3', RATE_LIMIT_LOGIN_PER_IP: '1000', RATE_LIMIT_REGISTER_PER_IP: '0' },
+        env: {
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
+          RATE_LIMIT_LOGIN_PER_IP: '1000',
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+        },
       })
     })
     afterAll(() => app.close())
@@ -75,7 +93,11 @@ for (const dialect of dialects()) {
       const { email } = await register(app)
       const other = await register(app)
       for (let i = 0; i < 3; i++) {
-        await expectProblem(await attempt(app.url, email, `wrong-${i}-password`), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(app.url, email, `wrong-${i}-password`),
+          401,
+          'invalid_credentials',
+        )
       }
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
       await expectRateLimited(await attempt(app.url, email, 'still-wrong-password'), 900)
@@ -85,7 +107,11 @@ for (const dialect of dialects()) {
     it('the account is the normalised address: case and spaces do not give fresh counters', async () => {
       const { email } = await register(app)
       for (const typed of [email.toUpperCase(), ` ${email} `, email]) {
-        await expectProblem(await attempt(app.url, typed, 'not-the-password'), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(app.url, typed, 'not-the-password'),
+          401,
+          'invalid_credentials',
+        )
       }
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
     })
@@ -93,7 +119,11 @@ for (const dialect of dialects()) {
     it('an unknown email is limited the same way (429 after 3 failures), so the limit reveals nothing', async () => {
       const ghost = uniqueEmail('ghost')
       for (let i = 0; i < 3; i++) {
-        await expectProblem(await attempt(app.url, ghost, 'not-the-password'), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(app.url, ghost, 'not-the-password'),
+          401,
+          'invalid_credentials',
+        )
       }
       await expectRateLimited(await attempt(app.url, ghost, 'not-the-password'), 900)
     })
@@ -124,11 +154,12 @@ for (const dialect of dialects()) {
           token: access_token,
           json: { current_password: current, new_password: 'another plausible lantern 77' },
         })
-      for (let i = 0; i < 3; i++) await expectProblem(await change(`wrong-${i}-password`), 401, 'invalid_credentials')
+      for (let i = 0; i < 3; i++)
+        await expectProblem(await change(`wrong-${i}-password`), 401, 'invalid_credentials')
       await expectRateLimited(await change(PASSWORD), 900)
     })
 
-    it('a counted attempt survives another request\'s transaction rolling back', async () => {
+    it("a counted attempt survives another request's transaction rolling back", async () => {
       const email = uniqueEmail('rollback')
       let release!: () => void
       const held = new Promise<void>((resolve) => (release = resolve))
@@ -146,7 +177,9 @@ for (const dialect of dialects()) {
       release()
       await rolledBack
       await expectProblem(await attemptDone, 401, 'invalid_credentials')
-      const rows = (await counters(app)).filter((r) => r.key.endsWith(accountKey(email.toLowerCase())))
+      const rows = (await counters(app)).filter((r) =>
+        r.key.endsWith(accountKey(email.toLowerCase())),
+      )
       expect(rows).toHaveLength(1)
       expect(rows[0]!.points).toBe(1)
     })
@@ -155,7 +188,11 @@ for (const dialect of dialects()) {
       const { email } = await register(app)
       for (let round = 0; round < 3; round++) {
         for (let i = 0; i < 2; i++) {
-          await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+          await expectProblem(
+            await attempt(app.url, email, 'not-the-password'),
+            401,
+            'invalid_credentials',
+          )
         }
         // 2 failures per round: 6 in all, but never 3 without a success in between.
         await login(app, email)
@@ -189,9 +226,21 @@ for (const dialect of dialects()) {
       )
       try {
         const { email } = await register(app)
-        await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
-        await expectProblem(await attempt(replica.url, email, 'not-the-password'), 401, 'invalid_credentials')
-        await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(app.url, email, 'not-the-password'),
+          401,
+          'invalid_credentials',
+        )
+        await expectProblem(
+          await attempt(replica.url, email, 'not-the-password'),
+          401,
+          'invalid_credentials',
+        )
+        await expectProblem(
+          await attempt(app.url, email, 'not-the-password'),
+          401,
+          'invalid_credentials',
+        )
         await expectRateLimited(await attempt(replica.url, email, PASSWORD), 900)
         await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
       } finally {
@@ -205,7 +254,11 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_WINDOW: '1', RATE_LIMIT_LOGIN_PER_ACCOUNT: '2', RATE_LIMIT_LOGIN_PER_IP: '1000' },
+        env: {
+          RATE_LIMIT_WINDOW: '1',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '2',
+          RATE_LIMIT_LOGIN_PER_IP: '1000',
+        },
       })
     })
     afterAll(() => app.close())
@@ -213,7 +266,11 @@ for (const dialect of dialects()) {
     it('a locked account can log in again once the window has passed', async () => {
       const { email } = await register(app)
       for (let i = 0; i < 2; i++) {
-        await expectProblem(await attempt(app.url, email, 'not-the-password'), 401, 'invalid_credentials')
+        await expectProblem(
+          await attempt(app.url, email, 'not-the-password'),
+          401,
+          'invalid_credentials',
+        )
       }
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 1)
       // The counters use the real clock (they are shared with other replicas).
@@ -250,7 +307,10 @@ for (const dialect of dialects()) {
   describe(`without trusted proxy, X-Forwarded-For does not dodge the limit [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
-      app = await makeTestApp({ dialect, env: { RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' } })
+      app = await makeTestApp({
+        dialect,
+        env: { RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+      })
     })
     afterAll(() => app.close())
 
@@ -271,7 +331,11 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { TRUST_PROXY: '127.0.0.1', RATE_LIMIT_LOGIN_PER_IP: '2', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+        env: {
+          TRUST_PROXY: '127.0.0.1',
+          RATE_LIMIT_LOGIN_PER_IP: '2',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+        },
       })
     })
     afterAll(() => app.close())
@@ -310,7 +374,11 @@ for (const dialect of dialects()) {
       const app = await makeTestApp({ dialect, env: { TRUST_PROXY: '10.0.0.0/8, fd00::/8' } })
       try {
         await expectProblem(await attemptVia(app, '198.51.100.7'), 401, 'invalid_credentials')
-        await expectProblem(await attemptVia(app, '10.0.0.5, 198.51.100.8'), 401, 'invalid_credentials')
+        await expectProblem(
+          await attemptVia(app, '10.0.0.5, 198.51.100.8'),
+          401,
+          'invalid_credentials',
+        )
         expect(await ipKeys(app)).toEqual(['login_ip:127.0.0.1'])
       } finally {
         await app.close()
@@ -319,11 +387,26 @@ for (const dialect of dialects()) {
 
     it('through a chain of trusted proxies the client is the right-most untrusted entry', async () => {
       // The IPv4-mapped spelling of the peer matches it too.
-      const app = await makeTestApp({ dialect, env: { TRUST_PROXY: '::ffff:127.0.0.1,10.0.0.0/8,2001:db8::/32' } })
+      const app = await makeTestApp({
+        dialect,
+        env: { TRUST_PROXY: '::ffff:127.0.0.1,10.0.0.0/8,2001:db8::/32' },
+      })
       try {
-        await expectProblem(await attemptVia(app, '203.0.113.9, 198.51.100.1, 10.1.2.3, 10.0.0.1'), 401, 'invalid_credentials')
-        await expectProblem(await attemptVia(app, '198.51.100.2, 2001:db8::1'), 401, 'invalid_credentials')
-        await expectProblem(await attemptVia(app, '2001:db8:1::5, ::ffff:198.51.100.3'), 401, 'invalid_credentials')
+        await expectProblem(
+          await attemptVia(app, '203.0.113.9, 198.51.100.1, 10.1.2.3, 10.0.0.1'),
+          401,
+          'invalid_credentials',
+        )
+        await expectProblem(
+          await attemptVia(app, '198.51.100.2, 2001:db8::1'),
+          401,
+          'invalid_credentials',
+        )
+        await expectProblem(
+          await attemptVia(app, '2001:db8:1::5, ::ffff:198.51.100.3'),
+          401,
+          'invalid_credentials',
+        )
         // Only trusted hops: the farthest of them is the best answer.
         await expectProblem(await attemptVia(app, '10.9.9.9, 10.0.0.1'), 401, 'invalid_credentials')
         // Garbage where an address belongs: the proxy that wrote it is the client.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { TesseraError } from '../../src/errors.js'
 import { createSemaphore } from '../../src/accounts/semaphore.js'
+import { TesseraError } from '../../src/errors.js'
 
 interface Gate {
   promise: Promise<void>
@@ -106,7 +106,9 @@ describe('createSemaphore', () => {
         throw new Error('sync boom')
       }),
     ).rejects.toThrow('sync boom')
-    await expect(sem.run(() => Promise.reject(new Error('async boom')))).rejects.toThrow('async boom')
+    await expect(sem.run(() => Promise.reject(new Error('async boom')))).rejects.toThrow(
+      'async boom',
+    )
     expect(sem.stats()).toEqual({ active: 0, queued: 0 })
     await expect(sem.run(() => 7)).resolves.toBe(7)
   })

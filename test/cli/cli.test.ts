@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { PASSWORD, type TokenPairBody, expectProblem, uniqueEmail } from '../support/users.js'
+import { expectProblem, PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 /** The installed command over the compiled code (built by test/support/global-setup.ts). */
@@ -38,7 +38,10 @@ function tessera(env: Record<string, string>, args: string[], input?: string): P
 
 function claimsOf(accessToken: string): { acct: string; sub: string } {
   const bytes = Buffer.from(accessToken.split('.')[2]!, 'base64url')
-  return JSON.parse(bytes.subarray(0, bytes.length - 64).toString('utf8')) as { acct: string; sub: string }
+  return JSON.parse(bytes.subarray(0, bytes.length - 64).toString('utf8')) as {
+    acct: string
+    sub: string
+  }
 }
 
 function keyLines(stdout: string): Array<{ status: string; kid: string }> {
@@ -51,7 +54,15 @@ function keyLines(stdout: string): Array<{ status: string; kid: string }> {
     })
 }
 
-const COMMANDS = ['serve', 'migrate', 'keys rotate', 'keys list', 'user create-superuser', 'user promote', 'user disable']
+const COMMANDS = [
+  'serve',
+  'migrate',
+  'keys rotate',
+  'keys list',
+  'user create-superuser',
+  'user promote',
+  'user disable',
+]
 
 describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
   let dir: string
@@ -80,7 +91,7 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('--help and every command\'s --help exit 0 with usage text', async () => {
+  it("--help and every command's --help exit 0 with usage text", async () => {
     const top = await tessera(env, ['--help'])
     expect(top.code).toBe(0)
     expect(top.stdout).toMatch(/^Usage: tessera <command>/)
@@ -127,7 +138,11 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
   })
 
   it('user create-superuser reads the password from stdin; the superuser logs in on a server over the same file', async () => {
-    const run = await tessera(env, ['user', 'create-superuser', '--email', 'Root@Example.org', '--display-name', 'Root'], `${PASSWORD}\n`)
+    const run = await tessera(
+      env,
+      ['user', 'create-superuser', '--email', 'Root@Example.org', '--display-name', 'Root'],
+      `${PASSWORD}\n`,
+    )
     expect(run.code, run.stderr).toBe(0)
     expect(run.stdout).toContain('Created superuser Root@Example.org')
     expect(run.stdout + run.stderr).not.toContain(PASSWORD)
@@ -137,7 +152,9 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     )
     const pair = await loginOk('root@example.org')
     expect(claimsOf(pair.access_token).acct).toBe('superuser')
-    const me = await fetch(`${server.url}/v1/user/me`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+    const me = await fetch(`${server.url}/v1/user/me`, {
+      headers: { authorization: `Bearer ${pair.access_token}` },
+    })
     expect(await me.json()).toMatchObject({
       email: 'Root@Example.org',
       display_name: 'Root',
@@ -148,10 +165,20 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
 
   const refusedSuperusers: Array<[string, string[], string, RegExp]> = [
     ['a weak password', ['--email', 'weak@example.org'], 'password\n', /weak_password: .*common/],
-    ['a too-short password', ['--email', 'short@example.org'], 'abc\n', /weak_password: .*too short/],
+    [
+      'a too-short password',
+      ['--email', 'short@example.org'],
+      'abc\n',
+      /weak_password: .*too short/,
+    ],
     ['no password on stdin', ['--email', 'empty@example.org'], '', /No password/],
     ['a taken email', ['--email', ' ROOT@example.org'], `${PASSWORD}-2\n`, /email_taken/],
-    ['an invalid email', ['--email', 'not-an-email'], `${PASSWORD}\n`, /--email must be an email address/],
+    [
+      'an invalid email',
+      ['--email', 'not-an-email'],
+      `${PASSWORD}\n`,
+      /--email must be an email address/,
+    ],
   ]
   for (const [name, args, input, message] of refusedSuperusers) {
     it(`user create-superuser refuses ${name}: non-zero exit, a message, no account`, async () => {
@@ -213,13 +240,31 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     expect(run.stdout).toContain('is disabled')
 
     // The session itself is over, not only further refreshes: its access token is refused too.
-    const me = await fetch(`${server!.url}/v1/user/me`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+    const me = await fetch(`${server!.url}/v1/user/me`, {
+      headers: { authorization: `Bearer ${pair.access_token}` },
+    })
     await expectProblem(me, 401, 'unauthorized')
-    await expectProblem(await post('/v1/user/auth/refresh', { refresh_token: pair.refresh_token }), 401, 'invalid_refresh_token')
-    const sessions = await server!.tessera.db.selectFrom('sessions').select('revoked_reason').where('user_id', '=', claimsOf(pair.access_token).sub).execute()
+    await expectProblem(
+      await post('/v1/user/auth/refresh', { refresh_token: pair.refresh_token }),
+      401,
+      'invalid_refresh_token',
+    )
+    const sessions = await server!.tessera.db
+      .selectFrom('sessions')
+      .select('revoked_reason')
+      .where('user_id', '=', claimsOf(pair.access_token).sub)
+      .execute()
     expect(sessions.map((s) => s.revoked_reason)).toEqual(['user_disabled'])
-    await expectProblem(await post('/v1/user/auth/login', { email, password: PASSWORD }), 403, 'account_disabled')
-    await expectProblem(await post('/v1/user/auth/login', { email, password: 'not-the-password' }), 401, 'invalid_credentials')
+    await expectProblem(
+      await post('/v1/user/auth/login', { email, password: PASSWORD }),
+      403,
+      'account_disabled',
+    )
+    await expectProblem(
+      await post('/v1/user/auth/login', { email, password: 'not-the-password' }),
+      401,
+      'invalid_credentials',
+    )
   })
 
   it('keys rotate then keys list: one active and one retiring key; old tokens still verify', async () => {
@@ -249,14 +294,18 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     expect(after.stdout + rotate.stdout).not.toMatch(/k4\.secret/)
 
     // The server publishes both, and a token signed with the now-retiring key still works.
-    const keys = (await (await fetch(`${server!.url}/v1/keys`)).json()) as { keys: Array<{ kid: string; status: string }> }
+    const keys = (await (await fetch(`${server!.url}/v1/keys`)).json()) as {
+      keys: Array<{ kid: string; status: string }>
+    }
     expect(keys.keys.map((k) => [k.kid, k.status]).sort()).toEqual(
       [
         [rotated[0]!.kid, 'active'],
         [initial[0]!.kid, 'retiring'],
       ].sort(),
     )
-    const me = await fetch(`${server!.url}/v1/user/me`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+    const me = await fetch(`${server!.url}/v1/user/me`, {
+      headers: { authorization: `Bearer ${pair.access_token}` },
+    })
     expect(me.status).toBe(200)
   })
 })

@@ -1,10 +1,19 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { type CliResult, freePort, runCli } from '../support/process.js'
-import { PASSWORD, expectProblem, login, refresh, uniqueEmail } from '../support/users.js'
+import { expectProblem, login, PASSWORD, refresh, uniqueEmail } from '../support/users.js'
 
 interface Entry {
   url: string
@@ -18,7 +27,9 @@ const CLIENT_COMMANDS = ['user register', 'user login', 'user whoami', 'user log
 /** Past the access token's expiry (900 s) on the server, beyond its 30 s clock-skew tolerance. */
 const PAST_ACCESS_EXPIRY_MS = (900 + 30 + 1) * 1000
 
-describe('the tessera client commands (user register|login|whoami|logout) [sqlite]', { timeout: 120_000 }, () => {
+describe('the tessera client commands (user register|login|whoami|logout) [sqlite]', {
+  timeout: 120_000,
+}, () => {
   let app: TestApp
   let root: string
   /** A fresh XDG_CONFIG_HOME per test. */
@@ -27,7 +38,11 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
 
   beforeAll(async () => {
     app = await makeTestApp({
-      env: { RATE_LIMIT_LOGIN_PER_IP: '0', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0', RATE_LIMIT_REGISTER_PER_IP: '0' },
+      env: {
+        RATE_LIMIT_LOGIN_PER_IP: '0',
+        RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+        RATE_LIMIT_REGISTER_PER_IP: '0',
+      },
     })
     root = mkdtempSync(join(tmpdir(), 'tessera-client-'))
   })
@@ -44,10 +59,18 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
    * The CLI as its own process. DATABASE_URL is deliberately meaningless and the server
    * configuration broken: the client commands must not read either.
    */
-  function cli(args: string[], options: { input?: string; url?: string; env?: Record<string, string> } = {}) {
+  function cli(
+    args: string[],
+    options: { input?: string; url?: string; env?: Record<string, string> } = {},
+  ) {
     return runCli(args, {
       databaseUrl: 'unused',
-      env: { TESSERA_URL: options.url ?? app.url, XDG_CONFIG_HOME: xdg, ACCESS_TOKEN_TTL: 'soon', ...options.env },
+      env: {
+        TESSERA_URL: options.url ?? app.url,
+        XDG_CONFIG_HOME: xdg,
+        ACCESS_TOKEN_TTL: 'soon',
+        ...options.env,
+      },
       input: options.input ?? '',
     })
   }
@@ -55,7 +78,9 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
   const credentialsDir = () => join(xdg, 'tessera')
   const credentialsFile = () => join(credentialsDir(), 'credentials.json')
   function stored(): Record<string, Entry> {
-    return (JSON.parse(readFileSync(credentialsFile(), 'utf8')) as { servers: Record<string, Entry> }).servers
+    return (
+      JSON.parse(readFileSync(credentialsFile(), 'utf8')) as { servers: Record<string, Entry> }
+    ).servers
   }
   const entry = (url = app.url) => stored()[url]
 
@@ -87,7 +112,9 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
   it('register → login → whoami; tokens are stored 0600 in a 0700 directory and never printed', async () => {
     const email = uniqueEmail('Flow')
     const registered = ok(
-      await cli(['user', 'register', '--email', email, '--display-name', 'Ada'], { input: `${PASSWORD}\n` }),
+      await cli(['user', 'register', '--email', email, '--display-name', 'Ada'], {
+        input: `${PASSWORD}\n`,
+      }),
     )
     expect(registered.stdout).toContain(email)
     expect(registered.stdout).toMatch(/display_name:\s+Ada/)
@@ -152,7 +179,9 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
   it('an access token within 30 s of its expiry is refreshed before use', async () => {
     await registerAndLoginCli()
     const before = entry()!
-    const file = JSON.parse(readFileSync(credentialsFile(), 'utf8')) as { servers: Record<string, Entry> }
+    const file = JSON.parse(readFileSync(credentialsFile(), 'utf8')) as {
+      servers: Record<string, Entry>
+    }
     file.servers[app.url]!.access_expires_at = new Date(Date.now() + 10_000).toISOString()
     writeFileSync(credentialsFile(), JSON.stringify(file), { mode: 0o600 })
 
@@ -179,7 +208,10 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
   it('a session revoked elsewhere (logout-all): whoami says not logged in and removes the entry', async () => {
     const email = await registerAndLoginCli()
     const other = await login(app, email)
-    const res = await app.request('/v1/user/auth/logout-all', { method: 'POST', token: other.access_token })
+    const res = await app.request('/v1/user/auth/logout-all', {
+      method: 'POST',
+      token: other.access_token,
+    })
     expect(res.status).toBe(204)
     app.clock.advance(PAST_ACCESS_EXPIRY_MS)
 
@@ -216,17 +248,23 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     const email = uniqueEmail('errors')
     ok(await cli(['user', 'register', '--email', email], { input: `${PASSWORD}\n` }))
 
-    const wrong = await cli(['user', 'login', '--email', email], { input: 'not-the-password-at-all\n' })
+    const wrong = await cli(['user', 'login', '--email', email], {
+      input: 'not-the-password-at-all\n',
+    })
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toMatch(/^invalid_credentials: /)
     expect(wrong.stderr).not.toContain('not-the-password-at-all')
     expect(existsSync(credentialsFile())).toBe(false)
 
-    const taken = await cli(['user', 'register', '--email', email.toUpperCase()], { input: `${PASSWORD}\n` })
+    const taken = await cli(['user', 'register', '--email', email.toUpperCase()], {
+      input: `${PASSWORD}\n`,
+    })
     expect(taken.code).toBe(1)
     expect(taken.stderr).toMatch(/^email_taken: /)
 
-    const weak = await cli(['user', 'register', '--email', uniqueEmail('weak')], { input: 'password\n' })
+    const weak = await cli(['user', 'register', '--email', uniqueEmail('weak')], {
+      input: 'password\n',
+    })
     expect(weak.code).toBe(1)
     expect(weak.stderr).toMatch(/^weak_password: /)
 
@@ -246,7 +284,10 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
 
   it('an unreachable TESSERA_URL exits 1 with a message naming it', async () => {
     const url = `http://127.0.0.1:${await freePort()}`
-    for (const args of [['user', 'login', '--email', 'a@example.org'], ['user', 'register', '--email', 'a@example.org']]) {
+    for (const args of [
+      ['user', 'login', '--email', 'a@example.org'],
+      ['user', 'register', '--email', 'a@example.org'],
+    ]) {
       const run = await cli(args, { url, input: `${PASSWORD}\n` })
       expect(run.code).toBe(1)
       expect(run.stderr).toContain(url)

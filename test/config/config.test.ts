@@ -116,8 +116,17 @@ describe('loadConfig refuses bad values, naming the variable', () => {
       REFRESH_TOKEN_TTL: '7200',
       SESSION_ABSOLUTE_TTL: '3600',
     })
-    for (const name of ['PORT', 'DATABASE_URL', 'LOG_LEVEL', 'ARGON2_MEMORY_KIB', 'REFRESH_TOKEN_TTL']) {
-      expect(error.problems.filter((p) => p.includes(name)), name).toHaveLength(1)
+    for (const name of [
+      'PORT',
+      'DATABASE_URL',
+      'LOG_LEVEL',
+      'ARGON2_MEMORY_KIB',
+      'REFRESH_TOKEN_TTL',
+    ]) {
+      expect(
+        error.problems.filter((p) => p.includes(name)),
+        name,
+      ).toHaveLength(1)
     }
     expect(error.problems).toHaveLength(5)
   })
@@ -126,7 +135,11 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     const secrets: Env[] = [
       { SERVICE_SECRET: 'hunter2-secret' },
       { KEY_ENCRYPTION_KEY: 'correct-horse-battery' },
-      { SERVICE_SECRET: 'hunter2-secret', KEY_ENCRYPTION_KEY: 'correct-horse-battery', PORT: 'abc' },
+      {
+        SERVICE_SECRET: 'hunter2-secret',
+        KEY_ENCRYPTION_KEY: 'correct-horse-battery',
+        PORT: 'abc',
+      },
     ]
     for (const env of secrets) {
       const error = rejection(env)

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
 import { TEST_POSTGRES_URL } from '../support/postgres.js'
-import { type TesseraProcess, freePort, startTesseraProcess } from '../support/process.js'
+import { freePort, startTesseraProcess, type TesseraProcess } from '../support/process.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const CONNECT_TIMEOUT_S = 2
@@ -32,7 +32,11 @@ interface Observed {
   retryAfter: string | null
 }
 
-async function observe(p: TesseraProcess, path: string, init: Parameters<TesseraProcess['request']>[1] = {}) {
+async function observe(
+  p: TesseraProcess,
+  path: string,
+  init: Parameters<TesseraProcess['request']>[1] = {},
+) {
   try {
     const res = await p.request(path, { ...init, signal: AbortSignal.timeout(HANG_MS) })
     const observed: Observed = {
@@ -43,8 +47,14 @@ async function observe(p: TesseraProcess, path: string, init: Parameters<Tessera
     }
     return observed
   } catch (error) {
-    const hang = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
-    return { status: hang ? 'hang' : 'network', body: String(error), contentType: null, retryAfter: null } as Observed
+    const hang =
+      error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+    return {
+      status: hang ? 'hang' : 'network',
+      body: String(error),
+      contentType: null,
+      retryAfter: null,
+    } as Observed
   }
 }
 
@@ -64,7 +74,9 @@ function expectOnlyOkOr503(observed: Observed[]) {
 
 async function account(p: TesseraProcess): Promise<{ email: string; tokens: TokenPairBody }> {
   const email = uniqueEmail('outage')
-  const registered = await observe(p, '/v1/user/auth/register', { json: { email, password: PASSWORD } })
+  const registered = await observe(p, '/v1/user/auth/register', {
+    json: { email, password: PASSWORD },
+  })
   expect(registered.status, registered.body).toBe(201)
   const login = await observe(p, '/v1/user/auth/login', { json: { email, password: PASSWORD } })
   expect(login.status, login.body).toBe(200)
@@ -73,7 +85,9 @@ async function account(p: TesseraProcess): Promise<{ email: string; tokens: Toke
 
 /** Full round trips that touch the database: refresh, then /me with the new access token. */
 async function expectServing(p: TesseraProcess, tokens: TokenPairBody): Promise<TokenPairBody> {
-  const refreshed = await observe(p, '/v1/user/auth/refresh', { json: { refresh_token: tokens.refresh_token } })
+  const refreshed = await observe(p, '/v1/user/auth/refresh', {
+    json: { refresh_token: tokens.refresh_token },
+  })
   expect(refreshed.status, refreshed.body).toBe(200)
   const pair = JSON.parse(refreshed.body) as TokenPairBody
   const me = await observe(p, '/v1/user/me', { token: pair.access_token })
@@ -94,13 +108,17 @@ function startLoad(p: TesseraProcess, accounts: { email: string; tokens: TokenPa
     let pair: TokenPairBody | undefined = tokens
     while (!stopped) {
       if (pair === undefined) {
-        const login = await observe(p, '/v1/user/auth/login', { json: { email, password: PASSWORD } })
+        const login = await observe(p, '/v1/user/auth/login', {
+          json: { email, password: PASSWORD },
+        })
         observed.push(login)
         if (login.status === 200) pair = JSON.parse(login.body) as TokenPairBody
         else await sleep(50)
         continue
       }
-      const refreshed = await observe(p, '/v1/user/auth/refresh', { json: { refresh_token: pair.refresh_token } })
+      const refreshed = await observe(p, '/v1/user/auth/refresh', {
+        json: { refresh_token: pair.refresh_token },
+      })
       observed.push(refreshed)
       if (refreshed.status !== 200) {
         pair = undefined
@@ -127,7 +145,8 @@ function watchExit(p: TesseraProcess) {
   return state
 }
 
-const lostConnectionLines = (p: TesseraProcess) => p.output().split('database connection lost').length - 1
+const lostConnectionLines = (p: TesseraProcess) =>
+  p.output().split('database connection lost').length - 1
 
 /** Until the server has logged `count` lost connections, or has exited. */
 async function untilLogged(p: TesseraProcess, count: number, exit: { exited: boolean }) {
@@ -159,7 +178,11 @@ describe.skipIf(!postgres)('pg_terminate_backend of pooled connections [postgres
     await admin.connect()
     server = await startTesseraProcess({
       databaseUrl: database.url,
-      env: { PGAPPNAME: applicationName, LOG_LEVEL: 'warn', DATABASE_CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_S) },
+      env: {
+        PGAPPNAME: applicationName,
+        LOG_LEVEL: 'warn',
+        DATABASE_CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_S),
+      },
     })
     exit = watchExit(server)
   })
@@ -209,7 +232,10 @@ function postgresBin(): string | undefined {
 }
 
 const bin = postgresBin()
-if (postgres && bin === undefined) console.warn('outage.test.ts: no PostgreSQL binaries under /usr/lib/postgresql; the stop/start test is skipped')
+if (postgres && bin === undefined)
+  console.warn(
+    'outage.test.ts: no PostgreSQL binaries under /usr/lib/postgresql; the stop/start test is skipped',
+  )
 
 /**
  * A throwaway PostgreSQL cluster of our own: the machine's shared server serves other tests and
@@ -234,7 +260,9 @@ class PrivateCluster {
 
   private run(tool: string, args: string[]) {
     const command = join(bin!, tool)
-    const [file, argv] = this.asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args]
+    const [file, argv] = this.asRoot
+      ? ['runuser', ['-u', 'postgres', '--', command, ...args]]
+      : [command, args]
     execFileSync(file, argv, { stdio: 'pipe', timeout: 60_000 })
   }
 
@@ -261,57 +289,64 @@ class PrivateCluster {
   }
 }
 
-describe.skipIf(!postgres || bin === undefined)('the database stopped and started under load [postgres]', () => {
-  let cluster: PrivateCluster
-  let server: TesseraProcess
-  let exit: { exited: boolean }
+describe.skipIf(!postgres || bin === undefined)(
+  'the database stopped and started under load [postgres]',
+  () => {
+    let cluster: PrivateCluster
+    let server: TesseraProcess
+    let exit: { exited: boolean }
 
-  beforeAll(async () => {
-    cluster = new PrivateCluster(await freePort())
-    cluster.init()
-    cluster.start()
-    server = await startTesseraProcess({
-      databaseUrl: cluster.url,
-      env: { LOG_LEVEL: 'warn', DATABASE_CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_S) },
+    beforeAll(async () => {
+      cluster = new PrivateCluster(await freePort())
+      cluster.init()
+      cluster.start()
+      server = await startTesseraProcess({
+        databaseUrl: cluster.url,
+        env: { LOG_LEVEL: 'warn', DATABASE_CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_S) },
+      })
+      exit = watchExit(server)
     })
-    exit = watchExit(server)
-  })
 
-  afterAll(async () => {
-    await server?.stop()
-    cluster?.destroy()
-  })
+    afterAll(async () => {
+      await server?.stop()
+      cluster?.destroy()
+    })
 
-  it('answers 503 problem+json while the database is down, and serves again once it is back', async () => {
-    const accounts = await Promise.all(Array.from({ length: CHAINS }, () => account(server)))
-    const load = startLoad(server, accounts)
-    await sleep(300)
-    cluster.stop('fast')
+    it('answers 503 problem+json while the database is down, and serves again once it is back', async () => {
+      const accounts = await Promise.all(Array.from({ length: CHAINS }, () => account(server)))
+      const load = startLoad(server, accounts)
+      await sleep(300)
+      cluster.stop('fast')
 
-    // Down: every kind of request answers 503 (within the connect timeout: no hang), /ready too.
-    const during = await Promise.all([
-      observe(server, '/ready'),
-      observe(server, '/v1/user/me', { token: accounts[0]!.tokens.access_token }),
-      observe(server, '/v1/user/auth/login', { json: { email: accounts[0]!.email, password: PASSWORD } }),
-      observe(server, '/v1/user/auth/register', { json: { email: uniqueEmail('outage'), password: PASSWORD } }),
-    ])
-    expect(during.map((o) => o.status)).toEqual([503, 503, 503, 503])
-    expectOnlyOkOr503(during)
-    await sleep(300)
-    expect(exit.exited, server.output()).toBe(false)
+      // Down: every kind of request answers 503 (within the connect timeout: no hang), /ready too.
+      const during = await Promise.all([
+        observe(server, '/ready'),
+        observe(server, '/v1/user/me', { token: accounts[0]!.tokens.access_token }),
+        observe(server, '/v1/user/auth/login', {
+          json: { email: accounts[0]!.email, password: PASSWORD },
+        }),
+        observe(server, '/v1/user/auth/register', {
+          json: { email: uniqueEmail('outage'), password: PASSWORD },
+        }),
+      ])
+      expect(during.map((o) => o.status)).toEqual([503, 503, 503, 503])
+      expectOnlyOkOr503(during)
+      await sleep(300)
+      expect(exit.exited, server.output()).toBe(false)
 
-    cluster.start()
-    const deadline = Date.now() + 20_000
-    while ((await observe(server, '/ready')).status !== 200) {
-      expect(Date.now() < deadline, 'not ready again within 20 s').toBe(true)
-      await sleep(100)
-    }
-    await sleep(300)
-    const observed = await load.stop()
-    expect(exit.exited, server.output()).toBe(false)
-    expectOnlyOkOr503(observed)
-    expect(observed.some((o) => o.status === 503)).toBe(true)
-    expect(server.output()).not.toContain('unhandled error')
-    await expectServing(server, (await account(server)).tokens)
-  })
-})
+      cluster.start()
+      const deadline = Date.now() + 20_000
+      while ((await observe(server, '/ready')).status !== 200) {
+        expect(Date.now() < deadline, 'not ready again within 20 s').toBe(true)
+        await sleep(100)
+      }
+      await sleep(300)
+      const observed = await load.stop()
+      expect(exit.exited, server.output()).toBe(false)
+      expectOnlyOkOr503(observed)
+      expect(observed.some((o) => o.status === 503)).toBe(true)
+      expect(server.output()).not.toContain('unhandled error')
+      await expectServing(server, (await account(server)).tokens)
+    })
+  },
+)

@@ -3,11 +3,11 @@
  * transactions, on both databases.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DatabaseHandle, connectDatabase } from '../../src/db/connect.js'
+import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.js'
 import { migrateOrThrow } from '../../src/db/migrate.js'
 import { preparedQuery } from '../../src/db/prepared.js'
 import type { AccountType } from '../../src/db/schema.js'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
 
 const insertUser = preparedQuery((db, p: { id: string; email: string; now: number }) =>
@@ -62,8 +62,12 @@ for (const dialect of dialects()) {
         { id: 'u2', email: 'two@example.org', created_at: 2000 },
         { id: 'u3', email: 'three@example.org', created_at: 3000 },
       ])
-      expect(await usersCreatedAfter.first(handle.db, { after: 0, type: 'regular' })).toMatchObject({ id: 'u1' })
-      expect(await usersCreatedAfter.first(handle.db, { after: 0, type: 'service' })).toBeUndefined()
+      expect(await usersCreatedAfter.first(handle.db, { after: 0, type: 'regular' })).toMatchObject(
+        { id: 'u1' },
+      )
+      expect(
+        await usersCreatedAfter.first(handle.db, { after: 0, type: 'service' }),
+      ).toBeUndefined()
     })
 
     it('rolls back with the transaction it ran in', async () => {
@@ -73,7 +77,9 @@ for (const dialect of dialects()) {
           throw new Error('abort')
         }),
       ).rejects.toThrow('abort')
-      expect(await usersCreatedAfter.first(handle.db, { after: 3500, type: 'regular' })).toBeUndefined()
+      expect(
+        await usersCreatedAfter.first(handle.db, { after: 3500, type: 'regular' }),
+      ).toBeUndefined()
     })
 
     it('refuses a run that leaves a parameter out instead of binding the placeholder', async () => {

@@ -2,19 +2,19 @@ import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { type TestApp, makeTestApp, testKeyEnv } from '../support/app.js'
+import { makeTestApp, type TestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
+  clientPkce,
   type FakeGitHub,
   type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
-  clientPkce,
   startFakeGitHub,
   startOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { type TokenPairBody, expectProblem, uniqueEmail } from '../support/users.js'
+import { expectProblem, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 let subjects = 0
 const subject = (p = 'atk') => `${p}-${process.pid}-${++subjects}`
@@ -59,8 +59,19 @@ for (const dialect of dialects()) {
     async function counts() {
       const db = app.server.tessera.db
       const count = async (table: 'users' | 'identities' | 'login_codes') =>
-        Number((await db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
-      return { users: await count('users'), identities: await count('identities'), login_codes: await count('login_codes') }
+        Number(
+          (
+            await db
+              .selectFrom(table)
+              .select((eb) => eb.fn.countAll().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        )
+      return {
+        users: await count('users'),
+        identities: await count('identities'),
+        login_codes: await count('login_codes'),
+      }
     }
 
     function clientError(res: Response) {
@@ -96,7 +107,10 @@ for (const dialect of dialects()) {
       // then hands the resulting code to Tessera's Google callback.
       const start = new URL(await authorize(browser, 'google'))
       start.searchParams.set('client_id', 'tessera-gitlab')
-      start.searchParams.set('redirect_uri', `${TESSERA_TEST_ISSUER}/v1/user/authenticate/gitlab/callback`)
+      start.searchParams.set(
+        'redirect_uri',
+        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/gitlab/callback`,
+      )
       const callback = await browser.toCallback(start.toString())
       expect(callback).toContain('/gitlab/callback?')
       expect(new URL(callback).searchParams.get('code')).toBeTruthy()
@@ -152,7 +166,14 @@ for (const dialect of dialects()) {
     it('a flow started on one replica finishes on another over the same database', async () => {
       idp.current = { sub: subject(), email: uniqueEmail('replica'), email_verified: true }
       const replica: RunningServer = await startServer(
-        loadConfig({ HOST: '127.0.0.1', PORT: '0', DATABASE_URL: app.databaseUrl, LOG_LEVEL: 'silent', ...testKeyEnv(app.databaseUrl), ...env }),
+        loadConfig({
+          HOST: '127.0.0.1',
+          PORT: '0',
+          DATABASE_URL: app.databaseUrl,
+          LOG_LEVEL: 'silent',
+          ...testKeyEnv(app.databaseUrl),
+          ...env,
+        }),
         { clock: app.clock },
       )
       try {
@@ -167,7 +188,9 @@ for (const dialect of dialects()) {
         expect(res.status, await res.clone().text()).toBe(302)
         const code = new URL(res.headers.get('location')!).searchParams.get('code')
         expect(code).toMatch(/^tessera_lc_/)
-        const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
+        const exchanged = await app.request('/v1/user/auth/oauth/exchange', {
+          json: { code, code_verifier: pkce.verifier },
+        })
         expect(exchanged.status, await exchanged.clone().text()).toBe(200)
         const pair = (await exchanged.json()) as TokenPairBody
         expect(pair.access_token).toBeTruthy()

@@ -4,19 +4,24 @@
  * browser binding of its own, never one the browser already carried (README, "Federated login").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   BROWSER_COOKIE,
   Browser,
   CLIENT_REDIRECT_URI,
   type ClientPkce,
-  type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
   clientPkce,
+  type FakeOidcProvider,
   startOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { type TokenPairBody, expectProblem, registerAndLogin, uniqueEmail } from '../support/users.js'
+import {
+  expectProblem,
+  registerAndLogin,
+  type TokenPairBody,
+  uniqueEmail,
+} from '../support/users.js'
 
 let subjects = 0
 const subject = () => `bind-${process.pid}-${++subjects}`
@@ -52,7 +57,10 @@ for (const dialect of dialects()) {
 
     async function authorize(browser: Browser, query: string, token?: string) {
       const res = await browser.fetch(authorizeUrl(query), {
-        headers: { accept: 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+        headers: {
+          accept: 'application/json',
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        },
       })
       expect(res.status, await res.clone().text()).toBe(200)
       return { res, start: ((await res.json()) as { authorization_url: string }).authorization_url }
@@ -67,7 +75,7 @@ for (const dialect of dialects()) {
     const exchange = (target: TestApp, json: Record<string, unknown>) =>
       target.request('/v1/user/auth/oauth/exchange', { json })
 
-    it('login CSRF: an attacker\'s code fed to the victim\'s client fails with the victim\'s verifier, and is spent', async () => {
+    it("login CSRF: an attacker's code fed to the victim's client fails with the victim's verifier, and is spent", async () => {
       // The attacker signs in at the provider as themselves through an ordinary client flow...
       idp.current = { sub: subject(), email: uniqueEmail('attacker'), email_verified: true }
       const attacker: ClientPkce = clientPkce()
@@ -77,18 +85,34 @@ for (const dialect of dialects()) {
       // ...and steers the victim's browser to the client's redirect URI with that code. The
       // victim's client exchanges it with the verifier of its own flow.
       const victim = clientPkce()
-      await expectProblem(await exchange(app, { code, code_verifier: victim.verifier }), 401, 'invalid_login_code')
+      await expectProblem(
+        await exchange(app, { code, code_verifier: victim.verifier }),
+        401,
+        'invalid_login_code',
+      )
       // Single use: not even the right verifier redeems it now.
-      await expectProblem(await exchange(app, { code, code_verifier: attacker.verifier }), 401, 'invalid_login_code')
+      await expectProblem(
+        await exchange(app, { code, code_verifier: attacker.verifier }),
+        401,
+        'invalid_login_code',
+      )
     })
 
     it('a missing or malformed verifier answers invalid_login_code and burns the code; the right one logs in', async () => {
-      for (const wrong of [{}, { code_verifier: 'short' }, { code_verifier: `${'a'.repeat(42)}!` }]) {
+      for (const wrong of [
+        {},
+        { code_verifier: 'short' },
+        { code_verifier: `${'a'.repeat(42)}!` },
+      ]) {
         idp.current = { sub: subject(), email: uniqueEmail('verifier'), email_verified: true }
         const pkce = clientPkce()
         const code = (await flow(app, `&${pkce.query}`)).searchParams.get('code')
         await expectProblem(await exchange(app, { code, ...wrong }), 401, 'invalid_login_code')
-        await expectProblem(await exchange(app, { code, code_verifier: pkce.verifier }), 401, 'invalid_login_code')
+        await expectProblem(
+          await exchange(app, { code, code_verifier: pkce.verifier }),
+          401,
+          'invalid_login_code',
+        )
       }
       idp.current = { sub: subject(), email: uniqueEmail('verifier-ok'), email_verified: true }
       const pkce = clientPkce()
@@ -106,20 +130,28 @@ for (const dialect of dialects()) {
         [`&code_challenge=${pkce.challenge}`, 'code_challenge_method'],
         [`&code_challenge=${pkce.challenge}&code_challenge_method=plain`, 'code_challenge_method'],
         [`&code_challenge=${pkce.challenge.slice(1)}&code_challenge_method=S256`, 'code_challenge'],
-        [`&code_challenge=${pkce.challenge.slice(0, 42)}%2B&code_challenge_method=S256`, 'code_challenge'],
+        [
+          `&code_challenge=${pkce.challenge.slice(0, 42)}%2B&code_challenge_method=S256`,
+          'code_challenge',
+        ],
         [`&${pkce.query}&state=`, 'state'],
         [`&${pkce.query}&state=${'s'.repeat(513)}`, 'state'],
         [`&${pkce.query}&state=%C3%A9t%C3%A9`, 'state'],
         [`&${pkce.query}&state=a%0Ab`, 'state'],
       ]
       for (const [query, field] of cases) {
-        const res = await app.request(authorizeUrl(query).slice(TESSERA_TEST_ISSUER.length), { redirect: 'manual' })
+        const res = await app.request(authorizeUrl(query).slice(TESSERA_TEST_ISSUER.length), {
+          redirect: 'manual',
+        })
         const body = await expectProblem(res, 400, 'validation_failed')
-        expect((body as unknown as { errors: { field: string }[] }).errors.map((e) => e.field), query).toEqual([field])
+        expect(
+          (body as unknown as { errors: { field: string }[] }).errors.map((e) => e.field),
+          query,
+        ).toEqual([field])
       }
     })
 
-    it('the client\'s state comes back on every outcome: code, error and linked', async () => {
+    it("the client's state comes back on every outcome: code, error and linked", async () => {
       const pkce = clientPkce()
       const state = 'opaque state: {"tab": 7} & more ~!'
       const q = `&${pkce.query}&state=${encodeURIComponent(state)}`
@@ -127,7 +159,11 @@ for (const dialect of dialects()) {
       const ok = await flow(app, q)
       expect(ok.searchParams.get('code')).toMatch(/^tessera_lc_/)
       expect(ok.searchParams.get('state')).toBe(state)
-      idp.current = { sub: subject(), email: uniqueEmail('state-unverified'), email_verified: false }
+      idp.current = {
+        sub: subject(),
+        email: uniqueEmail('state-unverified'),
+        email_verified: false,
+      }
       const failed = await flow(app, q)
       expect(failed.searchParams.get('error')).toBe('email_required')
       expect(failed.searchParams.get('state')).toBe(state)
@@ -135,7 +171,11 @@ for (const dialect of dialects()) {
       idp.current = { sub: subject(), email: uniqueEmail('state-link'), email_verified: true }
       const browser = new Browser(app.url)
       // A link flow hands out no code, so it needs no challenge.
-      const { start } = await authorize(browser, `&state=${encodeURIComponent(state)}`, tokens.access_token)
+      const { start } = await authorize(
+        browser,
+        `&state=${encodeURIComponent(state)}`,
+        tokens.access_token,
+      )
       const linked = (await browser.follow(start)).url
       expect(linked.searchParams.get('linked')).toBe('google')
       expect(linked.searchParams.get('state')).toBe(state)
@@ -158,7 +198,11 @@ for (const dialect of dialects()) {
       // A code from a flow without PKCE, fed to a client that does PKCE: refused.
       idp.current = { sub: subject(), email: uniqueEmail('injected'), email_verified: true }
       const unbound = (await flow(optional, '')).searchParams.get('code')
-      await expectProblem(await exchange(optional, { code: unbound, code_verifier: clientPkce().verifier }), 401, 'invalid_login_code')
+      await expectProblem(
+        await exchange(optional, { code: unbound, code_verifier: clientPkce().verifier }),
+        401,
+        'invalid_login_code',
+      )
     })
 
     it('fixation: a browser binding planted before the flow is not adopted, and a callback with only it fails', async () => {
@@ -195,7 +239,10 @@ for (const dialect of dialects()) {
       expect(names).toHaveLength(2)
       // The later flow finishes first; then the earlier one.
       const results = []
-      for (const [callback, pkce] of [[callbackB, second], [callbackA, first]] as const) {
+      for (const [callback, pkce] of [
+        [callbackB, second],
+        [callbackA, first],
+      ] as const) {
         const back = await browser.fetch(callback)
         expect(back.status, await back.clone().text()).toBe(302)
         const code = new URL(back.headers.get('location')!).searchParams.get('code')
@@ -204,7 +251,9 @@ for (const dialect of dialects()) {
         results.push(new URL(back.headers.get('location')!).searchParams.get('state'))
       }
       expect(results).toEqual(['tab-2', 'tab-1'])
-      expect(Object.keys(browser.cookies(host(app))).filter((n) => BROWSER_COOKIE.test(n))).toEqual([])
+      expect(Object.keys(browser.cookies(host(app))).filter((n) => BROWSER_COOKIE.test(n))).toEqual(
+        [],
+      )
     })
   })
 }

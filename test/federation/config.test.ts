@@ -14,7 +14,10 @@ const problems = (env: Record<string, string>) => {
 describe('OAUTH_* configuration', () => {
   it('a provider is enabled only when both client id and secret are set', () => {
     expect(loadConfig({}).oauth.providers).toEqual({})
-    const config = loadConfig({ OAUTH_GOOGLE_CLIENT_ID: 'id', OAUTH_GOOGLE_CLIENT_SECRET: 'secret' })
+    const config = loadConfig({
+      OAUTH_GOOGLE_CLIENT_ID: 'id',
+      OAUTH_GOOGLE_CLIENT_SECRET: 'secret',
+    })
     expect(config.oauth.providers).toEqual({
       google: { clientId: 'id', clientSecret: 'secret', issuer: 'https://accounts.google.com' },
     })
@@ -31,14 +34,23 @@ describe('OAUTH_* configuration', () => {
       OAUTH_GITLAB_CLIENT_SECRET: 's',
       OAUTH_GITLAB_ISSUER: 'https://gitlab.example.org',
     })
-    expect(config.oauth.providers.github).toMatchObject({ issuer: 'https://github.com', apiUrl: 'https://api.github.com' })
+    expect(config.oauth.providers.github).toMatchObject({
+      issuer: 'https://github.com',
+      apiUrl: 'https://api.github.com',
+    })
     expect(config.oauth.providers.gitlab?.issuer).toBe('https://gitlab.example.org')
   })
 
   it('http:// provider URLs need OAUTH_ALLOW_INSECURE_ISSUERS', () => {
-    const env = { OAUTH_ORCID_CLIENT_ID: 'id', OAUTH_ORCID_CLIENT_SECRET: 's', OAUTH_ORCID_ISSUER: 'http://127.0.0.1:9' }
+    const env = {
+      OAUTH_ORCID_CLIENT_ID: 'id',
+      OAUTH_ORCID_CLIENT_SECRET: 's',
+      OAUTH_ORCID_ISSUER: 'http://127.0.0.1:9',
+    }
     expect(problems(env)[0]).toMatch(/^OAUTH_ORCID_ISSUER must be an https URL/)
-    expect(loadConfig({ ...env, OAUTH_ALLOW_INSECURE_ISSUERS: 'true' }).oauth.providers.orcid?.issuer).toBe('http://127.0.0.1:9')
+    expect(
+      loadConfig({ ...env, OAUTH_ALLOW_INSECURE_ISSUERS: 'true' }).oauth.providers.orcid?.issuer,
+    ).toBe('http://127.0.0.1:9')
   })
 
   it('RATE_LIMIT_OAUTH_PER_IP defaults to 60 per window, 0 turns it off, anything else is refused', () => {
@@ -46,16 +58,18 @@ describe('OAUTH_* configuration', () => {
     expect(loadConfig({ RATE_LIMIT_OAUTH_PER_IP: '0' }).rateLimits.oauthPerIp).toBe(0)
     expect(loadConfig({ RATE_LIMIT_OAUTH_PER_IP: ' 500 ' }).rateLimits.oauthPerIp).toBe(500)
     for (const bad of ['-1', '2.5', 'lots']) {
-      expect(problems({ RATE_LIMIT_OAUTH_PER_IP: bad })).toEqual(['RATE_LIMIT_OAUTH_PER_IP must be a whole number'])
+      expect(problems({ RATE_LIMIT_OAUTH_PER_IP: bad })).toEqual([
+        'RATE_LIMIT_OAUTH_PER_IP must be a whole number',
+      ])
     }
   })
 
   it('OAUTH_REDIRECT_URIS is an exact, comma-separated list of absolute URIs', () => {
     expect(loadConfig({}).oauth.redirectUris).toEqual([])
-    expect(loadConfig({ OAUTH_REDIRECT_URIS: ' https://a.example/cb , app.example:/cb ' }).oauth.redirectUris).toEqual([
-      'https://a.example/cb',
-      'app.example:/cb',
-    ])
+    expect(
+      loadConfig({ OAUTH_REDIRECT_URIS: ' https://a.example/cb , app.example:/cb ' }).oauth
+        .redirectUris,
+    ).toEqual(['https://a.example/cb', 'app.example:/cb'])
     expect(problems({ OAUTH_REDIRECT_URIS: '/relative' })).toHaveLength(1)
   })
 })

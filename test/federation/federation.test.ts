@@ -1,17 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
+  clientPkce,
   type FakeGitHub,
   type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
-  clientPkce,
   startFakeGitHub,
   startOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { type TokenPairBody, expectProblem, registerAndLogin, uniqueEmail } from '../support/users.js'
+import {
+  expectProblem,
+  registerAndLogin,
+  type TokenPairBody,
+  uniqueEmail,
+} from '../support/users.js'
 
 let subjects = 0
 const subject = (p = 'sub') => `${p}-${process.pid}-${++subjects}`
@@ -45,10 +50,20 @@ for (const dialect of dialects()) {
     })
 
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
-    async function authorize(browser: Browser, provider: string, token?: string, redirect = CLIENT_REDIRECT_URI) {
+    async function authorize(
+      browser: Browser,
+      provider: string,
+      token?: string,
+      redirect = CLIENT_REDIRECT_URI,
+    ) {
       const res = await browser.fetch(
         `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(redirect)}&${pkce.query}`,
-        { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+        {
+          headers: {
+            accept: 'application/json',
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
+        },
       )
       expect(res.status, await res.clone().text()).toBe(200)
       return ((await res.json()) as { authorization_url: string }).authorization_url
@@ -61,7 +76,9 @@ for (const dialect of dialects()) {
     }
 
     async function exchange(code: string) {
-      return app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
+      return app.request('/v1/user/auth/oauth/exchange', {
+        json: { code, code_verifier: pkce.verifier },
+      })
     }
 
     async function loginWith(provider: string): Promise<TokenPairBody> {
@@ -76,7 +93,13 @@ for (const dialect of dialects()) {
     async function me(token: string) {
       const res = await app.request('/v1/user/me', { token })
       expect(res.status).toBe(200)
-      return (await res.json()) as { id: string; email: string; account_type: string; verified: boolean; identities: { provider: string }[] }
+      return (await res.json()) as {
+        id: string
+        email: string
+        account_type: string
+        verified: boolean
+        identities: { provider: string }[]
+      }
     }
 
     it('an unknown Google identity creates a regular account; the same identity logs in again', async () => {
@@ -101,8 +124,12 @@ for (const dialect of dialects()) {
       expect(location.searchParams.get('code_challenge_method')).toBe('S256')
       expect(location.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/)
       expect(location.searchParams.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/)
-      expect(location.searchParams.get('redirect_uri')).toBe(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`)
-      expect(res.headers.get('set-cookie')).toMatch(/^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/user\/authenticate; HttpOnly; SameSite=Lax$/i)
+      expect(location.searchParams.get('redirect_uri')).toBe(
+        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`,
+      )
+      expect(res.headers.get('set-cookie')).toMatch(
+        /^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/user\/authenticate; HttpOnly; SameSite=Lax$/i,
+      )
     })
 
     it.each([
@@ -139,7 +166,9 @@ for (const dialect of dialects()) {
     it('one login code presented concurrently: exactly one token pair', async () => {
       idp.current = { sub: subject(), email: uniqueEmail('race'), email_verified: true }
       const code = (await flow('google')).searchParams.get('code')!
-      const statuses = await Promise.all(Array.from({ length: 8 }, async () => (await exchange(code)).status))
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, async () => (await exchange(code)).status),
+      )
       expect(statuses.filter((s) => s === 200)).toHaveLength(1)
       expect(statuses.filter((s) => s === 401)).toHaveLength(7)
     })
@@ -148,7 +177,11 @@ for (const dialect of dialects()) {
       idp.current = { sub: subject(), email: uniqueEmail('disabled'), email_verified: true }
       const tokens = await loginWith('google')
       const { id } = await me(tokens.access_token)
-      await app.server.tessera.db.updateTable('users').set({ disabled: 1 }).where('id', '=', id).execute()
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ disabled: 1 })
+        .where('id', '=', id)
+        .execute()
       expect((await flow('google')).searchParams.get('error')).toBe('account_disabled')
     })
 
@@ -176,10 +209,14 @@ for (const dialect of dialects()) {
       idp.current = { sub: subject(), email: uniqueEmail('replay'), email_verified: true }
       const browser = new Browser(app.url)
       const callback = await browser.toCallback(await authorize(browser, 'google'))
-      expect(callback.startsWith(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`)).toBe(true)
+      expect(
+        callback.startsWith(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`),
+      ).toBe(true)
       const first = await browser.fetch(callback)
       expect(first.status).toBe(302)
-      expect(new URL(first.headers.get('location')!).searchParams.get('code')).toMatch(/^tessera_lc_/)
+      expect(new URL(first.headers.get('location')!).searchParams.get('code')).toMatch(
+        /^tessera_lc_/,
+      )
       await expectProblem(await browser.fetch(callback), 400, 'invalid_oauth_state')
     })
 
@@ -200,10 +237,18 @@ for (const dialect of dialects()) {
     })
 
     it('redirect_uri must be on the allow-list exactly', async () => {
-      for (const uri of ['http://client.test/after-login/', 'http://evil.test/after-login', 'http://client.test/after-login?x=1', '']) {
-        const res = await app.request(`/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(uri)}&${pkce.query}`, {
-          redirect: 'manual',
-        })
+      for (const uri of [
+        'http://client.test/after-login/',
+        'http://evil.test/after-login',
+        'http://client.test/after-login?x=1',
+        '',
+      ]) {
+        const res = await app.request(
+          `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(uri)}&${pkce.query}`,
+          {
+            redirect: 'manual',
+          },
+        )
         await expectProblem(res, 400, 'validation_failed')
       }
     })
@@ -211,7 +256,9 @@ for (const dialect of dialects()) {
     it('disabled and unknown providers are 404', async () => {
       for (const p of ['facebook', '__proto__', 'constructor']) {
         await expectProblem(
-          await app.request(`/v1/user/authenticate/${p}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`),
+          await app.request(
+            `/v1/user/authenticate/${p}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+          ),
           404,
           'not_found',
         )
@@ -219,7 +266,9 @@ for (const dialect of dialects()) {
     })
 
     it('ORCID cannot log in: without a bearer token it is refused', async () => {
-      const res = await app.request(`/v1/user/authenticate/orcid/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`)
+      const res = await app.request(
+        `/v1/user/authenticate/orcid/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
+      )
       await expectProblem(res, 401, 'unauthorized')
     })
 
@@ -239,29 +288,43 @@ for (const dialect of dialects()) {
       const again = await loginWith('cilogon')
       expect((await me(again.access_token)).id).toBe(user.id)
       const other = await registerAndLogin(app)
-      expect((await flow('cilogon', other.tokens.access_token)).searchParams.get('error')).toBe('identity_taken')
+      expect((await flow('cilogon', other.tokens.access_token)).searchParams.get('error')).toBe(
+        'identity_taken',
+      )
     })
 
     it('an account created by CILogon starts academic and verified', async () => {
       idp.current = { sub: subject('cilogon'), email: uniqueEmail('academic') }
       const tokens = await loginWith('cilogon')
-      expect(await me(tokens.access_token)).toMatchObject({ account_type: 'academic', verified: true })
+      expect(await me(tokens.access_token)).toMatchObject({
+        account_type: 'academic',
+        verified: true,
+      })
     })
 
     it('unlinking is refused when it leaves no way to log in', async () => {
       idp.current = { sub: subject(), email: uniqueEmail('only'), email_verified: true }
       const tokens = await loginWith('gitlab')
       await expectProblem(
-        await app.request('/v1/user/identities/gitlab', { method: 'DELETE', token: tokens.access_token }),
+        await app.request('/v1/user/identities/gitlab', {
+          method: 'DELETE',
+          token: tokens.access_token,
+        }),
         409,
         'last_login_method',
       )
       idp.current = { sub: subject(), email: uniqueEmail('second'), email_verified: true }
       expect((await flow('google', tokens.access_token)).searchParams.get('linked')).toBe('google')
-      const res = await app.request('/v1/user/identities/gitlab', { method: 'DELETE', token: tokens.access_token })
+      const res = await app.request('/v1/user/identities/gitlab', {
+        method: 'DELETE',
+        token: tokens.access_token,
+      })
       expect(res.status).toBe(204)
       await expectProblem(
-        await app.request('/v1/user/identities/gitlab', { method: 'DELETE', token: tokens.access_token }),
+        await app.request('/v1/user/identities/gitlab', {
+          method: 'DELETE',
+          token: tokens.access_token,
+        }),
         404,
         'not_found',
       )
@@ -283,7 +346,12 @@ for (const dialect of dialects()) {
     })
 
     it('GitHub without a verified primary email creates nothing', async () => {
-      github.current = { id: 5000 + subjects++, login: 'x', name: null, emails: [{ email: uniqueEmail('gh'), primary: true, verified: false }] }
+      github.current = {
+        id: 5000 + subjects++,
+        login: 'x',
+        name: null,
+        emails: [{ email: uniqueEmail('gh'), primary: true, verified: false }],
+      }
       expect((await flow('github')).searchParams.get('error')).toBe('email_required')
     })
   })

@@ -9,16 +9,16 @@ import { Buffer } from 'node:buffer'
 import { SignJWT, UnsecuredJWT } from 'jose'
 import { pino } from 'pino'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
+  clientPkce,
   type HandRolledOidcProvider,
   type IdTokenMaker,
-  TESSERA_TEST_ISSUER,
-  clientPkce,
   startHandRolledOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import { type TokenPairBody, uniqueEmail } from '../support/users.js'
 
@@ -69,7 +69,10 @@ const forgeries: Array<{ name: string; make: IdTokenMaker; refusal: RegExp }> = 
   },
   {
     name: 'HS256 with the client secret as key (algorithm confusion)',
-    make: (f) => new SignJWT(f.claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(f.clientSecret)),
+    make: (f) =>
+      new SignJWT(f.claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode(f.clientSecret)),
     refusal: /^unexpected JWT "alg" header parameter$/,
   },
   {
@@ -115,8 +118,13 @@ for (const dialect of dialects()) {
         { headers: { accept: 'application/json' } },
       )
       expect(res.status, await res.clone().text()).toBe(200)
-      const { url, response } = await browser.follow(((await res.json()) as { authorization_url: string }).authorization_url)
-      expect(response, response && `${response.status} ${await response.clone().text()}`).toBeUndefined()
+      const { url, response } = await browser.follow(
+        ((await res.json()) as { authorization_url: string }).authorization_url,
+      )
+      expect(
+        response,
+        response && `${response.status} ${await response.clone().text()}`,
+      ).toBeUndefined()
       expect(`${url.origin}${url.pathname}`).toBe(CLIENT_REDIRECT_URI)
       return url
     }
@@ -124,7 +132,14 @@ for (const dialect of dialects()) {
     async function counts() {
       const db = app.server.tessera.db
       const count = async (table: 'users' | 'identities' | 'login_codes' | 'sessions') =>
-        Number((await db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
+        Number(
+          (
+            await db
+              .selectFrom(table)
+              .select((eb) => eb.fn.countAll().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        )
       return {
         users: await count('users'),
         identities: await count('identities'),
@@ -144,7 +159,9 @@ for (const dialect of dialects()) {
       expect(url.searchParams.get('error')).toBeNull()
       const code = url.searchParams.get('code')
       expect(code).toMatch(/^tessera_lc_/)
-      const exchanged = await app.request('/v1/user/auth/oauth/exchange', { json: { code, code_verifier: pkce.verifier } })
+      const exchanged = await app.request('/v1/user/auth/oauth/exchange', {
+        json: { code, code_verifier: pkce.verifier },
+      })
       expect(exchanged.status, await exchanged.clone().text()).toBe(200)
       return (await exchanged.json()) as TokenPairBody
     }
@@ -163,7 +180,11 @@ for (const dialect of dialects()) {
         sessions: before.sessions + 1,
       })
       const me = await app.request('/v1/user/me', { token: pair.access_token })
-      expect(await me.json()).toMatchObject({ email, display_name: 'Correct Token', account_type: 'regular' })
+      expect(await me.json()).toMatchObject({
+        email,
+        display_name: 'Correct Token',
+        account_type: 'regular',
+      })
       expect(refusals()).toEqual([])
     })
 

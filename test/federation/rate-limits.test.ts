@@ -6,15 +6,15 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
-  type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
   clientPkce,
+  type FakeOidcProvider,
   startOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import { expectProblem, uniqueEmail } from '../support/users.js'
 
@@ -62,10 +62,13 @@ for (const dialect of dialects()) {
     })
 
     async function counters(target: TestApp) {
-      const { rows } = await sql<{ key: string; points: number }>`select key, points from rate_limits`.execute(
-        target.server.tessera.db,
+      const { rows } = await sql<{
+        key: string
+        points: number
+      }>`select key, points from rate_limits`.execute(target.server.tessera.db)
+      return Object.fromEntries(
+        rows.filter((r) => r.key.startsWith('oauth_')).map((r) => [r.key, Number(r.points)]),
       )
-      return Object.fromEntries(rows.filter((r) => r.key.startsWith('oauth_')).map((r) => [r.key, Number(r.points)]))
     }
 
     it('each route has its own allowance; the third request of a route is 429 with Retry-After', async () => {
@@ -76,7 +79,9 @@ for (const dialect of dialects()) {
       // authorize 1 of 2: a whole flow, up to the callback, which is not fetched yet.
       const started = await browser.fetch(AUTHORIZE, json)
       expect(started.status, await started.clone().text()).toBe(200)
-      const callback = await browser.toCallback(((await started.json()) as { authorization_url: string }).authorization_url)
+      const callback = await browser.toCallback(
+        ((await started.json()) as { authorization_url: string }).authorization_url,
+      )
       // authorize 2 of 2 (an unknown provider counts too: the limit comes before the lookup).
       expect((await browser.fetch(AUTHORIZE.replace('/google/', '/nope/'))).status).toBe(404)
       await expectRateLimited(await browser.fetch(AUTHORIZE, json))

@@ -4,17 +4,23 @@
  * ended before the callback does not complete (README, "Recent authentication").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
-  type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
   clientPkce,
+  type FakeOidcProvider,
   startOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { PASSWORD, type TokenPairBody, expectProblem, registerAndLogin, uniqueEmail } from '../support/users.js'
+import {
+  expectProblem,
+  PASSWORD,
+  registerAndLogin,
+  type TokenPairBody,
+  uniqueEmail,
+} from '../support/users.js'
 
 const MAX_AGE = 300
 let subjects = 0
@@ -48,7 +54,12 @@ for (const dialect of dialects()) {
       const pkce = clientPkce()
       return browser.fetch(
         `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { headers: { accept: 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) } },
+        {
+          headers: {
+            accept: 'application/json',
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          },
+        },
       )
     }
 
@@ -57,14 +68,22 @@ for (const dialect of dialects()) {
       const browser = new Browser(app.url)
       const res = await authorize(browser, token, provider)
       expect(res.status, await res.clone().text()).toBe(200)
-      return (await browser.follow(((await res.json()) as { authorization_url: string }).authorization_url)).url
+      return (
+        await browser.follow(
+          ((await res.json()) as { authorization_url: string }).authorization_url,
+        )
+      ).url
     }
 
     const reauthenticate = (token: string, password: string) =>
       app.request('/v1/user/auth/reauthenticate', { token, json: { password } })
 
     async function identitiesOf(userId: string) {
-      return app.server.tessera.db.selectFrom('identities').select(['provider', 'subject']).where('user_id', '=', userId).execute()
+      return app.server.tessera.db
+        .selectFrom('identities')
+        .select(['provider', 'subject'])
+        .where('user_id', '=', userId)
+        .execute()
     }
 
     async function audit(userId: string, event: string) {
@@ -74,18 +93,23 @@ for (const dialect of dialects()) {
         .where('user_id', '=', userId)
         .where('event', '=', event)
         .execute()
-      return rows.map((r) => ({ session_id: r.session_id, detail: r.detail === null ? null : JSON.parse(r.detail) }))
+      return rows.map((r) => ({
+        session_id: r.session_id,
+        detail: r.detail === null ? null : JSON.parse(r.detail),
+      }))
     }
 
     async function expectStepUp(res: Response) {
       const header = res.headers.get('www-authenticate')
       await expectProblem(res, 401, 'reauthentication_required')
       expect(header).toMatch(
-        new RegExp(`^Bearer realm="tessera", error="insufficient_user_authentication", error_description="[^"]+", max_age=${MAX_AGE}$`),
+        new RegExp(
+          `^Bearer realm="tessera", error="insufficient_user_authentication", error_description="[^"]+", max_age=${MAX_AGE}$`,
+        ),
       )
     }
 
-    it('the attack: a stolen access token older than REAUTH_MAX_AGE cannot link the thief\'s identity', async () => {
+    it("the attack: a stolen access token older than REAUTH_MAX_AGE cannot link the thief's identity", async () => {
       const victim = await registerAndLogin(app)
       const stolen = victim.tokens.access_token
       app.clock.advance((MAX_AGE + 1) * 1000)
@@ -104,7 +128,11 @@ for (const dialect of dialects()) {
       expect(started).toEqual([])
       expect(await identitiesOf(victim.user.id)).toEqual([])
       // Nor can the attacker refresh the authentication without the password.
-      await expectProblem(await reauthenticate(stolen, 'not the password'), 401, 'invalid_credentials')
+      await expectProblem(
+        await reauthenticate(stolen, 'not the password'),
+        401,
+        'invalid_credentials',
+      )
       await expectStepUp(await authorize(attacker, stolen))
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
@@ -124,13 +152,23 @@ for (const dialect of dialects()) {
       const url = await link(token)
       expect(url.searchParams.get('linked')).toBe('google')
       expect(await identitiesOf(owner.user.id)).toEqual([{ provider: 'google', subject: sub }])
-      expect(await audit(owner.user.id, 'identity_linked')).toEqual([{ session_id: sid, detail: { provider: 'google' } }])
+      expect(await audit(owner.user.id, 'identity_linked')).toEqual([
+        { session_id: sid, detail: { provider: 'google' } },
+      ])
 
       const listed = await app.request('/v1/user/sessions', { token })
       expect(listed.status).toBe(200)
-      const body = (await listed.json()) as { identities: { provider: string; email: string | null; linked_at: string }[] }
+      const body = (await listed.json()) as {
+        identities: { provider: string; email: string | null; linked_at: string }[]
+      }
       expect(body.identities).toEqual([
-        { provider: 'google', email: idp.current.email, linked_at: new Date(Math.floor(app.clock() / 1000) * 1000).toISOString().replace('.000Z', 'Z') },
+        {
+          provider: 'google',
+          email: idp.current.email,
+          linked_at: new Date(Math.floor(app.clock() / 1000) * 1000)
+            .toISOString()
+            .replace('.000Z', 'Z'),
+        },
       ])
     })
 
@@ -140,12 +178,18 @@ for (const dialect of dialects()) {
       idp.current = { sub: subject(), email: uniqueEmail('unlink'), email_verified: true }
       expect((await link(token)).searchParams.get('linked')).toBe('google')
       app.clock.advance((MAX_AGE + 1) * 1000)
-      await expectStepUp(await app.request('/v1/user/identities/google', { method: 'DELETE', token }))
+      await expectStepUp(
+        await app.request('/v1/user/identities/google', { method: 'DELETE', token }),
+      )
       expect(await identitiesOf(owner.user.id)).toHaveLength(1)
       expect((await reauthenticate(token, PASSWORD)).status).toBe(204)
-      expect((await app.request('/v1/user/identities/google', { method: 'DELETE', token })).status).toBe(204)
+      expect(
+        (await app.request('/v1/user/identities/google', { method: 'DELETE', token })).status,
+      ).toBe(204)
       expect(await identitiesOf(owner.user.id)).toEqual([])
-      expect((await audit(owner.user.id, 'identity_unlinked')).map((e) => e.detail)).toEqual([{ provider: 'google' }])
+      expect((await audit(owner.user.id, 'identity_unlinked')).map((e) => e.detail)).toEqual([
+        { provider: 'google' },
+      ])
     })
 
     it('a link started, then logout-all, then the callback: refused, nothing linked', async () => {
@@ -155,11 +199,22 @@ for (const dialect of dialects()) {
       const browser = new Browser(app.url)
       const res = await authorize(browser, token)
       expect(res.status).toBe(200)
-      const callback = await browser.toCallback(((await res.json()) as { authorization_url: string }).authorization_url)
+      const callback = await browser.toCallback(
+        ((await res.json()) as { authorization_url: string }).authorization_url,
+      )
       // The owner notices and ends every session while the flow is at the provider.
-      const other = await app.request('/v1/user/auth/login', { json: { email: victim.email, password: PASSWORD } })
+      const other = await app.request('/v1/user/auth/login', {
+        json: { email: victim.email, password: PASSWORD },
+      })
       const owner = (await other.json()) as TokenPairBody
-      expect((await app.request('/v1/user/auth/logout-all', { method: 'POST', token: owner.access_token })).status).toBe(204)
+      expect(
+        (
+          await app.request('/v1/user/auth/logout-all', {
+            method: 'POST',
+            token: owner.access_token,
+          })
+        ).status,
+      ).toBe(204)
       const back = await browser.fetch(callback)
       expect(back.status).toBe(302)
       const location = new URL(back.headers.get('location')!)
@@ -176,8 +231,14 @@ for (const dialect of dialects()) {
       const browser = new Browser(app.url)
       const res = await authorize(browser, stolen)
       expect(res.status).toBe(200)
-      const callback = await browser.toCallback(((await res.json()) as { authorization_url: string }).authorization_url)
-      const owner = (await (await app.request('/v1/user/auth/login', { json: { email: victim.email, password: PASSWORD } })).json()) as TokenPairBody
+      const callback = await browser.toCallback(
+        ((await res.json()) as { authorization_url: string }).authorization_url,
+      )
+      const owner = (await (
+        await app.request('/v1/user/auth/login', {
+          json: { email: victim.email, password: PASSWORD },
+        })
+      ).json()) as TokenPairBody
       const changed = await app.request('/v1/user/password', {
         token: owner.access_token,
         json: { current_password: PASSWORD, new_password: 'a-brand-new-passphrase-93' },
@@ -191,7 +252,12 @@ for (const dialect of dialects()) {
     it('re-authentication counts against the user’s own password budget, shared with password change, not with login', async () => {
       const user = await registerAndLogin(app)
       const token = user.tokens.access_token
-      for (let i = 0; i < 3; i += 1) await expectProblem(await reauthenticate(token, `wrong guess ${i}`), 401, 'invalid_credentials')
+      for (let i = 0; i < 3; i += 1)
+        await expectProblem(
+          await reauthenticate(token, `wrong guess ${i}`),
+          401,
+          'invalid_credentials',
+        )
       await expectProblem(await reauthenticate(token, PASSWORD), 429, 'rate_limited')
       // The same budget guards the current password at password change.
       await expectProblem(
@@ -203,15 +269,31 @@ for (const dialect of dialects()) {
         'rate_limited',
       )
       // A stolen token's guesses never lock the owner out of logging in (README, "Passwords and login").
-      expect((await app.request('/v1/user/auth/login', { json: { email: user.email, password: PASSWORD } })).status).toBe(200)
+      expect(
+        (
+          await app.request('/v1/user/auth/login', {
+            json: { email: user.email, password: PASSWORD },
+          })
+        ).status,
+      ).toBe(200)
     })
 
     it('re-authentication needs a live session and a valid body', async () => {
       const user = await registerAndLogin(app)
       const token = user.tokens.access_token
-      await expectProblem(await app.request('/v1/user/auth/reauthenticate', { token, json: {} }), 400, 'validation_failed')
-      await expectProblem(await app.request('/v1/user/auth/reauthenticate', { json: { password: PASSWORD } }), 401, 'unauthorized')
-      expect((await app.request('/v1/user/auth/logout-all', { method: 'POST', token })).status).toBe(204)
+      await expectProblem(
+        await app.request('/v1/user/auth/reauthenticate', { token, json: {} }),
+        400,
+        'validation_failed',
+      )
+      await expectProblem(
+        await app.request('/v1/user/auth/reauthenticate', { json: { password: PASSWORD } }),
+        401,
+        'unauthorized',
+      )
+      expect(
+        (await app.request('/v1/user/auth/logout-all', { method: 'POST', token })).status,
+      ).toBe(204)
       await expectProblem(await reauthenticate(token, PASSWORD), 401, 'unauthorized')
     })
 
@@ -225,7 +307,9 @@ for (const dialect of dialects()) {
           `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
           { headers: { accept: 'application/json' } },
         )
-        const { url } = await browser.follow(((await res.json()) as { authorization_url: string }).authorization_url)
+        const { url } = await browser.follow(
+          ((await res.json()) as { authorization_url: string }).authorization_url,
+        )
         const exchanged = await app.request('/v1/user/auth/oauth/exchange', {
           json: { code: url.searchParams.get('code'), code_verifier: pkce.verifier },
         })
@@ -237,7 +321,11 @@ for (const dialect of dialects()) {
       idp.current = { sub: subject(), email: uniqueEmail('fed-only-gitlab'), email_verified: true }
       await expectStepUp(await authorize(new Browser(app.url), first.access_token, 'gitlab'))
       // No password to re-enter: the same answer as a wrong one.
-      await expectProblem(await reauthenticate(first.access_token, PASSWORD), 401, 'invalid_credentials')
+      await expectProblem(
+        await reauthenticate(first.access_token, PASSWORD),
+        401,
+        'invalid_credentials',
+      )
       idp.current = { sub, email: 'ignored@example.org', email_verified: true }
       const again = await login()
       idp.current = { sub: subject(), email: uniqueEmail('fed-only-gitlab'), email_verified: true }

@@ -5,7 +5,7 @@
  */
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 
 interface RawResponse {
@@ -27,7 +27,10 @@ function rawRequest(url: string, request: string): Promise<RawResponse> {
       const [head = '', body = ''] = received.split('\r\n\r\n', 2)
       const [statusLine = '', ...lines] = head.split('\r\n')
       const headers = Object.fromEntries(
-        lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+        lines.map((line) => [
+          line.slice(0, line.indexOf(':')).toLowerCase(),
+          line.slice(line.indexOf(':') + 1).trim(),
+        ]),
       )
       resolve({ status: Number(statusLine.split(' ')[1]), headers, body })
     })
@@ -49,7 +52,11 @@ for (const dialect of dialects()) {
       expect(res.headers.connection).toBe('close')
       expect(res.headers['cache-control']).toBe('no-store')
       expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body))
-      expect(JSON.parse(res.body)).toMatchObject({ type: `urn:tessera:problem:${code}`, status, code })
+      expect(JSON.parse(res.body)).toMatchObject({
+        type: `urn:tessera:problem:${code}`,
+        status,
+        code,
+      })
     }
 
     it('headers over the limit: 431 headers_too_large problem+json, connection closed', async () => {
@@ -66,7 +73,10 @@ for (const dialect of dialects()) {
 
     it('a malformed header: 400 validation_failed problem+json', async () => {
       expectProblem(
-        await rawRequest(app.url, 'GET /health HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n'),
+        await rawRequest(
+          app.url,
+          'GET /health HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n',
+        ),
         400,
         'validation_failed',
       )

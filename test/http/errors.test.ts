@@ -8,8 +8,14 @@ import { request as httpRequest } from 'node:http'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_BODY_BYTES } from '../../src/http/app.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
-import { PASSWORD, expectProblem, refresh, registerAndLogin, uniqueEmail } from '../support/users.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
+import {
+  expectProblem,
+  PASSWORD,
+  refresh,
+  registerAndLogin,
+  uniqueEmail,
+} from '../support/users.js'
 
 // Every test here sends many requests from one address; rate limits are tested elsewhere.
 const ENV = {
@@ -156,22 +162,43 @@ describe('HTTP errors and transport rules [sqlite]', () => {
       const types = [
         ['text/plain', body],
         ['text/plain;charset=utf-8', body],
-        ['application/x-www-form-urlencoded', `email=${encodeURIComponent(uniqueEmail())}&password=${PASSWORD}`],
-        ['multipart/form-data; boundary=x', `--x\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.c\r\n--x--`],
+        [
+          'application/x-www-form-urlencoded',
+          `email=${encodeURIComponent(uniqueEmail())}&password=${PASSWORD}`,
+        ],
+        [
+          'multipart/form-data; boundary=x',
+          `--x\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.c\r\n--x--`,
+        ],
         ['application/jsonp', body],
         ['application/xml', '<email/>'],
       ]
       for (const [type, payload] of types) {
-        const res = await app.request(REGISTER, { method: 'POST', headers: { 'content-type': type! }, body: payload })
+        const res = await app.request(REGISTER, {
+          method: 'POST',
+          headers: { 'content-type': type! },
+          body: payload,
+        })
         await expectProblem(res, 415, 'unsupported_media_type')
       }
       // No content type at all.
-      const bare = await app.request(REGISTER, { method: 'POST', body: new Uint8Array(Buffer.from(body)) })
+      const bare = await app.request(REGISTER, {
+        method: 'POST',
+        body: new Uint8Array(Buffer.from(body)),
+      })
       await expectProblem(bare, 415, 'unsupported_media_type')
     })
 
     it('malformed JSON is 400 validation_failed', async () => {
-      const bodies = ['', '{', '{"email": "a@b.c",}', "{'email': 'a@b.c'}", '{email: 1}', 'undefined', '{"a":1}{"b":2}']
+      const bodies = [
+        '',
+        '{',
+        '{"email": "a@b.c",}',
+        "{'email': 'a@b.c'}",
+        '{email: 1}',
+        'undefined',
+        '{"a":1}{"b":2}',
+      ]
       for (const body of bodies) {
         const res = await app.request(REGISTER, {
           method: 'POST',
@@ -214,13 +241,17 @@ describe('HTTP errors and transport rules [sqlite]', () => {
         const problem = (await expectProblem(res, 400, 'validation_failed')) as unknown as {
           errors?: { field: string; message: string }[]
         }
-        expect(problem.errors?.map((e) => e.field), `${path} ${JSON.stringify(body)}`).toContain(field)
+        expect(
+          problem.errors?.map((e) => e.field),
+          `${path} ${JSON.stringify(body)}`,
+        ).toContain(field)
       }
     })
 
     it('prototype-polluting keys are inert: registration makes a regular account and Object.prototype is untouched', async () => {
       const bodies = [
-        (email: string) => `{"__proto__": {"account_type": "superuser"}, "email": "${email}", "password": "${PASSWORD}"}`,
+        (email: string) =>
+          `{"__proto__": {"account_type": "superuser"}, "email": "${email}", "password": "${PASSWORD}"}`,
         (email: string) =>
           `{"constructor": {"prototype": {"account_type": "superuser"}}, "email": "${email}", "password": "${PASSWORD}"}`,
         (email: string) =>
@@ -290,14 +321,36 @@ describe('HTTP errors and transport rules [sqlite]', () => {
         ['200 health', () => app.request('/health')],
         ['200 keys', () => app.request('/v1/keys')],
         ['200 me', () => app.request('/v1/user/me', { token: tokens.access_token })],
-        ['201 register', () => app.request(REGISTER, { json: { email: uniqueEmail(), password: PASSWORD } })],
-        ['204 logout', () => app.request('/v1/user/auth/logout', { json: { refresh_token: 'tessera_rt_x' } })],
+        [
+          '201 register',
+          () => app.request(REGISTER, { json: { email: uniqueEmail(), password: PASSWORD } }),
+        ],
+        [
+          '204 logout',
+          () => app.request('/v1/user/auth/logout', { json: { refresh_token: 'tessera_rt_x' } }),
+        ],
         ['400 validation', () => app.request(REGISTER, { json: {} })],
         ['401 no token', () => app.request('/v1/user/me')],
         ['401 bad token', () => app.request('/v1/user/me', { token: 'v4.public.AAAA.BBBB' })],
         ['404 unknown route', () => app.request('/nope')],
-        ['413 too large', () => app.request(REGISTER, { method: 'POST', headers: { 'content-type': 'application/json' }, body: registrationOfSize(MAX_BODY_BYTES + 1) })],
-        ['415 media type', () => app.request(REGISTER, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' })],
+        [
+          '413 too large',
+          () =>
+            app.request(REGISTER, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: registrationOfSize(MAX_BODY_BYTES + 1),
+            }),
+        ],
+        [
+          '415 media type',
+          () =>
+            app.request(REGISTER, {
+              method: 'POST',
+              headers: { 'content-type': 'text/plain' },
+              body: '{}',
+            }),
+        ],
       ]
       for (const [what, send] of requests) {
         const res = await send()
@@ -308,7 +361,9 @@ describe('HTTP errors and transport rules [sqlite]', () => {
 
     it('x-request-id is unique per request', async () => {
       const ids = await Promise.all(
-        Array.from({ length: 5 }, async () => (await app.request('/health')).headers.get('x-request-id')),
+        Array.from({ length: 5 }, async () =>
+          (await app.request('/health')).headers.get('x-request-id'),
+        ),
       )
       expect(new Set(ids).size).toBe(5)
     })
@@ -328,13 +383,37 @@ describe('HTTP errors and transport rules [sqlite]', () => {
     it('a submitted password never appears in an error response', async () => {
       const { email, tokens } = await registerAndLogin(app)
       const secret = () => `Zq${randomBytes(12).toString('hex')}`
-      const cases: [what: string, send: (password: string) => Promise<Response>, password: string][] = [
+      const cases: [
+        what: string,
+        send: (password: string) => Promise<Response>,
+        password: string,
+      ][] = [
         ['wrong password', (p) => app.request(LOGIN, { json: { email, password: p } }), secret()],
-        ['unknown email', (p) => app.request(LOGIN, { json: { email: uniqueEmail('nobody'), password: p } }), secret()],
-        ['common password', (p) => app.request(REGISTER, { json: { email: uniqueEmail(), password: p } }), 'password123'],
-        ['too short', (p) => app.request(REGISTER, { json: { email: uniqueEmail(), password: p } }), 'Zq9#xv'],
-        ['too long', (p) => app.request(REGISTER, { json: { email: uniqueEmail(), password: p } }), secret().repeat(50)],
-        ['bad email beside it', (p) => app.request(REGISTER, { json: { email: 'nope', password: p } }), secret()],
+        [
+          'unknown email',
+          (p) => app.request(LOGIN, { json: { email: uniqueEmail('nobody'), password: p } }),
+          secret(),
+        ],
+        [
+          'common password',
+          (p) => app.request(REGISTER, { json: { email: uniqueEmail(), password: p } }),
+          'password123',
+        ],
+        [
+          'too short',
+          (p) => app.request(REGISTER, { json: { email: uniqueEmail(), password: p } }),
+          'Zq9#xv',
+        ],
+        [
+          'too long',
+          (p) => app.request(REGISTER, { json: { email: uniqueEmail(), password: p } }),
+          secret().repeat(50),
+        ],
+        [
+          'bad email beside it',
+          (p) => app.request(REGISTER, { json: { email: 'nope', password: p } }),
+          secret(),
+        ],
         [
           'wrong current password',
           (p) =>
@@ -351,7 +430,10 @@ describe('HTTP errors and transport rules [sqlite]', () => {
         const text = await res.text()
         const headers = [...res.headers.values()].join('\n')
         // The random ones are long enough that a fragment of them would be telling too.
-        const needles = password.startsWith('Zq') && password.length >= 12 ? [password, password.slice(0, 8)] : [password]
+        const needles =
+          password.startsWith('Zq') && password.length >= 12
+            ? [password, password.slice(0, 8)]
+            : [password]
         for (const needle of needles) {
           expect(text, what).not.toContain(needle)
           expect(headers, what).not.toContain(needle)
@@ -374,7 +456,16 @@ describe('an internal error [sqlite]', () => {
     const res = await app.request(REGISTER, { json: { email: uniqueEmail(), password: PASSWORD } })
     const text = await res.clone().text()
     const problem = await expectProblem(res, 500, 'internal_error')
-    for (const leak of ['users', 'sqlite', 'SqliteError', 'no such table', 'insert', 'node_modules', '/src/', '    at ']) {
+    for (const leak of [
+      'users',
+      'sqlite',
+      'SqliteError',
+      'no such table',
+      'insert',
+      'node_modules',
+      '/src/',
+      '    at ',
+    ]) {
       expect(text.toLowerCase(), leak).not.toContain(leak.toLowerCase())
     }
     expect(Object.keys(problem).sort()).toEqual(['code', 'detail', 'status', 'title', 'type'])

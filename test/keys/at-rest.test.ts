@@ -4,17 +4,26 @@
  * KEY_ENCRYPTION_KEY an SQLite deployment generates a key into a 0600 file beside the database,
  * and PostgreSQL refuses to start.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import { systemClock } from '../../src/clock.js'
 import { type Env, loadConfig } from '../../src/config/index.js'
 import { connectDatabase } from '../../src/db/connect.js'
 import { migrateOrThrow } from '../../src/db/migrate.js'
 import { ensureActiveKey } from '../../src/keys/signing-keys.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { systemClock } from '../../src/clock.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
 import { requestTo } from '../support/http.js'
@@ -31,10 +40,15 @@ function kidOf(token: string): string {
 async function startAndLogin(env: Env) {
   const lines: string[] = []
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) })
-  const server = await startServer(loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env }), { logger })
+  const server = await startServer(
+    loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env }),
+    { logger },
+  )
   const request = requestTo(server.url)
   const email = uniqueEmail('at-rest')
-  expect((await request('/v1/user/auth/register', { json: { email, password: PASSWORD } })).status).toBe(201)
+  expect(
+    (await request('/v1/user/auth/register', { json: { email, password: PASSWORD } })).status,
+  ).toBe(201)
   const res = await request('/v1/user/auth/login', { json: { email, password: PASSWORD } })
   expect(res.status).toBe(200)
   const token = ((await res.json()) as { access_token: string }).access_token
@@ -124,8 +138,11 @@ for (const dialect of dialects()) {
         for (const file of [db, `${db}.kek`]) chmodSync(file, 0o644)
         const { server, lines } = await startAndLogin({ DATABASE_URL: `sqlite:${db}` })
         servers.push(server)
-        for (const file of [db, `${db}-wal`, `${db}-shm`, `${db}.kek`]) expect(mode(file), file).toBe(0o600)
-        const warnings = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40)
+        for (const file of [db, `${db}-wal`, `${db}-shm`, `${db}.kek`])
+          expect(mode(file), file).toBe(0o600)
+        const warnings = lines
+          .map((l) => JSON.parse(l) as { level: number; msg: string })
+          .filter((l) => l.level === 40)
         expect(warnings.some((l) => l.msg.includes(`${db} was readable`))).toBe(true)
         expect(warnings.some((l) => l.msg.includes(`${db}.kek was readable`))).toBe(true)
       })
@@ -135,13 +152,16 @@ for (const dialect of dialects()) {
         mkdirSync(join(root, 'secrets'), { mode: 0o700 })
         const keyFile = join(root, 'secrets', 'kek')
         writeFileSync(keyFile, `${'q'.repeat(40)}\n`, { mode: 0o600 })
-        const { server } = await startAndLogin({ DATABASE_URL: `sqlite:${db}`, KEY_ENCRYPTION_KEY_FILE: keyFile })
+        const { server } = await startAndLogin({
+          DATABASE_URL: `sqlite:${db}`,
+          KEY_ENCRYPTION_KEY_FILE: keyFile,
+        })
         servers.push(server)
         expect(existsSync(`${db}.kek`)).toBe(false)
         expect(server.tessera.config.keyEncryptionKey).toBe('q'.repeat(40))
-        expect(() => loadConfig({ KEY_ENCRYPTION_KEY: 'k'.repeat(32), KEY_ENCRYPTION_KEY_FILE: keyFile })).toThrow(
-          /KEY_ENCRYPTION_KEY_FILE/,
-        )
+        expect(() =>
+          loadConfig({ KEY_ENCRYPTION_KEY: 'k'.repeat(32), KEY_ENCRYPTION_KEY_FILE: keyFile }),
+        ).toThrow(/KEY_ENCRYPTION_KEY_FILE/)
       })
     })
   }
@@ -152,13 +172,21 @@ for (const dialect of dialects()) {
         const database = await createTestDatabase('postgres')
         const dir = mkdtempSync(join(tmpdir(), 'tessera-kek-'))
         try {
-          const env = { HOST: '127.0.0.1', PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'silent' }
-          await expect(startServer(loadConfig(env))).rejects.toThrow(/KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE/)
+          const env = {
+            HOST: '127.0.0.1',
+            PORT: '0',
+            DATABASE_URL: database.url,
+            LOG_LEVEL: 'silent',
+          }
+          await expect(startServer(loadConfig(env))).rejects.toThrow(
+            /KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE/,
+          )
           const keyFile = join(dir, 'kek')
           writeFileSync(keyFile, 'p'.repeat(40), { mode: 0o600 })
           const { server } = await startAndLogin({ ...env, KEY_ENCRYPTION_KEY_FILE: keyFile })
           try {
-            for (const secret of await secretKeys(server)) expect(secret.startsWith('enc.v1.')).toBe(true)
+            for (const secret of await secretKeys(server))
+              expect(secret.startsWith('enc.v1.')).toBe(true)
           } finally {
             await server.close()
           }

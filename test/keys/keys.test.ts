@@ -8,18 +8,18 @@ import { type Env, loadConfig } from '../../src/config/index.js'
 import { connectDatabase } from '../../src/db/connect.js'
 import { migrateOrThrow } from '../../src/db/migrate.js'
 import {
-  SIGNER_CACHE_MS,
   ensureActiveKey,
   listSigningKeys,
   rotateSigningKey,
+  SIGNER_CACHE_MS,
 } from '../../src/keys/signing-keys.js'
 import { startServer } from '../../src/server.js'
 import { publicKeyId } from '../../src/verify/paserk.js'
-import { type TestApp, makeTestApp, testClock } from '../support/app.js'
+import { makeTestApp, type TestApp, testClock } from '../support/app.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
 import { requestTo } from '../support/http.js'
-import { PASSWORD, expectProblem, login, registerAndLogin, uniqueEmail } from '../support/users.js'
+import { expectProblem, login, PASSWORD, registerAndLogin, uniqueEmail } from '../support/users.js'
 
 interface PublishedKey {
   kid: string
@@ -86,7 +86,10 @@ for (const dialect of dialects()) {
     it('never publishes secret key material', async () => {
       const text = await (await app.request('/v1/keys')).text()
       expect(text).not.toContain('k4.secret')
-      const row = await app.server.tessera.db.selectFrom('signing_keys').selectAll().executeTakeFirstOrThrow()
+      const row = await app.server.tessera.db
+        .selectFrom('signing_keys')
+        .selectAll()
+        .executeTakeFirstOrThrow()
       expect(text).not.toContain(row.secret_key.slice('k4.secret.'.length))
     })
 
@@ -100,7 +103,9 @@ for (const dialect of dialects()) {
     it('sets the max-age of GET /v1/keys', async () => {
       const app = await makeTestApp({ dialect, env: { KEYS_MAX_AGE: '60' } })
       try {
-        expect((await app.request('/v1/keys')).headers.get('cache-control')).toBe('public, max-age=60')
+        expect((await app.request('/v1/keys')).headers.get('cache-control')).toBe(
+          'public, max-age=60',
+        )
       } finally {
         await app.close()
       }
@@ -219,7 +224,9 @@ for (const dialect of dialects()) {
       expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([[active.kid, 'active']])
       expect(await statusCounts()).toEqual({ active: 1, retired: 20_000 })
       expect((await listSigningKeys(app.server.tessera)).map((k) => k.kid)).toEqual([active.kid])
-      expect(await listSigningKeys(app.server.tessera, { includeRetired: true })).toHaveLength(20_001)
+      expect(await listSigningKeys(app.server.tessera, { includeRetired: true })).toHaveLength(
+        20_001,
+      )
       // Tokens of the live key still verify through the key ring.
       await expectMeStatus(app, (await registerAndLogin(app)).tokens.access_token, 200)
     })
@@ -243,13 +250,18 @@ for (const dialect of dialects()) {
     it('concurrent ensureActiveKey calls on an empty database leave exactly one active key', async () => {
       const database = await createTestDatabase(dialect)
       // Two connections, as two replicas starting together would have.
-      const handles = await Promise.all([connectDatabase(database.url), connectDatabase(database.url)])
+      const handles = await Promise.all([
+        connectDatabase(database.url),
+        connectDatabase(database.url),
+      ])
       try {
         await migrateOrThrow(handles[0]!.db)
         const clock = testClock()
         const config = { accessTokenTtl: 900, keyEncryptionKey: undefined }
         const results = await Promise.all(
-          Array.from({ length: 8 }, (_, i) => ensureActiveKey({ db: handles[i % 2]!.db, clock, config })),
+          Array.from({ length: 8 }, (_, i) =>
+            ensureActiveKey({ db: handles[i % 2]!.db, clock, config }),
+          ),
         )
         const rows = await handles[0]!.db.selectFrom('signing_keys').selectAll().execute()
         expect(rows).toHaveLength(1)
@@ -290,7 +302,6 @@ for (const dialect of dialects()) {
     })
   })
 
-
   describe(`restart with encrypted keys [${dialect}]`, () => {
     it('the right KEY_ENCRYPTION_KEY restarts with the same key; a wrong or missing one stops start-up', async () => {
       const database = await createTestDatabase(dialect)
@@ -308,8 +319,13 @@ for (const dialect of dialects()) {
         try {
           const api = client(first.url)
           const email = uniqueEmail('restart')
-          expect((await api.request('/v1/user/auth/register', { json: { email, password: PASSWORD } })).status).toBe(201)
-          const res = await api.request('/v1/user/auth/login', { json: { email, password: PASSWORD } })
+          expect(
+            (await api.request('/v1/user/auth/register', { json: { email, password: PASSWORD } }))
+              .status,
+          ).toBe(201)
+          const res = await api.request('/v1/user/auth/login', {
+            json: { email, password: PASSWORD },
+          })
           expect(res.status).toBe(200)
           token = ((await res.json()) as { access_token: string }).access_token
         } finally {

@@ -8,7 +8,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const SERVICE_SECRET = 'logs-test-service-secret-0123456789'
@@ -34,7 +34,10 @@ describe('structured request logs', () => {
     METRICS_TOKEN,
   ])
 
-  async function request(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
+  async function request(
+    path: string,
+    init: RequestInit & { json?: unknown; token?: string } = {},
+  ) {
     const { json, token, ...rest } = init
     const headers = new Headers(rest.headers)
     if (json !== undefined) headers.set('content-type', 'application/json')
@@ -73,39 +76,72 @@ describe('structured request logs', () => {
     server = await startServer(config, { logger })
 
     const email = uniqueEmail('logs')
-    expect((await request('/v1/user/auth/register', { json: { email, password: PASSWORD, display_name: 'Ada' } })).status).toBe(201)
+    expect(
+      (
+        await request('/v1/user/auth/register', {
+          json: { email, password: PASSWORD, display_name: 'Ada' },
+        })
+      ).status,
+    ).toBe(201)
     // A weak password is refused without being echoed anywhere.
-    expect((await request('/v1/user/auth/register', { json: { email: uniqueEmail(), password: 'zq' } })).status).toBe(400)
+    expect(
+      (await request('/v1/user/auth/register', { json: { email: uniqueEmail(), password: 'zq' } }))
+        .status,
+    ).toBe(400)
     const serviceEmail = uniqueEmail('svc')
     expect(
-      (await request('/v1/user/auth/register-service', {
-        json: { email: serviceEmail, password: PASSWORD },
-        headers: { 'x-service-secret': SERVICE_SECRET },
-      })).status,
+      (
+        await request('/v1/user/auth/register-service', {
+          json: { email: serviceEmail, password: PASSWORD },
+          headers: { 'x-service-secret': SERVICE_SECRET },
+        })
+      ).status,
     ).toBe(201)
     expect(
-      (await request('/v1/user/auth/register-service', {
-        json: { email: uniqueEmail('svc'), password: PASSWORD },
-        headers: { 'x-service-secret': `${SERVICE_SECRET}-wrong` },
-      })).status,
+      (
+        await request('/v1/user/auth/register-service', {
+          json: { email: uniqueEmail('svc'), password: PASSWORD },
+          headers: { 'x-service-secret': `${SERVICE_SECRET}-wrong` },
+        })
+      ).status,
     ).toBe(403)
 
-    const first = await tokenPair(await request('/v1/user/auth/login', { json: { email, password: PASSWORD } }))
-    expect((await request('/v1/user/auth/login', { json: { email, password: WRONG_PASSWORD } })).status).toBe(401)
-    expect((await request('/api/v1/auth/login', { json: { email, password: WRONG_PASSWORD } })).status).toBe(401)
+    const first = await tokenPair(
+      await request('/v1/user/auth/login', { json: { email, password: PASSWORD } }),
+    )
+    expect(
+      (await request('/v1/user/auth/login', { json: { email, password: WRONG_PASSWORD } })).status,
+    ).toBe(401)
+    expect(
+      (await request('/api/v1/auth/login', { json: { email, password: WRONG_PASSWORD } })).status,
+    ).toBe(401)
 
-    const second = await tokenPair(await request('/v1/user/auth/refresh', { json: { refresh_token: first.refresh_token } }))
+    const second = await tokenPair(
+      await request('/v1/user/auth/refresh', { json: { refresh_token: first.refresh_token } }),
+    )
     // Reuse of the spent token revokes the family.
-    expect((await request('/v1/user/auth/refresh', { json: { refresh_token: first.refresh_token } })).status).toBe(401)
-    expect((await request('/v1/user/auth/refresh', { json: { refresh_token: second.refresh_token } })).status).toBe(401)
+    expect(
+      (await request('/v1/user/auth/refresh', { json: { refresh_token: first.refresh_token } }))
+        .status,
+    ).toBe(401)
+    expect(
+      (await request('/v1/user/auth/refresh', { json: { refresh_token: second.refresh_token } }))
+        .status,
+    ).toBe(401)
 
-    const current = await tokenPair(await request('/api/v1/auth/login', { json: { email, password: PASSWORD } }))
-    const service = await tokenPair(await request('/v1/user/auth/login', { json: { email: serviceEmail, password: PASSWORD } }))
+    const current = await tokenPair(
+      await request('/api/v1/auth/login', { json: { email, password: PASSWORD } }),
+    )
+    const service = await tokenPair(
+      await request('/v1/user/auth/login', { json: { email: serviceEmail, password: PASSWORD } }),
+    )
     expect((await request('/v1/user/me', { token: current.access_token })).status).toBe(200)
     expect((await request('/v1/user/me', { token: first.access_token })).status).toBe(401)
     expect((await request('/v1/authz', { token: current.access_token })).status).toBe(200)
     // A token in a query string: the log keeps the path only.
-    expect((await request(`/v1/authz?access_token=${encodeURIComponent(current.access_token)}`)).status).toBe(401)
+    expect(
+      (await request(`/v1/authz?access_token=${encodeURIComponent(current.access_token)}`)).status,
+    ).toBe(401)
 
     const introspect = (token: string, headers: Record<string, string>) =>
       request('/v1/token/introspect', {
@@ -113,20 +149,40 @@ describe('structured request logs', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
         body: new URLSearchParams({ token }).toString(),
       })
-    expect((await introspect(current.access_token, { 'x-service-secret': SERVICE_SECRET })).status).toBe(200)
-    expect((await introspect(current.refresh_token, { authorization: `Bearer ${service.access_token}` })).status).toBe(200)
-    expect((await introspect(current.access_token, { 'x-service-secret': 'not-the-service-secret-0000' })).status).toBe(401)
+    expect(
+      (await introspect(current.access_token, { 'x-service-secret': SERVICE_SECRET })).status,
+    ).toBe(200)
+    expect(
+      (await introspect(current.refresh_token, { authorization: `Bearer ${service.access_token}` }))
+        .status,
+    ).toBe(200)
+    expect(
+      (
+        await introspect(current.access_token, {
+          'x-service-secret': 'not-the-service-secret-0000',
+        })
+      ).status,
+    ).toBe(401)
 
     expect(
-      (await request('/v1/user/password', {
-        token: current.access_token,
-        json: { current_password: PASSWORD, new_password: NEW_PASSWORD },
-      })).status,
+      (
+        await request('/v1/user/password', {
+          token: current.access_token,
+          json: { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        })
+      ).status,
     ).toBe(204)
     expect((await request('/metrics', { token: METRICS_TOKEN })).status).toBe(200)
-    expect((await request('/metrics', { token: 'wrong-metrics-token-0123456789' })).status).toBe(401)
-    expect((await request('/v1/user/auth/logout', { json: { refresh_token: current.refresh_token } })).status).toBe(204)
-    expect((await request('/no/such/route', { headers: { 'x-request-id': CLIENT_REQUEST_ID } })).status).toBe(404)
+    expect((await request('/metrics', { token: 'wrong-metrics-token-0123456789' })).status).toBe(
+      401,
+    )
+    expect(
+      (await request('/v1/user/auth/logout', { json: { refresh_token: current.refresh_token } }))
+        .status,
+    ).toBe(204)
+    expect(
+      (await request('/no/such/route', { headers: { 'x-request-id': CLIENT_REQUEST_ID } })).status,
+    ).toBe(404)
   })
 
   afterAll(async () => {
@@ -163,14 +219,18 @@ describe('structured request logs', () => {
     expect(typeof login!.ms).toBe('number')
     const authz = requests.filter((e) => e.path === '/v1/authz')
     expect(authz.map((e) => e.status).sort()).toEqual([200, 401])
-    expect(requests.find((e) => e.path === '/no/such/route')).toMatchObject({ route: '/*', status: 404 })
+    expect(requests.find((e) => e.path === '/no/such/route')).toMatchObject({
+      route: '/*',
+      status: 404,
+    })
   })
 
   it('never logs a password, a token or a secret', () => {
     // Three passwords, three secrets and four token pairs.
     expect(secrets.size).toBe(14)
     for (const line of lines) {
-      for (const secret of secrets) expect(line.includes(secret), `a credential in: ${line}`).toBe(false)
+      for (const secret of secrets)
+        expect(line.includes(secret), `a credential in: ${line}`).toBe(false)
       // Nor any recognisable piece of one.
       expect(line).not.toMatch(/v4\.public\.|tessera_rt_[A-Za-z0-9_-]{8}/)
     }

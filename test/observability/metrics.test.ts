@@ -7,18 +7,25 @@ import { CompiledQuery } from 'kysely'
 import { register as globalRegistry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
-import { SESSIONS_LIVE_REFRESH_MS, countLiveSessions } from '../../src/metrics.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { countLiveSessions, SESSIONS_LIVE_REFRESH_MS } from '../../src/metrics.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
-  type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
   clientPkce,
+  type FakeOidcProvider,
   startOidcProvider,
+  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { PASSWORD, type TokenPairBody, login, refresh, register, uniqueEmail } from '../support/users.js'
+import {
+  login,
+  PASSWORD,
+  refresh,
+  register,
+  type TokenPairBody,
+  uniqueEmail,
+} from '../support/users.js'
 
 const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
 const METRICS_TOKEN = 'metrics-test-token-0123456789abcdef'
@@ -111,7 +118,13 @@ for (const dialect of dialects()) {
       expect((await attempt(ghost, PASSWORD)).status).toBe(401)
       expect((await attempt(ghost, PASSWORD)).status).toBe(429)
       // The sequence-archive login path counts too.
-      expect((await app.request('/api/v1/auth/login', { json: { email: bob.email, password: 'wrong again!' } })).status).toBe(401)
+      expect(
+        (
+          await app.request('/api/v1/auth/login', {
+            json: { email: bob.email, password: 'wrong again!' },
+          })
+        ).status,
+      ).toBe(401)
 
       // disabled
       await setDisabled(app.server.tessera, carol.user.id, true)
@@ -127,12 +140,21 @@ for (const dialect of dialects()) {
 
       // A third session of alice's, deleted with a2's token: live sessions are a2 and bob's.
       const a3 = await login(app, alice.email)
-      const listed = (await (await app.request('/v1/user/sessions', { token: a2.access_token })).json()) as {
+      const listed = (await (
+        await app.request('/v1/user/sessions', { token: a2.access_token })
+      ).json()) as {
         sessions: Array<{ id: string; current: boolean }>
       }
       expect(listed.sessions).toHaveLength(2)
       const sid = listed.sessions.find((s) => !s.current)!.id
-      expect((await app.request(`/v1/user/sessions/${sid}`, { method: 'DELETE', token: a2.access_token })).status).toBe(204)
+      expect(
+        (
+          await app.request(`/v1/user/sessions/${sid}`, {
+            method: 'DELETE',
+            token: a2.access_token,
+          })
+        ).status,
+      ).toBe(204)
       expect((await app.request('/v1/user/me', { token: a3.access_token })).status).toBe(401)
       // Refused by the body limit before the handler runs: still the login route.
       const oversized = await app.request('/v1/user/auth/login', {
@@ -183,15 +205,19 @@ for (const dialect of dialects()) {
         })
       expect(le('+Inf')).toBe(4)
       expect(le('0.0005')).toBeLessThanOrEqual(le('10'))
-      expect(valueOf(samples, 'tessera_http_request_duration_seconds_sum', {
-        method: 'POST',
-        route: '/v1/user/auth/login',
-        status: '200',
-      })).toBeGreaterThan(0)
+      expect(
+        valueOf(samples, 'tessera_http_request_duration_seconds_sum', {
+          method: 'POST',
+          route: '/v1/user/auth/login',
+          status: '200',
+        }),
+      ).toBeGreaterThan(0)
 
       // No concrete id or raw path anywhere in the exposition.
       const routes = new Set(
-        samples.filter((s) => s.name.startsWith('tessera_http_request_duration_seconds')).map((s) => s.labels.route),
+        samples
+          .filter((s) => s.name.startsWith('tessera_http_request_duration_seconds'))
+          .map((s) => s.labels.route),
       )
       for (const route of routes) expect(route).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/)
       expect(text).not.toContain(sid)
@@ -206,12 +232,16 @@ for (const dialect of dialects()) {
       try {
         const { samples } = await scrape(other)
         expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
-        expect(samples.some((s) => s.name === 'tessera_http_request_duration_seconds_count')).toBe(false)
+        expect(samples.some((s) => s.name === 'tessera_http_request_duration_seconds_count')).toBe(
+          false,
+        )
       } finally {
         await other.close()
       }
       // The first app's figures are its own and unaffected.
-      expect(valueOf((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
+      expect(valueOf((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(
+        4,
+      )
       expect(await globalRegistry.getSingleMetric('tessera_logins_total')).toBeUndefined()
     })
   })
@@ -232,7 +262,8 @@ for (const dialect of dialects()) {
       const before = await live()
 
       // Two new sessions: the cached count does not see them within the period...
-      for (const email of [(await register(app)).email, (await register(app)).email]) await login(app, email)
+      for (const email of [(await register(app)).email, (await register(app)).email])
+        await login(app, email)
       expect(await parallel()).toEqual(Array(20).fill(before))
       app.clock.advance(SESSIONS_LIVE_REFRESH_MS - 1)
       expect(await live()).toBe(before)
@@ -294,8 +325,12 @@ for (const dialect of dialects()) {
 
     beforeAll(async () => {
       idp = await startOidcProvider()
-      const { OAUTH_GOOGLE_CLIENT_ID, OAUTH_GOOGLE_CLIENT_SECRET, OAUTH_GITLAB_CLIENT_ID, OAUTH_GITLAB_CLIENT_SECRET } =
-        idp.env()
+      const {
+        OAUTH_GOOGLE_CLIENT_ID,
+        OAUTH_GOOGLE_CLIENT_SECRET,
+        OAUTH_GITLAB_CLIENT_ID,
+        OAUTH_GITLAB_CLIENT_SECRET,
+      } = idp.env()
       app = await makeTestApp({
         dialect,
         env: {
@@ -325,7 +360,9 @@ for (const dialect of dialects()) {
     /** One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its cookie. */
     async function toCallback(provider: string) {
       const browser = new Browser(app.url)
-      const started = await browser.fetch(authorizeUrl(provider), { headers: { accept: 'application/json' } })
+      const started = await browser.fetch(authorizeUrl(provider), {
+        headers: { accept: 'application/json' },
+      })
       expect(started.status, await started.clone().text()).toBe(200)
       const start = ((await started.json()) as { authorization_url: string }).authorization_url
       return { browser, callback: await browser.toCallback(start) }
@@ -334,11 +371,16 @@ for (const dialect of dialects()) {
     it('exports every outcome of each enabled provider at 0, and nothing for the others', async () => {
       const { samples } = await scrape(app)
       for (const provider of ['google', 'gitlab']) {
-        for (const outcome of OUTCOMES) expect(valueOf(samples, FEDERATED, { provider, outcome })).toBe(0)
+        for (const outcome of OUTCOMES)
+          expect(valueOf(samples, FEDERATED, { provider, outcome })).toBe(0)
       }
-      expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'invalid_login_code' })).toBe(0)
+      expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'invalid_login_code' })).toBe(
+        0,
+      )
       expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'rate_limited' })).toBe(0)
-      const providers = new Set(samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider))
+      const providers = new Set(
+        samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider),
+      )
       expect([...providers].sort()).toEqual(['gitlab', 'google', 'none'])
     })
 
@@ -360,9 +402,15 @@ for (const dialect of dialects()) {
       const refused = new URL((await taken.browser.fetch(taken.callback)).headers.get('location')!)
       expect(refused.searchParams.get('error')).toBe('account_exists')
       // email_required: an unverified address.
-      idp.current = { sub: `metrics-${process.pid}-${++subjects}`, email: uniqueEmail('unverified'), email_verified: false }
+      idp.current = {
+        sub: `metrics-${process.pid}-${++subjects}`,
+        email: uniqueEmail('unverified'),
+        email_verified: false,
+      }
       const unverified = await toCallback('google')
-      const noEmail = new URL((await unverified.browser.fetch(unverified.callback)).headers.get('location')!)
+      const noEmail = new URL(
+        (await unverified.browser.fetch(unverified.callback)).headers.get('location')!,
+      )
       expect(noEmail.searchParams.get('error')).toBe('email_required')
       // rate_limited: authorize 4 and 5 of 5, then Google and an unknown provider over the limit.
       const browser = new Browser(app.url)
@@ -373,7 +421,8 @@ for (const dialect of dialects()) {
       expect((await browser.fetch(authorizeUrl(stray))).status).toBe(429)
 
       const { text, samples } = await scrape(app)
-      const federated = (provider: string, outcome: string) => valueOf(samples, FEDERATED, { provider, outcome })
+      const federated = (provider: string, outcome: string) =>
+        valueOf(samples, FEDERATED, { provider, outcome })
       expect(federated('google', 'ok')).toBe(1)
       expect(federated('none', 'invalid_login_code')).toBe(1)
       expect(federated('google', 'invalid_oauth_state')).toBe(1)
@@ -386,9 +435,9 @@ for (const dialect of dialects()) {
       // Password logins are their own metric; a provider named in a URL never becomes a label.
       expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
       expect(text).not.toContain(stray)
-      expect(new Set(samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider))).toEqual(
-        new Set(['gitlab', 'google', 'none']),
-      )
+      expect(
+        new Set(samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider)),
+      ).toEqual(new Set(['gitlab', 'google', 'none']))
     })
   })
 }
@@ -401,8 +450,16 @@ describe('GET /metrics with METRICS_TOKEN', () => {
   afterAll(() => app?.close())
 
   it('answers 401 without the token, with a wrong one or another scheme, 200 with it', async () => {
-    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcdef', `Basic ${METRICS_TOKEN}`, METRICS_TOKEN]) {
-      const res = await app.request('/metrics', authorization === undefined ? {} : { headers: { authorization } })
+    for (const authorization of [
+      undefined,
+      'Bearer wrong-token-0123456789abcdef',
+      `Basic ${METRICS_TOKEN}`,
+      METRICS_TOKEN,
+    ]) {
+      const res = await app.request(
+        '/metrics',
+        authorization === undefined ? {} : { headers: { authorization } },
+      )
       expect(res.status).toBe(401)
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="tessera"/)
       const body = await res.text()
@@ -411,7 +468,9 @@ describe('GET /metrics with METRICS_TOKEN', () => {
     }
     await scrape(app, METRICS_TOKEN)
     // The scheme is case-insensitive (RFC 9110 §11.1).
-    const lower = await app.request('/metrics', { headers: { authorization: `bearer ${METRICS_TOKEN}` } })
+    const lower = await app.request('/metrics', {
+      headers: { authorization: `bearer ${METRICS_TOKEN}` },
+    })
     expect(lower.status).toBe(200)
   })
 

@@ -6,32 +6,32 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { type Server, type Socket, connect, createServer } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { promoteToSuperuser, registerAccount, setDisabled } from '../../src/accounts/accounts.js'
-import { MAX_BODY_BYTES, createApp } from '../../src/http/app.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
 import {
-  HTTP_METHODS,
-  OPENAPI_FILE,
+  Browser,
+  CLIENT_REDIRECT_URI,
+  clientPkce,
+  startFakeGitHub,
+  startOidcProvider,
+  TESSERA_TEST_ISSUER,
+} from '../support/oidc.js'
+import {
   checkAgainstOpenApi,
   checkRequestBody,
   documentedOperations,
+  HTTP_METHODS,
   loadOpenApi,
+  OPENAPI_FILE,
   openApiCoverage,
   schemaValidator,
   toOpenApiPath,
 } from '../support/openapi.js'
-import {
-  Browser,
-  CLIENT_REDIRECT_URI,
-  TESSERA_TEST_ISSUER,
-  clientPkce,
-  startFakeGitHub,
-  startOidcProvider,
-} from '../support/oidc.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const SECRET = 'contract-test-service-secret-0123456789'
@@ -47,10 +47,16 @@ const NOT_PROVOKED = new Set(['500'])
  * SQLite has no outage a test can cause quickly.
  */
 const POSTGRES = dialects().includes('postgres')
-if (!POSTGRES) console.warn('contract.test.ts: no PostgreSQL, so the 503 database-unavailable answers are not exercised')
+if (!POSTGRES)
+  console.warn(
+    'contract.test.ts: no PostgreSQL, so the 503 database-unavailable answers are not exercised',
+  )
 
 /** A TCP proxy to a PostgreSQL server that can be cut: the database "goes away" for whoever uses it. */
-async function cuttableProxy(target: { hostname: string; port: number }): Promise<{ port: number; cut(): Promise<void> }> {
+async function cuttableProxy(target: {
+  hostname: string
+  port: number
+}): Promise<{ port: number; cut(): Promise<void> }> {
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
     const upstream = connect(target.port, target.hostname)
@@ -86,7 +92,13 @@ async function call(app: TestApp, method: string, path: string, init: Init = {},
 }
 
 /** A request the server should accept: its JSON body must also satisfy the documented schema. */
-async function send(app: TestApp, method: string, path: string, init: Init & { json: unknown }, template = path) {
+async function send(
+  app: TestApp,
+  method: string,
+  path: string,
+  init: Init & { json: unknown },
+  template = path,
+) {
   await checkRequestBody(method, template, 'application/json', init.json)
   return call(app, method, path, init, template)
 }
@@ -124,11 +136,16 @@ describe('openapi.yaml as a document', () => {
     const missing: string[] = []
     for (const [path, item] of Object.entries(document.paths)) {
       for (const method of HTTP_METHODS) {
-        const responses = (item[method] as { responses?: Record<string, Record<string, unknown>> } | undefined)?.responses
+        const responses = (
+          item[method] as { responses?: Record<string, Record<string, unknown>> } | undefined
+        )?.responses
         for (const [status, response] of Object.entries(responses ?? {})) {
           const resolved =
             typeof response.$ref === 'string'
-              ? (document.components.responses?.[response.$ref.split('/').at(-1)!] as Record<string, unknown>)
+              ? (document.components.responses?.[response.$ref.split('/').at(-1)!] as Record<
+                  string,
+                  unknown
+                >)
               : response
           if (!(resolved.headers as Record<string, unknown> | undefined)?.['Cache-Control']) {
             missing.push(`${method.toUpperCase()} ${path} ${status}`)
@@ -176,26 +193,49 @@ describe('live responses match openapi.yaml', () => {
 
   async function newUser(target = app) {
     const email = uniqueEmail('contract')
-    const registered = await send(target, 'POST', '/v1/user/auth/register', { json: { email, password: PASSWORD } })
+    const registered = await send(target, 'POST', '/v1/user/auth/register', {
+      json: { email, password: PASSWORD },
+    })
     expect(registered.status).toBe(201)
-    const loggedIn = await send(target, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })
+    const loggedIn = await send(target, 'POST', '/v1/user/auth/login', {
+      json: { email, password: PASSWORD },
+    })
     expect(loggedIn.status).toBe(200)
-    return { email, id: (registered.body as { id: string }).id, tokens: loggedIn.body as TokenPairBody }
+    return {
+      email,
+      id: (registered.body as { id: string }).id,
+      tokens: loggedIn.body as TokenPairBody,
+    }
   }
 
   /** The 413 and 415 every JSON-body operation documents. */
   async function bodyErrors(method: string, path: string, init: Init = {}, template = path) {
-    const tooLarge = await call(app, method, path, {
-      ...init,
-      headers: { ...(init.headers as Record<string, string>), 'content-type': 'application/json' },
-      body: OVERSIZED,
-    }, template)
+    const tooLarge = await call(
+      app,
+      method,
+      path,
+      {
+        ...init,
+        headers: {
+          ...(init.headers as Record<string, string>),
+          'content-type': 'application/json',
+        },
+        body: OVERSIZED,
+      },
+      template,
+    )
     expect([tooLarge.status, problemCode(tooLarge.body)]).toEqual([413, 'payload_too_large'])
-    const wrongType = await call(app, method, path, {
-      ...init,
-      headers: { ...(init.headers as Record<string, string>), 'content-type': 'text/plain' },
-      body: '{}',
-    }, template)
+    const wrongType = await call(
+      app,
+      method,
+      path,
+      {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), 'content-type': 'text/plain' },
+        body: '{}',
+      },
+      template,
+    )
     expect([wrongType.status, problemCode(wrongType.body)]).toEqual([415, 'unsupported_media_type'])
   }
 
@@ -242,12 +282,22 @@ describe('live responses match openapi.yaml', () => {
       expect(html).toContain('/openapi.yaml')
       const csp = docs.res.headers.get('content-security-policy')!
       const script = /<script src="([^"]+)"/.exec(html)?.[1]
-      expect(script).toMatch(/^https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\//)
-      const inline = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1]!)
+      expect(script).toMatch(
+        /^https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\//,
+      )
+      const inline = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map(
+        (m) => m[1]!,
+      )
       expect(inline.length).toBeGreaterThan(0)
-      const scriptSrc = csp.split(';').map((d) => d.trim()).find((d) => d.startsWith('script-src '))!
+      const scriptSrc = csp
+        .split(';')
+        .map((d) => d.trim())
+        .find((d) => d.startsWith('script-src '))!
       expect(scriptSrc.split(' ').slice(1).sort()).toEqual(
-        [script!, ...inline.map((s) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`)].sort(),
+        [
+          script!,
+          ...inline.map((s) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`),
+        ].sort(),
       )
       expect(csp).not.toMatch(/unsafe-eval|script-src[^;]*unsafe-inline|\*/)
       expect(docs.res.headers.get('x-frame-options')).toBe('DENY')
@@ -264,12 +314,32 @@ describe('live responses match openapi.yaml', () => {
       })
       expect(created.status).toBe(201)
       const path = '/v1/user/auth/register'
-      expect(problemCode((await call(app, 'POST', path, { json: { email: 'not-an-email', password: PASSWORD } })).body)).toBe('validation_failed')
-      expect(problemCode((await call(app, 'POST', path, { json: { email: uniqueEmail(), password: 'password' } })).body)).toBe('weak_password')
-      expect(problemCode((await call(app, 'POST', path, { json: { email: email.toUpperCase(), password: PASSWORD } })).body)).toBe('email_taken')
+      expect(
+        problemCode(
+          (await call(app, 'POST', path, { json: { email: 'not-an-email', password: PASSWORD } }))
+            .body,
+        ),
+      ).toBe('validation_failed')
+      expect(
+        problemCode(
+          (await call(app, 'POST', path, { json: { email: uniqueEmail(), password: 'password' } }))
+            .body,
+        ),
+      ).toBe('weak_password')
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              json: { email: email.toUpperCase(), password: PASSWORD },
+            })
+          ).body,
+        ),
+      ).toBe('email_taken')
       await bodyErrors('POST', path)
       await send(strict, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })
-      const limited = await call(strict, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })
+      const limited = await call(strict, 'POST', path, {
+        json: { email: uniqueEmail(), password: PASSWORD },
+      })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
@@ -277,16 +347,58 @@ describe('live responses match openapi.yaml', () => {
       const path = '/v1/user/auth/register-service'
       const email = uniqueEmail('svc')
       const secret = { 'x-service-secret': SECRET }
-      const created = await send(app, 'POST', path, { json: { email, password: PASSWORD }, headers: secret })
+      const created = await send(app, 'POST', path, {
+        json: { email, password: PASSWORD },
+        headers: secret,
+      })
       expect(created.body).toMatchObject({ account_type: 'service', verified: true })
-      expect((await call(app, 'POST', path, { json: { email, password: PASSWORD }, headers: { 'x-service-secret': 'wrong-secret-0123456789' } })).status).toBe(403)
-      expect((await call(app, 'POST', path, { json: { email, password: PASSWORD } })).status).toBe(403)
-      expect(problemCode((await call(app, 'POST', path, { json: { email: 1, password: PASSWORD }, headers: secret })).body)).toBe('validation_failed')
-      expect(problemCode((await call(app, 'POST', path, { json: { email: uniqueEmail(), password: '12345678' }, headers: secret })).body)).toBe('weak_password')
-      expect((await call(app, 'POST', path, { json: { email, password: PASSWORD }, headers: secret })).status).toBe(409)
+      expect(
+        (
+          await call(app, 'POST', path, {
+            json: { email, password: PASSWORD },
+            headers: { 'x-service-secret': 'wrong-secret-0123456789' },
+          })
+        ).status,
+      ).toBe(403)
+      expect((await call(app, 'POST', path, { json: { email, password: PASSWORD } })).status).toBe(
+        403,
+      )
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              json: { email: 1, password: PASSWORD },
+              headers: secret,
+            })
+          ).body,
+        ),
+      ).toBe('validation_failed')
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              json: { email: uniqueEmail(), password: '12345678' },
+              headers: secret,
+            })
+          ).body,
+        ),
+      ).toBe('weak_password')
+      expect(
+        (await call(app, 'POST', path, { json: { email, password: PASSWORD }, headers: secret }))
+          .status,
+      ).toBe(409)
       await bodyErrors('POST', path, { headers: secret })
       // Without a configured secret the route answers as if it did not exist.
-      expect(problemCode((await call(strict, 'POST', path, { json: { email, password: PASSWORD }, headers: secret })).body)).toBe('not_found')
+      expect(
+        problemCode(
+          (
+            await call(strict, 'POST', path, {
+              json: { email, password: PASSWORD },
+              headers: secret,
+            })
+          ).body,
+        ),
+      ).toBe('not_found')
     })
 
     for (const path of ['/v1/user/auth/login', '/api/v1/auth/login']) {
@@ -294,16 +406,29 @@ describe('live responses match openapi.yaml', () => {
         const { email, id } = await newUser()
         const ok = await send(app, 'POST', path, { json: { email, password: PASSWORD } })
         expect(ok.status).toBe(200)
-        expect(problemCode((await call(app, 'POST', path, { json: { email } })).body)).toBe('validation_failed')
-        expect(problemCode((await call(app, 'POST', path, { json: { email, password: 'wrong password!' } })).body)).toBe('invalid_credentials')
-        expect(problemCode((await call(app, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })).body)).toBe('invalid_credentials')
+        expect(problemCode((await call(app, 'POST', path, { json: { email } })).body)).toBe(
+          'validation_failed',
+        )
+        expect(
+          problemCode(
+            (await call(app, 'POST', path, { json: { email, password: 'wrong password!' } })).body,
+          ),
+        ).toBe('invalid_credentials')
+        expect(
+          problemCode(
+            (await call(app, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } }))
+              .body,
+          ),
+        ).toBe('invalid_credentials')
         await bodyErrors('POST', path)
         await setDisabled(app.server.tessera, id, true)
         const disabled = await call(app, 'POST', path, { json: { email, password: PASSWORD } })
         expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
         const target = uniqueEmail('limited')
         await call(strict, 'POST', path, { json: { email: target, password: 'guess number one' } })
-        const limited = await call(strict, 'POST', path, { json: { email: target, password: 'guess number two' } })
+        const limited = await call(strict, 'POST', path, {
+          json: { email: target, password: 'guess number two' },
+        })
         expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
       })
     }
@@ -311,29 +436,49 @@ describe('live responses match openapi.yaml', () => {
     it('POST /v1/user/auth/refresh', async () => {
       const path = '/v1/user/auth/refresh'
       const { tokens } = await newUser()
-      const rotated = await send(app, 'POST', path, { json: { refresh_token: tokens.refresh_token } })
+      const rotated = await send(app, 'POST', path, {
+        json: { refresh_token: tokens.refresh_token },
+      })
       expect(rotated.status).toBe(200)
-      const reused = await call(app, 'POST', path, { json: { refresh_token: tokens.refresh_token } })
+      const reused = await call(app, 'POST', path, {
+        json: { refresh_token: tokens.refresh_token },
+      })
       expect([reused.status, problemCode(reused.body)]).toEqual([401, 'refresh_token_reused'])
-      const unknown = await call(app, 'POST', path, { json: { refresh_token: 'tessera_rt_unknown' } })
+      const unknown = await call(app, 'POST', path, {
+        json: { refresh_token: 'tessera_rt_unknown' },
+      })
       expect([unknown.status, problemCode(unknown.body)]).toEqual([401, 'invalid_refresh_token'])
-      expect(problemCode((await call(app, 'POST', path, { json: { refresh_token: '' } })).body)).toBe('validation_failed')
+      expect(
+        problemCode((await call(app, 'POST', path, { json: { refresh_token: '' } })).body),
+      ).toBe('validation_failed')
       await bodyErrors('POST', path)
       // One refresh per session and window on `strict`.
       const email = uniqueEmail('refresh-limit')
       await registerAccount(strict.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
-      const first = (await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody
-      const second = (await send(strict, 'POST', path, { json: { refresh_token: first.refresh_token } })).body as TokenPairBody
-      const limited = await call(strict, 'POST', path, { json: { refresh_token: second.refresh_token } })
+      const first = (
+        await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })
+      ).body as TokenPairBody
+      const second = (
+        await send(strict, 'POST', path, { json: { refresh_token: first.refresh_token } })
+      ).body as TokenPairBody
+      const limited = await call(strict, 'POST', path, {
+        json: { refresh_token: second.refresh_token },
+      })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
     it('POST /v1/user/auth/logout', async () => {
       const path = '/v1/user/auth/logout'
       const { tokens } = await newUser()
-      expect((await send(app, 'POST', path, { json: { refresh_token: tokens.refresh_token } })).status).toBe(204)
-      expect((await send(app, 'POST', path, { json: { refresh_token: 'tessera_rt_unknown' } })).status).toBe(204)
-      expect(problemCode((await call(app, 'POST', path, { json: {} })).body)).toBe('validation_failed')
+      expect(
+        (await send(app, 'POST', path, { json: { refresh_token: tokens.refresh_token } })).status,
+      ).toBe(204)
+      expect(
+        (await send(app, 'POST', path, { json: { refresh_token: 'tessera_rt_unknown' } })).status,
+      ).toBe(204)
+      expect(problemCode((await call(app, 'POST', path, { json: {} })).body)).toBe(
+        'validation_failed',
+      )
       await bodyErrors('POST', path)
     })
 
@@ -343,7 +488,10 @@ describe('live responses match openapi.yaml', () => {
       expect((await call(app, 'POST', path, { token: tokens.access_token })).status).toBe(204)
       expect((await call(app, 'POST', path, { token: tokens.access_token })).status).toBe(401)
       expect((await call(app, 'POST', path)).status).toBe(401)
-      const tooLarge = await call(app, 'POST', path, { body: OVERSIZED, headers: { 'content-type': 'application/json' } })
+      const tooLarge = await call(app, 'POST', path, {
+        body: OVERSIZED,
+        headers: { 'content-type': 'application/json' },
+      })
       expect(tooLarge.status).toBe(413)
     })
 
@@ -354,10 +502,18 @@ describe('live responses match openapi.yaml', () => {
       expect((await call(app, 'GET', path, { token })).body).toMatchObject({ identities: [] })
       expect((await call(app, 'GET', path)).status).toBe(401)
       expect((await call(app, 'GET', path, { token: 'v4.public.garbage' })).status).toBe(401)
-      expect((await send(app, 'PATCH', path, { token, json: { display_name: 'Grace' } })).body).toMatchObject({ display_name: 'Grace' })
-      expect((await send(app, 'PATCH', path, { token, json: { display_name: null } })).body).toMatchObject({ display_name: null })
+      expect(
+        (await send(app, 'PATCH', path, { token, json: { display_name: 'Grace' } })).body,
+      ).toMatchObject({ display_name: 'Grace' })
+      expect(
+        (await send(app, 'PATCH', path, { token, json: { display_name: null } })).body,
+      ).toMatchObject({ display_name: null })
       expect((await send(app, 'PATCH', path, { token, json: {} })).status).toBe(200)
-      expect(problemCode((await call(app, 'PATCH', path, { token, json: { display_name: 'x'.repeat(101) } })).body)).toBe('validation_failed')
+      expect(
+        problemCode(
+          (await call(app, 'PATCH', path, { token, json: { display_name: 'x'.repeat(101) } })).body,
+        ),
+      ).toBe('validation_failed')
       expect((await call(app, 'PATCH', path, { json: { display_name: 'X' } })).status).toBe(401)
       await bodyErrors('PATCH', path, { token })
     })
@@ -366,19 +522,67 @@ describe('live responses match openapi.yaml', () => {
       const path = '/v1/user/password'
       const { tokens } = await newUser()
       const token = tokens.access_token
-      expect(problemCode((await call(app, 'POST', path, { token, json: { current_password: PASSWORD } })).body)).toBe('validation_failed')
-      expect(problemCode((await call(app, 'POST', path, { token, json: { current_password: PASSWORD, new_password: 'password' } })).body)).toBe('weak_password')
-      expect(problemCode((await call(app, 'POST', path, { token, json: { current_password: 'not the password', new_password: 'another-fine-passphrase-7' } })).body)).toBe('invalid_credentials')
-      expect(problemCode((await call(app, 'POST', path, { json: { current_password: PASSWORD, new_password: 'another-fine-passphrase-7' } })).body)).toBe('unauthorized')
+      expect(
+        problemCode(
+          (await call(app, 'POST', path, { token, json: { current_password: PASSWORD } })).body,
+        ),
+      ).toBe('validation_failed')
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              token,
+              json: { current_password: PASSWORD, new_password: 'password' },
+            })
+          ).body,
+        ),
+      ).toBe('weak_password')
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              token,
+              json: {
+                current_password: 'not the password',
+                new_password: 'another-fine-passphrase-7',
+              },
+            })
+          ).body,
+        ),
+      ).toBe('invalid_credentials')
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              json: { current_password: PASSWORD, new_password: 'another-fine-passphrase-7' },
+            })
+          ).body,
+        ),
+      ).toBe('unauthorized')
       await bodyErrors('POST', path, { token })
-      expect((await send(app, 'POST', path, { token, json: { current_password: PASSWORD, new_password: 'another-fine-passphrase-7' } })).status).toBe(204)
+      expect(
+        (
+          await send(app, 'POST', path, {
+            token,
+            json: { current_password: PASSWORD, new_password: 'another-fine-passphrase-7' },
+          })
+        ).status,
+      ).toBe(204)
       // Guesses count against the per-account login limit (one attempt per window on `strict`,
       // whose one registration per window may be used up: the account is created directly).
       const email = uniqueEmail('limited')
       await registerAccount(strict.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
-      const strictToken = ((await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody).access_token
-      const guess = { current_password: 'not the password', new_password: 'another-fine-passphrase-7' }
-      expect((await call(strict, 'POST', path, { token: strictToken, json: guess })).status).toBe(401)
+      const strictToken = (
+        (await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } }))
+          .body as TokenPairBody
+      ).access_token
+      const guess = {
+        current_password: 'not the password',
+        new_password: 'another-fine-passphrase-7',
+      }
+      expect((await call(strict, 'POST', path, { token: strictToken, json: guess })).status).toBe(
+        401,
+      )
       const limited = await call(strict, 'POST', path, { token: strictToken, json: guess })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
@@ -387,38 +591,83 @@ describe('live responses match openapi.yaml', () => {
       const path = '/v1/user/auth/reauthenticate'
       const { tokens } = await newUser()
       const token = tokens.access_token
-      expect((await send(app, 'POST', path, { token, json: { password: PASSWORD } })).status).toBe(204)
-      expect(problemCode((await call(app, 'POST', path, { token, json: {} })).body)).toBe('validation_failed')
-      expect(problemCode((await call(app, 'POST', path, { token, json: { password: 'not the password' } })).body)).toBe('invalid_credentials')
-      expect(problemCode((await call(app, 'POST', path, { json: { password: PASSWORD } })).body)).toBe('unauthorized')
+      expect((await send(app, 'POST', path, { token, json: { password: PASSWORD } })).status).toBe(
+        204,
+      )
+      expect(problemCode((await call(app, 'POST', path, { token, json: {} })).body)).toBe(
+        'validation_failed',
+      )
+      expect(
+        problemCode(
+          (await call(app, 'POST', path, { token, json: { password: 'not the password' } })).body,
+        ),
+      ).toBe('invalid_credentials')
+      expect(
+        problemCode((await call(app, 'POST', path, { json: { password: PASSWORD } })).body),
+      ).toBe('unauthorized')
       await bodyErrors('POST', path, { token })
       // Guesses count against the per-account login limit (one attempt per window on `strict`).
       const email = uniqueEmail('reauth-limited')
       await registerAccount(strict.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
-      const strictToken = ((await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody).access_token
-      expect((await call(strict, 'POST', path, { token: strictToken, json: { password: 'wrong' } })).status).toBe(401)
-      const limited = await call(strict, 'POST', path, { token: strictToken, json: { password: 'wrong' } })
+      const strictToken = (
+        (await send(strict, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } }))
+          .body as TokenPairBody
+      ).access_token
+      expect(
+        (await call(strict, 'POST', path, { token: strictToken, json: { password: 'wrong' } }))
+          .status,
+      ).toBe(401)
+      const limited = await call(strict, 'POST', path, {
+        token: strictToken,
+        json: { password: 'wrong' },
+      })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
     it('GET /v1/user/sessions and DELETE /v1/user/sessions/{id}', async () => {
       const template = '/v1/user/sessions/{id}'
       const { email, tokens } = await newUser()
-      const second = (await send(app, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })).body as TokenPairBody
+      const second = (
+        await send(app, 'POST', '/v1/user/auth/login', { json: { email, password: PASSWORD } })
+      ).body as TokenPairBody
       const token = tokens.access_token
-      const listed = (await call(app, 'GET', '/v1/user/sessions', { token })).body as { sessions: Array<{ id: string; current: boolean }> }
+      const listed = (await call(app, 'GET', '/v1/user/sessions', { token })).body as {
+        sessions: Array<{ id: string; current: boolean }>
+      }
       expect(listed.sessions).toHaveLength(2)
       expect((await call(app, 'GET', '/v1/user/sessions')).status).toBe(401)
       const other = listed.sessions.find((s) => !s.current)!
-      expect((await call(app, 'DELETE', `/v1/user/sessions/${other.id}`, { token }, template)).status).toBe(204)
-      expect((await call(app, 'DELETE', `/v1/user/sessions/${other.id}`, { token }, template)).status).toBe(404)
-      expect((await call(app, 'DELETE', `/v1/user/sessions/${UNKNOWN_ID}`, { token }, template)).status).toBe(404)
-      expect((await call(app, 'DELETE', `/v1/user/sessions/${other.id}`, { token: second.access_token }, template)).status).toBe(401)
-      const tooLarge = await call(app, 'DELETE', `/v1/user/sessions/${other.id}`, {
-        token,
-        body: OVERSIZED,
-        headers: { 'content-type': 'application/json' },
-      }, template)
+      expect(
+        (await call(app, 'DELETE', `/v1/user/sessions/${other.id}`, { token }, template)).status,
+      ).toBe(204)
+      expect(
+        (await call(app, 'DELETE', `/v1/user/sessions/${other.id}`, { token }, template)).status,
+      ).toBe(404)
+      expect(
+        (await call(app, 'DELETE', `/v1/user/sessions/${UNKNOWN_ID}`, { token }, template)).status,
+      ).toBe(404)
+      expect(
+        (
+          await call(
+            app,
+            'DELETE',
+            `/v1/user/sessions/${other.id}`,
+            { token: second.access_token },
+            template,
+          )
+        ).status,
+      ).toBe(401)
+      const tooLarge = await call(
+        app,
+        'DELETE',
+        `/v1/user/sessions/${other.id}`,
+        {
+          token,
+          body: OVERSIZED,
+          headers: { 'content-type': 'application/json' },
+        },
+        template,
+      )
       expect(tooLarge.status).toBe(413)
     })
 
@@ -426,19 +675,63 @@ describe('live responses match openapi.yaml', () => {
       const template = '/v1/admin/users/{id}/promote'
       const admin = await newUser()
       await promoteToSuperuser(app.server.tessera, null, admin.id, NO_CLIENT)
-      const adminToken = (await send(app, 'POST', '/v1/user/auth/login', { json: { email: admin.email, password: PASSWORD } })).body as TokenPairBody
+      const adminToken = (
+        await send(app, 'POST', '/v1/user/auth/login', {
+          json: { email: admin.email, password: PASSWORD },
+        })
+      ).body as TokenPairBody
       const target = await newUser()
-      const promoted = await call(app, 'POST', `/v1/admin/users/${target.id}/promote`, { token: adminToken.access_token }, template)
-      expect(promoted.body).toMatchObject({ id: target.id, account_type: 'superuser', verified: true })
-      expect((await call(app, 'POST', `/v1/admin/users/${UNKNOWN_ID}/promote`, { token: adminToken.access_token }, template)).status).toBe(404)
+      const promoted = await call(
+        app,
+        'POST',
+        `/v1/admin/users/${target.id}/promote`,
+        { token: adminToken.access_token },
+        template,
+      )
+      expect(promoted.body).toMatchObject({
+        id: target.id,
+        account_type: 'superuser',
+        verified: true,
+      })
+      expect(
+        (
+          await call(
+            app,
+            'POST',
+            `/v1/admin/users/${UNKNOWN_ID}/promote`,
+            { token: adminToken.access_token },
+            template,
+          )
+        ).status,
+      ).toBe(404)
       const regular = await newUser()
-      expect(problemCode((await call(app, 'POST', `/v1/admin/users/${target.id}/promote`, { token: regular.tokens.access_token }, template)).body)).toBe('forbidden')
-      expect((await call(app, 'POST', `/v1/admin/users/${target.id}/promote`, {}, template)).status).toBe(401)
-      const tooLarge = await call(app, 'POST', `/v1/admin/users/${target.id}/promote`, {
-        token: adminToken.access_token,
-        body: OVERSIZED,
-        headers: { 'content-type': 'application/json' },
-      }, template)
+      expect(
+        problemCode(
+          (
+            await call(
+              app,
+              'POST',
+              `/v1/admin/users/${target.id}/promote`,
+              { token: regular.tokens.access_token },
+              template,
+            )
+          ).body,
+        ),
+      ).toBe('forbidden')
+      expect(
+        (await call(app, 'POST', `/v1/admin/users/${target.id}/promote`, {}, template)).status,
+      ).toBe(401)
+      const tooLarge = await call(
+        app,
+        'POST',
+        `/v1/admin/users/${target.id}/promote`,
+        {
+          token: adminToken.access_token,
+          body: OVERSIZED,
+          headers: { 'content-type': 'application/json' },
+        },
+        template,
+      )
       expect(tooLarge.status).toBe(413)
     })
 
@@ -451,18 +744,38 @@ describe('live responses match openapi.yaml', () => {
           headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
           body: new URLSearchParams(body).toString(),
         })
-      await checkRequestBody('POST', path, 'application/x-www-form-urlencoded', { token: tokens.access_token, token_type_hint: 'access_token' })
+      await checkRequestBody('POST', path, 'application/x-www-form-urlencoded', {
+        token: tokens.access_token,
+        token_type_hint: 'access_token',
+      })
       const active = await form({ token: tokens.access_token, token_type_hint: 'access_token' })
       expect(active.body).toMatchObject({ active: true, token_type: 'Bearer' })
       expect((await form({ token: 'garbage' })).body).toEqual({ active: false })
       expect((await form({ token: tokens.refresh_token })).body).toEqual({ active: false })
-      expect((await send(app, 'POST', path, { json: { token: tokens.access_token }, headers: secret })).body).toMatchObject({ active: true })
+      expect(
+        (await send(app, 'POST', path, { json: { token: tokens.access_token }, headers: secret }))
+          .body,
+      ).toMatchObject({ active: true })
 
       // A service account's own bearer token may introspect too.
       const serviceEmail = uniqueEmail('svc')
-      await send(app, 'POST', '/v1/user/auth/register-service', { json: { email: serviceEmail, password: PASSWORD }, headers: secret })
-      const service = (await send(app, 'POST', '/v1/user/auth/login', { json: { email: serviceEmail, password: PASSWORD } })).body as TokenPairBody
-      expect((await form({ token: tokens.access_token }, { authorization: `Bearer ${service.access_token}` })).body).toMatchObject({ active: true })
+      await send(app, 'POST', '/v1/user/auth/register-service', {
+        json: { email: serviceEmail, password: PASSWORD },
+        headers: secret,
+      })
+      const service = (
+        await send(app, 'POST', '/v1/user/auth/login', {
+          json: { email: serviceEmail, password: PASSWORD },
+        })
+      ).body as TokenPairBody
+      expect(
+        (
+          await form(
+            { token: tokens.access_token },
+            { authorization: `Bearer ${service.access_token}` },
+          )
+        ).body,
+      ).toMatchObject({ active: true })
 
       const refusedCallers: Array<Record<string, string>> = [
         {},
@@ -475,7 +788,9 @@ describe('live responses match openapi.yaml', () => {
       }
       expect(problemCode((await form({})).body)).toBe('validation_failed')
       expect(problemCode((await form({ token: 'x'.repeat(8193) })).body)).toBe('validation_failed')
-      expect(problemCode((await call(app, 'POST', path, { json: { token: '' }, headers: secret })).body)).toBe('validation_failed')
+      expect(
+        problemCode((await call(app, 'POST', path, { json: { token: '' }, headers: secret })).body),
+      ).toBe('validation_failed')
       await bodyErrors('POST', path, { headers: secret })
     })
 
@@ -487,7 +802,9 @@ describe('live responses match openapi.yaml', () => {
       expect(ok.res.headers.get('x-auth-subject')).toBe(id)
       expect(ok.res.headers.get('x-auth-verified')).toBe('false')
       expect((await call(app, 'GET', path)).status).toBe(401)
-      expect((await call(app, 'GET', path, { headers: { authorization: 'Basic dXNlcjpwYXNz' } })).status).toBe(401)
+      expect(
+        (await call(app, 'GET', path, { headers: { authorization: 'Basic dXNlcjpwYXNz' } })).status,
+      ).toBe(401)
       const bad = await call(app, 'GET', path, { token: tokens.access_token.slice(0, -4) + 'AAAA' })
       expect(bad.res.headers.get('www-authenticate')).toContain('error="invalid_token"')
     })
@@ -498,15 +815,42 @@ describe('live responses match openapi.yaml', () => {
       const created = await send(app, 'POST', path, {
         json: { email, password: PASSWORD, full_name: 'Rosalind Franklin', role: 'researcher' },
       })
-      expect(created.body).toMatchObject({ email, full_name: 'Rosalind Franklin', role: 'researcher' })
-      expect((await send(app, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD, full_name: null } })).body).toMatchObject({ full_name: null, role: 'researcher' })
-      expect(problemCode((await call(app, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD, role: 'admin' } })).body)).toBe('validation_failed')
-      expect(problemCode((await call(app, 'POST', path, { json: { email: uniqueEmail(), password: 'password' } })).body)).toBe('weak_password')
-      expect(problemCode((await call(app, 'POST', path, { json: { email, password: PASSWORD } })).body)).toBe('email_taken')
+      expect(created.body).toMatchObject({
+        email,
+        full_name: 'Rosalind Franklin',
+        role: 'researcher',
+      })
+      expect(
+        (
+          await send(app, 'POST', path, {
+            json: { email: uniqueEmail(), password: PASSWORD, full_name: null },
+          })
+        ).body,
+      ).toMatchObject({ full_name: null, role: 'researcher' })
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', path, {
+              json: { email: uniqueEmail(), password: PASSWORD, role: 'admin' },
+            })
+          ).body,
+        ),
+      ).toBe('validation_failed')
+      expect(
+        problemCode(
+          (await call(app, 'POST', path, { json: { email: uniqueEmail(), password: 'password' } }))
+            .body,
+        ),
+      ).toBe('weak_password')
+      expect(
+        problemCode((await call(app, 'POST', path, { json: { email, password: PASSWORD } })).body),
+      ).toBe('email_taken')
       await bodyErrors('POST', path)
       // One registration per window on `strict`, shared with /v1/user/auth/register.
       await call(strict, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })
-      const limited = await call(strict, 'POST', path, { json: { email: uniqueEmail(), password: PASSWORD } })
+      const limited = await call(strict, 'POST', path, {
+        json: { email: uniqueEmail(), password: PASSWORD },
+      })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
@@ -533,69 +877,226 @@ describe('live responses match openapi.yaml', () => {
         const pkce = clientPkce()
         const q = `?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}&state=contract`
         const manual = { redirect: 'manual' } as const
-        const redirected = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, manual, authorizeTemplate)
+        const redirected = await call(
+          target,
+          'GET',
+          `/v1/user/authenticate/google/authorize${q}`,
+          manual,
+          authorizeTemplate,
+        )
         expect(redirected.status).toBe(302)
-        expect(problemCode((await call(target, 'GET', '/v1/user/authenticate/google/authorize', manual, authorizeTemplate)).body)).toBe('validation_failed')
-        expect((await call(target, 'GET', `/v1/user/authenticate/orcid/authorize${q}`, manual, authorizeTemplate)).status).toBe(401)
-        expect((await call(target, 'GET', `/v1/user/authenticate/nope/authorize${q}`, manual, authorizeTemplate)).status).toBe(404)
-        const down = await call(target, 'GET', `/v1/user/authenticate/gitlab/authorize${q}`, manual, authorizeTemplate)
+        expect(
+          problemCode(
+            (
+              await call(
+                target,
+                'GET',
+                '/v1/user/authenticate/google/authorize',
+                manual,
+                authorizeTemplate,
+              )
+            ).body,
+          ),
+        ).toBe('validation_failed')
+        expect(
+          (
+            await call(
+              target,
+              'GET',
+              `/v1/user/authenticate/orcid/authorize${q}`,
+              manual,
+              authorizeTemplate,
+            )
+          ).status,
+        ).toBe(401)
+        expect(
+          (
+            await call(
+              target,
+              'GET',
+              `/v1/user/authenticate/nope/authorize${q}`,
+              manual,
+              authorizeTemplate,
+            )
+          ).status,
+        ).toBe(404)
+        const down = await call(
+          target,
+          'GET',
+          `/v1/user/authenticate/gitlab/authorize${q}`,
+          manual,
+          authorizeTemplate,
+        )
         expect([down.status, problemCode(down.body)]).toEqual([503, 'service_unavailable'])
 
         // A browser goes through the provider up to Tessera's callback.
-        idp.current = { sub: `contract-${Date.now()}`, email: uniqueEmail('fed'), email_verified: true }
+        idp.current = {
+          sub: `contract-${Date.now()}`,
+          email: uniqueEmail('fed'),
+          email_verified: true,
+        }
         const browser = new Browser(target.url)
-        const started = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, { headers: { accept: 'application/json' } }, authorizeTemplate)
+        const started = await call(
+          target,
+          'GET',
+          `/v1/user/authenticate/google/authorize${q}`,
+          { headers: { accept: 'application/json' } },
+          authorizeTemplate,
+        )
         expect(started.status).toBe(200)
-        const cookie = /^(tessera_oauth_[0-9a-f]{16}=[^;]+)/.exec(started.res.headers.get('set-cookie') ?? '')![1]!
-        const next = await browser.toCallback((started.body as { authorization_url: string }).authorization_url)
+        const cookie = /^(tessera_oauth_[0-9a-f]{16}=[^;]+)/.exec(
+          started.res.headers.get('set-cookie') ?? '',
+        )![1]!
+        const next = await browser.toCallback(
+          (started.body as { authorization_url: string }).authorization_url,
+        )
         const callbackPath = next.slice(TESSERA_TEST_ISSUER.length)
         const headers = { cookie }
-        const back = await call(target, 'GET', callbackPath, { ...manual, headers }, callbackTemplate)
+        const back = await call(
+          target,
+          'GET',
+          callbackPath,
+          { ...manual, headers },
+          callbackTemplate,
+        )
         expect(back.status).toBe(302)
-        const replay = await call(target, 'GET', callbackPath, { ...manual, headers }, callbackTemplate)
+        const replay = await call(
+          target,
+          'GET',
+          callbackPath,
+          { ...manual, headers },
+          callbackTemplate,
+        )
         expect([replay.status, problemCode(replay.body)]).toEqual([400, 'invalid_oauth_state'])
-        expect((await call(target, 'GET', callbackPath.replace('/google/', '/nope/'), manual, callbackTemplate)).status).toBe(404)
+        expect(
+          (
+            await call(
+              target,
+              'GET',
+              callbackPath.replace('/google/', '/nope/'),
+              manual,
+              callbackTemplate,
+            )
+          ).status,
+        ).toBe(404)
 
         const code = new URL(back.res.headers.get('location')!).searchParams.get('code')!
-        expect(new URL(back.res.headers.get('location')!).searchParams.get('state')).toBe('contract')
+        expect(new URL(back.res.headers.get('location')!).searchParams.get('state')).toBe(
+          'contract',
+        )
         const exchangePath = '/v1/user/auth/oauth/exchange'
-        const pair = await send(target, 'POST', exchangePath, { json: { code, code_verifier: pkce.verifier } })
+        const pair = await send(target, 'POST', exchangePath, {
+          json: { code, code_verifier: pkce.verifier },
+        })
         expect(pair.status).toBe(200)
         const tokens = pair.body as TokenPairBody
         const spent = await call(target, 'POST', exchangePath, { json: { code } })
         expect([spent.status, problemCode(spent.body)]).toEqual([401, 'invalid_login_code'])
-        expect(problemCode((await call(target, 'POST', exchangePath, { json: { code: 42 } })).body)).toBe('validation_failed')
-        const tooLarge = await call(target, 'POST', exchangePath, { headers: { 'content-type': 'application/json' }, body: OVERSIZED })
+        expect(
+          problemCode((await call(target, 'POST', exchangePath, { json: { code: 42 } })).body),
+        ).toBe('validation_failed')
+        const tooLarge = await call(target, 'POST', exchangePath, {
+          headers: { 'content-type': 'application/json' },
+          body: OVERSIZED,
+        })
         expect(tooLarge.status).toBe(413)
-        const wrongType = await call(target, 'POST', exchangePath, { headers: { 'content-type': 'text/plain' }, body: '{}' })
+        const wrongType = await call(target, 'POST', exchangePath, {
+          headers: { 'content-type': 'text/plain' },
+          body: '{}',
+        })
         expect(wrongType.status).toBe(415)
 
         const unlinkTemplate = '/v1/user/identities/{provider}'
-        const last = await call(target, 'DELETE', '/v1/user/identities/google', { token: tokens.access_token }, unlinkTemplate)
+        const last = await call(
+          target,
+          'DELETE',
+          '/v1/user/identities/google',
+          { token: tokens.access_token },
+          unlinkTemplate,
+        )
         expect([last.status, problemCode(last.body)]).toEqual([409, 'last_login_method'])
-        expect((await call(target, 'DELETE', '/v1/user/identities/github', { token: tokens.access_token }, unlinkTemplate)).status).toBe(404)
-        expect((await call(target, 'DELETE', '/v1/user/identities/google', {}, unlinkTemplate)).status).toBe(401)
+        expect(
+          (
+            await call(
+              target,
+              'DELETE',
+              '/v1/user/identities/github',
+              { token: tokens.access_token },
+              unlinkTemplate,
+            )
+          ).status,
+        ).toBe(404)
+        expect(
+          (await call(target, 'DELETE', '/v1/user/identities/google', {}, unlinkTemplate)).status,
+        ).toBe(401)
         // Linking and unlinking need a recent authentication (REAUTH_MAX_AGE, default 300 s).
         target.clock.advance(301_000)
-        const stale = await call(target, 'DELETE', '/v1/user/identities/google', { token: tokens.access_token }, unlinkTemplate)
+        const stale = await call(
+          target,
+          'DELETE',
+          '/v1/user/identities/google',
+          { token: tokens.access_token },
+          unlinkTemplate,
+        )
         expect([stale.status, problemCode(stale.body)]).toEqual([401, 'reauthentication_required'])
-        const staleLink = await call(target, 'GET', `/v1/user/authenticate/google/authorize${q}`, { ...manual, token: tokens.access_token }, authorizeTemplate)
-        expect([staleLink.status, problemCode(staleLink.body)]).toEqual([401, 'reauthentication_required'])
+        const staleLink = await call(
+          target,
+          'GET',
+          `/v1/user/authenticate/google/authorize${q}`,
+          { ...manual, token: tokens.access_token },
+          authorizeTemplate,
+        )
+        expect([staleLink.status, problemCode(staleLink.body)]).toEqual([
+          401,
+          'reauthentication_required',
+        ])
         target.clock.advance(-301_000)
         // With a password the identity is not the last way in.
-        const me = (await (await target.request('/v1/user/me', { token: tokens.access_token })).json()) as { id: string }
-        await target.server.tessera.db.updateTable('users').set({ password_hash: 'x' }).where('id', '=', me.id).execute()
-        expect((await call(target, 'DELETE', '/v1/user/identities/google', { token: tokens.access_token }, unlinkTemplate)).status).toBe(204)
+        const me = (await (
+          await target.request('/v1/user/me', { token: tokens.access_token })
+        ).json()) as { id: string }
+        await target.server.tessera.db
+          .updateTable('users')
+          .set({ password_hash: 'x' })
+          .where('id', '=', me.id)
+          .execute()
+        expect(
+          (
+            await call(
+              target,
+              'DELETE',
+              '/v1/user/identities/google',
+              { token: tokens.access_token },
+              unlinkTemplate,
+            )
+          ).status,
+        ).toBe(204)
 
         // A disabled account cannot redeem its login code.
-        github.current = { id: 777, login: 'd', name: null, emails: [{ email: uniqueEmail('gh'), primary: true, verified: true }] }
+        github.current = {
+          id: 777,
+          login: 'd',
+          name: null,
+          emails: [{ email: uniqueEmail('gh'), primary: true, verified: true }],
+        }
         const ghBrowser = new Browser(target.url)
-        const ghStart = await ghBrowser.fetch(`${TESSERA_TEST_ISSUER}/v1/user/authenticate/github/authorize${q}`, { headers: { accept: 'application/json' } })
-        const { url } = await ghBrowser.follow(((await ghStart.json()) as { authorization_url: string }).authorization_url)
+        const ghStart = await ghBrowser.fetch(
+          `${TESSERA_TEST_ISSUER}/v1/user/authenticate/github/authorize${q}`,
+          { headers: { accept: 'application/json' } },
+        )
+        const { url } = await ghBrowser.follow(
+          ((await ghStart.json()) as { authorization_url: string }).authorization_url,
+        )
         const ghCode = url.searchParams.get('code')!
-        const row = await target.server.tessera.db.selectFrom('identities').select('user_id').where('provider', '=', 'github').executeTakeFirstOrThrow()
+        const row = await target.server.tessera.db
+          .selectFrom('identities')
+          .select('user_id')
+          .where('provider', '=', 'github')
+          .executeTakeFirstOrThrow()
         await setDisabled(target.server.tessera, row.user_id, true)
-        const disabled = await call(target, 'POST', exchangePath, { json: { code: ghCode, code_verifier: pkce.verifier } })
+        const disabled = await call(target, 'POST', exchangePath, {
+          json: { code: ghCode, code_verifier: pkce.verifier },
+        })
         expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
 
         // One request per route and window on `strict` (limited before the provider is looked up).
@@ -641,7 +1142,12 @@ describe('live responses match openapi.yaml', () => {
       url.port = String(proxy.port)
       down = await makeTestApp({
         dialect: 'postgres',
-        env: { DATABASE_URL: url.toString(), SERVICE_SECRET: SECRET, DATABASE_CONNECT_TIMEOUT: '2', ...FAST_HASHING },
+        env: {
+          DATABASE_URL: url.toString(),
+          SERVICE_SECRET: SECRET,
+          DATABASE_CONNECT_TIMEOUT: '2',
+          ...FAST_HASHING,
+        },
       })
     })
     afterAll(async () => {
@@ -660,8 +1166,16 @@ describe('live responses match openapi.yaml', () => {
       const requests: [string, string, Init, string?][] = [
         ['GET', '/ready', {}],
         ['GET', '/v1/keys', {}],
-        ['POST', '/v1/user/auth/register', { json: { email: uniqueEmail('contract'), password: PASSWORD } }],
-        ['POST', '/v1/user/auth/register-service', { ...secret, json: { email: uniqueEmail('svc'), password: PASSWORD } }],
+        [
+          'POST',
+          '/v1/user/auth/register',
+          { json: { email: uniqueEmail('contract'), password: PASSWORD } },
+        ],
+        [
+          'POST',
+          '/v1/user/auth/register-service',
+          { ...secret, json: { email: uniqueEmail('svc'), password: PASSWORD } },
+        ],
         ['POST', '/v1/user/auth/login', { json: credentials }],
         ['POST', '/v1/user/auth/refresh', { json: { refresh_token: tokens.refresh_token } }],
         ['POST', '/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } }],
@@ -669,16 +1183,29 @@ describe('live responses match openapi.yaml', () => {
         ['POST', '/v1/user/auth/reauthenticate', { ...bearer, json: { password: PASSWORD } }],
         ['GET', '/v1/user/me', bearer],
         ['PATCH', '/v1/user/me', { ...bearer, method: 'PATCH', json: { display_name: 'Ada' } }],
-        ['POST', '/v1/user/password', { ...bearer, json: { current_password: PASSWORD, new_password: `${PASSWORD}!` } }],
+        [
+          'POST',
+          '/v1/user/password',
+          { ...bearer, json: { current_password: PASSWORD, new_password: `${PASSWORD}!` } },
+        ],
         ['GET', '/v1/user/sessions', bearer],
         ['DELETE', `/v1/user/sessions/${UNKNOWN_ID}`, bearer, '/v1/user/sessions/{id}'],
-        ['GET', '/v1/user/authenticate/github/callback?code=x&state=y', {}, '/v1/user/authenticate/{provider}/callback'],
+        [
+          'GET',
+          '/v1/user/authenticate/github/callback?code=x&state=y',
+          {},
+          '/v1/user/authenticate/{provider}/callback',
+        ],
         ['POST', '/v1/user/auth/oauth/exchange', { json: { code: 'x' } }],
         ['DELETE', '/v1/user/identities/github', bearer, '/v1/user/identities/{provider}'],
         ['POST', `/v1/admin/users/${id}/promote`, bearer, '/v1/admin/users/{id}/promote'],
         ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
         ['GET', '/v1/authz', bearer],
-        ['POST', '/api/v1/auth/register', { json: { email: uniqueEmail('archive'), password: PASSWORD } }],
+        [
+          'POST',
+          '/api/v1/auth/register',
+          { json: { email: uniqueEmail('archive'), password: PASSWORD } },
+        ],
         ['POST', '/api/v1/auth/login', { json: credentials }],
       ]
       const answers: string[] = []
@@ -688,7 +1215,9 @@ describe('live responses match openapi.yaml', () => {
           `${method} ${path} ${answered.status} ${problemCode(answered.body)} ${answered.res.headers.get('retry-after')}`,
         )
       }
-      expect(answers).toEqual(requests.map(([method, path]) => `${method} ${path} 503 service_unavailable 5`))
+      expect(answers).toEqual(
+        requests.map(([method, path]) => `${method} ${path} 503 service_unavailable 5`),
+      )
     })
   })
 
@@ -697,8 +1226,10 @@ describe('live responses match openapi.yaml', () => {
     for (const { method, path, statuses } of await documentedOperations()) {
       for (const status of statuses) {
         if (NOT_PROVOKED.has(status)) continue
-        if (!POSTGRES && status === '503' && !openApiCoverage.has(`${method} ${path} ${status}`)) continue
-        if (!openApiCoverage.has(`${method} ${path} ${status}`)) missing.push(`${method} ${path} ${status}`)
+        if (!POSTGRES && status === '503' && !openApiCoverage.has(`${method} ${path} ${status}`))
+          continue
+        if (!openApiCoverage.has(`${method} ${path} ${status}`))
+          missing.push(`${method} ${path} ${status}`)
       }
     }
     expect(missing).toEqual([])

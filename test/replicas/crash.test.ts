@@ -5,11 +5,11 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DatabaseHandle, connectDatabase } from '../../src/db/connect.js'
+import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.js'
 import { hashRefreshToken } from '../../src/sessions/refresh-token.js'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { type Dialect, dialects } from '../support/dialects.js'
-import { type TesseraProcess, startTesseraProcess } from '../support/process.js'
+import { startTesseraProcess, type TesseraProcess } from '../support/process.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const CHAINS = 12
@@ -26,8 +26,14 @@ async function bodyOf<T>(res: Response, status: number): Promise<T> {
 
 async function registerAndLogin(p: TesseraProcess): Promise<TokenPairBody> {
   const email = uniqueEmail('crash')
-  await bodyOf(await p.request('/v1/user/auth/register', { json: { email, password: PASSWORD } }), 201)
-  return bodyOf<TokenPairBody>(await p.request('/v1/user/auth/login', { json: { email, password: PASSWORD } }), 200)
+  await bodyOf(
+    await p.request('/v1/user/auth/register', { json: { email, password: PASSWORD } }),
+    201,
+  )
+  return bodyOf<TokenPairBody>(
+    await p.request('/v1/user/auth/login', { json: { email, password: PASSWORD } }),
+    200,
+  )
 }
 
 function refreshAt(p: TesseraProcess, refreshToken: string): Promise<Response> {
@@ -71,7 +77,11 @@ async function invariantViolations(db: DatabaseHandle['db']) {
       .select(['p.id as token', 'p.family_id'])
       .where('p.status', '=', 'rotated')
       .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('refresh_tokens as c').select('c.id').whereRef('c.parent_id', '=', 'p.id'))),
+        not(
+          exists(
+            selectFrom('refresh_tokens as c').select('c.id').whereRef('c.parent_id', '=', 'p.id'),
+          ),
+        ),
       )
       .execute(),
     // ...and, in strict mode (REFRESH_REUSE_INTERVAL=0), never two successors.
@@ -87,7 +97,11 @@ async function invariantViolations(db: DatabaseHandle['db']) {
       .selectFrom('sessions as s')
       .select('s.id as session')
       .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('refresh_tokens as t').select('t.id').whereRef('t.family_id', '=', 's.id'))),
+        not(
+          exists(
+            selectFrom('refresh_tokens as t').select('t.id').whereRef('t.family_id', '=', 's.id'),
+          ),
+        ),
       )
       .execute(),
   }
@@ -108,9 +122,12 @@ async function backendsGone(dialect: Dialect, db: DatabaseHandle['db'], applicat
   const deadline = Date.now() + 10_000
   for (;;) {
     const { rows } = await sql<{ n: number }>`
-      select count(*)::int as n from pg_stat_activity where application_name = ${applicationName}`.execute(db)
+      select count(*)::int as n from pg_stat_activity where application_name = ${applicationName}`.execute(
+      db,
+    )
     if (rows[0]!.n === 0) return
-    if (Date.now() > deadline) throw new Error(`backends of ${applicationName} still open after 10 s`)
+    if (Date.now() > deadline)
+      throw new Error(`backends of ${applicationName} still open after 10 s`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -180,17 +197,22 @@ for (const dialect of dialects()) {
             // Kill a few milliseconds after a request left for the victim, so that it most likely
             // dies with that refresh half done rather than between two requests.
             armed = false
-            setTimeout(() => {
-              killed = true
-              victim.kill('SIGKILL')
-              onKilled()
-            }, 1 + Math.random() * 4)
+            setTimeout(
+              () => {
+                killed = true
+                victim.kill('SIGKILL')
+                onKilled()
+              },
+              1 + Math.random() * 4,
+            )
           }
           try {
             const res = await refreshAt(target, presented)
             const text = await res.text()
             if (res.status !== 200) {
-              failures.push(`${target === victim ? 'victim' : 'survivor'} answered ${res.status}: ${text}`)
+              failures.push(
+                `${target === victim ? 'victim' : 'survivor'} answered ${res.status}: ${text}`,
+              )
               return
             }
             chain.token = (JSON.parse(text) as TokenPairBody).refresh_token
@@ -216,7 +238,8 @@ for (const dialect of dialects()) {
       stopping = true
       await load
       expect(killed).toBe(true)
-      const refreshesAfterKill = chains.reduce((sum, c) => sum + c.refreshes, 0) - refreshesBeforeKill
+      const refreshesAfterKill =
+        chains.reduce((sum, c) => sum + c.refreshes, 0) - refreshesBeforeKill
 
       expect(await victim.exited).toBeNull() // ended by the signal, not by an exit
       expect(failures).toEqual([])
@@ -254,9 +277,9 @@ for (const dialect of dialects()) {
           outcomes.committedButLost += 1
           // In strict mode (REFRESH_REUSE_INTERVAL=0) the retry is reuse: the session ends and the
           // user logs in again. A reuse interval is what lets such a client recover.
-          expect((await bodyOf<{ code: string }>(await refreshAt(survivor, chain.lost!), 401)).code).toBe(
-            'refresh_token_reused',
-          )
+          expect(
+            (await bodyOf<{ code: string }>(await refreshAt(survivor, chain.lost!), 401)).code,
+          ).toBe('refresh_token_reused')
         }
       }
       console.info(

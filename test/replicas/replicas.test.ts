@@ -7,11 +7,11 @@
  * only thing the two share is DATABASE_URL (plus the configuration every replica must agree on).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DatabaseHandle, connectDatabase } from '../../src/db/connect.js'
+import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.js'
 import { SIGNER_CACHE_MS } from '../../src/keys/signing-keys.js'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
-import { type TesseraProcess, runCli, startTesseraProcess } from '../support/process.js'
+import { runCli, startTesseraProcess, type TesseraProcess } from '../support/process.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 /** What every replica of one deployment must share, besides DATABASE_URL. */
@@ -50,8 +50,18 @@ function as(ip: string): Record<string, string> {
   return { 'x-forwarded-for': ip }
 }
 
-async function register(p: TesseraProcess, ip: string, email = uniqueEmail('replica')): Promise<string> {
-  await bodyOf(await p.request('/v1/user/auth/register', { json: { email, password: PASSWORD }, headers: as(ip) }), 201)
+async function register(
+  p: TesseraProcess,
+  ip: string,
+  email = uniqueEmail('replica'),
+): Promise<string> {
+  await bodyOf(
+    await p.request('/v1/user/auth/register', {
+      json: { email, password: PASSWORD },
+      headers: as(ip),
+    }),
+    201,
+  )
   return email
 }
 
@@ -88,7 +98,11 @@ for (const dialect of dialects()) {
           Array.from({ length: 3 }, () => runCli(['migrate'], { databaseUrl: database.url })),
         )
         for (const run of runs) expect(run.code, run.stderr).toBe(0)
-        const applied = runs.filter((r) => /^Success\s+0001_initial$/m.test(r.stdout) && /^Success\s+0002_federation$/m.test(r.stdout))
+        const applied = runs.filter(
+          (r) =>
+            /^Success\s+0001_initial$/m.test(r.stdout) &&
+            /^Success\s+0002_federation$/m.test(r.stdout),
+        )
         expect(applied, runs.map((r) => r.stdout).join('|')).toHaveLength(1)
         expect(runs.filter((r) => r.stdout.includes('Database is up to date'))).toHaveLength(2)
       } finally {
@@ -125,7 +139,10 @@ for (const dialect of dialects()) {
     })
 
     it('started together on an empty database: migrated once, exactly one signing key', async () => {
-      const keys = await direct.db.selectFrom('signing_keys').select(['kid', 'status', 'secret_key']).execute()
+      const keys = await direct.db
+        .selectFrom('signing_keys')
+        .select(['kid', 'status', 'secret_key'])
+        .execute()
       expect(keys).toHaveLength(1)
       expect(keys[0]!.status).toBe('active')
       // KEY_ENCRYPTION_KEY is shared, so the key is stored encrypted and both can read it.
@@ -176,7 +193,10 @@ for (const dialect of dialects()) {
         Array.from({ length: 50 }, (_, i) => refreshAt(i % 2 === 0 ? a : b, tokens.refresh_token)),
       )
       const results = await Promise.all(
-        responses.map(async (r) => ({ status: r.status, body: (await r.json()) as Problem & TokenPairBody })),
+        responses.map(async (r) => ({
+          status: r.status,
+          body: (await r.json()) as Problem & TokenPairBody,
+        })),
       )
       const winners = results.filter((r) => r.status === 200)
       expect(winners, JSON.stringify(results.map((r) => r.status))).toHaveLength(1)
@@ -249,13 +269,18 @@ for (const dialect of dialects()) {
 
       // Each replica keeps signing with its cached key for at most SIGNER_CACHE_MS, then switches.
       // Refreshing (no argon2, no login limit) mints access tokens until one carries the new kid.
-      async function firstTokenWithNewKey(p: TesseraProcess, refreshToken: string): Promise<string> {
+      async function firstTokenWithNewKey(
+        p: TesseraProcess,
+        refreshToken: string,
+      ): Promise<string> {
         let current = refreshToken
         for (;;) {
           const pair = await bodyOf<TokenPairBody>(await refreshAt(p, current), 200)
           if (kidOf(pair.access_token) === newKid) return pair.access_token
           if (Date.now() - rotatedAt > SIGNER_CACHE_MS + 5_000) {
-            throw new Error(`still signing with ${kidOf(pair.access_token)} ${Date.now() - rotatedAt} ms after rotation`)
+            throw new Error(
+              `still signing with ${kidOf(pair.access_token)} ${Date.now() - rotatedAt} ms after rotation`,
+            )
           }
           current = pair.refresh_token
           await new Promise((resolve) => setTimeout(resolve, 250))

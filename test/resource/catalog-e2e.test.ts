@@ -2,15 +2,17 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type TestDatabase, createTestDatabase } from '../support/database.js'
-import { type TesseraProcess, freePort, runCli, startTesseraProcess } from '../support/process.js'
+import { createTestDatabase, type TestDatabase } from '../support/database.js'
+import { freePort, runCli, startTesseraProcess, type TesseraProcess } from '../support/process.js'
 import { PASSWORD, uniqueEmail } from '../support/users.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const COOLDOWN_MS = 3000
 
 /** The example catalog as its own process, verifying tokens against a running Tessera. */
-async function startCatalog(tesseraUrl: string): Promise<{ url: string; child: ChildProcess; output: () => string }> {
+async function startCatalog(
+  tesseraUrl: string,
+): Promise<{ url: string; child: ChildProcess; output: () => string }> {
   const port = await freePort()
   const child = spawn(
     process.execPath,
@@ -39,7 +41,8 @@ async function startCatalog(tesseraUrl: string): Promise<{ url: string; child: C
     } catch {
       // not yet listening
     }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`catalog did not start:\n${output}`)
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`catalog did not start:\n${output}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -59,8 +62,14 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
   async function keyFetches(): Promise<number> {
     const barrier = `barrier-${randomBytes(8).toString('hex')}`
     await tessera.request('/health', { headers: { 'x-request-id': barrier } })
-    await vi.waitFor(() => expect(tessera.output()).toContain(barrier), { timeout: 5_000, interval: 20 })
-    return tessera.output().split('\n').filter((l) => l.includes('"path":"/v1/keys"')).length
+    await vi.waitFor(() => expect(tessera.output()).toContain(barrier), {
+      timeout: 5_000,
+      interval: 20,
+    })
+    return tessera
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"path":"/v1/keys"')).length
   }
 
   beforeAll(async () => {
@@ -104,16 +113,25 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
     expect(anonymous.status).toBe(401)
     expect(anonymous.headers.get('www-authenticate')).toContain('Bearer')
 
-    const project = await call('/projects', { token, json: { name: 'Retina', description: 'synapse atlas' } })
+    const project = await call('/projects', {
+      token,
+      json: { name: 'Retina', description: 'synapse atlas' },
+    })
     expect(project.status).toBe(201)
     const { id } = (await project.json()) as { id: string }
     expect((await call(`/projects/${id}`)).status).toBe(200)
-    expect(((await (await call('/search?q=synapse')).json()) as { results: unknown[] }).results).toHaveLength(1)
-    expect((await call(`/projects/${id}`, { method: 'PUT', token, json: { name: 'Retina v2' } })).status).toBe(200)
+    expect(
+      ((await (await call('/search?q=synapse')).json()) as { results: unknown[] }).results,
+    ).toHaveLength(1)
+    expect(
+      (await call(`/projects/${id}`, { method: 'PUT', token, json: { name: 'Retina v2' } })).status,
+    ).toBe(200)
     expect((await call(`/projects/${id}`, { method: 'DELETE' })).status).toBe(401)
     expect((await call(`/projects/${id}`, { method: 'DELETE', token })).status).toBe(204)
 
-    const run = (await (await call('/runs', { token, json: { name: 'run 1' } })).json()) as { id: string }
+    const run = (await (await call('/runs', { token, json: { name: 'run 1' } })).json()) as {
+      id: string
+    }
     const denied = await call(`/runs/${run.id}/analysis`, { token, json: {} })
     expect(denied.status).toBe(403)
     expect(((await denied.json()) as { code: string }).code).toBe('not_verified')
@@ -151,8 +169,13 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
     const started = Date.now()
     const flood = await Promise.all(
       Array.from({ length: 50 }, () => {
-        const footer = Buffer.from(JSON.stringify({ kid: `k4.pid.${randomBytes(33).toString('base64url')}` })).toString('base64url')
-        return call('/projects', { token: `${header}.${purpose}.${payload}.${footer}`, json: { name: 'forged' } })
+        const footer = Buffer.from(
+          JSON.stringify({ kid: `k4.pid.${randomBytes(33).toString('base64url')}` }),
+        ).toString('base64url')
+        return call('/projects', {
+          token: `${header}.${purpose}.${payload}.${footer}`,
+          json: { name: 'forged' },
+        })
       }),
     )
     expect(flood.every((r) => r.status === 401)).toBe(true)

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { PASSWORD, expectProblem, login, refresh, registerAndLogin, uniqueEmail } from '../support/users.js'
+import {
+  expectProblem,
+  login,
+  PASSWORD,
+  refresh,
+  registerAndLogin,
+  uniqueEmail,
+} from '../support/users.js'
 
 const SECRET = 'introspection-shared-secret-0123456789'
 
@@ -13,7 +20,10 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    const introspect = (token: string, auth: Record<string, string> = { 'x-service-secret': SECRET }) =>
+    const introspect = (
+      token: string,
+      auth: Record<string, string> = { 'x-service-secret': SECRET },
+    ) =>
       app.request('/v1/token/introspect', {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...auth },
@@ -26,7 +36,14 @@ for (const dialect of dialects()) {
       expect(res.status).toBe(200)
       expect(res.headers.get('cache-control')).toBe('no-store')
       const body = (await res.json()) as Record<string, unknown>
-      expect(body).toMatchObject({ active: true, sub: user.id, acct: 'regular', verified: false, token_type: 'Bearer', aud: 'tessera' })
+      expect(body).toMatchObject({
+        active: true,
+        sub: user.id,
+        acct: 'regular',
+        verified: false,
+        token_type: 'Bearer',
+        aud: 'tessera',
+      })
       for (const claim of ['exp', 'iat', 'nbf']) expect(Number.isInteger(body[claim])).toBe(true)
       expect((body.exp as number) - (body.iat as number)).toBe(900)
       const viaJson = await app.request('/v1/token/introspect', {
@@ -65,11 +82,21 @@ for (const dialect of dialects()) {
       })
       expect(created.status).toBe(201)
       const service = await login(app, email)
-      const ok = await introspect(tokens.access_token, { authorization: `Bearer ${service.access_token}` })
+      const ok = await introspect(tokens.access_token, {
+        authorization: `Bearer ${service.access_token}`,
+      })
       expect(((await ok.json()) as { active: boolean }).active).toBe(true)
-      await expectProblem(await introspect(tokens.access_token, { authorization: `Bearer ${tokens.access_token}` }), 401, 'unauthorized')
+      await expectProblem(
+        await introspect(tokens.access_token, { authorization: `Bearer ${tokens.access_token}` }),
+        401,
+        'unauthorized',
+      )
       await expectProblem(await introspect(tokens.access_token, {}), 401, 'unauthorized')
-      await expectProblem(await introspect(tokens.access_token, { 'x-service-secret': 'wrong' }), 401, 'unauthorized')
+      await expectProblem(
+        await introspect(tokens.access_token, { 'x-service-secret': 'wrong' }),
+        401,
+        'unauthorized',
+      )
     })
   })
 
@@ -110,10 +137,21 @@ for (const dialect of dialects()) {
       })
       expect(res.status).toBe(201)
       const body = (await res.json()) as Record<string, unknown>
-      expect(body).toEqual({ id: expect.any(String), email, full_name: 'Rosalind Franklin', role: 'researcher' })
-      const loginRes = await app.request('/api/v1/auth/login', { json: { email, password: PASSWORD } })
+      expect(body).toEqual({
+        id: expect.any(String),
+        email,
+        full_name: 'Rosalind Franklin',
+        role: 'researcher',
+      })
+      const loginRes = await app.request('/api/v1/auth/login', {
+        json: { email, password: PASSWORD },
+      })
       expect(loginRes.status).toBe(200)
-      const pair = (await loginRes.json()) as { access_token: string; refresh_token: string; expires_in: number }
+      const pair = (await loginRes.json()) as {
+        access_token: string
+        refresh_token: string
+        expires_in: number
+      }
       expect(pair.expires_in).toBe(900)
       const payload = JSON.parse(
         Buffer.from(pair.access_token.split('.')[2]!, 'base64url').subarray(0, -64).toString(),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { expectProblem, login, refresh, register, uniqueEmail } from '../support/users.js'
 
@@ -37,16 +37,24 @@ for (const dialect of dialects()) {
       await expectProblem(await refresh(app, first.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, second.refresh_token), 401, 'invalid_refresh_token')
       // Tessera's own bearer routes check the session, so the access token of the family is dead too.
-      await expectProblem(await app.request('/v1/user/me', { token: second.access_token }), 401, 'unauthorized')
+      await expectProblem(
+        await app.request('/v1/user/me', { token: second.access_token }),
+        401,
+        'unauthorized',
+      )
 
       const third = await login(app, email)
       expect((await app.request('/v1/user/me', { token: third.access_token })).status).toBe(200)
-      const out = await app.request('/v1/user/auth/logout', { json: { refresh_token: third.refresh_token } })
+      const out = await app.request('/v1/user/auth/logout', {
+        json: { refresh_token: third.refresh_token },
+      })
       expect(out.status).toBe(204)
       // A logged-out token is invalid, not "reused": replaying it is not theft.
       await expectProblem(await refresh(app, third.refresh_token), 401, 'invalid_refresh_token')
       // Logout is idempotent.
-      const again = await app.request('/v1/user/auth/logout', { json: { refresh_token: third.refresh_token } })
+      const again = await app.request('/v1/user/auth/logout', {
+        json: { refresh_token: third.refresh_token },
+      })
       expect(again.status).toBe(204)
     })
   })

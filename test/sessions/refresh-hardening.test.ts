@@ -3,9 +3,15 @@
  * claimed token that cannot be used, and the per-session refresh limit (README, "Tokens").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { type TokenPairBody, expectProblem, login, refresh, registerAndLogin } from '../support/users.js'
+import {
+  expectProblem,
+  login,
+  refresh,
+  registerAndLogin,
+  type TokenPairBody,
+} from '../support/users.js'
 
 async function pairOf(res: Response): Promise<TokenPairBody> {
   expect(res.status, await res.clone().text()).toBe(200)
@@ -65,7 +71,11 @@ for (const dialect of dialects()) {
       await expectProblem(await refresh(app, thief.refresh_token), 401, 'invalid_refresh_token')
       expect((await sessionOf(app, user.id)).revoked_reason).toBe('refresh_token_reused')
       expect(await reuseEvents(app, user.id)).toBe(1)
-      await expectProblem(await app.request('/v1/user/me', { token: thief.access_token }), 401, 'unauthorized')
+      await expectProblem(
+        await app.request('/v1/user/me', { token: thief.access_token }),
+        401,
+        'unauthorized',
+      )
     })
 
     it('victim uses its child first: the thief replaying the parent is reuse', async () => {
@@ -74,7 +84,11 @@ for (const dialect of dialects()) {
       const grandchild = await pairOf(await refresh(app, child.refresh_token))
       app.clock.advance(1_000)
       await expectProblem(await refresh(app, parent.refresh_token), 401, 'refresh_token_reused')
-      await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'invalid_refresh_token')
+      await expectProblem(
+        await refresh(app, grandchild.refresh_token),
+        401,
+        'invalid_refresh_token',
+      )
       expect((await sessionOf(app, user.id)).revoked_reason).toBe('refresh_token_reused')
       expect(await reuseEvents(app, user.id)).toBe(1)
     })
@@ -90,9 +104,18 @@ for (const dialect of dialects()) {
         ])
         const codes = [await codeOf(thiefRes.clone()), await codeOf(victimRes.clone())]
         // One of them rotates first; the other's presentation is then reuse.
-        expect(codes.filter((c) => c === undefined), `trial ${trial}`).toHaveLength(1)
-        expect(codes.filter((c) => c === 'refresh_token_reused'), `trial ${trial}`).toHaveLength(1)
-        const winner = (await (thiefRes.status === 200 ? thiefRes : victimRes).json()) as TokenPairBody
+        expect(
+          codes.filter((c) => c === undefined),
+          `trial ${trial}`,
+        ).toHaveLength(1)
+        expect(
+          codes.filter((c) => c === 'refresh_token_reused'),
+          `trial ${trial}`,
+        ).toHaveLength(1)
+        const winner = (await (thiefRes.status === 200
+          ? thiefRes
+          : victimRes
+        ).json()) as TokenPairBody
         await expectProblem(await refresh(app, winner.refresh_token), 401, 'invalid_refresh_token')
         // Only the session of registerAndLogin is live; every trial's ended as reuse.
         const sessions = await app.server.tessera.db
@@ -101,7 +124,9 @@ for (const dialect of dialects()) {
           .where('user_id', '=', user.id)
           .execute()
         expect(sessions.filter((s) => s.revoked_reason === null)).toHaveLength(1)
-        expect(sessions.filter((s) => s.revoked_reason === 'refresh_token_reused')).toHaveLength(trial + 1)
+        expect(sessions.filter((s) => s.revoked_reason === 'refresh_token_reused')).toHaveLength(
+          trial + 1,
+        )
       }
       expect(await activeTokensOfRevokedSessions(app, user.id)).toBe(0)
     })
@@ -167,7 +192,11 @@ for (const dialect of dialects()) {
       }
       expect(await reuseEvents(app, user.id)).toBe(0)
       // Nothing was spent: the token is still the family's one active token.
-      const rows = await db.selectFrom('refresh_tokens').select('status').where('user_id', '=', user.id).execute()
+      const rows = await db
+        .selectFrom('refresh_tokens')
+        .select('status')
+        .where('user_id', '=', user.id)
+        .execute()
       expect(rows.map((r) => r.status)).toEqual(['active'])
     })
   })
@@ -185,7 +214,8 @@ for (const dialect of dialects()) {
     it('past the limit: 429 with Retry-After, the token unspent; it works after the window', async () => {
       const { tokens, email } = await registerAndLogin(app)
       let current = tokens.refresh_token
-      for (let i = 0; i < 3; i++) current = (await pairOf(await refresh(app, current))).refresh_token
+      for (let i = 0; i < 3; i++)
+        current = (await pairOf(await refresh(app, current))).refresh_token
       app.clock.advance(20_000)
       const limited = await refresh(app, current)
       expect(limited.headers.get('retry-after')).toBe('40')
@@ -205,7 +235,8 @@ for (const dialect of dialects()) {
     it('a rotated token presented past the limit is still detected as reuse', async () => {
       const { tokens, user } = await registerAndLogin(app)
       let current = tokens.refresh_token
-      for (let i = 0; i < 3; i++) current = (await pairOf(await refresh(app, current))).refresh_token
+      for (let i = 0; i < 3; i++)
+        current = (await pairOf(await refresh(app, current))).refresh_token
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, current), 401, 'invalid_refresh_token')
       expect(await reuseEvents(app, user.id)).toBe(1)

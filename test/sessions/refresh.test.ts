@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { type TokenPairBody, expectProblem, refresh, registerAndLogin } from '../support/users.js'
+import { expectProblem, refresh, registerAndLogin, type TokenPairBody } from '../support/users.js'
 
 async function statusesOf(responses: Response[]) {
   const bodies = await Promise.all(
@@ -67,9 +67,17 @@ for (const dialect of dialects()) {
       await refresh(app, tokens.refresh_token)
       await refresh(app, tokens.refresh_token)
       const db = app.server.tessera.db
-      const events = await db.selectFrom('audit_events').selectAll().where('user_id', '=', user.id).execute()
+      const events = await db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('user_id', '=', user.id)
+        .execute()
       expect(events.map((e) => e.event)).toContain('refresh_reuse_detected')
-      const sessions = await db.selectFrom('sessions').selectAll().where('user_id', '=', user.id).execute()
+      const sessions = await db
+        .selectFrom('sessions')
+        .selectAll()
+        .where('user_id', '=', user.id)
+        .execute()
       expect(sessions).toHaveLength(1)
       expect(sessions[0]!.revoked_reason).toBe('refresh_token_reused')
       const active = await db
@@ -93,11 +101,21 @@ for (const dialect of dialects()) {
     })
 
     it('garbage, unknown and over-long tokens are invalid_refresh_token or validation_failed', async () => {
-      for (const bad of ['x', 'tessera_rt_' + 'A'.repeat(43), 'v4.public.abc', 'tessera_rt_' + '!'.repeat(43)]) {
+      for (const bad of [
+        'x',
+        'tessera_rt_' + 'A'.repeat(43),
+        'v4.public.abc',
+        'tessera_rt_' + '!'.repeat(43),
+      ]) {
         await expectProblem(await refresh(app, bad), 401, 'invalid_refresh_token')
       }
       await expectProblem(await refresh(app, 'x'.repeat(513)), 400, 'validation_failed')
-      for (const body of [{}, { refresh_token: 42 }, { refresh_token: null }, { refresh_token: '' }]) {
+      for (const body of [
+        {},
+        { refresh_token: 42 },
+        { refresh_token: null },
+        { refresh_token: '' },
+      ]) {
         const res = await app.request('/v1/user/auth/refresh', { json: body })
         const problem = await expectProblem(res, 400, 'validation_failed')
         expect(problem.detail).toContain('refresh_token')
@@ -106,7 +124,11 @@ for (const dialect of dialects()) {
 
     it('an access token is not accepted as a refresh token, nor a refresh token as an access token', async () => {
       const { tokens } = await registerAndLogin(app)
-      await expectProblem(await refresh(app, tokens.access_token.slice(0, 500)), 401, 'invalid_refresh_token')
+      await expectProblem(
+        await refresh(app, tokens.access_token.slice(0, 500)),
+        401,
+        'invalid_refresh_token',
+      )
       await expectProblem(
         await app.request('/v1/user/me', { token: tokens.refresh_token }),
         401,
@@ -190,7 +212,11 @@ for (const dialect of dialects()) {
       const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
       const grandchild = (await (await refresh(app, child.refresh_token)).json()) as TokenPairBody
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
-      await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'invalid_refresh_token')
+      await expectProblem(
+        await refresh(app, grandchild.refresh_token),
+        401,
+        'invalid_refresh_token',
+      )
     })
 
     it('a grandparent is reuse, even within the interval', async () => {
@@ -208,7 +234,9 @@ for (const dialect of dialects()) {
     it('concurrent retries of the parent inside the interval never leave two live tokens', async () => {
       const { tokens, user } = await registerAndLogin(app)
       await refresh(app, tokens.refresh_token)
-      const results = await Promise.all(Array.from({ length: 10 }, () => refresh(app, tokens.refresh_token)))
+      const results = await Promise.all(
+        Array.from({ length: 10 }, () => refresh(app, tokens.refresh_token)),
+      )
       expect(results.some((r) => r.status === 200)).toBe(true)
       const active = await app.server.tessera.db
         .selectFrom('refresh_tokens')

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
-  PASSWORD,
-  type TokenPairBody,
   expectProblem,
   login,
+  PASSWORD,
   refresh,
   register,
   registerAndLogin,
+  type TokenPairBody,
   uniqueEmail,
 } from '../support/users.js'
 
@@ -34,7 +34,11 @@ interface UserBody {
   created_at: string
 }
 
-async function loginWithAgent(app: TestApp, email: string, userAgent: string): Promise<TokenPairBody> {
+async function loginWithAgent(
+  app: TestApp,
+  email: string,
+  userAgent: string,
+): Promise<TokenPairBody> {
   const res = await app.request('/v1/user/auth/login', {
     json: { email, password: PASSWORD },
     headers: { 'user-agent': userAgent },
@@ -59,8 +63,16 @@ function deleteSession(app: TestApp, token: string, id: string): Promise<Respons
   return app.request(`/v1/user/sessions/${encodeURIComponent(id)}`, { method: 'DELETE', token })
 }
 
-function changePassword(app: TestApp, token: string, current: unknown, next: unknown): Promise<Response> {
-  return app.request('/v1/user/password', { json: { current_password: current, new_password: next }, token })
+function changePassword(
+  app: TestApp,
+  token: string,
+  current: unknown,
+  next: unknown,
+): Promise<Response> {
+  return app.request('/v1/user/password', {
+    json: { current_password: current, new_password: next },
+    token,
+  })
 }
 
 function patchMe(app: TestApp, token: string, body: unknown): Promise<Response> {
@@ -96,11 +108,19 @@ for (const dialect of dialects()) {
         expect(Date.parse(s.expires_at) - Date.parse(s.created_at)).toBe(7_776_000_000)
       }
       const byAgent = Object.fromEntries(sessions.map((s) => [s.user_agent, s]))
-      expect(byAgent['TesseraLaptop/2.0']).toMatchObject({ id: sessionIdOf(laptop.access_token), current: true })
-      expect(byAgent['TesseraPhone/1.0']).toMatchObject({ id: sessionIdOf(phone.access_token), current: false })
+      expect(byAgent['TesseraLaptop/2.0']).toMatchObject({
+        id: sessionIdOf(laptop.access_token),
+        current: true,
+      })
+      expect(byAgent['TesseraPhone/1.0']).toMatchObject({
+        id: sessionIdOf(phone.access_token),
+        current: false,
+      })
       // Seen from the other session, the flag moves.
       const fromPhone = await listSessions(app, phone.access_token)
-      expect(fromPhone.filter((s) => s.current).map((s) => s.id)).toEqual([sessionIdOf(phone.access_token)])
+      expect(fromPhone.filter((s) => s.current).map((s) => s.id)).toEqual([
+        sessionIdOf(phone.access_token),
+      ])
     })
 
     it('last_used_at moves when the session refreshes', async () => {
@@ -127,7 +147,9 @@ for (const dialect of dialects()) {
       const alice = await registerAndLogin(app)
       const bob = await registerAndLogin(app)
       const aliceSecond = await login(app, alice.email)
-      await app.request('/v1/user/auth/logout', { json: { refresh_token: aliceSecond.refresh_token } })
+      await app.request('/v1/user/auth/logout', {
+        json: { refresh_token: aliceSecond.refresh_token },
+      })
       const sessions = await listSessions(app, alice.tokens.access_token)
       expect(sessions.map((s) => s.id)).toEqual([sessionIdOf(alice.tokens.access_token)])
       expect(sessions.map((s) => s.id)).not.toContain(sessionIdOf(bob.tokens.access_token))
@@ -140,28 +162,51 @@ for (const dialect of dialects()) {
       expect(res.status).toBe(204)
       expect(await res.text()).toBe('')
       await expectProblem(await refresh(app, other.refresh_token), 401, 'invalid_refresh_token')
-      await expectProblem(await app.request('/v1/user/me', { token: other.access_token }), 401, 'unauthorized')
+      await expectProblem(
+        await app.request('/v1/user/me', { token: other.access_token }),
+        401,
+        'unauthorized',
+      )
       expect((await listSessions(app, tokens.access_token)).map((s) => s.id)).toEqual([
         sessionIdOf(tokens.access_token),
       ])
       // The caller's own family is untouched.
       expect((await refresh(app, tokens.refresh_token)).status).toBe(200)
       // Deleting it again: it is no longer a live session.
-      await expectProblem(await deleteSession(app, tokens.access_token, sessionIdOf(other.access_token)), 404, 'not_found')
+      await expectProblem(
+        await deleteSession(app, tokens.access_token, sessionIdOf(other.access_token)),
+        404,
+        'not_found',
+      )
     })
 
-    it('DELETE of the caller\'s own session logs the caller out', async () => {
+    it("DELETE of the caller's own session logs the caller out", async () => {
       const { tokens } = await registerAndLogin(app)
-      expect((await deleteSession(app, tokens.access_token, sessionIdOf(tokens.access_token))).status).toBe(204)
+      expect(
+        (await deleteSession(app, tokens.access_token, sessionIdOf(tokens.access_token))).status,
+      ).toBe(204)
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'invalid_refresh_token')
-      await expectProblem(await app.request('/v1/user/me', { token: tokens.access_token }), 401, 'unauthorized')
+      await expectProblem(
+        await app.request('/v1/user/me', { token: tokens.access_token }),
+        401,
+        'unauthorized',
+      )
     })
 
     it("DELETE of an unknown id or another user's session is 404 not_found and revokes nothing", async () => {
       const alice = await registerAndLogin(app)
       const bob = await registerAndLogin(app)
-      for (const id of [randomUUID(), 'not-a-uuid', "x' or '1'='1", sessionIdOf(bob.tokens.access_token)]) {
-        await expectProblem(await deleteSession(app, alice.tokens.access_token, id), 404, 'not_found')
+      for (const id of [
+        randomUUID(),
+        'not-a-uuid',
+        "x' or '1'='1",
+        sessionIdOf(bob.tokens.access_token),
+      ]) {
+        await expectProblem(
+          await deleteSession(app, alice.tokens.access_token, id),
+          404,
+          'not_found',
+        )
       }
       expect((await refresh(app, bob.tokens.refresh_token)).status).toBe(200)
     })
@@ -170,11 +215,18 @@ for (const dialect of dialects()) {
       const alice = await registerAndLogin(app)
       const others = [await login(app, alice.email), await login(app, alice.email)]
       const bob = await registerAndLogin(app)
-      const res = await app.request('/v1/user/auth/logout-all', { method: 'POST', token: alice.tokens.access_token })
+      const res = await app.request('/v1/user/auth/logout-all', {
+        method: 'POST',
+        token: alice.tokens.access_token,
+      })
       expect(res.status).toBe(204)
       for (const pair of [alice.tokens, ...others]) {
         await expectProblem(await refresh(app, pair.refresh_token), 401, 'invalid_refresh_token')
-        await expectProblem(await app.request('/v1/user/me', { token: pair.access_token }), 401, 'unauthorized')
+        await expectProblem(
+          await app.request('/v1/user/me', { token: pair.access_token }),
+          401,
+          'unauthorized',
+        )
       }
       expect((await refresh(app, bob.tokens.refresh_token)).status).toBe(200)
       const rows = await app.server.tessera.db
@@ -195,7 +247,8 @@ for (const dialect of dialects()) {
     it('logout ends only the presented family, is idempotent and answers 204 for unknown tokens', async () => {
       const { email, tokens } = await registerAndLogin(app)
       const other = await login(app, email)
-      const logout = (refresh_token: string) => app.request('/v1/user/auth/logout', { json: { refresh_token } })
+      const logout = (refresh_token: string) =>
+        app.request('/v1/user/auth/logout', { json: { refresh_token } })
       expect((await logout(tokens.refresh_token)).status).toBe(204)
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'invalid_refresh_token')
       expect((await refresh(app, other.refresh_token)).status).toBe(200)
@@ -228,7 +281,10 @@ for (const dialect of dialects()) {
       expect(none.headers.get('www-authenticate')).toMatch(/^Bearer\b/)
       await expectProblem(none, 401, 'unauthorized')
       // A refresh token is not an access token.
-      const wrongKind = await app.request('/v1/user/auth/logout-all', { method: 'POST', token: tokens.refresh_token })
+      const wrongKind = await app.request('/v1/user/auth/logout-all', {
+        method: 'POST',
+        token: tokens.refresh_token,
+      })
       expect(wrongKind.headers.get('www-authenticate')).toMatch(/error="invalid_token"/)
       await expectProblem(wrongKind, 401, 'unauthorized')
       expect((await refresh(app, tokens.refresh_token)).status).toBe(200)
@@ -286,7 +342,9 @@ for (const dialect of dialects()) {
       await patchMe(app, tokens.access_token, { display_name: 'Again' })
       res = await patchMe(app, tokens.access_token, { display_name: '' })
       expect(((await res.json()) as UserBody).display_name).toBeNull()
-      const me = (await (await app.request('/v1/user/me', { token: tokens.access_token })).json()) as UserBody
+      const me = (await (
+        await app.request('/v1/user/me', { token: tokens.access_token })
+      ).json()) as UserBody
       expect(me.display_name).toBeNull()
     })
 
@@ -307,7 +365,9 @@ for (const dialect of dialects()) {
           'validation_failed',
         )) as { errors?: Array<{ field: string }> }
         expect(problem.errors?.map((e) => e.field)).toEqual(['display_name'])
-        const me = (await (await app.request('/v1/user/me', { token: tokens.access_token })).json()) as UserBody
+        const me = (await (
+          await app.request('/v1/user/me', { token: tokens.access_token })
+        ).json()) as UserBody
         expect(me.display_name).toBe('Kept')
       })
     }
@@ -321,11 +381,20 @@ for (const dialect of dialects()) {
         verified: true,
       })
       expect(res.status).toBe(200)
-      expect(await res.json()).toMatchObject({ display_name: 'Eve', email, account_type: 'regular', verified: false })
+      expect(await res.json()).toMatchObject({
+        display_name: 'Eve',
+        email,
+        account_type: 'regular',
+        verified: false,
+      })
     })
 
     it('PATCH /me without a token is 401 unauthorized', async () => {
-      await expectProblem(await app.request('/v1/user/me', { method: 'PATCH', json: { display_name: 'X' } }), 401, 'unauthorized')
+      await expectProblem(
+        await app.request('/v1/user/me', { method: 'PATCH', json: { display_name: 'X' } }),
+        401,
+        'unauthorized',
+      )
     })
   })
 
@@ -334,7 +403,11 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0', RATE_LIMIT_LOGIN_PER_ACCOUNT: '0' },
+        env: {
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+        },
       })
     })
     afterAll(() => app.close())
@@ -345,7 +418,11 @@ for (const dialect of dialects()) {
       const { email, tokens } = await registerAndLogin(app)
       const other = await login(app, email)
       for (const current of ['not-the-password', PASSWORD.toUpperCase(), `${PASSWORD} `]) {
-        await expectProblem(await changePassword(app, tokens.access_token, current, NEW_PASSWORD), 401, 'invalid_credentials')
+        await expectProblem(
+          await changePassword(app, tokens.access_token, current, NEW_PASSWORD),
+          401,
+          'invalid_credentials',
+        )
       }
       expect((await refresh(app, other.refresh_token)).status).toBe(200)
       await login(app, email, PASSWORD)
@@ -366,7 +443,11 @@ for (const dialect of dialects()) {
       it(`a weak new password (${name}) is 400 weak_password and changes nothing`, async () => {
         const { email, tokens } = await registerAndLogin(app)
         const other = await login(app, email)
-        const problem = await expectProblem(await changePassword(app, tokens.access_token, PASSWORD, next), 400, 'weak_password')
+        const problem = await expectProblem(
+          await changePassword(app, tokens.access_token, PASSWORD, next),
+          400,
+          'weak_password',
+        )
         expect(problem.detail).toMatch(why)
         expect((await refresh(app, other.refresh_token)).status).toBe(200)
         await login(app, email, PASSWORD)
@@ -402,7 +483,11 @@ for (const dialect of dialects()) {
       expect(rotated.status).toBe(200)
       for (const pair of others) {
         await expectProblem(await refresh(app, pair.refresh_token), 401, 'invalid_refresh_token')
-        await expectProblem(await app.request('/v1/user/me', { token: pair.access_token }), 401, 'unauthorized')
+        await expectProblem(
+          await app.request('/v1/user/me', { token: pair.access_token }),
+          401,
+          'unauthorized',
+        )
       }
       expect((await refresh(app, bystander.tokens.refresh_token)).status).toBe(200)
 
@@ -432,13 +517,17 @@ for (const dialect of dialects()) {
 
     it('the new password is NFKC-normalised like at registration', async () => {
       const { email, tokens } = await registerAndLogin(app)
-      expect((await changePassword(app, tokens.access_token, PASSWORD, 'ﬁne-ﬂute-Ｏｒｂｉｔ-９')).status).toBe(204)
+      expect(
+        (await changePassword(app, tokens.access_token, PASSWORD, 'ﬁne-ﬂute-Ｏｒｂｉｔ-９')).status,
+      ).toBe(204)
       await login(app, email, 'fine-flute-Orbit-9')
     })
 
     it('without a token is 401 unauthorized', async () => {
       await expectProblem(
-        await app.request('/v1/user/password', { json: { current_password: PASSWORD, new_password: NEW_PASSWORD } }),
+        await app.request('/v1/user/password', {
+          json: { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        }),
         401,
         'unauthorized',
       )
@@ -446,10 +535,22 @@ for (const dialect of dialects()) {
 
     it('a federated-only account has no current password to match', async () => {
       const { email, user, tokens } = await registerAndLogin(app, uniqueEmail('fed'))
-      await app.server.tessera.db.updateTable('users').set({ password_hash: null }).where('id', '=', user.id).execute()
-      await expectProblem(await changePassword(app, tokens.access_token, '', NEW_PASSWORD), 400, 'validation_failed')
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ password_hash: null })
+        .where('id', '=', user.id)
+        .execute()
+      await expectProblem(
+        await changePassword(app, tokens.access_token, '', NEW_PASSWORD),
+        400,
+        'validation_failed',
+      )
       for (const current of [' ', PASSWORD]) {
-        await expectProblem(await changePassword(app, tokens.access_token, current, NEW_PASSWORD), 401, 'invalid_credentials')
+        await expectProblem(
+          await changePassword(app, tokens.access_token, current, NEW_PASSWORD),
+          401,
+          'invalid_credentials',
+        )
       }
       await expectProblem(
         await app.request('/v1/user/auth/login', { json: { email, password: NEW_PASSWORD } }),

@@ -55,7 +55,11 @@ export const TEST_KEY_ENCRYPTION_KEY = 'test-key-encryption-key-not-for-producti
 
 /** The key-encryption variables a test server on `databaseUrl` needs when the test sets none. */
 export function testKeyEnv(databaseUrl: string, env: Env = {}): Env {
-  if (!databaseUrl.startsWith('postgres') || env.KEY_ENCRYPTION_KEY !== undefined || env.KEY_ENCRYPTION_KEY_FILE !== undefined) {
+  if (
+    !databaseUrl.startsWith('postgres') ||
+    env.KEY_ENCRYPTION_KEY !== undefined ||
+    env.KEY_ENCRYPTION_KEY_FILE !== undefined
+  ) {
     return {}
   }
   return { KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY }

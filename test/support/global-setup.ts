@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import type { TestProject } from 'vitest/node'
-import { TEST_POSTGRES_URL, postgresReachable } from './postgres.js'
+import { postgresReachable, TEST_POSTGRES_URL } from './postgres.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -12,7 +12,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
  */
 function buildDist(): void {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  })
 }
 
 export default async function setup(project: TestProject): Promise<void> {

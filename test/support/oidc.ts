@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { type Server, createServer } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 // jose comes with oidc-provider (it is not a direct devDependency); the tests only sign with it.
-import { type JWTPayload, SignJWT, exportJWK, generateKeyPair } from 'jose'
+import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import Provider from 'oidc-provider'
 
 /** An upstream account the fake providers log in as (the "user at the provider"). */
@@ -108,7 +108,12 @@ export async function startOidcProvider(): Promise<FakeOidcProvider> {
       const details = await provider.interactionDetails(req, res)
       if (details.prompt.name === 'login') {
         accounts.set(fake.current.sub, fake.current)
-        await provider.interactionFinished(req, res, { login: { accountId: fake.current.sub } }, { mergeWithLastSubmission: false })
+        await provider.interactionFinished(
+          req,
+          res,
+          { login: { accountId: fake.current.sub } },
+          { mergeWithLastSubmission: false },
+        )
         return
       }
       const grant = new provider.Grant({
@@ -117,7 +122,12 @@ export async function startOidcProvider(): Promise<FakeOidcProvider> {
       })
       grant.addOIDCScope(String(details.params.scope))
       const grantId = await grant.save()
-      await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true })
+      await provider.interactionFinished(
+        req,
+        res,
+        { consent: { grantId } },
+        { mergeWithLastSubmission: true },
+      )
     } catch (error) {
       res.statusCode = 500
       res.end(String(error))
@@ -132,13 +142,21 @@ export async function startOidcProvider(): Promise<FakeOidcProvider> {
  */
 export interface FakeGitHub {
   url: string
-  current: { id: number; login: string; name: string | null; emails: { email: string; primary: boolean; verified: boolean }[] }
+  current: {
+    id: number
+    login: string
+    name: string | null
+    emails: { email: string; primary: boolean; verified: boolean }[]
+  }
   env(): Record<string, string>
   close(): Promise<void>
 }
 
 export async function startFakeGitHub(): Promise<FakeGitHub> {
-  const codes = new Map<string, { challenge: string; redirectUri: string; user: FakeGitHub['current'] }>()
+  const codes = new Map<
+    string,
+    { challenge: string; redirectUri: string; user: FakeGitHub['current'] }
+  >()
   const tokens = new Map<string, FakeGitHub['current']>()
   const app = new Hono()
   const fake = {
@@ -158,7 +176,11 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
       return c.text('bad request', 400)
     }
     const code = randomBytes(12).toString('hex')
-    codes.set(code, { challenge: q.code_challenge, redirectUri: q.redirect_uri!, user: structuredClone(fake.current) })
+    codes.set(code, {
+      challenge: q.code_challenge,
+      redirectUri: q.redirect_uri!,
+      user: structuredClone(fake.current),
+    })
     const back = new URL(q.redirect_uri!)
     back.searchParams.set('code', code)
     back.searchParams.set('state', q.state!)
@@ -186,14 +208,18 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
   const user = (auth: string | undefined) => tokens.get(auth?.replace(/^Bearer /, '') ?? '')
   app.get('/user', (c) => {
     const u = user(c.req.header('authorization'))
-    return u === undefined ? c.json({ message: 'Bad credentials' }, 401) : c.json({ id: u.id, login: u.login, name: u.name })
+    return u === undefined
+      ? c.json({ message: 'Bad credentials' }, 401)
+      : c.json({ id: u.id, login: u.login, name: u.name })
   })
   app.get('/user/emails', (c) => {
     const u = user(c.req.header('authorization'))
     return u === undefined ? c.json({ message: 'Bad credentials' }, 401) : c.json(u.emails)
   })
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server))
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () =>
+      resolve(s as Server),
+    )
   })
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   fake.close = () =>
@@ -211,7 +237,10 @@ export interface IdTokenForge {
    * RS256 with the key the JWKS publishes, or with `unpublished`: a key of the same `kid` that is
    * not in the JWKS (an attacker who knows the kid but not the key). `kid` replaces the header's.
    */
-  sign(payload: JWTPayload, options?: { key?: 'published' | 'unpublished'; kid?: string }): Promise<string>
+  sign(
+    payload: JWTPayload,
+    options?: { key?: 'published' | 'unpublished'; kid?: string },
+  ): Promise<string>
   /** The client secret, for an HS256 token "signed" with it (algorithm confusion). */
   clientSecret: string
 }
@@ -299,7 +328,11 @@ export async function startHandRolledOidcProvider(
       return c.text('bad authorization request', 400)
     }
     const code = randomBytes(16).toString('base64url')
-    codes.set(code, { challenge: q.code_challenge, nonce: q.nonce, account: structuredClone(fake.current) })
+    codes.set(code, {
+      challenge: q.code_challenge,
+      nonce: q.nonce,
+      account: structuredClone(fake.current),
+    })
     const back = new URL(redirectUri)
     back.searchParams.set('code', code)
     back.searchParams.set('state', q.state)
@@ -310,7 +343,9 @@ export async function startHandRolledOidcProvider(
     const code = form.get('code') ?? ''
     const entry = codes.get(code)
     codes.delete(code)
-    const challenge = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url')
+    const challenge = createHash('sha256')
+      .update(form.get('code_verifier') ?? '')
+      .digest('base64url')
     if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) {
       return c.json({ error: 'invalid_client' }, 401)
     }
@@ -324,8 +359,20 @@ export async function startHandRolledOidcProvider(
     }
     const now = Math.floor(Date.now() / 1000)
     const { sub, ...profile } = entry.account
-    const claims = { iss: fake.issuer, sub, aud: clientId, iat: now, exp: now + 300, nonce: entry.nonce, ...profile }
-    const idToken = await (fake.idToken ?? ((forge) => forge.sign(forge.claims)))({ claims, sign, clientSecret })
+    const claims = {
+      iss: fake.issuer,
+      sub,
+      aud: clientId,
+      iat: now,
+      exp: now + 300,
+      nonce: entry.nonce,
+      ...profile,
+    }
+    const idToken = await (fake.idToken ?? ((forge) => forge.sign(forge.claims)))({
+      claims,
+      sign,
+      clientSecret,
+    })
     fake.tokensIssued += 1
     c.header('cache-control', 'no-store')
     return c.json({
@@ -337,7 +384,9 @@ export async function startHandRolledOidcProvider(
     })
   })
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server))
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () =>
+      resolve(s as Server),
+    )
   })
   fake.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   fake.close = () =>
@@ -362,7 +411,11 @@ export class Browser {
   }
 
   private resolve(url: string): URL {
-    return new URL(url.startsWith(TESSERA_TEST_ISSUER) ? this.tesseraUrl + url.slice(TESSERA_TEST_ISSUER.length) : url)
+    return new URL(
+      url.startsWith(TESSERA_TEST_ISSUER)
+        ? this.tesseraUrl + url.slice(TESSERA_TEST_ISSUER.length)
+        : url,
+    )
   }
 
   cookie(host: string, name: string): string | undefined {
@@ -387,7 +440,9 @@ export class Browser {
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const target = this.resolve(url)
     const cookies = [...this.jar.entries()]
-      .filter(([k, c]) => k.startsWith(`${target.host}\u0000`) && target.pathname.startsWith(c.path))
+      .filter(
+        ([k, c]) => k.startsWith(`${target.host}\u0000`) && target.pathname.startsWith(c.path),
+      )
       .map(([k, c]) => `${k.split('\u0000')[1]}=${c.value}`)
     const headers = new Headers(init.headers)
     if (cookies.length > 0) headers.set('cookie', cookies.join('; '))
@@ -397,8 +452,14 @@ export class Browser {
       const eq = pair!.indexOf('=')
       const name = pair!.slice(0, eq).trim()
       const value = pair!.slice(eq + 1).trim()
-      const path = attrs.map((a) => a.trim()).find((a) => /^path=/i.test(a))?.slice(5) ?? '/'
-      const expired = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=Thu, 01 Jan 1970/i.test(a))
+      const path =
+        attrs
+          .map((a) => a.trim())
+          .find((a) => /^path=/i.test(a))
+          ?.slice(5) ?? '/'
+      const expired = attrs.some(
+        (a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=Thu, 01 Jan 1970/i.test(a),
+      )
       if (expired || value === '') this.jar.delete(this.key(target.host, name))
       else this.jar.set(this.key(target.host, name), { value, path })
     }
@@ -414,7 +475,8 @@ export class Browser {
     for (let hop = 0; hop < 20; hop += 1) {
       const res = await this.fetch(next)
       const location = res.headers.get('location')
-      if (location === null) throw new Error(`hop ${hop} to ${next}: ${res.status} ${await res.text()}`)
+      if (location === null)
+        throw new Error(`hop ${hop} to ${next}: ${res.status} ${await res.text()}`)
       await res.arrayBuffer()
       next = new URL(location, next).toString()
       if (next.startsWith(TESSERA_TEST_ISSUER)) return next
@@ -429,13 +491,16 @@ export class Browser {
   async follow(url: string): Promise<{ url: URL; response?: Response }> {
     let next = url
     for (let hop = 0; hop < 20; hop += 1) {
-      if (next.startsWith(CLIENT_REDIRECT_URI.replace(/\/[^/]*$/, ''))) return { url: new URL(next) }
+      if (next.startsWith(CLIENT_REDIRECT_URI.replace(/\/[^/]*$/, '')))
+        return { url: new URL(next) }
       const res = await this.fetch(next)
       const location = res.headers.get('location')
-      if (res.status < 300 || res.status >= 400 || location === null) return { url: new URL(next), response: res }
+      if (res.status < 300 || res.status >= 400 || location === null)
+        return { url: new URL(next), response: res }
       await res.arrayBuffer()
       next = new URL(location, this.resolve(next)).toString()
-      if (next.startsWith(this.tesseraUrl)) next = TESSERA_TEST_ISSUER + next.slice(this.tesseraUrl.length)
+      if (next.startsWith(this.tesseraUrl))
+        next = TESSERA_TEST_ISSUER + next.slice(this.tesseraUrl.length)
     }
     throw new Error('too many redirects')
   }

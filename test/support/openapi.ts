@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import _Ajv2020 from 'ajv/dist/2020.js'
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js'
+import _Ajv2020 from 'ajv/dist/2020.js'
 import _addFormats from 'ajv-formats'
 import { expect } from 'vitest'
 
@@ -14,12 +14,23 @@ import { expect } from 'vitest'
  */
 
 // ajv and ajv-formats are CommonJS modules whose default export NodeNext types as the namespace.
-const Ajv2020 = ((_Ajv2020 as unknown as { default?: unknown }).default ?? _Ajv2020) as typeof _Ajv2020.default
-const addFormats = ((_addFormats as unknown as { default?: unknown }).default ?? _addFormats) as typeof _addFormats.default
+const Ajv2020 = ((_Ajv2020 as unknown as { default?: unknown }).default ??
+  _Ajv2020) as typeof _Ajv2020.default
+const addFormats = ((_addFormats as unknown as { default?: unknown }).default ??
+  _addFormats) as typeof _addFormats.default
 
 export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi.yaml', import.meta.url))
 
-export const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const
+export const HTTP_METHODS = [
+  'get',
+  'put',
+  'post',
+  'delete',
+  'options',
+  'head',
+  'patch',
+  'trace',
+] as const
 
 type Json = Record<string, unknown>
 
@@ -85,7 +96,10 @@ export function loadOpenApi(): Promise<Loaded> {
 
 /** `#/a/b~1c` style pointer of a list of keys (RFC 6901, percent-encoded for a URI fragment). */
 export function pointer(keys: readonly string[]): string {
-  return '#' + keys.map((k) => '/' + encodeURIComponent(k.replace(/~/g, '~0').replace(/\//g, '~1'))).join('')
+  return (
+    '#' +
+    keys.map((k) => '/' + encodeURIComponent(k.replace(/~/g, '~0').replace(/\//g, '~1'))).join('')
+  )
 }
 
 function at(document: unknown, keys: readonly string[]): unknown {
@@ -104,7 +118,8 @@ function deref(document: OpenApiDocument, keys: string[]): { node: Json; keys: s
     if (node === undefined) throw new Error(`openapi.yaml: nothing at ${pointer(keys)}`)
     const ref = node.$ref
     if (typeof ref !== 'string') return { node, keys }
-    if (!ref.startsWith('#/')) throw new Error(`openapi.yaml: only local $refs are supported (${ref})`)
+    if (!ref.startsWith('#/'))
+      throw new Error(`openapi.yaml: only local $refs are supported (${ref})`)
     keys = ref
       .slice(2)
       .split('/')
@@ -128,27 +143,36 @@ export async function schemaValidator(keys: readonly string[]): Promise<Validate
 }
 
 function describeErrors(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`).join('; ')
+  return (errors ?? [])
+    .map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`)
+    .join('; ')
 }
 
 /** Every `METHOD path status` a test has checked, e.g. `POST /v1/user/auth/login 401`. */
 export const openApiCoverage = new Set<string>()
 
 /** Every documented `METHOD path` and its documented statuses. */
-export async function documentedOperations(): Promise<Array<{ method: string; path: string; statuses: string[] }>> {
+export async function documentedOperations(): Promise<
+  Array<{ method: string; path: string; statuses: string[] }>
+> {
   const { document } = await loadOpenApi()
   const operations = []
   for (const [path, item] of Object.entries(document.paths)) {
     for (const method of HTTP_METHODS) {
       const operation = item[method] as { responses?: Json } | undefined
       if (operation === undefined) continue
-      operations.push({ method: method.toUpperCase(), path, statuses: Object.keys(operation.responses ?? {}) })
+      operations.push({
+        method: method.toUpperCase(),
+        path,
+        statuses: Object.keys(operation.responses ?? {}),
+      })
     }
   }
   return operations
 }
 
-const mediaTypeOf = (contentType: string | null) => (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+const mediaTypeOf = (contentType: string | null) =>
+  (contentType ?? '').split(';')[0]!.trim().toLowerCase()
 const isJson = (mediaType: string) => /^application\/([a-z0-9.+-]+\+)?json$/.test(mediaType)
 
 export interface CheckedResponse {
@@ -163,7 +187,11 @@ export interface CheckedResponse {
  * still read it. Also checks the conventions every response follows: `X-Request-Id` and
  * `Cache-Control` always, `WWW-Authenticate` on 401, `Retry-After` on 429.
  */
-export async function checkAgainstOpenApi(method: string, pathTemplate: string, res: Response): Promise<CheckedResponse> {
+export async function checkAgainstOpenApi(
+  method: string,
+  pathTemplate: string,
+  res: Response,
+): Promise<CheckedResponse> {
   const { document } = await loadOpenApi()
   const where = `${method.toUpperCase()} ${pathTemplate} → ${res.status}`
   const text = await res.clone().text()
@@ -172,16 +200,26 @@ export async function checkAgainstOpenApi(method: string, pathTemplate: string, 
   expect(operation, `${where}: not an operation of openapi.yaml`).toBeDefined()
   const responses = operation!.responses as Json
   const status = String(res.status)
-  expect(Object.keys(responses), `${where}: status not documented; body ${text.slice(0, 300)}`).toContain(status)
-  const { node: response, keys: responseKeys } = deref(document, [...operationKeys, 'responses', status])
+  expect(
+    Object.keys(responses),
+    `${where}: status not documented; body ${text.slice(0, 300)}`,
+  ).toContain(status)
+  const { node: response, keys: responseKeys } = deref(document, [
+    ...operationKeys,
+    'responses',
+    status,
+  ])
 
   // Conventions of the whole API.
   expect(res.headers.get('x-request-id'), `${where}: X-Request-Id`).toBeTruthy()
   expect(res.headers.get('cache-control'), `${where}: Cache-Control`).toBeTruthy()
   if (res.status === 401) {
-    expect(res.headers.get('www-authenticate'), `${where}: WWW-Authenticate`).toMatch(/^Bearer realm="tessera"/)
+    expect(res.headers.get('www-authenticate'), `${where}: WWW-Authenticate`).toMatch(
+      /^Bearer realm="tessera"/,
+    )
   }
-  if (res.status === 429) expect(res.headers.get('retry-after'), `${where}: Retry-After`).toMatch(/^[1-9]\d*$/)
+  if (res.status === 429)
+    expect(res.headers.get('retry-after'), `${where}: Retry-After`).toMatch(/^[1-9]\d*$/)
 
   // Documented headers: required ones present, present ones valid.
   for (const name of Object.keys((response.headers as Json | undefined) ?? {})) {
@@ -193,7 +231,10 @@ export async function checkAgainstOpenApi(method: string, pathTemplate: string, 
     }
     const validate = await schemaValidator([...headerKeys, 'schema'])
     const ok = validate(value) || (/^-?\d+$/.test(value) && validate(Number(value)))
-    expect(ok, `${where}: header ${name}: ${JSON.stringify(value)} ${describeErrors(validate.errors)}`).toBe(true)
+    expect(
+      ok,
+      `${where}: header ${name}: ${JSON.stringify(value)} ${describeErrors(validate.errors)}`,
+    ).toBe(true)
   }
 
   // Body.
@@ -215,7 +256,10 @@ export async function checkAgainstOpenApi(method: string, pathTemplate: string, 
   }
   if ((content[mediaType] as Json).schema !== undefined) {
     const validate = await schemaValidator([...responseKeys, 'content', mediaType, 'schema'])
-    expect(validate(body), `${where}: ${describeErrors(validate.errors)}; body ${text.slice(0, 500)}`).toBe(true)
+    expect(
+      validate(body),
+      `${where}: ${describeErrors(validate.errors)}; body ${text.slice(0, 500)}`,
+    ).toBe(true)
   }
   openApiCoverage.add(`${method.toUpperCase()} ${pathTemplate} ${status}`)
   return { status: res.status, body }
@@ -226,14 +270,24 @@ export async function checkAgainstOpenApi(method: string, pathTemplate: string, 
  * schema (for requests the server is expected to accept): the document must not be stricter than
  * the server.
  */
-export async function checkRequestBody(method: string, pathTemplate: string, mediaType: string, body: unknown) {
+export async function checkRequestBody(
+  method: string,
+  pathTemplate: string,
+  mediaType: string,
+  body: unknown,
+) {
   const { document } = await loadOpenApi()
   const keys = ['paths', pathTemplate, method.toLowerCase(), 'requestBody']
   const { node: requestBody, keys: requestKeys } = deref(document, keys)
   const content = requestBody.content as Json
-  expect(Object.keys(content), `${method} ${pathTemplate}: request content type`).toContain(mediaType)
+  expect(Object.keys(content), `${method} ${pathTemplate}: request content type`).toContain(
+    mediaType,
+  )
   const validate = await schemaValidator([...requestKeys, 'content', mediaType, 'schema'])
-  expect(validate(body), `${method} ${pathTemplate} request: ${describeErrors(validate.errors)}`).toBe(true)
+  expect(
+    validate(body),
+    `${method} ${pathTemplate} request: ${describeErrors(validate.errors)}`,
+  ).toBe(true)
 }
 
 /** Hono's `/users/:id/promote` as the document writes it: `/users/{id}/promote`. */

@@ -140,7 +140,9 @@ async function startOnce(options: StartOptions, port: number): Promise<TesseraPr
   const deadline = Date.now() + READY_TIMEOUT_MS
   while (true) {
     if (hasExited) {
-      throw new Error(`tessera serve exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${output}`)
+      throw new Error(
+        `tessera serve exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${output}`,
+      )
     }
     if (Date.now() > deadline) {
       await handle.stop()
@@ -186,7 +188,11 @@ export function runCli(
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`tessera ${args.join(' ')} did not finish within ${CLI_TIMEOUT_MS} ms:\n${stdout}${stderr}`))
+      reject(
+        new Error(
+          `tessera ${args.join(' ')} did not finish within ${CLI_TIMEOUT_MS} ms:\n${stdout}${stderr}`,
+        ),
+      )
     }, CLI_TIMEOUT_MS)
     child.once('error', (error) => {
       clearTimeout(timer)

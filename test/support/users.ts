@@ -25,7 +25,11 @@ export async function register(app: TestApp, email = uniqueEmail(), password = P
   return { email, password, user: (await res.json()) as { id: string; email: string } }
 }
 
-export async function login(app: TestApp, email: string, password = PASSWORD): Promise<TokenPairBody> {
+export async function login(
+  app: TestApp,
+  email: string,
+  password = PASSWORD,
+): Promise<TokenPairBody> {
   const res = await app.request('/v1/user/auth/login', { json: { email, password } })
   expect(res.status, await res.clone().text()).toBe(200)
   return (await res.json()) as TokenPairBody
@@ -44,7 +48,13 @@ export async function expectProblem(res: Response, status: number, code: string)
   const text = await res.text()
   expect(res.status, text).toBe(status)
   expect(res.headers.get('content-type')).toBe('application/problem+json')
-  const body = JSON.parse(text) as { code: string; status: number; title: string; detail: string; type: string }
+  const body = JSON.parse(text) as {
+    code: string
+    status: number
+    title: string
+    detail: string
+    type: string
+  }
   expect(body.code).toBe(code)
   expect(body.status).toBe(status)
   expect(typeof body.title).toBe('string')

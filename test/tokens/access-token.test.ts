@@ -8,9 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signV4Public } from '../../src/tokens/sign.js'
 import { publicKeyId } from '../../src/verify/paserk.js'
 import { formatPasetoTime } from '../../src/verify/time.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { expectProblem, login, refresh, registerAndLogin, type TokenPairBody } from '../support/users.js'
+import {
+  expectProblem,
+  login,
+  refresh,
+  registerAndLogin,
+  type TokenPairBody,
+} from '../support/users.js'
 
 const ISSUER = 'https://id.tessera.test'
 const AUDIENCE = 'sequence-archive'
@@ -57,7 +63,10 @@ function join(parts: Parts): string {
 
 function claimsOf(token: string): Record<string, unknown> {
   const { payload } = split(token)
-  return JSON.parse(payload.subarray(0, payload.length - 64).toString('utf8')) as Record<string, unknown>
+  return JSON.parse(payload.subarray(0, payload.length - 64).toString('utf8')) as Record<
+    string,
+    unknown
+  >
 }
 
 async function publishedKeys(app: TestApp): Promise<PublishedKey[]> {
@@ -140,9 +149,19 @@ for (const dialect of dialects()) {
     it('claims are exactly those of API.md with the configured issuer, audience and TTL', async () => {
       const { tokens, user, email } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
-      expect(Object.keys(claims).sort()).toEqual(
-        ['acct', 'aud', 'email', 'exp', 'iat', 'iss', 'jti', 'nbf', 'sid', 'sub', 'verified'],
-      )
+      expect(Object.keys(claims).sort()).toEqual([
+        'acct',
+        'aud',
+        'email',
+        'exp',
+        'iat',
+        'iss',
+        'jti',
+        'nbf',
+        'sid',
+        'sub',
+        'verified',
+      ])
       expect(claims).toMatchObject({
         iss: ISSUER,
         sub: user.id,
@@ -222,7 +241,11 @@ for (const dialect of dialects()) {
         ['another kid', JSON.stringify({ kid: otherKid }), 'unknown_key'],
         ['same kid, whitespace added', `{ "kid": "${kid}" }`, 'bad_signature'],
         ['same kid, an extra member', JSON.stringify({ kid, typ: 'access' }), 'bad_signature'],
-        ['same kid, a key in the footer', JSON.stringify({ kid, wpk: 'k4.public.AAAA' }), 'bad_signature'],
+        [
+          'same kid, a key in the footer',
+          JSON.stringify({ kid, wpk: 'k4.public.AAAA' }),
+          'bad_signature',
+        ],
       ] as const
       for (const [what, footer, reason] of footers) {
         const forged = join({ ...parts, footer })
@@ -280,7 +303,7 @@ for (const dialect of dialects()) {
       await expectTesseraAccepts(app, ((await res.json()) as TokenPairBody).access_token)
     })
 
-    it('a token signed with the deployment\'s own key but living longer than ACCESS_TOKEN_TTL is refused', async () => {
+    it("a token signed with the deployment's own key but living longer than ACCESS_TOKEN_TTL is refused", async () => {
       const { tokens } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
       const iat = Date.parse(claims.iat as string)

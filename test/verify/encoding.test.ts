@@ -1,5 +1,5 @@
-import { PAE } from 'paseto'
 import { randomBytes } from 'node:crypto'
+import { PAE } from 'paseto'
 import { describe, expect, it } from 'vitest'
 import { decodeBase64urlStrict, isCanonicalBase64url } from '../../src/verify/base64url.js'
 import { V4_PUBLIC_HEADER, v4PublicPreAuth } from '../../src/verify/ed25519.js'
@@ -25,7 +25,7 @@ describe('only canonical unpadded base64url decodes', () => {
 })
 
 describe('v4PublicPreAuth is PAE(["v4.public.", m, f, i])', () => {
-  it('equals paseto\'s PAE byte for byte', () => {
+  it("equals paseto's PAE byte for byte", () => {
     for (const [m, f, i] of [
       [0, 0, 0],
       [1, 0, 0],

@@ -1,18 +1,18 @@
 /** Shared setup for the verifier's tests: a signing key, a key set, tokens built by hand. */
 import { sign } from 'node:crypto'
-import { PAE, type JsonValue } from 'paseto'
+import { type JsonValue, PAE } from 'paseto'
 import { expect } from 'vitest'
 import { generateSigningKeyPair, importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import {
-  TokenError,
   encodePublicPaserk,
   importPublicKey,
-  publicKeyId,
-  verifyAccessToken,
   type KeyResolver,
   type PublicKey,
+  publicKeyId,
+  TokenError,
   type TokenErrorReason,
   type VerifyOptions,
+  verifyAccessToken,
 } from '../../src/verify/index.js'
 import { formatPasetoTime } from '../../src/verify/time.js'
 

@@ -65,7 +65,15 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
     const stdout = await new Promise<string>((done, fail) => {
       execFile(
         process.execPath,
-        ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, '--input-type=module', '-e', SCRIPT],
+        [
+          '--import',
+          'tsx',
+          '--import',
+          `data:text/javascript,${encodeURIComponent(REGISTER)}`,
+          '--input-type=module',
+          '-e',
+          SCRIPT,
+        ],
         { cwd: ROOT, env: { ...process.env, VERIFY_ISOLATION_LOG: log }, timeout: 60_000 },
         (error, out, err) => (error ? fail(new Error(`${error.message}\n${err}`)) : done(out)),
       )
@@ -91,7 +99,9 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
   })
 
   it('loads none of the database, hashing, rate-limit, logging or server packages', () => {
-    const loaded = new Set([...esmModules, ...cjsModules].map(packageOf).filter((p) => p !== undefined))
+    const loaded = new Set(
+      [...esmModules, ...cjsModules].map(packageOf).filter((p) => p !== undefined),
+    )
     for (const name of FORBIDDEN_PACKAGES) expect(loaded.has(name), name).toBe(false)
   })
 

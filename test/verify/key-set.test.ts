@@ -9,20 +9,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rotateSigningKey } from '../../src/keys/signing-keys.js'
 import { generateSigningKeyPair } from '../../src/tokens/sign.js'
 import {
-  KeySetUnavailableError,
-  TokenError,
   createLocalKeySet,
   createRemoteKeySet,
   createVerifier,
   encodePublicPaserk,
   formatPasetoTime,
+  KeySetUnavailableError,
   publicKeyId,
+  TokenError,
   type TokenErrorReason,
   type Verifier,
 } from '../../src/verify/index.js'
-import { type TestApp, makeTestApp, testClock } from '../support/app.js'
+import { makeTestApp, type TestApp, testClock } from '../support/app.js'
 import { PASSWORD, registerAndLogin } from '../support/users.js'
-import { AUDIENCE, ISSUER, NOW, accessClaims, issue, kidFooter, signer } from './helpers.js'
+import { AUDIENCE, accessClaims, ISSUER, issue, kidFooter, NOW, signer } from './helpers.js'
 
 interface PublishedKeyBody {
   kid: string
@@ -60,7 +60,11 @@ const randomKid = (): string => `k4.pid.${randomBytes(33).toString('base64url')}
 function forgedToken(app: TestApp, kid = randomKid()): Promise<string> {
   const { issuer, audience } = app.server.tessera.config
   const now = app.clock()
-  const times = { iat: formatPasetoTime(now), nbf: formatPasetoTime(now), exp: formatPasetoTime(now + 600_000) }
+  const times = {
+    iat: formatPasetoTime(now),
+    nbf: formatPasetoTime(now),
+    exp: formatPasetoTime(now + 600_000),
+  }
   return issue(accessClaims({ iss: issuer, aud: audience, ...times }), kidFooter(kid))
 }
 
@@ -105,10 +109,18 @@ describe('remote key set against a real Tessera', () => {
   })
   afterAll(() => app.close())
 
-  const verifierFor = (fetchKeys: typeof fetch, extra: { now?: () => number; cooldownMs?: number } = {}) =>
+  const verifierFor = (
+    fetchKeys: typeof fetch,
+    extra: { now?: () => number; cooldownMs?: number } = {},
+  ) =>
     createVerifier(
       { keysUrl: `${app.url}/v1/keys` },
-      { issuer: app.server.tessera.config.issuer, audience: app.server.tessera.config.audience, fetch: fetchKeys, ...extra },
+      {
+        issuer: app.server.tessera.config.issuer,
+        audience: app.server.tessera.config.audience,
+        fetch: fetchKeys,
+        ...extra,
+      },
     )
 
   it('fetches once and answers later lookups of known kids from the cache', async () => {
@@ -186,7 +198,12 @@ describe('remote key set against a real Tessera', () => {
       headers.delete('cache-control')
       return new Response(res.body, { status: res.status, headers })
     })
-    const keySet = createRemoteKeySet({ url: `${app.url}/v1/keys`, fetch: fetchKeys, now: clock, maxAgeMs: 60_000 })
+    const keySet = createRemoteKeySet({
+      url: `${app.url}/v1/keys`,
+      fetch: fetchKeys,
+      now: clock,
+      maxAgeMs: 60_000,
+    })
     await keySet.resolve(activeKid)
     clock.advance(59_000)
     await keySet.resolve(activeKid)
@@ -215,9 +232,24 @@ describe('remote key set against a real Tessera', () => {
     const attackerKid = randomKid()
     const fetchKeys = countingFetch(
       rewriteKeys((keys) => [
-        { kid: activeKid, paserk: signer.paserk, status: 'active', created_at: '2026-01-01T00:00:00Z' },
-        { kid: attackerKid, paserk: signer.paserk, status: 'active', created_at: '2026-01-01T00:00:00Z' },
-        { kid: signer.kid, paserk: signer.paserk, status: 'revoked', created_at: '2026-01-01T00:00:00Z' },
+        {
+          kid: activeKid,
+          paserk: signer.paserk,
+          status: 'active',
+          created_at: '2026-01-01T00:00:00Z',
+        },
+        {
+          kid: attackerKid,
+          paserk: signer.paserk,
+          status: 'active',
+          created_at: '2026-01-01T00:00:00Z',
+        },
+        {
+          kid: signer.kid,
+          paserk: signer.paserk,
+          status: 'revoked',
+          created_at: '2026-01-01T00:00:00Z',
+        },
         { kid: signer.kid, paserk: `${signer.paserk}=`, status: 'active' },
         { kid: 'k3.pid.x', paserk: 'k3.public.AAAA', status: 'active' },
         { kid: signer.kid, paserk: signer.paserk.toUpperCase(), status: 'active' },
@@ -238,9 +270,12 @@ describe('remote key set against a real Tessera', () => {
     expect(fetchKeys.count).toBe(1)
   })
 
-  it('accepts a correct kid/paserk pair served beside Tessera\'s own keys', async () => {
+  it("accepts a correct kid/paserk pair served beside Tessera's own keys", async () => {
     const fetchKeys = countingFetch(
-      rewriteKeys((keys) => [...keys, { kid: signer.kid, paserk: signer.paserk, status: 'retiring' }]),
+      rewriteKeys((keys) => [
+        ...keys,
+        { kid: signer.kid, paserk: signer.paserk, status: 'retiring' },
+      ]),
     )
     const verifier = verifierFor(fetchKeys)
     expect((await verifier.verify(await forgedToken(app, signer.kid))).sub).toBeTypeOf('string')
@@ -269,7 +304,10 @@ describe('remote key set against a real Tessera', () => {
       async () => new Response('not json', { status: 200 }),
       async () => new Response('{"keys": []}', { status: 500 }),
     ]) {
-      const keySet = createRemoteKeySet({ url: `${app.url}/v1/keys`, fetch: countingFetch(rewrite) })
+      const keySet = createRemoteKeySet({
+        url: `${app.url}/v1/keys`,
+        fetch: countingFetch(rewrite),
+      })
       await expect(keySet.resolve(activeKid)).rejects.toBeInstanceOf(KeySetUnavailableError)
       await expect(keySet.reload()).rejects.toThrow()
     }
@@ -278,7 +316,8 @@ describe('remote key set against a real Tessera', () => {
   it('does not follow redirects', async () => {
     const keySet = createRemoteKeySet({
       url: `${app.url}/v1/keys`,
-      fetch: async () => new Response(null, { status: 302, headers: { location: `${app.url}/v1/keys` } }),
+      fetch: async () =>
+        new Response(null, { status: 302, headers: { location: `${app.url}/v1/keys` } }),
     })
     await expect(keySet.resolve(activeKid)).rejects.toBeInstanceOf(KeySetUnavailableError)
   })
@@ -332,7 +371,12 @@ describe('remote key set while Tessera is unreachable', () => {
     const fetchKeys = countingFetch()
     const keySet = createRemoteKeySet({ url: await deadUrl(), fetch: fetchKeys, now: clock })
     const errors = await Promise.all(
-      Array.from({ length: 10 }, () => keySet.resolve(randomKid()).then(() => undefined, (e: unknown) => e)),
+      Array.from({ length: 10 }, () =>
+        keySet.resolve(randomKid()).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      ),
     )
     for (const error of errors) {
       expect(error).toBeInstanceOf(KeySetUnavailableError)
@@ -352,8 +396,15 @@ describe('remote key set while Tessera is unreachable', () => {
       new Promise((_resolve, reject) => {
         init?.signal?.addEventListener('abort', () => reject(init.signal?.reason))
       })
-    const keySet = createRemoteKeySet({ url: 'http://127.0.0.1:9/v1/keys', fetch: stalled, timeoutMs: 50 })
-    const error = await keySet.resolve(randomKid()).then(() => undefined, (e: unknown) => e)
+    const keySet = createRemoteKeySet({
+      url: 'http://127.0.0.1:9/v1/keys',
+      fetch: stalled,
+      timeoutMs: 50,
+    })
+    const error = await keySet.resolve(randomKid()).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     expect(error).toBeInstanceOf(KeySetUnavailableError)
     expect(((error as Error).cause as Error).name).toBe('TimeoutError')
   })

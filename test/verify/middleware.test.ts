@@ -7,21 +7,25 @@ import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type AuthEnv,
-  type Verifier,
   auth,
   createVerifier,
   requireAccountType,
   requireAuth,
   requireVerified,
+  type Verifier,
 } from '../../src/verify/index.js'
-import { type TestApp, makeTestApp } from '../support/app.js'
-import { PASSWORD, expectProblem, login, registerAndLogin, uniqueEmail } from '../support/users.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
+import { expectProblem, login, PASSWORD, registerAndLogin, uniqueEmail } from '../support/users.js'
 
 const SERVICE_SECRET = 'middleware-test-service-secret-0123456789'
 
 interface ResourceService {
   url: string
-  get(path: string, token?: string, init?: RequestInit & { authorization?: string }): Promise<Response>
+  get(
+    path: string,
+    token?: string,
+    init?: RequestInit & { authorization?: string },
+  ): Promise<Response>
   close(): Promise<void>
 }
 
@@ -34,7 +38,9 @@ async function serveResource(verifier: Verifier): Promise<ResourceService> {
       publicRoutes: ['/health', { method: 'GET', path: '/projects/*' }, '/optional/*'],
     }),
   )
-  const whoami = (c: { get(key: 'auth'): AuthEnv['Variables']['auth'] }) => ({ auth: c.get('auth') ?? null })
+  const whoami = (c: { get(key: 'auth'): AuthEnv['Variables']['auth'] }) => ({
+    auth: c.get('auth') ?? null,
+  })
   app.get('/health', (c) => c.json(whoami(c)))
   app.get('/projects/:id', (c) => c.json({ project: c.req.param('id'), ...whoami(c) }))
   app.post('/projects/:id', (c) => c.json({ updated: c.req.param('id') }))
@@ -86,9 +92,15 @@ describe('auth() middleware in a resource service', () => {
 
   beforeAll(async () => {
     tessera = await makeTestApp({ env: { SERVICE_SECRET } })
-    resource = await serveResource(createVerifier({ keysUrl: `${tessera.url}/v1/keys` }, verifierOptions()))
+    resource = await serveResource(
+      createVerifier({ keysUrl: `${tessera.url}/v1/keys` }, verifierOptions()),
+    )
     const registered = await registerAndLogin(tessera)
-    regular = { id: registered.user.id, email: registered.email, token: registered.tokens.access_token }
+    regular = {
+      id: registered.user.id,
+      email: registered.email,
+      token: registered.tokens.access_token,
+    }
     const email = uniqueEmail('service')
     const res = await tessera.request('/v1/user/auth/register-service', {
       json: { email, password: PASSWORD },
@@ -114,18 +126,28 @@ describe('auth() middleware in a resource service', () => {
     it('still read a valid token', async () => {
       const claims = await claimsOf(await resource.get('/health', regular.token))
       expect(claims?.sub).toBe(regular.id)
-      expect((await claimsOf(await resource.get('/projects/7', regular.token)))?.email).toBe(regular.email)
+      expect((await claimsOf(await resource.get('/projects/7', regular.token)))?.email).toBe(
+        regular.email,
+      )
     })
 
     it('treat a token that does not verify as no token', async () => {
       expect(await claimsOf(await resource.get('/health', 'garbage'))).toBeNull()
-      expect(await claimsOf(await resource.get('/health', undefined, { authorization: 'Basic Zm9vOmJhcg==' }))).toBeNull()
+      expect(
+        await claimsOf(
+          await resource.get('/health', undefined, { authorization: 'Basic Zm9vOmJhcg==' }),
+        ),
+      ).toBeNull()
     })
 
     it('match only the method and paths listed', async () => {
       // { method: 'GET', path: '/projects/*' } covers GET (and HEAD) below /projects/ only.
       expect((await resource.get('/projects/42', undefined, { method: 'HEAD' })).status).toBe(200)
-      await expectProblem(await resource.get('/projects/42', undefined, { method: 'POST' }), 401, 'unauthorized')
+      await expectProblem(
+        await resource.get('/projects/42', undefined, { method: 'POST' }),
+        401,
+        'unauthorized',
+      )
       await expectProblem(await resource.get('/projects'), 401, 'unauthorized')
       await expectProblem(await resource.get('/projects-archive/1'), 401, 'unauthorized')
       await expectProblem(await resource.get('/health/'), 401, 'unauthorized')
@@ -137,9 +159,13 @@ describe('auth() middleware in a resource service', () => {
       expect(missing.headers.get('www-authenticate')).toBe('Bearer realm="tessera"')
       await expectProblem(missing, 401, 'unauthorized')
       const bad = await resource.get('/optional/needs-login', 'garbage')
-      expect(bad.headers.get('www-authenticate')).toMatch(/^Bearer realm="tessera", error="invalid_token"/)
+      expect(bad.headers.get('www-authenticate')).toMatch(
+        /^Bearer realm="tessera", error="invalid_token"/,
+      )
       await expectProblem(bad, 401, 'unauthorized')
-      expect((await claimsOf(await resource.get('/optional/needs-login', regular.token)))?.sub).toBe(regular.id)
+      expect(
+        (await claimsOf(await resource.get('/optional/needs-login', regular.token)))?.sub,
+      ).toBe(regular.id)
     })
   })
 
@@ -153,7 +179,12 @@ describe('auth() middleware in a resource service', () => {
     })
 
     it('answer 401 invalid_token for a garbage token', async () => {
-      for (const token of ['garbage', 'v4.public.AAAA', `${regular.token.slice(0, -2)}AA`, 'v4.local.abc.def']) {
+      for (const token of [
+        'garbage',
+        'v4.public.AAAA',
+        `${regular.token.slice(0, -2)}AA`,
+        'v4.local.abc.def',
+      ]) {
         const res = await resource.get('/me', token)
         expect(res.headers.get('www-authenticate'), token).toMatch(
           /^Bearer realm="tessera", error="invalid_token", error_description="[^"]+"$/,
@@ -163,7 +194,12 @@ describe('auth() middleware in a resource service', () => {
     })
 
     it('answer 401 invalid_token for an Authorization header that is not a bearer token', async () => {
-      for (const authorization of ['Basic Zm9vOmJhcg==', 'Bearer', `Bearer ${regular.token} extra`, regular.token]) {
+      for (const authorization of [
+        'Basic Zm9vOmJhcg==',
+        'Bearer',
+        `Bearer ${regular.token} extra`,
+        regular.token,
+      ]) {
         const res = await resource.get('/me', undefined, { authorization })
         expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/)
         await expectProblem(res, 401, 'unauthorized')
@@ -180,7 +216,9 @@ describe('auth() middleware in a resource service', () => {
       )
       try {
         const res = await later.get('/me', regular.token)
-        expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token", error_description="[^"]*expired/)
+        expect(res.headers.get('www-authenticate')).toMatch(
+          /error="invalid_token", error_description="[^"]*expired/,
+        )
         const body = await expectProblem(res, 401, 'unauthorized')
         expect(body.detail).toMatch(/expired/)
       } finally {
@@ -199,7 +237,19 @@ describe('auth() middleware in a resource service', () => {
         verified: false,
       })
       expect(Object.keys(claims ?? {}).sort()).toEqual(
-        ['acct', 'aud', 'email', 'exp', 'iat', 'iss', 'jti', 'nbf', 'sid', 'sub', 'verified'].sort(),
+        [
+          'acct',
+          'aud',
+          'email',
+          'exp',
+          'iat',
+          'iss',
+          'jti',
+          'nbf',
+          'sid',
+          'sub',
+          'verified',
+        ].sort(),
       )
     })
   })
@@ -207,7 +257,9 @@ describe('auth() middleware in a resource service', () => {
   describe('requireVerified and requireAccountType', () => {
     it('answer 403 not_verified for an unverified account', async () => {
       const res = await resource.get('/verified', regular.token)
-      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="tessera", error="insufficient_scope"/)
+      expect(res.headers.get('www-authenticate')).toMatch(
+        /^Bearer realm="tessera", error="insufficient_scope"/,
+      )
       await expectProblem(res, 403, 'not_verified')
     })
 
@@ -229,7 +281,9 @@ describe('auth() middleware in a resource service', () => {
 
     it('answer 401 before 403 when there is no token', async () => {
       const app = new Hono<AuthEnv>()
-      app.use(auth({ verifier: createVerifier({ keys: [] }, verifierOptions()), publicRoutes: ['/*'] }))
+      app.use(
+        auth({ verifier: createVerifier({ keys: [] }, verifierOptions()), publicRoutes: ['/*'] }),
+      )
       app.get('/verified', requireVerified(), (c) => c.text('ok'))
       app.get('/admin', requireAccountType('superuser'), (c) => c.text('ok'))
       for (const path of ['/verified', '/admin']) {
@@ -253,7 +307,11 @@ describe('auth() middleware in a resource service', () => {
         expect(res.headers.get('www-authenticate')).toBeNull()
         await expectProblem(res, 503, 'service_unavailable')
         expect(await claimsOf(await orphan.get('/health', tokens.access_token))).toBeNull()
-        await expectProblem(await orphan.get('/optional/needs-login', tokens.access_token), 503, 'service_unavailable')
+        await expectProblem(
+          await orphan.get('/optional/needs-login', tokens.access_token),
+          503,
+          'service_unavailable',
+        )
         // Without a token nothing needs the keys: the answer is the usual 401.
         await expectProblem(await orphan.get('/me'), 401, 'unauthorized')
       } finally {
@@ -265,20 +323,32 @@ describe('auth() middleware in a resource service', () => {
 
 describe('middleware options', () => {
   it('uses the configured realm in every challenge', async () => {
-    const verifier = createVerifier({ keys: [] }, { issuer: 'https://id.example.org', audience: 'tessera' })
+    const verifier = createVerifier(
+      { keys: [] },
+      { issuer: 'https://id.example.org', audience: 'tessera' },
+    )
     const app = new Hono<AuthEnv>()
     app.use(auth({ verifier, realm: 'archive "main"' }))
     app.get('/x', requireVerified(), (c) => c.text('ok'))
-    expect((await app.request('/x')).headers.get('www-authenticate')).toBe('Bearer realm="archive main"')
+    expect((await app.request('/x')).headers.get('www-authenticate')).toBe(
+      'Bearer realm="archive main"',
+    )
     const bad = await app.request('/x', { headers: { authorization: 'Bearer garbage' } })
-    expect(bad.headers.get('www-authenticate')).toMatch(/^Bearer realm="archive main", error="invalid_token"/)
+    expect(bad.headers.get('www-authenticate')).toMatch(
+      /^Bearer realm="archive main", error="invalid_token"/,
+    )
   })
 
   it('refuses a bad configuration when the middleware is made', () => {
-    const verifier = createVerifier({ keys: [] }, { issuer: 'https://id.example.org', audience: 'tessera' })
+    const verifier = createVerifier(
+      { keys: [] },
+      { issuer: 'https://id.example.org', audience: 'tessera' },
+    )
     expect(() => auth({ verifier: undefined as never })).toThrow(TypeError)
     expect(() => auth({ verifier, publicRoutes: ['health'] })).toThrow(TypeError)
     expect(() => requireAccountType(...([] as never as ['regular']))).toThrow(TypeError)
-    expect(() => createVerifier({ keys: [] }, { issuer: '', audience: 'tessera' })).toThrow(TypeError)
+    expect(() => createVerifier({ keys: [] }, { issuer: '', audience: 'tessera' })).toThrow(
+      TypeError,
+    )
   })
 })

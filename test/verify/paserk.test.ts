@@ -65,7 +65,7 @@ describe('PASERK k4.public and k4.secret decode only their exact canonical form'
     expect(decodePublicPaserk(zeros.slice(0, -1) + 'E')[31]).toBe(1)
   })
 
-  it('refuses a k4.secret whose public half is not the seed\'s', () => {
+  it("refuses a k4.secret whose public half is not the seed's", () => {
     const other = generateSigningKeyPair()
     const mixed = new Uint8Array(64)
     mixed.set(pair.secretKey.subarray(0, 32), 0)

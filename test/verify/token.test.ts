@@ -1,35 +1,35 @@
 import { PublicProtocol } from 'paseto'
 import {
+  ImportPublicKeyFactory as V2ImportPublicKey,
   ImportSecretKeyFactory as V2ImportSecretKey,
   SignFactory as V2Sign,
   VerifyFactory as V2Verify,
-  ImportPublicKeyFactory as V2ImportPublicKey,
 } from 'paseto/v2/public'
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { describe, expect, it } from 'vitest'
 import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import {
+  type KeyResolver,
   TokenError,
   verifyAccessToken,
   verifyV4Public,
-  type KeyResolver,
 } from '../../src/verify/index.js'
 import { formatPasetoTime } from '../../src/verify/time.js'
 import {
   AUDIENCE,
-  ISSUER,
-  NOW,
-  TTL_MS,
   accessClaims,
   b64u,
   handMade,
+  ISSUER,
   issue,
   kidFooter,
   makeSigningKey,
+  NOW,
   refusal,
   resolveKey,
   segments,
   signer,
+  TTL_MS,
   utf8,
   verifyOptions,
 } from './helpers.js'
@@ -45,10 +45,7 @@ function flipByte(segment: string, index: number): string {
 }
 
 /** A token (made by `make` with growing padding) whose `pick` segment has length % 4 === tail. */
-async function withTail(
-  tail: 2 | 3,
-  pick: 'payload' | 'footer',
-): Promise<string> {
+async function withTail(tail: 2 | 3, pick: 'payload' | 'footer'): Promise<string> {
   for (let pad = 0; pad < 8; pad++) {
     const token =
       pick === 'payload'
@@ -214,7 +211,6 @@ describe('only the exact v4.public header is accepted', () => {
     const relabelled = token.replace(/^v2\.public\./, 'v4.public.')
     expect(await refusal(relabelled)).toBe('bad_signature')
   })
-
 })
 
 describe('framing: segments and canonical base64url', () => {
@@ -357,7 +353,7 @@ describe('the footer: bounded, strict, kid only', () => {
     const pid = signer.kid
     for (const footer of [
       'not json',
-      'arbitrary-string-that-isn\'t-json',
+      "arbitrary-string-that-isn't-json",
       '[]',
       `["${pid}"]`,
       `"${pid}"`,
@@ -555,21 +551,32 @@ describe('time, issuer and audience', () => {
     const day = 86_400_000
     const longLived = await issue({ exp: time(NOW + day + 1000) })
     expect(await refusal(longLived, at(NOW))).toBe('lifetime_too_long')
-    expect(await refusal(await issue({ exp: time(NOW + 10 * 365 * day) }), at(NOW))).toBe('lifetime_too_long')
-    await expect(verifyAccessToken(await issue({ exp: time(NOW + day) }), resolveKey, at(NOW))).resolves.toBeDefined()
+    expect(await refusal(await issue({ exp: time(NOW + 10 * 365 * day) }), at(NOW))).toBe(
+      'lifetime_too_long',
+    )
+    await expect(
+      verifyAccessToken(await issue({ exp: time(NOW + day) }), resolveKey, at(NOW)),
+    ).resolves.toBeDefined()
     // A service that knows ACCESS_TOKEN_TTL (here 900 s) refuses anything longer.
     const tight = { ...at(NOW), maxLifetimeSeconds: TTL_MS / 1000 }
     await expect(verifyAccessToken(await issue(), resolveKey, tight)).resolves.toBeDefined()
-    expect(await refusal(await issue({ exp: time(NOW + TTL_MS + 1000) }), tight)).toBe('lifetime_too_long')
+    expect(await refusal(await issue({ exp: time(NOW + TTL_MS + 1000) }), tight)).toBe(
+      'lifetime_too_long',
+    )
   })
 
   it('a long exp is refused even when iat is set close to it (iat may not be in the future)', async () => {
-    const hidden = await issue({ iat: time(NOW + 364 * 86_400_000), exp: time(NOW + 365 * 86_400_000) })
+    const hidden = await issue({
+      iat: time(NOW + 364 * 86_400_000),
+      exp: time(NOW + 365 * 86_400_000),
+    })
     expect(await refusal(hidden, at(NOW))).toBe('issued_in_future')
   })
 
   it('maxLifetimeSeconds must be positive', async () => {
-    await expect(verifyAccessToken(await issue(), resolveKey, { ...at(NOW), maxLifetimeSeconds: 0 })).rejects.toThrow(TypeError)
+    await expect(
+      verifyAccessToken(await issue(), resolveKey, { ...at(NOW), maxLifetimeSeconds: 0 }),
+    ).rejects.toThrow(TypeError)
   })
 
   it('another issuer is wrong_issuer', async () => {
@@ -602,7 +609,7 @@ describe('time, issuer and audience', () => {
 })
 
 describe('signV4Public', () => {
-  it('writes the caller\'s claims as given, adding no iat or exp', async () => {
+  it("writes the caller's claims as given, adding no iat or exp", async () => {
     const claims = accessClaims({ iat: '2020-01-01T00:00:00Z', nbf: '2020-01-01T00:00:00Z' })
     const key = importSecretKey(signer.raw.secretKey)
     const token = await signV4Public(key, claims, utf8(kidFooter()))

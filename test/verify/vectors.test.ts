@@ -2,19 +2,20 @@
  * The official PASETO v4 and PASERK k4 test vectors (paseto-standard/test-vectors), kept in
  * test/vectors with their licence (see test/vectors/README.md), so every checkout runs them.
  */
+
+import { createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { createPublicKey } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import {
-  TokenError,
   decodePublicPaserk,
   decodeSecretPaserk,
   encodePublicPaserk,
   encodeSecretPaserk,
   importPublicKey,
   publicKeyId,
+  TokenError,
   verifyAccessToken,
   verifyV4Public,
 } from '../../src/verify/index.js'

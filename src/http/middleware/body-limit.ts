@@ -20,7 +20,11 @@ export function bodyLimit(maxSize: number, onError: (c: Context) => Response): M
     if (method === 'GET' || method === 'HEAD') return next()
     const length = c.req.header('content-length')
     // Anything but one plain decimal length (never seen from Node's parser) is counted instead.
-    if (length !== undefined && DECIMAL.test(length) && c.req.header('transfer-encoding') === undefined) {
+    if (
+      length !== undefined &&
+      DECIMAL.test(length) &&
+      c.req.header('transfer-encoding') === undefined
+    ) {
       return Number(length) > maxSize ? onError(c) : next()
     }
     return streaming(c, next)

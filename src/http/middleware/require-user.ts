@@ -18,7 +18,8 @@ export function bearerToken(header: string | undefined): string | undefined {
  */
 export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header('authorization')
-  if (header === undefined) throw new TesseraError('unauthorized', 'A bearer access token is required')
+  if (header === undefined)
+    throw new TesseraError('unauthorized', 'A bearer access token is required')
   const token = bearerToken(header)
   if (token === undefined) {
     throw new TesseraError('unauthorized', 'The Authorization header is not a bearer token', {

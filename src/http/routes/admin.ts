@@ -11,10 +11,12 @@ export const adminRoutes = new Hono<AppEnv>()
   .use(requireUser)
   .use(async (c, next) => {
     // Only "no such user" means forbidden; a database failure must not read as one (it is a 503).
-    const actor = await getUser(c.get('tessera').db, c.get('claims').sub).catch((error: unknown) => {
-      if (error instanceof TesseraError && error.code === 'not_found') return undefined
-      throw error
-    })
+    const actor = await getUser(c.get('tessera').db, c.get('claims').sub).catch(
+      (error: unknown) => {
+        if (error instanceof TesseraError && error.code === 'not_found') return undefined
+        throw error
+      },
+    )
     if (actor?.account_type !== 'superuser' || actor.disabled !== 0) {
       throw new TesseraError('forbidden', 'Only a superuser may do this')
     }

@@ -3,7 +3,14 @@ import * as v from 'valibot'
 import { registerAccount } from '../../accounts/accounts.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { TesseraError } from '../../errors.js'
-import { displayNameField, emailField, loginEmailField, noControlCharacters, passwordField, readJson } from '../body.js'
+import {
+  displayNameField,
+  emailField,
+  loginEmailField,
+  noControlCharacters,
+  passwordField,
+  readJson,
+} from '../body.js'
 import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
 import type { AppEnv } from '../env.js'
 
@@ -11,7 +18,14 @@ const ArchiveRegisterBody = v.object({
   email: emailField,
   password: passwordField,
   full_name: displayNameField,
-  role: v.optional(v.pipe(v.string('must be a string'), noControlCharacters, v.trim(), v.maxLength(64, 'is too long'))),
+  role: v.optional(
+    v.pipe(
+      v.string('must be a string'),
+      noControlCharacters,
+      v.trim(),
+      v.maxLength(64, 'is too long'),
+    ),
+  ),
 })
 const ArchiveLoginBody = v.object({ email: loginEmailField, password: passwordField })
 
@@ -38,7 +52,10 @@ export const archiveRoutes = new Hono<AppEnv>()
       { email: body.email, password: body.password, displayName: body.full_name, role },
       client,
     )
-    return c.json({ id: user.id, email: user.email, full_name: user.display_name, role: user.role }, 201)
+    return c.json(
+      { id: user.id, email: user.email, full_name: user.display_name, role: user.role },
+      201,
+    )
   })
   .post('/login', async (c) => {
     const body = await readJson(c, ArchiveLoginBody)

@@ -15,7 +15,8 @@ function projectRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir
     const parent = dirname(dir)
-    if (parent === dir) throw new Error('openapi.yaml: no package.json above ' + fileURLToPath(import.meta.url))
+    if (parent === dir)
+      throw new Error('openapi.yaml: no package.json above ' + fileURLToPath(import.meta.url))
     dir = parent
   }
 }
@@ -32,7 +33,8 @@ const CACHE_CONTROL = 'public, max-age=300'
  * configuration format of @scalar/hono-api-reference 0.9.x (@scalar/types 0.6.x) so that an
  * unannounced upstream release cannot change what /docs runs. Bump both together.
  */
-const SCALAR_BUNDLE = 'https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.46.4/dist/browser/standalone.js'
+const SCALAR_BUNDLE =
+  'https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.46.4/dist/browser/standalone.js'
 
 /** Loaded on the first visit to /docs: a server nobody reads the docs of never holds the module. */
 async function renderReference(c: Context, next: () => Promise<void>): Promise<Response> {
@@ -48,7 +50,8 @@ async function renderReference(c: Context, next: () => Promise<void>): Promise<R
   return (await handler(c, next)) as Response
 }
 
-const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
+const sha256 = (text: string) =>
+  `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
 
 /**
  * The app's policy is `default-src 'none'` for every response; this page is the one exception and

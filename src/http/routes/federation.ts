@@ -5,11 +5,11 @@ import { requireRecentAuthentication } from '../../accounts/reauthenticate.js'
 import { OAUTH_PROVIDERS } from '../../config/index.js'
 import { TesseraError } from '../../errors.js'
 import {
-  STATE_TTL_SECONDS,
   beginFlow,
   browserCookieName,
   completeFlow,
   exchangeLoginCode,
+  STATE_TTL_SECONDS,
   unlinkIdentity,
 } from '../../federation/flow.js'
 import type { Limiter } from '../../rate-limit/limits.js'
@@ -34,7 +34,11 @@ const ExchangeBody = v.object({
  * else: a refused request stores no state, calls no provider and spends no state, so a callback
  * refused here can be retried with the same URL once the window allows.
  */
-async function limitPerIp(c: Context<AppEnv>, limiter: Limiter, provider: string | null): Promise<void> {
+async function limitPerIp(
+  c: Context<AppEnv>,
+  limiter: Limiter,
+  provider: string | null,
+): Promise<void> {
   try {
     await limiter.consume(clientContext(c).ip ?? 'unknown')
   } catch (error) {
@@ -69,9 +73,13 @@ export const federationRoutes = new Hono<AppEnv>()
       })
     }
     if (hasControlCharacters(redirectUri)) {
-      throw new TesseraError('validation_failed', 'redirect_uri: must not contain control characters', {
-        errors: [{ field: 'redirect_uri', message: 'must not contain control characters' }],
-      })
+      throw new TesseraError(
+        'validation_failed',
+        'redirect_uri: must not contain control characters',
+        {
+          errors: [{ field: 'redirect_uri', message: 'must not contain control characters' }],
+        },
+      )
     }
     const { url, browserCookie } = await beginFlow(t, {
       provider,
@@ -109,7 +117,12 @@ export const federationRoutes = new Hono<AppEnv>()
       client: clientContext(c),
     })
     // The flow is over (its state is spent): its binding has no further use.
-    deleteCookie(c, cookieName, { path: BROWSER_COOKIE_PATH, secure: t.config.issuer.startsWith('https://'), httpOnly: true, sameSite: 'Lax' })
+    deleteCookie(c, cookieName, {
+      path: BROWSER_COOKIE_PATH,
+      secure: t.config.issuer.startsWith('https://'),
+      httpOnly: true,
+      sameSite: 'Lax',
+    })
     return c.redirect(target, 302)
   })
 
@@ -125,7 +138,8 @@ export const federationRoutes = new Hono<AppEnv>()
     const claims = c.get('claims')
     const provider = c.req.param('provider')
     // Only a provider name can name a linked identity; anything else is 404 without a query.
-    if (!(OAUTH_PROVIDERS as readonly string[]).includes(provider)) throw new TesseraError('not_found', 'No such provider')
+    if (!(OAUTH_PROVIDERS as readonly string[]).includes(provider))
+      throw new TesseraError('not_found', 'No such provider')
     // Removing a way in is an account change like linking one (README, "Recent authentication").
     await requireRecentAuthentication(t, claims.sid)
     await unlinkIdentity(t, claims.sub, provider, clientContext(c), claims.sid)

@@ -16,7 +16,10 @@ export const metricsRoutes = new Hono<AppEnv>().get('/metrics', async (c) => {
   if (token !== undefined) {
     const presented = BEARER.exec(c.req.header('authorization') ?? '')?.[1]
     if (!serviceSecretMatches(token, presented)) {
-      throw new TesseraError('unauthorized', 'GET /metrics requires Authorization: Bearer <METRICS_TOKEN>')
+      throw new TesseraError(
+        'unauthorized',
+        'GET /metrics requires Authorization: Bearer <METRICS_TOKEN>',
+      )
     }
   }
   const { registry } = t.metrics

@@ -12,7 +12,12 @@ import type { AppEnv } from '../env.js'
 import { bearerToken } from '../middleware/require-user.js'
 
 const IntrospectBody = v.object({
-  token: v.pipe(v.string('must be a string'), noControlCharacters, v.nonEmpty('is required'), v.maxLength(8192, 'is too long')),
+  token: v.pipe(
+    v.string('must be a string'),
+    noControlCharacters,
+    v.nonEmpty('is required'),
+    v.maxLength(8192, 'is too long'),
+  ),
   token_type_hint: v.optional(v.pipe(v.string(), noControlCharacters)),
 })
 
@@ -39,7 +44,10 @@ async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
       invalidToken: true,
     })
   }
-  throw new TesseraError('unauthorized', 'Authenticate with a service account token or X-Service-Secret')
+  throw new TesseraError(
+    'unauthorized',
+    'Authenticate with a service account token or X-Service-Secret',
+  )
 }
 
 /** RFC 7662 takes a form body; JSON is accepted too. */
@@ -64,13 +72,16 @@ export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
  */
 export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const token = bearerToken(c.req.header('authorization'))
-  if (token === undefined) throw new TesseraError('unauthorized', 'A bearer access token is required')
+  if (token === undefined)
+    throw new TesseraError('unauthorized', 'A bearer access token is required')
   let claims
   try {
     ;({ claims } = await verifyOwnAccessToken(c.get('tessera'), token))
   } catch (error) {
     if (error instanceof TokenError) {
-      throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, { invalidToken: true })
+      throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, {
+        invalidToken: true,
+      })
     }
     throw error
   }

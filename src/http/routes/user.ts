@@ -61,12 +61,20 @@ export const userRoutes = new Hono<AppEnv>()
     // Without a configured secret the route does not exist (API.md).
     if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
     if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
-      throw new TesseraError('invalid_service_secret', 'The X-Service-Secret header is missing or wrong')
+      throw new TesseraError(
+        'invalid_service_secret',
+        'The X-Service-Secret header is missing or wrong',
+      )
     }
     const body = await readJson(c, RegisterBody)
     const user = await registerAccount(
       t,
-      { email: body.email, password: body.password, displayName: body.display_name, accountType: 'service' },
+      {
+        email: body.email,
+        password: body.password,
+        displayName: body.display_name,
+        accountType: 'service',
+      },
       clientContext(c),
     )
     return c.json(toUserView(user), 201)
@@ -105,7 +113,11 @@ export const userRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     const claims = c.get('claims')
     await revokeUserSessions(t, claims.sub, 'logout_all')
-    await recordAudit(t.db, t.clock, { event: 'logout_all', userId: claims.sub, ip: clientContext(c).ip })
+    await recordAudit(t.db, t.clock, {
+      event: 'logout_all',
+      userId: claims.sub,
+      ip: clientContext(c).ip,
+    })
     return c.body(null, 204)
   })
 
@@ -198,4 +210,3 @@ export const userRoutes = new Hono<AppEnv>()
     })
     return c.body(null, 204)
   })
-
