@@ -374,7 +374,10 @@ const ConfigSchema = v.pipe(
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       /** Requests per address and window to each of federated authorize, callback and exchange. */
       oauthPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
-      /** Refreshes per session and window (0 = off); counted on the session row (README). */
+      /**
+       * Refreshes per session and window (0 = off); counted on the session row (README,
+       * "Tokens").
+       */
       refreshPerSession: e.RATE_LIMIT_REFRESH_PER_SESSION,
     },
     /**

@@ -11,8 +11,8 @@ interface OidcProtocol {
   /** Discovery, code flow with PKCE and an ID token checked against the provider's JWKS. */
   protocol: 'oidc'
   /**
-   * Ask the userinfo endpoint for an email the ID token lacks. ORCID releases no email there,
-   * so asking would only cost a request.
+   * Ask the userinfo endpoint for an email the ID token lacks. ORCID (asked for `openid` only)
+   * releases no email there, so asking would only cost a request.
    */
   userinfoEmail: boolean
   /**
@@ -23,7 +23,7 @@ interface OidcProtocol {
 }
 
 interface GitHubProtocol {
-  /** GitHub's OAuth 2 (no OIDC): the account and its verified primary email come from its REST API. */
+  /** GitHub's OAuth 2 without OIDC: the account and verified email come from the REST API. */
   protocol: 'github-oauth'
   /** The REST API base URL when none is configured (it does not follow the web base URL). */
   defaultApiUrl: string
