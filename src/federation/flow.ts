@@ -12,6 +12,7 @@ import type { ClientContext } from '../sessions/sessions.js'
 import type { Tessera } from '../tessera.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
 import type { TokenPair } from '../tokens/token-pair.js'
+import { canLogInWith, PROVIDERS } from './provider-table.js'
 import { type FederationProvider, ProviderError, type ProviderIdentity } from './providers.js'
 
 /** How long a started flow may take at the provider (the user may have to log in there). */
@@ -370,7 +371,7 @@ async function linkIdentity(
           created_at: now,
         })
         .execute()
-      if (provider === 'cilogon') await markAcademic(tx, userId, now)
+      if (PROVIDERS[provider].grantsAcademic) await markAcademic(tx, userId, now)
       // The owner's notice (README, "Recent authentication"); by email once Tessera sends email.
       await recordAudit(tx, t.clock, {
         event: 'identity_linked',
@@ -435,7 +436,7 @@ async function loginOrRegister(
     return 'email_required'
   }
   const now = t.clock()
-  const academic = provider === 'cilogon'
+  const academic = PROVIDERS[provider].grantsAcademic
   const user: User = {
     id: randomUUID(),
     email: normalized.email,
@@ -584,7 +585,7 @@ export async function unlinkIdentity(
       throw new TesseraError('not_found', `No ${provider} identity is linked to this account`)
     }
     const remainingLogins = identities.filter(
-      (i) => i.provider !== provider && i.provider !== 'orcid',
+      (i) => i.provider !== provider && canLogInWith(i.provider),
     )
     if (user.password_hash === null && remainingLogins.length === 0) {
       throw new TesseraError(
