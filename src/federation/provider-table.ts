@@ -100,11 +100,12 @@ export const PROVIDERS: Record<OAuthProviderName, ProviderTraits> = {
 }
 
 /**
- * Whether an identity stored under `provider` is a way to log in. Tessera stores only the table's
- * names; any other name answers true, as only link-only providers are excluded.
+ * Whether an identity stored under `provider` is a way to log in. A name the table does not know
+ * (a provider removed from Tessera) is not: counting it would let the last real way into an
+ * account be unlinked.
  */
 export function canLogInWith(provider: string): boolean {
-  return !isProviderName(provider) || PROVIDERS[provider].canLogIn
+  return isProviderName(provider) && PROVIDERS[provider].canLogIn
 }
 
 export function isProviderName(name: string): name is OAuthProviderName {
