@@ -31,7 +31,8 @@ export interface NewAccount {
   accountType?: Extract<AccountType, 'regular' | 'service' | 'superuser'>
   /**
    * Set when the user picks a role for themselves (the sequence archive's registration): checked
-   * against SELF_ASSIGNABLE_ROLES, `null` for the default one (`selfAssignedRole`). Absent: no role.
+   * against SELF_ASSIGNABLE_ROLES, `null` for the default one (`selfAssignedRole`). Absent: the
+   * account has no role.
    */
   selfAssignedRole?: string | null | undefined
 }

@@ -18,8 +18,8 @@ export const emailField = v.pipe(
 )
 
 /**
- * Email normalisation (docs/security.md, "Passwords and login"): the address is kept as the user typed
- * it (trimmed) for display and mail, and a normalised form is the unique key.
+ * Email normalisation (docs/security.md, "Passwords and login"): the address is kept as the user
+ * typed it (trimmed) for display and mail, and a normalised form is the unique key.
  *
  * The key is trimmed, NFKC-normalised, then lower-cased with `toLowerCase` — never upper-cased:
  * upper-casing maps distinct characters together (e.g. `ß` → `SS`, `ı`/`i` → `I`), which would let

@@ -49,7 +49,10 @@ export async function loginWithPassword(
   }
 }
 
-/** The failures `tessera_logins_total` counts, by error code; anything else is not a login outcome. */
+/**
+ * The failures `tessera_logins_total` counts, by error code; anything else is not a login
+ * outcome.
+ */
 const FAILED_LOGIN_OUTCOMES: Partial<Record<TesseraError['code'], LoginOutcome>> = {
   invalid_credentials: 'invalid_credentials',
   account_disabled: 'disabled',

@@ -42,7 +42,8 @@ export async function requireRecentAuthentication(
   if (t.clock() - at > maxAge * 1000) {
     throw new TesseraError(
       'reauthentication_required',
-      `This change needs an authentication within the last ${maxAge} seconds: re-enter the password (POST /v1/user/auth/reauthenticate) or sign in again`,
+      `This change needs an authentication within the last ${maxAge} seconds: ` +
+        're-enter the password (POST /v1/user/auth/reauthenticate) or sign in again',
       { maxAge },
     )
   }

@@ -122,9 +122,8 @@ async function adminCommand(
   if (command === 'keys list') {
     for (const k of await listSigningKeys(t, { includeRetired: values.all === true })) {
       const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
-      console.log(
-        `${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${k.encrypted ? ' (encrypted)' : ''}`,
-      )
+      const encrypted = k.encrypted ? ' (encrypted)' : ''
+      console.log(`${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${encrypted}`)
     }
     return 0
   }

@@ -181,7 +181,10 @@ export async function beginFlow(t: FlowDeps, input: BeginInput): Promise<BegunFl
 export interface CompleteInput {
   provider: FederationProvider
   callbackParameters: URLSearchParams
-  /** The flow's browser-binding cookie (named by `browserCookieName(state)`), if the browser sent it. */
+  /**
+   * The flow's browser-binding cookie (named by `browserCookieName(state)`), if the browser sent
+   * it.
+   */
   browserSecret: string | undefined
   client: ClientContext
 }
@@ -594,7 +597,8 @@ export async function unlinkIdentity(
     if (user.password_hash === null && remainingLogins.length === 0) {
       throw new TesseraError(
         'last_login_method',
-        'This identity is the only way to log in to the account; set a password or link another provider first',
+        'This identity is the only way to log in to the account; ' +
+          'set a password or link another provider first',
       )
     }
     await tx

@@ -20,7 +20,10 @@ const OUTCOMES: readonly FederatedLoginOutcome[] = [
   'rate_limited',
 ]
 
-/** The `provider` label when the request does not name an enabled provider (an unknown login code). */
+/**
+ * The `provider` label when the request does not name an enabled provider (an unknown login
+ * code).
+ */
 const NO_PROVIDER = 'none'
 
 export interface FederationMetrics {
@@ -42,7 +45,9 @@ export function createFederationMetrics(
 ): FederationMetrics {
   const logins = new Counter({
     name: 'tessera_federated_logins_total',
-    help: 'Federated logins and links by provider and outcome (ok, linked, the callback ?error= codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited)',
+    help:
+      'Federated logins and links by provider and outcome (ok, linked, the callback ?error= ' +
+      'codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited)',
     labelNames: ['provider', 'outcome'] as const,
     registers: [registry],
   })
