@@ -1,18 +1,17 @@
-import type { Kysely } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
-import type { Clock } from '../clock.js'
-import type { Database } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
-import { type ClientContext, revokeFamily, revokeUserSessions } from './sessions.js'
+import {
+  type ClientContext,
+  revokeFamily,
+  revokeUserSessions,
+  type SessionDeps,
+} from './sessions.js'
 
 // The ways a user ends sessions: each revocation and its audit event commit together.
 
-interface RevocationDeps {
-  db: Kysely<Database>
-  clock: Clock
-}
+type RevocationDeps = Pick<SessionDeps, 'db' | 'clock'>
 
 /**
  * Logout by refresh token: revokes the token's family whatever state it is in. Unknown or
