@@ -226,35 +226,6 @@ export async function assertSuperuser(db: Kysely<Database>, actorId: string): Pr
 }
 
 /**
- * Makes a user a superuser. `actorId` is the superuser asking, checked here, with the change, so
- * no caller can leave the check out; `null` is the operator on the server host (`tessera user
- * promote`).
- */
-export async function promoteToSuperuser(
-  deps: Pick<AccountDeps, 'db' | 'clock'>,
-  actorId: string | null,
-  userId: string,
-  client: ClientContext,
-): Promise<User> {
-  await deps.db.transaction().execute(async (tx) => {
-    if (actorId !== null) await assertSuperuser(tx, actorId)
-    const result = await tx
-      .updateTable('users')
-      .set({ account_type: 'superuser', verified: 1, updated_at: deps.clock() })
-      .where('id', '=', userId)
-      .executeTakeFirst()
-    if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')
-    await recordAudit(tx, deps.clock, {
-      event: 'user_promoted',
-      userId,
-      ip: client.ip,
-      detail: { by: actorId ?? 'cli' },
-    })
-  })
-  return getUser(deps.db, userId)
-}
-
-/**
  * Disables (or re-enables) a user; disabling bumps the credential version (a login checked before
  * it cannot open a session after it, `startSession`) and ends every session, in one transaction.
  */

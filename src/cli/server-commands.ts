@@ -1,10 +1,10 @@
 import * as v from 'valibot'
 import {
   findUserByEmail,
-  promoteToSuperuser,
   registerAccount,
   setDisabled,
 } from '../accounts/accounts.js'
+import { promoteToSuperuser } from '../accounts/promotion.js'
 import { emailField, normalizeEmail } from '../accounts/email.js'
 import { ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'

@@ -353,10 +353,21 @@ async function linkIdentity(
   if (sessionId === null) return 'session_ended'
   try {
     return await t.db.transaction().execute(async (tx) => {
-      // The session that started the flow must still be live: a link started before a logout-all
-      // or a password change must not complete after it. Writing the row (to its own value) takes
-      // its lock, so a concurrent revocation either commits first and is seen here, or waits.
+      // Locks in the order every change of the account takes them, user row then session rows
+      // (a password change or a disable writes the user, then revokes the sessions): the
+      // opposite order deadlocks against them on PostgreSQL. Both writes leave the rows as they
+      // are and only take the locks.
       const now = t.clock()
+      const enabled = await tx
+        .updateTable('users')
+        .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+        .where('id', '=', userId)
+        .where('disabled', '=', 0)
+        .executeTakeFirst()
+      if (enabled.numUpdatedRows === 0n) return 'account_disabled' as const
+      // The session that started the flow must still be live: a link started before a logout-all
+      // or a password change must not complete after it. A concurrent revocation either commits
+      // first and is seen here, or waits for this link and revokes the session after it.
       const live = await tx
         .updateTable('sessions')
         .set((eb) => ({ last_used_at: eb.ref('last_used_at') }))

@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
-import { assertSuperuser, promoteToSuperuser, toUserView } from '../../accounts/accounts.js'
+import { assertSuperuser, toUserView } from '../../accounts/accounts.js'
+import { promoteToSuperuser } from '../../accounts/promotion.js'
 import { uuidParam } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
@@ -16,11 +17,8 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post('/users/:id/promote', async (c) => {
     const userId = uuidParam(c.req.param('id'), 'user')
-    const user = await promoteToSuperuser(
-      c.get('tessera'),
-      c.get('claims').sub,
-      userId,
-      clientContext(c),
-    )
+    const claims = c.get('claims')
+    const actor = { userId: claims.sub, sessionId: claims.sid }
+    const user = await promoteToSuperuser(c.get('tessera'), actor, userId, clientContext(c))
     return c.json(toUserView(user))
   })
