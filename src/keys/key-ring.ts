@@ -1,6 +1,6 @@
 import { importSecretKey, type SecretKey } from '../tokens/sign.js'
-import { importPublicKey, type PublicKey } from '../verify/ed25519.js'
-import { decodePublicPaserk, decodeSecretPaserk } from '../verify/paserk.js'
+import type { PublicKey } from '../paseto/ed25519.js'
+import { decodeSecretPaserk, importPublicPaserk } from '../paseto/paserk.js'
 import {
   activeKey,
   ensureActiveKey,
@@ -60,7 +60,7 @@ export function createKeyRing(deps: KeyDeps): KeyRing {
       const known = publicKeys.get(row.kid)
       const retireAfter = row.status === 'active' ? null : row.retire_after
       next.set(row.kid, {
-        key: known?.key ?? importPublicKey(decodePublicPaserk(row.public_paserk)),
+        key: known?.key ?? importPublicPaserk(row.public_paserk),
         retireAfter,
       })
     }

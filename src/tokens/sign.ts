@@ -10,13 +10,9 @@
 import { Buffer } from 'node:buffer'
 import { sign as ed25519Sign, generateKeyPairSync, KeyObject } from 'node:crypto'
 import { InvalidKeyError, type JsonValue, type Key } from 'paseto'
-import { decodeBase64urlStrict } from '../verify/base64url.js'
-import {
-  importSecretKeyObject,
-  KEY_ALGORITHM,
-  V4_PUBLIC_HEADER,
-  v4PublicPreAuth,
-} from '../verify/ed25519.js'
+import { decodeBase64urlStrict } from '../paseto/base64url.js'
+import { importSecretKeyObject, KEY_ALGORITHM } from '../paseto/ed25519.js'
+import { V4_PUBLIC_HEADER, v4PublicPreAuth } from '../paseto/pae.js'
 
 /** An Ed25519 signing key: a private node `KeyObject` behind the `paseto` `Key` shape. */
 export interface SecretKey extends Key {

@@ -6,8 +6,8 @@
  * The remote defaults are those of jose's remote JWK set (`src/jwks/remote.ts`): 5 s fetch timeout,
  * 30 s cooldown between reloads for an unknown key id, 10 min cache when the response says nothing.
  */
-import { importPublicKey, type PublicKey } from './ed25519.js'
-import { decodePublicPaserk, publicKeyId } from './paserk.js'
+import type { PublicKey } from '../paseto/ed25519.js'
+import { importPublicPaserk, publicKeyId } from '../paseto/paserk.js'
 
 /** Where a verifier finds the key named by a token's `kid`. */
 export interface KeySet {
@@ -95,7 +95,7 @@ function checkedKey(
   }
   // publicKeyId decodes the PASERK strictly (prefix, canonical base64url, 32 bytes) first.
   if (publicKeyId(paserk) !== kid) throw new TypeError('"kid" is not the PASERK id of "paserk"')
-  return { kid, key: known?.get(kid) ?? importPublicKey(decodePublicPaserk(paserk)) }
+  return { kid, key: known?.get(kid) ?? importPublicPaserk(paserk) }
 }
 
 /**

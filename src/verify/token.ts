@@ -12,11 +12,11 @@
  * very function bound into `paseto` for `verifyV4Public`.
  */
 import { Buffer } from 'node:buffer'
-import { decodeBase64urlStrict, isCanonicalBase64url } from './base64url.js'
-import { type PublicKey, verifyV4Signature } from './ed25519.js'
+import { decodeBase64urlStrict, isCanonicalBase64url } from '../paseto/base64url.js'
+import { type PublicKey, verifyV4Signature } from '../paseto/ed25519.js'
+import { parseJsonObjectStrict } from '../paseto/json.js'
+import { parsePasetoTime } from '../paseto/time.js'
 import { TokenError } from './errors.js'
-import { parseJsonObjectStrict } from './json.js'
-import { parsePasetoTime } from './time.js'
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
 

@@ -14,7 +14,7 @@ import {
   SIGNER_CACHE_MS,
 } from '../../src/keys/signing-keys.js'
 import { startServer } from '../../src/server.js'
-import { publicKeyId } from '../../src/verify/paserk.js'
+import { publicKeyId } from '../../src/paseto/paserk.js'
 import { makeTestApp, type TestApp, testClock } from '../support/app.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'

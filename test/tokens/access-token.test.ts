@@ -6,8 +6,8 @@
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signV4Public } from '../../src/tokens/sign.js'
-import { publicKeyId } from '../../src/verify/paserk.js'
-import { formatPasetoTime } from '../../src/verify/time.js'
+import { publicKeyId } from '../../src/paseto/paserk.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {

@@ -8,12 +8,12 @@ import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rotateSigningKey } from '../../src/keys/signing-keys.js'
 import { generateSigningKeyPair } from '../../src/tokens/sign.js'
+import { encodePublicPaserk } from '../../src/paseto/paserk.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
 import {
   createLocalKeySet,
   createRemoteKeySet,
   createVerifier,
-  encodePublicPaserk,
-  formatPasetoTime,
   KeySetUnavailableError,
   publicKeyId,
   TokenError,

@@ -8,13 +8,9 @@ import {
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { describe, expect, it } from 'vitest'
 import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
-import {
-  type KeyResolver,
-  TokenError,
-  verifyAccessToken,
-  verifyV4Public,
-} from '../../src/verify/index.js'
-import { formatPasetoTime } from '../../src/verify/time.js'
+import { verifyV4Public } from '../../src/paseto/ed25519.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
+import { type KeyResolver, TokenError, verifyAccessToken } from '../../src/verify/index.js'
 import {
   AUDIENCE,
   accessClaims,

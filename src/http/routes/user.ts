@@ -16,7 +16,7 @@ import { TesseraError } from '../../errors.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { deleteSession, listSessions, logout, revokeUserSessions } from '../../sessions/sessions.js'
 import { issueTokenPair } from '../../tokens/token-pair.js'
-import { formatPasetoTime } from '../../verify/time.js'
+import { formatPasetoTime } from '../../paseto/time.js'
 import {
   displayNameField,
   emailField,

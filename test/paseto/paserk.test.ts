@@ -6,7 +6,7 @@ import {
   encodePublicPaserk,
   encodeSecretPaserk,
   publicKeyId,
-} from '../../src/verify/index.js'
+} from '../../src/paseto/paserk.js'
 
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
 const pair = generateSigningKeyPair()
