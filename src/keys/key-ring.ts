@@ -1,6 +1,6 @@
-import { importSecretKey, type SecretKey } from '../tokens/sign.js'
 import type { PublicKey } from '../paseto/ed25519.js'
 import { decodeSecretPaserk, importPublicPaserk } from '../paseto/paserk.js'
+import { importSecretKey, type SecretKey } from '../tokens/sign.js'
 import {
   activeKey,
   ensureActiveKey,
@@ -12,7 +12,7 @@ import {
 
 /** How often a process re-reads the published keys even when every kid it sees is known. */
 const PUBLIC_CACHE_MS = 60_000
-/** An unknown kid triggers a reload at most this often, so forged kids cannot flood the database. */
+/** An unknown kid reloads the keys at most this often, so forged kids cannot flood the database. */
 const UNKNOWN_KID_RELOAD_MS = 1_000
 
 export interface Signer {

@@ -1,8 +1,8 @@
 import { sql } from 'kysely'
 import { preparedQuery } from '../db/prepared.js'
+import { parsePasetoTime } from '../paseto/time.js'
 import type { Tessera } from '../tessera.js'
 import { TokenError } from '../verify/errors.js'
-import { parsePasetoTime } from '../paseto/time.js'
 import type { AccessTokenClaims } from '../verify/token.js'
 import { verifyOwnAccessToken } from './access-token.js'
 

@@ -13,8 +13,8 @@ import {
   rotateSigningKey,
   SIGNER_CACHE_MS,
 } from '../../src/keys/signing-keys.js'
-import { startServer } from '../../src/server.js'
 import { publicKeyId } from '../../src/paseto/paserk.js'
+import { startServer } from '../../src/server.js'
 import { makeTestApp, type TestApp, testClock } from '../support/app.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
@@ -147,7 +147,7 @@ for (const dialect of dialects()) {
       await expectMeStatus(app, after.access_token, 200)
       await expectMeStatus(app, before.access_token, 200)
 
-      // The retiring key stays published for the whole window (API.md: at least one TTL)...
+      // The retiring key stays published for the whole window (README, "Keys": at least one TTL)...
       const retireAt = rotatedAt + ACCESS_TOKEN_TTL_MS + SIGNER_CACHE_MS + SKEW_MARGIN_MS
       app.clock.set(retireAt - 1000)
       expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([

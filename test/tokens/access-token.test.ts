@@ -5,9 +5,9 @@
  */
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { signV4Public } from '../../src/tokens/sign.js'
 import { publicKeyId } from '../../src/paseto/paserk.js'
 import { formatPasetoTime } from '../../src/paseto/time.js'
+import { signV4Public } from '../../src/tokens/sign.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
@@ -92,7 +92,7 @@ function pasetoTsKey(paserk: string): string {
   expect(paserk.startsWith('k4.public.')).toBe(true)
   const raw = Buffer.from(paserk.slice('k4.public.'.length), 'base64url')
   expect(raw).toHaveLength(32)
-  return 'k4.public.' + raw.toString('base64url')
+  return `k4.public.${raw.toString('base64url')}`
 }
 
 /** Tessera's answer to a bearer token: 401 with RFC 6750 `invalid_token`, or the status it gave. */
@@ -146,7 +146,7 @@ for (const dialect of dialects()) {
       expect(publicKeyId(key!.paserk)).toBe(kid)
     })
 
-    it('claims are exactly those of API.md with the configured issuer, audience and TTL', async () => {
+    it('claims are exactly those of README "Tokens" with the configured issuer, audience and TTL', async () => {
       const { tokens, user, email } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
       expect(Object.keys(claims).sort()).toEqual([

@@ -2,10 +2,10 @@
 import { sign } from 'node:crypto'
 import { type JsonValue, PAE } from 'paseto'
 import { expect } from 'vitest'
-import { generateSigningKeyPair, importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import { importPublicKey } from '../../src/paseto/ed25519.js'
 import { encodePublicPaserk } from '../../src/paseto/paserk.js'
 import { formatPasetoTime } from '../../src/paseto/time.js'
+import { generateSigningKeyPair, importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import {
   type KeyResolver,
   type PublicKey,

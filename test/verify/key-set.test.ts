@@ -7,13 +7,14 @@ import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rotateSigningKey } from '../../src/keys/signing-keys.js'
-import { generateSigningKeyPair } from '../../src/tokens/sign.js'
-import { encodePublicPaserk } from '../../src/paseto/paserk.js'
+import { encodePublicPaserk, encodeSecretPaserk } from '../../src/paseto/paserk.js'
 import { formatPasetoTime } from '../../src/paseto/time.js'
+import { generateSigningKeyPair } from '../../src/tokens/sign.js'
 import {
   createLocalKeySet,
   createRemoteKeySet,
   createVerifier,
+  importPublicPaserk,
   KeySetUnavailableError,
   publicKeyId,
   TokenError,
@@ -479,5 +480,22 @@ describe('local key set', () => {
     )
     expect((await verifier.verify(await issue())).sub).toBeTypeOf('string')
     expect(await refusal(verifier, await issue({}, kidFooter(randomKid())))).toBe('unknown_key')
+  })
+  it('verifies through createVerifier({ keySet }) with keys from importPublicPaserk', async () => {
+    const key = importPublicPaserk(signer.paserk)
+    const keySet = {
+      resolve: async (kid: string) => (kid === publicKeyId(signer.paserk) ? key : undefined),
+      reload: async () => {},
+    }
+    const verifier = createVerifier(
+      { keySet },
+      { issuer: ISSUER, audience: AUDIENCE, now: () => NOW },
+    )
+    expect((await verifier.verify(await issue())).sub).toBeTypeOf('string')
+    expect(await refusal(verifier, await issue({}, kidFooter(randomKid())))).toBe('unknown_key')
+    const secret = encodeSecretPaserk(signer.raw.secretKey)
+    for (const bad of [secret, `k4.public.${secret.slice(10)}`, `${signer.paserk}=`, '']) {
+      expect(() => importPublicPaserk(bad), bad).toThrow(TypeError)
+    }
   })
 })

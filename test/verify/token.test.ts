@@ -7,9 +7,9 @@ import {
 } from 'paseto/v2/public'
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { describe, expect, it } from 'vitest'
-import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import { verifyV4Public } from '../../src/paseto/ed25519.js'
 import { formatPasetoTime } from '../../src/paseto/time.js'
+import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import { type KeyResolver, TokenError, verifyAccessToken } from '../../src/verify/index.js'
 import {
   AUDIENCE,

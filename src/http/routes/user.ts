@@ -13,10 +13,10 @@ import { reauthenticate } from '../../accounts/reauthenticate.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
 import { recordAudit } from '../../audit/audit.js'
 import { TesseraError } from '../../errors.js'
+import { formatPasetoTime } from '../../paseto/time.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { deleteSession, listSessions, logout, revokeUserSessions } from '../../sessions/sessions.js'
 import { issueTokenPair } from '../../tokens/token-pair.js'
-import { formatPasetoTime } from '../../paseto/time.js'
 import {
   displayNameField,
   emailField,
