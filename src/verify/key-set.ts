@@ -1,7 +1,7 @@
 /**
  * Key sets for verifiers: the PASERK public keys a resource service accepts, either fetched from
- * Tessera's `GET /v1/keys` and cached, or given by configuration. docs/security.md: keys come only from
- * configuration or the keys endpoint, never from a token, and an unknown `kid` fails closed.
+ * Tessera's `GET /v1/keys` and cached, or given by configuration. docs/security.md: keys come only
+ * from configuration or the keys endpoint, never from a token, and an unknown `kid` fails closed.
  *
  * The remote defaults are those of jose's remote JWK set (`src/jwks/remote.ts`): 5 s fetch timeout,
  * 30 s cooldown between reloads for an unknown key id, 10 min cache when the response says nothing.
