@@ -16,7 +16,7 @@ import {
   PublicVerify,
   type TokenResult,
 } from 'paseto'
-import { decodeBase64urlStrict, encodeBase64url } from './base64url.js'
+import { encodeBase64url } from './base64url.js'
 import { v4PublicPreAuth } from './pae.js'
 
 export const KEY_ALGORITHM = 'tessera-ed25519'
@@ -44,12 +44,6 @@ export function importPublicKey(raw32: Uint8Array): PublicKey {
     type: 'public',
     keyObject,
   })
-}
-
-/** The raw 32 bytes of a public key. */
-export function exportPublicKey(key: PublicKey): Uint8Array {
-  assertPublicKey(key)
-  return decodeBase64urlStrict(key.keyObject.export({ format: 'jwk' }).x!).slice()
 }
 
 /**
@@ -110,7 +104,7 @@ export function verifyV4Signature(
 }
 
 /** The `paseto` Verify capability for v4.public, with node:crypto underneath. */
-export const v4Verify = PublicVerify<4, PublicKey>(
+const v4Verify = PublicVerify<4, PublicKey>(
   Object.freeze({
     version: 4,
     run: async (key, message, signature, footer, implicitAssertion) =>
