@@ -1,11 +1,7 @@
 import * as v from 'valibot'
-import {
-  findUserByEmail,
-  registerAccount,
-  setDisabled,
-} from '../accounts/accounts.js'
-import { promoteToSuperuser } from '../accounts/promotion.js'
+import { findUserByEmail, registerAccount, setDisabled } from '../accounts/accounts.js'
 import { emailField, normalizeEmail } from '../accounts/email.js'
+import { promoteToSuperuser } from '../accounts/promotion.js'
 import { ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'

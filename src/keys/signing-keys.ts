@@ -4,9 +4,9 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
 import type { Database, SigningKeyRow } from '../db/schema.js'
+import { encodePublicPaserk, encodeSecretPaserk, publicKeyId } from '../paseto/paserk.js'
+import { formatPasetoTime } from '../paseto/time.js'
 import { generateSigningKeyPair } from '../tokens/sign.js'
-import { encodePublicPaserk, encodeSecretPaserk, publicKeyId } from '../verify/paserk.js'
-import { formatPasetoTime } from '../verify/time.js'
 import { decryptSecret, encryptSecret, isEncryptedSecret } from './key-encryption.js'
 
 export interface KeyDeps {

@@ -1,8 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
+import { parsePasetoTime } from '../paseto/time.js'
 import { TokenError } from '../verify/errors.js'
-import { parsePasetoTime } from '../verify/time.js'
 import type { AccessTokenClaims } from '../verify/token.js'
 import { type AccessTokenDeps, verifyOwnAccessToken } from './access-token.js'
 

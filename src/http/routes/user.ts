@@ -12,11 +12,11 @@ import { changePassword } from '../../accounts/password-change.js'
 import { reauthenticate } from '../../accounts/reauthenticate.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
 import { TesseraError } from '../../errors.js'
+import { formatPasetoTime } from '../../paseto/time.js'
 import { deleteSession, logout, logoutAll } from '../../sessions/logout.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { listSessions } from '../../sessions/sessions.js'
 import { issueTokenPair } from '../../tokens/token-pair.js'
-import { formatPasetoTime } from '../../verify/time.js'
 import {
   displayNameField,
   emailField,
