@@ -6,9 +6,11 @@
  * no-break space U+FEFF).
  */
 const CONTROL_CHARACTERS =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
   /[\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/u
 const CONTROL_CHARACTERS_GLOBAL = new RegExp(CONTROL_CHARACTERS.source, 'gu')
 /** Passwords may hold any printable character, bidi marks included, but no C0/C1 control. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
 const PASSWORD_CONTROL_CHARACTERS = /[\u0000-\u001F\u007F-\u009F]/u
 
 export function hasControlCharacters(text: string): boolean {

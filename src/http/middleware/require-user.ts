@@ -1,14 +1,33 @@
 import type { MiddlewareHandler } from 'hono'
 import { TesseraError } from '../../errors.js'
 import { isSessionLive } from '../../sessions/sessions.js'
-import { verifyOwnAccessToken } from '../../tokens/access-token.js'
+import { type AccessTokenDeps, verifyOwnAccessToken } from '../../tokens/access-token.js'
 import { TokenError } from '../../verify/errors.js'
+import type { AccessTokenClaims } from '../../verify/token.js'
 import type { AppEnv } from '../env.js'
 
 /** Extracts the token of an `Authorization: Bearer` header (RFC 6750 §2.1), if any. */
 export function bearerToken(header: string | undefined): string | undefined {
   const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '')
   return match?.[1]
+}
+
+/**
+ * Verifies a bearer access token against Tessera's own keys; a token that does not verify is a
+ * 401 with RFC 6750 `error="invalid_token"` naming the reason.
+ */
+export async function verifyBearer(
+  deps: AccessTokenDeps,
+  token: string,
+): Promise<AccessTokenClaims> {
+  try {
+    return (await verifyOwnAccessToken(deps, token)).claims
+  } catch (error) {
+    if (!(error instanceof TokenError)) throw error
+    throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, {
+      invalidToken: true,
+    })
+  }
 }
 
 /**
@@ -27,17 +46,7 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
     })
   }
   const tessera = c.get('tessera')
-  let claims
-  try {
-    ;({ claims } = await verifyOwnAccessToken(tessera, token))
-  } catch (error) {
-    if (error instanceof TokenError) {
-      throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, {
-        invalidToken: true,
-      })
-    }
-    throw error
-  }
+  const claims = await verifyBearer(tessera, token)
   if (!(await isSessionLive(tessera, claims.sid, claims.sub))) {
     throw new TesseraError('unauthorized', 'The session of this access token has ended', {
       invalidToken: true,

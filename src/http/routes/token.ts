@@ -9,7 +9,7 @@ import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
 import { noControlCharacters, readJson, validate } from '../body.js'
 import type { AppEnv } from '../env.js'
-import { bearerToken } from '../middleware/require-user.js'
+import { bearerToken, verifyBearer } from '../middleware/require-user.js'
 
 const IntrospectBody = v.object({
   token: v.pipe(
@@ -74,17 +74,7 @@ export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const token = bearerToken(c.req.header('authorization'))
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
-  let claims
-  try {
-    ;({ claims } = await verifyOwnAccessToken(c.get('tessera'), token))
-  } catch (error) {
-    if (error instanceof TokenError) {
-      throw new TesseraError('unauthorized', `The access token is invalid (${error.reason})`, {
-        invalidToken: true,
-      })
-    }
-    throw error
-  }
+  const claims = await verifyBearer(c.get('tessera'), token)
   c.header('X-Auth-Subject', claims.sub)
   c.header('X-Auth-Account-Type', claims.acct)
   c.header('X-Auth-Verified', String(claims.verified))
