@@ -10,6 +10,7 @@ import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { formatPasetoTime } from '../paseto/time.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
+import { forgetDevices } from './devices.js'
 import { normalizeEmail } from './email.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
@@ -249,6 +250,7 @@ export async function setDisabled(
     if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')
     if (disabled) {
       await revokeUserSessions({ db: tx, clock: deps.clock }, userId, 'user_disabled')
+      await forgetDevices(tx, userId)
       await recordAudit(tx, deps.clock, { event: 'user_disabled', userId })
     }
   })

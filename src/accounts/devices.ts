@@ -51,6 +51,28 @@ export async function trustedDevice(
   return row?.token_hash
 }
 
+/**
+ * A known device logged in again: it stays known for DEVICE_TTL_SECONDS from now (the cookie is
+ * set again with the same lifetime), so a device in daily use never falls back to the shared
+ * budget.
+ */
+export async function renewDevice(deps: DeviceDeps, deviceId: string): Promise<void> {
+  await deps.db
+    .updateTable('login_devices')
+    .set({ expires_at: deps.clock() + DEVICE_TTL_SECONDS * 1000 })
+    .where('token_hash', '=', deviceId)
+    .execute()
+}
+
+/**
+ * Forgets every device of a user, in the transaction of a password change or a disable: a device
+ * earned its budget by knowing the old password, and must not keep guessing the new one on a
+ * budget of its own.
+ */
+export async function forgetDevices(db: Kysely<Database>, userId: string): Promise<void> {
+  await db.deleteFrom('login_devices').where('user_id', '=', userId).execute()
+}
+
 /** Remembers a new device for `userId` and returns its cookie value (never stored). */
 export async function issueDevice(deps: DeviceDeps, userId: string): Promise<string> {
   const token = DEVICE_TOKEN_PREFIX + randomBytes(32).toString('base64url')

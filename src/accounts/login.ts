@@ -5,7 +5,7 @@ import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import type { TokenPair } from '../tokens/token-pair.js'
 import { type AccountDeps, authenticate } from './accounts.js'
-import { issueDevice, trustedDevice } from './devices.js'
+import { issueDevice, renewDevice, trustedDevice } from './devices.js'
 import { normalizeEmail } from './email.js'
 
 export type LoginDeps = AccountDeps &
@@ -16,8 +16,8 @@ export type LoginDeps = AccountDeps &
 
 export interface PasswordLogin {
   pair: TokenPair
-  /** A new device cookie value for the client to keep; undefined when it presented a valid one. */
-  newDevice: string | undefined
+  /** The device cookie for the client to keep: a new one, or the one it presented, renewed. */
+  deviceCookie: string
 }
 
 /**
@@ -80,5 +80,7 @@ async function attemptLogin(
   if (device !== undefined) await t.limits.loginPerDevice.reset(device)
   else await t.limits.loginPerAccount.reset(account)
   const pair = await openSession(t, user, client, 'password', user.credential_version)
-  return { pair, newDevice: device === undefined ? await issueDevice(t, user.id) : undefined }
+  if (device === undefined) return { pair, deviceCookie: await issueDevice(t, user.id) }
+  await renewDevice(t, device)
+  return { pair, deviceCookie: deviceToken! }
 }

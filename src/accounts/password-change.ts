@@ -3,6 +3,7 @@ import { TesseraError } from '../errors.js'
 import type { RateLimits } from '../rate-limit/limits.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { type AccountDeps, getUser, passwordPolicy } from './accounts.js'
+import { forgetDevices } from './devices.js'
 import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
 
 export interface PasswordChangeDeps extends AccountDeps {
@@ -56,6 +57,7 @@ export async function changePassword(
       'password_changed',
       session.sid,
     )
+    await forgetDevices(tx, user.id)
     await recordAudit(tx, deps.clock, {
       event: 'password_changed',
       userId: user.id,

@@ -92,8 +92,7 @@ export function deviceToken(c: Context<AppEnv>): string | undefined {
  * (`/v1/user/auth/login` and `/api/v1/auth/login`); Strict, since only Tessera's own login
  * requests need it; HttpOnly, since no script has any use for it.
  */
-export function setDeviceCookie(c: Context<AppEnv>, token: string | undefined): void {
-  if (token === undefined) return
+export function setDeviceCookie(c: Context<AppEnv>, token: string): void {
   setCookie(c, DEVICE_COOKIE, token, {
     httpOnly: true,
     secure: c.get('tessera').config.issuer.startsWith('https://'),

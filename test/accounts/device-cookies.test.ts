@@ -109,8 +109,8 @@ for (const dialect of dialects()) {
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
       const res = await attempt(owner.email, PASSWORD, owner.device)
       expect(res.status, await res.clone().text()).toBe(200)
-      // A known device keeps its cookie: nothing new is set.
-      expect(deviceSetCookie(res)).toBeUndefined()
+      // A known device keeps its cookie, set again with a renewed lifetime.
+      expect(cookieValue(deviceSetCookie(res)!)).toBe(owner.device)
       // The owner's login does not clear the shared count (that would refill the attacker's budget).
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
       // Through the archive's login path too.
@@ -200,6 +200,33 @@ for (const dialect of dialects()) {
       }
       await expectProblem(
         await attempt(ghost, 'not-the-password', owner.device),
+        429,
+        'rate_limited',
+      )
+    })
+
+    it('a device in use stays known: each login renews its year', async () => {
+      const owner = await ownerWithDevice()
+      app.clock.advance(300 * 86_400_000)
+      expect((await attempt(owner.email, PASSWORD, owner.device)).status).toBe(200)
+      // 400 days after it was issued, 100 after its last login: still the owner's own budget.
+      app.clock.advance(100 * 86_400_000)
+      await attack(owner.email)
+      expect((await attempt(owner.email, PASSWORD, owner.device)).status).toBe(200)
+    })
+
+    it('a password change forgets every device: an old device cookie gets no budget of its own', async () => {
+      const owner = await ownerWithDevice()
+      const newPassword = 'another plausible lantern 9'
+      const changed = await app.request('/v1/user/password', {
+        token: owner.tokens.access_token,
+        json: { current_password: PASSWORD, new_password: newPassword },
+      })
+      expect(changed.status).toBe(204)
+      await attack(owner.email)
+      // Whoever kept the cookie from before the change shares the exhausted budget now.
+      await expectProblem(
+        await attempt(owner.email, newPassword, owner.device),
         429,
         'rate_limited',
       )

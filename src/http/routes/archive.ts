@@ -57,6 +57,6 @@ export const archiveRoutes = new Hono<AppEnv>()
   .post('/login', async (c) => {
     const body = await readJson(c, ArchiveLoginBody)
     const login = await loginWithPassword(c.get('tessera'), body, clientContext(c), deviceToken(c))
-    setDeviceCookie(c, login.newDevice)
+    setDeviceCookie(c, login.deviceCookie)
     return c.json(login.pair)
   })

@@ -83,7 +83,7 @@ export const userRoutes = new Hono<AppEnv>()
   .post('/auth/login', async (c) => {
     const body = await readJson(c, LoginBody)
     const login = await loginWithPassword(c.get('tessera'), body, clientContext(c), deviceToken(c))
-    setDeviceCookie(c, login.newDevice)
+    setDeviceCookie(c, login.deviceCookie)
     return c.json(login.pair)
   })
 
