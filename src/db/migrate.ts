@@ -33,7 +33,25 @@ export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultS
     provider: { getMigrations: async () => migrations },
     migrationTableSchema: await currentPostgresSchema(db),
   })
-  return migrator.migrateToLatest()
+  for (let attempt = 1; ; attempt++) {
+    const result = await migrator.migrateToLatest()
+    if (attempt === SCHEMA_RACE_ATTEMPTS || !droppedMeanwhile(result.error)) return result
+    await new Promise((resolve) => setTimeout(resolve, 20 * attempt))
+  }
+}
+
+const SCHEMA_RACE_ATTEMPTS = 5
+
+/**
+ * Before it migrates, Kysely's migrator lists the tables of every schema in the database to find
+ * its own, calling `has_schema_privilege` per schema. A schema that another client drops while
+ * that query runs is still in the query's catalog snapshot but no longer resolves by name, and the
+ * query fails with 3F000 (invalid_schema_name) for a schema that is not ours. Nothing was migrated
+ * then (the listing comes first), so trying again once the drop has committed is safe. Seen when
+ * several Tessera databases share one PostgreSQL database as schemas, as the test suite's do.
+ */
+function droppedMeanwhile(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === '3F000'
 }
 
 /**
