@@ -4,8 +4,9 @@
  * browser binding of its own, never one the browser already carried (README, "Federated login").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
   BROWSER_COOKIE,
   Browser,
@@ -13,7 +14,6 @@ import {
   type ClientPkce,
   clientPkce,
   type FakeOidcProvider,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
@@ -21,10 +21,9 @@ import {
   registerAndLogin,
   type TokenPairBody,
   uniqueEmail,
+  uniqueSubject,
 } from '../support/users.js'
 
-let subjects = 0
-const subject = () => `bind-${process.pid}-${++subjects}`
 const PLANTED = 'P'.repeat(43)
 
 for (const dialect of dialects()) {
@@ -32,24 +31,17 @@ for (const dialect of dialects()) {
     let app: TestApp
     let optional: TestApp
     let idp: FakeOidcProvider
+    let federation: Federation
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      const env = {
-        TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-        OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-        ...idp.env(),
-      }
+      federation = await startFederation()
+      idp = federation.idp
       ;[app, optional] = await Promise.all([
-        makeTestApp({ dialect, env }),
-        makeTestApp({ dialect, env: { ...env, OAUTH_CLIENT_PKCE: 'optional' } }),
+        federation.app({ dialect }),
+        federation.app({ dialect, env: { OAUTH_CLIENT_PKCE: 'optional' } }),
       ])
     }, 60_000)
-    afterAll(async () => {
-      await Promise.all([app?.close(), optional?.close()])
-      await idp?.close()
-    })
+    afterAll(() => federation?.close())
 
     const host = (target: TestApp) => new URL(target.url).host
     const authorizeUrl = (query: string) =>
@@ -77,7 +69,7 @@ for (const dialect of dialects()) {
 
     it("login CSRF: an attacker's code fed to the victim's client fails with the victim's verifier, and is spent", async () => {
       // The attacker signs in at the provider as themselves through an ordinary client flow...
-      idp.current = { sub: subject(), email: uniqueEmail('attacker'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('attacker'), email_verified: true }
       const attacker: ClientPkce = clientPkce()
       const url = await flow(app, `&${attacker.query}`)
       const code = url.searchParams.get('code')
@@ -104,7 +96,7 @@ for (const dialect of dialects()) {
         { code_verifier: 'short' },
         { code_verifier: `${'a'.repeat(42)}!` },
       ]) {
-        idp.current = { sub: subject(), email: uniqueEmail('verifier'), email_verified: true }
+        idp.current = { sub: uniqueSubject(), email: uniqueEmail('verifier'), email_verified: true }
         const pkce = clientPkce()
         const code = (await flow(app, `&${pkce.query}`)).searchParams.get('code')
         await expectProblem(await exchange(app, { code, ...wrong }), 401, 'invalid_login_code')
@@ -114,7 +106,11 @@ for (const dialect of dialects()) {
           'invalid_login_code',
         )
       }
-      idp.current = { sub: subject(), email: uniqueEmail('verifier-ok'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('verifier-ok'),
+        email_verified: true,
+      }
       const pkce = clientPkce()
       const code = (await flow(app, `&${pkce.query}`)).searchParams.get('code')
       const res = await exchange(app, { code, code_verifier: pkce.verifier })
@@ -155,12 +151,12 @@ for (const dialect of dialects()) {
       const pkce = clientPkce()
       const state = 'opaque state: {"tab": 7} & more ~!'
       const q = `&${pkce.query}&state=${encodeURIComponent(state)}`
-      idp.current = { sub: subject(), email: uniqueEmail('state'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('state'), email_verified: true }
       const ok = await flow(app, q)
       expect(ok.searchParams.get('code')).toMatch(/^tessera_lc_/)
       expect(ok.searchParams.get('state')).toBe(state)
       idp.current = {
-        sub: subject(),
+        sub: uniqueSubject(),
         email: uniqueEmail('state-unverified'),
         email_verified: false,
       }
@@ -168,7 +164,7 @@ for (const dialect of dialects()) {
       expect(failed.searchParams.get('error')).toBe('email_required')
       expect(failed.searchParams.get('state')).toBe(state)
       const { tokens } = await registerAndLogin(app)
-      idp.current = { sub: subject(), email: uniqueEmail('state-link'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('state-link'), email_verified: true }
       const browser = new Browser(app.url)
       // A link flow hands out no code, so it needs no challenge.
       const { start } = await authorize(
@@ -180,23 +176,27 @@ for (const dialect of dialects()) {
       expect(linked.searchParams.get('linked')).toBe('google')
       expect(linked.searchParams.get('state')).toBe(state)
       // Without a client state, none is invented.
-      idp.current = { sub: subject(), email: uniqueEmail('no-state'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('no-state'), email_verified: true }
       expect((await flow(app, `&${pkce.query}`)).searchParams.has('state')).toBe(false)
     })
 
     it('OAUTH_CLIENT_PKCE=optional: a client without PKCE logs in (and gets its state back); a PKCE client is not fooled by such a code', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('no-pkce'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('no-pkce'), email_verified: true }
       const url = await flow(optional, '&state=s-1')
       expect(url.searchParams.get('state')).toBe('s-1')
       const res = await exchange(optional, { code: url.searchParams.get('code') })
       expect(res.status, await res.clone().text()).toBe(200)
       // With PKCE the binding still holds in this mode.
-      idp.current = { sub: subject(), email: uniqueEmail('pkce-in-optional'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('pkce-in-optional'),
+        email_verified: true,
+      }
       const pkce = clientPkce()
       const bound = (await flow(optional, `&${pkce.query}`)).searchParams.get('code')
       await expectProblem(await exchange(optional, { code: bound }), 401, 'invalid_login_code')
       // A code from a flow without PKCE, fed to a client that does PKCE: refused.
-      idp.current = { sub: subject(), email: uniqueEmail('injected'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('injected'), email_verified: true }
       const unbound = (await flow(optional, '')).searchParams.get('code')
       await expectProblem(
         await exchange(optional, { code: unbound, code_verifier: clientPkce().verifier }),
@@ -206,7 +206,7 @@ for (const dialect of dialects()) {
     })
 
     it('fixation: a browser binding planted before the flow is not adopted, and a callback with only it fails', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('fixation'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('fixation'), email_verified: true }
       const browser = new Browser(app.url)
       browser.setCookie(host(app), 'tessera_oauth_browser', PLANTED, '/v1/user/authenticate')
       const { res, start } = await authorize(browser, `&${clientPkce().query}`)
@@ -229,10 +229,10 @@ for (const dialect of dialects()) {
       const browser = new Browser(app.url)
       const first = clientPkce()
       const second = clientPkce()
-      idp.current = { sub: subject(), email: uniqueEmail('tab-1'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('tab-1'), email_verified: true }
       const a = await authorize(browser, `&${first.query}&state=tab-1`)
       const callbackA = await browser.toCallback(a.start)
-      idp.current = { sub: subject(), email: uniqueEmail('tab-2'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('tab-2'), email_verified: true }
       const b = await authorize(browser, `&${second.query}&state=tab-2`)
       const callbackB = await browser.toCallback(b.start)
       const names = Object.keys(browser.cookies(host(app))).filter((n) => BROWSER_COOKIE.test(n))

@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeGitHub,
   type FakeOidcProvider,
-  startFakeGitHub,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
@@ -16,38 +15,29 @@ import {
   registerAndLogin,
   type TokenPairBody,
   uniqueEmail,
+  uniqueNumber,
+  uniqueSubject,
 } from '../support/users.js'
 
-let subjects = 0
-const subject = (p = 'sub') => `${p}-${process.pid}-${++subjects}`
 /** This file's client: one PKCE pair for its flows (test/federation/client-binding.test.ts uses one per flow). */
 const pkce = clientPkce()
 
 for (const dialect of dialects()) {
   describe(`federated login [${dialect}]`, () => {
+    let federation: Federation & { github: FakeGitHub }
     let app: TestApp
     let idp: FakeOidcProvider
     let github: FakeGitHub
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      github = await startFakeGitHub()
-      app = await makeTestApp({
+      federation = await startFederation({ github: true })
+      ;({ idp, github } = federation)
+      app = await federation.app({
         dialect,
-        env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: `${CLIENT_REDIRECT_URI}, http://client.test/other`,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          ...idp.env(),
-          ...github.env(),
-        },
+        env: { OAUTH_REDIRECT_URIS: `${CLIENT_REDIRECT_URI}, http://client.test/other` },
       })
     }, 60_000)
-    afterAll(async () => {
-      await app?.close()
-      await idp?.close()
-      await github?.close()
-    })
+    afterAll(() => federation?.close())
 
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
     async function authorize(
@@ -104,7 +94,7 @@ for (const dialect of dialects()) {
 
     it('an unknown Google identity creates a regular account; the same identity logs in again', async () => {
       const email = uniqueEmail('google')
-      idp.current = { sub: subject(), email, email_verified: true, name: 'G User' }
+      idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'G User' }
       const first = await loginWith('google')
       const user = await me(first.access_token)
       expect(user).toMatchObject({ email, account_type: 'regular', verified: false })
@@ -148,14 +138,14 @@ for (const dialect of dialects()) {
 
     it('a GitLab identity (scope read_user, the address from the provider) creates an account', async () => {
       const email = uniqueEmail('gitlab')
-      idp.current = { sub: subject(), email, email_verified: true, name: 'GL User' }
+      idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'GL User' }
       const user = await me((await loginWith('gitlab')).access_token)
       expect(user).toMatchObject({ email, account_type: 'regular' })
       expect(user.identities.map((i) => i.provider)).toEqual(['gitlab'])
     })
 
     it('the login code is single use', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('once'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('once'), email_verified: true }
       const url = await flow('google')
       const code = url.searchParams.get('code')!
       expect((await exchange(code)).status).toBe(200)
@@ -164,7 +154,7 @@ for (const dialect of dialects()) {
     })
 
     it('one login code presented concurrently: exactly one token pair', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('race'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('race'), email_verified: true }
       const code = (await flow('google')).searchParams.get('code')!
       const statuses = await Promise.all(
         Array.from({ length: 8 }, async () => (await exchange(code)).status),
@@ -174,7 +164,7 @@ for (const dialect of dialects()) {
     })
 
     it('a disabled account cannot log in with its identity', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('disabled'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('disabled'), email_verified: true }
       const tokens = await loginWith('google')
       const { id } = await me(tokens.access_token)
       await app.server.tessera.db
@@ -186,7 +176,7 @@ for (const dialect of dialects()) {
     })
 
     it('the login code expires after 60 s', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('late'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('late'), email_verified: true }
       const url = await flow('google')
       app.clock.advance(61_000)
       await expectProblem(await exchange(url.searchParams.get('code')!), 401, 'invalid_login_code')
@@ -194,19 +184,23 @@ for (const dialect of dialects()) {
 
     it('an identity whose email belongs to an account answers account_exists (no linking by email)', async () => {
       const { email } = await registerAndLogin(app)
-      idp.current = { sub: subject(), email: email.toUpperCase(), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: email.toUpperCase(), email_verified: true }
       const url = await flow('google')
       expect(url.searchParams.get('error')).toBe('account_exists')
       expect(url.searchParams.get('code')).toBeNull()
     })
 
     it('an unverified email does not create an account', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('unverified'), email_verified: false }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('unverified'),
+        email_verified: false,
+      }
       expect((await flow('google')).searchParams.get('error')).toBe('email_required')
     })
 
     it('a state is single use: replaying the callback is refused', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('replay'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('replay'), email_verified: true }
       const browser = new Browser(app.url)
       const callback = await browser.toCallback(await authorize(browser, 'google'))
       expect(
@@ -221,7 +215,7 @@ for (const dialect of dialects()) {
     })
 
     it('a callback in another browser (no binding cookie) is refused', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('csrf'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('csrf'), email_verified: true }
       const browser = new Browser(app.url)
       const next = await browser.toCallback(await authorize(browser, 'google'))
       const other = new Browser(app.url)
@@ -229,7 +223,7 @@ for (const dialect of dialects()) {
     })
 
     it('mix-up: a callback for one provider with the state of another is refused', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('mixup'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('mixup'), email_verified: true }
       const browser = new Browser(app.url)
       const next = await browser.toCallback(await authorize(browser, 'google'))
       const swapped = next.replace('/google/callback', '/gitlab/callback')
@@ -274,10 +268,10 @@ for (const dialect of dialects()) {
 
     it('linking ORCID and CILogon to a logged-in account; CILogon makes it academic and verified', async () => {
       const { tokens } = await registerAndLogin(app)
-      idp.current = { sub: subject('orcid') }
+      idp.current = { sub: uniqueSubject('orcid') }
       const orcid = await flow('orcid', tokens.access_token)
       expect(orcid.searchParams.get('linked')).toBe('orcid')
-      idp.current = { sub: subject('cilogon'), email: uniqueEmail('campus') }
+      idp.current = { sub: uniqueSubject('cilogon'), email: uniqueEmail('campus') }
       const cilogon = await flow('cilogon', tokens.access_token)
       expect(cilogon.searchParams.get('linked')).toBe('cilogon')
       const user = await me(tokens.access_token)
@@ -294,7 +288,7 @@ for (const dialect of dialects()) {
     })
 
     it('an account created by CILogon starts academic and verified', async () => {
-      idp.current = { sub: subject('cilogon'), email: uniqueEmail('academic') }
+      idp.current = { sub: uniqueSubject('cilogon'), email: uniqueEmail('academic') }
       const tokens = await loginWith('cilogon')
       expect(await me(tokens.access_token)).toMatchObject({
         account_type: 'academic',
@@ -303,7 +297,7 @@ for (const dialect of dialects()) {
     })
 
     it('unlinking is refused when it leaves no way to log in', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('only'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('only'), email_verified: true }
       const tokens = await loginWith('gitlab')
       await expectProblem(
         await app.request('/v1/user/identities/gitlab', {
@@ -313,7 +307,7 @@ for (const dialect of dialects()) {
         409,
         'last_login_method',
       )
-      idp.current = { sub: subject(), email: uniqueEmail('second'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('second'), email_verified: true }
       expect((await flow('google', tokens.access_token)).searchParams.get('linked')).toBe('google')
       const res = await app.request('/v1/user/identities/gitlab', {
         method: 'DELETE',
@@ -333,7 +327,7 @@ for (const dialect of dialects()) {
     it('GitHub: the numeric id is the subject and the verified primary email names the account', async () => {
       const email = uniqueEmail('octo')
       github.current = {
-        id: 1000 + subjects++,
+        id: 1000 + uniqueNumber(),
         login: 'octo',
         name: 'Octo',
         emails: [
@@ -347,7 +341,7 @@ for (const dialect of dialects()) {
 
     it('GitHub without a verified primary email creates nothing', async () => {
       github.current = {
-        id: 5000 + subjects++,
+        id: 5000 + uniqueNumber(),
         login: 'x',
         name: null,
         emails: [{ email: uniqueEmail('gh'), primary: true, verified: false }],

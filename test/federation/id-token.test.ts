@@ -11,6 +11,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { federationEnv } from '../support/federation.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
@@ -20,10 +21,8 @@ import {
   startHandRolledOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { type TokenPairBody, uniqueEmail } from '../support/users.js'
+import { type TokenPairBody, uniqueEmail, uniqueSubject } from '../support/users.js'
 
-let subjects = 0
-const subject = (p = 'idt') => `${p}-${process.pid}-${++subjects}`
 const pkce = clientPkce()
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
@@ -92,12 +91,7 @@ for (const dialect of dialects()) {
       idp = await startHandRolledOidcProvider('google')
       app = await makeTestApp({
         dialect,
-        env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          ...idp.env(),
-        },
+        env: federationEnv(idp),
         logger: pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) }),
       })
     }, 60_000)
@@ -168,7 +162,7 @@ for (const dialect of dialects()) {
 
     it('control: a correctly signed ID token from the same provider logs in and creates the account', async () => {
       const email = uniqueEmail('idt-ok')
-      idp.current = { sub: subject(), email, email_verified: true, name: 'Correct Token' }
+      idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'Correct Token' }
       const before = await counts()
       const issued = idp.tokensIssued
       const pair = await expectLogin(await signIn())
@@ -190,7 +184,11 @@ for (const dialect of dialects()) {
 
     for (const forgery of forgeries) {
       it(`an ID token ${forgery.name} is refused: ?error=provider_error, nothing created`, async () => {
-        idp.current = { sub: subject(), email: uniqueEmail('idt-forged'), email_verified: true }
+        idp.current = {
+          sub: uniqueSubject(),
+          email: uniqueEmail('idt-forged'),
+          email_verified: true,
+        }
         idp.idToken = forgery.make
         const before = await counts()
         const issued = idp.tokensIssued
@@ -206,7 +204,11 @@ for (const dialect of dialects()) {
     }
 
     it('a forged token cannot take over a known identity: its subject logs in only with a valid token', async () => {
-      const victim = { sub: subject('victim'), email: uniqueEmail('victim'), email_verified: true }
+      const victim = {
+        sub: uniqueSubject('victim'),
+        email: uniqueEmail('victim'),
+        email_verified: true,
+      }
       idp.current = victim
       await expectLogin(await signIn())
       const before = await counts()

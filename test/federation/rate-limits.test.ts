@@ -6,24 +6,21 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { expectProblem, uniqueEmail } from '../support/users.js'
+import { expectProblem, uniqueEmail, uniqueSubject } from '../support/users.js'
 
 const WINDOW = 600
 const pkce = clientPkce()
 const AUTHORIZE = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
-
-let subjects = 0
-const subject = () => `rl-${process.pid}-${++subjects}`
 
 async function expectRateLimited(res: Response) {
   const retryAfter = res.headers.get('retry-after')
@@ -38,28 +35,27 @@ const exchange = (app: TestApp, code = 'tessera_lc_unknown') =>
 
 for (const dialect of dialects()) {
   describe(`federated login rate limit per IP [${dialect}]`, () => {
+    let federation: Federation
     let idp: FakeOidcProvider
     let app: TestApp
     let unlimited: TestApp
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      const env = {
-        TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-        OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-        RATE_LIMIT_WINDOW: String(WINDOW),
-        ...idp.env(),
-      }
+      federation = await startFederation()
+      idp = federation.idp
+      const window = String(WINDOW)
       ;[app, unlimited] = await Promise.all([
-        makeTestApp({ dialect, env: { ...env, RATE_LIMIT_OAUTH_PER_IP: '2' } }),
-        makeTestApp({ dialect, env: { ...env, RATE_LIMIT_OAUTH_PER_IP: '0' } }),
+        federation.app({
+          dialect,
+          env: { RATE_LIMIT_WINDOW: window, RATE_LIMIT_OAUTH_PER_IP: '2' },
+        }),
+        federation.app({
+          dialect,
+          env: { RATE_LIMIT_WINDOW: window, RATE_LIMIT_OAUTH_PER_IP: '0' },
+        }),
       ])
     }, 60_000)
-    afterAll(async () => {
-      await Promise.all([app?.close(), unlimited?.close()])
-      await idp?.close()
-    })
+    afterAll(() => federation?.close())
 
     async function counters(target: TestApp) {
       const { rows } = await sql<{
@@ -72,7 +68,7 @@ for (const dialect of dialects()) {
     }
 
     it('each route has its own allowance; the third request of a route is 429 with Retry-After', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('rl'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('rl'), email_verified: true }
       const browser = new Browser(app.url)
       const json = { headers: { accept: 'application/json' } }
 

@@ -4,14 +4,14 @@
  * ended before the callback does not complete (README, "Recent authentication").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
@@ -20,35 +20,26 @@ import {
   registerAndLogin,
   type TokenPairBody,
   uniqueEmail,
+  uniqueSubject,
 } from '../support/users.js'
 
 const MAX_AGE = 300
-let subjects = 0
-const subject = () => `reauth-${process.pid}-${++subjects}`
 
 for (const dialect of dialects()) {
   describe(`recent authentication for account changes [${dialect}]`, () => {
+    let federation: Federation
     let app: TestApp
     let idp: FakeOidcProvider
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      app = await makeTestApp({
+      federation = await startFederation()
+      idp = federation.idp
+      app = await federation.app({
         dialect,
-        env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          REAUTH_MAX_AGE: String(MAX_AGE),
-          RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
-          ...idp.env(),
-        },
+        env: { REAUTH_MAX_AGE: String(MAX_AGE), RATE_LIMIT_LOGIN_PER_ACCOUNT: '3' },
       })
     }, 60_000)
-    afterAll(async () => {
-      await app?.close()
-      await idp?.close()
-    })
+    afterAll(() => federation?.close())
 
     function authorize(browser: Browser, token: string | undefined, provider = 'google') {
       const pkce = clientPkce()
@@ -116,7 +107,7 @@ for (const dialect of dialects()) {
       // The access token itself is still good (15 minutes)...
       expect((await app.request('/v1/user/me', { token: stolen })).status).toBe(200)
       // ...but the attacker's link attempt is refused before any flow starts.
-      idp.current = { sub: subject(), email: uniqueEmail('attacker'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('attacker'), email_verified: true }
       const attacker = new Browser(app.url)
       await expectStepUp(await authorize(attacker, stolen))
       expect(attacker.cookies(new URL(app.url).host)).toEqual({})
@@ -147,7 +138,7 @@ for (const dialect of dialects()) {
       expect(sid).toBeTruthy()
 
       app.clock.advance((MAX_AGE - 1) * 1000)
-      const sub = subject()
+      const sub = uniqueSubject()
       idp.current = { sub, email: uniqueEmail('owner-google'), email_verified: true }
       const url = await link(token)
       expect(url.searchParams.get('linked')).toBe('google')
@@ -175,7 +166,7 @@ for (const dialect of dialects()) {
     it('unlinking needs a recent authentication too, and is audited with the provider', async () => {
       const owner = await registerAndLogin(app)
       const token = owner.tokens.access_token
-      idp.current = { sub: subject(), email: uniqueEmail('unlink'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('unlink'), email_verified: true }
       expect((await link(token)).searchParams.get('linked')).toBe('google')
       app.clock.advance((MAX_AGE + 1) * 1000)
       await expectStepUp(
@@ -195,7 +186,7 @@ for (const dialect of dialects()) {
     it('a link started, then logout-all, then the callback: refused, nothing linked', async () => {
       const victim = await registerAndLogin(app)
       const token = victim.tokens.access_token
-      idp.current = { sub: subject(), email: uniqueEmail('late-link'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('late-link'), email_verified: true }
       const browser = new Browser(app.url)
       const res = await authorize(browser, token)
       expect(res.status).toBe(200)
@@ -227,7 +218,7 @@ for (const dialect of dialects()) {
     it('a link started, then a password change in another session, then the callback: refused, nothing linked', async () => {
       const victim = await registerAndLogin(app)
       const stolen = victim.tokens.access_token
-      idp.current = { sub: subject(), email: uniqueEmail('pw-link'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('pw-link'), email_verified: true }
       const browser = new Browser(app.url)
       const res = await authorize(browser, stolen)
       expect(res.status).toBe(200)
@@ -298,7 +289,7 @@ for (const dialect of dialects()) {
     })
 
     it('a federated-only account re-authenticates by signing in again with its identity', async () => {
-      const sub = subject()
+      const sub = uniqueSubject()
       idp.current = { sub, email: uniqueEmail('fed-only'), email_verified: true }
       const login = async () => {
         const pkce = clientPkce()
@@ -318,7 +309,11 @@ for (const dialect of dialects()) {
       }
       const first = await login()
       app.clock.advance((MAX_AGE + 1) * 1000)
-      idp.current = { sub: subject(), email: uniqueEmail('fed-only-gitlab'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('fed-only-gitlab'),
+        email_verified: true,
+      }
       await expectStepUp(await authorize(new Browser(app.url), first.access_token, 'gitlab'))
       // No password to re-enter: the same answer as a wrong one.
       await expectProblem(
@@ -328,7 +323,11 @@ for (const dialect of dialects()) {
       )
       idp.current = { sub, email: 'ignored@example.org', email_verified: true }
       const again = await login()
-      idp.current = { sub: subject(), email: uniqueEmail('fed-only-gitlab'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('fed-only-gitlab'),
+        email_verified: true,
+      }
       expect((await link(again.access_token, 'gitlab')).searchParams.get('linked')).toBe('gitlab')
     })
   })

@@ -10,6 +10,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { federationEnv } from '../support/federation.js'
 import {
   Browser,
   CLIENT_REDIRECT_URI,
@@ -56,14 +57,11 @@ for (const dialect of dialects()) {
         dialect,
         logger: pino({ level: 'info' }, sink),
         env: {
+          ...federationEnv(github),
           SERVICE_SECRET: SECRET,
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
           RATE_LIMIT_LOGIN_PER_IP: '0',
           RATE_LIMIT_REGISTER_PER_IP: '0',
-          ...github.env(),
         },
       })
       const { email, user } = await register(app)

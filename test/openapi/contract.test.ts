@@ -13,14 +13,8 @@ import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
-import {
-  Browser,
-  CLIENT_REDIRECT_URI,
-  clientPkce,
-  startFakeGitHub,
-  startOidcProvider,
-  TESSERA_TEST_ISSUER,
-} from '../support/oidc.js'
+import { startFederation } from '../support/federation.js'
+import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import {
   checkAgainstOpenApi,
   checkRequestBody,
@@ -855,19 +849,13 @@ describe('live responses match openapi.yaml', () => {
     })
 
     it('federated login: authorize, callback, exchange, DELETE /v1/user/identities/{provider}', async () => {
-      const idp = await startOidcProvider()
-      const github = await startFakeGitHub()
-      let fed: TestApp | undefined
+      const federation = await startFederation({ github: true })
+      const { idp, github } = federation
       try {
-        fed = await makeTestApp({
+        const fed = await federation.app({
           env: {
-            TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-            OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-            OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-            ...idp.env(),
             // A provider whose issuer cannot be reached: 503 at authorize.
             OAUTH_GITLAB_ISSUER: 'http://127.0.0.1:1',
-            ...github.env(),
             ...FAST_HASHING,
           },
         })
@@ -1112,9 +1100,7 @@ describe('live responses match openapi.yaml', () => {
         const limited = await call(strict, 'POST', exchangePath, { json: { code } })
         expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
       } finally {
-        await fed?.close()
-        await idp.close()
-        await github.close()
+        await federation.close()
       }
     })
 

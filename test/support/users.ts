@@ -11,10 +11,20 @@ export interface TokenPairBody {
 
 let counter = 0
 
+/** A number no other call in this test process answers (ids of upstream accounts and such). */
+export function uniqueNumber(): number {
+  counter += 1
+  return counter
+}
+
 /** A unique address per call, so tests in one database never collide. */
 export function uniqueEmail(prefix = 'user'): string {
-  counter += 1
-  return `${prefix}.${process.pid}.${counter}@example.org`
+  return `${prefix}.${process.pid}.${uniqueNumber()}@example.org`
+}
+
+/** A unique upstream account (`sub` at a provider stand-in) per call. */
+export function uniqueSubject(prefix = 'sub'): string {
+  return `${prefix}-${process.pid}-${uniqueNumber()}`
 }
 
 export const PASSWORD = 'plausible-lantern-orbit-42'
