@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import { expectProblem, refresh, registerAndLogin, type TokenPairBody } from '../support/users.js'
+import {
+  expectProblem,
+  refresh,
+  refreshPair,
+  registerAndLogin,
+  type TokenPairBody,
+  tokenPairOf,
+} from '../support/users.js'
 
 async function statusesOf(responses: Response[]) {
   const bodies = await Promise.all(
@@ -46,9 +53,7 @@ for (const dialect of dialects()) {
       let current = tokens.refresh_token
       const seen = new Set([current])
       for (let i = 0; i < 5; i++) {
-        const res = await refresh(app, current)
-        expect(res.status).toBe(200)
-        current = ((await res.json()) as TokenPairBody).refresh_token
+        current = (await refreshPair(app, current)).refresh_token
         expect(seen.has(current)).toBe(false)
         seen.add(current)
       }
@@ -56,8 +61,8 @@ for (const dialect of dialects()) {
 
     it('reuse of an older (grandparent) token revokes the family', async () => {
       const { tokens } = await registerAndLogin(app)
-      const second = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
-      const third = (await (await refresh(app, second.refresh_token)).json()) as TokenPairBody
+      const second = await refreshPair(app, tokens.refresh_token)
+      const third = await refreshPair(app, second.refresh_token)
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, third.refresh_token), 401, 'invalid_refresh_token')
     })
@@ -161,8 +166,7 @@ for (const dialect of dialects()) {
         app.clock.advance(3000 * 1000)
         const res = await refresh(app, current)
         if (i < 2) {
-          expect(res.status).toBe(200)
-          const pair = (await res.json()) as TokenPairBody
+          const pair = await tokenPairOf(res)
           // The last token of the family expires with the session, not a full TTL later.
           if (i === 1) expect(pair.refresh_expires_in).toBe(7200 - 6000)
           current = pair.refresh_token
@@ -182,26 +186,24 @@ for (const dialect of dialects()) {
 
     it('the immediate parent, within the interval, with an unused child: a fresh pair, the lost child superseded', async () => {
       const { tokens } = await registerAndLogin(app)
-      const lost = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const lost = await refreshPair(app, tokens.refresh_token)
       app.clock.advance(9_999)
-      const retry = await refresh(app, tokens.refresh_token)
-      expect(retry.status).toBe(200)
-      const fresh = (await retry.json()) as TokenPairBody
+      const fresh = await refreshPair(app, tokens.refresh_token)
       expect(fresh.refresh_token).not.toBe(lost.refresh_token)
       expect((await refresh(app, fresh.refresh_token)).status).toBe(200)
     })
 
     it('presenting the superseded child is reuse: it means two holders of the family', async () => {
       const { tokens } = await registerAndLogin(app)
-      const lost = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
-      const fresh = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const lost = await refreshPair(app, tokens.refresh_token)
+      const fresh = await refreshPair(app, tokens.refresh_token)
       await expectProblem(await refresh(app, lost.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, fresh.refresh_token), 401, 'invalid_refresh_token')
     })
 
     it('at exactly the interval it is reuse', async () => {
       const { tokens } = await registerAndLogin(app)
-      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const child = await refreshPair(app, tokens.refresh_token)
       app.clock.advance(10_000)
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, child.refresh_token), 401, 'invalid_refresh_token')
@@ -209,8 +211,8 @@ for (const dialect of dialects()) {
 
     it('a parent whose child was already used is reuse, even within the interval', async () => {
       const { tokens } = await registerAndLogin(app)
-      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
-      const grandchild = (await (await refresh(app, child.refresh_token)).json()) as TokenPairBody
+      const child = await refreshPair(app, tokens.refresh_token)
+      const grandchild = await refreshPair(app, child.refresh_token)
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(
         await refresh(app, grandchild.refresh_token),
@@ -221,8 +223,8 @@ for (const dialect of dialects()) {
 
     it('a grandparent is reuse, even within the interval', async () => {
       const { tokens } = await registerAndLogin(app)
-      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
-      const grandchild = (await (await refresh(app, child.refresh_token)).json()) as TokenPairBody
+      const child = await refreshPair(app, tokens.refresh_token)
+      const grandchild = await refreshPair(app, child.refresh_token)
       // child is the immediate parent of the current (unused) grandchild: allowed...
       expect((await refresh(app, child.refresh_token)).status).toBe(200)
       // ...but the first token is two generations back.
@@ -249,7 +251,7 @@ for (const dialect of dialects()) {
 
     it('a logged-out token inside the interval is still invalid', async () => {
       const { tokens } = await registerAndLogin(app)
-      const child = (await (await refresh(app, tokens.refresh_token)).json()) as TokenPairBody
+      const child = await refreshPair(app, tokens.refresh_token)
       await app.request('/v1/user/auth/logout', { json: { refresh_token: child.refresh_token } })
       const res = await refresh(app, tokens.refresh_token)
       expect(res.status).toBe(401)

@@ -7,9 +7,11 @@ import {
   login,
   PASSWORD,
   refresh,
+  refreshPair,
   register,
   registerAndLogin,
   type TokenPairBody,
+  tokenPairOf,
   uniqueEmail,
 } from '../support/users.js'
 
@@ -43,8 +45,7 @@ async function loginWithAgent(
     json: { email, password: PASSWORD },
     headers: { 'user-agent': userAgent },
   })
-  expect(res.status, await res.clone().text()).toBe(200)
-  return (await res.json()) as TokenPairBody
+  return tokenPairOf(res)
 }
 
 async function listSessions(app: TestApp, token: string): Promise<SessionBody[]> {
@@ -128,8 +129,7 @@ for (const dialect of dialects()) {
       const [before] = await listSessions(app, tokens.access_token)
       expect(before!.last_used_at).toBe(before!.created_at)
       app.clock.advance(120_000)
-      const res = await refresh(app, tokens.refresh_token)
-      const next = (await res.json()) as TokenPairBody
+      const next = await refreshPair(app, tokens.refresh_token)
       const [after] = await listSessions(app, next.access_token)
       expect(after!.id).toBe(before!.id)
       expect(Date.parse(after!.last_used_at) - Date.parse(before!.last_used_at)).toBe(120_000)

@@ -40,9 +40,7 @@ export async function login(
   email: string,
   password = PASSWORD,
 ): Promise<TokenPairBody> {
-  const res = await app.request('/v1/user/auth/login', { json: { email, password } })
-  expect(res.status, await res.clone().text()).toBe(200)
-  return (await res.json()) as TokenPairBody
+  return tokenPairOf(await app.request('/v1/user/auth/login', { json: { email, password } }))
 }
 
 export async function registerAndLogin(app: TestApp, email = uniqueEmail()) {
@@ -52,6 +50,17 @@ export async function registerAndLogin(app: TestApp, email = uniqueEmail()) {
 
 export function refresh(app: TestApp, refreshToken: string): Promise<Response> {
   return app.request('/v1/user/auth/refresh', { json: { refresh_token: refreshToken } })
+}
+
+/** The token pair of a 200 answer (login, refresh, exchange); any other answer fails the test. */
+export async function tokenPairOf(res: Response): Promise<TokenPairBody> {
+  expect(res.status, await res.clone().text()).toBe(200)
+  return (await res.json()) as TokenPairBody
+}
+
+/** A refresh that must succeed: the new pair. */
+export async function refreshPair(app: TestApp, refreshToken: string): Promise<TokenPairBody> {
+  return tokenPairOf(await refresh(app, refreshToken))
 }
 
 export async function expectProblem(res: Response, status: number, code: string) {
