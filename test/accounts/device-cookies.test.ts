@@ -83,7 +83,8 @@ for (const dialect of dialects()) {
       return { email, user, device: cookieValue(setCookie!), tokens }
     }
 
-    it('a password login sets a long-lived HttpOnly, Secure, SameSite=Strict device cookie for every login path', async () => {
+    it('a password login sets a long-lived device cookie', async () => {
+      // HttpOnly, Secure, SameSite=Strict, for every login path.
       const { email } = await register(app)
       for (const path of ['/v1/user/auth/login', '/api/v1/auth/login']) {
         const setCookie = deviceSetCookie(await attempt(email, PASSWORD, undefined, path))
@@ -103,7 +104,8 @@ for (const dialect of dialects()) {
       for (const row of rows) expect(row.token_hash).not.toMatch(/^tessera_dev_/)
     })
 
-    it('after others exhaust the account budget, a client without a device cookie gets 429 but the owner logs in', async () => {
+    it('when others exhaust the account budget, the owner still logs in', async () => {
+      // A client without a device cookie gets 429.
       const owner = await ownerWithDevice()
       await attack(owner.email)
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
@@ -119,7 +121,7 @@ for (const dialect of dialects()) {
       ).toBe(200)
     })
 
-    it("an unknown, malformed or other account's device cookie gets no budget of its own", async () => {
+    it('an unknown, malformed or foreign device cookie has no budget', async () => {
       const owner = await ownerWithDevice()
       const attacker = await ownerWithDevice()
       await attack(owner.email)
@@ -136,7 +138,8 @@ for (const dialect of dialects()) {
       expect((await attempt(attacker.email, PASSWORD, attacker.device)).status).toBe(200)
     })
 
-    it('a device has its own budget: after its failures it is locked for the window, other clients are not', async () => {
+    it('a device has its own budget', async () => {
+      // After its failures it is locked for the window, other clients are not.
       const owner = await ownerWithDevice()
       const second = cookieValue(deviceSetCookie(await attempt(owner.email, PASSWORD))!)
       for (let i = 0; i < LIMIT; i++) {

@@ -147,7 +147,8 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     expect(second.stdout).toContain('Database is up to date')
   })
 
-  it('user create-superuser reads the password from stdin; the superuser logs in on a server over the same file', async () => {
+  it('user create-superuser reads the password from stdin', async () => {
+    // The superuser logs in on a server over the same file.
     const run = await tesseraProcess(
       env,
       ['user', 'create-superuser', '--email', 'Root@Example.org', '--display-name', 'Root'],
@@ -240,7 +241,8 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     }
   })
 
-  it('user disable --email disables the user and ends their sessions on the running server', async () => {
+  it('user disable --email disables the user and ends their sessions', async () => {
+    // On the running server.
     const email = uniqueEmail('disable')
     expect((await post('/v1/user/auth/register', { email, password: PASSWORD })).status).toBe(201)
     const pair = await loginOk(email)
@@ -277,7 +279,8 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     )
   })
 
-  it('keys rotate then keys list: one active and one retiring key; old tokens still verify', async () => {
+  it('keys rotate then keys list', async () => {
+    // One active and one retiring key; old tokens still verify.
     const before = await tessera(env, ['keys', 'list'])
     expect(before.code, before.stderr).toBe(0)
     const initial = keyLines(before.stdout)

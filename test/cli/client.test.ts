@@ -98,7 +98,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     return email
   }
 
-  it('--help of every client command exits 0 with its usage, and the top-level help lists them', async () => {
+  it('--help of every client command exits 0 with its usage', async () => {
+    // And the top-level help lists them.
     const top = await cli(['--help'])
     expect(top.code).toBe(0)
     for (const command of CLIENT_COMMANDS) expect(top.stdout).toContain(command)
@@ -112,7 +113,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(existsSync(xdg)).toBe(false)
   })
 
-  it('register → login → whoami; tokens are stored 0600 in a 0700 directory and never printed', async () => {
+  it('register → login → whoami', async () => {
+    // Tokens are stored 0600 in a 0700 directory and never printed.
     const email = uniqueEmail('Flow')
     const registered = ok(
       await cli(['user', 'register', '--email', email, '--display-name', 'Ada'], {
@@ -157,7 +159,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(readdirSync(credentialsDir())).toEqual(['credentials.json'])
   })
 
-  it('an access token the server calls expired is refreshed; the new pair is stored and the old refresh token is spent', async () => {
+  it('an access token the server calls expired is refreshed', async () => {
+    // The new pair is stored and the old refresh token is spent.
     const email = await registerAndLoginCli()
     const before = entry()!
     app.clock.advance(PAST_ACCESS_EXPIRY_MS)
@@ -196,7 +199,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(Date.parse(entry()!.access_expires_at) - Date.now()).toBeGreaterThan(800_000)
   })
 
-  it('logout ends the session on the server and removes the entry; whoami then says not logged in', async () => {
+  it('logout ends the session on the server and removes the entry', async () => {
+    // whoami then says not logged in.
     await registerAndLoginCli()
     const before = entry()!
     const out = ok(await cli(['user', 'logout']))
@@ -211,7 +215,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(ok(await cli(['user', 'logout'])).stdout).toContain('Not logged in')
   })
 
-  it('a session revoked elsewhere (logout-all): whoami says not logged in and removes the entry', async () => {
+  it('a session revoked elsewhere (logout-all)', async () => {
+    // whoami says not logged in and removes the entry.
     const email = await registerAndLoginCli()
     const other = await login(app, email)
     const res = await app.request('/v1/user/auth/logout-all', {
@@ -227,7 +232,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(entry()).toBeUndefined()
   })
 
-  it('one entry per server URL: two servers coexist and logging out of one keeps the other', async () => {
+  it('one entry per server URL', async () => {
+    // Two servers coexist and logging out of one keeps the other.
     const email = uniqueEmail('two')
     ok(await cli(['user', 'register', '--email', email], { input: `${PASSWORD}\n` }))
     // Two URLs of the same server are two servers as far as the store is concerned.

@@ -193,7 +193,8 @@ describe.skipIf(!postgres)('pg_terminate_backend of pooled connections [postgres
     await database?.drop()
   })
 
-  it('survives the server closing its idle connections, logs each at warn and serves on', async () => {
+  it('survives the server closing its idle connections', async () => {
+    // Logs each at warn and serves on.
     const { tokens } = await account(server)
     const terminated = await terminate()
     expect(terminated).toBeGreaterThan(0)
@@ -312,7 +313,8 @@ describe.skipIf(!postgres || bin === undefined)(
       cluster?.destroy()
     })
 
-    it('answers 503 problem+json while the database is down, and serves again once it is back', async () => {
+    it('answers 503 problem+json while the database is down', async () => {
+      // And serves again once it is back.
       const accounts = await Promise.all(Array.from({ length: CHAINS }, () => account(server)))
       const load = startLoad(server, accounts)
       await sleep(300)

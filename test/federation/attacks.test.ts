@@ -6,6 +6,7 @@ import { type TestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
@@ -32,10 +33,9 @@ for (const dialect of dialects()) {
 
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
     async function authorize(browser: Browser, provider = 'google') {
-      const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { headers: { accept: 'application/json' } },
-      )
+      const res = await browser.fetch(authorizeUrl(provider, `&${pkce.query}`), {
+        headers: { accept: 'application/json' },
+      })
       expect(res.status, await res.clone().text()).toBe(200)
       return ((await res.json()) as { authorization_url: string }).authorization_url
     }
@@ -66,7 +66,8 @@ for (const dialect of dialects()) {
       return location.searchParams.get('error')
     }
 
-    it('an ID token whose nonce does not match the stored one is refused and creates nothing', async () => {
+    it('an ID token with another nonce than the stored one is refused', async () => {
+      // And creates nothing.
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('nonce'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
@@ -83,7 +84,8 @@ for (const dialect of dialects()) {
       expect(await counts()).toEqual(before)
     })
 
-    it('a code issued to another client (wrong audience) is refused and creates nothing', async () => {
+    it('a code issued to another client is refused and creates nothing', async () => {
+      // Wrong audience.
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('aud'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
@@ -103,7 +105,8 @@ for (const dialect of dialects()) {
       expect(await counts()).toEqual(before)
     })
 
-    it('a provider error response (access_denied) goes back to the client, creates nothing and burns the state', async () => {
+    it('a provider error (access_denied) goes back to the client', async () => {
+      // It creates nothing and burns the state.
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('denied'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)

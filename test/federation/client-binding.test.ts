@@ -8,9 +8,9 @@ import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   BROWSER_COOKIE,
   Browser,
-  CLIENT_REDIRECT_URI,
   type ClientPkce,
   clientPkce,
   type FakeOidcProvider,
@@ -44,11 +44,10 @@ for (const dialect of dialects()) {
     afterAll(() => federation?.close())
 
     const host = (target: TestApp) => new URL(target.url).host
-    const authorizeUrl = (query: string) =>
-      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}${query}`
+    const googleAuthorizeUrl = (query: string) => authorizeUrl('google', query)
 
     async function authorize(browser: Browser, query: string, token?: string) {
-      const res = await browser.fetch(authorizeUrl(query), {
+      const res = await browser.fetch(googleAuthorizeUrl(query), {
         headers: {
           accept: 'application/json',
           ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
@@ -67,7 +66,8 @@ for (const dialect of dialects()) {
     const exchange = (target: TestApp, json: Record<string, unknown>) =>
       target.request('/v1/user/auth/oauth/exchange', { json })
 
-    it("login CSRF: an attacker's code fed to the victim's client fails with the victim's verifier, and is spent", async () => {
+    it("login CSRF: an attacker's code fails with the victim's verifier", async () => {
+      // Fed to the victim's client; and the code is spent.
       // The attacker signs in at the provider as themselves through an ordinary client flow...
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('attacker'), email_verified: true }
       const attacker: ClientPkce = clientPkce()
@@ -90,7 +90,8 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('a missing or malformed verifier answers invalid_login_code and burns the code; the right one logs in', async () => {
+    it('a missing or malformed verifier is invalid_login_code and burns the code', async () => {
+      // The right verifier logs in.
       for (const wrong of [
         {},
         { code_verifier: 'short' },
@@ -118,7 +119,7 @@ for (const dialect of dialects()) {
       expect((await res.json()) as TokenPairBody).toHaveProperty('refresh_token')
     })
 
-    it('authorize refuses a login flow without an S256 code_challenge, and a malformed state', async () => {
+    it('authorize refuses a flow without S256 code_challenge, or a malformed state', async () => {
       const pkce = clientPkce()
       const cases: Array<[string, string]> = [
         ['', 'code_challenge'],
@@ -136,7 +137,7 @@ for (const dialect of dialects()) {
         [`&${pkce.query}&state=a%0Ab`, 'state'],
       ]
       for (const [query, field] of cases) {
-        const res = await app.request(authorizeUrl(query).slice(TESSERA_TEST_ISSUER.length), {
+        const res = await app.request(googleAuthorizeUrl(query).slice(TESSERA_TEST_ISSUER.length), {
           redirect: 'manual',
         })
         const body = await expectProblem(res, 400, 'validation_failed')
@@ -180,7 +181,9 @@ for (const dialect of dialects()) {
       expect((await flow(app, `&${pkce.query}`)).searchParams.has('state')).toBe(false)
     })
 
-    it('OAUTH_CLIENT_PKCE=optional: a client without PKCE logs in (and gets its state back); a PKCE client is not fooled by such a code', async () => {
+    it('OAUTH_CLIENT_PKCE=optional', async () => {
+      // A client without PKCE logs in (and gets its state back); a PKCE client is not fooled by
+      // such a code.
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('no-pkce'), email_verified: true }
       const url = await flow(optional, '&state=s-1')
       expect(url.searchParams.get('state')).toBe('s-1')
@@ -205,7 +208,8 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('fixation: a browser binding planted before the flow is not adopted, and a callback with only it fails', async () => {
+    it('fixation: a browser binding planted before the flow is not adopted', async () => {
+      // And a callback with only that binding fails.
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('fixation'), email_verified: true }
       const browser = new Browser(app.url)
       browser.setCookie(host(app), 'tessera_oauth_browser', PLANTED, '/v1/user/authenticate')
@@ -225,7 +229,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('two parallel flows in one browser both complete, each with its own binding, cleared at its callback', async () => {
+    it('two parallel flows in one browser both complete', async () => {
+      // Each with its own binding, cleared at its callback.
       const browser = new Browser(app.url)
       const first = clientPkce()
       const second = clientPkce()

@@ -3,6 +3,8 @@ import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizePath,
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
@@ -46,15 +48,12 @@ for (const dialect of dialects()) {
       token?: string,
       redirect = CLIENT_REDIRECT_URI,
     ) {
-      const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(redirect)}&${pkce.query}`,
-        {
-          headers: {
-            accept: 'application/json',
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-          },
+      const res = await browser.fetch(authorizeUrl(provider, `&${pkce.query}`, redirect), {
+        headers: {
+          accept: 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
-      )
+      })
       expect(res.status, await res.clone().text()).toBe(200)
       return ((await res.json()) as { authorization_url: string }).authorization_url
     }
@@ -92,7 +91,8 @@ for (const dialect of dialects()) {
       }
     }
 
-    it('an unknown Google identity creates a regular account; the same identity logs in again', async () => {
+    it('an unknown Google identity creates a regular account', async () => {
+      // The same identity logs in again.
       const email = uniqueEmail('google')
       idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'G User' }
       const first = await loginWith('google')
@@ -103,11 +103,11 @@ for (const dialect of dialects()) {
       expect((await me(second.access_token)).id).toBe(user.id)
     })
 
-    it('redirects (302) without Accept: application/json, with PKCE S256, state and nonce', async () => {
-      const res = await app.request(
-        `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { redirect: 'manual' },
-      )
+    it('redirects (302) unless JSON is asked for', async () => {
+      // Without Accept: application/json; with PKCE S256, state and nonce.
+      const res = await app.request(authorizePath('google', `&${pkce.query}`), {
+        redirect: 'manual',
+      })
       expect(res.status).toBe(302)
       const location = new URL(res.headers.get('location')!)
       expect(location.origin).toBe(idp.issuer)
@@ -128,15 +128,15 @@ for (const dialect of dialects()) {
       ['gitlab', 'openid read_user'],
       ['github', 'user:email'],
     ])('asks %s for the documented scopes: %s', async (provider, scopes) => {
-      const res = await app.request(
-        `/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { redirect: 'manual' },
-      )
+      const res = await app.request(authorizePath(provider, `&${pkce.query}`), {
+        redirect: 'manual',
+      })
       expect(res.status).toBe(302)
       expect(new URL(res.headers.get('location')!).searchParams.get('scope')).toBe(scopes)
     })
 
-    it('a GitLab identity (scope read_user, the address from the provider) creates an account', async () => {
+    it('a GitLab identity creates an account', async () => {
+      // Scope read_user, the address from the provider.
       const email = uniqueEmail('gitlab')
       idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'GL User' }
       const user = await me((await loginWith('gitlab')).access_token)
@@ -182,7 +182,8 @@ for (const dialect of dialects()) {
       await expectProblem(await exchange(url.searchParams.get('code')!), 401, 'invalid_login_code')
     })
 
-    it('an identity whose email belongs to an account answers account_exists (no linking by email)', async () => {
+    it('an identity whose email has an account answers account_exists', async () => {
+      // No linking by email.
       const { email } = await registerAndLogin(app)
       idp.current = { sub: uniqueSubject(), email: email.toUpperCase(), email_verified: true }
       const url = await flow('google')
@@ -237,36 +238,26 @@ for (const dialect of dialects()) {
         'http://client.test/after-login?x=1',
         '',
       ]) {
-        const res = await app.request(
-          `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(uri)}&${pkce.query}`,
-          {
-            redirect: 'manual',
-          },
-        )
+        const res = await app.request(authorizePath('google', `&${pkce.query}`, uri), {
+          redirect: 'manual',
+        })
         await expectProblem(res, 400, 'validation_failed')
       }
     })
 
     it('disabled and unknown providers are 404', async () => {
       for (const p of ['facebook', '__proto__', 'constructor']) {
-        await expectProblem(
-          await app.request(
-            `/v1/user/authenticate/${p}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
-          ),
-          404,
-          'not_found',
-        )
+        await expectProblem(await app.request(authorizePath(p)), 404, 'not_found')
       }
     })
 
     it('ORCID cannot log in: without a bearer token it is refused', async () => {
-      const res = await app.request(
-        `/v1/user/authenticate/orcid/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
-      )
+      const res = await app.request(authorizePath('orcid'))
       await expectProblem(res, 401, 'unauthorized')
     })
 
-    it('linking ORCID and CILogon to a logged-in account; CILogon makes it academic and verified', async () => {
+    it('linking ORCID and CILogon to a logged-in account', async () => {
+      // CILogon makes it academic and verified.
       const { tokens } = await registerAndLogin(app)
       idp.current = { sub: uniqueSubject('orcid') }
       const orcid = await flow('orcid', tokens.access_token)
@@ -324,7 +315,8 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('GitHub: the numeric id is the subject and the verified primary email names the account', async () => {
+    it('GitHub: the numeric id is the subject', async () => {
+      // The verified primary email names the account.
       const email = uniqueEmail('octo')
       github.current = {
         id: 1000 + uniqueNumber(),

@@ -13,13 +13,13 @@ import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { federationEnv } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type HandRolledOidcProvider,
   type IdTokenMaker,
   startHandRolledOidcProvider,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import { type TokenPairBody, uniqueEmail, uniqueSubject } from '../support/users.js'
 
@@ -107,10 +107,9 @@ for (const dialect of dialects()) {
     /** Runs a Google sign-in in a fresh browser up to the redirect to the client. */
     async function signIn(): Promise<URL> {
       const browser = new Browser(app.url)
-      const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { headers: { accept: 'application/json' } },
-      )
+      const res = await browser.fetch(authorizeUrl('google', `&${pkce.query}`), {
+        headers: { accept: 'application/json' },
+      })
       expect(res.status, await res.clone().text()).toBe(200)
       const { url, response } = await browser.follow(
         ((await res.json()) as { authorization_url: string }).authorization_url,
@@ -160,7 +159,8 @@ for (const dialect of dialects()) {
       return (await exchanged.json()) as TokenPairBody
     }
 
-    it('control: a correctly signed ID token from the same provider logs in and creates the account', async () => {
+    it('control: a correct ID token logs in and creates the account', async () => {
+      // Correctly signed, from the same provider.
       const email = uniqueEmail('idt-ok')
       idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'Correct Token' }
       const before = await counts()
@@ -203,7 +203,8 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('a forged token cannot take over a known identity: its subject logs in only with a valid token', async () => {
+    it('a forged token cannot take over a known identity', async () => {
+      // Its subject logs in only with a valid token.
       const victim = {
         sub: uniqueSubject('victim'),
         email: uniqueEmail('victim'),

@@ -10,8 +10,8 @@ import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
-  CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
   TESSERA_TEST_ISSUER,
@@ -20,7 +20,7 @@ import { expectProblem, uniqueEmail, uniqueSubject } from '../support/users.js'
 
 const WINDOW = 600
 const pkce = clientPkce()
-const AUTHORIZE = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
+const AUTHORIZE = authorizeUrl('google', `&${pkce.query}`)
 
 async function expectRateLimited(res: Response) {
   const retryAfter = res.headers.get('retry-after')
@@ -67,7 +67,8 @@ for (const dialect of dialects()) {
       )
     }
 
-    it('each route has its own allowance; the third request of a route is 429 with Retry-After', async () => {
+    it('each route has its own allowance', async () => {
+      // The third request of a route is 429 with Retry-After.
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('rl'), email_verified: true }
       const browser = new Browser(app.url)
       const json = { headers: { accept: 'application/json' } }
@@ -108,7 +109,8 @@ for (const dialect of dialects()) {
       })
     })
 
-    it('RATE_LIMIT_OAUTH_PER_IP=0 turns the limit off: no 429 past the default allowance, no counters', async () => {
+    it('RATE_LIMIT_OAUTH_PER_IP=0 turns the limit off', async () => {
+      // No 429 past the default allowance, no counters.
       const requests = 65 // more than the default of 60 per window
       for (let i = 0; i < requests; i += 1) {
         await expectProblem(await exchange(unlimited), 401, 'invalid_login_code')

@@ -8,11 +8,11 @@ import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
   expectProblem,
@@ -43,15 +43,12 @@ for (const dialect of dialects()) {
 
     function authorize(browser: Browser, token: string | undefined, provider = 'google') {
       const pkce = clientPkce()
-      return browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        {
-          headers: {
-            accept: 'application/json',
-            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-          },
+      return browser.fetch(authorizeUrl(provider, `&${pkce.query}`), {
+        headers: {
+          accept: 'application/json',
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         },
-      )
+      })
     }
 
     /** A whole link flow in a fresh browser, up to the redirect back to the client. */
@@ -100,7 +97,8 @@ for (const dialect of dialects()) {
       )
     }
 
-    it("the attack: a stolen access token older than REAUTH_MAX_AGE cannot link the thief's identity", async () => {
+    it('the attack: a stolen token older than REAUTH_MAX_AGE links nothing', async () => {
+      // The thief's identity is not linked.
       const victim = await registerAndLogin(app)
       const stolen = victim.tokens.access_token
       app.clock.advance((MAX_AGE + 1) * 1000)
@@ -128,7 +126,8 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('within the window after re-authenticating, the owner links; the owner is told (audit) and sees the link', async () => {
+    it('within the window after re-authenticating, the owner links', async () => {
+      // The owner is told (audit) and sees the link.
       const owner = await registerAndLogin(app)
       const token = owner.tokens.access_token
       app.clock.advance((MAX_AGE + 1) * 1000)
@@ -163,7 +162,7 @@ for (const dialect of dialects()) {
       ])
     })
 
-    it('unlinking needs a recent authentication too, and is audited with the provider', async () => {
+    it('unlinking needs a recent authentication too, audited with the provider', async () => {
       const owner = await registerAndLogin(app)
       const token = owner.tokens.access_token
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('unlink'), email_verified: true }
@@ -215,7 +214,8 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('a link started, then a password change in another session, then the callback: refused, nothing linked', async () => {
+    it('a link started, then a password change in another session, then the callback', async () => {
+      // refused, nothing linked.
       const victim = await registerAndLogin(app)
       const stolen = victim.tokens.access_token
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('pw-link'), email_verified: true }
@@ -240,7 +240,8 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('re-authentication counts against the user’s own password budget, shared with password change, not with login', async () => {
+    it('re-authentication counts on the user’s own password budget', async () => {
+      // Shared with password change, not with login.
       const user = await registerAndLogin(app)
       const token = user.tokens.access_token
       for (let i = 0; i < 3; i += 1)
@@ -288,16 +289,16 @@ for (const dialect of dialects()) {
       await expectProblem(await reauthenticate(token, PASSWORD), 401, 'unauthorized')
     })
 
-    it('a federated-only account re-authenticates by signing in again with its identity', async () => {
+    it('a federated-only account re-authenticates by signing in again', async () => {
+      // With its identity.
       const sub = uniqueSubject()
       idp.current = { sub, email: uniqueEmail('fed-only'), email_verified: true }
       const login = async () => {
         const pkce = clientPkce()
         const browser = new Browser(app.url)
-        const res = await browser.fetch(
-          `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-          { headers: { accept: 'application/json' } },
-        )
+        const res = await browser.fetch(authorizeUrl('google', `&${pkce.query}`), {
+          headers: { accept: 'application/json' },
+        })
         const { url } = await browser.follow(
           ((await res.json()) as { authorization_url: string }).authorization_url,
         )

@@ -100,7 +100,8 @@ describe('HTTP errors and transport rules [sqlite]', () => {
   afterAll(() => app.close())
 
   describe('body limit (64 KiB)', () => {
-    it('a Content-Length body of exactly 64 KiB is read; one byte more is 413 problem+json', async () => {
+    it('a Content-Length body of exactly 64 KiB is read', async () => {
+      // One byte more is 413 problem+json.
       const atLimit = registrationOfSize(MAX_BODY_BYTES)
       expect(Buffer.byteLength(atLimit)).toBe(64 * 1024)
       const ok = await app.request(REGISTER, {
@@ -248,7 +249,8 @@ describe('HTTP errors and transport rules [sqlite]', () => {
       }
     })
 
-    it('prototype-polluting keys are inert: registration makes a regular account and Object.prototype is untouched', async () => {
+    it('prototype-polluting keys are inert', async () => {
+      // Registration makes a regular account and Object.prototype is untouched.
       const bodies = [
         (email: string) =>
           `{"__proto__": {"account_type": "superuser"}, "email": "${email}", "password": "${PASSWORD}"}`,

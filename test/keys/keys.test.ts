@@ -62,7 +62,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('publishes the one active key as {kid, paserk, status, created_at}, kid = PASERK id of paserk', async () => {
+    it('publishes the one active key as {kid, paserk, status, created_at}', async () => {
+      // kid is the PASERK id of paserk.
       const res = await app.request('/v1/keys')
       expect(res.status).toBe(200)
       expect(res.headers.get('content-type')).toMatch(/^application\/json/)
@@ -119,7 +120,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('old tokens keep working, new tokens carry the new kid, the old key retires after TTL + cache + skew', async () => {
+    it('old tokens keep working, new ones carry the new kid', async () => {
+      // The old key retires after TTL + cache + skew.
       const { tokens: before, email } = await registerAndLogin(app)
       const oldKid = kidOf(before.access_token)
       app.clock.advance(1000)
@@ -217,7 +219,8 @@ for (const dialect of dialects()) {
       return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]))
     }
 
-    it('20,000 long-expired retiring keys end up retired; /v1/keys, the key ring and keys list see only live keys', async () => {
+    it('20,000 long-expired retiring keys end up retired', async () => {
+      // /v1/keys, the key ring and keys list see only live keys.
       const active = (await getKeys(app))[0]!
       await insertExpiredRetiring(20_000, 'bulk')
       expect(await statusCounts()).toEqual({ active: 1, retiring: 20_000 })
@@ -247,7 +250,7 @@ for (const dialect of dialects()) {
   })
 
   describe(`the first signing key [${dialect}]`, () => {
-    it('concurrent ensureActiveKey calls on an empty database leave exactly one active key', async () => {
+    it('concurrent ensureActiveKey on an empty database: one active key', async () => {
       const database = await createTestDatabase(dialect)
       // Two connections, as two replicas starting together would have.
       const handles = await Promise.all([
@@ -281,7 +284,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('stores secret keys encrypted (enc.v1.), never as a k4.secret PASERK, and tokens still verify', async () => {
+    it('stores secret keys encrypted (enc.v1.), never as k4.secret', async () => {
+      // And tokens still verify.
       await rotateSigningKey(app.server.tessera)
       app.clock.advance(SIGNER_CACHE_MS + 1000)
       const rows = await app.server.tessera.db.selectFrom('signing_keys').selectAll().execute()
@@ -303,7 +307,8 @@ for (const dialect of dialects()) {
   })
 
   describe(`restart with encrypted keys [${dialect}]`, () => {
-    it('the right KEY_ENCRYPTION_KEY restarts with the same key; a wrong or missing one stops start-up', async () => {
+    it('the right KEY_ENCRYPTION_KEY restarts with the same key', async () => {
+      // A wrong or missing one stops start-up.
       const database = await createTestDatabase(dialect)
       const key = kek()
       const env = (extra: Env): Env => ({

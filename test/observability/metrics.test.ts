@@ -12,12 +12,11 @@ import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { federationEnv } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
-  CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
   startOidcProvider,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
   login,
@@ -100,7 +99,8 @@ for (const dialect of dialects()) {
       expect(samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true)
     })
 
-    it('counts logins, refreshes, reuse and live sessions; labels requests by route template', async () => {
+    it('counts logins, refreshes, reuse and live sessions', async () => {
+      // Labels requests by route template.
       const alice = await register(app)
       const bob = await register(app)
       const carol = await register(app)
@@ -263,7 +263,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app?.close())
 
-    it('tessera_sessions_live is counted at most once per refresh period, however many scrapes', async () => {
+    it('tessera_sessions_live is counted once per refresh period', async () => {
+      // However many scrapes.
       app.clock.advance(SESSIONS_LIVE_REFRESH_MS)
       const live = async () => sampleValue((await scrape(app)).samples, 'tessera_sessions_live')
       const parallel = async () => Promise.all(Array.from({ length: 20 }, live))
@@ -282,7 +283,8 @@ for (const dialect of dialects()) {
       expect(text).toContain(`counted at most every ${SESSIONS_LIVE_REFRESH_MS / 1000} s`)
     })
 
-    it('the live-session count reads the sessions_live partial index, not every session', async () => {
+    it('the live-session count reads the sessions_live partial index', async () => {
+      // Not every session.
       const { db, database } = app.server.tessera
       const compiled = countLiveSessions(db, app.clock()).compile()
       const plan = await db.connection().execute(async (conn) => {
@@ -359,13 +361,12 @@ for (const dialect of dialects()) {
       await idp?.close()
     })
 
-    const authorizeUrl = (provider: string) =>
-      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
+    const startUrl = (provider: string) => authorizeUrl(provider, `&${pkce.query}`)
 
     /** One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its cookie. */
     async function toCallback(provider: string) {
       const browser = new Browser(app.url)
-      const started = await browser.fetch(authorizeUrl(provider), {
+      const started = await browser.fetch(startUrl(provider), {
         headers: { accept: 'application/json' },
       })
       expect(started.status, await started.clone().text()).toBe(200)
@@ -373,7 +374,7 @@ for (const dialect of dialects()) {
       return { browser, callback: await browser.toCallback(start) }
     }
 
-    it('exports every outcome of each enabled provider at 0, and nothing for the others', async () => {
+    it('exports every outcome of each enabled provider at 0, none for others', async () => {
       const { samples } = await scrape(app)
       for (const provider of ['google', 'gitlab']) {
         for (const outcome of OUTCOMES)
@@ -389,7 +390,8 @@ for (const dialect of dialects()) {
       expect([...providers].sort()).toEqual(['gitlab', 'google', 'none'])
     })
 
-    it('counts how each federated sign-in ended, by provider, apart from password logins', async () => {
+    it('counts how each federated sign-in ended, by provider', async () => {
+      // Apart from password logins.
       const email = uniqueEmail('fed-metrics')
       // ok: a Google login redeemed at exchange; its code presented again: invalid_login_code.
       idp.current = { sub: uniqueSubject('metrics'), email, email_verified: true }
@@ -420,10 +422,10 @@ for (const dialect of dialects()) {
       // rate_limited: authorize 4 and 5 of 5, then Google and an unknown provider over the limit.
       const browser = new Browser(app.url)
       const stray = `no-such-provider-${crypto.randomUUID()}`
-      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(404)
-      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(404)
-      expect((await browser.fetch(authorizeUrl('google'))).status).toBe(429)
-      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(429)
+      expect((await browser.fetch(startUrl(stray))).status).toBe(404)
+      expect((await browser.fetch(startUrl(stray))).status).toBe(404)
+      expect((await browser.fetch(startUrl('google'))).status).toBe(429)
+      expect((await browser.fetch(startUrl(stray))).status).toBe(429)
 
       const { text, samples } = await scrape(app)
       const federated = (provider: string, outcome: string) =>

@@ -242,7 +242,8 @@ describe('live responses match openapi.yaml', () => {
       expect((keys.body as { keys: unknown[] }).keys.length).toBeGreaterThan(0)
     })
 
-    it('GET /metrics: Prometheus text exposition, behind METRICS_TOKEN when it is set', async () => {
+    it('GET /metrics', async () => {
+      // Prometheus text exposition, behind METRICS_TOKEN when it is set.
       const open = await call(app, 'GET', '/metrics')
       expect(open.status).toBe(200)
       expect(open.res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
@@ -265,7 +266,8 @@ describe('live responses match openapi.yaml', () => {
       expect(allowed.body).toContain('# TYPE tessera_refreshes_total counter')
     })
 
-    it('GET /openapi.yaml serves this document; GET /docs renders it under its own CSP', async () => {
+    it('GET /openapi.yaml serves this document', async () => {
+      // GET /docs renders it under its own CSP.
       const yaml = await call(app, 'GET', '/openapi.yaml')
       expect(yaml.res.headers.get('content-type')).toBe('application/yaml')
       expect(yaml.res.headers.get('cache-control')).toBe('public, max-age=300')
@@ -848,7 +850,8 @@ describe('live responses match openapi.yaml', () => {
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
-    it('federated login: authorize, callback, exchange, DELETE /v1/user/identities/{provider}', async () => {
+    it('federated login', async () => {
+      // authorize, callback, exchange, DELETE /v1/user/identities/{provider}.
       const federation = await startFederation({ github: true })
       const { idp, github } = federation
       try {
@@ -1141,7 +1144,8 @@ describe('live responses match openapi.yaml', () => {
       await database?.drop()
     })
 
-    it('every operation that needs the database answers 503 service_unavailable with Retry-After', async () => {
+    it('every operation needing the database answers 503 with Retry-After', async () => {
+      // service_unavailable.
       const { email, id, tokens } = await newUser(down)
       await proxy.cut()
       // Past the public-key cache, so verifying a token needs the database too.

@@ -58,7 +58,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('thief replays the rotated parent first: the victim presenting its child is reuse', async () => {
+    it('thief replays the rotated parent first', async () => {
+      // The victim presenting its child is reuse.
       const { tokens: parent, user } = await registerAndLogin(app)
       const victim = await refreshPair(app, parent.refresh_token)
       app.clock.advance(1_000)
@@ -135,7 +136,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('100 races: no active token in a revoked session, no false reuse from the child', async () => {
+    it('100 races: no active token in a revoked session, no false reuse', async () => {
+      // Not from the child either.
       const { email, user } = await registerAndLogin(app)
       for (let trial = 0; trial < 100; trial++) {
         const { refresh_token: token } = await login(app, email)
@@ -165,7 +167,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('an active token of a revoked session answers invalid_refresh_token every time', async () => {
+    it('an active token of a revoked session is invalid_refresh_token every time', async () => {
       // The state the logout/refresh race used to leave behind (and databases may still hold).
       const { tokens, user } = await registerAndLogin(app)
       await app.server.tessera.db
@@ -207,7 +209,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('past the limit: 429 with Retry-After, the token unspent; it works after the window', async () => {
+    it('past the limit', async () => {
+      // 429 with Retry-After, the token unspent; it works after the window.
       const { tokens, email } = await registerAndLogin(app)
       let current = tokens.refresh_token
       for (let i = 0; i < 3; i++) current = (await refreshPair(app, current)).refresh_token

@@ -25,7 +25,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('50 concurrent refreshes of one token: exactly one succeeds and the family is revoked', async () => {
+    it('50 concurrent refreshes of one token', async () => {
+      // Exactly one succeeds and the family is revoked.
       const { tokens, user } = await registerAndLogin(app)
       const results = await statusesOf(
         await Promise.all(Array.from({ length: 50 }, () => refresh(app, tokens.refresh_token))),
@@ -105,7 +106,8 @@ for (const dialect of dialects()) {
       expect(rows[0]!.token_hash).not.toContain(tokens.refresh_token.slice('tessera_rt_'.length))
     })
 
-    it('garbage, unknown and over-long tokens are invalid_refresh_token or validation_failed', async () => {
+    it('garbage, unknown and over-long tokens are refused', async () => {
+      // invalid_refresh_token or validation_failed.
       for (const bad of [
         'x',
         'tessera_rt_' + 'A'.repeat(43),
@@ -127,7 +129,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('an access token is not accepted as a refresh token, nor a refresh token as an access token', async () => {
+    it('access and refresh tokens are not accepted for each other', async () => {
       const { tokens } = await registerAndLogin(app)
       await expectProblem(
         await refresh(app, tokens.access_token.slice(0, 500)),
@@ -184,7 +186,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('the immediate parent, within the interval, with an unused child: a fresh pair, the lost child superseded', async () => {
+    it('the immediate parent, within the interval, with an unused child', async () => {
+      // A fresh pair, the lost child superseded.
       const { tokens } = await registerAndLogin(app)
       const lost = await refreshPair(app, tokens.refresh_token)
       app.clock.advance(9_999)
@@ -233,7 +236,7 @@ for (const dialect of dialects()) {
       await expectProblem(await refresh(app, grandchild.refresh_token), 401, 'refresh_token_reused')
     })
 
-    it('concurrent retries of the parent inside the interval never leave two live tokens', async () => {
+    it('concurrent retries of the parent in the interval leave one live token', async () => {
       const { tokens, user } = await registerAndLogin(app)
       await refresh(app, tokens.refresh_token)
       const results = await Promise.all(

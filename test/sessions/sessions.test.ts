@@ -91,7 +91,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('GET /sessions lists the live sessions with their details; current only for the caller', async () => {
+    it('GET /sessions lists the live sessions with their details', async () => {
+      // Current only for the caller.
       const { email } = await register(app)
       const phone = await loginWithAgent(app, email, 'TesseraPhone/1.0')
       app.clock.advance(60_000)
@@ -193,7 +194,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it("DELETE of an unknown id or another user's session is 404 not_found and revokes nothing", async () => {
+    it("DELETE of an unknown or another user's session: 404, revokes nothing", async () => {
       const alice = await registerAndLogin(app)
       const bob = await registerAndLogin(app)
       for (const id of [
@@ -244,7 +245,8 @@ for (const dialect of dialects()) {
       expect(audit).toHaveLength(1)
     })
 
-    it('logout ends only the presented family, is idempotent and answers 204 for unknown tokens', async () => {
+    it('logout ends only the presented family and is idempotent', async () => {
+      // 204 for unknown tokens too.
       const { email, tokens } = await registerAndLogin(app)
       const other = await login(app, email)
       const logout = (refresh_token: string) =>
@@ -327,7 +329,8 @@ for (const dialect of dialects()) {
       })
     })
 
-    it('PATCH /me sets the display name (trimmed), keeps it when absent, and clears it with null or ""', async () => {
+    it('PATCH /me sets, keeps and clears the display name', async () => {
+      // Trimmed; kept when absent; cleared with null or "".
       const { tokens } = await registerAndLogin(app)
       let res = await patchMe(app, tokens.access_token, { display_name: '  Grace Hopper ' })
       expect(res.status).toBe(200)
@@ -372,7 +375,8 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('PATCH /me cannot change the email or account type (unknown fields are ignored)', async () => {
+    it('PATCH /me cannot change the email or account type', async () => {
+      // Unknown fields are ignored.
       const { tokens, email } = await registerAndLogin(app)
       const res = await patchMe(app, tokens.access_token, {
         display_name: 'Eve',
@@ -470,7 +474,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('success: 204, the caller survives, every other session is revoked, only the new password logs in', async () => {
+    it('success: 204, the caller survives, every other session is revoked', async () => {
+      // Only the new password logs in.
       const { email, user, tokens } = await registerAndLogin(app)
       const others = [await login(app, email), await login(app, email)]
       const bystander = await registerAndLogin(app)

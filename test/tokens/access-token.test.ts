@@ -125,7 +125,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('the login token verifies with paseto-ts under the published key named by its footer kid', async () => {
+    it("the login token verifies with paseto-ts under its footer kid's key", async () => {
       const { tokens } = await registerAndLogin(app)
       expect(tokens.access_token.startsWith('v4.public.')).toBe(true)
       const key = await keyForToken(app, tokens.access_token)
@@ -134,7 +134,8 @@ for (const dialect of dialects()) {
       expect(footer).toEqual(JSON.parse(split(tokens.access_token).footer))
     })
 
-    it('the footer is exactly {"kid": k4.pid} and the kid is the PASERK id of the published key', async () => {
+    it('the footer is exactly {"kid": k4.pid}', async () => {
+      // The kid is the PASERK id of the published key.
       const { tokens } = await registerAndLogin(app)
       const { footer } = split(tokens.access_token)
       const { kid } = JSON.parse(footer) as { kid: string }
@@ -146,7 +147,8 @@ for (const dialect of dialects()) {
       expect(publicKeyId(key!.paserk)).toBe(kid)
     })
 
-    it('claims are exactly those of API.md with the configured issuer, audience and TTL', async () => {
+    it('claims are exactly the documented ones', async () => {
+      // docs/architecture.md; with the configured issuer, audience and TTL.
       const { tokens, user, email } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
       expect(Object.keys(claims).sort()).toEqual([
@@ -194,7 +196,8 @@ for (const dialect of dialects()) {
       expect(sessions[0]).toMatchObject({ id: claimsOf(tokens.access_token).sid, current: true })
     })
 
-    it('a second login has a new sid; a refresh keeps the sid; every token has its own jti', async () => {
+    it('a second login has a new sid', async () => {
+      // A refresh keeps the sid; every token has its own jti.
       const { tokens, email } = await registerAndLogin(app)
       const second = await login(app, email)
       const res = await refresh(app, tokens.refresh_token)
@@ -207,7 +210,8 @@ for (const dialect of dialects()) {
       await pasetoTsVerify(await keyForToken(app, refreshed.access_token), refreshed.access_token)
     })
 
-    it('a payload or signature with one bit flipped is rejected by paseto-ts and by Tessera', async () => {
+    it('one flipped bit of payload or signature is rejected by both', async () => {
+      // By paseto-ts and by Tessera.
       const { tokens } = await registerAndLogin(app)
       const key = await keyForToken(app, tokens.access_token)
       const parts = split(tokens.access_token)
@@ -230,7 +234,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a changed footer (another kid, other JSON for the same kid) is rejected by paseto-ts and by Tessera', async () => {
+    it('a changed footer is rejected by paseto-ts and by Tessera', async () => {
+      // Another kid, or other JSON for the same kid.
       const { tokens } = await registerAndLogin(app)
       const key = await keyForToken(app, tokens.access_token)
       const parts = split(tokens.access_token)
@@ -254,7 +259,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('the same payload and signature under another version header is rejected by paseto-ts and by Tessera', async () => {
+    it('another version header is rejected by paseto-ts and by Tessera', async () => {
+      // The same payload and signature.
       const { tokens } = await registerAndLogin(app)
       const key = await keyForToken(app, tokens.access_token)
       const rest = tokens.access_token.slice('v4.public.'.length)
@@ -265,7 +271,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a token signed by another Tessera instance is refused: its kid is unknown here', async () => {
+    it('a token signed by another Tessera instance is refused', async () => {
+      // Its kid is unknown here.
       const other = await makeTestApp({ dialect, env: ENV })
       try {
         const { tokens } = await registerAndLogin(other)
@@ -290,7 +297,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('a token is accepted up to ACCESS_TOKEN_TTL + 30 s of tolerance and refused after', async () => {
+    it('a token is accepted up to ACCESS_TOKEN_TTL + 30 s, refused after', async () => {
       const { tokens } = await registerAndLogin(app)
       const exp = Date.parse(claimsOf(tokens.access_token).exp as string)
       app.clock.set(exp + CLOCK_TOLERANCE_MS)
@@ -303,7 +310,7 @@ for (const dialect of dialects()) {
       await expectTesseraAccepts(app, ((await res.json()) as TokenPairBody).access_token)
     })
 
-    it("a token signed with the deployment's own key but living longer than ACCESS_TOKEN_TTL is refused", async () => {
+    it('a token of our own key living longer than ACCESS_TOKEN_TTL is refused', async () => {
       const { tokens } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
       const iat = Date.parse(claims.iat as string)

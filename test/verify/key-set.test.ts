@@ -143,7 +143,8 @@ describe('remote key set against a real Tessera', () => {
     expect(fetchKeys.count).toBe(1)
   })
 
-  it('refetches for an unknown kid at most once per cooldown, however many forged kids arrive', async () => {
+  it('refetches for an unknown kid at most once per cooldown', async () => {
+    // However many forged kids arrive.
     const clock = testClock()
     const fetchKeys = countingFetch()
     const verifier = verifierFor(fetchKeys, { now: clock })
@@ -226,7 +227,7 @@ describe('remote key set against a real Tessera', () => {
     expect(fetchKeys.count).toBe(2)
   })
 
-  it('ignores an entry whose kid is not the PASERK id of its key, and keeps the good ones', async () => {
+  it("ignores an entry whose kid is not its key's PASERK id, keeps the rest", async () => {
     // The helpers' signing key plays the attacker: its public key is listed under Tessera's kid,
     // under a made-up kid, and in entries that are broken in other ways.
     const attackerKid = randomKid()
@@ -366,7 +367,8 @@ describe('remote key set while Tessera is unreachable', () => {
     expect(fetchKeys.count).toBe(3)
   })
 
-  it('throws KeySetUnavailableError until a first fetch succeeds, retrying at most once a second', async () => {
+  it('throws KeySetUnavailableError until a first fetch succeeds', async () => {
+    // Retrying at most once a second.
     const clock = testClock()
     const fetchKeys = countingFetch()
     const keySet = createRemoteKeySet({ url: await deadUrl(), fetch: fetchKeys, now: clock })
@@ -411,7 +413,7 @@ describe('remote key set while Tessera is unreachable', () => {
 })
 
 describe('key rotation', () => {
-  it('accepts a token signed with the new key after one refetch, and still the old key', async () => {
+  it('accepts the new key after one refetch, and still the old key', async () => {
     const app = await makeTestApp()
     try {
       const fetchKeys = countingFetch()

@@ -193,7 +193,7 @@ describe('auth() middleware in a resource service', () => {
       }
     })
 
-    it('answer 401 invalid_token for an Authorization header that is not a bearer token', async () => {
+    it('answer 401 invalid_token for an Authorization that is not Bearer', async () => {
       for (const authorization of [
         'Basic Zm9vOmJhcg==',
         'Bearer',
