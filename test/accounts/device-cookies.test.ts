@@ -33,7 +33,8 @@ function cookieValue(setCookie: string): string {
 }
 
 for (const dialect of dialects()) {
-  describe(`device cookies keep the owner's login working during a guessing attack [${dialect}]`, () => {
+  // They keep the owner's login working during a guessing attack.
+  describe(`device cookies [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
       app = await makeTestApp({
@@ -113,7 +114,8 @@ for (const dialect of dialects()) {
       expect(res.status, await res.clone().text()).toBe(200)
       // A known device keeps its cookie: nothing new is set.
       expect(deviceSetCookie(res)).toBeUndefined()
-      // The owner's login does not clear the shared count (that would refill the attacker's budget).
+      // The owner's login does not clear the shared count (that would refill the attacker's
+      // budget).
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
       // Through the archive's login path too.
       expect(

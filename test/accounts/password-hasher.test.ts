@@ -119,7 +119,8 @@ describe('createPasswordHasher: needsRehash', () => {
     const argon2i = await argon2.hash('pw', { ...opts, algorithm: 1 as Algorithm })
     expect(argon2i.startsWith('$argon2i$v=19$m=1024,t=1,p=1$')).toBe(true)
     expect(hasher.needsRehash(argon2i)).toBe(true)
-    expect(await hasher.verify(argon2i, 'pw')).toBe(true) // still usable for the login that upgrades it
+    // Still usable for the login that upgrades it.
+    expect(await hasher.verify(argon2i, 'pw')).toBe(true)
     const v16 = await argon2.hash('pw', {
       ...opts,
       algorithm: 2 as Algorithm,

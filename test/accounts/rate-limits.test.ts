@@ -334,7 +334,8 @@ for (const dialect of dialects()) {
     })
   })
 
-  describe(`behind a trusted proxy, the proxy's X-Forwarded-For entry is the client [${dialect}]`, () => {
+  // The entry the trusted proxy appended to X-Forwarded-For is the client.
+  describe(`behind a trusted proxy, its X-Forwarded-For entry [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
       app = await makeTestApp({
@@ -366,7 +367,8 @@ for (const dialect of dialects()) {
       expect(keys.sort()).toEqual(['login_ip:198.51.100.7', 'login_ip:198.51.100.8'])
     })
   })
-  describe(`TRUST_PROXY lists the proxies; X-Forwarded-For is read only from them [${dialect}]`, () => {
+  // X-Forwarded-For is read only from the proxies TRUST_PROXY lists.
+  describe(`TRUST_PROXY lists the proxies [${dialect}]`, () => {
     const ipKeys = async (app: TestApp) =>
       (await counters(app))
         .map((r) => r.key)

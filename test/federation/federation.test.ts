@@ -21,7 +21,10 @@ import {
   uniqueSubject,
 } from '../support/users.js'
 
-/** This file's client: one PKCE pair for its flows (test/federation/client-binding.test.ts uses one per flow). */
+/**
+ * This file's client: one PKCE pair for its flows (test/federation/client-binding.test.ts uses one
+ * per flow).
+ */
 const pkce = clientPkce()
 
 for (const dialect of dialects()) {
@@ -118,7 +121,11 @@ for (const dialect of dialects()) {
         `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`,
       )
       expect(res.headers.get('set-cookie')).toMatch(
-        /^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/user\/authenticate; HttpOnly; SameSite=Lax$/i,
+        new RegExp(
+          '^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; ' +
+            'Max-Age=600; Path=/v1/user/authenticate; HttpOnly; SameSite=Lax$',
+          'i',
+        ),
       )
     })
 

@@ -21,6 +21,10 @@ import { expectProblem, uniqueEmail, uniqueSubject } from '../support/users.js'
 const WINDOW = 600
 const pkce = clientPkce()
 const AUTHORIZE = authorizeUrl('google', `&${pkce.query}`)
+/** A callback with a state Tessera never issued. */
+const FORGED_QUERY = new URLSearchParams({ code: 'x', state: 'A'.repeat(43) })
+const CALLBACK = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`
+const FORGED_CALLBACK = `${CALLBACK}?${FORGED_QUERY}`
 
 async function expectRateLimited(res: Response) {
   const retryAfter = res.headers.get('retry-after')
@@ -84,7 +88,7 @@ for (const dialect of dialects()) {
       await expectRateLimited(await browser.fetch(AUTHORIZE, json))
 
       // callback: two refused states use the allowance; the real callback is then limited...
-      const forged = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback?code=x&state=${'A'.repeat(43)}`
+      const forged = FORGED_CALLBACK
       await expectProblem(await browser.fetch(forged), 400, 'invalid_oauth_state')
       await expectProblem(await browser.fetch(forged), 400, 'invalid_oauth_state')
       await expectRateLimited(await browser.fetch(callback))
@@ -116,7 +120,7 @@ for (const dialect of dialects()) {
         await expectProblem(await exchange(unlimited), 401, 'invalid_login_code')
       }
       const browser = new Browser(unlimited.url)
-      const forged = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback?code=x&state=${'A'.repeat(43)}`
+      const forged = FORGED_CALLBACK
       for (let i = 0; i < requests; i += 1) {
         await expectProblem(await browser.fetch(forged), 400, 'invalid_oauth_state')
       }

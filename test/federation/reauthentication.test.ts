@@ -92,7 +92,8 @@ for (const dialect of dialects()) {
       await expectProblem(res, 401, 'reauthentication_required')
       expect(header).toMatch(
         new RegExp(
-          `^Bearer realm="tessera", error="insufficient_user_authentication", error_description="[^"]+", max_age=${MAX_AGE}$`,
+          '^Bearer realm="tessera", error="insufficient_user_authentication", ' +
+            `error_description="[^"]+", max_age=${MAX_AGE}$`,
         ),
       )
     }
@@ -260,7 +261,8 @@ for (const dialect of dialects()) {
         429,
         'rate_limited',
       )
-      // A stolen token's guesses never lock the owner out of logging in (README, "Passwords and login").
+      // A stolen token's guesses never lock the owner out of logging in (README, "Passwords and
+      // login").
       expect(
         (
           await app.request('/v1/user/auth/login', {

@@ -251,13 +251,14 @@ describe('HTTP errors and transport rules [sqlite]', () => {
 
     it('prototype-polluting keys are inert', async () => {
       // Registration makes a regular account and Object.prototype is untouched.
+      // Raw JSON text: an object literal would not keep `__proto__` as a key.
+      const credentials = (email: string) => `"email": "${email}", "password": "${PASSWORD}"`
       const bodies = [
+        (email: string) => `{"__proto__": {"account_type": "superuser"}, ${credentials(email)}}`,
         (email: string) =>
-          `{"__proto__": {"account_type": "superuser"}, "email": "${email}", "password": "${PASSWORD}"}`,
+          `{"constructor": {"prototype": {"account_type": "superuser"}}, ${credentials(email)}}`,
         (email: string) =>
-          `{"constructor": {"prototype": {"account_type": "superuser"}}, "email": "${email}", "password": "${PASSWORD}"}`,
-        (email: string) =>
-          `{"account_type": "superuser", "verified": true, "role": "admin", "email": "${email}", "password": "${PASSWORD}"}`,
+          `{"account_type": "superuser", "verified": true, "role": "admin", ${credentials(email)}}`,
       ]
       for (const body of bodies) {
         const email = uniqueEmail('proto')

@@ -113,7 +113,8 @@ for (const dialect of dialects()) {
       it('a database with keys in clear is encrypted in place at start', async () => {
         // The key and its tokens stay the same.
         const db = fresh()
-        // A database from before encryption by default: the key written without a key-encryption key.
+        // A database from before encryption by default: the key written without a key-encryption
+        // key.
         const handle = await connectDatabase(`sqlite:${db}`)
         await migrateOrThrow(handle.db)
         const clear = await ensureActiveKey({

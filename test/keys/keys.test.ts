@@ -29,7 +29,9 @@ interface PublishedKey {
 }
 
 const ACCESS_TOKEN_TTL_MS = 900_000
-/** Skew margin a retiring key stays published beyond TTL + signer cache (src/keys/signing-keys.ts). */
+/**
+ * Skew margin a retiring key stays published beyond TTL + signer cache (src/keys/signing-keys.ts).
+ */
 const SKEW_MARGIN_MS = 60_000
 
 async function getKeys(app: { request: TestApp['request'] }): Promise<PublishedKey[]> {

@@ -363,7 +363,10 @@ for (const dialect of dialects()) {
 
     const startUrl = (provider: string) => authorizeUrl(provider, `&${pkce.query}`)
 
-    /** One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its cookie. */
+    /**
+     * One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its
+     * cookie.
+     */
     async function toCallback(provider: string) {
       const browser = new Browser(app.url)
       const started = await browser.fetch(startUrl(provider), {

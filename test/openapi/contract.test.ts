@@ -46,7 +46,9 @@ if (!POSTGRES)
     'contract.test.ts: no PostgreSQL, so the 503 database-unavailable answers are not exercised',
   )
 
-/** A TCP proxy to a PostgreSQL server that can be cut: the database "goes away" for whoever uses it. */
+/**
+ * A TCP proxy to a PostgreSQL server that can be cut: the database "goes away" for whoever uses it.
+ */
 async function cuttableProxy(target: {
   hostname: string
   port: number
@@ -866,7 +868,8 @@ describe('live responses match openapi.yaml', () => {
         const authorizeTemplate = '/v1/user/authenticate/{provider}/authorize'
         const callbackTemplate = '/v1/user/authenticate/{provider}/callback'
         const pkce = clientPkce()
-        const q = `?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}&state=contract`
+        const redirect = encodeURIComponent(CLIENT_REDIRECT_URI)
+        const q = `?redirect_uri=${redirect}&${pkce.query}&state=contract`
         const manual = { redirect: 'manual' } as const
         const redirected = await call(
           target,
@@ -1202,7 +1205,8 @@ describe('live responses match openapi.yaml', () => {
       for (const [method, path, init, template] of requests) {
         const answered = await call(down, method, path, init, template)
         answers.push(
-          `${method} ${path} ${answered.status} ${problemCode(answered.body)} ${answered.res.headers.get('retry-after')}`,
+          `${method} ${path} ${answered.status} ${problemCode(answered.body)} ` +
+            `${answered.res.headers.get('retry-after')}`,
         )
       }
       expect(answers).toEqual(

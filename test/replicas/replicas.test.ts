@@ -282,7 +282,8 @@ for (const dialect of dialects()) {
           if (kidOf(pair.access_token) === newKid) return pair.access_token
           if (Date.now() - rotatedAt > SIGNER_CACHE_MS + 5_000) {
             throw new Error(
-              `still signing with ${kidOf(pair.access_token)} ${Date.now() - rotatedAt} ms after rotation`,
+              `still signing with ${kidOf(pair.access_token)} ` +
+                `${Date.now() - rotatedAt} ms after rotation`,
             )
           }
           current = pair.refresh_token

@@ -149,7 +149,8 @@ for (const dialect of dialects()) {
         expect(await activeTokensOfRevokedSessions(app, user.id), `trial ${trial}`).toBe(0)
         if (refreshed.status === 200) {
           const child = (await refreshed.json()) as TokenPairBody
-          // Twice: a first presentation must not leave anything that makes the second look like reuse.
+          // Twice: a first presentation must not leave anything that makes the second look like
+          // reuse.
           await expectProblem(await refresh(app, child.refresh_token), 401, 'invalid_refresh_token')
           await expectProblem(await refresh(app, child.refresh_token), 401, 'invalid_refresh_token')
         } else {

@@ -189,7 +189,7 @@ const rules: Rule[] = [
     unchanged: true,
   },
   {
-    rule: 'the per-session limit: within it a rotation, past it rate_limited with nothing committed',
+    rule: 'past the per-session limit: rate_limited, with nothing committed',
     limit: 2,
     arrange: async (f, t) => {
       await rotate(t, f, 't0', 't1', { limit: 2 })

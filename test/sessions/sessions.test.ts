@@ -54,7 +54,9 @@ async function listSessions(app: TestApp, token: string): Promise<SessionBody[]>
   return ((await res.json()) as { sessions: SessionBody[] }).sessions
 }
 
-/** The `sid` claim of a v4.public token: payload is the base64url body minus the 64-byte signature. */
+/**
+ * The `sid` claim of a v4.public token: payload is the base64url body minus the 64-byte signature.
+ */
 function sessionIdOf(accessToken: string): string {
   const body = Buffer.from(accessToken.split('.')[2]!, 'base64url')
   return (JSON.parse(body.subarray(0, body.length - 64).toString('utf8')) as { sid: string }).sid
@@ -306,7 +308,8 @@ for (const dialect of dialects()) {
         const res = await app.request('/v1/user/me', { headers })
         const challenge = res.headers.get('www-authenticate') ?? ''
         expect(challenge).toMatch(/^Bearer\b/)
-        // RFC 6750 §3.1: no error code when no credentials were sent, invalid_token when they were bad.
+        // RFC 6750 §3.1: no error code when no credentials were sent, invalid_token when they were
+        // bad.
         if (invalidToken) expect(challenge).toContain('error="invalid_token"')
         else expect(challenge).not.toContain('error=')
         await expectProblem(res, 401, 'unauthorized')

@@ -249,7 +249,9 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
 }
 
 export interface IdTokenForge {
-  /** What a correct provider puts in this login's ID token: iss, sub, aud, iat, exp, nonce, email... */
+  /**
+   * What a correct provider puts in this login's ID token: iss, sub, aud, iat, exp, nonce, email...
+   */
   claims: JWTPayload & { sub: string }
   /**
    * RS256 with the key the JWKS publishes, or with `unpublished`: a key of the same `kid` that is

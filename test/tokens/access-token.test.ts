@@ -41,7 +41,9 @@ interface Parts {
   footer: string
 }
 
-/** Splits a `v4.public.` token into header, decoded payload (message || signature) and footer text. */
+/**
+ * Splits a `v4.public.` token into header, decoded payload (message || signature) and footer text.
+ */
 function split(token: string): Parts {
   const [version, purpose, payload, footer, ...rest] = token.split('.')
   expect(rest).toEqual([])

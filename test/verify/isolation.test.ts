@@ -43,7 +43,8 @@ register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)})
 const SCRIPT = `
 import { createRequire } from 'node:module'
 await import(${JSON.stringify(pathToFileURL(join(VERIFY_DIR, 'index.ts')).href)})
-process.stdout.write(JSON.stringify(Object.keys(createRequire(${JSON.stringify(ROOT + '/')}).cache)))
+const loaded = Object.keys(createRequire(${JSON.stringify(`${ROOT}/`)}).cache)
+process.stdout.write(JSON.stringify(loaded))
 `
 
 /** The npm package a file in node_modules belongs to (`@scope/name` or `name`), if any. */
