@@ -2,21 +2,16 @@
  * `npm run bench`: starts the compiled server as its own process on a temporary SQLite database
  * and loads it with autocannon from another process (bench/load.ts). Absolute rates drift between
  * runs on shared machines; the ratios, taken in one run, are the figures that count
- * (../shared/PERFORMANCE.md).
+ * (docs/performance.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { verify as cryptoVerify } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { generateSigningKeyPair, importSecretKey, signV4Public } from '../src/tokens/sign.js'
-import { importPublicKey, v4PublicPreAuth } from '../src/verify/ed25519.js'
-import { encodePublicPaserk, publicKeyId } from '../src/verify/paserk.js'
-import { formatPasetoTime } from '../src/verify/time.js'
-import { verifyAccessToken } from '../src/verify/token.js'
 import type { LoadJob, LoadResult } from './load.js'
+import { measureVerifyRatio } from './verify-ratio.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = 50
@@ -137,66 +132,6 @@ function record(figure: string, result: LoadResult, baseline?: number, target?: 
   return rate
 }
 
-/** Runs fn repeatedly for `ms` and returns operations per second. */
-async function opsPerSecond(fn: () => unknown | Promise<unknown>, ms = 2000): Promise<number> {
-  const end = performance.now() + ms
-  let n = 0
-  while (performance.now() < end) {
-    for (let i = 0; i < 100; i++) await fn()
-    n += 100
-  }
-  return (n * 1000) / ms
-}
-
-async function verifyRatio(): Promise<void> {
-  const { publicKey, secretKey } = generateSigningKeyPair()
-  const kid = publicKeyId(encodePublicPaserk(publicKey))
-  const key = importPublicKey(publicKey)
-  const now = Date.now()
-  const token = await signV4Public(
-    importSecretKey(secretKey),
-    {
-      iss: 'http://localhost:8000',
-      sub: 'u',
-      aud: 'tessera',
-      jti: 'j',
-      sid: 's',
-      acct: 'regular',
-      verified: false,
-      email: 'a@example.org',
-      iat: formatPasetoTime(now),
-      nbf: formatPasetoTime(now),
-      exp: formatPasetoTime(now + 900_000),
-    },
-    Buffer.from(JSON.stringify({ kid })),
-  )
-  const [, , payloadB64, footerB64] = token.split('.') as [string, string, string, string]
-  const payload = Buffer.from(payloadB64, 'base64url')
-  const message = payload.subarray(0, -64)
-  const signature = payload.subarray(-64)
-  const pae = v4PublicPreAuth(message, Buffer.from(footerB64, 'base64url'), new Uint8Array(0))
-  const { createPublicKey } = await import('node:crypto')
-  const raw = createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') },
-    format: 'jwk',
-  })
-  const options = { issuer: 'http://localhost:8000', audience: 'tessera' }
-  // Alternate to spread machine noise over both.
-  let rawTotal = 0
-  let oursTotal = 0
-  for (let round = 0; round < 3; round++) {
-    rawTotal += await opsPerSecond(() => cryptoVerify(null, pae, raw, signature))
-    oursTotal += await opsPerSecond(() => verifyAccessToken(token, () => key, options))
-  }
-  rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: rawTotal / 3 })
-  rows.push({
-    figure: 'tessera/verify verifyAccessToken',
-    rate: oursTotal / 3,
-    ratio: oursTotal / rawTotal,
-    target: '≥ 0.9',
-  })
-}
-
 /** bench/argon2-rate.ts in its own process, with the server's thread-pool size. */
 function argon2Rate(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -214,10 +149,16 @@ function argon2Rate(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  console.log(
-    `Tessera benchmark: ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}, Node ${process.version}, ${DURATION} s per figure`,
-  )
-  await verifyRatio()
+  const machine = `${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}`
+  console.log(`Tessera benchmark: ${machine}, Node ${process.version}, ${DURATION} s per figure`)
+  const verify = await measureVerifyRatio()
+  rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: verify.raw })
+  rows.push({
+    figure: 'tessera/verify verifyAccessToken',
+    rate: verify.ours,
+    ratio: verify.ratio,
+    target: '≥ 0.9',
+  })
 
   const server = await startServer()
   try {
@@ -302,9 +243,9 @@ async function main(): Promise<void> {
     '\n| figure | rate (req/s or value) | p99 ms | ratio | target |\n|---|---|---|---|---|',
   )
   for (const r of rows) {
-    console.log(
-      `| ${r.figure} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.p99 ?? ''} | ${r.ratio === undefined ? '' : r.ratio.toFixed(2)} | ${r.target ?? ''} |`,
-    )
+    const rate = r.rate.toFixed(r.rate < 100 ? 1 : 0)
+    const ratio = r.ratio === undefined ? '' : r.ratio.toFixed(2)
+    console.log(`| ${r.figure} | ${rate} | ${r.p99 ?? ''} | ${ratio} | ${r.target ?? ''} |`)
   }
 }
 

@@ -8,11 +8,12 @@ import { preparedQuery } from '../db/prepared.js'
 import type { AccountType, Database, User } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
+import { formatPasetoTime } from '../paseto/time.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
-import { formatPasetoTime } from '../verify/time.js'
 import { normalizeEmail } from './email.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
+import { selfAssignedRole } from './roles.js'
 
 export interface AccountDeps {
   db: Kysely<Database>
@@ -28,7 +29,16 @@ export interface NewAccount {
   password: string
   displayName?: string | null | undefined
   accountType?: Extract<AccountType, 'regular' | 'service' | 'superuser'>
-  role?: string | null | undefined
+  /**
+   * Set when the user picks a role for themselves (the sequence archive's registration): checked
+   * against SELF_ASSIGNABLE_ROLES, `null` for the default one (`selfAssignedRole`). Absent: the
+   * account has no role.
+   */
+  selfAssignedRole?: string | null | undefined
+}
+
+export interface RegistrationDeps extends AccountDeps {
+  config: Pick<Config, 'passwordMinLength' | 'selfAssignableRoles'>
 }
 
 /** What clients see of a user (API.md, "User object"). */
@@ -54,7 +64,8 @@ export function toUserView(user: User): UserView {
   }
 }
 
-function passwordPolicy(deps: AccountDeps) {
+/** The policy a new password must meet (README, "Passwords and login"). */
+export function passwordPolicy(deps: Pick<AccountDeps, 'config'>) {
   return { minLength: deps.config.passwordMinLength, maxLength: PASSWORD_MAX_LENGTH }
 }
 
@@ -63,10 +74,14 @@ function passwordPolicy(deps: AccountDeps) {
  * trade-off: registration is rate-limited instead). Service accounts are verified from the start.
  */
 export async function registerAccount(
-  deps: AccountDeps,
+  deps: RegistrationDeps,
   input: NewAccount,
   client: ClientContext,
 ): Promise<User> {
+  const role =
+    input.selfAssignedRole === undefined
+      ? null
+      : selfAssignedRole(deps.config, input.selfAssignedRole)
   const { email, normalized } = normalizeEmail(input.email)
   const password = checkPasswordPolicy(input.password, passwordPolicy(deps))
   // Checked before hashing only to save the work; the unique index decides races.
@@ -82,7 +97,7 @@ export async function registerAccount(
     account_type: accountType,
     verified: accountType === 'regular' ? 0 : 1,
     disabled: 0,
-    role: input.role ?? null,
+    role,
     created_at: now,
     updated_at: now,
     credential_version: 0,
@@ -199,72 +214,15 @@ export async function updateDisplayName(
 }
 
 /**
- * Sets a new password after checking the current one and ends every other session of the user
- * (all but `keepSessionId`), in one transaction. The update requires the credential version the
- * check saw and bumps it, so a concurrent change wins once and a login checked against the old
- * password cannot open a session afterwards (`startSession`).
+ * Refuses unless `actorId` names an enabled superuser. The account type is read from the
+ * database, never from the token: a demoted or disabled superuser's live token must not keep the
+ * power.
  */
-export async function changePassword(
-  deps: AccountDeps,
-  userId: string,
-  currentPassword: string,
-  newPassword: string,
-  keepSessionId?: string,
-): Promise<void> {
-  const user = await getUser(deps.db, userId)
-  const current = normalizePassword(currentPassword)
-  const ok =
-    user.password_hash === null
-      ? await deps.hasher.verifyDummy(current)
-      : await deps.hasher.verify(user.password_hash, current)
-  if (!ok) throw new TesseraError('invalid_credentials', 'The current password is wrong')
-  const next = checkPasswordPolicy(newPassword, passwordPolicy(deps))
-  const hash = await deps.hasher.hash(next)
-  await deps.db.transaction().execute(async (tx) => {
-    const result = await tx
-      .updateTable('users')
-      .set((eb) => ({
-        password_hash: hash,
-        updated_at: deps.clock(),
-        credential_version: eb('credential_version', '+', 1),
-      }))
-      .where('id', '=', userId)
-      .where('credential_version', '=', user.credential_version)
-      .executeTakeFirst()
-    if (result.numUpdatedRows === 0n) {
-      throw new TesseraError('invalid_credentials', 'The password changed meanwhile; try again')
-    }
-    await revokeUserSessions(
-      { db: tx, clock: deps.clock },
-      userId,
-      'password_changed',
-      keepSessionId,
-    )
-  })
-}
-
-/** Makes a user a superuser. Only a superuser may do this (checked by the caller's claims). */
-export async function promoteToSuperuser(
-  deps: Pick<AccountDeps, 'db' | 'clock'>,
-  actorId: string | null,
-  userId: string,
-  client: ClientContext,
-): Promise<User> {
-  await deps.db.transaction().execute(async (tx) => {
-    const result = await tx
-      .updateTable('users')
-      .set({ account_type: 'superuser', verified: 1, updated_at: deps.clock() })
-      .where('id', '=', userId)
-      .executeTakeFirst()
-    if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')
-    await recordAudit(tx, deps.clock, {
-      event: 'user_promoted',
-      userId,
-      ip: client.ip,
-      detail: { by: actorId ?? 'cli' },
-    })
-  })
-  return getUser(deps.db, userId)
+export async function assertSuperuser(db: Kysely<Database>, actorId: string): Promise<void> {
+  const actor = await userById.first(db, { id: actorId })
+  if (actor?.account_type !== 'superuser' || actor.disabled !== 0) {
+    throw new TesseraError('forbidden', 'Only a superuser may do this')
+  }
 }
 
 /**

@@ -1,14 +1,18 @@
-import { recordAudit } from '../audit/audit.js'
-import type { User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
-import type { LoginOutcome } from '../metrics.js'
-import { accountKey } from '../rate-limit/limits.js'
-import { type ClientContext, startSession } from '../sessions/sessions.js'
-import type { Tessera } from '../tessera.js'
-import { issueTokenPair, type TokenPair } from '../tokens/token-pair.js'
-import { authenticate } from './accounts.js'
+import type { LoginOutcome, Metrics } from '../metrics.js'
+import { accountKey, type RateLimits } from '../rate-limit/limits.js'
+import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
+import type { ClientContext } from '../sessions/sessions.js'
+import type { TokenPair } from '../tokens/token-pair.js'
+import { type AccountDeps, authenticate } from './accounts.js'
 import { issueDevice, trustedDevice } from './devices.js'
 import { normalizeEmail } from './email.js'
+
+export type LoginDeps = AccountDeps &
+  OpenSessionDeps & {
+    limits: Pick<RateLimits, 'loginPerIp' | 'loginPerAccount' | 'loginPerDevice'>
+    metrics: Pick<Metrics, 'logins'>
+  }
 
 export interface PasswordLogin {
   pair: TokenPair
@@ -29,7 +33,7 @@ export interface PasswordLogin {
  * any of them is counted.
  */
 export async function loginWithPassword(
-  t: Tessera,
+  t: LoginDeps,
   credentials: { email: string; password: string },
   client: ClientContext,
   deviceToken?: string,
@@ -45,7 +49,10 @@ export async function loginWithPassword(
   }
 }
 
-/** The failures `tessera_logins_total` counts, by error code; anything else is not a login outcome. */
+/**
+ * The failures `tessera_logins_total` counts, by error code; anything else is not a login
+ * outcome.
+ */
 const FAILED_LOGIN_OUTCOMES: Partial<Record<TesseraError['code'], LoginOutcome>> = {
   invalid_credentials: 'invalid_credentials',
   account_disabled: 'disabled',
@@ -53,7 +60,7 @@ const FAILED_LOGIN_OUTCOMES: Partial<Record<TesseraError['code'], LoginOutcome>>
 }
 
 async function attemptLogin(
-  t: Tessera,
+  t: LoginDeps,
   credentials: { email: string; password: string },
   client: ClientContext,
   deviceToken: string | undefined,
@@ -74,28 +81,4 @@ async function attemptLogin(
   else await t.limits.loginPerAccount.reset(account)
   const pair = await openSession(t, user, client, 'password', user.credential_version)
   return { pair, newDevice: device === undefined ? await issueDevice(t, user.id) : undefined }
-}
-
-/**
- * The end of every successful login, whatever proved the identity (`method`: `password` or the
- * federated provider): a new session, its audit event and the first token pair. The session is
- * opened only if the user is still enabled and, given `credentialVersion` (the version the
- * password was checked against), the credential has not changed since (`startSession`).
- */
-export async function openSession(
-  t: Tessera,
-  user: User,
-  client: ClientContext,
-  method: string,
-  credentialVersion?: number,
-): Promise<TokenPair> {
-  const issued = await startSession(t, user.id, client, credentialVersion)
-  await recordAudit(t.db, t.clock, {
-    event: 'login_succeeded',
-    userId: user.id,
-    sessionId: issued.sessionId,
-    ip: client.ip,
-    detail: { method },
-  })
-  return issueTokenPair(t, user, issued)
 }

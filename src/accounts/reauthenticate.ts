@@ -1,20 +1,37 @@
+import type { Kysely } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
+import type { Clock } from '../clock.js'
+import type { Config } from '../config/index.js'
+import type { Database } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
+import type { RateLimits } from '../rate-limit/limits.js'
 import {
   type ClientContext,
   markSessionAuthenticated,
   sessionAuthenticatedAt,
 } from '../sessions/sessions.js'
-import type { Tessera } from '../tessera.js'
-import { authenticate, getUser } from './accounts.js'
+import { type AccountDeps, authenticate, getUser } from './accounts.js'
+
+export interface RecentAuthenticationDeps {
+  db: Kysely<Database>
+  clock: Clock
+  config: Pick<Config, 'reauthMaxAge'>
+}
+
+export interface ReauthenticateDeps extends AccountDeps {
+  limits: Pick<RateLimits, 'passwordPerUser'>
+}
 
 /**
  * Refuses an account change unless the session's holder proved the account within
  * REAUTH_MAX_AGE seconds (README, "Recent authentication"): a stolen access token alone must not
  * turn into lasting access, such as a linked identity of the thief's.
  */
-export async function requireRecentAuthentication(t: Tessera, sessionId: string): Promise<void> {
+export async function requireRecentAuthentication(
+  t: RecentAuthenticationDeps,
+  sessionId: string,
+): Promise<void> {
   const at = await sessionAuthenticatedAt(t, sessionId)
   if (at === undefined) {
     throw new TesseraError('unauthorized', 'The session of this access token has ended', {
@@ -25,7 +42,8 @@ export async function requireRecentAuthentication(t: Tessera, sessionId: string)
   if (t.clock() - at > maxAge * 1000) {
     throw new TesseraError(
       'reauthentication_required',
-      `This change needs an authentication within the last ${maxAge} seconds: re-enter the password (POST /v1/user/auth/reauthenticate) or sign in again`,
+      `This change needs an authentication within the last ${maxAge} seconds: ` +
+        're-enter the password (POST /v1/user/auth/reauthenticate) or sign in again',
       { maxAge },
     )
   }
@@ -40,7 +58,7 @@ export async function requireRecentAuthentication(t: Tessera, sessionId: string)
  * (it re-authenticates by signing in again instead).
  */
 export async function reauthenticate(
-  t: Tessera,
+  t: ReauthenticateDeps,
   claims: { sub: string; sid: string },
   password: string,
   client: ClientContext,

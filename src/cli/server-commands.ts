@@ -1,17 +1,11 @@
 import * as v from 'valibot'
-import {
-  findUserByEmail,
-  promoteToSuperuser,
-  registerAccount,
-  setDisabled,
-} from '../accounts/accounts.js'
-import { normalizeEmail } from '../accounts/email.js'
-import { recordAudit } from '../audit/audit.js'
+import { findUserByEmail, registerAccount, setDisabled } from '../accounts/accounts.js'
+import { emailField, normalizeEmail } from '../accounts/email.js'
+import { promoteToSuperuser } from '../accounts/promotion.js'
 import { ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { TesseraError } from '../errors.js'
-import { emailField } from '../http/body.js'
 import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
 import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
@@ -125,7 +119,6 @@ async function adminCommand(
   const cli = { ip: null, userAgent: 'tessera-cli' }
   if (command === 'keys rotate') {
     const { kid, retired } = await rotateSigningKey(t)
-    await recordAudit(t.db, t.clock, { event: 'key_rotated', detail: { kid, retired } })
     printLine(io, `active   ${kid}`)
     if (retired !== null) printLine(io, `retiring ${retired}`)
     return 0
@@ -133,10 +126,8 @@ async function adminCommand(
   if (command === 'keys list') {
     for (const k of await listSigningKeys(t, { includeRetired: values.all === true })) {
       const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
-      printLine(
-        io,
-        `${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${k.encrypted ? ' (encrypted)' : ''}`,
-      )
+      const encrypted = k.encrypted ? ' (encrypted)' : ''
+      printLine(io, `${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${encrypted}`)
     }
     return 0
   }
@@ -145,7 +136,7 @@ async function adminCommand(
     return 2
   }
   if (command === 'user create-superuser') {
-    // The HTTP routes check the address syntax before registerAccount; so must the CLI.
+    // The address syntax the HTTP routes check before registerAccount (accounts/email.ts).
     const checked = v.safeParse(emailField, values.email)
     if (!checked.success) {
       printError(io, `--email ${checked.issues[0].message}\n\n${help}`)

@@ -2,17 +2,32 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Kysely } from 'kysely'
 import { getUser } from '../accounts/accounts.js'
 import { normalizeEmail } from '../accounts/email.js'
-import { openSession } from '../accounts/login.js'
+import {
+  type RecentAuthenticationDeps,
+  requireRecentAuthentication,
+} from '../accounts/reauthenticate.js'
 import { recordAudit } from '../audit/audit.js'
-import type { OAuthProviderName } from '../config/index.js'
+import type { Config, OAuthProviderName } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
-import type { Tessera } from '../tessera.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
 import type { TokenPair } from '../tokens/token-pair.js'
+import type { FederationMetrics } from './metrics.js'
+import type { CallbackErrorCode } from './outcomes.js'
+import { canLogInWith, PROVIDERS } from './provider-table.js'
 import { type FederationProvider, ProviderError, type ProviderIdentity } from './providers.js'
+
+/** What a federated flow needs: the sessions it opens, its metric and its configuration. */
+export type FlowDeps = OpenSessionDeps &
+  RecentAuthenticationDeps & {
+    config: Pick<Config, 'issuer' | 'oauth'>
+    federationMetrics: FederationMetrics
+    logger: Pick<Logger, 'warn'>
+  }
 
 /** How long a started flow may take at the provider (the user may have to log in there). */
 export const STATE_TTL_SECONDS = 600
@@ -31,18 +46,6 @@ const CLIENT_STATE_PATTERN = /^[\x20-\x7e]{1,512}$/
 /** Per-flow browser-binding cookies: this prefix and 16 hex characters of the state's hash. */
 export const BROWSER_COOKIE_PREFIX = 'tessera_oauth_'
 
-/** The error codes a callback hands to the client's redirect URI (`?error=<code>`). */
-export type CallbackErrorCode =
-  | 'access_denied'
-  | 'provider_error'
-  | 'account_exists'
-  | 'account_disabled'
-  | 'email_required'
-  | 'link_required'
-  | 'identity_taken'
-  | 'provider_already_linked'
-  | 'session_ended'
-
 const random256 = () => randomBytes(32).toString('base64url')
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url')
 
@@ -57,7 +60,7 @@ export function browserCookieName(state: string): string {
   )
 }
 
-export function callbackUrl(t: Pick<Tessera, 'config'>, provider: string): string {
+export function callbackUrl(t: { config: Pick<Config, 'issuer'> }, provider: string): string {
   return `${t.config.issuer}/v1/user/authenticate/${provider}/callback`
 }
 
@@ -92,7 +95,7 @@ const invalidParameter = (field: string, message: string) =>
  * hands out no code, so it needs no challenge.
  */
 function clientParameters(
-  t: Tessera,
+  t: FlowDeps,
   input: BeginInput,
 ): { challenge: string | null; state: string | null } {
   if (input.clientState !== undefined && !CLIENT_STATE_PATTERN.test(input.clientState)) {
@@ -123,7 +126,7 @@ function clientParameters(
  * single-use row bound to the provider, a fresh browser-binding secret, the allow-listed redirect
  * URI and the client's PKCE challenge and state.
  */
-export async function beginFlow(t: Tessera, input: BeginInput): Promise<BegunFlow> {
+export async function beginFlow(t: FlowDeps, input: BeginInput): Promise<BegunFlow> {
   if (!t.config.oauth.redirectUris.includes(input.redirectUri)) {
     throw new TesseraError('validation_failed', 'redirect_uri is not on the allow-list', {
       errors: [{ field: 'redirect_uri', message: 'must exactly match a configured redirect URI' }],
@@ -179,7 +182,10 @@ export async function beginFlow(t: Tessera, input: BeginInput): Promise<BegunFlo
 export interface CompleteInput {
   provider: FederationProvider
   callbackParameters: URLSearchParams
-  /** The flow's browser-binding cookie (named by `browserCookieName(state)`), if the browser sent it. */
+  /**
+   * The flow's browser-binding cookie (named by `browserCookieName(state)`), if the browser sent
+   * it.
+   */
   browserSecret: string | undefined
   client: ClientContext
 }
@@ -190,7 +196,7 @@ export interface CompleteInput {
  * for another provider (mix-up) or from another browser throws `invalid_oauth_state` instead:
  * then there is no trustworthy redirect URI to go back to.
  */
-export async function completeFlow(t: Tessera, input: CompleteInput): Promise<string> {
+export async function completeFlow(t: FlowDeps, input: CompleteInput): Promise<string> {
   const { provider } = input
   const state = input.callbackParameters.get('state') ?? ''
   const now = t.clock()
@@ -322,7 +328,7 @@ function withoutControlCharacters(identity: ProviderIdentity): ProviderIdentity 
  * CILogon makes the account verified and a `regular` one `academic` (API.md).
  */
 async function linkIdentity(
-  t: Tessera,
+  t: FlowDeps,
   userId: string,
   sessionId: string | null,
   provider: OAuthProviderName,
@@ -347,10 +353,21 @@ async function linkIdentity(
   if (sessionId === null) return 'session_ended'
   try {
     return await t.db.transaction().execute(async (tx) => {
-      // The session that started the flow must still be live: a link started before a logout-all
-      // or a password change must not complete after it. Writing the row (to its own value) takes
-      // its lock, so a concurrent revocation either commits first and is seen here, or waits.
+      // Locks in the order every change of the account takes them, user row then session rows
+      // (a password change or a disable writes the user, then revokes the sessions): the
+      // opposite order deadlocks against them on PostgreSQL. Both writes leave the rows as they
+      // are and only take the locks.
       const now = t.clock()
+      const enabled = await tx
+        .updateTable('users')
+        .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+        .where('id', '=', userId)
+        .where('disabled', '=', 0)
+        .executeTakeFirst()
+      if (enabled.numUpdatedRows === 0n) return 'account_disabled' as const
+      // The session that started the flow must still be live: a link started before a logout-all
+      // or a password change must not complete after it. A concurrent revocation either commits
+      // first and is seen here, or waits for this link and revokes the session after it.
       const live = await tx
         .updateTable('sessions')
         .set((eb) => ({ last_used_at: eb.ref('last_used_at') }))
@@ -370,7 +387,7 @@ async function linkIdentity(
           created_at: now,
         })
         .execute()
-      if (provider === 'cilogon') await markAcademic(tx, userId, now)
+      if (PROVIDERS[provider].grantsAcademic) await markAcademic(tx, userId, now)
       // The owner's notice (README, "Recent authentication"); by email once Tessera sends email.
       await recordAudit(tx, t.clock, {
         event: 'identity_linked',
@@ -417,7 +434,7 @@ function findIdentity(db: Kysely<Database>, provider: string, subject: string) {
  * already belongs to an account: then `account_exists`, and the user must log in and link.
  */
 async function loginOrRegister(
-  t: Tessera,
+  t: FlowDeps,
   provider: OAuthProviderName,
   identity: ProviderIdentity,
   client: ClientContext,
@@ -435,7 +452,7 @@ async function loginOrRegister(
     return 'email_required'
   }
   const now = t.clock()
-  const academic = provider === 'cilogon'
+  const academic = PROVIDERS[provider].grantsAcademic
   const user: User = {
     id: randomUUID(),
     email: normalized.email,
@@ -481,7 +498,7 @@ async function loginOrRegister(
 }
 
 async function createLoginCode(
-  t: Tessera,
+  t: FlowDeps,
   userId: string,
   provider: OAuthProviderName,
   codeChallenge: string | null,
@@ -511,7 +528,7 @@ async function createLoginCode(
  * missing verifier spends the code too (no guessing the verifier against one code).
  */
 export async function exchangeLoginCode(
-  t: Tessera,
+  t: FlowDeps,
   code: string,
   codeVerifier: string | undefined,
   client: ClientContext,
@@ -550,7 +567,7 @@ export async function exchangeLoginCode(
  * verifier: such a client does PKCE, and the code is not from its flow.
  */
 function verifierMatches(
-  t: Tessera,
+  t: FlowDeps,
   challenge: string | null,
   verifier: string | undefined,
 ): boolean {
@@ -561,15 +578,18 @@ function verifierMatches(
 
 /**
  * Removes the user's identity of one provider, unless it is the last way to log in: no password
- * and no other identity of a provider that can log in (ORCID cannot).
+ * and no other identity of a provider that can log in (ORCID cannot). Removing a way in is an
+ * account change like linking one, so the session must have proved the account recently
+ * (README, "Recent authentication").
  */
 export async function unlinkIdentity(
-  t: Tessera,
-  userId: string,
+  t: FlowDeps,
+  session: { sub: string; sid: string },
   provider: string,
   client: ClientContext,
-  sessionId: string | null = null,
 ): Promise<void> {
+  await requireRecentAuthentication(t, session.sid)
+  const { sub: userId, sid: sessionId } = session
   await t.db.transaction().execute(async (tx) => {
     // Touching the user row first takes its write lock (both dialects), so two concurrent
     // unlinks cannot each see the other's identity as the remaining way to log in.
@@ -584,12 +604,13 @@ export async function unlinkIdentity(
       throw new TesseraError('not_found', `No ${provider} identity is linked to this account`)
     }
     const remainingLogins = identities.filter(
-      (i) => i.provider !== provider && i.provider !== 'orcid',
+      (i) => i.provider !== provider && canLogInWith(i.provider),
     )
     if (user.password_hash === null && remainingLogins.length === 0) {
       throw new TesseraError(
         'last_login_method',
-        'This identity is the only way to log in to the account; set a password or link another provider first',
+        'This identity is the only way to log in to the account; ' +
+          'set a password or link another provider first',
       )
     }
     await tx

@@ -1,20 +1,6 @@
 import { Counter, type Registry } from 'prom-client'
 import type { OAuthProviderName } from '../config/index.js'
-import type { CallbackErrorCode } from './flow.js'
-
-/**
- * How a federated sign-in ended: the callback's `?error=` code or `linked`, a refused state, a
- * refused or redeemed login code, an unreachable provider at authorize, or a rate limit on any of
- * the three routes. A started flow counts once, unless a rate-limited callback is retried.
- */
-export type FederatedLoginOutcome =
-  | 'ok'
-  | 'linked'
-  | CallbackErrorCode
-  | 'invalid_oauth_state'
-  | 'invalid_login_code'
-  | 'service_unavailable'
-  | 'rate_limited'
+import type { FederatedLoginOutcome } from './outcomes.js'
 
 const OUTCOMES: readonly FederatedLoginOutcome[] = [
   'ok',
@@ -34,7 +20,10 @@ const OUTCOMES: readonly FederatedLoginOutcome[] = [
   'rate_limited',
 ]
 
-/** The `provider` label when the request does not name an enabled provider (an unknown login code). */
+/**
+ * The `provider` label when the request does not name an enabled provider (an unknown login
+ * code).
+ */
 const NO_PROVIDER = 'none'
 
 export interface FederationMetrics {
@@ -56,7 +45,9 @@ export function createFederationMetrics(
 ): FederationMetrics {
   const logins = new Counter({
     name: 'tessera_federated_logins_total',
-    help: 'Federated logins and links by provider and outcome (ok, linked, the callback ?error= codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited)',
+    help:
+      'Federated logins and links by provider and outcome (ok, linked, the callback ?error= ' +
+      'codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited)',
     labelNames: ['provider', 'outcome'] as const,
     registers: [registry],
   })

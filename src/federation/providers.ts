@@ -1,6 +1,12 @@
 import type * as oauth from 'oauth4webapi'
-import type { OAuthClientConfig, OAuthConfig, OAuthProviderName } from '../config/index.js'
-import { OAUTH_PROVIDERS } from '../config/index.js'
+import type { OAuthClientConfig, OAuthConfig } from '../config/index.js'
+import {
+  type GitHubProviderTraits,
+  OAUTH_PROVIDERS,
+  type OAuthProviderName,
+  type OidcProviderTraits,
+  PROVIDERS,
+} from './provider-table.js'
 
 /** What Tessera keeps of an upstream account: keyed by (provider, subject), never by email. */
 export interface ProviderIdentity {
@@ -57,19 +63,6 @@ export interface ProviderRegistry {
   enabled(): OAuthProviderName[]
 }
 
-/**
- * What each provider is asked for. CILogon: the address plus its `org.cilogon.userinfo` claims
- * (home institution); GitLab: `read_user` releases the address to the OIDC client; GitHub: only
- * `user:email` (the profile is public), for the verified primary address.
- */
-const SCOPES: Record<OAuthProviderName, string> = {
-  cilogon: 'openid email org.cilogon.userinfo',
-  google: 'openid email profile',
-  gitlab: 'openid read_user',
-  orcid: 'openid',
-  github: 'user:email',
-}
-
 const UPSTREAM_TIMEOUT_MS = 10_000
 
 /** oauth4webapi, loaded only by a deployment that enables a provider. */
@@ -82,11 +75,12 @@ export async function createProviderRegistry(config: OAuthConfig): Promise<Provi
   const lib = enabled.length === 0 ? undefined : await import('oauth4webapi')
   for (const name of enabled) {
     const client = config.providers[name]!
+    const traits = PROVIDERS[name]
     providers.set(
       name,
-      name === 'github'
-        ? githubProvider(lib!, client, config.allowInsecureIssuers)
-        : oidcProvider(lib!, name, client, config.allowInsecureIssuers),
+      traits.protocol === 'github-oauth'
+        ? githubProvider(lib!, name, traits, client, config.allowInsecureIssuers)
+        : oidcProvider(lib!, name, traits, client, config.allowInsecureIssuers),
     )
   }
   return {
@@ -105,6 +99,7 @@ function httpOptions(oauth: OAuthLib, allowInsecure: boolean) {
 function oidcProvider(
   oauth: OAuthLib,
   name: OAuthProviderName,
+  traits: OidcProviderTraits,
   client: OAuthClientConfig,
   allowInsecure: boolean,
 ): FederationProvider {
@@ -135,7 +130,7 @@ function oidcProvider(
   return {
     name,
     protocol: 'oidc',
-    linkOnly: name === 'orcid',
+    linkOnly: !traits.canLogIn,
     async authorizationUrl(request) {
       const as = await server()
       if (as.authorization_endpoint === undefined) {
@@ -145,7 +140,7 @@ function oidcProvider(
       url.searchParams.set('client_id', client.clientId)
       url.searchParams.set('redirect_uri', request.callbackUrl)
       url.searchParams.set('response_type', 'code')
-      url.searchParams.set('scope', SCOPES[name])
+      url.searchParams.set('scope', traits.scopes)
       url.searchParams.set('state', request.state)
       url.searchParams.set(
         'code_challenge',
@@ -181,16 +176,16 @@ function oidcProvider(
         })
         const claims = oauth.getValidatedIdTokenClaims(result)
         if (claims === undefined) throw new ProviderError('provider_error', `${name}: no ID token`)
-        let email = verifiedEmail(name, claims)
+        let email = verifiedEmail(traits, claims)
         let displayName = typeof claims.name === 'string' ? claims.name : null
-        if (email === null && name !== 'orcid' && as.userinfo_endpoint !== undefined) {
+        if (email === null && traits.userinfoEmail && as.userinfo_endpoint !== undefined) {
           const info = await oauth.processUserInfoResponse(
             as,
             oauthClient,
             claims.sub,
             await oauth.userInfoRequest(as, oauthClient, result.access_token, options),
           )
-          email = verifiedEmail(name, info)
+          email = verifiedEmail(traits, info)
           displayName ??= typeof info.name === 'string' ? info.name : null
         }
         return { subject: claims.sub, email, name: displayName }
@@ -203,13 +198,13 @@ function oidcProvider(
 
 /**
  * Only an email the provider vouches for is used (it names the new account, and a taken one
- * answers `account_exists`). CILogon relays institutional addresses and does not send
- * `email_verified`; an explicit `false` is still refused.
+ * answers `account_exists`); see `emailVerifiedUnlessStated` for the provider that sends no
+ * `email_verified`.
  */
-function verifiedEmail(name: OAuthProviderName, claims: Record<string, unknown>): string | null {
+function verifiedEmail(traits: OidcProviderTraits, claims: Record<string, unknown>): string | null {
   if (typeof claims.email !== 'string' || claims.email === '') return null
   if (claims.email_verified === true) return claims.email
-  if (name === 'cilogon' && claims.email_verified === undefined) return claims.email
+  if (traits.emailVerifiedUnlessStated && claims.email_verified === undefined) return claims.email
   return null
 }
 
@@ -244,10 +239,12 @@ function asProviderError(oauth: OAuthLib, name: OAuthProviderName, error: unknow
  */
 function githubProvider(
   oauth: OAuthLib,
+  name: OAuthProviderName,
+  traits: GitHubProviderTraits,
   client: OAuthClientConfig,
   allowInsecure: boolean,
 ): FederationProvider {
-  const apiUrl = client.apiUrl ?? 'https://api.github.com'
+  const apiUrl = client.apiUrl ?? traits.defaultApiUrl
   const as: oauth.AuthorizationServer = {
     issuer: client.issuer,
     authorization_endpoint: `${client.issuer}/login/oauth/authorize`,
@@ -267,19 +264,19 @@ function githubProvider(
       signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
     })
     if (!response.ok)
-      throw new ProviderError('provider_error', `github: ${path} answered ${response.status}`)
+      throw new ProviderError('provider_error', `${name}: ${path} answered ${response.status}`)
     return response.json()
   }
 
   return {
-    name: 'github',
+    name,
     protocol: 'oauth2',
-    linkOnly: false,
+    linkOnly: !traits.canLogIn,
     async authorizationUrl(request) {
       const url = new URL(as.authorization_endpoint!)
       url.searchParams.set('client_id', client.clientId)
       url.searchParams.set('redirect_uri', request.callbackUrl)
-      url.searchParams.set('scope', SCOPES.github)
+      url.searchParams.set('scope', traits.scopes)
       url.searchParams.set('state', request.state)
       url.searchParams.set(
         'code_challenge',
@@ -290,7 +287,7 @@ function githubProvider(
       return url
     },
     async complete(input) {
-      const params = validateResponse(oauth, 'github', as, oauthClient, input)
+      const params = validateResponse(oauth, name, as, oauthClient, input)
       try {
         const response = await oauth.authorizationCodeGrantRequest(
           as,
@@ -304,7 +301,7 @@ function githubProvider(
         const result = await oauth.processAuthorizationCodeResponse(as, oauthClient, response)
         const user = (await api('/user', result.access_token)) as { id?: unknown; name?: unknown }
         if (typeof user.id !== 'number' && typeof user.id !== 'string') {
-          throw new ProviderError('provider_error', 'github: /user has no id')
+          throw new ProviderError('provider_error', `${name}: /user has no id`)
         }
         const emails = (await api('/user/emails', result.access_token)) as unknown
         const primary = Array.isArray(emails)
@@ -318,7 +315,7 @@ function githubProvider(
           name: typeof user.name === 'string' ? user.name : null,
         }
       } catch (error) {
-        throw asProviderError(oauth, 'github', error)
+        throw asProviderError(oauth, name, error)
       }
     },
   }

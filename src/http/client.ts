@@ -60,13 +60,26 @@ function clientIp(c: Context<AppEnv>): string | null {
   let client = peer
   const hops = forwarded.split(',')
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = normalizeIp(hops[i]!.trim())
+    const hop = hopAddress(hops[i]!)
     // Not an address: the last trusted hop is the best answer there is.
     if (isIP(hop) === 0) return client
     client = hop
     if (!isTrusted(proxies, hop)) return hop
   }
   return client
+}
+
+/**
+ * The address of one X-Forwarded-For entry. Some proxies append the port (`192.0.2.1:5678`,
+ * `[2001:db8::1]:443`); without stripping it every client behind such a proxy would fall back to
+ * the proxy's own address and share one rate-limit bucket.
+ */
+function hopAddress(entry: string): string {
+  const hop = entry.trim()
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(hop)
+  if (bracketed !== null) return normalizeIp(bracketed[1]!)
+  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(hop)
+  return normalizeIp(v4WithPort === null ? hop : v4WithPort[1]!)
 }
 
 /** The device cookie the client presented, if any (README, "Passwords and login"). */

@@ -84,8 +84,9 @@ const MIN_KEY_LENGTH = 32
  */
 export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string {
   if (source.keyEncryptionKey !== undefined) return source.keyEncryptionKey
-  if (source.keyEncryptionKeyFile !== undefined)
-    return readKeyFile(source.keyEncryptionKeyFile, log)
+  if (source.keyEncryptionKeyFile !== undefined) {
+    return readKeyFile(source.keyEncryptionKeyFile, log, { owned: false })
+  }
   if (!source.databaseUrl.startsWith('sqlite:')) {
     throw new Error(
       'PostgreSQL needs KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE (every replica must use the same key)',
@@ -94,7 +95,7 @@ export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string 
   const path = source.databaseUrl.slice('sqlite:'.length)
   if (path === ':memory:') return randomBytes(32).toString('base64url')
   const file = keyFileBeside(path)
-  if (existsSync(file)) return readKeyFile(file, log)
+  if (existsSync(file)) return readKeyFile(file, log, { owned: true })
   // Written under a private name and linked into place: a second process starting at the same
   // moment either wins the link or reads a complete file, never a half-written one.
   const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`
@@ -112,16 +113,19 @@ export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string 
   } finally {
     unlinkSync(temporary)
   }
-  return readKeyFile(file, log)
+  return readKeyFile(file, log, { owned: true })
 }
 
-function readKeyFile(file: string, log: KeyLog): string {
+/**
+ * Reads a key file. Tessera tightens only the file it generated itself (`owned`): an operator's
+ * KEY_ENCRYPTION_KEY_FILE may be a Docker or Kubernetes secret (root-owned, 0444 or 0644, on a
+ * read-only file system) or shared with a group on purpose, so an open mode there is reported,
+ * not changed, and never stops the start.
+ */
+function readKeyFile(file: string, log: KeyLog, options: { owned: boolean }): string {
   let key: string
   try {
-    if ((statSync(file).mode & 0o077) !== 0) {
-      chmodSync(file, 0o600)
-      log.warn(`${file} was readable by others: its mode is now 0600`)
-    }
+    if ((statSync(file).mode & 0o077) !== 0) tightenOrWarn(file, log, options.owned)
     key = readFileSync(file, 'utf8').trim()
   } catch (cause) {
     throw new Error(`KEY_ENCRYPTION_KEY_FILE ${file} cannot be read`, { cause })
@@ -132,4 +136,17 @@ function readKeyFile(file: string, log: KeyLog): string {
     )
   }
   return key
+}
+
+function tightenOrWarn(file: string, log: KeyLog, owned: boolean): void {
+  if (owned) {
+    try {
+      chmodSync(file, 0o600)
+      log.warn(`${file} was readable by others: its mode is now 0600`)
+      return
+    } catch {
+      // Not ours to change after all (another owner, a read-only file system): say so below.
+    }
+  }
+  log.warn(`${file} is readable by other users than the server's; restrict it if you can`)
 }

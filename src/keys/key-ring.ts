@@ -1,6 +1,6 @@
+import type { PublicKey } from '../paseto/ed25519.js'
+import { decodeSecretPaserk, importPublicPaserk } from '../paseto/paserk.js'
 import { importSecretKey, type SecretKey } from '../tokens/sign.js'
-import { importPublicKey, type PublicKey } from '../verify/ed25519.js'
-import { decodePublicPaserk, decodeSecretPaserk } from '../verify/paserk.js'
 import {
   activeKey,
   ensureActiveKey,
@@ -12,7 +12,7 @@ import {
 
 /** How often a process re-reads the published keys even when every kid it sees is known. */
 const PUBLIC_CACHE_MS = 60_000
-/** An unknown kid triggers a reload at most this often, so forged kids cannot flood the database. */
+/** An unknown kid reloads the keys at most this often, so forged kids cannot flood the database. */
 const UNKNOWN_KID_RELOAD_MS = 1_000
 
 export interface Signer {
@@ -60,7 +60,7 @@ export function createKeyRing(deps: KeyDeps): KeyRing {
       const known = publicKeys.get(row.kid)
       const retireAfter = row.status === 'active' ? null : row.retire_after
       next.set(row.kid, {
-        key: known?.key ?? importPublicKey(decodePublicPaserk(row.public_paserk)),
+        key: known?.key ?? importPublicPaserk(row.public_paserk),
         retireAfter,
       })
     }

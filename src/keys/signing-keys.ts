@@ -1,11 +1,12 @@
 import type { Kysely } from 'kysely'
+import { recordAudit } from '../audit/audit.js'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
 import type { Database, SigningKeyRow } from '../db/schema.js'
+import { encodePublicPaserk, encodeSecretPaserk, publicKeyId } from '../paseto/paserk.js'
+import { formatPasetoTime } from '../paseto/time.js'
 import { generateSigningKeyPair } from '../tokens/sign.js'
-import { encodePublicPaserk, encodeSecretPaserk, publicKeyId } from '../verify/paserk.js'
-import { formatPasetoTime } from '../verify/time.js'
 import { decryptSecret, encryptSecret, isEncryptedSecret } from './key-encryption.js'
 
 export interface KeyDeps {
@@ -90,7 +91,8 @@ export async function ensureActiveKey(deps: KeyDeps): Promise<SigningKeyRow> {
 /**
  * Makes a new active key and moves the current one to `retiring`. The retiring key stays
  * published until every token it may still sign has expired: one access-token TTL, plus the
- * time other replicas may keep signing with their cached copy, plus clock skew.
+ * time other replicas may keep signing with their cached copy, plus clock skew. The rotation and
+ * its audit event commit together.
  */
 export async function rotateSigningKey(
   deps: KeyDeps,
@@ -107,7 +109,9 @@ export async function rotateSigningKey(
       .returning('kid')
       .executeTakeFirst()
     await tx.insertInto('signing_keys').values(next).execute()
-    return { kid: next.kid, retired: previous?.kid ?? null }
+    const rotated = { kid: next.kid, retired: previous?.kid ?? null }
+    await recordAudit(tx, deps.clock, { event: 'key_rotated', detail: rotated })
+    return rotated
   })
 }
 

@@ -6,7 +6,7 @@ import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
-import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
+import { generateRefreshToken } from './refresh-token.js'
 
 export interface SessionDeps {
   db: Kysely<Database>
@@ -45,7 +45,8 @@ const MAX_USER_AGENT = 256
  * requires the user still enabled and, for a password login, still at the credential version the
  * check saw (`credentialVersion`). A change that commits first makes it refuse, with nothing
  * committed; a change that commits later runs its session revocation after this session exists
- * and ends it (README, "Passwords and login").
+ * and ends it (README, "Passwords and login"). Inside a caller's transaction (`openSession`,
+ * which adds the audit event) it is part of that one.
  */
 export async function startSession(
   deps: SessionDeps,
@@ -58,7 +59,7 @@ export async function startSession(
   const sessionExpiresAt = now + deps.config.sessionAbsoluteTtl * 1000
   const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
   const { token, hash } = generateRefreshToken()
-  await deps.db.transaction().execute(async (tx) => {
+  await inTransaction(deps.db, async (tx) => {
     let lockUser = tx
       .updateTable('users')
       // A write that changes nothing: it only takes the row lock (both dialects).
@@ -178,26 +179,6 @@ export async function revokeUserSessions(
   })
 }
 
-/**
- * Logout by refresh token: revokes the token's family whatever state it is in. Unknown or
- * malformed tokens are not an error (logout is idempotent and must not become an oracle).
- * Returns the revoked session id, if any.
- */
-export async function logout(
-  deps: Pick<SessionDeps, 'db' | 'clock'>,
-  refreshToken: string,
-): Promise<{ sessionId: string; userId: string } | undefined> {
-  if (!looksLikeRefreshToken(refreshToken)) return undefined
-  const row = await deps.db
-    .selectFrom('refresh_tokens')
-    .select(['family_id', 'user_id'])
-    .where('token_hash', '=', hashRefreshToken(refreshToken))
-    .executeTakeFirst()
-  if (row === undefined) return undefined
-  await revokeFamily(deps, row.family_id, 'logout')
-  return { sessionId: row.family_id, userId: row.user_id }
-}
-
 export interface SessionView {
   id: string
   created_at: number
@@ -230,23 +211,6 @@ export async function listSessions(
     )
     .orderBy('s.created_at', 'desc')
     .execute()
-}
-
-/** Revokes one of the user's own sessions; someone else's session is "not found". */
-export async function deleteSession(
-  deps: Pick<SessionDeps, 'db' | 'clock'>,
-  userId: string,
-  sessionId: string,
-): Promise<void> {
-  const session = await deps.db
-    .selectFrom('sessions')
-    .select(['id'])
-    .where('id', '=', sessionId)
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst()
-  if (session === undefined) throw new TesseraError('not_found', 'No such live session')
-  await revokeFamily(deps, sessionId, 'session_deleted')
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import type { User } from '../db/schema.js'
 import type { KeyRing } from '../keys/key-ring.js'
-import { formatPasetoTime } from '../verify/time.js'
+import { formatPasetoTime } from '../paseto/time.js'
 import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
 import { signV4Public } from './sign.js'
 

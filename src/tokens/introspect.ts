@@ -1,10 +1,10 @@
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { preparedQuery } from '../db/prepared.js'
-import type { Tessera } from '../tessera.js'
+import type { Database } from '../db/schema.js'
+import { parsePasetoTime } from '../paseto/time.js'
 import { TokenError } from '../verify/errors.js'
-import { parsePasetoTime } from '../verify/time.js'
 import type { AccessTokenClaims } from '../verify/token.js'
-import { verifyOwnAccessToken } from './access-token.js'
+import { type AccessTokenDeps, verifyOwnAccessToken } from './access-token.js'
 
 /** RFC 7662 §2.2. Inactive is exactly `{ active: false }`: no hint why. */
 export type Introspection =
@@ -46,7 +46,10 @@ const liveSessionOfEnabledUser = preparedQuery(
  * the token's session is still live and its user enabled, so logout and reuse revocation show up
  * at once. Refresh tokens are not introspected (they are only for Tessera itself).
  */
-export async function introspect(t: Tessera, token: string): Promise<Introspection> {
+export async function introspect(
+  t: AccessTokenDeps & { db: Kysely<Database> },
+  token: string,
+): Promise<Introspection> {
   let claims: AccessTokenClaims
   try {
     ;({ claims } = await verifyOwnAccessToken(t, token))

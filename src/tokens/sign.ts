@@ -6,17 +6,15 @@
  * The framing is written here rather than through `paseto`'s Sign, for the reason
  * `src/verify/token.ts` gives for verification: on Node 20 the package's pure-JS base64url and
  * claim handling cost about a third of the signature itself, on every login and refresh.
+ * Built on the PASETO core in src/paseto (PAE, base64url, Ed25519 keys), as the verifier is:
+ * tessera/verify carries nothing of signing (docs/architecture.md).
  */
 import { Buffer } from 'node:buffer'
 import { sign as ed25519Sign, generateKeyPairSync, KeyObject } from 'node:crypto'
 import { InvalidKeyError, type JsonValue, type Key } from 'paseto'
-import { decodeBase64urlStrict } from '../verify/base64url.js'
-import {
-  importSecretKeyObject,
-  KEY_ALGORITHM,
-  V4_PUBLIC_HEADER,
-  v4PublicPreAuth,
-} from '../verify/ed25519.js'
+import { decodeBase64urlStrict, encodeBase64url } from '../paseto/base64url.js'
+import { importSecretKeyObject, KEY_ALGORITHM } from '../paseto/ed25519.js'
+import { V4_PUBLIC_HEADER, v4PublicPreAuth } from '../paseto/pae.js'
 
 /** An Ed25519 signing key: a private node `KeyObject` behind the `paseto` `Key` shape. */
 export interface SecretKey extends Key {
@@ -101,5 +99,5 @@ export async function signV4Public(
   const body = Buffer.concat([message, signature]).toString('base64url')
   return footer.byteLength === 0
     ? `${HEADER}${body}`
-    : `${HEADER}${body}.${Buffer.from(footer.buffer, footer.byteOffset, footer.byteLength).toString('base64url')}`
+    : `${HEADER}${body}.${encodeBase64url(footer)}`
 }

@@ -1,17 +1,13 @@
 /**
  * `tessera/verify`: verification of Tessera access tokens for Tessera and for resource services.
- * Stands alone: it imports nothing from the rest of Tessera (no database, no argon2, no server).
+ * Stands alone: it imports only itself and the PASETO core in src/paseto (no database, no argon2,
+ * no server). It exports what a resource service needs and nothing of the signing side: no secret
+ * keys, no signing, no encoders (docs/architecture.md).
  */
 
-export {
-  exportPublicKey,
-  importPublicKey,
-  type PublicKey,
-  v4Verify,
-  verifyV4Public,
-} from './ed25519.js'
+export type { PublicKey } from '../paseto/ed25519.js'
+export { importPublicPaserk, publicKeyId } from '../paseto/paserk.js'
 export { TokenError, type TokenErrorReason } from './errors.js'
-export { parseJsonObjectStrict } from './json.js'
 export {
   type ConfiguredKey,
   createLocalKeySet,
@@ -29,14 +25,6 @@ export {
   requireAuth,
   requireVerified,
 } from './middleware.js'
-export {
-  decodePublicPaserk,
-  decodeSecretPaserk,
-  encodePublicPaserk,
-  encodeSecretPaserk,
-  publicKeyId,
-} from './paserk.js'
-export { formatPasetoTime, PASETO_TIME_PATTERN, parsePasetoTime } from './time.js'
 export {
   type AccessTokenClaims,
   type AccountType,

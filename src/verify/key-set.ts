@@ -1,13 +1,13 @@
 /**
  * Key sets for verifiers: the PASERK public keys a resource service accepts, either fetched from
- * Tessera's `GET /v1/keys` and cached, or given by configuration. SECURITY.md: keys come only from
- * configuration or the keys endpoint, never from a token, and an unknown `kid` fails closed.
+ * Tessera's `GET /v1/keys` and cached, or given by configuration. docs/security.md: keys come only
+ * from configuration or the keys endpoint, never from a token, and an unknown `kid` fails closed.
  *
  * The remote defaults are those of jose's remote JWK set (`src/jwks/remote.ts`): 5 s fetch timeout,
  * 30 s cooldown between reloads for an unknown key id, 10 min cache when the response says nothing.
  */
-import { importPublicKey, type PublicKey } from './ed25519.js'
-import { decodePublicPaserk, publicKeyId } from './paserk.js'
+import type { PublicKey } from '../paseto/ed25519.js'
+import { importPublicPaserk, publicKeyId } from '../paseto/paserk.js'
 
 /** Where a verifier finds the key named by a token's `kid`. */
 export interface KeySet {
@@ -36,8 +36,8 @@ export interface RemoteKeySetOptions {
   timeoutMs?: number
   /**
    * Least time between two fetches started by `resolve` (for an unknown `kid`, a stale cache, or a
-   * retry after a failure), in milliseconds, so a flood of tokens with forged `kid`s costs Tessera at
-   * most one request per cooldown. Default 30000.
+   * retry after a failure), in milliseconds, so a flood of tokens with forged `kid`s costs Tessera
+   * at most one request per cooldown. Default 30000.
    */
   cooldownMs?: number
   /** How long a response without `Cache-Control: max-age` stays fresh, in ms. Default 600000. */
@@ -95,7 +95,7 @@ function checkedKey(
   }
   // publicKeyId decodes the PASERK strictly (prefix, canonical base64url, 32 bytes) first.
   if (publicKeyId(paserk) !== kid) throw new TypeError('"kid" is not the PASERK id of "paserk"')
-  return { kid, key: known?.get(kid) ?? importPublicKey(decodePublicPaserk(paserk)) }
+  return { kid, key: known?.get(kid) ?? importPublicPaserk(paserk) }
 }
 
 /**

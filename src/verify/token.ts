@@ -3,24 +3,24 @@
  * Everything about the token's shape is settled before any key is looked up, and exactly one
  * Ed25519 verification is done per token.
  *
- * Why this does not go through `paseto`'s Verify (which `verifyV4Public` uses, and which the
- * official vectors exercise): on Node 20 its framing and claim handling cost about 26 µs per
- * access token, mostly a pure-JS canonical base64url check (`String.fromCharCode(...bytes)` and
- * `btoa`, as Node 20 has no `Uint8Array.prototype.toBase64`), against about 125 µs for the
- * signature itself, which caps verification at about 0.8 of raw `crypto.verify`; PERFORMANCE.md
- * asks for 0.9. The framing here is the same (stricter where noted) and the signature check is the
- * very function bound into `paseto` for `verifyV4Public`.
+ * Why this does not go through `paseto`'s Verify (which `verifyV4Public` in src/paseto uses, and
+ * which the official vectors exercise): on Node 20 its framing and claim handling cost about 26 µs
+ * per access token, mostly a pure-JS canonical base64url check (`String.fromCharCode(...bytes)`
+ * and `btoa`, as Node 20 has no `Uint8Array.prototype.toBase64`), against about 125 µs for the
+ * signature itself, which caps verification at about 0.8 of raw `crypto.verify`;
+ * docs/performance.md asks for 0.9. The framing here is the same (stricter where noted) and the
+ * signature check is the very function bound into `paseto` for `verifyV4Public`.
  */
 import { Buffer } from 'node:buffer'
-import { decodeBase64urlStrict, isCanonicalBase64url } from './base64url.js'
-import { type PublicKey, verifyV4Signature } from './ed25519.js'
+import { decodeBase64urlStrict, isCanonicalBase64url } from '../paseto/base64url.js'
+import { type PublicKey, verifyV4Signature } from '../paseto/ed25519.js'
+import { parseJsonObjectStrict } from '../paseto/json.js'
+import { parsePasetoTime } from '../paseto/time.js'
 import { TokenError } from './errors.js'
-import { parseJsonObjectStrict } from './json.js'
-import { parsePasetoTime } from './time.js'
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
 
-/** The claims of a Tessera access token (API.md, "Tokens and keys"). */
+/** The claims of a Tessera access token (README, "Tokens"). */
 export interface AccessTokenClaims {
   iss: string
   sub: string

@@ -186,5 +186,31 @@ for (const dialect of dialects()) {
       expect(res.status).toBe(401)
       expect(((await res.json()) as { code: string }).code).toBe('unauthorized')
     })
+
+    it('promoting needs a recent authentication', async () => {
+      // A stolen superuser token cannot grant superuser.
+      const root = await superuser()
+      const mallory = await registerAndLogin(app)
+      // The superuser's session is older than REAUTH_MAX_AGE (300 s) but its access token is not.
+      app.clock.advance(301_000)
+      const refreshed = (await (await refresh(app, root.tokens.refresh_token)).json()) as {
+        access_token: string
+      }
+      const res = await promote(app, refreshed.access_token, mallory.user.id)
+      await expectProblem(res, 401, 'reauthentication_required')
+      const row = await app.server.tessera.db
+        .selectFrom('users')
+        .select('account_type')
+        .where('id', '=', mallory.user.id)
+        .executeTakeFirstOrThrow()
+      expect(row.account_type).toBe('regular')
+      // After re-entering the password the same session may promote.
+      const reauth = await app.request('/v1/user/auth/reauthenticate', {
+        token: refreshed.access_token,
+        json: { password: PASSWORD },
+      })
+      expect(reauth.status).toBe(204)
+      expect((await promote(app, refreshed.access_token, mallory.user.id)).status).toBe(200)
+    })
   })
 }

@@ -396,6 +396,22 @@ for (const dialect of dialects()) {
       }
     })
 
+    it('an entry with a port (ip:port, [v6]:port) names its address, not the proxy', async () => {
+      const app = await makeTestApp({ dialect, env: { TRUST_PROXY: '127.0.0.1' } })
+      try {
+        for (const entry of ['198.51.100.4:5678', '[2001:db8::4]:443', '[2001:db8::5]']) {
+          await expectProblem(await attemptVia(app, entry), 401, 'invalid_credentials')
+        }
+        expect(await ipKeys(app)).toEqual([
+          'login_ip:198.51.100.4',
+          'login_ip:2001:db8::4',
+          'login_ip:2001:db8::5',
+        ])
+      } finally {
+        await app.close()
+      }
+    })
+
     it('through trusted proxies the client is the right-most untrusted entry', async () => {
       // The IPv4-mapped spelling of the peer matches it too.
       const app = await makeTestApp({

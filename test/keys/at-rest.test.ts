@@ -166,6 +166,28 @@ for (const dialect of dialects()) {
           loadConfig({ KEY_ENCRYPTION_KEY: 'k'.repeat(32), KEY_ENCRYPTION_KEY_FILE: keyFile }),
         ).toThrow(/KEY_ENCRYPTION_KEY_FILE/)
       })
+
+      it('a KEY_ENCRYPTION_KEY_FILE others can read is used as it is, with a warning', async () => {
+        // The operator's own file, not one Tessera generated.
+        // A Docker or Kubernetes secret is 0444/0644 and often not the server's to chmod.
+        const db = fresh()
+        mkdirSync(join(root, 'shared-secrets'), { mode: 0o755 })
+        const keyFile = join(root, 'shared-secrets', 'kek')
+        writeFileSync(keyFile, `${'s'.repeat(40)}\n`, { mode: 0o644 })
+        const { server, lines } = await startAndLogin({
+          DATABASE_URL: `sqlite:${db}`,
+          KEY_ENCRYPTION_KEY_FILE: keyFile,
+        })
+        servers.push(server)
+        expect(mode(keyFile)).toBe(0o644)
+        expect(server.tessera.config.keyEncryptionKey).toBe('s'.repeat(40))
+        const warnings = lines
+          .map((l) => JSON.parse(l) as { level: number; msg: string })
+          .filter((l) => l.level === 40)
+        expect(warnings.some((l) => l.msg.includes(`${keyFile} is readable by other users`))).toBe(
+          true,
+        )
+      })
     })
   }
 

@@ -13,8 +13,8 @@ import {
   rotateSigningKey,
   SIGNER_CACHE_MS,
 } from '../../src/keys/signing-keys.js'
+import { publicKeyId } from '../../src/paseto/paserk.js'
 import { startServer } from '../../src/server.js'
-import { publicKeyId } from '../../src/verify/paserk.js'
 import { makeTestApp, type TestApp, testClock } from '../support/app.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
@@ -29,9 +29,7 @@ interface PublishedKey {
 }
 
 const ACCESS_TOKEN_TTL_MS = 900_000
-/**
- * Skew margin a retiring key stays published beyond TTL + signer cache (src/keys/signing-keys.ts).
- */
+/** Margin a retiring key stays published past TTL + signer cache (src/keys/signing-keys.ts). */
 const SKEW_MARGIN_MS = 60_000
 
 async function getKeys(app: { request: TestApp['request'] }): Promise<PublishedKey[]> {
@@ -64,8 +62,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('publishes the one active key as {kid, paserk, status, created_at}', async () => {
-      // kid is the PASERK id of paserk.
+    it('lists the active key as {kid, paserk, status, created_at}, kid = PASERK id', async () => {
       const res = await app.request('/v1/keys')
       expect(res.status).toBe(200)
       expect(res.headers.get('content-type')).toMatch(/^application\/json/)
@@ -122,8 +119,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('old tokens keep working, new ones carry the new kid', async () => {
-      // The old key retires after TTL + cache + skew.
+    it('new tokens carry the new kid, old ones verify; retired after TTL+cache+skew', async () => {
       const { tokens: before, email } = await registerAndLogin(app)
       const oldKid = kidOf(before.access_token)
       app.clock.advance(1000)
@@ -151,7 +147,7 @@ for (const dialect of dialects()) {
       await expectMeStatus(app, after.access_token, 200)
       await expectMeStatus(app, before.access_token, 200)
 
-      // The retiring key stays published for the whole window (API.md: at least one TTL)...
+      // The retiring key stays published for the whole window (README, "Keys": at least one TTL)...
       const retireAt = rotatedAt + ACCESS_TOKEN_TTL_MS + SIGNER_CACHE_MS + SKEW_MARGIN_MS
       app.clock.set(retireAt - 1000)
       expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([
@@ -221,8 +217,7 @@ for (const dialect of dialects()) {
       return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]))
     }
 
-    it('20,000 long-expired retiring keys end up retired', async () => {
-      // /v1/keys, the key ring and keys list see only live keys.
+    it('20,000 expired retiring keys get retired; /v1/keys, ring, list see live ones', async () => {
       const active = (await getKeys(app))[0]!
       await insertExpiredRetiring(20_000, 'bulk')
       expect(await statusCounts()).toEqual({ active: 1, retiring: 20_000 })
@@ -252,7 +247,7 @@ for (const dialect of dialects()) {
   })
 
   describe(`the first signing key [${dialect}]`, () => {
-    it('concurrent ensureActiveKey on an empty database: one active key', async () => {
+    it('concurrent ensureActiveKey calls on an empty database leave one active key', async () => {
       const database = await createTestDatabase(dialect)
       // Two connections, as two replicas starting together would have.
       const handles = await Promise.all([
@@ -286,8 +281,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('stores secret keys encrypted (enc.v1.), never as k4.secret', async () => {
-      // And tokens still verify.
+    it('stores secret keys encrypted (enc.v1.), never as k4.secret; tokens verify', async () => {
       await rotateSigningKey(app.server.tessera)
       app.clock.advance(SIGNER_CACHE_MS + 1000)
       const rows = await app.server.tessera.db.selectFrom('signing_keys').selectAll().execute()
@@ -309,8 +303,7 @@ for (const dialect of dialects()) {
   })
 
   describe(`restart with encrypted keys [${dialect}]`, () => {
-    it('the right KEY_ENCRYPTION_KEY restarts with the same key', async () => {
-      // A wrong or missing one stops start-up.
+    it('the right KEY_ENCRYPTION_KEY restarts on the same key; wrong/none stops it', async () => {
       const database = await createTestDatabase(dialect)
       const key = kek()
       const env = (extra: Env): Env => ({

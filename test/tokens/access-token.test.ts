@@ -5,9 +5,9 @@
  */
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { publicKeyId } from '../../src/paseto/paserk.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
 import { signV4Public } from '../../src/tokens/sign.js'
-import { publicKeyId } from '../../src/verify/paserk.js'
-import { formatPasetoTime } from '../../src/verify/time.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
@@ -41,9 +41,7 @@ interface Parts {
   footer: string
 }
 
-/**
- * Splits a `v4.public.` token into header, decoded payload (message || signature) and footer text.
- */
+/** A `v4.public.` token's header, decoded payload (message || signature) and footer text. */
 function split(token: string): Parts {
   const [version, purpose, payload, footer, ...rest] = token.split('.')
   expect(rest).toEqual([])
@@ -94,7 +92,7 @@ function pasetoTsKey(paserk: string): string {
   expect(paserk.startsWith('k4.public.')).toBe(true)
   const raw = Buffer.from(paserk.slice('k4.public.'.length), 'base64url')
   expect(raw).toHaveLength(32)
-  return 'k4.public.' + raw.toString('base64url')
+  return `k4.public.${raw.toString('base64url')}`
 }
 
 /** Tessera's answer to a bearer token: 401 with RFC 6750 `invalid_token`, or the status it gave. */
@@ -127,7 +125,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it("the login token verifies with paseto-ts under its footer kid's key", async () => {
+    it('the login token verifies with paseto-ts under the published key of its kid', async () => {
       const { tokens } = await registerAndLogin(app)
       expect(tokens.access_token.startsWith('v4.public.')).toBe(true)
       const key = await keyForToken(app, tokens.access_token)
@@ -136,8 +134,7 @@ for (const dialect of dialects()) {
       expect(footer).toEqual(JSON.parse(split(tokens.access_token).footer))
     })
 
-    it('the footer is exactly {"kid": k4.pid}', async () => {
-      // The kid is the PASERK id of the published key.
+    it('the footer is exactly {"kid": k4.pid}, the PASERK id of the published key', async () => {
       const { tokens } = await registerAndLogin(app)
       const { footer } = split(tokens.access_token)
       const { kid } = JSON.parse(footer) as { kid: string }
@@ -149,8 +146,7 @@ for (const dialect of dialects()) {
       expect(publicKeyId(key!.paserk)).toBe(kid)
     })
 
-    it('claims are exactly the documented ones', async () => {
-      // docs/architecture.md; with the configured issuer, audience and TTL.
+    it('claims as README "Tokens" says, with the configured issuer, audience, TTL', async () => {
       const { tokens, user, email } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
       expect(Object.keys(claims).sort()).toEqual([
@@ -198,8 +194,7 @@ for (const dialect of dialects()) {
       expect(sessions[0]).toMatchObject({ id: claimsOf(tokens.access_token).sid, current: true })
     })
 
-    it('a second login has a new sid', async () => {
-      // A refresh keeps the sid; every token has its own jti.
+    it('a new login has a new sid, a refresh keeps it; every token has its own jti', async () => {
       const { tokens, email } = await registerAndLogin(app)
       const second = await login(app, email)
       const res = await refresh(app, tokens.refresh_token)
@@ -212,8 +207,7 @@ for (const dialect of dialects()) {
       await pasetoTsVerify(await keyForToken(app, refreshed.access_token), refreshed.access_token)
     })
 
-    it('one flipped bit of payload or signature is rejected by both', async () => {
-      // By paseto-ts and by Tessera.
+    it('a bit flipped in payload or signature: rejected by paseto-ts and Tessera', async () => {
       const { tokens } = await registerAndLogin(app)
       const key = await keyForToken(app, tokens.access_token)
       const parts = split(tokens.access_token)
@@ -236,8 +230,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a changed footer is rejected by paseto-ts and by Tessera', async () => {
-      // Another kid, or other JSON for the same kid.
+    it('a changed footer (other kid or JSON): rejected by paseto-ts and Tessera', async () => {
       const { tokens } = await registerAndLogin(app)
       const key = await keyForToken(app, tokens.access_token)
       const parts = split(tokens.access_token)
@@ -261,8 +254,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('another version header is rejected by paseto-ts and by Tessera', async () => {
-      // The same payload and signature.
+    it('payload and signature under another header: refused by paseto-ts, Tessera', async () => {
       const { tokens } = await registerAndLogin(app)
       const key = await keyForToken(app, tokens.access_token)
       const rest = tokens.access_token.slice('v4.public.'.length)
@@ -273,8 +265,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a token signed by another Tessera instance is refused', async () => {
-      // Its kid is unknown here.
+    it('a token signed by another Tessera instance is refused: its kid is unknown', async () => {
       const other = await makeTestApp({ dialect, env: ENV })
       try {
         const { tokens } = await registerAndLogin(other)
@@ -299,7 +290,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('a token is accepted up to ACCESS_TOKEN_TTL + 30 s, refused after', async () => {
+    it('a token is accepted up to ACCESS_TOKEN_TTL + 30 s tolerance, refused after', async () => {
       const { tokens } = await registerAndLogin(app)
       const exp = Date.parse(claimsOf(tokens.access_token).exp as string)
       app.clock.set(exp + CLOCK_TOLERANCE_MS)
@@ -312,7 +303,7 @@ for (const dialect of dialects()) {
       await expectTesseraAccepts(app, ((await res.json()) as TokenPairBody).access_token)
     })
 
-    it('a token of our own key living longer than ACCESS_TOKEN_TTL is refused', async () => {
+    it('a token signed with our own key, living over ACCESS_TOKEN_TTL, is refused', async () => {
       const { tokens } = await registerAndLogin(app)
       const claims = claimsOf(tokens.access_token)
       const iat = Date.parse(claims.iat as string)

@@ -2,10 +2,11 @@
 import { sign } from 'node:crypto'
 import { type JsonValue, PAE } from 'paseto'
 import { expect } from 'vitest'
+import { importPublicKey } from '../../src/paseto/ed25519.js'
+import { encodePublicPaserk } from '../../src/paseto/paserk.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
 import { generateSigningKeyPair, importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import {
-  encodePublicPaserk,
-  importPublicKey,
   type KeyResolver,
   type PublicKey,
   publicKeyId,
@@ -14,7 +15,6 @@ import {
   type VerifyOptions,
   verifyAccessToken,
 } from '../../src/verify/index.js'
-import { formatPasetoTime } from '../../src/verify/time.js'
 
 export const ISSUER = 'https://id.example.org'
 export const AUDIENCE = 'tessera'

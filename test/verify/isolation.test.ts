@@ -1,8 +1,10 @@
 /**
  * `tessera/verify` is published alone: loading it must not pull in the rest of Tessera (database
- * drivers, argon2, the server, the logger). A fresh Node process imports src/verify/index.ts with
- * a module resolve hook (`module.register`, Node 20.6+) that writes down every module URL the
- * import graph resolves; CommonJS modules loaded by `require` are read from `require.cache`.
+ * drivers, argon2, the server, the logger), only its own files and the PASETO core in src/paseto.
+ * A fresh Node process imports src/verify/index.ts with a module resolve hook (`module.register`,
+ * Node 20.6+) that writes down every module URL the import graph resolves; CommonJS modules loaded
+ * by `require` are read from `require.cache`. The same process lists the module's exports, which
+ * must be the resource-service API and nothing of the signing side.
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -12,8 +14,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
-const VERIFY_DIR = join(ROOT, 'src', 'verify') + '/'
-const SRC_DIR = join(ROOT, 'src') + '/'
+const VERIFY_DIR = `${join(ROOT, 'src', 'verify')}/`
+const PASETO_DIR = `${join(ROOT, 'src', 'paseto')}/`
+const SRC_DIR = `${join(ROOT, 'src')}/`
 
 /** What the module is allowed to load besides its own files and node built-ins. */
 const ALLOWED_PACKAGES = new Set(['hono', 'paseto', '@noble/hashes'])
@@ -29,6 +32,22 @@ const FORBIDDEN_PACKAGES = [
   'oauth4webapi',
 ]
 
+/** The runtime exports of `tessera/verify` (types are not visible at run time). */
+const PUBLIC_EXPORTS = [
+  'KeySetUnavailableError',
+  'TokenError',
+  'auth',
+  'createLocalKeySet',
+  'createRemoteKeySet',
+  'createVerifier',
+  'importPublicPaserk',
+  'publicKeyId',
+  'requireAccountType',
+  'requireAuth',
+  'requireVerified',
+  'verifyAccessToken',
+]
+
 const HOOKS = `
 import { appendFileSync } from 'node:fs'
 export async function resolve(specifier, context, nextResolve) {
@@ -42,9 +61,11 @@ register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)})
 
 const SCRIPT = `
 import { createRequire } from 'node:module'
-await import(${JSON.stringify(pathToFileURL(join(VERIFY_DIR, 'index.ts')).href)})
-const loaded = Object.keys(createRequire(${JSON.stringify(`${ROOT}/`)}).cache)
-process.stdout.write(JSON.stringify(loaded))
+const verify = await import(${JSON.stringify(pathToFileURL(join(VERIFY_DIR, 'index.ts')).href)})
+process.stdout.write(JSON.stringify({
+  cjs: Object.keys(createRequire(${JSON.stringify(`${ROOT}/`)}).cache),
+  exports: Object.keys(verify),
+}))
 `
 
 /** The npm package a file in node_modules belongs to (`@scope/name` or `name`), if any. */
@@ -59,6 +80,7 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
   let dir: string
   let esmModules: string[]
   let cjsModules: string[]
+  let exported: string[]
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tessera-verify-isolation-'))
@@ -79,7 +101,10 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
         (error, out, err) => (error ? fail(new Error(`${error.message}\n${err}`)) : done(out)),
       )
     })
-    cjsModules = JSON.parse(stdout) as string[]
+    ;({ cjs: cjsModules, exports: exported } = JSON.parse(stdout) as {
+      cjs: string[]
+      exports: string[]
+    })
     esmModules = [...new Set(readFileSync(log, 'utf8').split('\n').filter(Boolean))].map((url) =>
       url.startsWith('file:') ? fileURLToPath(url) : url,
     )
@@ -92,9 +117,10 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
     }
   })
 
-  it('imports no file of src/ outside src/verify/', () => {
+  it('imports no file of src/ outside src/verify/ and src/paseto/', () => {
     const outside = [...esmModules, ...cjsModules].filter(
-      (path) => path.startsWith(SRC_DIR) && !path.startsWith(VERIFY_DIR),
+      (path) =>
+        path.startsWith(SRC_DIR) && !path.startsWith(VERIFY_DIR) && !path.startsWith(PASETO_DIR),
     )
     expect(outside).toEqual([])
   })
@@ -106,13 +132,18 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
     for (const name of FORBIDDEN_PACKAGES) expect(loaded.has(name), name).toBe(false)
   })
 
-  it('imports only its own files, node built-ins, hono, paseto and @noble/hashes', () => {
+  it('imports only itself, src/paseto, node built-ins, hono, paseto, @noble/hashes', () => {
     const strays = esmModules.filter((path) => {
       if (path.startsWith('node:')) return false
-      if (path.startsWith(VERIFY_DIR)) return false
+      if (path.startsWith(VERIFY_DIR) || path.startsWith(PASETO_DIR)) return false
       const name = packageOf(path)
       return name === undefined || !ALLOWED_PACKAGES.has(name)
     })
     expect(strays).toEqual([])
+  })
+
+  it('exports the resource-service API and nothing about secret keys or signing', () => {
+    expect([...exported].sort()).toEqual(PUBLIC_EXPORTS)
+    for (const name of exported) expect(name, name).not.toMatch(/secret|sign|encode|decode/i)
   })
 })

@@ -7,13 +7,14 @@ import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rotateSigningKey } from '../../src/keys/signing-keys.js'
+import { encodePublicPaserk, encodeSecretPaserk } from '../../src/paseto/paserk.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
 import { generateSigningKeyPair } from '../../src/tokens/sign.js'
 import {
   createLocalKeySet,
   createRemoteKeySet,
   createVerifier,
-  encodePublicPaserk,
-  formatPasetoTime,
+  importPublicPaserk,
   KeySetUnavailableError,
   publicKeyId,
   TokenError,
@@ -143,8 +144,7 @@ describe('remote key set against a real Tessera', () => {
     expect(fetchKeys.count).toBe(1)
   })
 
-  it('refetches for an unknown kid at most once per cooldown', async () => {
-    // However many forged kids arrive.
+  it('refetches for unknown kids at most once per cooldown, however many are forged', async () => {
     const clock = testClock()
     const fetchKeys = countingFetch()
     const verifier = verifierFor(fetchKeys, { now: clock })
@@ -227,7 +227,7 @@ describe('remote key set against a real Tessera', () => {
     expect(fetchKeys.count).toBe(2)
   })
 
-  it("ignores an entry whose kid is not its key's PASERK id, keeps the rest", async () => {
+  it('ignores an entry whose kid is not the PASERK id of its key; keeps the rest', async () => {
     // The helpers' signing key plays the attacker: its public key is listed under Tessera's kid,
     // under a made-up kid, and in entries that are broken in other ways.
     const attackerKid = randomKid()
@@ -367,8 +367,7 @@ describe('remote key set while Tessera is unreachable', () => {
     expect(fetchKeys.count).toBe(3)
   })
 
-  it('throws KeySetUnavailableError until a first fetch succeeds', async () => {
-    // Retrying at most once a second.
+  it('throws KeySetUnavailableError until a fetch succeeds, retrying at most 1/s', async () => {
     const clock = testClock()
     const fetchKeys = countingFetch()
     const keySet = createRemoteKeySet({ url: await deadUrl(), fetch: fetchKeys, now: clock })
@@ -413,7 +412,7 @@ describe('remote key set while Tessera is unreachable', () => {
 })
 
 describe('key rotation', () => {
-  it('accepts the new key after one refetch, and still the old key', async () => {
+  it('accepts a token of the new key after one refetch, and still the old key', async () => {
     const app = await makeTestApp()
     try {
       const fetchKeys = countingFetch()
@@ -481,5 +480,22 @@ describe('local key set', () => {
     )
     expect((await verifier.verify(await issue())).sub).toBeTypeOf('string')
     expect(await refusal(verifier, await issue({}, kidFooter(randomKid())))).toBe('unknown_key')
+  })
+  it('verifies through createVerifier({ keySet }) with keys from importPublicPaserk', async () => {
+    const key = importPublicPaserk(signer.paserk)
+    const keySet = {
+      resolve: async (kid: string) => (kid === publicKeyId(signer.paserk) ? key : undefined),
+      reload: async () => {},
+    }
+    const verifier = createVerifier(
+      { keySet },
+      { issuer: ISSUER, audience: AUDIENCE, now: () => NOW },
+    )
+    expect((await verifier.verify(await issue())).sub).toBeTypeOf('string')
+    expect(await refusal(verifier, await issue({}, kidFooter(randomKid())))).toBe('unknown_key')
+    const secret = encodeSecretPaserk(signer.raw.secretKey)
+    for (const bad of [secret, `k4.public.${secret.slice(10)}`, `${signer.paserk}=`, '']) {
+      expect(() => importPublicPaserk(bad), bad).toThrow(TypeError)
+    }
   })
 })

@@ -7,14 +7,10 @@ import {
 } from 'paseto/v2/public'
 import { verify as pasetoTsVerify } from 'paseto-ts/v4'
 import { describe, expect, it } from 'vitest'
+import { verifyV4Public } from '../../src/paseto/ed25519.js'
+import { formatPasetoTime } from '../../src/paseto/time.js'
 import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
-import {
-  type KeyResolver,
-  TokenError,
-  verifyAccessToken,
-  verifyV4Public,
-} from '../../src/verify/index.js'
-import { formatPasetoTime } from '../../src/verify/time.js'
+import { type KeyResolver, TokenError, verifyAccessToken } from '../../src/verify/index.js'
 import {
   AUDIENCE,
   accessClaims,
@@ -547,8 +543,7 @@ describe('time, issuer and audience', () => {
     await expect(verifyAccessToken(token, resolveKey, at(NOW + 30_000))).resolves.toBeDefined()
   })
 
-  it('a lifetime (exp - iat) over the maximum is lifetime_too_long', async () => {
-    // 86400 s by default, or as set.
+  it('exp - iat over the maximum is lifetime_too_long: 86400 s by default, or as set', async () => {
     const day = 86_400_000
     const longLived = await issue({ exp: time(NOW + day + 1000) })
     expect(await refusal(longLived, at(NOW))).toBe('lifetime_too_long')
@@ -566,8 +561,7 @@ describe('time, issuer and audience', () => {
     )
   })
 
-  it('a long exp is refused even when iat is set close to it', async () => {
-    // iat may not be in the future.
+  it('a long exp is refused even with iat close to it (iat may not be in the future)', async () => {
     const hidden = await issue({
       iat: time(NOW + 364 * 86_400_000),
       exp: time(NOW + 365 * 86_400_000),

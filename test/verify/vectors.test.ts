@@ -7,18 +7,16 @@ import { createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
+import { importPublicKey, verifyV4Public } from '../../src/paseto/ed25519.js'
 import {
   decodePublicPaserk,
   decodeSecretPaserk,
   encodePublicPaserk,
   encodeSecretPaserk,
-  importPublicKey,
   publicKeyId,
-  TokenError,
-  verifyAccessToken,
-  verifyV4Public,
-} from '../../src/verify/index.js'
+} from '../../src/paseto/paserk.js'
+import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
+import { TokenError, verifyAccessToken } from '../../src/verify/index.js'
 
 const VECTORS = path.resolve(import.meta.dirname, '../vectors')
 

@@ -1,30 +1,24 @@
 import { Hono } from 'hono'
-import { getUser, promoteToSuperuser, toUserView } from '../../accounts/accounts.js'
-import { TesseraError } from '../../errors.js'
+import { assertSuperuser, toUserView } from '../../accounts/accounts.js'
+import { promoteToSuperuser } from '../../accounts/promotion.js'
 import { uuidParam } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
 
-/** `/v1/admin/...`: superuser-only. The account type is read from the database, not the token. */
+/** `/v1/admin/...`: superuser-only. */
 export const adminRoutes = new Hono<AppEnv>()
   .use(requireUser)
+  // Before anything else of the request is looked at, unknown admin paths included: to anyone
+  // but a superuser the whole prefix answers 403 alike.
   .use(async (c, next) => {
-    // Only "no such user" means forbidden; a database failure must not read as one (it is a 503).
-    const actor = await getUser(c.get('tessera').db, c.get('claims').sub).catch(
-      (error: unknown) => {
-        if (error instanceof TesseraError && error.code === 'not_found') return undefined
-        throw error
-      },
-    )
-    if (actor?.account_type !== 'superuser' || actor.disabled !== 0) {
-      throw new TesseraError('forbidden', 'Only a superuser may do this')
-    }
+    await assertSuperuser(c.get('tessera').db, c.get('claims').sub)
     await next()
   })
   .post('/users/:id/promote', async (c) => {
-    const t = c.get('tessera')
     const userId = uuidParam(c.req.param('id'), 'user')
-    const user = await promoteToSuperuser(t, c.get('claims').sub, userId, clientContext(c))
+    const claims = c.get('claims')
+    const actor = { userId: claims.sub, sessionId: claims.sid }
+    const user = await promoteToSuperuser(c.get('tessera'), actor, userId, clientContext(c))
     return c.json(toUserView(user))
   })

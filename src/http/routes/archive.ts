@@ -2,7 +2,6 @@ import { Hono } from 'hono'
 import * as v from 'valibot'
 import { registerAccount } from '../../accounts/accounts.js'
 import { loginWithPassword } from '../../accounts/login.js'
-import { TesseraError } from '../../errors.js'
 import {
   displayNameField,
   emailField,
@@ -40,16 +39,14 @@ export const archiveRoutes = new Hono<AppEnv>()
     const client = clientContext(c)
     await t.limits.registerPerIp.consume(client.ip ?? 'unknown')
     const body = await readJson(c, ArchiveRegisterBody)
-    const allowed = t.config.selfAssignableRoles
-    const role = body.role ?? allowed[0] ?? null
-    if (role !== null && !allowed.includes(role)) {
-      throw new TesseraError('validation_failed', `role: must be one of ${allowed.join(', ')}`, {
-        errors: [{ field: 'role', message: `must be one of ${allowed.join(', ')}` }],
-      })
-    }
     const user = await registerAccount(
       t,
-      { email: body.email, password: body.password, displayName: body.full_name, role },
+      {
+        email: body.email,
+        password: body.password,
+        displayName: body.full_name,
+        selfAssignedRole: body.role ?? null,
+      },
       client,
     )
     return c.json(

@@ -140,8 +140,6 @@ export const federationRoutes = new Hono<AppEnv>()
     // Only a provider name can name a linked identity; anything else is 404 without a query.
     if (!(OAUTH_PROVIDERS as readonly string[]).includes(provider))
       throw new TesseraError('not_found', 'No such provider')
-    // Removing a way in is an account change like linking one (README, "Recent authentication").
-    await requireRecentAuthentication(t, claims.sid)
-    await unlinkIdentity(t, claims.sub, provider, clientContext(c), claims.sid)
+    await unlinkIdentity(t, claims, provider, clientContext(c))
     return c.body(null, 204)
   })

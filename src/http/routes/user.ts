@@ -1,7 +1,6 @@
 import { Hono } from 'hono'
 import * as v from 'valibot'
 import {
-  changePassword,
   getUser,
   listIdentities,
   registerAccount,
@@ -9,14 +8,15 @@ import {
   updateDisplayName,
 } from '../../accounts/accounts.js'
 import { loginWithPassword } from '../../accounts/login.js'
+import { changePassword } from '../../accounts/password-change.js'
 import { reauthenticate } from '../../accounts/reauthenticate.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
-import { recordAudit } from '../../audit/audit.js'
 import { TesseraError } from '../../errors.js'
+import { formatPasetoTime } from '../../paseto/time.js'
+import { deleteSession, logout, logoutAll } from '../../sessions/logout.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
-import { deleteSession, listSessions, logout, revokeUserSessions } from '../../sessions/sessions.js'
+import { listSessions } from '../../sessions/sessions.js'
 import { issueTokenPair } from '../../tokens/token-pair.js'
-import { formatPasetoTime } from '../../verify/time.js'
 import {
   displayNameField,
   emailField,
@@ -97,27 +97,12 @@ export const userRoutes = new Hono<AppEnv>()
   .post('/auth/logout', async (c) => {
     const t = c.get('tessera')
     const body = await readJson(c, RefreshBody)
-    const ended = await logout(t, body.refresh_token)
-    if (ended !== undefined) {
-      await recordAudit(t.db, t.clock, {
-        event: 'logout',
-        userId: ended.userId,
-        sessionId: ended.sessionId,
-        ip: clientContext(c).ip,
-      })
-    }
+    await logout(t, body.refresh_token, clientContext(c))
     return c.body(null, 204)
   })
 
   .post('/auth/logout-all', requireUser, async (c) => {
-    const t = c.get('tessera')
-    const claims = c.get('claims')
-    await revokeUserSessions(t, claims.sub, 'logout_all')
-    await recordAudit(t.db, t.clock, {
-      event: 'logout_all',
-      userId: claims.sub,
-      ip: clientContext(c).ip,
-    })
+    await logoutAll(c.get('tessera'), c.get('claims').sub, clientContext(c))
     return c.body(null, 204)
   })
 
@@ -155,21 +140,13 @@ export const userRoutes = new Hono<AppEnv>()
   })
 
   .post('/password', requireUser, async (c) => {
-    const t = c.get('tessera')
-    const claims = c.get('claims')
     const body = await readJson(c, PasswordBody)
-    // Guessing the current password with a stolen access token is limited per user, on a budget
-    // apart from the login one: failed logins by others must not block the owner here.
-    await t.limits.passwordPerUser.consume(claims.sub)
-    // Every other session ends with the change: whoever knew the old password is logged out (ASVS 7.4).
-    await changePassword(t, claims.sub, body.current_password, body.new_password, claims.sid)
-    await t.limits.passwordPerUser.reset(claims.sub)
-    await recordAudit(t.db, t.clock, {
-      event: 'password_changed',
-      userId: claims.sub,
-      sessionId: claims.sid,
-      ip: clientContext(c).ip,
-    })
+    await changePassword(
+      c.get('tessera'),
+      c.get('claims'),
+      { current: body.current_password, next: body.new_password },
+      clientContext(c),
+    )
     return c.body(null, 204)
   })
 
@@ -198,15 +175,7 @@ export const userRoutes = new Hono<AppEnv>()
   })
 
   .delete('/sessions/:id', requireUser, async (c) => {
-    const t = c.get('tessera')
-    const claims = c.get('claims')
     const sessionId = uuidParam(c.req.param('id'), 'live session')
-    await deleteSession(t, claims.sub, sessionId)
-    await recordAudit(t.db, t.clock, {
-      event: 'session_revoked',
-      userId: claims.sub,
-      sessionId,
-      ip: clientContext(c).ip,
-    })
+    await deleteSession(c.get('tessera'), c.get('claims').sub, sessionId, clientContext(c))
     return c.body(null, 204)
   })

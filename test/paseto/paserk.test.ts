@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { generateSigningKeyPair } from '../../src/tokens/sign.js'
 import {
   decodePublicPaserk,
   decodeSecretPaserk,
   encodePublicPaserk,
   encodeSecretPaserk,
   publicKeyId,
-} from '../../src/verify/index.js'
+} from '../../src/paseto/paserk.js'
+import { generateSigningKeyPair } from '../../src/tokens/sign.js'
 
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
 const pair = generateSigningKeyPair()
@@ -62,7 +62,7 @@ describe('PASERK k4.public and k4.secret decode only their exact canonical form'
       expect(() => decodePublicPaserk(zeros.slice(0, -1) + last)).toThrow(TypeError)
     }
     // 43 characters carry 258 bits: the last one's low 2 bits are spare, its high 4 are data.
-    expect(decodePublicPaserk(zeros.slice(0, -1) + 'E')[31]).toBe(1)
+    expect(decodePublicPaserk(`${zeros.slice(0, -1)}E`)[31]).toBe(1)
   })
 
   it("refuses a k4.secret whose public half is not the seed's", () => {

@@ -2,10 +2,11 @@
  * Ed25519 for PASETO v4.public with node:crypto. `verifyV4Signature` is the one signature check:
  * bound into the `paseto` package's framing and claim validation through its extension API for
  * `verifyV4Public` (what the official vectors exercise), and called directly by
- * `verifyAccessToken`. node:crypto's synchronous `verify` is used rather than WebCrypto: it is
- * about twice as fast per call (PERFORMANCE.md), and verification is on every request.
+ * `verifyAccessToken` (src/verify/token.ts). node:crypto's synchronous `verify` is used rather
+ * than WebCrypto: it is about twice as fast per call (docs/performance.md), and verification is on
+ * every request. Secret keys are imported here too, for the signer (src/tokens/sign.ts) and
+ * PASERK; nothing about them is exported by `tessera/verify`.
  */
-import { Buffer } from 'node:buffer'
 import { createPrivateKey, createPublicKey, verify as ed25519Verify, KeyObject } from 'node:crypto'
 import {
   type ConsumeOptions,
@@ -15,7 +16,8 @@ import {
   PublicVerify,
   type TokenResult,
 } from 'paseto'
-import { decodeBase64urlStrict, encodeBase64url } from './base64url.js'
+import { encodeBase64url } from './base64url.js'
+import { v4PublicPreAuth } from './pae.js'
 
 export const KEY_ALGORITHM = 'tessera-ed25519'
 
@@ -25,44 +27,6 @@ export interface PublicKey extends Key {
   readonly extractable: false
   readonly type: 'public'
   readonly keyObject: KeyObject
-}
-
-/** `h` in the v4.public signature input `PAE(h, m, f, i)`. */
-export const V4_PUBLIC_HEADER: Uint8Array = new TextEncoder().encode('v4.public.')
-
-/** Writes PAE's LE64 of `n` (most significant bit cleared) at `offset`. */
-function le64(out: Uint8Array, offset: number, n: number): void {
-  const high = Math.floor(n / 0x1_0000_0000) & 0x7fff_ffff
-  for (let i = 0; i < 4; i++) {
-    out[offset + i] = (n >>> (8 * i)) & 0xff
-    out[offset + 4 + i] = (high >>> (8 * i)) & 0xff
-  }
-}
-
-/**
- * The bytes a v4.public signature covers: `PAE(["v4.public.", message, footer, implicit])`
- * (PASETO Common.md, "PAE Definition"). The same bytes as `PAE` from `paseto` (a test holds them
- * equal), written for the four pieces into one pooled buffer because it runs on every
- * verification: a fresh `Uint8Array` of this size costs more than the rest of the encoding.
- */
-export function v4PublicPreAuth(
-  message: Uint8Array,
-  footer: Uint8Array,
-  implicitAssertion: Uint8Array,
-): Uint8Array {
-  const pieces = [V4_PUBLIC_HEADER, message, footer, implicitAssertion]
-  let size = 8
-  for (const piece of pieces) size += 8 + piece.byteLength
-  // Every byte is written below, so the unzeroed pool memory never shows through.
-  const out = Buffer.allocUnsafe(size)
-  le64(out, 0, pieces.length)
-  let offset = 8
-  for (const piece of pieces) {
-    le64(out, offset, piece.byteLength)
-    out.set(piece, offset + 8)
-    offset += 8 + piece.byteLength
-  }
-  return out
 }
 
 /** Imports a raw 32-byte Ed25519 public key. Throws `TypeError` on any other length. */
@@ -80,12 +44,6 @@ export function importPublicKey(raw32: Uint8Array): PublicKey {
     type: 'public',
     keyObject,
   })
-}
-
-/** The raw 32 bytes of a public key. */
-export function exportPublicKey(key: PublicKey): Uint8Array {
-  assertPublicKey(key)
-  return decodeBase64urlStrict(key.keyObject.export({ format: 'jwk' }).x!).slice()
 }
 
 /**
@@ -146,7 +104,7 @@ export function verifyV4Signature(
 }
 
 /** The `paseto` Verify capability for v4.public, with node:crypto underneath. */
-export const v4Verify = PublicVerify<4, PublicKey>(
+const v4Verify = PublicVerify<4, PublicKey>(
   Object.freeze({
     version: 4,
     run: async (key, message, signature, footer, implicitAssertion) =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseJsonObjectStrict } from '../../src/verify/index.js'
+import { parseJsonObjectStrict } from '../../src/paseto/json.js'
 
 const strict = (text: string, maxDepth = 4) => parseJsonObjectStrict(text, { maxDepth })
 

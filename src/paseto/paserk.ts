@@ -5,7 +5,7 @@
  */
 import { blake2b } from '@noble/hashes/blake2.js'
 import { decodeBase64urlStrict, encodeBase64url } from './base64url.js'
-import { importSecretKeyObject } from './ed25519.js'
+import { importPublicKey, importSecretKeyObject, type PublicKey } from './ed25519.js'
 
 const PUBLIC_PREFIX = 'k4.public.'
 const SECRET_PREFIX = 'k4.secret.'
@@ -39,6 +39,11 @@ export function encodePublicPaserk(raw: Uint8Array): string {
 /** The 32 raw bytes of a `k4.public.` PASERK. Throws `TypeError` on anything else. */
 export function decodePublicPaserk(s: string): Uint8Array {
   return decodeBody(s, PUBLIC_PREFIX, 32)
+}
+
+/** A verification key from a `k4.public.` PASERK. Throws `TypeError` on anything else. */
+export function importPublicPaserk(s: string): PublicKey {
+  return importPublicKey(decodePublicPaserk(s))
 }
 
 /**

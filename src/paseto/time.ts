@@ -4,7 +4,7 @@
  * narrower form leaves no room for offsets, fractions or lower-case letters that parsers read
  * differently.
  */
-export const PASETO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/
+const PASETO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/
 
 /** Formats a time in milliseconds as `YYYY-MM-DDTHH:MM:SSZ`, truncated to the second. */
 export function formatPasetoTime(ms: number): string {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { PAE } from 'paseto'
 import { describe, expect, it } from 'vitest'
-import { decodeBase64urlStrict, isCanonicalBase64url } from '../../src/verify/base64url.js'
-import { V4_PUBLIC_HEADER, v4PublicPreAuth } from '../../src/verify/ed25519.js'
-import { formatPasetoTime, parsePasetoTime } from '../../src/verify/time.js'
+import { decodeBase64urlStrict, isCanonicalBase64url } from '../../src/paseto/base64url.js'
+import { V4_PUBLIC_HEADER, v4PublicPreAuth } from '../../src/paseto/pae.js'
+import { formatPasetoTime, parsePasetoTime } from '../../src/paseto/time.js'
 
 describe('only canonical unpadded base64url decodes', () => {
   it('accepts exactly what Buffer encodes', () => {
