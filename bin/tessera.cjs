@@ -20,4 +20,4 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = String(hashes)
 }
 
-import('../dist/src/cli/main.js')
+import('../dist/src/cli/main.js').then((cli) => cli.main())

@@ -9,7 +9,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('sessions').addColumn('authenticated_at', 'bigint').execute()
 
   // The client's PKCE challenge (S256) and opaque `state`, and for a link flow the session that
-  // started it (checked again at the callback). One statement per column: SQLite adds one at a time.
+  // started it (checked again at the callback). One statement per column: SQLite adds one at a
+  // time.
   await db.schema.alterTable('oauth_states').addColumn('client_code_challenge', 'text').execute()
   await db.schema.alterTable('oauth_states').addColumn('client_state', 'text').execute()
   await db.schema.alterTable('oauth_states').addColumn('link_session_id', 'text').execute()

@@ -1,3 +1,4 @@
+import { type CliIo, printError, printLine } from './io.js'
 import { readSecret } from './prompt.js'
 import {
   type StoredCredentials,
@@ -240,7 +241,7 @@ interface UserBody {
   identities?: Array<{ provider?: unknown; email?: unknown }>
 }
 
-function printUser(body: unknown): void {
+function printUser(io: CliIo, body: unknown): void {
   const user = (body ?? {}) as UserBody
   const rows: Array<[string, unknown]> = [
     ['email', user.email],
@@ -266,13 +267,13 @@ function printUser(body: unknown): void {
             .join(', '),
     ])
   }
-  for (const [name, value] of rows) console.log(`${`${name}:`.padEnd(14)}${String(value)}`)
+  for (const [name, value] of rows) printLine(io, `${`${name}:`.padEnd(14)}${String(value)}`)
 }
 
-async function register(base: string, values: ClientValues): Promise<void> {
+async function register(io: CliIo, base: string, values: ClientValues): Promise<void> {
   const email = requireEmail(values)
-  const password = await readSecret('Password: ')
-  if (process.stdin.isTTY === true && (await readSecret('Repeat password: ')) !== password) {
+  const password = await readSecret(io, 'Password: ')
+  if (io.stdin.isTTY === true && (await readSecret(io, 'Repeat password: ')) !== password) {
     throw new CliFailure('the passwords do not match')
   }
   const body = expectOk(
@@ -284,12 +285,17 @@ async function register(base: string, values: ClientValues): Promise<void> {
       },
     }),
   )
-  printUser(body)
+  printUser(io, body)
 }
 
-async function login(base: string, store: TokenStore, values: ClientValues): Promise<void> {
+async function login(
+  io: CliIo,
+  base: string,
+  store: TokenStore,
+  values: ClientValues,
+): Promise<void> {
   const email = requireEmail(values)
-  const password = await readSecret('Password: ')
+  const password = await readSecret(io, 'Password: ')
   const requestedAt = Date.now()
   const entry = credentialsFrom(
     base,
@@ -307,10 +313,10 @@ async function login(base: string, store: TokenStore, values: ClientValues): Pro
       json: { refresh_token: previous.refresh_token },
     }).catch(() => undefined)
   }
-  console.log(`Logged in to ${base} as ${email}`)
+  printLine(io, `Logged in to ${base} as ${email}`)
 }
 
-async function whoami(base: string, store: TokenStore): Promise<void> {
+async function whoami(io: CliIo, base: string, store: TokenStore): Promise<void> {
   let entry = await store.get(base)
   if (entry === undefined) throw notLoggedIn(base)
   let refreshed = false
@@ -324,13 +330,13 @@ async function whoami(base: string, store: TokenStore): Promise<void> {
     entry = await refresh(base, store, entry)
     answer = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
   }
-  printUser(expectOk(answer))
+  printUser(io, expectOk(answer))
 }
 
-async function logout(base: string, store: TokenStore): Promise<void> {
+async function logout(io: CliIo, base: string, store: TokenStore): Promise<void> {
   const entry = await store.get(base)
   if (entry === undefined) {
-    console.log(`Not logged in to ${base}`)
+    printLine(io, `Not logged in to ${base}`)
     return
   }
   const answer = await request(base, 'POST', '/v1/user/auth/logout', {
@@ -339,7 +345,7 @@ async function logout(base: string, store: TokenStore): Promise<void> {
   // Anything but a refusal of the token itself keeps the entry, so the logout can be retried.
   if (!answer.ok && answer.status !== 400 && answer.status !== 401) throw answer.problem
   await store.locked((tx) => tx.remove(base))
-  console.log(`Logged out of ${base}`)
+  printLine(io, `Logged out of ${base}`)
 }
 
 export interface ClientValues {
@@ -361,33 +367,33 @@ export async function runClientCommand(
   command: ClientCommand,
   values: ClientValues,
   usage: string,
-  env: NodeJS.ProcessEnv = process.env,
+  io: CliIo,
 ): Promise<number> {
   try {
-    const base = serverUrl(env)
-    const store = TokenStore.fromEnv(env)
+    const base = serverUrl(io.env)
+    const store = TokenStore.fromEnv(io.env)
     switch (command) {
       case 'user register':
-        await register(base, values)
+        await register(io, base, values)
         break
       case 'user login':
-        await login(base, store, values)
+        await login(io, base, store, values)
         break
       case 'user whoami':
-        await whoami(base, store)
+        await whoami(io, base, store)
         break
       case 'user logout':
-        await logout(base, store)
+        await logout(io, base, store)
         break
     }
     return 0
   } catch (error) {
     if (error instanceof CliFailure) {
-      console.error(error.exitCode === 2 ? `${error.message}\n\n${usage}` : error.message)
+      printError(io, error.exitCode === 2 ? `${error.message}\n\n${usage}` : error.message)
       return error.exitCode
     }
     if (error instanceof TokenStoreError) {
-      console.error(error.message)
+      printError(io, error.message)
       return 1
     }
     throw error

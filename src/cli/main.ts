@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util'
+import { format, parseArgs } from 'node:util'
 import { isClientCommand, runClientCommand } from './client.js'
+import { type CliIo, printError, printLine, processIo } from './io.js'
 
 const USAGE = `Usage: tessera <command> [options]
 
@@ -46,24 +47,44 @@ const HELP: Record<string, string> = {
     'Usage: tessera user logout\n\nEnds the session on the server at TESSERA_URL and removes its stored tokens.',
 }
 
-async function main(argv: string[]): Promise<number> {
-  let parsed
+/**
+ * Runs `tessera <argv>` over `io` and answers its exit code: 0, 1 for a failure (its message on
+ * stderr), 2 for a usage error. main() runs it for bin/tessera.cjs; tests run it in-process.
+ */
+export async function runTessera(argv: string[], io: CliIo): Promise<number> {
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        email: { type: 'string' },
-        'display-name': { type: 'string' },
-        all: { type: 'boolean' },
-      },
-    })
+    return await run(argv, io)
+  } catch (error) {
+    printError(io, error instanceof Error ? error.message : format(error))
+    return 1
+  }
+}
+
+/** The command over this process's arguments, environment and streams (bin/tessera.cjs). */
+export function main(): void {
+  void runTessera(process.argv.slice(2), processIo()).then((code) => {
+    process.exitCode = code
+  })
+}
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  email: { type: 'string' },
+  'display-name': { type: 'string' },
+  all: { type: 'boolean' },
+} as const
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>
+  >
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS })
   } catch (error) {
     // An unknown option or a missing option value is a usage error, like an unknown command.
     if ((error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS') !== true)
       throw error
-    console.error(`${(error as Error).message}\n\n${USAGE}`)
+    printError(io, `${(error as Error).message}\n\n${USAGE}`)
     return 2
   }
   const { values, positionals } = parsed
@@ -71,30 +92,20 @@ async function main(argv: string[]): Promise<number> {
     .slice(0, positionals[0] === 'keys' || positionals[0] === 'user' ? 2 : 1)
     .join(' ')
   if (command === '' || (values.help && HELP[command] === undefined)) {
-    console.log(USAGE)
+    printLine(io, USAGE)
     return command === '' && !values.help ? 2 : 0
   }
   if (values.help) {
-    console.log(HELP[command])
+    printLine(io, HELP[command]!)
     return 0
   }
   // The client commands talk HTTP to a server: no server configuration, no database, and none of
   // the server's modules loaded (a login node's CLI starts in a fraction of the time).
-  if (isClientCommand(command)) return runClientCommand(command, values, HELP[command]!)
+  if (isClientCommand(command)) return runClientCommand(command, values, HELP[command]!, io)
   const server = await import('./server-commands.js')
   if (!server.isServerCommand(command)) {
-    console.error(`Unknown command: ${command}\n\n${USAGE}`)
+    printError(io, `Unknown command: ${command}\n\n${USAGE}`)
     return 2
   }
-  return server.runServerCommand(command, values, HELP[command]!)
+  return server.runServerCommand(command, values, HELP[command]!, io)
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error)
-    process.exitCode = 1
-  },
-)

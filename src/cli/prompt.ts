@@ -1,26 +1,27 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
+import type { CliIo } from './io.js'
 
 /**
  * Reads a secret: from a terminal without echo, otherwise the first line of standard input
  * (so scripts can pipe it; it never has to appear in argv or the shell history).
  */
-export async function readSecret(prompt: string): Promise<string> {
-  const interactive = process.stdin.isTTY === true
+export async function readSecret(io: CliIo, prompt: string): Promise<string> {
+  const interactive = io.stdin.isTTY === true
   let muted = false
   const output = new Writable({
     write(chunk, _encoding, done) {
-      if (!muted) process.stderr.write(chunk)
+      if (!muted) io.stderr.write(chunk)
       done()
     },
   })
-  const rl = createInterface({ input: process.stdin, output, terminal: interactive })
+  const rl = createInterface({ input: io.stdin, output, terminal: interactive })
   try {
     return await new Promise<string>((resolve, reject) => {
       rl.once('close', () => reject(new Error('No password given on standard input')))
       // Piped input gets no prompt: there is nobody to read it.
       rl.question(interactive ? prompt : '', (answer) => {
-        if (interactive) process.stderr.write('\n')
+        if (interactive) io.stderr.write('\n')
         resolve(answer)
       })
       muted = interactive

@@ -9,6 +9,7 @@ import { TesseraError } from '../errors.js'
 import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
 import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
+import { type CliIo, printError, printLine } from './io.js'
 import { readSecret } from './prompt.js'
 
 /**
@@ -42,21 +43,27 @@ export async function runServerCommand(
   command: ServerCommand,
   values: CommandOptions,
   help: string,
+  io: CliIo,
 ): Promise<number> {
   try {
-    return await run(command, values, help)
+    return await run(command, values, help, io)
   } catch (error) {
-    if (error instanceof TesseraError) console.error(`${error.code}: ${error.detail}`)
-    else if (error instanceof ConfigError) console.error(error.message)
+    if (error instanceof TesseraError) printError(io, `${error.code}: ${error.detail}`)
+    else if (error instanceof ConfigError) printError(io, error.message)
     else throw error
     return 1
   }
 }
 
-async function run(command: ServerCommand, values: CommandOptions, help: string): Promise<number> {
+async function run(
+  command: ServerCommand,
+  values: CommandOptions,
+  help: string,
+  io: CliIo,
+): Promise<number> {
   switch (command) {
     case 'serve': {
-      const config = loadConfig()
+      const config = loadConfig(io.env)
       const running = await startServer(config)
       running.tessera.logger.info(
         `Tessera listening on ${running.url} (database ${config.databaseUrl.split(':')[0]})`,
@@ -72,16 +79,16 @@ async function run(command: ServerCommand, values: CommandOptions, help: string)
       return 0
     }
     case 'migrate': {
-      const config = loadConfig()
+      const config = loadConfig(io.env)
       const database = await connectDatabase(config.databaseUrl, {
         poolSize: 1,
         connectTimeoutMs: config.databaseConnectTimeout * 1000,
       })
       try {
         const { error, results } = await migrateToLatest(database.db)
-        for (const r of results ?? []) console.log(`${r.status.padEnd(8)} ${r.migrationName}`)
+        for (const r of results ?? []) printLine(io, `${r.status.padEnd(8)} ${r.migrationName}`)
         if (error !== undefined) throw error
-        if ((results ?? []).length === 0) console.log('Database is up to date')
+        if ((results ?? []).length === 0) printLine(io, 'Database is up to date')
         return 0
       } finally {
         await database.close()
@@ -92,9 +99,9 @@ async function run(command: ServerCommand, values: CommandOptions, help: string)
     case 'user create-superuser':
     case 'user promote':
     case 'user disable': {
-      const t = await createTessera({ ...loadConfig(), logLevel: 'error' })
+      const t = await createTessera({ ...loadConfig(io.env), logLevel: 'error' })
       try {
-        return await adminCommand(command, t, values, help)
+        return await adminCommand(command, t, values, help, io)
       } finally {
         await t.close()
       }
@@ -107,34 +114,35 @@ async function adminCommand(
   t: Tessera,
   values: CommandOptions,
   help: string,
+  io: CliIo,
 ): Promise<number> {
   const cli = { ip: null, userAgent: 'tessera-cli' }
   if (command === 'keys rotate') {
     const { kid, retired } = await rotateSigningKey(t)
-    console.log(`active   ${kid}`)
-    if (retired !== null) console.log(`retiring ${retired}`)
+    printLine(io, `active   ${kid}`)
+    if (retired !== null) printLine(io, `retiring ${retired}`)
     return 0
   }
   if (command === 'keys list') {
     for (const k of await listSigningKeys(t, { includeRetired: values.all === true })) {
       const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
       const encrypted = k.encrypted ? ' (encrypted)' : ''
-      console.log(`${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${encrypted}`)
+      printLine(io, `${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${encrypted}`)
     }
     return 0
   }
   if (values.email === undefined) {
-    console.error(`--email is required\n\n${help}`)
+    printError(io, `--email is required\n\n${help}`)
     return 2
   }
   if (command === 'user create-superuser') {
     // The address syntax the HTTP routes check before registerAccount (accounts/email.ts).
     const checked = v.safeParse(emailField, values.email)
     if (!checked.success) {
-      console.error(`--email ${checked.issues[0].message}\n\n${help}`)
+      printError(io, `--email ${checked.issues[0].message}\n\n${help}`)
       return 2
     }
-    const password = await readSecret('Password: ')
+    const password = await readSecret(io, 'Password: ')
     const user = await registerAccount(
       t,
       {
@@ -145,20 +153,20 @@ async function adminCommand(
       },
       cli,
     )
-    console.log(`Created superuser ${user.email} (${user.id})`)
+    printLine(io, `Created superuser ${user.email} (${user.id})`)
     return 0
   }
   const user = await findUserByEmail(t.db, normalizeEmail(values.email).normalized)
   if (user === undefined) {
-    console.error(`No user with email ${values.email}`)
+    printError(io, `No user with email ${values.email}`)
     return 1
   }
   if (command === 'user promote') {
     await promoteToSuperuser(t, null, user.id, cli)
-    console.log(`${user.email} is now a superuser`)
+    printLine(io, `${user.email} is now a superuser`)
   } else {
     await setDisabled(t, user.id, true)
-    console.log(`${user.email} is disabled and all their sessions are revoked`)
+    printLine(io, `${user.email} is disabled and all their sessions are revoked`)
   }
   return 0
 }

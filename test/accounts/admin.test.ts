@@ -97,7 +97,8 @@ for (const dialect of dialects()) {
       expect(audit.map((a) => a.event)).toContain('superuser_created')
     })
 
-    it('a superuser promotes a regular user: 200 superuser, their next token says so, audited', async () => {
+    it('a superuser promotes a regular user', async () => {
+      // 200 superuser, their next token says so, audited.
       const root = await superuser()
       const bob = await registerAndLogin(app)
       expect(claimsOf(bob.tokens.access_token).acct).toBe('regular')
@@ -151,7 +152,8 @@ for (const dialect of dialects()) {
       expect(audit).toHaveLength(0)
     })
 
-    it('the account type is read from the database, not the token: a demoted superuser is forbidden', async () => {
+    it('the account type is read from the database, not the token', async () => {
+      // A demoted superuser is forbidden.
       const root = await superuser()
       const bob = await registerAndLogin(app)
       await app.server.tessera.db
@@ -171,7 +173,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('a disabled superuser is refused even while an access token of theirs is still live', async () => {
+    it('a disabled superuser is refused even with a live access token', async () => {
       const root = await superuser()
       const bob = await registerAndLogin(app)
       await app.server.tessera.db
@@ -185,7 +187,8 @@ for (const dialect of dialects()) {
       expect(((await res.json()) as { code: string }).code).toBe('unauthorized')
     })
 
-    it('promoting needs a recent authentication: a stolen superuser token cannot grant superuser', async () => {
+    it('promoting needs a recent authentication', async () => {
+      // A stolen superuser token cannot grant superuser.
       const root = await superuser()
       const mallory = await registerAndLogin(app)
       // The superuser's session is older than REAUTH_MAX_AGE (300 s) but its access token is not.

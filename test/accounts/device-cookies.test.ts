@@ -33,7 +33,8 @@ function cookieValue(setCookie: string): string {
 }
 
 for (const dialect of dialects()) {
-  describe(`device cookies keep the owner's login working during a guessing attack [${dialect}]`, () => {
+  // They keep the owner's login working during a guessing attack.
+  describe(`device cookies [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
       app = await makeTestApp({
@@ -83,7 +84,8 @@ for (const dialect of dialects()) {
       return { email, user, device: cookieValue(setCookie!), tokens }
     }
 
-    it('a password login sets a long-lived HttpOnly, Secure, SameSite=Strict device cookie for every login path', async () => {
+    it('a password login sets a long-lived device cookie', async () => {
+      // HttpOnly, Secure, SameSite=Strict, for every login path.
       const { email } = await register(app)
       for (const path of ['/v1/user/auth/login', '/api/v1/auth/login']) {
         const setCookie = deviceSetCookie(await attempt(email, PASSWORD, undefined, path))
@@ -103,7 +105,8 @@ for (const dialect of dialects()) {
       for (const row of rows) expect(row.token_hash).not.toMatch(/^tessera_dev_/)
     })
 
-    it('after others exhaust the account budget, a client without a device cookie gets 429 but the owner logs in', async () => {
+    it('when others exhaust the account budget, the owner still logs in', async () => {
+      // A client without a device cookie gets 429.
       const owner = await ownerWithDevice()
       await attack(owner.email)
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
@@ -111,7 +114,8 @@ for (const dialect of dialects()) {
       expect(res.status, await res.clone().text()).toBe(200)
       // A known device keeps its cookie, set again with a renewed lifetime.
       expect(cookieValue(deviceSetCookie(res)!)).toBe(owner.device)
-      // The owner's login does not clear the shared count (that would refill the attacker's budget).
+      // The owner's login does not clear the shared count (that would refill the attacker's
+      // budget).
       await expectProblem(await attempt(owner.email, PASSWORD), 429, 'rate_limited')
       // Through the archive's login path too.
       expect(
@@ -119,7 +123,7 @@ for (const dialect of dialects()) {
       ).toBe(200)
     })
 
-    it("an unknown, malformed or other account's device cookie gets no budget of its own", async () => {
+    it('an unknown, malformed or foreign device cookie has no budget', async () => {
       const owner = await ownerWithDevice()
       const attacker = await ownerWithDevice()
       await attack(owner.email)
@@ -136,7 +140,8 @@ for (const dialect of dialects()) {
       expect((await attempt(attacker.email, PASSWORD, attacker.device)).status).toBe(200)
     })
 
-    it('a device has its own budget: after its failures it is locked for the window, other clients are not', async () => {
+    it('a device has its own budget', async () => {
+      // After its failures it is locked for the window, other clients are not.
       const owner = await ownerWithDevice()
       const second = cookieValue(deviceSetCookie(await attempt(owner.email, PASSWORD))!)
       for (let i = 0; i < LIMIT; i++) {
@@ -215,7 +220,7 @@ for (const dialect of dialects()) {
       expect((await attempt(owner.email, PASSWORD, owner.device)).status).toBe(200)
     })
 
-    it('a password change forgets every device: an old device cookie gets no budget of its own', async () => {
+    it('a password change forgets every device: an old cookie has no budget of its own', async () => {
       const owner = await ownerWithDevice()
       const newPassword = 'another plausible lantern 9'
       const changed = await app.request('/v1/user/password', {

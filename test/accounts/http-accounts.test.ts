@@ -74,7 +74,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('answers 201 with exactly the user object: email trimmed but as typed, regular, unverified', async () => {
+    it('answers 201 with exactly the user object', async () => {
+      // Email trimmed but as typed, regular, unverified.
       const email = `  Mixed.${randomUUID()}@Example.ORG `
       const res = await postRegister(app, {
         email,
@@ -169,7 +170,8 @@ for (const dialect of dialects()) {
       await expectProblem(res, 400, 'validation_failed')
     })
 
-    it('a body over 64 KiB is 413 and a non-JSON content type is 415; nothing is created', async () => {
+    it('a body over 64 KiB is 413 and a non-JSON content type is 415', async () => {
+      // Nothing is created.
       const email = uniqueEmail('big')
       const big = await postRegister(app, {
         email,
@@ -215,7 +217,8 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('length is counted in code points: 8 astral and 1024 astral code points are accepted', async () => {
+    it('length is counted in code points', async () => {
+      // 8 astral and 1024 astral code points are accepted.
       for (const password of [astral(8), astral(1024)]) {
         const email = uniqueEmail('long')
         const res = await postRegister(app, { email, password })
@@ -277,7 +280,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('invalid_credentials is byte-identical for an unknown email and a wrong password', async () => {
+    it('invalid_credentials: byte-identical for unknown email and wrong password', async () => {
       const { email } = await register(app)
       const unknown = await postLogin(app, uniqueEmail('nobody'), PASSWORD)
       const wrong = await postLogin(app, email, `${PASSWORD}-wrong`)
@@ -320,7 +323,8 @@ for (const dialect of dialects()) {
       expect(median(unknownMs)).toBeGreaterThan(median(wrongMs) * 0.5)
     })
 
-    it('a federated-only account (no password) answers invalid_credentials like an unknown email', async () => {
+    it('a federated-only account is invalid_credentials like an unknown email', async () => {
+      // It has no password.
       const email = uniqueEmail('federated')
       const now = app.clock()
       await app.server.tessera.db
@@ -347,7 +351,7 @@ for (const dialect of dialects()) {
       await expectProblem(await postLogin(app, email, ' '), 401, 'invalid_credentials')
     })
 
-    it('a password over 1024 code points is refused as invalid_credentials without matching', async () => {
+    it('a password over 1024 code points is invalid_credentials, not matched', async () => {
       const { email } = await register(app)
       await expectProblem(
         await postLogin(app, email, PASSWORD + 'x'.repeat(1100)),
@@ -379,7 +383,8 @@ for (const dialect of dialects()) {
       expect((await postLogin(app, email, password)).status).toBe(200)
     })
 
-    it('passwords are NFKC-normalised: a ligature/fullwidth password logs in with its NFKC form and back', async () => {
+    it('passwords are NFKC-normalised', async () => {
+      // A ligature/fullwidth password logs in with its NFKC form and back.
       const typed = 'ﬁne-ﬂute-Ｏｒｂｉｔ-４２' // ligatures fi, fl; fullwidth letters and digits
       const nfkc = typed.normalize('NFKC')
       expect(nfkc).toBe('fine-flute-Orbit-42')
@@ -394,7 +399,7 @@ for (const dialect of dialects()) {
       expect((await postLogin(app, email2, 'caf\u00e9-au-lait-42')).status).toBe(200)
     })
 
-    it('rehashes on login when the stored hash has older parameters (t=1 becomes t=2)', async () => {
+    it('rehashes on login a hash with older parameters (t=1 becomes t=2)', async () => {
       const { email, user } = await register(app)
       const weakHasher = createPasswordHasher(
         { memoryKiB: 19456, timeCost: 1, parallelism: 1 },

@@ -35,7 +35,8 @@ async function rejectionOf(p: Promise<unknown>): Promise<TesseraError> {
 }
 
 describe('createPasswordHasher: hash and verify', () => {
-  it('hashes with the production defaults to an argon2id v=19 m=19456,t=2,p=1 PHC string', async () => {
+  it('hashes with the production defaults', async () => {
+    // An argon2id v=19 m=19456,t=2,p=1 PHC string.
     expect(DEFAULT_ARGON2_PARAMS).toEqual({ memoryKiB: 19456, timeCost: 2, parallelism: 1 })
     const hasher = createPasswordHasher(DEFAULT_ARGON2_PARAMS, limits)
     const phc = await hasher.hash('velvet quarry tundra')
@@ -64,7 +65,8 @@ describe('createPasswordHasher: hash and verify', () => {
     expect(await hasher.verify(phc, '')).toBe(false)
   })
 
-  it('verifies the NFKC form whatever form was typed (policy output → hash, login → normalizePassword)', async () => {
+  it('verifies the NFKC form whatever form was typed', async () => {
+    // Policy output → hash, login → normalizePassword.
     const hasher = createPasswordHasher(small, limits)
     const phc = await hasher.hash(normalizePassword('Ren\u00e9-\uFB01re'))
     expect(await hasher.verify(phc, normalizePassword('Rene\u0301-fire'))).toBe(true)
@@ -110,13 +112,15 @@ describe('createPasswordHasher: needsRehash', () => {
     expect(upgraded.needsRehash(fresh)).toBe(false)
   })
 
-  it('is true for another algorithm or version with the same m, t, p, and for garbage', async () => {
+  it('is true for another algorithm or version with the same m, t, p', async () => {
+    // And for garbage.
     const hasher = createPasswordHasher(small, limits)
     const opts = { memoryCost: 1024, timeCost: 1, parallelism: 1 }
     const argon2i = await argon2.hash('pw', { ...opts, algorithm: 1 as Algorithm })
     expect(argon2i.startsWith('$argon2i$v=19$m=1024,t=1,p=1$')).toBe(true)
     expect(hasher.needsRehash(argon2i)).toBe(true)
-    expect(await hasher.verify(argon2i, 'pw')).toBe(true) // still usable for the login that upgrades it
+    // Still usable for the login that upgrades it.
+    expect(await hasher.verify(argon2i, 'pw')).toBe(true)
     const v16 = await argon2.hash('pw', {
       ...opts,
       algorithm: 2 as Algorithm,
@@ -192,7 +196,8 @@ describe('createPasswordHasher: bounded concurrency', () => {
 })
 
 describe('createPasswordHasher: verifyDummy', () => {
-  it('returns false after a real verify against a dummy hash made once with the same params', async () => {
+  it('returns false after a real verify against a dummy hash', async () => {
+    // Made once with the same params.
     const hasher = createPasswordHasher(small, limits)
     const pending = hasher.verifyDummy('whatever the attacker typed')
     expect(hasher.stats().active).toBe(1) // the dummy hash is made under the cap

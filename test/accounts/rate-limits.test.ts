@@ -52,7 +52,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('the 4th login attempt from one address is 429 rate_limited with Retry-After, right password or not', async () => {
+    it('the 4th login attempt from one address is 429 with Retry-After', async () => {
+      // rate_limited, right password or not.
       const { email } = await register(app)
       await login(app, email)
       await expectProblem(
@@ -89,7 +90,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('after 3 wrong passwords even the right one is 429; another account is unaffected', async () => {
+    it('after 3 wrong passwords even the right one is 429', async () => {
+      // Another account is unaffected.
       const { email } = await register(app)
       const other = await register(app)
       for (let i = 0; i < 3; i++) {
@@ -104,7 +106,8 @@ for (const dialect of dialects()) {
       await login(app, other.email)
     })
 
-    it('the account is the normalised address: case and spaces do not give fresh counters', async () => {
+    it('the account is the normalised address', async () => {
+      // Case and spaces do not give fresh counters.
       const { email } = await register(app)
       for (const typed of [email.toUpperCase(), ` ${email} `, email]) {
         await expectProblem(
@@ -116,7 +119,8 @@ for (const dialect of dialects()) {
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
     })
 
-    it('an unknown email is limited the same way (429 after 3 failures), so the limit reveals nothing', async () => {
+    it('an unknown email is limited the same way', async () => {
+      // 429 after 3 failures, so the limit reveals nothing.
       const ghost = uniqueEmail('ghost')
       for (let i = 0; i < 3; i++) {
         await expectProblem(
@@ -128,7 +132,8 @@ for (const dialect of dialects()) {
       await expectRateLimited(await attempt(app.url, ghost, 'not-the-password'), 900)
     })
 
-    it('concurrent guesses cannot overrun the limit: of 20 at once exactly 3 reach the password check', async () => {
+    it('concurrent guesses cannot overrun the limit', async () => {
+      // Of 20 at once exactly 3 reach the password check.
       const { email, user } = await register(app)
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => attempt(app.url, email, `concurrent-guess-${i}`)),
@@ -146,7 +151,8 @@ for (const dialect of dialects()) {
       await expectRateLimited(await attempt(app.url, email, PASSWORD), 900)
     })
 
-    it('guessing the current password with a stolen access token is limited like logins', async () => {
+    it('guessing the current password with a stolen token is limited', async () => {
+      // Like logins.
       const { email } = await register(app)
       const { access_token } = await login(app, email)
       const change = (current: string) =>
@@ -199,7 +205,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('counters live in the rate_limits table, keyed by a hash of the address, never the address', async () => {
+    it('counters live in rate_limits, keyed by a hash of the address', async () => {
+      // Never the address itself.
       const { email } = await register(app)
       await attempt(app.url, email, 'not-the-password')
       await attempt(app.url, email, 'not-the-password')
@@ -212,7 +219,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('counters are shared by replicas: failures on two servers over one database add up', async () => {
+    it('counters are shared by replicas', async () => {
+      // Failures on two servers over one database add up.
       const replica: RunningServer = await startServer(
         loadConfig({
           HOST: '127.0.0.1',
@@ -286,7 +294,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('the third registration from one address is 429 rate_limited and creates nothing', async () => {
+    it('the third registration from one address is 429 and creates nothing', async () => {
       await register(app)
       await register(app)
       const email = uniqueEmail('third')
@@ -326,7 +334,8 @@ for (const dialect of dialects()) {
     })
   })
 
-  describe(`behind a trusted proxy, the proxy's X-Forwarded-For entry is the client [${dialect}]`, () => {
+  // The entry the trusted proxy appended to X-Forwarded-For is the client.
+  describe(`behind a trusted proxy, its X-Forwarded-For entry [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
       app = await makeTestApp({
@@ -346,7 +355,8 @@ for (const dialect of dialects()) {
         headers: { 'x-forwarded-for': forwardedFor },
       })
 
-    it('each client address has its own counter; entries the client prepends are ignored', async () => {
+    it('each client address has its own counter', async () => {
+      // Entries the client prepends are ignored.
       await expectProblem(await attemptVia('198.51.100.7'), 401, 'invalid_credentials')
       // The client forges earlier entries; the proxy appended the real address last.
       await expectProblem(await attemptVia('203.0.113.1, 198.51.100.7'), 401, 'invalid_credentials')
@@ -357,7 +367,8 @@ for (const dialect of dialects()) {
       expect(keys.sort()).toEqual(['login_ip:198.51.100.7', 'login_ip:198.51.100.8'])
     })
   })
-  describe(`TRUST_PROXY lists the proxies; X-Forwarded-For is read only from them [${dialect}]`, () => {
+  // X-Forwarded-For is read only from the proxies TRUST_PROXY lists.
+  describe(`TRUST_PROXY lists the proxies [${dialect}]`, () => {
     const ipKeys = async (app: TestApp) =>
       (await counters(app))
         .map((r) => r.key)
@@ -401,7 +412,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('through a chain of trusted proxies the client is the right-most untrusted entry', async () => {
+    it('through trusted proxies the client is the right-most untrusted entry', async () => {
       // The IPv4-mapped spelling of the peer matches it too.
       const app = await makeTestApp({
         dialect,

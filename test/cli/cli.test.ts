@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
+import { runTesseraInProcess } from '../support/cli.js'
 import { expectProblem, PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -18,8 +19,11 @@ interface Run {
   stderr: string
 }
 
-/** The real CLI in a child process, with its own environment and optional standard input. */
-function tessera(env: Record<string, string>, args: string[], input?: string): Promise<Run> {
+/**
+ * The real CLI in a child process, with its own environment and optional standard input: for the
+ * cases about the process (its exit status, its stdin, the files it leaves for the next one).
+ */
+function tesseraProcess(env: Record<string, string>, args: string[], input?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
@@ -34,6 +38,11 @@ function tessera(env: Record<string, string>, args: string[], input?: string): P
     child.on('close', (code) => resolve({ code, stdout, stderr }))
     child.stdin.end(input ?? '')
   })
+}
+
+/** The same command in this process: the cases about what a command does. */
+function tessera(env: Record<string, string>, args: string[], input?: string): Promise<Run> {
+  return runTesseraInProcess(args, { env, ...(input === undefined ? {} : { input }) })
 }
 
 function claimsOf(accessToken: string): { acct: string; sub: string } {
@@ -113,22 +122,23 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     ['an unknown option', ['migrate', '--force'], /--force/],
     ['--email without its value', ['user', 'promote', '--email'], /--email/],
   ]
-  for (const [name, args, message] of usageErrors) {
+  for (const [i, [name, args, message]] of usageErrors.entries()) {
     it(`a usage error exits 2: ${name}`, async () => {
-      const run = await tessera(env, args)
+      // One of them as a process: the exit status reaches the shell.
+      const run = await (i === 0 ? tesseraProcess : tessera)(env, args)
       expect(run.code).toBe(2)
       expect(run.stdout + run.stderr).toMatch(message)
     })
   }
 
   it('a bad configuration exits non-zero naming the variable', async () => {
-    const run = await tessera({ ...env, ACCESS_TOKEN_TTL: 'soon' }, ['migrate'])
+    const run = await tesseraProcess({ ...env, ACCESS_TOKEN_TTL: 'soon' }, ['migrate'])
     expect(run.code).toBe(1)
     expect(run.stderr).toContain('ACCESS_TOKEN_TTL')
   })
 
   it('migrate creates the database and is idempotent', async () => {
-    const first = await tessera(env, ['migrate'])
+    const first = await tesseraProcess(env, ['migrate'])
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toMatch(/Success\s+0001_initial/)
     expect(existsSync(join(dir, 'data', 't.db'))).toBe(true)
@@ -137,8 +147,9 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     expect(second.stdout).toContain('Database is up to date')
   })
 
-  it('user create-superuser reads the password from stdin; the superuser logs in on a server over the same file', async () => {
-    const run = await tessera(
+  it('user create-superuser reads the password from stdin', async () => {
+    // The superuser logs in on a server over the same file.
+    const run = await tesseraProcess(
       env,
       ['user', 'create-superuser', '--email', 'Root@Example.org', '--display-name', 'Root'],
       `${PASSWORD}\n`,
@@ -230,7 +241,8 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     }
   })
 
-  it('user disable --email disables the user and ends their sessions on the running server', async () => {
+  it('user disable --email disables the user and ends their sessions', async () => {
+    // On the running server.
     const email = uniqueEmail('disable')
     expect((await post('/v1/user/auth/register', { email, password: PASSWORD })).status).toBe(201)
     const pair = await loginOk(email)
@@ -267,7 +279,8 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     )
   })
 
-  it('keys rotate then keys list: one active and one retiring key; old tokens still verify', async () => {
+  it('keys rotate then keys list', async () => {
+    // One active and one retiring key; old tokens still verify.
     const before = await tessera(env, ['keys', 'list'])
     expect(before.code, before.stderr).toBe(0)
     const initial = keyLines(before.stdout)

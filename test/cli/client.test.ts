@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
+import { runTesseraInProcess } from '../support/cli.js'
 import { type CliResult, freePort, runCli } from '../support/process.js'
 import { expectProblem, login, PASSWORD, refresh, uniqueEmail } from '../support/users.js'
 
@@ -56,23 +57,25 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
   })
 
   /**
-   * The CLI as its own process. DATABASE_URL is deliberately meaningless and the server
-   * configuration broken: the client commands must not read either.
+   * The CLI in this process (the behaviour), or with `process: true` as its own process (exit
+   * status, piped stdin, the file modes another process sees). DATABASE_URL is deliberately
+   * meaningless and the server configuration broken: the client commands must not read either.
    */
   function cli(
     args: string[],
-    options: { input?: string; url?: string; env?: Record<string, string> } = {},
+    options: { input?: string; url?: string; env?: Record<string, string>; process?: boolean } = {},
   ) {
-    return runCli(args, {
-      databaseUrl: 'unused',
-      env: {
-        TESSERA_URL: options.url ?? app.url,
-        XDG_CONFIG_HOME: xdg,
-        ACCESS_TOKEN_TTL: 'soon',
-        ...options.env,
-      },
-      input: options.input ?? '',
-    })
+    const env = {
+      DATABASE_URL: 'unused',
+      TESSERA_URL: options.url ?? app.url,
+      XDG_CONFIG_HOME: xdg,
+      ACCESS_TOKEN_TTL: 'soon',
+      ...options.env,
+    }
+    const input = options.input ?? ''
+    return options.process === true
+      ? runCli(args, { databaseUrl: env.DATABASE_URL, env, input })
+      : runTesseraInProcess(args, { env, input })
   }
 
   const credentialsDir = () => join(xdg, 'tessera')
@@ -95,7 +98,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     return email
   }
 
-  it('--help of every client command exits 0 with its usage, and the top-level help lists them', async () => {
+  it('--help of every client command exits 0 with its usage', async () => {
+    // And the top-level help lists them.
     const top = await cli(['--help'])
     expect(top.code).toBe(0)
     for (const command of CLIENT_COMMANDS) expect(top.stdout).toContain(command)
@@ -109,11 +113,13 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(existsSync(xdg)).toBe(false)
   })
 
-  it('register → login → whoami; tokens are stored 0600 in a 0700 directory and never printed', async () => {
+  it('register → login → whoami', async () => {
+    // Tokens are stored 0600 in a 0700 directory and never printed.
     const email = uniqueEmail('Flow')
     const registered = ok(
       await cli(['user', 'register', '--email', email, '--display-name', 'Ada'], {
         input: `${PASSWORD}\n`,
+        process: true,
       }),
     )
     expect(registered.stdout).toContain(email)
@@ -122,7 +128,9 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     // Registering does not log in.
     expect(existsSync(credentialsFile())).toBe(false)
 
-    const loggedIn = ok(await cli(['user', 'login', '--email', email], { input: `${PASSWORD}\n` }))
+    const loggedIn = ok(
+      await cli(['user', 'login', '--email', email], { input: `${PASSWORD}\n`, process: true }),
+    )
     expect(loggedIn.stdout).toContain(`Logged in to ${app.url} as ${email}`)
 
     expect(statSync(credentialsDir()).mode & 0o777).toBe(0o700)
@@ -136,7 +144,7 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(Date.parse(e.access_expires_at) - Date.now()).toBeGreaterThan(800_000)
     expect(Date.parse(e.refresh_expires_at) - Date.now()).toBeGreaterThan(29 * 86_400_000)
 
-    const me = ok(await cli(['user', 'whoami']))
+    const me = ok(await cli(['user', 'whoami'], { process: true }))
     expect(me.stdout).toContain(email)
     expect(me.stdout).toMatch(/account_type:\s+regular/)
     for (const run of [loggedIn, me]) {
@@ -151,7 +159,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(readdirSync(credentialsDir())).toEqual(['credentials.json'])
   })
 
-  it('an access token the server calls expired is refreshed; the new pair is stored and the old refresh token is spent', async () => {
+  it('an access token the server calls expired is refreshed', async () => {
+    // The new pair is stored and the old refresh token is spent.
     const email = await registerAndLoginCli()
     const before = entry()!
     app.clock.advance(PAST_ACCESS_EXPIRY_MS)
@@ -190,7 +199,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(Date.parse(entry()!.access_expires_at) - Date.now()).toBeGreaterThan(800_000)
   })
 
-  it('logout ends the session on the server and removes the entry; whoami then says not logged in', async () => {
+  it('logout ends the session on the server and removes the entry', async () => {
+    // whoami then says not logged in.
     await registerAndLoginCli()
     const before = entry()!
     const out = ok(await cli(['user', 'logout']))
@@ -205,7 +215,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(ok(await cli(['user', 'logout'])).stdout).toContain('Not logged in')
   })
 
-  it('a session revoked elsewhere (logout-all): whoami says not logged in and removes the entry', async () => {
+  it('a session revoked elsewhere (logout-all)', async () => {
+    // whoami says not logged in and removes the entry.
     const email = await registerAndLoginCli()
     const other = await login(app, email)
     const res = await app.request('/v1/user/auth/logout-all', {
@@ -221,7 +232,8 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(entry()).toBeUndefined()
   })
 
-  it('one entry per server URL: two servers coexist and logging out of one keeps the other', async () => {
+  it('one entry per server URL', async () => {
+    // Two servers coexist and logging out of one keeps the other.
     const email = uniqueEmail('two')
     ok(await cli(['user', 'register', '--email', email], { input: `${PASSWORD}\n` }))
     // Two URLs of the same server are two servers as far as the store is concerned.
@@ -275,7 +287,7 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
 
   it('usage errors exit 2: login and register without --email', async () => {
     for (const command of ['login', 'register']) {
-      const run = await cli(['user', command], { input: `${PASSWORD}\n` })
+      const run = await cli(['user', command], { input: `${PASSWORD}\n`, process: true })
       expect(run.code).toBe(2)
       expect(run.stderr).toContain('--email is required')
       expect(run.stderr).toContain(`Usage: tessera user ${command}`)
@@ -309,7 +321,7 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
 
   it('TESSERA_URL must be an http(s) URL', async () => {
     for (const url of ['ftp://example.org', 'not a url', 'http://user:secret@example.org']) {
-      const run = await cli(['user', 'whoami'], { url })
+      const run = await cli(['user', 'whoami'], { url, process: true })
       expect(run.code).toBe(1)
       expect(run.stderr).toContain('TESSERA_URL')
       expect(run.stderr).not.toContain('secret')

@@ -19,7 +19,10 @@ import { freePort, startTesseraProcess, type TesseraProcess } from '../support/p
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const CONNECT_TIMEOUT_S = 2
-/** A request that has not answered by then hangs (the server must answer within its connect timeout). */
+/**
+ * A request that has not answered by then hangs (the server must answer within its connect
+ * timeout).
+ */
 const HANG_MS = CONNECT_TIMEOUT_S * 1000 + 5_000
 const CHAINS = 6
 
@@ -58,7 +61,9 @@ async function observe(
   }
 }
 
-/** Every answer is a success or a 503 service_unavailable problem with Retry-After; nothing else. */
+/**
+ * Every answer is a success or a 503 service_unavailable problem with Retry-After; nothing else.
+ */
 function expectOnlyOkOr503(observed: Observed[]) {
   const bad = observed.filter((o) => {
     if (o.status === 200 || o.status === 201) return false
@@ -193,7 +198,8 @@ describe.skipIf(!postgres)('pg_terminate_backend of pooled connections [postgres
     await database?.drop()
   })
 
-  it('survives the server closing its idle connections, logs each at warn and serves on', async () => {
+  it('survives the server closing its idle connections', async () => {
+    // Logs each at warn and serves on.
     const { tokens } = await account(server)
     const terminated = await terminate()
     expect(terminated).toBeGreaterThan(0)
@@ -234,7 +240,8 @@ function postgresBin(): string | undefined {
 const bin = postgresBin()
 if (postgres && bin === undefined)
   console.warn(
-    'outage.test.ts: no PostgreSQL binaries under /usr/lib/postgresql; the stop/start test is skipped',
+    'outage.test.ts: no PostgreSQL binaries under /usr/lib/postgresql; ' +
+      'the stop/start test is skipped',
   )
 
 /**
@@ -271,7 +278,12 @@ class PrivateCluster {
   }
 
   start() {
-    const options = `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${this.dir} -c fsync=off`
+    const options = [
+      `-p ${this.port}`,
+      '-c listen_addresses=127.0.0.1',
+      `-c unix_socket_directories=${this.dir}`,
+      '-c fsync=off',
+    ].join(' ')
     this.run('pg_ctl', ['-D', this.data, '-l', join(this.dir, 'log'), '-w', '-o', options, 'start'])
   }
 
@@ -312,7 +324,8 @@ describe.skipIf(!postgres || bin === undefined)(
       cluster?.destroy()
     })
 
-    it('answers 503 problem+json while the database is down, and serves again once it is back', async () => {
+    it('answers 503 problem+json while the database is down', async () => {
+      // And serves again once it is back.
       const accounts = await Promise.all(Array.from({ length: CHAINS }, () => account(server)))
       const load = startLoad(server, accounts)
       await sleep(300)

@@ -50,7 +50,7 @@ for (const dialect of dialects()) {
       await database?.drop()
     })
 
-    it('binds each run its own values, by name, next to the constants written in the query', async () => {
+    it("binds each run its own values by name, beside the query's constants", async () => {
       await insertUser.execute(handle.db, { id: 'u1', email: 'one@example.org', now: 1000 })
       await handle.db.transaction().execute(async (tx) => {
         await insertUser.execute(tx, { id: 'u2', email: 'two@example.org', now: 2000 })

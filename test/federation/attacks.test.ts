@@ -2,56 +2,40 @@ import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
-import { makeTestApp, type TestApp, testKeyEnv } from '../support/app.js'
+import { type TestApp, testKeyEnv } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
-  type FakeGitHub,
   type FakeOidcProvider,
-  startFakeGitHub,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { expectProblem, type TokenPairBody, uniqueEmail } from '../support/users.js'
+import { expectProblem, type TokenPairBody, uniqueEmail, uniqueSubject } from '../support/users.js'
 
-let subjects = 0
-const subject = (p = 'atk') => `${p}-${process.pid}-${++subjects}`
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url')
 const pkce = clientPkce()
 
 for (const dialect of dialects()) {
   describe(`federation attacks [${dialect}]`, () => {
+    let federation: Federation
     let app: TestApp
     let idp: FakeOidcProvider
-    let github: FakeGitHub
-    let env: Record<string, string>
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      github = await startFakeGitHub()
-      env = {
-        TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-        OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-        ...idp.env(),
-        ...github.env(),
-      }
-      app = await makeTestApp({ dialect, env })
+      federation = await startFederation({ github: true })
+      idp = federation.idp
+      app = await federation.app({ dialect })
     }, 60_000)
-    afterAll(async () => {
-      await app?.close()
-      await idp?.close()
-      await github?.close()
-    })
+    afterAll(() => federation?.close())
 
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
     async function authorize(browser: Browser, provider = 'google') {
-      const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { headers: { accept: 'application/json' } },
-      )
+      const res = await browser.fetch(authorizeUrl(provider, `&${pkce.query}`), {
+        headers: { accept: 'application/json' },
+      })
       expect(res.status, await res.clone().text()).toBe(200)
       return ((await res.json()) as { authorization_url: string }).authorization_url
     }
@@ -82,8 +66,9 @@ for (const dialect of dialects()) {
       return location.searchParams.get('error')
     }
 
-    it('an ID token whose nonce does not match the stored one is refused and creates nothing', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('nonce'), email_verified: true }
+    it('an ID token with another nonce than the stored one is refused', async () => {
+      // And creates nothing.
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('nonce'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
       const start = await authorize(browser)
@@ -99,8 +84,9 @@ for (const dialect of dialects()) {
       expect(await counts()).toEqual(before)
     })
 
-    it('a code issued to another client (wrong audience) is refused and creates nothing', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('aud'), email_verified: true }
+    it('a code issued to another client is refused and creates nothing', async () => {
+      // Wrong audience.
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('aud'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
       // The attacker runs the provider flow for client tessera-gitlab but with Google's state,
@@ -119,8 +105,9 @@ for (const dialect of dialects()) {
       expect(await counts()).toEqual(before)
     })
 
-    it('a provider error response (access_denied) goes back to the client, creates nothing and burns the state', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('denied'), email_verified: true }
+    it('a provider error (access_denied) goes back to the client', async () => {
+      // It creates nothing and burns the state.
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('denied'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
       const start = await authorize(browser)
@@ -138,7 +125,7 @@ for (const dialect of dialects()) {
     })
 
     it('ten concurrent callbacks with one state: exactly one login code', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('cb-race'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('cb-race'), email_verified: true }
       const before = await counts()
       const browser = new Browser(app.url)
       const callback = await browser.toCallback(await authorize(browser))
@@ -164,7 +151,7 @@ for (const dialect of dialects()) {
     })
 
     it('a flow started on one replica finishes on another over the same database', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('replica'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('replica'), email_verified: true }
       const replica: RunningServer = await startServer(
         loadConfig({
           HOST: '127.0.0.1',
@@ -172,7 +159,7 @@ for (const dialect of dialects()) {
           DATABASE_URL: app.databaseUrl,
           LOG_LEVEL: 'silent',
           ...testKeyEnv(app.databaseUrl),
-          ...env,
+          ...federation.env,
         }),
         { clock: app.clock },
       )

@@ -4,16 +4,16 @@
  * browser binding of its own, never one the browser already carried (README, "Federated login").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   BROWSER_COOKIE,
   Browser,
-  CLIENT_REDIRECT_URI,
   type ClientPkce,
   clientPkce,
   type FakeOidcProvider,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
@@ -21,10 +21,9 @@ import {
   registerAndLogin,
   type TokenPairBody,
   uniqueEmail,
+  uniqueSubject,
 } from '../support/users.js'
 
-let subjects = 0
-const subject = () => `bind-${process.pid}-${++subjects}`
 const PLANTED = 'P'.repeat(43)
 
 for (const dialect of dialects()) {
@@ -32,31 +31,23 @@ for (const dialect of dialects()) {
     let app: TestApp
     let optional: TestApp
     let idp: FakeOidcProvider
+    let federation: Federation
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      const env = {
-        TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-        OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-        ...idp.env(),
-      }
+      federation = await startFederation()
+      idp = federation.idp
       ;[app, optional] = await Promise.all([
-        makeTestApp({ dialect, env }),
-        makeTestApp({ dialect, env: { ...env, OAUTH_CLIENT_PKCE: 'optional' } }),
+        federation.app({ dialect }),
+        federation.app({ dialect, env: { OAUTH_CLIENT_PKCE: 'optional' } }),
       ])
     }, 60_000)
-    afterAll(async () => {
-      await Promise.all([app?.close(), optional?.close()])
-      await idp?.close()
-    })
+    afterAll(() => federation?.close())
 
     const host = (target: TestApp) => new URL(target.url).host
-    const authorizeUrl = (query: string) =>
-      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}${query}`
+    const googleAuthorizeUrl = (query: string) => authorizeUrl('google', query)
 
     async function authorize(browser: Browser, query: string, token?: string) {
-      const res = await browser.fetch(authorizeUrl(query), {
+      const res = await browser.fetch(googleAuthorizeUrl(query), {
         headers: {
           accept: 'application/json',
           ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
@@ -75,9 +66,10 @@ for (const dialect of dialects()) {
     const exchange = (target: TestApp, json: Record<string, unknown>) =>
       target.request('/v1/user/auth/oauth/exchange', { json })
 
-    it("login CSRF: an attacker's code fed to the victim's client fails with the victim's verifier, and is spent", async () => {
+    it("login CSRF: an attacker's code fails with the victim's verifier", async () => {
+      // Fed to the victim's client; and the code is spent.
       // The attacker signs in at the provider as themselves through an ordinary client flow...
-      idp.current = { sub: subject(), email: uniqueEmail('attacker'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('attacker'), email_verified: true }
       const attacker: ClientPkce = clientPkce()
       const url = await flow(app, `&${attacker.query}`)
       const code = url.searchParams.get('code')
@@ -98,13 +90,14 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('a missing or malformed verifier answers invalid_login_code and burns the code; the right one logs in', async () => {
+    it('a missing or malformed verifier is invalid_login_code and burns the code', async () => {
+      // The right verifier logs in.
       for (const wrong of [
         {},
         { code_verifier: 'short' },
         { code_verifier: `${'a'.repeat(42)}!` },
       ]) {
-        idp.current = { sub: subject(), email: uniqueEmail('verifier'), email_verified: true }
+        idp.current = { sub: uniqueSubject(), email: uniqueEmail('verifier'), email_verified: true }
         const pkce = clientPkce()
         const code = (await flow(app, `&${pkce.query}`)).searchParams.get('code')
         await expectProblem(await exchange(app, { code, ...wrong }), 401, 'invalid_login_code')
@@ -114,7 +107,11 @@ for (const dialect of dialects()) {
           'invalid_login_code',
         )
       }
-      idp.current = { sub: subject(), email: uniqueEmail('verifier-ok'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('verifier-ok'),
+        email_verified: true,
+      }
       const pkce = clientPkce()
       const code = (await flow(app, `&${pkce.query}`)).searchParams.get('code')
       const res = await exchange(app, { code, code_verifier: pkce.verifier })
@@ -122,7 +119,7 @@ for (const dialect of dialects()) {
       expect((await res.json()) as TokenPairBody).toHaveProperty('refresh_token')
     })
 
-    it('authorize refuses a login flow without an S256 code_challenge, and a malformed state', async () => {
+    it('authorize refuses a flow without S256 code_challenge, or a malformed state', async () => {
       const pkce = clientPkce()
       const cases: Array<[string, string]> = [
         ['', 'code_challenge'],
@@ -140,7 +137,7 @@ for (const dialect of dialects()) {
         [`&${pkce.query}&state=a%0Ab`, 'state'],
       ]
       for (const [query, field] of cases) {
-        const res = await app.request(authorizeUrl(query).slice(TESSERA_TEST_ISSUER.length), {
+        const res = await app.request(googleAuthorizeUrl(query).slice(TESSERA_TEST_ISSUER.length), {
           redirect: 'manual',
         })
         const body = await expectProblem(res, 400, 'validation_failed')
@@ -155,12 +152,12 @@ for (const dialect of dialects()) {
       const pkce = clientPkce()
       const state = 'opaque state: {"tab": 7} & more ~!'
       const q = `&${pkce.query}&state=${encodeURIComponent(state)}`
-      idp.current = { sub: subject(), email: uniqueEmail('state'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('state'), email_verified: true }
       const ok = await flow(app, q)
       expect(ok.searchParams.get('code')).toMatch(/^tessera_lc_/)
       expect(ok.searchParams.get('state')).toBe(state)
       idp.current = {
-        sub: subject(),
+        sub: uniqueSubject(),
         email: uniqueEmail('state-unverified'),
         email_verified: false,
       }
@@ -168,7 +165,7 @@ for (const dialect of dialects()) {
       expect(failed.searchParams.get('error')).toBe('email_required')
       expect(failed.searchParams.get('state')).toBe(state)
       const { tokens } = await registerAndLogin(app)
-      idp.current = { sub: subject(), email: uniqueEmail('state-link'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('state-link'), email_verified: true }
       const browser = new Browser(app.url)
       // A link flow hands out no code, so it needs no challenge.
       const { start } = await authorize(
@@ -180,23 +177,29 @@ for (const dialect of dialects()) {
       expect(linked.searchParams.get('linked')).toBe('google')
       expect(linked.searchParams.get('state')).toBe(state)
       // Without a client state, none is invented.
-      idp.current = { sub: subject(), email: uniqueEmail('no-state'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('no-state'), email_verified: true }
       expect((await flow(app, `&${pkce.query}`)).searchParams.has('state')).toBe(false)
     })
 
-    it('OAUTH_CLIENT_PKCE=optional: a client without PKCE logs in (and gets its state back); a PKCE client is not fooled by such a code', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('no-pkce'), email_verified: true }
+    it('OAUTH_CLIENT_PKCE=optional', async () => {
+      // A client without PKCE logs in (and gets its state back); a PKCE client is not fooled by
+      // such a code.
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('no-pkce'), email_verified: true }
       const url = await flow(optional, '&state=s-1')
       expect(url.searchParams.get('state')).toBe('s-1')
       const res = await exchange(optional, { code: url.searchParams.get('code') })
       expect(res.status, await res.clone().text()).toBe(200)
       // With PKCE the binding still holds in this mode.
-      idp.current = { sub: subject(), email: uniqueEmail('pkce-in-optional'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('pkce-in-optional'),
+        email_verified: true,
+      }
       const pkce = clientPkce()
       const bound = (await flow(optional, `&${pkce.query}`)).searchParams.get('code')
       await expectProblem(await exchange(optional, { code: bound }), 401, 'invalid_login_code')
       // A code from a flow without PKCE, fed to a client that does PKCE: refused.
-      idp.current = { sub: subject(), email: uniqueEmail('injected'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('injected'), email_verified: true }
       const unbound = (await flow(optional, '')).searchParams.get('code')
       await expectProblem(
         await exchange(optional, { code: unbound, code_verifier: clientPkce().verifier }),
@@ -205,8 +208,9 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('fixation: a browser binding planted before the flow is not adopted, and a callback with only it fails', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('fixation'), email_verified: true }
+    it('fixation: a browser binding planted before the flow is not adopted', async () => {
+      // And a callback with only that binding fails.
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('fixation'), email_verified: true }
       const browser = new Browser(app.url)
       browser.setCookie(host(app), 'tessera_oauth_browser', PLANTED, '/v1/user/authenticate')
       const { res, start } = await authorize(browser, `&${clientPkce().query}`)
@@ -225,14 +229,15 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('two parallel flows in one browser both complete, each with its own binding, cleared at its callback', async () => {
+    it('two parallel flows in one browser both complete', async () => {
+      // Each with its own binding, cleared at its callback.
       const browser = new Browser(app.url)
       const first = clientPkce()
       const second = clientPkce()
-      idp.current = { sub: subject(), email: uniqueEmail('tab-1'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('tab-1'), email_verified: true }
       const a = await authorize(browser, `&${first.query}&state=tab-1`)
       const callbackA = await browser.toCallback(a.start)
-      idp.current = { sub: subject(), email: uniqueEmail('tab-2'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('tab-2'), email_verified: true }
       const b = await authorize(browser, `&${second.query}&state=tab-2`)
       const callbackB = await browser.toCallback(b.start)
       const names = Object.keys(browser.cookies(host(app))).filter((n) => BROWSER_COOKIE.test(n))

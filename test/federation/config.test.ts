@@ -53,7 +53,7 @@ describe('OAUTH_* configuration', () => {
     ).toBe('http://127.0.0.1:9')
   })
 
-  it('RATE_LIMIT_OAUTH_PER_IP defaults to 60 per window, 0 turns it off, anything else is refused', () => {
+  it('RATE_LIMIT_OAUTH_PER_IP: default 60 per window, 0 is off, else refused', () => {
     expect(loadConfig({}).rateLimits.oauthPerIp).toBe(60)
     expect(loadConfig({ RATE_LIMIT_OAUTH_PER_IP: '0' }).rateLimits.oauthPerIp).toBe(0)
     expect(loadConfig({ RATE_LIMIT_OAUTH_PER_IP: ' 500 ' }).rateLimits.oauthPerIp).toBe(500)

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizePath,
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeGitHub,
   type FakeOidcProvider,
-  startFakeGitHub,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
@@ -16,38 +17,32 @@ import {
   registerAndLogin,
   type TokenPairBody,
   uniqueEmail,
+  uniqueNumber,
+  uniqueSubject,
 } from '../support/users.js'
 
-let subjects = 0
-const subject = (p = 'sub') => `${p}-${process.pid}-${++subjects}`
-/** This file's client: one PKCE pair for its flows (test/federation/client-binding.test.ts uses one per flow). */
+/**
+ * This file's client: one PKCE pair for its flows (test/federation/client-binding.test.ts uses one
+ * per flow).
+ */
 const pkce = clientPkce()
 
 for (const dialect of dialects()) {
   describe(`federated login [${dialect}]`, () => {
+    let federation: Federation & { github: FakeGitHub }
     let app: TestApp
     let idp: FakeOidcProvider
     let github: FakeGitHub
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      github = await startFakeGitHub()
-      app = await makeTestApp({
+      federation = await startFederation({ github: true })
+      ;({ idp, github } = federation)
+      app = await federation.app({
         dialect,
-        env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: `${CLIENT_REDIRECT_URI}, http://client.test/other`,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          ...idp.env(),
-          ...github.env(),
-        },
+        env: { OAUTH_REDIRECT_URIS: `${CLIENT_REDIRECT_URI}, http://client.test/other` },
       })
     }, 60_000)
-    afterAll(async () => {
-      await app?.close()
-      await idp?.close()
-      await github?.close()
-    })
+    afterAll(() => federation?.close())
 
     /** Starts a flow in `browser` and returns the provider URL it was sent to. */
     async function authorize(
@@ -56,15 +51,12 @@ for (const dialect of dialects()) {
       token?: string,
       redirect = CLIENT_REDIRECT_URI,
     ) {
-      const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(redirect)}&${pkce.query}`,
-        {
-          headers: {
-            accept: 'application/json',
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-          },
+      const res = await browser.fetch(authorizeUrl(provider, `&${pkce.query}`, redirect), {
+        headers: {
+          accept: 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
-      )
+      })
       expect(res.status, await res.clone().text()).toBe(200)
       return ((await res.json()) as { authorization_url: string }).authorization_url
     }
@@ -102,9 +94,10 @@ for (const dialect of dialects()) {
       }
     }
 
-    it('an unknown Google identity creates a regular account; the same identity logs in again', async () => {
+    it('an unknown Google identity creates a regular account', async () => {
+      // The same identity logs in again.
       const email = uniqueEmail('google')
-      idp.current = { sub: subject(), email, email_verified: true, name: 'G User' }
+      idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'G User' }
       const first = await loginWith('google')
       const user = await me(first.access_token)
       expect(user).toMatchObject({ email, account_type: 'regular', verified: false })
@@ -113,11 +106,11 @@ for (const dialect of dialects()) {
       expect((await me(second.access_token)).id).toBe(user.id)
     })
 
-    it('redirects (302) without Accept: application/json, with PKCE S256, state and nonce', async () => {
-      const res = await app.request(
-        `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { redirect: 'manual' },
-      )
+    it('redirects (302) unless JSON is asked for', async () => {
+      // Without Accept: application/json; with PKCE S256, state and nonce.
+      const res = await app.request(authorizePath('google', `&${pkce.query}`), {
+        redirect: 'manual',
+      })
       expect(res.status).toBe(302)
       const location = new URL(res.headers.get('location')!)
       expect(location.origin).toBe(idp.issuer)
@@ -128,7 +121,11 @@ for (const dialect of dialects()) {
         `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`,
       )
       expect(res.headers.get('set-cookie')).toMatch(
-        /^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/user\/authenticate; HttpOnly; SameSite=Lax$/i,
+        new RegExp(
+          '^tessera_oauth_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; ' +
+            'Max-Age=600; Path=/v1/user/authenticate; HttpOnly; SameSite=Lax$',
+          'i',
+        ),
       )
     })
 
@@ -138,24 +135,24 @@ for (const dialect of dialects()) {
       ['gitlab', 'openid read_user'],
       ['github', 'user:email'],
     ])('asks %s for the documented scopes: %s', async (provider, scopes) => {
-      const res = await app.request(
-        `/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { redirect: 'manual' },
-      )
+      const res = await app.request(authorizePath(provider, `&${pkce.query}`), {
+        redirect: 'manual',
+      })
       expect(res.status).toBe(302)
       expect(new URL(res.headers.get('location')!).searchParams.get('scope')).toBe(scopes)
     })
 
-    it('a GitLab identity (scope read_user, the address from the provider) creates an account', async () => {
+    it('a GitLab identity creates an account', async () => {
+      // Scope read_user, the address from the provider.
       const email = uniqueEmail('gitlab')
-      idp.current = { sub: subject(), email, email_verified: true, name: 'GL User' }
+      idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'GL User' }
       const user = await me((await loginWith('gitlab')).access_token)
       expect(user).toMatchObject({ email, account_type: 'regular' })
       expect(user.identities.map((i) => i.provider)).toEqual(['gitlab'])
     })
 
     it('the login code is single use', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('once'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('once'), email_verified: true }
       const url = await flow('google')
       const code = url.searchParams.get('code')!
       expect((await exchange(code)).status).toBe(200)
@@ -164,7 +161,7 @@ for (const dialect of dialects()) {
     })
 
     it('one login code presented concurrently: exactly one token pair', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('race'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('race'), email_verified: true }
       const code = (await flow('google')).searchParams.get('code')!
       const statuses = await Promise.all(
         Array.from({ length: 8 }, async () => (await exchange(code)).status),
@@ -174,7 +171,7 @@ for (const dialect of dialects()) {
     })
 
     it('a disabled account cannot log in with its identity', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('disabled'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('disabled'), email_verified: true }
       const tokens = await loginWith('google')
       const { id } = await me(tokens.access_token)
       await app.server.tessera.db
@@ -186,27 +183,32 @@ for (const dialect of dialects()) {
     })
 
     it('the login code expires after 60 s', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('late'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('late'), email_verified: true }
       const url = await flow('google')
       app.clock.advance(61_000)
       await expectProblem(await exchange(url.searchParams.get('code')!), 401, 'invalid_login_code')
     })
 
-    it('an identity whose email belongs to an account answers account_exists (no linking by email)', async () => {
+    it('an identity whose email has an account answers account_exists', async () => {
+      // No linking by email.
       const { email } = await registerAndLogin(app)
-      idp.current = { sub: subject(), email: email.toUpperCase(), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: email.toUpperCase(), email_verified: true }
       const url = await flow('google')
       expect(url.searchParams.get('error')).toBe('account_exists')
       expect(url.searchParams.get('code')).toBeNull()
     })
 
     it('an unverified email does not create an account', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('unverified'), email_verified: false }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('unverified'),
+        email_verified: false,
+      }
       expect((await flow('google')).searchParams.get('error')).toBe('email_required')
     })
 
     it('a state is single use: replaying the callback is refused', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('replay'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('replay'), email_verified: true }
       const browser = new Browser(app.url)
       const callback = await browser.toCallback(await authorize(browser, 'google'))
       expect(
@@ -221,7 +223,7 @@ for (const dialect of dialects()) {
     })
 
     it('a callback in another browser (no binding cookie) is refused', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('csrf'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('csrf'), email_verified: true }
       const browser = new Browser(app.url)
       const next = await browser.toCallback(await authorize(browser, 'google'))
       const other = new Browser(app.url)
@@ -229,7 +231,7 @@ for (const dialect of dialects()) {
     })
 
     it('mix-up: a callback for one provider with the state of another is refused', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('mixup'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('mixup'), email_verified: true }
       const browser = new Browser(app.url)
       const next = await browser.toCallback(await authorize(browser, 'google'))
       const swapped = next.replace('/google/callback', '/gitlab/callback')
@@ -243,41 +245,31 @@ for (const dialect of dialects()) {
         'http://client.test/after-login?x=1',
         '',
       ]) {
-        const res = await app.request(
-          `/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(uri)}&${pkce.query}`,
-          {
-            redirect: 'manual',
-          },
-        )
+        const res = await app.request(authorizePath('google', `&${pkce.query}`, uri), {
+          redirect: 'manual',
+        })
         await expectProblem(res, 400, 'validation_failed')
       }
     })
 
     it('disabled and unknown providers are 404', async () => {
       for (const p of ['facebook', '__proto__', 'constructor']) {
-        await expectProblem(
-          await app.request(
-            `/v1/user/authenticate/${p}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
-          ),
-          404,
-          'not_found',
-        )
+        await expectProblem(await app.request(authorizePath(p)), 404, 'not_found')
       }
     })
 
     it('ORCID cannot log in: without a bearer token it is refused', async () => {
-      const res = await app.request(
-        `/v1/user/authenticate/orcid/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}`,
-      )
+      const res = await app.request(authorizePath('orcid'))
       await expectProblem(res, 401, 'unauthorized')
     })
 
-    it('linking ORCID and CILogon to a logged-in account; CILogon makes it academic and verified', async () => {
+    it('linking ORCID and CILogon to a logged-in account', async () => {
+      // CILogon makes it academic and verified.
       const { tokens } = await registerAndLogin(app)
-      idp.current = { sub: subject('orcid') }
+      idp.current = { sub: uniqueSubject('orcid') }
       const orcid = await flow('orcid', tokens.access_token)
       expect(orcid.searchParams.get('linked')).toBe('orcid')
-      idp.current = { sub: subject('cilogon'), email: uniqueEmail('campus') }
+      idp.current = { sub: uniqueSubject('cilogon'), email: uniqueEmail('campus') }
       const cilogon = await flow('cilogon', tokens.access_token)
       expect(cilogon.searchParams.get('linked')).toBe('cilogon')
       const user = await me(tokens.access_token)
@@ -294,7 +286,7 @@ for (const dialect of dialects()) {
     })
 
     it('an account created by CILogon starts academic and verified', async () => {
-      idp.current = { sub: subject('cilogon'), email: uniqueEmail('academic') }
+      idp.current = { sub: uniqueSubject('cilogon'), email: uniqueEmail('academic') }
       const tokens = await loginWith('cilogon')
       expect(await me(tokens.access_token)).toMatchObject({
         account_type: 'academic',
@@ -303,7 +295,7 @@ for (const dialect of dialects()) {
     })
 
     it('unlinking is refused when it leaves no way to log in', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('only'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('only'), email_verified: true }
       const tokens = await loginWith('gitlab')
       await expectProblem(
         await app.request('/v1/user/identities/gitlab', {
@@ -313,7 +305,7 @@ for (const dialect of dialects()) {
         409,
         'last_login_method',
       )
-      idp.current = { sub: subject(), email: uniqueEmail('second'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('second'), email_verified: true }
       expect((await flow('google', tokens.access_token)).searchParams.get('linked')).toBe('google')
       const res = await app.request('/v1/user/identities/gitlab', {
         method: 'DELETE',
@@ -330,10 +322,11 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('GitHub: the numeric id is the subject and the verified primary email names the account', async () => {
+    it('GitHub: the numeric id is the subject', async () => {
+      // The verified primary email names the account.
       const email = uniqueEmail('octo')
       github.current = {
-        id: 1000 + subjects++,
+        id: 1000 + uniqueNumber(),
         login: 'octo',
         name: 'Octo',
         emails: [
@@ -347,7 +340,7 @@ for (const dialect of dialects()) {
 
     it('GitHub without a verified primary email creates nothing', async () => {
       github.current = {
-        id: 5000 + subjects++,
+        id: 5000 + uniqueNumber(),
         login: 'x',
         name: null,
         emails: [{ email: uniqueEmail('gh'), primary: true, verified: false }],

@@ -11,19 +11,18 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { federationEnv } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type HandRolledOidcProvider,
   type IdTokenMaker,
   startHandRolledOidcProvider,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { type TokenPairBody, uniqueEmail } from '../support/users.js'
+import { type TokenPairBody, uniqueEmail, uniqueSubject } from '../support/users.js'
 
-let subjects = 0
-const subject = (p = 'idt') => `${p}-${process.pid}-${++subjects}`
 const pkce = clientPkce()
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
@@ -92,12 +91,7 @@ for (const dialect of dialects()) {
       idp = await startHandRolledOidcProvider('google')
       app = await makeTestApp({
         dialect,
-        env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          ...idp.env(),
-        },
+        env: federationEnv(idp),
         logger: pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) }),
       })
     }, 60_000)
@@ -113,10 +107,9 @@ for (const dialect of dialects()) {
     /** Runs a Google sign-in in a fresh browser up to the redirect to the client. */
     async function signIn(): Promise<URL> {
       const browser = new Browser(app.url)
-      const res = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { headers: { accept: 'application/json' } },
-      )
+      const res = await browser.fetch(authorizeUrl('google', `&${pkce.query}`), {
+        headers: { accept: 'application/json' },
+      })
       expect(res.status, await res.clone().text()).toBe(200)
       const { url, response } = await browser.follow(
         ((await res.json()) as { authorization_url: string }).authorization_url,
@@ -166,9 +159,10 @@ for (const dialect of dialects()) {
       return (await exchanged.json()) as TokenPairBody
     }
 
-    it('control: a correctly signed ID token from the same provider logs in and creates the account', async () => {
+    it('control: a correct ID token logs in and creates the account', async () => {
+      // Correctly signed, from the same provider.
       const email = uniqueEmail('idt-ok')
-      idp.current = { sub: subject(), email, email_verified: true, name: 'Correct Token' }
+      idp.current = { sub: uniqueSubject(), email, email_verified: true, name: 'Correct Token' }
       const before = await counts()
       const issued = idp.tokensIssued
       const pair = await expectLogin(await signIn())
@@ -189,8 +183,13 @@ for (const dialect of dialects()) {
     })
 
     for (const forgery of forgeries) {
-      it(`an ID token ${forgery.name} is refused: ?error=provider_error, nothing created`, async () => {
-        idp.current = { sub: subject(), email: uniqueEmail('idt-forged'), email_verified: true }
+      it(`an ID token ${forgery.name} is refused`, async () => {
+        // The client gets ?error=provider_error; nothing is created.
+        idp.current = {
+          sub: uniqueSubject(),
+          email: uniqueEmail('idt-forged'),
+          email_verified: true,
+        }
         idp.idToken = forgery.make
         const before = await counts()
         const issued = idp.tokensIssued
@@ -205,8 +204,13 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('a forged token cannot take over a known identity: its subject logs in only with a valid token', async () => {
-      const victim = { sub: subject('victim'), email: uniqueEmail('victim'), email_verified: true }
+    it('a forged token cannot take over a known identity', async () => {
+      // Its subject logs in only with a valid token.
+      const victim = {
+        sub: uniqueSubject('victim'),
+        email: uniqueEmail('victim'),
+        email_verified: true,
+      }
       idp.current = victim
       await expectLogin(await signIn())
       const before = await counts()

@@ -6,24 +6,25 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
-  CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
-  startOidcProvider,
   TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
-import { expectProblem, uniqueEmail } from '../support/users.js'
+import { expectProblem, uniqueEmail, uniqueSubject } from '../support/users.js'
 
 const WINDOW = 600
 const pkce = clientPkce()
-const AUTHORIZE = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
-
-let subjects = 0
-const subject = () => `rl-${process.pid}-${++subjects}`
+const AUTHORIZE = authorizeUrl('google', `&${pkce.query}`)
+/** A callback with a state Tessera never issued. */
+const FORGED_QUERY = new URLSearchParams({ code: 'x', state: 'A'.repeat(43) })
+const CALLBACK = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback`
+const FORGED_CALLBACK = `${CALLBACK}?${FORGED_QUERY}`
 
 async function expectRateLimited(res: Response) {
   const retryAfter = res.headers.get('retry-after')
@@ -38,28 +39,27 @@ const exchange = (app: TestApp, code = 'tessera_lc_unknown') =>
 
 for (const dialect of dialects()) {
   describe(`federated login rate limit per IP [${dialect}]`, () => {
+    let federation: Federation
     let idp: FakeOidcProvider
     let app: TestApp
     let unlimited: TestApp
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      const env = {
-        TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-        OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-        RATE_LIMIT_WINDOW: String(WINDOW),
-        ...idp.env(),
-      }
+      federation = await startFederation()
+      idp = federation.idp
+      const window = String(WINDOW)
       ;[app, unlimited] = await Promise.all([
-        makeTestApp({ dialect, env: { ...env, RATE_LIMIT_OAUTH_PER_IP: '2' } }),
-        makeTestApp({ dialect, env: { ...env, RATE_LIMIT_OAUTH_PER_IP: '0' } }),
+        federation.app({
+          dialect,
+          env: { RATE_LIMIT_WINDOW: window, RATE_LIMIT_OAUTH_PER_IP: '2' },
+        }),
+        federation.app({
+          dialect,
+          env: { RATE_LIMIT_WINDOW: window, RATE_LIMIT_OAUTH_PER_IP: '0' },
+        }),
       ])
     }, 60_000)
-    afterAll(async () => {
-      await Promise.all([app?.close(), unlimited?.close()])
-      await idp?.close()
-    })
+    afterAll(() => federation?.close())
 
     async function counters(target: TestApp) {
       const { rows } = await sql<{
@@ -71,8 +71,9 @@ for (const dialect of dialects()) {
       )
     }
 
-    it('each route has its own allowance; the third request of a route is 429 with Retry-After', async () => {
-      idp.current = { sub: subject(), email: uniqueEmail('rl'), email_verified: true }
+    it('each route has its own allowance', async () => {
+      // The third request of a route is 429 with Retry-After.
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('rl'), email_verified: true }
       const browser = new Browser(app.url)
       const json = { headers: { accept: 'application/json' } }
 
@@ -87,7 +88,7 @@ for (const dialect of dialects()) {
       await expectRateLimited(await browser.fetch(AUTHORIZE, json))
 
       // callback: two refused states use the allowance; the real callback is then limited...
-      const forged = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback?code=x&state=${'A'.repeat(43)}`
+      const forged = FORGED_CALLBACK
       await expectProblem(await browser.fetch(forged), 400, 'invalid_oauth_state')
       await expectProblem(await browser.fetch(forged), 400, 'invalid_oauth_state')
       await expectRateLimited(await browser.fetch(callback))
@@ -112,13 +113,14 @@ for (const dialect of dialects()) {
       })
     })
 
-    it('RATE_LIMIT_OAUTH_PER_IP=0 turns the limit off: no 429 past the default allowance, no counters', async () => {
+    it('RATE_LIMIT_OAUTH_PER_IP=0 turns the limit off', async () => {
+      // No 429 past the default allowance, no counters.
       const requests = 65 // more than the default of 60 per window
       for (let i = 0; i < requests; i += 1) {
         await expectProblem(await exchange(unlimited), 401, 'invalid_login_code')
       }
       const browser = new Browser(unlimited.url)
-      const forged = `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/callback?code=x&state=${'A'.repeat(43)}`
+      const forged = FORGED_CALLBACK
       for (let i = 0; i < requests; i += 1) {
         await expectProblem(await browser.fetch(forged), 400, 'invalid_oauth_state')
       }

@@ -4,15 +4,15 @@
  * ended before the callback does not complete (README, "Recent authentication").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
+import type { TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { type Federation, startFederation } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
-  startOidcProvider,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
   expectProblem,
@@ -20,47 +20,35 @@ import {
   registerAndLogin,
   type TokenPairBody,
   uniqueEmail,
+  uniqueSubject,
 } from '../support/users.js'
 
 const MAX_AGE = 300
-let subjects = 0
-const subject = () => `reauth-${process.pid}-${++subjects}`
 
 for (const dialect of dialects()) {
   describe(`recent authentication for account changes [${dialect}]`, () => {
+    let federation: Federation
     let app: TestApp
     let idp: FakeOidcProvider
 
     beforeAll(async () => {
-      idp = await startOidcProvider()
-      app = await makeTestApp({
+      federation = await startFederation()
+      idp = federation.idp
+      app = await federation.app({
         dialect,
-        env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          REAUTH_MAX_AGE: String(MAX_AGE),
-          RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
-          ...idp.env(),
-        },
+        env: { REAUTH_MAX_AGE: String(MAX_AGE), RATE_LIMIT_LOGIN_PER_ACCOUNT: '3' },
       })
     }, 60_000)
-    afterAll(async () => {
-      await app?.close()
-      await idp?.close()
-    })
+    afterAll(() => federation?.close())
 
     function authorize(browser: Browser, token: string | undefined, provider = 'google') {
       const pkce = clientPkce()
-      return browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        {
-          headers: {
-            accept: 'application/json',
-            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-          },
+      return browser.fetch(authorizeUrl(provider, `&${pkce.query}`), {
+        headers: {
+          accept: 'application/json',
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         },
-      )
+      })
     }
 
     /** A whole link flow in a fresh browser, up to the redirect back to the client. */
@@ -104,19 +92,21 @@ for (const dialect of dialects()) {
       await expectProblem(res, 401, 'reauthentication_required')
       expect(header).toMatch(
         new RegExp(
-          `^Bearer realm="tessera", error="insufficient_user_authentication", error_description="[^"]+", max_age=${MAX_AGE}$`,
+          '^Bearer realm="tessera", error="insufficient_user_authentication", ' +
+            `error_description="[^"]+", max_age=${MAX_AGE}$`,
         ),
       )
     }
 
-    it("the attack: a stolen access token older than REAUTH_MAX_AGE cannot link the thief's identity", async () => {
+    it('the attack: a stolen token older than REAUTH_MAX_AGE links nothing', async () => {
+      // The thief's identity is not linked.
       const victim = await registerAndLogin(app)
       const stolen = victim.tokens.access_token
       app.clock.advance((MAX_AGE + 1) * 1000)
       // The access token itself is still good (15 minutes)...
       expect((await app.request('/v1/user/me', { token: stolen })).status).toBe(200)
       // ...but the attacker's link attempt is refused before any flow starts.
-      idp.current = { sub: subject(), email: uniqueEmail('attacker'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('attacker'), email_verified: true }
       const attacker = new Browser(app.url)
       await expectStepUp(await authorize(attacker, stolen))
       expect(attacker.cookies(new URL(app.url).host)).toEqual({})
@@ -137,7 +127,8 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('within the window after re-authenticating, the owner links; the owner is told (audit) and sees the link', async () => {
+    it('within the window after re-authenticating, the owner links', async () => {
+      // The owner is told (audit) and sees the link.
       const owner = await registerAndLogin(app)
       const token = owner.tokens.access_token
       app.clock.advance((MAX_AGE + 1) * 1000)
@@ -147,7 +138,7 @@ for (const dialect of dialects()) {
       expect(sid).toBeTruthy()
 
       app.clock.advance((MAX_AGE - 1) * 1000)
-      const sub = subject()
+      const sub = uniqueSubject()
       idp.current = { sub, email: uniqueEmail('owner-google'), email_verified: true }
       const url = await link(token)
       expect(url.searchParams.get('linked')).toBe('google')
@@ -172,10 +163,10 @@ for (const dialect of dialects()) {
       ])
     })
 
-    it('unlinking needs a recent authentication too, and is audited with the provider', async () => {
+    it('unlinking needs a recent authentication too, audited with the provider', async () => {
       const owner = await registerAndLogin(app)
       const token = owner.tokens.access_token
-      idp.current = { sub: subject(), email: uniqueEmail('unlink'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('unlink'), email_verified: true }
       expect((await link(token)).searchParams.get('linked')).toBe('google')
       app.clock.advance((MAX_AGE + 1) * 1000)
       await expectStepUp(
@@ -195,7 +186,7 @@ for (const dialect of dialects()) {
     it('a link started, then logout-all, then the callback: refused, nothing linked', async () => {
       const victim = await registerAndLogin(app)
       const token = victim.tokens.access_token
-      idp.current = { sub: subject(), email: uniqueEmail('late-link'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('late-link'), email_verified: true }
       const browser = new Browser(app.url)
       const res = await authorize(browser, token)
       expect(res.status).toBe(200)
@@ -224,10 +215,11 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('a link started, then a password change in another session, then the callback: refused, nothing linked', async () => {
+    it('a link started, then a password change in another session, then the callback', async () => {
+      // refused, nothing linked.
       const victim = await registerAndLogin(app)
       const stolen = victim.tokens.access_token
-      idp.current = { sub: subject(), email: uniqueEmail('pw-link'), email_verified: true }
+      idp.current = { sub: uniqueSubject(), email: uniqueEmail('pw-link'), email_verified: true }
       const browser = new Browser(app.url)
       const res = await authorize(browser, stolen)
       expect(res.status).toBe(200)
@@ -249,7 +241,8 @@ for (const dialect of dialects()) {
       expect(await identitiesOf(victim.user.id)).toEqual([])
     })
 
-    it('re-authentication counts against the user’s own password budget, shared with password change, not with login', async () => {
+    it('re-authentication counts on the user’s own password budget', async () => {
+      // Shared with password change, not with login.
       const user = await registerAndLogin(app)
       const token = user.tokens.access_token
       for (let i = 0; i < 3; i += 1)
@@ -268,7 +261,8 @@ for (const dialect of dialects()) {
         429,
         'rate_limited',
       )
-      // A stolen token's guesses never lock the owner out of logging in (README, "Passwords and login").
+      // A stolen token's guesses never lock the owner out of logging in (README, "Passwords and
+      // login").
       expect(
         (
           await app.request('/v1/user/auth/login', {
@@ -297,16 +291,16 @@ for (const dialect of dialects()) {
       await expectProblem(await reauthenticate(token, PASSWORD), 401, 'unauthorized')
     })
 
-    it('a federated-only account re-authenticates by signing in again with its identity', async () => {
-      const sub = subject()
+    it('a federated-only account re-authenticates by signing in again', async () => {
+      // With its identity.
+      const sub = uniqueSubject()
       idp.current = { sub, email: uniqueEmail('fed-only'), email_verified: true }
       const login = async () => {
         const pkce = clientPkce()
         const browser = new Browser(app.url)
-        const res = await browser.fetch(
-          `${TESSERA_TEST_ISSUER}/v1/user/authenticate/google/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-          { headers: { accept: 'application/json' } },
-        )
+        const res = await browser.fetch(authorizeUrl('google', `&${pkce.query}`), {
+          headers: { accept: 'application/json' },
+        })
         const { url } = await browser.follow(
           ((await res.json()) as { authorization_url: string }).authorization_url,
         )
@@ -318,7 +312,11 @@ for (const dialect of dialects()) {
       }
       const first = await login()
       app.clock.advance((MAX_AGE + 1) * 1000)
-      idp.current = { sub: subject(), email: uniqueEmail('fed-only-gitlab'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('fed-only-gitlab'),
+        email_verified: true,
+      }
       await expectStepUp(await authorize(new Browser(app.url), first.access_token, 'gitlab'))
       // No password to re-enter: the same answer as a wrong one.
       await expectProblem(
@@ -328,7 +326,11 @@ for (const dialect of dialects()) {
       )
       idp.current = { sub, email: 'ignored@example.org', email_verified: true }
       const again = await login()
-      idp.current = { sub: subject(), email: uniqueEmail('fed-only-gitlab'), email_verified: true }
+      idp.current = {
+        sub: uniqueSubject(),
+        email: uniqueEmail('fed-only-gitlab'),
+        email_verified: true,
+      }
       expect((await link(again.access_token, 'gitlab')).searchParams.get('linked')).toBe('gitlab')
     })
   })

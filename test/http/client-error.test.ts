@@ -59,7 +59,8 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('headers over the limit: 431 headers_too_large problem+json, connection closed', async () => {
+    it('headers over the limit', async () => {
+      // 431 headers_too_large problem+json, connection closed.
       const res = await rawRequest(
         app.url,
         `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'a'.repeat(20 * 1024)}\r\n\r\n`,
@@ -67,7 +68,8 @@ for (const dialect of dialects()) {
       expectProblem(res, 431, 'headers_too_large')
     })
 
-    it('a malformed request line: 400 validation_failed problem+json, connection closed', async () => {
+    it('a malformed request line', async () => {
+      // 400 validation_failed problem+json, connection closed.
       expectProblem(await rawRequest(app.url, 'THIS IS NOT HTTP\r\n\r\n'), 400, 'validation_failed')
     })
 

@@ -10,13 +10,15 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { federationEnv } from '../support/federation.js'
 import {
+  authorizePath,
+  authorizeUrl,
   Browser,
   CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeGitHub,
   startFakeGitHub,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import { login, PASSWORD, register, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
@@ -56,14 +58,11 @@ for (const dialect of dialects()) {
         dialect,
         logger: pino({ level: 'info' }, sink),
         env: {
+          ...federationEnv(github),
           SERVICE_SECRET: SECRET,
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
           RATE_LIMIT_LOGIN_PER_IP: '0',
           RATE_LIMIT_REGISTER_PER_IP: '0',
-          ...github.env(),
         },
       })
       const { email, user } = await register(app)
@@ -107,7 +106,8 @@ for (const dialect of dialects()) {
       expect(res.status).toBe(200)
     })
 
-    it('refuses NUL in the fields of register, login, register-service, refresh, logout, exchange, introspect and the archive', async () => {
+    it('refuses NUL in the fields of every JSON route', async () => {
+      // Register, login, register-service, refresh, logout, exchange, introspect, archive.
       const email = uniqueEmail('ctl')
       const cases: [string, Record<string, unknown>, string, Record<string, string>?][] = [
         ['/v1/user/auth/register', { email: `a\u0000${email}`, password: PASSWORD }, 'email'],
@@ -154,7 +154,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('answers 404 for path ids that are not UUIDs or provider names, and refuses a redirect_uri with NUL', async () => {
+    it('404 for path ids that are not UUIDs or providers; a redirect_uri with NUL', async () => {
       for (const path of [
         '/v1/user/sessions/%00',
         '/v1/user/sessions/not-a-uuid',
@@ -172,13 +172,14 @@ for (const dialect of dialects()) {
       })
       expect(res.status).toBe(403) // not a superuser: refused before the id is looked at
       const authorize = await app.request(
-        `/v1/user/authenticate/github/authorize?redirect_uri=${encodeURIComponent(`${CLIENT_REDIRECT_URI}\u0000`)}`,
+        authorizePath('github', '', `${CLIENT_REDIRECT_URI}\u0000`),
       )
       await expectRefused(authorize, 'redirect_uri')
       expect(userId).toMatch(/^[0-9a-f-]{36}$/)
     })
 
-    it('drops control characters from a provider’s name and does not use an email holding one', async () => {
+    it('drops control characters from a provider’s name and email', async () => {
+      // An email holding one is not used.
       github.current = {
         id: 4242,
         login: 'ctl',
@@ -186,10 +187,9 @@ for (const dialect of dialects()) {
         emails: [{ email: `octo\u0000${uniqueEmail('gh')}`, primary: true, verified: true }],
       }
       const browser = new Browser(app.url)
-      const start = await browser.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/github/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${clientPkce().query}`,
-        { headers: { accept: 'application/json' } },
-      )
+      const start = await browser.fetch(authorizeUrl('github', `&${clientPkce().query}`), {
+        headers: { accept: 'application/json' },
+      })
       const { url } = await browser.follow(
         ((await start.json()) as { authorization_url: string }).authorization_url,
       )
@@ -202,10 +202,9 @@ for (const dialect of dialects()) {
       }
       const again = new Browser(app.url)
       const pkce = clientPkce()
-      const restart = await again.fetch(
-        `${TESSERA_TEST_ISSUER}/v1/user/authenticate/github/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`,
-        { headers: { accept: 'application/json' } },
-      )
+      const restart = await again.fetch(authorizeUrl('github', `&${pkce.query}`), {
+        headers: { accept: 'application/json' },
+      })
       const done = await again.follow(
         ((await restart.json()) as { authorization_url: string }).authorization_url,
       )

@@ -76,7 +76,8 @@ for (const dialect of dialects()) {
         rmSync(root, { recursive: true, force: true })
       })
 
-      it('a first start makes the directory 0700, the database, WAL and SHM 0600, and a 0600 key file it says where', async () => {
+      it('a first start makes the directory 0700 and its files 0600', async () => {
+        // The database, WAL and SHM, and a key file whose place it logs.
         const db = fresh()
         const { server, lines } = await startAndLogin({ DATABASE_URL: `sqlite:${db}` })
         servers.push(server)
@@ -109,9 +110,11 @@ for (const dialect of dialects()) {
         expect(second.lines.some((l) => l.includes('generated a key-encryption key'))).toBe(false)
       })
 
-      it('a database with keys in clear is encrypted in place at start; the key and its tokens stay the same', async () => {
+      it('a database with keys in clear is encrypted in place at start', async () => {
+        // The key and its tokens stay the same.
         const db = fresh()
-        // A database from before encryption by default: the key written without a key-encryption key.
+        // A database from before encryption by default: the key written without a key-encryption
+        // key.
         const handle = await connectDatabase(`sqlite:${db}`)
         await migrateOrThrow(handle.db)
         const clear = await ensureActiveKey({
@@ -164,7 +167,8 @@ for (const dialect of dialects()) {
         ).toThrow(/KEY_ENCRYPTION_KEY_FILE/)
       })
 
-      it('an operator’s KEY_ENCRYPTION_KEY_FILE that others can read is used as it is, with a warning', async () => {
+      it('a KEY_ENCRYPTION_KEY_FILE others can read is used as it is, with a warning', async () => {
+        // The operator's own file, not one Tessera generated.
         // A Docker or Kubernetes secret is 0444/0644 and often not the server's to chmod.
         const db = fresh()
         mkdirSync(join(root, 'shared-secrets'), { mode: 0o755 })
@@ -189,7 +193,8 @@ for (const dialect of dialects()) {
 
   if (dialect === 'postgres') {
     describe('PostgreSQL needs a configured key-encryption key [postgres]', () => {
-      it('refuses to start without KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE, and starts with the file', async () => {
+      it('refuses to start without a key-encryption key; starts with the file', async () => {
+        // KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE.
         const database = await createTestDatabase('postgres')
         const dir = mkdtempSync(join(tmpdir(), 'tessera-kek-'))
         try {

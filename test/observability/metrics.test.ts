@@ -10,13 +10,13 @@ import { setDisabled } from '../../src/accounts/accounts.js'
 import { countLiveSessions, SESSIONS_LIVE_REFRESH_MS } from '../../src/metrics.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { federationEnv } from '../support/federation.js'
 import {
+  authorizeUrl,
   Browser,
-  CLIENT_REDIRECT_URI,
   clientPkce,
   type FakeOidcProvider,
   startOidcProvider,
-  TESSERA_TEST_ISSUER,
 } from '../support/oidc.js'
 import {
   login,
@@ -25,6 +25,7 @@ import {
   register,
   type TokenPairBody,
   uniqueEmail,
+  uniqueSubject,
 } from '../support/users.js'
 
 const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
@@ -54,7 +55,7 @@ function parseExposition(text: string): Sample[] {
 }
 
 /** The value of the one sample named `name` whose labels include `labels`. */
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
   const found = samples.filter(
     (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
   )
@@ -84,21 +85,22 @@ for (const dialect of dialects()) {
     it('starts with every outcome at 0 and no live session', async () => {
       const { samples } = await scrape(app)
       for (const outcome of ['ok', 'invalid_credentials', 'disabled', 'rate_limited']) {
-        expect(valueOf(samples, 'tessera_logins_total', { outcome })).toBe(0)
+        expect(sampleValue(samples, 'tessera_logins_total', { outcome })).toBe(0)
       }
       for (const outcome of ['rotated', 'invalid', 'reused']) {
-        expect(valueOf(samples, 'tessera_refreshes_total', { outcome })).toBe(0)
+        expect(sampleValue(samples, 'tessera_refreshes_total', { outcome })).toBe(0)
       }
-      expect(valueOf(samples, 'tessera_refresh_reuse_detected_total')).toBe(0)
-      expect(valueOf(samples, 'tessera_sessions_live')).toBe(0)
-      expect(valueOf(samples, 'tessera_argon2_active')).toBe(0)
-      expect(valueOf(samples, 'tessera_argon2_queued')).toBe(0)
+      expect(sampleValue(samples, 'tessera_refresh_reuse_detected_total')).toBe(0)
+      expect(sampleValue(samples, 'tessera_sessions_live')).toBe(0)
+      expect(sampleValue(samples, 'tessera_argon2_active')).toBe(0)
+      expect(sampleValue(samples, 'tessera_argon2_queued')).toBe(0)
       // Node's process metrics, in the same per-instance registry.
       expect(samples.some((s) => s.name === 'process_cpu_user_seconds_total')).toBe(true)
       expect(samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true)
     })
 
-    it('counts logins, refreshes, reuse and live sessions; labels requests by route template', async () => {
+    it('counts logins, refreshes, reuse and live sessions', async () => {
+      // Labels requests by route template.
       const alice = await register(app)
       const bob = await register(app)
       const carol = await register(app)
@@ -169,19 +171,25 @@ for (const dialect of dialects()) {
       // Past the live-session count of the first scrape.
       app.clock.advance(SESSIONS_LIVE_REFRESH_MS)
       const { text, samples } = await scrape(app)
-      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
-      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'invalid_credentials' })).toBe(4)
-      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'rate_limited' })).toBe(1)
-      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'disabled' })).toBe(1)
-      expect(valueOf(samples, 'tessera_refreshes_total', { outcome: 'rotated' })).toBe(1)
-      expect(valueOf(samples, 'tessera_refreshes_total', { outcome: 'reused' })).toBe(1)
-      expect(valueOf(samples, 'tessera_refreshes_total', { outcome: 'invalid' })).toBe(2)
-      expect(valueOf(samples, 'tessera_refresh_reuse_detected_total')).toBe(1)
-      expect(valueOf(samples, 'tessera_sessions_live')).toBe(2)
+      expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(4)
+      expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'invalid_credentials' })).toBe(
+        4,
+      )
+      expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'rate_limited' })).toBe(1)
+      expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'disabled' })).toBe(1)
+      expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'rotated' })).toBe(1)
+      expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'reused' })).toBe(1)
+      expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'invalid' })).toBe(2)
+      expect(sampleValue(samples, 'tessera_refresh_reuse_detected_total')).toBe(1)
+      expect(sampleValue(samples, 'tessera_sessions_live')).toBe(2)
 
       // Requests by route template and status; the histogram's _count is the request count.
       const count = (method: string, route: string, status: string) =>
-        valueOf(samples, 'tessera_http_request_duration_seconds_count', { method, route, status })
+        sampleValue(samples, 'tessera_http_request_duration_seconds_count', {
+          method,
+          route,
+          status,
+        })
       expect(count('POST', '/v1/user/auth/login', '200')).toBe(4)
       expect(count('POST', '/v1/user/auth/login', '401')).toBe(3)
       expect(count('POST', '/v1/user/auth/login', '403')).toBe(1)
@@ -197,7 +205,7 @@ for (const dialect of dialects()) {
       expect(count('GET', '/*', '404')).toBe(1)
       expect(count('GET', '/metrics', '200')).toBe(1)
       const le = (bound: string) =>
-        valueOf(samples, 'tessera_http_request_duration_seconds_bucket', {
+        sampleValue(samples, 'tessera_http_request_duration_seconds_bucket', {
           method: 'POST',
           route: '/v1/user/auth/login',
           status: '200',
@@ -206,7 +214,7 @@ for (const dialect of dialects()) {
       expect(le('+Inf')).toBe(4)
       expect(le('0.0005')).toBeLessThanOrEqual(le('10'))
       expect(
-        valueOf(samples, 'tessera_http_request_duration_seconds_sum', {
+        sampleValue(samples, 'tessera_http_request_duration_seconds_sum', {
           method: 'POST',
           route: '/v1/user/auth/login',
           status: '200',
@@ -231,7 +239,7 @@ for (const dialect of dialects()) {
       const other = await makeTestApp({ dialect, env: FAST_HASHING })
       try {
         const { samples } = await scrape(other)
-        expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
+        expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
         expect(samples.some((s) => s.name === 'tessera_http_request_duration_seconds_count')).toBe(
           false,
         )
@@ -239,9 +247,9 @@ for (const dialect of dialects()) {
         await other.close()
       }
       // The first app's figures are its own and unaffected.
-      expect(valueOf((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(
-        4,
-      )
+      expect(
+        sampleValue((await scrape(app)).samples, 'tessera_logins_total', { outcome: 'ok' }),
+      ).toBe(4)
       expect(await globalRegistry.getSingleMetric('tessera_logins_total')).toBeUndefined()
     })
   })
@@ -255,9 +263,10 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app?.close())
 
-    it('tessera_sessions_live is counted at most once per refresh period, however many scrapes', async () => {
+    it('tessera_sessions_live is counted once per refresh period', async () => {
+      // However many scrapes.
       app.clock.advance(SESSIONS_LIVE_REFRESH_MS)
-      const live = async () => valueOf((await scrape(app)).samples, 'tessera_sessions_live')
+      const live = async () => sampleValue((await scrape(app)).samples, 'tessera_sessions_live')
       const parallel = async () => Promise.all(Array.from({ length: 20 }, live))
       const before = await live()
 
@@ -274,7 +283,8 @@ for (const dialect of dialects()) {
       expect(text).toContain(`counted at most every ${SESSIONS_LIVE_REFRESH_MS / 1000} s`)
     })
 
-    it('the live-session count reads the sessions_live partial index, not every session', async () => {
+    it('the live-session count reads the sessions_live partial index', async () => {
+      // Not every session.
       const { db, database } = app.server.tessera
       const compiled = countLiveSessions(db, app.clock()).compile()
       const plan = await db.connection().execute(async (conn) => {
@@ -321,7 +331,6 @@ for (const dialect of dialects()) {
     ]
     let idp: FakeOidcProvider
     let app: TestApp
-    let subjects = 0
 
     beforeAll(async () => {
       idp = await startOidcProvider()
@@ -334,9 +343,7 @@ for (const dialect of dialects()) {
       app = await makeTestApp({
         dialect,
         env: {
-          TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-          OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
+          ...federationEnv(),
           // Google and GitLab only; five authorize requests per window.
           OAUTH_GOOGLE_CLIENT_ID,
           OAUTH_GOOGLE_CLIENT_SECRET,
@@ -354,13 +361,15 @@ for (const dialect of dialects()) {
       await idp?.close()
     })
 
-    const authorizeUrl = (provider: string) =>
-      `${TESSERA_TEST_ISSUER}/v1/user/authenticate/${provider}/authorize?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
+    const startUrl = (provider: string) => authorizeUrl(provider, `&${pkce.query}`)
 
-    /** One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its cookie. */
+    /**
+     * One sign-in in a fresh browser: the callback URL on Tessera, and the browser holding its
+     * cookie.
+     */
     async function toCallback(provider: string) {
       const browser = new Browser(app.url)
-      const started = await browser.fetch(authorizeUrl(provider), {
+      const started = await browser.fetch(startUrl(provider), {
         headers: { accept: 'application/json' },
       })
       expect(started.status, await started.clone().text()).toBe(200)
@@ -368,26 +377,27 @@ for (const dialect of dialects()) {
       return { browser, callback: await browser.toCallback(start) }
     }
 
-    it('exports every outcome of each enabled provider at 0, and nothing for the others', async () => {
+    it('exports every outcome of each enabled provider at 0, none for others', async () => {
       const { samples } = await scrape(app)
       for (const provider of ['google', 'gitlab']) {
         for (const outcome of OUTCOMES)
-          expect(valueOf(samples, FEDERATED, { provider, outcome })).toBe(0)
+          expect(sampleValue(samples, FEDERATED, { provider, outcome })).toBe(0)
       }
-      expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'invalid_login_code' })).toBe(
-        0,
-      )
-      expect(valueOf(samples, FEDERATED, { provider: 'none', outcome: 'rate_limited' })).toBe(0)
+      expect(
+        sampleValue(samples, FEDERATED, { provider: 'none', outcome: 'invalid_login_code' }),
+      ).toBe(0)
+      expect(sampleValue(samples, FEDERATED, { provider: 'none', outcome: 'rate_limited' })).toBe(0)
       const providers = new Set(
         samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider),
       )
       expect([...providers].sort()).toEqual(['gitlab', 'google', 'none'])
     })
 
-    it('counts how each federated sign-in ended, by provider, apart from password logins', async () => {
+    it('counts how each federated sign-in ended, by provider', async () => {
+      // Apart from password logins.
       const email = uniqueEmail('fed-metrics')
       // ok: a Google login redeemed at exchange; its code presented again: invalid_login_code.
-      idp.current = { sub: `metrics-${process.pid}-${++subjects}`, email, email_verified: true }
+      idp.current = { sub: uniqueSubject('metrics'), email, email_verified: true }
       const first = await toCallback('google')
       const back = await first.browser.fetch(first.callback)
       const code = new URL(back.headers.get('location')!).searchParams.get('code')!
@@ -397,13 +407,13 @@ for (const dialect of dialects()) {
       // invalid_oauth_state: the same callback again.
       expect((await first.browser.fetch(first.callback)).status).toBe(400)
       // account_exists: another GitLab account with the same verified email.
-      idp.current = { sub: `metrics-${process.pid}-${++subjects}`, email, email_verified: true }
+      idp.current = { sub: uniqueSubject('metrics'), email, email_verified: true }
       const taken = await toCallback('gitlab')
       const refused = new URL((await taken.browser.fetch(taken.callback)).headers.get('location')!)
       expect(refused.searchParams.get('error')).toBe('account_exists')
       // email_required: an unverified address.
       idp.current = {
-        sub: `metrics-${process.pid}-${++subjects}`,
+        sub: uniqueSubject('metrics'),
         email: uniqueEmail('unverified'),
         email_verified: false,
       }
@@ -415,14 +425,14 @@ for (const dialect of dialects()) {
       // rate_limited: authorize 4 and 5 of 5, then Google and an unknown provider over the limit.
       const browser = new Browser(app.url)
       const stray = `no-such-provider-${crypto.randomUUID()}`
-      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(404)
-      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(404)
-      expect((await browser.fetch(authorizeUrl('google'))).status).toBe(429)
-      expect((await browser.fetch(authorizeUrl(stray))).status).toBe(429)
+      expect((await browser.fetch(startUrl(stray))).status).toBe(404)
+      expect((await browser.fetch(startUrl(stray))).status).toBe(404)
+      expect((await browser.fetch(startUrl('google'))).status).toBe(429)
+      expect((await browser.fetch(startUrl(stray))).status).toBe(429)
 
       const { text, samples } = await scrape(app)
       const federated = (provider: string, outcome: string) =>
-        valueOf(samples, FEDERATED, { provider, outcome })
+        sampleValue(samples, FEDERATED, { provider, outcome })
       expect(federated('google', 'ok')).toBe(1)
       expect(federated('none', 'invalid_login_code')).toBe(1)
       expect(federated('google', 'invalid_oauth_state')).toBe(1)
@@ -433,7 +443,7 @@ for (const dialect of dialects()) {
       const total = samples.filter((s) => s.name === FEDERATED).reduce((sum, s) => sum + s.value, 0)
       expect(total).toBe(7)
       // Password logins are their own metric; a provider named in a URL never becomes a label.
-      expect(valueOf(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
+      expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
       expect(text).not.toContain(stray)
       expect(
         new Set(samples.filter((s) => s.name === FEDERATED).map((s) => s.labels.provider)),

@@ -14,14 +14,8 @@ import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
-import {
-  Browser,
-  CLIENT_REDIRECT_URI,
-  clientPkce,
-  startFakeGitHub,
-  startOidcProvider,
-  TESSERA_TEST_ISSUER,
-} from '../support/oidc.js'
+import { startFederation } from '../support/federation.js'
+import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import {
   checkAgainstOpenApi,
   checkRequestBody,
@@ -53,7 +47,9 @@ if (!POSTGRES)
     'contract.test.ts: no PostgreSQL, so the 503 database-unavailable answers are not exercised',
   )
 
-/** A TCP proxy to a PostgreSQL server that can be cut: the database "goes away" for whoever uses it. */
+/**
+ * A TCP proxy to a PostgreSQL server that can be cut: the database "goes away" for whoever uses it.
+ */
 async function cuttableProxy(target: {
   hostname: string
   port: number
@@ -249,7 +245,8 @@ describe('live responses match openapi.yaml', () => {
       expect((keys.body as { keys: unknown[] }).keys.length).toBeGreaterThan(0)
     })
 
-    it('GET /metrics: Prometheus text exposition, behind METRICS_TOKEN when it is set', async () => {
+    it('GET /metrics', async () => {
+      // Prometheus text exposition, behind METRICS_TOKEN when it is set.
       const open = await call(app, 'GET', '/metrics')
       expect(open.status).toBe(200)
       expect(open.res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
@@ -272,7 +269,8 @@ describe('live responses match openapi.yaml', () => {
       expect(allowed.body).toContain('# TYPE tessera_refreshes_total counter')
     })
 
-    it('GET /openapi.yaml serves this document; GET /docs renders it under its own CSP', async () => {
+    it('GET /openapi.yaml serves this document', async () => {
+      // GET /docs renders it under its own CSP.
       const yaml = await call(app, 'GET', '/openapi.yaml')
       expect(yaml.res.headers.get('content-type')).toBe('application/yaml')
       expect(yaml.res.headers.get('cache-control')).toBe('public, max-age=300')
@@ -855,20 +853,15 @@ describe('live responses match openapi.yaml', () => {
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
-    it('federated login: authorize, callback, exchange, DELETE /v1/user/identities/{provider}', async () => {
-      const idp = await startOidcProvider()
-      const github = await startFakeGitHub()
-      let fed: TestApp | undefined
+    it('federated login', async () => {
+      // authorize, callback, exchange, DELETE /v1/user/identities/{provider}.
+      const federation = await startFederation({ github: true })
+      const { idp, github } = federation
       try {
-        fed = await makeTestApp({
+        const fed = await federation.app({
           env: {
-            TESSERA_ISSUER: TESSERA_TEST_ISSUER,
-            OAUTH_REDIRECT_URIS: CLIENT_REDIRECT_URI,
-            OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-            ...idp.env(),
             // A provider whose issuer cannot be reached: 503 at authorize.
             OAUTH_GITLAB_ISSUER: 'http://127.0.0.1:1',
-            ...github.env(),
             ...FAST_HASHING,
           },
         })
@@ -876,7 +869,8 @@ describe('live responses match openapi.yaml', () => {
         const authorizeTemplate = '/v1/user/authenticate/{provider}/authorize'
         const callbackTemplate = '/v1/user/authenticate/{provider}/callback'
         const pkce = clientPkce()
-        const q = `?redirect_uri=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}&state=contract`
+        const redirect = encodeURIComponent(CLIENT_REDIRECT_URI)
+        const q = `?redirect_uri=${redirect}&${pkce.query}&state=contract`
         const manual = { redirect: 'manual' } as const
         const redirected = await call(
           target,
@@ -1113,9 +1107,7 @@ describe('live responses match openapi.yaml', () => {
         const limited = await call(strict, 'POST', exchangePath, { json: { code } })
         expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
       } finally {
-        await fed?.close()
-        await idp.close()
-        await github.close()
+        await federation.close()
       }
     })
 
@@ -1156,7 +1148,8 @@ describe('live responses match openapi.yaml', () => {
       await database?.drop()
     })
 
-    it('every operation that needs the database answers 503 service_unavailable with Retry-After', async () => {
+    it('every operation needing the database answers 503 with Retry-After', async () => {
+      // service_unavailable.
       const { email, id, tokens } = await newUser(down)
       await proxy.cut()
       // Past the public-key cache, so verifying a token needs the database too.
@@ -1213,7 +1206,8 @@ describe('live responses match openapi.yaml', () => {
       for (const [method, path, init, template] of requests) {
         const answered = await call(down, method, path, init, template)
         answers.push(
-          `${method} ${path} ${answered.status} ${problemCode(answered.body)} ${answered.res.headers.get('retry-after')}`,
+          `${method} ${path} ${answered.status} ${problemCode(answered.body)} ` +
+            `${answered.res.headers.get('retry-after')}`,
         )
       }
       expect(answers).toEqual(

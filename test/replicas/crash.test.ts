@@ -122,9 +122,8 @@ async function backendsGone(dialect: Dialect, db: DatabaseHandle['db'], applicat
   const deadline = Date.now() + 10_000
   for (;;) {
     const { rows } = await sql<{ n: number }>`
-      select count(*)::int as n from pg_stat_activity where application_name = ${applicationName}`.execute(
-      db,
-    )
+      select count(*)::int as n from pg_stat_activity
+      where application_name = ${applicationName}`.execute(db)
     if (rows[0]!.n === 0) return
     if (Date.now() > deadline)
       throw new Error(`backends of ${applicationName} still open after 10 s`)
@@ -283,8 +282,9 @@ for (const dialect of dialects()) {
         }
       }
       console.info(
-        `[crash ${dialect}] ${refreshesBeforeKill} refreshes before kill -9, ${refreshesAfterKill} after; ` +
-          `in flight to the victim: ${outcomes.rolledBack} not committed, ${outcomes.committedButLost} committed`,
+        `[crash ${dialect}] ${refreshesBeforeKill} refreshes before kill -9, ` +
+          `${refreshesAfterKill} after; in flight to the victim: ` +
+          `${outcomes.rolledBack} not committed, ${outcomes.committedButLost} committed`,
       )
 
       // The survivor answers logins and refreshes, and the retries above kept the rules.

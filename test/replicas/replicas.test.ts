@@ -91,7 +91,8 @@ function kidOf(token: string): string {
 
 for (const dialect of dialects()) {
   describe(`concurrent migrations [${dialect}]`, () => {
-    it('three `tessera migrate` at once on an empty database: one applies, the others wait', async () => {
+    it('three `tessera migrate` at once on an empty database', async () => {
+      // One applies, the others wait.
       const database = await createTestDatabase(dialect)
       try {
         const runs = await Promise.all(
@@ -138,7 +139,8 @@ for (const dialect of dialects()) {
       await database?.drop()
     })
 
-    it('started together on an empty database: migrated once, exactly one signing key', async () => {
+    it('started together on an empty database', async () => {
+      // Migrated once, exactly one signing key.
       const keys = await direct.db
         .selectFrom('signing_keys')
         .select(['kid', 'status', 'secret_key'])
@@ -165,7 +167,7 @@ for (const dialect of dialects()) {
       expect(atA.map((k) => [k.kid, k.status])).toEqual([[keys[0]!.kid, 'active']])
     })
 
-    it('a token pair issued by A works and refreshes on B, and reuse is seen across both', async () => {
+    it('a pair issued by A works and refreshes on B; reuse is seen by both', async () => {
       const ip = freshIp()
       const email = await register(a, ip)
       const first = await bodyOf<TokenPairBody>(await loginAt(a, ip, email), 200)
@@ -184,7 +186,8 @@ for (const dialect of dialects()) {
       expect(await meStatus(a, third.access_token)).toBe(401)
     })
 
-    it('50 concurrent refreshes of one token over A and B: one success, the family revoked', async () => {
+    it('50 concurrent refreshes of one token over A and B', async () => {
+      // One success, the family revoked.
       const ip = freshIp()
       const email = await register(b, ip)
       const tokens = await bodyOf<TokenPairBody>(await loginAt(b, ip, email), 200)
@@ -245,7 +248,7 @@ for (const dialect of dialects()) {
       await bodyOf(await loginAt(b, freshIp(), email), 200)
     })
 
-    it('a key rotated by the operator (tessera keys rotate) is published and used by both', async () => {
+    it('a key rotated by tessera keys rotate is published and used by both', async () => {
       const ip = freshIp()
       const email = await register(b, ip)
       const before = await bodyOf<TokenPairBody>(await loginAt(b, ip, email), 200)
@@ -279,7 +282,8 @@ for (const dialect of dialects()) {
           if (kidOf(pair.access_token) === newKid) return pair.access_token
           if (Date.now() - rotatedAt > SIGNER_CACHE_MS + 5_000) {
             throw new Error(
-              `still signing with ${kidOf(pair.access_token)} ${Date.now() - rotatedAt} ms after rotation`,
+              `still signing with ${kidOf(pair.access_token)} ` +
+                `${Date.now() - rotatedAt} ms after rotation`,
             )
           }
           current = pair.refresh_token

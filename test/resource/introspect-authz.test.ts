@@ -30,7 +30,8 @@ for (const dialect of dialects()) {
         body: new URLSearchParams({ token }).toString(),
       })
 
-    it('answers active with integer times for a live access token (form and JSON bodies)', async () => {
+    it('answers active with integer times for a live access token', async () => {
+      // Form and JSON bodies.
       const { tokens, user } = await registerAndLogin(app)
       const res = await introspect(tokens.access_token)
       expect(res.status).toBe(200)
@@ -53,7 +54,8 @@ for (const dialect of dialects()) {
       expect(((await viaJson.json()) as { active: boolean }).active).toBe(true)
     })
 
-    it('answers exactly {"active": false} for garbage, refresh tokens, logged-out and reused sessions', async () => {
+    it('answers exactly {"active": false} for every other token', async () => {
+      // Garbage, refresh tokens, logged-out and reused sessions.
       const { tokens } = await registerAndLogin(app)
       const other = await registerAndLogin(app)
       const inactive = async (token: string) => {
@@ -130,7 +132,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('registers with full_name and a self-assignable role, which becomes a role claim', async () => {
+    it('registers with full_name and a self-assignable role (a role claim)', async () => {
       const email = uniqueEmail('archive')
       const res = await app.request('/api/v1/auth/register', {
         json: { email, password: PASSWORD, full_name: 'Rosalind Franklin', role: 'researcher' },

@@ -36,7 +36,8 @@ for (const dialect of dialects()) {
       // The spent token again: reuse, and the whole family dies with it.
       await expectProblem(await refresh(app, first.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, second.refresh_token), 401, 'invalid_refresh_token')
-      // Tessera's own bearer routes check the session, so the access token of the family is dead too.
+      // Tessera's own bearer routes check the session, so the access token of the family is dead
+      // too.
       await expectProblem(
         await app.request('/v1/user/me', { token: second.access_token }),
         401,

@@ -9,14 +9,10 @@ import {
   expectProblem,
   login,
   refresh,
+  refreshPair,
   registerAndLogin,
   type TokenPairBody,
 } from '../support/users.js'
-
-async function pairOf(res: Response): Promise<TokenPairBody> {
-  expect(res.status, await res.clone().text()).toBe(200)
-  return (await res.json()) as TokenPairBody
-}
 
 async function codeOf(res: Response): Promise<string | undefined> {
   return res.status === 200 ? undefined : ((await res.json()) as { code?: string }).code
@@ -62,11 +58,12 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('thief replays the rotated parent first: the victim presenting its child is reuse', async () => {
+    it('thief replays the rotated parent first', async () => {
+      // The victim presenting its child is reuse.
       const { tokens: parent, user } = await registerAndLogin(app)
-      const victim = await pairOf(await refresh(app, parent.refresh_token))
+      const victim = await refreshPair(app, parent.refresh_token)
       app.clock.advance(1_000)
-      const thief = await pairOf(await refresh(app, parent.refresh_token))
+      const thief = await refreshPair(app, parent.refresh_token)
       await expectProblem(await refresh(app, victim.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, thief.refresh_token), 401, 'invalid_refresh_token')
       expect((await sessionOf(app, user.id)).revoked_reason).toBe('refresh_token_reused')
@@ -80,8 +77,8 @@ for (const dialect of dialects()) {
 
     it('victim uses its child first: the thief replaying the parent is reuse', async () => {
       const { tokens: parent, user } = await registerAndLogin(app)
-      const child = await pairOf(await refresh(app, parent.refresh_token))
-      const grandchild = await pairOf(await refresh(app, child.refresh_token))
+      const child = await refreshPair(app, parent.refresh_token)
+      const grandchild = await refreshPair(app, child.refresh_token)
       app.clock.advance(1_000)
       await expectProblem(await refresh(app, parent.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(
@@ -97,7 +94,7 @@ for (const dialect of dialects()) {
       const { email, user } = await registerAndLogin(app)
       for (let trial = 0; trial < 50; trial++) {
         const parent = await login(app, email)
-        const victim = await pairOf(await refresh(app, parent.refresh_token))
+        const victim = await refreshPair(app, parent.refresh_token)
         const [thiefRes, victimRes] = await Promise.all([
           refresh(app, parent.refresh_token),
           refresh(app, victim.refresh_token),
@@ -139,7 +136,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('100 races: no active token in a revoked session, no false reuse from the child', async () => {
+    it('100 races: no active token in a revoked session, no false reuse', async () => {
+      // Not from the child either.
       const { email, user } = await registerAndLogin(app)
       for (let trial = 0; trial < 100; trial++) {
         const { refresh_token: token } = await login(app, email)
@@ -151,7 +149,8 @@ for (const dialect of dialects()) {
         expect(await activeTokensOfRevokedSessions(app, user.id), `trial ${trial}`).toBe(0)
         if (refreshed.status === 200) {
           const child = (await refreshed.json()) as TokenPairBody
-          // Twice: a first presentation must not leave anything that makes the second look like reuse.
+          // Twice: a first presentation must not leave anything that makes the second look like
+          // reuse.
           await expectProblem(await refresh(app, child.refresh_token), 401, 'invalid_refresh_token')
           await expectProblem(await refresh(app, child.refresh_token), 401, 'invalid_refresh_token')
         } else {
@@ -169,7 +168,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('an active token of a revoked session answers invalid_refresh_token every time', async () => {
+    it('an active token of a revoked session is invalid_refresh_token every time', async () => {
       // The state the logout/refresh race used to leave behind (and databases may still hold).
       const { tokens, user } = await registerAndLogin(app)
       await app.server.tessera.db
@@ -211,11 +210,11 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('past the limit: 429 with Retry-After, the token unspent; it works after the window', async () => {
+    it('past the limit', async () => {
+      // 429 with Retry-After, the token unspent; it works after the window.
       const { tokens, email } = await registerAndLogin(app)
       let current = tokens.refresh_token
-      for (let i = 0; i < 3; i++)
-        current = (await pairOf(await refresh(app, current))).refresh_token
+      for (let i = 0; i < 3; i++) current = (await refreshPair(app, current)).refresh_token
       app.clock.advance(20_000)
       const limited = await refresh(app, current)
       expect(limited.headers.get('retry-after')).toBe('40')
@@ -224,19 +223,18 @@ for (const dialect of dialects()) {
 
       // Another session of the same user has its own allowance.
       const other = await login(app, email)
-      await pairOf(await refresh(app, other.refresh_token))
+      await refreshPair(app, other.refresh_token)
 
       app.clock.advance(40_000)
       // Not spent by the refused attempts, and not reuse.
-      const next = await pairOf(await refresh(app, current))
-      await pairOf(await refresh(app, next.refresh_token))
+      const next = await refreshPair(app, current)
+      await refreshPair(app, next.refresh_token)
     })
 
     it('a rotated token presented past the limit is still detected as reuse', async () => {
       const { tokens, user } = await registerAndLogin(app)
       let current = tokens.refresh_token
-      for (let i = 0; i < 3; i++)
-        current = (await pairOf(await refresh(app, current))).refresh_token
+      for (let i = 0; i < 3; i++) current = (await refreshPair(app, current)).refresh_token
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, current), 401, 'invalid_refresh_token')
       expect(await reuseEvents(app, user.id)).toBe(1)

@@ -7,9 +7,11 @@ import {
   login,
   PASSWORD,
   refresh,
+  refreshPair,
   register,
   registerAndLogin,
   type TokenPairBody,
+  tokenPairOf,
   uniqueEmail,
 } from '../support/users.js'
 
@@ -43,8 +45,7 @@ async function loginWithAgent(
     json: { email, password: PASSWORD },
     headers: { 'user-agent': userAgent },
   })
-  expect(res.status, await res.clone().text()).toBe(200)
-  return (await res.json()) as TokenPairBody
+  return tokenPairOf(res)
 }
 
 async function listSessions(app: TestApp, token: string): Promise<SessionBody[]> {
@@ -53,7 +54,9 @@ async function listSessions(app: TestApp, token: string): Promise<SessionBody[]>
   return ((await res.json()) as { sessions: SessionBody[] }).sessions
 }
 
-/** The `sid` claim of a v4.public token: payload is the base64url body minus the 64-byte signature. */
+/**
+ * The `sid` claim of a v4.public token: payload is the base64url body minus the 64-byte signature.
+ */
 function sessionIdOf(accessToken: string): string {
   const body = Buffer.from(accessToken.split('.')[2]!, 'base64url')
   return (JSON.parse(body.subarray(0, body.length - 64).toString('utf8')) as { sid: string }).sid
@@ -90,7 +93,8 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('GET /sessions lists the live sessions with their details; current only for the caller', async () => {
+    it('GET /sessions lists the live sessions with their details', async () => {
+      // Current only for the caller.
       const { email } = await register(app)
       const phone = await loginWithAgent(app, email, 'TesseraPhone/1.0')
       app.clock.advance(60_000)
@@ -128,8 +132,7 @@ for (const dialect of dialects()) {
       const [before] = await listSessions(app, tokens.access_token)
       expect(before!.last_used_at).toBe(before!.created_at)
       app.clock.advance(120_000)
-      const res = await refresh(app, tokens.refresh_token)
-      const next = (await res.json()) as TokenPairBody
+      const next = await refreshPair(app, tokens.refresh_token)
       const [after] = await listSessions(app, next.access_token)
       expect(after!.id).toBe(before!.id)
       expect(Date.parse(after!.last_used_at) - Date.parse(before!.last_used_at)).toBe(120_000)
@@ -193,7 +196,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it("DELETE of an unknown id or another user's session is 404 not_found and revokes nothing", async () => {
+    it("DELETE of an unknown or another user's session: 404, revokes nothing", async () => {
       const alice = await registerAndLogin(app)
       const bob = await registerAndLogin(app)
       for (const id of [
@@ -244,7 +247,8 @@ for (const dialect of dialects()) {
       expect(audit).toHaveLength(1)
     })
 
-    it('logout ends only the presented family, is idempotent and answers 204 for unknown tokens', async () => {
+    it('logout ends only the presented family and is idempotent', async () => {
+      // 204 for unknown tokens too.
       const { email, tokens } = await registerAndLogin(app)
       const other = await login(app, email)
       const logout = (refresh_token: string) =>
@@ -304,7 +308,8 @@ for (const dialect of dialects()) {
         const res = await app.request('/v1/user/me', { headers })
         const challenge = res.headers.get('www-authenticate') ?? ''
         expect(challenge).toMatch(/^Bearer\b/)
-        // RFC 6750 §3.1: no error code when no credentials were sent, invalid_token when they were bad.
+        // RFC 6750 §3.1: no error code when no credentials were sent, invalid_token when they were
+        // bad.
         if (invalidToken) expect(challenge).toContain('error="invalid_token"')
         else expect(challenge).not.toContain('error=')
         await expectProblem(res, 401, 'unauthorized')
@@ -327,7 +332,8 @@ for (const dialect of dialects()) {
       })
     })
 
-    it('PATCH /me sets the display name (trimmed), keeps it when absent, and clears it with null or ""', async () => {
+    it('PATCH /me sets, keeps and clears the display name', async () => {
+      // Trimmed; kept when absent; cleared with null or "".
       const { tokens } = await registerAndLogin(app)
       let res = await patchMe(app, tokens.access_token, { display_name: '  Grace Hopper ' })
       expect(res.status).toBe(200)
@@ -372,7 +378,8 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('PATCH /me cannot change the email or account type (unknown fields are ignored)', async () => {
+    it('PATCH /me cannot change the email or account type', async () => {
+      // Unknown fields are ignored.
       const { tokens, email } = await registerAndLogin(app)
       const res = await patchMe(app, tokens.access_token, {
         display_name: 'Eve',
@@ -470,7 +477,8 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('success: 204, the caller survives, every other session is revoked, only the new password logs in', async () => {
+    it('success: 204, the caller survives, every other session is revoked', async () => {
+      // Only the new password logs in.
       const { email, user, tokens } = await registerAndLogin(app)
       const others = [await login(app, email), await login(app, email)]
       const bystander = await registerAndLogin(app)

@@ -27,7 +27,8 @@ export default async function setup(project: TestProject): Promise<void> {
     project.provide('postgres', true)
     return
   }
-  const reason = `PostgreSQL at ${TEST_POSTGRES_URL.replace(/\/\/[^@]*@/, '//')} is not reachable (${problem})`
+  const server = TEST_POSTGRES_URL.replace(/\/\/[^@]*@/, '//')
+  const reason = `PostgreSQL at ${server} is not reachable (${problem})`
   if (process.env.CI === 'true') {
     throw new Error(`${reason}: CI must run the PostgreSQL half of the suite`)
   }

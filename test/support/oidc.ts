@@ -19,7 +19,25 @@ export const TESSERA_TEST_ISSUER = 'http://tessera.test'
 export const CLIENT_REDIRECT_URI = 'http://client.test/after-login'
 export const OIDC_CLIENTS = ['cilogon', 'google', 'gitlab', 'orcid'] as const
 
-/** A client application's PKCE pair for one flow with Tessera (S256), and its authorize query part. */
+/**
+ * Tessera's authorize path for `provider` as a client application builds it: its redirect URI,
+ * then `suffix` as it is (`&code_challenge=...`, `&state=...`).
+ */
+export function authorizePath(
+  provider: string,
+  suffix = '',
+  redirectUri = CLIENT_REDIRECT_URI,
+): string {
+  const redirect = encodeURIComponent(redirectUri)
+  return `/v1/user/authenticate/${provider}/authorize?redirect_uri=${redirect}${suffix}`
+}
+
+/** authorizePath on TESSERA_TEST_ISSUER: where a browser is sent to log in. */
+export function authorizeUrl(...args: Parameters<typeof authorizePath>): string {
+  return TESSERA_TEST_ISSUER + authorizePath(...args)
+}
+
+/** A client application's PKCE pair for one flow with Tessera (S256), and its query part. */
 export interface ClientPkce {
   verifier: string
   challenge: string
@@ -231,7 +249,9 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
 }
 
 export interface IdTokenForge {
-  /** What a correct provider puts in this login's ID token: iss, sub, aud, iat, exp, nonce, email... */
+  /**
+   * What a correct provider puts in this login's ID token: iss, sub, aud, iat, exp, nonce, email...
+   */
   claims: JWTPayload & { sub: string }
   /**
    * RS256 with the key the JWKS publishes, or with `unpublished`: a key of the same `kid` that is

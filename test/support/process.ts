@@ -141,7 +141,8 @@ async function startOnce(options: StartOptions, port: number): Promise<TesseraPr
   while (true) {
     if (hasExited) {
       throw new Error(
-        `tessera serve exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${output}`,
+        `tessera serve exited with ${child.exitCode ?? child.signalCode} before it was ready:\n` +
+          output,
       )
     }
     if (Date.now() > deadline) {
@@ -190,7 +191,9 @@ export function runCli(
       child.kill('SIGKILL')
       reject(
         new Error(
-          `tessera ${args.join(' ')} did not finish within ${CLI_TIMEOUT_MS} ms:\n${stdout}${stderr}`,
+          `tessera ${args.join(' ')} did not finish within ${CLI_TIMEOUT_MS} ms:\n` +
+            stdout +
+            stderr,
         ),
       )
     }, CLI_TIMEOUT_MS)

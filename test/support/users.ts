@@ -11,10 +11,20 @@ export interface TokenPairBody {
 
 let counter = 0
 
+/** A number no other call in this test process answers (ids of upstream accounts and such). */
+export function uniqueNumber(): number {
+  counter += 1
+  return counter
+}
+
 /** A unique address per call, so tests in one database never collide. */
 export function uniqueEmail(prefix = 'user'): string {
-  counter += 1
-  return `${prefix}.${process.pid}.${counter}@example.org`
+  return `${prefix}.${process.pid}.${uniqueNumber()}@example.org`
+}
+
+/** A unique upstream account (`sub` at a provider stand-in) per call. */
+export function uniqueSubject(prefix = 'sub'): string {
+  return `${prefix}-${process.pid}-${uniqueNumber()}`
 }
 
 export const PASSWORD = 'plausible-lantern-orbit-42'
@@ -30,9 +40,7 @@ export async function login(
   email: string,
   password = PASSWORD,
 ): Promise<TokenPairBody> {
-  const res = await app.request('/v1/user/auth/login', { json: { email, password } })
-  expect(res.status, await res.clone().text()).toBe(200)
-  return (await res.json()) as TokenPairBody
+  return tokenPairOf(await app.request('/v1/user/auth/login', { json: { email, password } }))
 }
 
 export async function registerAndLogin(app: TestApp, email = uniqueEmail()) {
@@ -42,6 +50,17 @@ export async function registerAndLogin(app: TestApp, email = uniqueEmail()) {
 
 export function refresh(app: TestApp, refreshToken: string): Promise<Response> {
   return app.request('/v1/user/auth/refresh', { json: { refresh_token: refreshToken } })
+}
+
+/** The token pair of a 200 answer (login, refresh, exchange); any other answer fails the test. */
+export async function tokenPairOf(res: Response): Promise<TokenPairBody> {
+  expect(res.status, await res.clone().text()).toBe(200)
+  return (await res.json()) as TokenPairBody
+}
+
+/** A refresh that must succeed: the new pair. */
+export async function refreshPair(app: TestApp, refreshToken: string): Promise<TokenPairBody> {
+  return tokenPairOf(await refresh(app, refreshToken))
 }
 
 export async function expectProblem(res: Response, status: number, code: string) {

@@ -193,7 +193,7 @@ describe('auth() middleware in a resource service', () => {
       }
     })
 
-    it('answer 401 invalid_token for an Authorization header that is not a bearer token', async () => {
+    it('answer 401 invalid_token for an Authorization that is not Bearer', async () => {
       for (const authorization of [
         'Basic Zm9vOmJhcg==',
         'Bearer',
@@ -207,7 +207,8 @@ describe('auth() middleware in a resource service', () => {
     })
 
     it('answer 401 invalid_token for an expired token', async () => {
-      // The same Tessera keys, a verifier whose clock is 20 minutes on (access TTL 15 min + 30 s skew).
+      // The same Tessera keys, a verifier whose clock is 20 minutes on (access TTL 15 min + 30 s
+      // skew).
       const later = await serveResource(
         createVerifier(
           { keysUrl: `${tessera.url}/v1/keys` },
