@@ -26,6 +26,7 @@ const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['rotated', 'invalid', 'reus
  * that changes slowly (README "Metrics").
  */
 export const SESSIONS_LIVE_REFRESH_MS = 30_000
+const REFRESH_SECONDS = SESSIONS_LIVE_REFRESH_MS / 1000
 
 /** The count behind `tessera_sessions_live`; `sessions_live` (migration 0006) is its index. */
 export function countLiveSessions(db: Kysely<Database>, now: number) {
@@ -129,7 +130,7 @@ export function createMetrics(
   }
   new Gauge({
     name: 'tessera_sessions_live',
-    help: `Sessions neither revoked nor expired (counted at most every ${SESSIONS_LIVE_REFRESH_MS / 1000} s)`,
+    help: `Sessions neither revoked nor expired (counted at most every ${REFRESH_SECONDS} s)`,
     registers: [registry],
     async collect() {
       const fresh =

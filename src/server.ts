@@ -49,8 +49,9 @@ export async function startServer(
 }
 
 /**
- * Requests node:http refuses before the app sees them (headers over its `maxHeaderSize`, 16 KiB by default; a request
- * line or header it cannot parse) would otherwise get Node's bare-text answer: they get a problem
+ * Requests node:http refuses before the app sees them (headers over its `maxHeaderSize`, 16 KiB
+ * by default; a request line or header it cannot parse) would otherwise get Node's bare-text
+ * answer: they get a problem
  * document like every other error (README "HTTP"), and the connection is closed, since the parser
  * cannot know where the next request would start.
  */

@@ -18,7 +18,7 @@ export const DEVICE_TTL_SECONDS = 365 * 24 * 3600
 /** Devices kept per account; older ones are forgotten (they fall back to the shared budget). */
 const DEVICES_PER_USER = 20
 
-/** SHA-256: the token has 256 bits of entropy, so lookups by hash compare no secret byte by byte. */
+/** SHA-256: the token has 256 bits of entropy; a lookup by hash compares no secret byte by byte. */
 function hashDeviceToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url')
 }

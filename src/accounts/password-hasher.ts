@@ -26,9 +26,9 @@ export const DEFAULT_ARGON2_PARAMS: Readonly<Argon2Params> = Object.freeze({
 export interface PasswordHasher {
   /** argon2id PHC string, e.g. `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. */
   hash(password: string): Promise<string>
-  /** False for a wrong password and for a malformed stored hash; rejects only with `rate_limited`. */
+  /** False for a wrong password or a malformed stored hash; rejects only with `rate_limited`. */
   verify(phc: string, password: string): Promise<boolean>
-  /** A real verify against a dummy hash with the same parameters: an unknown email costs the same. */
+  /** A real verify against a dummy hash of the same parameters: an unknown email costs the same. */
   verifyDummy(password: string): Promise<false>
   /** True when the stored hash is not argon2id v=19 with the configured m, t and p. */
   needsRehash(phc: string): boolean

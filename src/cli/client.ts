@@ -117,7 +117,8 @@ async function request(
   const text = await res.text().catch(() => '')
   if (res.status >= 300 && res.status < 400) {
     throw new CliFailure(
-      `${base} (TESSERA_URL) answered with a redirect (HTTP ${res.status}); set TESSERA_URL to the server's own address`,
+      `${base} (TESSERA_URL) answered with a redirect (HTTP ${res.status}); ` +
+        "set TESSERA_URL to the server's own address",
     )
   }
   let body: unknown
@@ -307,7 +308,8 @@ async function login(
     await tx.put(entry)
     return old
   })
-  // A session replaced by this login is ended on the server too (best effort: it is not stored anymore).
+  // A session replaced by this login is ended on the server too (best effort: it is no longer
+  // stored).
   if (previous !== undefined && previous.refresh_token !== entry.refresh_token) {
     await request(base, 'POST', '/v1/user/auth/logout', {
       json: { refresh_token: previous.refresh_token },

@@ -22,29 +22,76 @@ Client commands (talk to a running server at TESSERA_URL, default http://localho
 
 Every command accepts --help.`
 
+/** Each command's --help: a usage line, a blank line, then what it does. */
 const HELP: Record<string, string> = {
-  serve:
-    'Usage: tessera serve\n\nStarts the server on HOST:PORT (default 0.0.0.0:8000), applying migrations first.',
-  migrate:
-    'Usage: tessera migrate\n\nApplies pending migrations to DATABASE_URL and prints each one.',
-  'keys rotate':
-    'Usage: tessera keys rotate\n\nCreates a new active signing key. The previous key is published as "retiring" until\nevery token it signed has expired.',
-  'keys list':
-    'Usage: tessera keys list [--all]\n\nLists the active and retiring signing keys with their status; --all adds every retired key.',
-  'user create-superuser':
-    "Usage: tessera user create-superuser --email EMAIL [--display-name NAME]\n\nCreates a superuser account on this server's database. The password is asked without\necho, or read from the first line of standard input.",
-  'user promote':
-    'Usage: tessera user promote --email EMAIL\n\nMakes an existing user a superuser.',
-  'user disable':
-    'Usage: tessera user disable --email EMAIL\n\nDisables a user and revokes every session they have.',
-  'user register':
-    'Usage: tessera user register --email EMAIL [--display-name NAME]\n\nCreates an account on the server at TESSERA_URL (default http://localhost:8000) and\nprints it. The password is asked without echo (twice), or read from the first line of\nstandard input. Log in afterwards with tessera user login.',
-  'user login':
-    'Usage: tessera user login --email EMAIL\n\nLogs in to the server at TESSERA_URL (default http://localhost:8000). The password is\nasked without echo, or read from the first line of standard input. The tokens are kept\nin $XDG_CONFIG_HOME/tessera/credentials.json (default ~/.config/tessera; directory 0700,\nfile 0600), one entry per server URL, and are never printed.',
-  'user whoami':
-    'Usage: tessera user whoami\n\nShows the user logged in to TESSERA_URL. An expired access token is refreshed first\n(the new tokens are stored); if the session is over, the stored tokens are removed and\nyou have to log in again.',
-  'user logout':
-    'Usage: tessera user logout\n\nEnds the session on the server at TESSERA_URL and removes its stored tokens.',
+  serve: help(
+    'Usage: tessera serve',
+    '',
+    'Starts the server on HOST:PORT (default 0.0.0.0:8000), applying migrations first.',
+  ),
+  migrate: help(
+    'Usage: tessera migrate',
+    '',
+    'Applies pending migrations to DATABASE_URL and prints each one.',
+  ),
+  'keys rotate': help(
+    'Usage: tessera keys rotate',
+    '',
+    'Creates a new active signing key. The previous key is published as "retiring" until',
+    'every token it signed has expired.',
+  ),
+  'keys list': help(
+    'Usage: tessera keys list [--all]',
+    '',
+    'Lists the active and retiring signing keys with their status; --all adds every retired key.',
+  ),
+  'user create-superuser': help(
+    'Usage: tessera user create-superuser --email EMAIL [--display-name NAME]',
+    '',
+    "Creates a superuser account on this server's database. The password is asked without",
+    'echo, or read from the first line of standard input.',
+  ),
+  'user promote': help(
+    'Usage: tessera user promote --email EMAIL',
+    '',
+    'Makes an existing user a superuser.',
+  ),
+  'user disable': help(
+    'Usage: tessera user disable --email EMAIL',
+    '',
+    'Disables a user and revokes every session they have.',
+  ),
+  'user register': help(
+    'Usage: tessera user register --email EMAIL [--display-name NAME]',
+    '',
+    'Creates an account on the server at TESSERA_URL (default http://localhost:8000) and',
+    'prints it. The password is asked without echo (twice), or read from the first line of',
+    'standard input. Log in afterwards with tessera user login.',
+  ),
+  'user login': help(
+    'Usage: tessera user login --email EMAIL',
+    '',
+    'Logs in to the server at TESSERA_URL (default http://localhost:8000). The password is',
+    'asked without echo, or read from the first line of standard input. The tokens are kept',
+    'in $XDG_CONFIG_HOME/tessera/credentials.json (default ~/.config/tessera; directory 0700,',
+    'file 0600), one entry per server URL, and are never printed.',
+  ),
+  'user whoami': help(
+    'Usage: tessera user whoami',
+    '',
+    'Shows the user logged in to TESSERA_URL. An expired access token is refreshed first',
+    '(the new tokens are stored); if the session is over, the stored tokens are removed and',
+    'you have to log in again.',
+  ),
+  'user logout': help(
+    'Usage: tessera user logout',
+    '',
+    'Ends the session on the server at TESSERA_URL and removes its stored tokens.',
+  ),
+}
+
+function help(...lines: string[]): string {
+  return lines.join('\n')
 }
 
 /**

@@ -73,7 +73,8 @@ function securePaths(path: string, warn: (message: string) => void): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 })
   } else if ((statSync(dir).mode & 0o077) !== 0) {
     warn(
-      `the database directory ${dir} is accessible to other users; make it 0700 if Tessera alone uses it`,
+      `the database directory ${dir} is accessible to other users; ` +
+        'make it 0700 if Tessera alone uses it',
     )
   }
   if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600))

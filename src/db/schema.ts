@@ -115,7 +115,7 @@ export interface OAuthStatesTable {
   client_code_challenge: string | null
   /** The client's opaque `state`, handed back on the redirect to it. */
   client_state: string | null
-  /** Link flow: the session whose bearer token started it; it must still be live at the callback. */
+  /** Link flow: the session whose bearer token started it; it must be live at the callback. */
   link_session_id: string | null
   created_at: number
   expires_at: number
@@ -127,7 +127,7 @@ export interface LoginCodesTable {
   code_hash: string
   user_id: string
   provider: string
-  /** The client's PKCE S256 challenge, carried over from the flow; the exchange needs its verifier. */
+  /** The client's PKCE S256 challenge from the flow; the exchange must present its verifier. */
   code_challenge: string | null
   created_at: number
   expires_at: number

@@ -5,9 +5,9 @@ import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 
-/** Seconds a client is told to wait when the database cannot be reached (README "Database outages"). */
+/** Retry-After, seconds, while the database cannot be reached (README "Database outages"). */
 export const DATABASE_RETRY_AFTER_SECONDS = 5
-/** During an outage every request fails the same way: one warn line per this period, not one per request. */
+/** During an outage every request fails alike: one warn line per this period, not one a request. */
 const OUTAGE_LOG_PERIOD_MS = 10_000
 
 const outageLog = new WeakMap<Tessera, { loggedAt: number; suppressed: number }>()
@@ -77,8 +77,9 @@ export function problemResponse(error: TesseraError): Response {
     headers.set(
       'WWW-Authenticate',
       error.maxAge !== undefined
-        ? // Step-up (README, "Recent authentication"): the token is fine, the login behind it is too old.
-          `Bearer realm="tessera", error="insufficient_user_authentication", error_description="${description}", max_age=${error.maxAge}`
+        ? // Step-up (README, "Recent authentication"): the token is fine, its login is too old.
+          `Bearer realm="tessera", error="insufficient_user_authentication", ` +
+            `error_description="${description}", max_age=${error.maxAge}`
         : error.invalidToken
           ? `Bearer realm="tessera", error="invalid_token", error_description="${description}"`
           : 'Bearer realm="tessera"',

@@ -89,7 +89,8 @@ export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string 
   }
   if (!source.databaseUrl.startsWith('sqlite:')) {
     throw new Error(
-      'PostgreSQL needs KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE (every replica must use the same key)',
+      'PostgreSQL needs KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE ' +
+        '(every replica must use the same key)',
     )
   }
   const path = source.databaseUrl.slice('sqlite:'.length)
@@ -106,7 +107,8 @@ export function resolveKeyEncryptionKey(source: KeySource, log: KeyLog): string 
   try {
     linkSync(temporary, file)
     log.info(
-      `KEY_ENCRYPTION_KEY is not set: generated a key-encryption key in ${file}; back it up with the database`,
+      `KEY_ENCRYPTION_KEY is not set: generated a key-encryption key in ${file}; ` +
+        'back it up apart from the database',
     )
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error

@@ -10,12 +10,12 @@ import { TesseraError } from '../errors.js'
 // modules of code Tessera never runs and a process would keep in memory. Its store modules load on
 // their own.
 const require = createRequire(import.meta.url)
-const RateLimiterSQLite =
-  require('rate-limiter-flexible/lib/RateLimiterSQLite.js') as typeof RateLimiterFlexible.RateLimiterSQLite
-const RateLimiterPostgres =
-  require('rate-limiter-flexible/lib/RateLimiterPostgres.js') as typeof RateLimiterFlexible.RateLimiterPostgres
-const RateLimiterRes =
-  require('rate-limiter-flexible/lib/RateLimiterRes.js') as typeof RateLimiterFlexible.RateLimiterRes
+const store = (name: string): unknown => require(`rate-limiter-flexible/lib/${name}.js`)
+const RateLimiterSQLite = store('RateLimiterSQLite') as typeof RateLimiterFlexible.RateLimiterSQLite
+const RateLimiterPostgres = store(
+  'RateLimiterPostgres',
+) as typeof RateLimiterFlexible.RateLimiterPostgres
+const RateLimiterRes = store('RateLimiterRes') as typeof RateLimiterFlexible.RateLimiterRes
 type RateLimiterRes = RateLimiterFlexible.RateLimiterRes
 
 /**
@@ -30,7 +30,7 @@ export interface Limiter {
 
 export interface RateLimits {
   loginPerIp: Limiter
-  /** Attempts on an account from clients without its device cookie (README, "Passwords and login"). */
+  /** Attempts on an account by clients without its device cookie (README "Passwords and login"). */
   loginPerAccount: Limiter
   /** Attempts from one known device (by its cookie's hash), apart from the account's budget. */
   loginPerDevice: Limiter

@@ -85,6 +85,7 @@ const KEYS_UNAVAILABLE = Symbol('keys unavailable')
 const unaccepted = new WeakMap<Context, string | typeof KEYS_UNAVAILABLE>()
 
 /** The `auth` variable of a context whose environment extends `AuthEnv`. */
+// biome-ignore lint/suspicious/noExplicitAny: any app's environment; only `auth` is read or set.
 const authContext = (c: Context<any>): Context<AuthEnv> => c as unknown as Context<AuthEnv>
 
 const quoted = (value: string): string => `"${value.replace(/["\\]/g, '')}"`

@@ -220,7 +220,7 @@ for (const dialect of dialects()) {
       expect((await attempt(owner.email, PASSWORD, owner.device)).status).toBe(200)
     })
 
-    it('a password change forgets every device: an old cookie has no budget of its own', async () => {
+    it('a password change forgets every device: old cookies lose their own budget', async () => {
       const owner = await ownerWithDevice()
       const newPassword = 'another plausible lantern 9'
       const changed = await app.request('/v1/user/password', {

@@ -201,7 +201,7 @@ for (const dialect of dialects()) {
       ['"Password1", on the list whatever the case', 'Password1', /common/i],
       ['"iloveyou", on the common list', 'iloveyou', /common/i],
       ['one character repeated', 'zzzzzzzzzzzz', /repeated/i],
-      ['1025 code points', 'ab'.repeat(512) + 'c', /too long/i],
+      ['1025 code points', `${'ab'.repeat(512)}c`, /too long/i],
       ['1025 astral code points', astral(1025), /too long/i],
     ]
     for (const [name, password, why] of weakPasswords) {
@@ -362,7 +362,7 @@ for (const dialect of dialects()) {
 
     it('no case folding and no truncation of passwords', async () => {
       const email = uniqueEmail()
-      const password = 'Tall-Orchard-' + 'q7'.repeat(60)
+      const password = `Tall-Orchard-${'q7'.repeat(60)}`
       await register(app, email, password)
       await expectProblem(
         await postLogin(app, email, password.toLowerCase()),
@@ -379,7 +379,7 @@ for (const dialect of dialects()) {
         401,
         'invalid_credentials',
       )
-      await expectProblem(await postLogin(app, email, password + 'q'), 401, 'invalid_credentials')
+      await expectProblem(await postLogin(app, email, `${password}q`), 401, 'invalid_credentials')
       expect((await postLogin(app, email, password)).status).toBe(200)
     })
 

@@ -50,7 +50,7 @@ describe('checkPasswordPolicy: length in code points of the NFKC form', () => {
     const seven = '🦊🐙🦉🐝🦋🐢🦀' // 14 UTF-16 units
     expect(seven.length).toBe(14)
     expect(rejection(() => checkPasswordPolicy(seven, policy)).detail).toMatch(/too short/i)
-    const eight = seven + '🐳'
+    const eight = `${seven}🐳`
     expect(checkPasswordPolicy(eight, policy)).toBe(eight)
   })
 
@@ -69,7 +69,7 @@ describe('checkPasswordPolicy: length in code points of the NFKC form', () => {
   })
 
   it('never truncates: a long password comes back whole', () => {
-    const long = 'x'.repeat(100) + 'tail-that-must-survive'
+    const long = `${'x'.repeat(100)}tail-that-must-survive`
     expect(checkPasswordPolicy(long, policy)).toBe(long)
   })
 

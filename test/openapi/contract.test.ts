@@ -804,7 +804,7 @@ describe('live responses match openapi.yaml', () => {
       expect(
         (await call(app, 'GET', path, { headers: { authorization: 'Basic dXNlcjpwYXNz' } })).status,
       ).toBe(401)
-      const bad = await call(app, 'GET', path, { token: tokens.access_token.slice(0, -4) + 'AAAA' })
+      const bad = await call(app, 'GET', path, { token: `${tokens.access_token.slice(0, -4)}AAAA` })
       expect(bad.res.headers.get('www-authenticate')).toContain('error="invalid_token"')
     })
 
@@ -1128,6 +1128,7 @@ describe('live responses match openapi.yaml', () => {
     let down: TestApp
     let proxy: Awaited<ReturnType<typeof cuttableProxy>>
 
+    // biome-ignore lint/suspicious/noDuplicateTestHooks: this describe.skipIf block's own hook.
     beforeAll(async () => {
       database = await createTestDatabase('postgres')
       const url = new URL(database.url)
@@ -1143,6 +1144,7 @@ describe('live responses match openapi.yaml', () => {
         },
       })
     })
+    // biome-ignore lint/suspicious/noDuplicateTestHooks: this describe.skipIf block's own hook.
     afterAll(async () => {
       await down?.close()
       await database?.drop()

@@ -65,7 +65,7 @@ for (const dialect of dialects()) {
       }
       await inactive('garbage')
       await inactive(tokens.refresh_token)
-      await inactive(tokens.access_token.slice(0, -3) + 'AAA')
+      await inactive(`${tokens.access_token.slice(0, -3)}AAA`)
       // Logout shows immediately, although the access token itself has not expired.
       await app.request('/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } })
       await inactive(tokens.access_token)

@@ -110,9 +110,9 @@ for (const dialect of dialects()) {
       // invalid_refresh_token or validation_failed.
       for (const bad of [
         'x',
-        'tessera_rt_' + 'A'.repeat(43),
+        `tessera_rt_${'A'.repeat(43)}`,
         'v4.public.abc',
-        'tessera_rt_' + '!'.repeat(43),
+        `tessera_rt_${'!'.repeat(43)}`,
       ]) {
         await expectProblem(await refresh(app, bad), 401, 'invalid_refresh_token')
       }

@@ -257,7 +257,7 @@ for (const dialect of dialects()) {
       await expectProblem(await refresh(app, tokens.refresh_token), 401, 'invalid_refresh_token')
       expect((await refresh(app, other.refresh_token)).status).toBe(200)
       expect((await logout(tokens.refresh_token)).status).toBe(204)
-      expect((await logout('tessera_rt_' + 'A'.repeat(43))).status).toBe(204)
+      expect((await logout(`tessera_rt_${'A'.repeat(43)}`)).status).toBe(204)
       expect((await logout('garbage')).status).toBe(204)
     })
 

@@ -98,7 +98,7 @@ export function loadOpenApi(): Promise<Loaded> {
 export function pointer(keys: readonly string[]): string {
   return (
     '#' +
-    keys.map((k) => '/' + encodeURIComponent(k.replace(/~/g, '~0').replace(/\//g, '~1'))).join('')
+    keys.map((k) => `/${encodeURIComponent(k.replace(/~/g, '~0').replace(/\//g, '~1'))}`).join('')
   )
 }
 

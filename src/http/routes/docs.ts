@@ -16,7 +16,7 @@ function projectRoot(): string {
     if (existsSync(join(dir, 'package.json'))) return dir
     const parent = dirname(dir)
     if (parent === dir)
-      throw new Error('openapi.yaml: no package.json above ' + fileURLToPath(import.meta.url))
+      throw new Error(`openapi.yaml: no package.json above ${fileURLToPath(import.meta.url)}`)
     dir = parent
   }
 }
