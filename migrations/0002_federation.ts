@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 
 // Frozen in time: migrations never import application code and take Kysely<any>.
 // Federation state lives in the database (not process memory) so that a flow started on one
-// replica can finish on another, and single use holds across replicas (ARCHITECTURE.md).
+// replica can finish on another, and single use holds across replicas (docs/architecture.md).
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('oauth_states')

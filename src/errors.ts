@@ -1,6 +1,6 @@
 /**
- * Every failure a client can see, by its stable `code` (API.md). The HTTP status is a function of
- * the code, so callers throw a code and never choose a status themselves.
+ * Every failure a client can see, by its stable `code` (openapi.yaml). The HTTP status is a
+ * function of the code, so callers throw a code and never choose a status themselves.
  */
 export const ERROR_STATUS = {
   validation_failed: 400,

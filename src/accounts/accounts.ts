@@ -42,7 +42,7 @@ export interface RegistrationDeps extends AccountDeps {
   config: Pick<Config, 'passwordMinLength' | 'selfAssignableRoles'>
 }
 
-/** What clients see of a user (API.md, "User object"). */
+/** What clients see of a user (openapi.yaml, `User`). */
 export interface UserView {
   id: string
   email: string

@@ -5,7 +5,7 @@ import { TesseraError } from '../errors.js'
 import { createSemaphore } from './semaphore.js'
 
 /**
- * argon2id password hashing (SECURITY.md: at least m=19456 KiB, t=2, p=1; rehash on login when
+ * argon2id password hashing (docs/security.md: at least m=19456 KiB, t=2, p=1; rehash on login when
  * the parameters change). Hashes run on libuv's threadpool via @node-rs/argon2; a semaphore caps
  * how many are in flight and how many may wait, so a login flood is refused with `rate_limited`
  * instead of exhausting memory (each hash holds `memoryKiB`) or making every request wait.

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import { TesseraError } from '../errors.js'
 
 /**
- * Password rules after NIST SP 800-63B-4 (SECURITY.md, "Passwords and login"): length only, in
+ * Password rules after NIST SP 800-63B-4 (docs/security.md, "Passwords and login"): length only, in
  * code points of the NFKC form; no composition rules; no truncation; no case folding of the
  * password itself; a blocklist of common passwords.
  */

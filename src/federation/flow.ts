@@ -31,7 +31,7 @@ export type FlowDeps = OpenSessionDeps &
 
 /** How long a started flow may take at the provider (the user may have to log in there). */
 export const STATE_TTL_SECONDS = 600
-/** API.md: the one-time login code is single use and lives 60 s. */
+/** openapi.yaml: the one-time login code is single use and lives 60 s. */
 export const LOGIN_CODE_TTL_SECONDS = 60
 
 const LOGIN_CODE_PREFIX = 'tessera_lc_'
@@ -325,7 +325,7 @@ function withoutControlCharacters(identity: ProviderIdentity): ProviderIdentity 
 /**
  * Adds (provider, subject) to a logged-in user. Never by email: the identity proves control of
  * the upstream account, the recently authenticated session proves control of this one. Linking
- * CILogon makes the account verified and a `regular` one `academic` (API.md).
+ * CILogon makes the account verified and a `regular` one `academic` (openapi.yaml).
  */
 async function linkIdentity(
   t: FlowDeps,

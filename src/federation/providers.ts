@@ -169,7 +169,7 @@ function oidcProvider(
           requireIdToken: true,
         })
         // processAuthorizationCodeResponse checks the claims; the signature is checked here
-        // (SECURITY.md: ID token signature and alg verified, not only trusted over TLS).
+        // (docs/security.md: ID token signature and alg verified, not only trusted over TLS).
         await oauth.validateApplicationLevelSignature(as, response, {
           ...options,
           [oauth.jwksCache]: jwks,

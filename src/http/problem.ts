@@ -52,7 +52,7 @@ export function databaseUnavailableError(cause: unknown): TesseraError {
   )
 }
 
-/** The RFC 9457 problem document of an error, with the stable `code` of API.md. */
+/** The RFC 9457 problem document of an error, with the stable `code` of openapi.yaml. */
 export function problemBody(error: TesseraError) {
   return {
     type: `urn:tessera:problem:${error.code}`,
@@ -64,7 +64,7 @@ export function problemBody(error: TesseraError) {
   }
 }
 
-/** RFC 9457 problem details, with the stable `code` of API.md. */
+/** RFC 9457 problem details, with the stable `code` of openapi.yaml. */
 export function problemResponse(error: TesseraError): Response {
   const body = problemBody(error)
   const headers = new Headers({

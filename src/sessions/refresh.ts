@@ -109,8 +109,8 @@ const insertChild = preparedQuery(
 )
 
 /**
- * Spends a refresh token and issues its successor in the same family (ARCHITECTURE.md, "The
- * refresh rule"; RFC 9700 §4.14.2). One transaction; README "Tokens" states the rules.
+ * Spends a refresh token and issues its successor in the same family, in one transaction
+ * (docs/refresh.md states the rule; RFC 9700 §4.14.2).
  *
  * 1. Lock: the session of the presented token is write-locked first (`lockSession`). No live
  *    session (unknown token, logout, expiry, an earlier reuse): `invalid_refresh_token`, or

@@ -13,7 +13,7 @@ export interface AccessTokenDeps {
   config: Pick<Config, 'issuer' | 'audience' | 'accessTokenTtl'>
 }
 
-/** Signs a v4.public access token for a user's session (claims and footer as in API.md). */
+/** Signs a v4.public access token for a user's session (claims and footer as in openapi.yaml). */
 export async function issueAccessToken(
   deps: AccessTokenDeps,
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,

@@ -2,7 +2,7 @@ import type { User } from '../db/schema.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
 import { type AccessTokenDeps, issueAccessToken } from './access-token.js'
 
-/** API.md, "Token pair". */
+/** openapi.yaml, `TokenPair`. */
 export interface TokenPair {
   access_token: string
   refresh_token: string

@@ -1,5 +1,5 @@
 /**
- * Configuration (API.md, "Configuration"): the documented defaults, one clear error per bad
+ * Configuration (README, "Configuration"): the documented defaults, one clear error per bad
  * variable (all of them at once, never echoing a secret), and a CLI that stops at once on them.
  */
 import { spawn } from 'node:child_process'
@@ -18,7 +18,7 @@ function rejection(env: Env): ConfigError {
 }
 
 describe('loadConfig defaults', () => {
-  it('an empty environment gives the defaults of API.md', () => {
+  it('an empty environment gives the defaults of the README', () => {
     const config = loadConfig({})
     expect(config).toMatchObject({
       port: 8000,

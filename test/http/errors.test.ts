@@ -1,5 +1,5 @@
 /**
- * Transport and input rules (SECURITY.md, "Transport and input"; API.md, "Conventions"): body
+ * Transport and input rules (docs/security.md, "Input"; openapi.yaml, "Conventions"): body
  * limit, content type, JSON shape, prototype pollution, problem+json for unknown routes, security
  * headers and caching on every response, and no secrets or internals in errors.
  */

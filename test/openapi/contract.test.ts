@@ -1,5 +1,5 @@
 /**
- * openapi.yaml is the contract (API.md): a valid OpenAPI 3.1 document, describing exactly the
+ * openapi.yaml is the contract (openapi.yaml): a valid OpenAPI 3.1 document, describing exactly the
  * routes the app registers, and matching what the real server (real HTTP, real SQLite) answers —
  * every documented operation is driven through its success and its documented errors, and every
  * response is checked against the document (test/support/openapi.ts).

@@ -1,5 +1,5 @@
 /**
- * Two Tessera processes on one database (ARCHITECTURE.md, "Scale-out"): everything a replica
+ * Two Tessera processes on one database (docs/architecture.md, "Replicas"): everything a replica
  * needs from another — sessions, refresh-token families, signing keys, rate-limit counters —
  * must come from the shared database, never from the memory of the process that wrote it.
  *

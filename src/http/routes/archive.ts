@@ -29,9 +29,9 @@ const ArchiveRegisterBody = v.object({
 const ArchiveLoginBody = v.object({ email: loginEmailField, password: passwordField })
 
 /**
- * The sequence archive's paths (API.md, "Compatibility"), on the same accounts. Unlike the
- * archive, a role is accepted only from SELF_ASSIGNABLE_ROLES (never an administrative one), and
- * login hands out the same rotating pair as `/v1/user/auth/login`.
+ * The sequence archive's paths (README, "Sequence-archive compatibility"), on the same
+ * accounts. Unlike the archive, a role is accepted only from SELF_ASSIGNABLE_ROLES (never an
+ * administrative one), and login hands out the same rotating pair as `/v1/user/auth/login`.
  */
 export const archiveRoutes = new Hono<AppEnv>()
   .post('/register', async (c) => {

@@ -49,7 +49,7 @@ async function limitPerIp(
   }
 }
 
-/** `/v1/user/...` federated login (API.md, "Federated login"). Disabled providers are 404. */
+/** `/v1/user/...` federated login (README, "Federated login"). Disabled providers are 404. */
 export const federationRoutes = new Hono<AppEnv>()
   .get('/authenticate/:provider/authorize', async (c) => {
     const t = c.get('tessera')

@@ -41,7 +41,7 @@ const PatchMeBody = v.object({ display_name: v.exactOptional(displayNameField) }
 const PasswordBody = v.object({ current_password: passwordField, new_password: passwordField })
 const ReauthenticateBody = v.object({ password: passwordField })
 
-/** `/v1/user/...`: accounts and sessions (API.md). Handlers adapt HTTP to the domain, no more. */
+/** `/v1/user/...`: accounts and sessions (openapi.yaml). Handlers adapt HTTP to the domain. */
 export const userRoutes = new Hono<AppEnv>()
   .post('/auth/register', async (c) => {
     const t = c.get('tessera')
@@ -58,7 +58,7 @@ export const userRoutes = new Hono<AppEnv>()
 
   .post('/auth/register-service', async (c) => {
     const t = c.get('tessera')
-    // Without a configured secret the route does not exist (API.md).
+    // Without a configured secret the route does not exist (openapi.yaml).
     if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
     if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
       throw new TesseraError(
