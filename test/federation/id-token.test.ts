@@ -2,8 +2,8 @@
  * ID tokens Tessera must refuse (docs/security.md, "Federation": ID token `iss`, `aud`, signature
  * and `alg` checked). oidc-provider always signs correctly, so Google's issuer here is a
  * hand-rolled provider whose token endpoint answers with the ID token each test makes. Every
- * forgery differs from the control case (which logs in) in one respect only, reaches Tessera (the provider
- * issued it), is refused for that respect (the logged reason), and creates nothing.
+ * forgery differs from the control case (which logs in) in one respect only, reaches Tessera
+ * (the provider issued it), is refused for that respect (the logged reason), and creates nothing.
  */
 import { Buffer } from 'node:buffer'
 import { SignJWT, UnsecuredJWT } from 'jose'
