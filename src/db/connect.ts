@@ -1,7 +1,14 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import {
+  type DatabaseIntrospector,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type TableMetadata,
+} from 'kysely'
 import type pg from 'pg'
 import type { Logger } from '../logger.js'
 import { databaseErrorCode } from './errors.js'
@@ -141,7 +148,7 @@ function connectPostgres(
     )
   pool.on('error', report)
   pool.on('connect', (client) => client.on('error', () => {}))
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
   return {
     db,
     client: { dialect: 'postgres', pool },
@@ -168,4 +175,45 @@ function withStatementCache(sqlite: SqliteDatabase.Database, max = 1000) {
       return statement
     },
   }
+}
+
+/**
+ * Kysely's PostgreSQL introspector, which its migrator uses to find its own tables, lists the
+ * tables of every schema in the database and calls `has_schema_privilege` and
+ * `pg_get_serial_sequence` per column. A schema another client drops while that query runs is
+ * still in the query's catalog snapshot but no longer resolves by name, so the migration failed
+ * (3F000, 42P01) for something that was not Tessera's: several Tessera databases sharing one
+ * PostgreSQL database as schemas (the test suite's do) broke each other's start-up. Tessera
+ * migrates its own schema only (docs/architecture.md), so its introspector looks at that one.
+ */
+class CurrentSchemaPostgresDialect extends PostgresDialect {
+  // biome-ignore lint/suspicious/noExplicitAny: Kysely's introspector signature.
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return {
+      async getSchemas() {
+        const { rows } = await sql<{ name: string }>`
+          select nspname as name from pg_catalog.pg_namespace`.execute(db)
+        return rows
+      },
+      getTables: () => currentSchemaTables(db),
+      async getMetadata() {
+        return { tables: await currentSchemaTables(db) }
+      },
+    }
+  }
+}
+
+/** The tables and views of the current schema, without their columns (nothing reads them). */
+// biome-ignore lint/suspicious/noExplicitAny: any database, as Kysely's introspector takes it.
+async function currentSchemaTables(db: Kysely<any>): Promise<TableMetadata[]> {
+  const { rows } = await sql<{ name: string; schema: string; is_view: boolean }>`
+    select c.relname as name, n.nspname as schema, c.relkind = 'v' as is_view
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = current_schema() and c.relkind in ('r', 'v', 'p')`.execute(db)
+  return rows.map((row) => ({
+    name: row.name,
+    schema: row.schema,
+    isView: row.is_view,
+    columns: [],
+  }))
 }

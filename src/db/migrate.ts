@@ -33,29 +33,7 @@ export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultS
     provider: { getMigrations: async () => migrations },
     migrationTableSchema: await currentPostgresSchema(db),
   })
-  for (let attempt = 1; ; attempt++) {
-    const result = await migrator.migrateToLatest()
-    if (attempt === SCHEMA_RACE_ATTEMPTS || !droppedMeanwhile(result)) return result
-    await new Promise((resolve) => setTimeout(resolve, 20 * attempt))
-  }
-}
-
-const SCHEMA_RACE_ATTEMPTS = 5
-/** invalid_schema_name, undefined_table: what a schema or table dropped under the listing gives. */
-const DROPPED_MEANWHILE = new Set(['3F000', '42P01'])
-
-/**
- * Before it migrates, Kysely's migrator lists the tables of every schema in the database to find
- * its own, calling `has_schema_privilege` and `pg_get_serial_sequence` per row. A schema or table
- * that another client drops while that query runs is still in the query's catalog snapshot but no
- * longer resolves by name, and the query fails (3F000 or 42P01) for something that is not ours.
- * Nothing was migrated then (the listing comes first, so no result is reported), and trying again
- * once the drop has committed is safe. Seen when several Tessera databases share one PostgreSQL
- * database as schemas, as the test suite's do; a migration that itself fails reports a result.
- */
-function droppedMeanwhile(result: MigrationResultSet): boolean {
-  const code = (result.error as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' && DROPPED_MEANWHILE.has(code) && !result.results?.length
+  return migrator.migrateToLatest()
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Several Tessera databases may share one PostgreSQL database as schemas (the suite's own test
- * apps do). Kysely's migrator lists every schema's tables first; a schema dropped meanwhile used to
- * fail the migration with 3F000 for a schema that is not Tessera's (src/db/migrate.ts).
+ * apps do). Kysely's own introspector lists every schema's tables before a migration; a schema
+ * dropped meanwhile used to fail the migration (3F000, 42P01) for something that is not
+ * Tessera's. Tessera's introspector looks at its own schema only (src/db/connect.ts).
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
