@@ -1,7 +1,7 @@
-import { type Kysely, sql } from 'kysely'
-import { preparedQuery } from '../db/prepared.js'
+import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { parsePasetoTime } from '../paseto/time.js'
+import { isSessionLive } from '../sessions/sessions.js'
 import { TokenError } from '../verify/errors.js'
 import type { AccessTokenClaims } from '../verify/token.js'
 import { type AccessTokenDeps, verifyOwnAccessToken } from './access-token.js'
@@ -28,19 +28,6 @@ const INACTIVE = { active: false } as const
 
 const seconds = (time: string) => Math.floor((parsePasetoTime(time) ?? 0) / 1000)
 
-const liveSessionOfEnabledUser = preparedQuery(
-  (db, p: { sessionId: string; userId: string; now: number }) =>
-    db
-      .selectFrom('sessions as s')
-      .innerJoin('users as u', 'u.id', 's.user_id')
-      .select(sql<number>`1`.as('live'))
-      .where('s.id', '=', p.sessionId)
-      .where('s.user_id', '=', p.userId)
-      .where('s.revoked_at', 'is', null)
-      .where('s.expires_at', '>', p.now)
-      .where('u.disabled', '=', 0),
-)
-
 /**
  * Unlike local verification at a resource service, introspection also asks the database whether
  * the token's session is still live and its user enabled, so logout and reuse revocation show up
@@ -57,12 +44,7 @@ export async function introspect(
     if (error instanceof TokenError) return INACTIVE
     throw error
   }
-  const live = await liveSessionOfEnabledUser.first(t.db, {
-    sessionId: claims.sid,
-    userId: claims.sub,
-    now: t.clock(),
-  })
-  if (live === undefined) return INACTIVE
+  if (!(await isSessionLive(t, claims.sid, claims.sub))) return INACTIVE
   return {
     active: true,
     token_type: 'Bearer',
