@@ -43,6 +43,16 @@ async function expectAllDead(app: TestApp, logins: Response[]) {
   return succeeded
 }
 
+/** The sessions of a user that no revocation has ended. */
+function liveSessions(app: TestApp, userId: string) {
+  return app.server.tessera.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .execute()
+}
+
 for (const dialect of dialects()) {
   describe(`logins racing credential changes [${dialect}]`, () => {
     let app: TestApp
@@ -70,12 +80,7 @@ for (const dialect of dialects()) {
         ])
         expect(changed.status).toBe(204)
         await expectAllDead(app, logins)
-        const live = await app.server.tessera.db
-          .selectFrom('sessions')
-          .select('id')
-          .where('user_id', '=', user.id)
-          .where('revoked_at', 'is', null)
-          .execute()
+        const live = await liveSessions(app, user.id)
         expect(live, `trial ${trial}`).toHaveLength(1)
         // The changer's own session goes on.
         expect((await app.request('/v1/user/me', { token: changer.access_token })).status).toBe(200)
@@ -91,12 +96,7 @@ for (const dialect of dialects()) {
         await new Promise((resolve) => setTimeout(resolve, trial))
         await setDisabled(app.server.tessera, user.id, true)
         await expectAllDead(app, await Promise.all(logins))
-        const live = await app.server.tessera.db
-          .selectFrom('sessions')
-          .select('id')
-          .where('user_id', '=', user.id)
-          .where('revoked_at', 'is', null)
-          .execute()
+        const live = await liveSessions(app, user.id)
         expect(live, `trial ${trial}`).toHaveLength(0)
       }
     })

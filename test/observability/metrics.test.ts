@@ -28,7 +28,6 @@ import {
   uniqueSubject,
 } from '../support/users.js'
 
-const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
 const METRICS_TOKEN = 'metrics-test-token-0123456789abcdef'
 const pkce = clientPkce()
 
@@ -77,7 +76,7 @@ for (const dialect of dialects()) {
     beforeAll(async () => {
       app = await makeTestApp({
         dialect,
-        env: { RATE_LIMIT_LOGIN_PER_ACCOUNT: '2', RATE_LIMIT_LOGIN_PER_IP: '0', ...FAST_HASHING },
+        env: { RATE_LIMIT_LOGIN_PER_ACCOUNT: '2', RATE_LIMIT_LOGIN_PER_IP: '0' },
       })
     })
     afterAll(() => app?.close())
@@ -236,7 +235,7 @@ for (const dialect of dialects()) {
     })
 
     it('keeps one registry per app, not prom-client’s global one', async () => {
-      const other = await makeTestApp({ dialect, env: FAST_HASHING })
+      const other = await makeTestApp({ dialect })
       try {
         const { samples } = await scrape(other)
         expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'ok' })).toBe(0)
@@ -259,7 +258,7 @@ for (const dialect of dialects()) {
   describe(`tessera_sessions_live stays cheap [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
-      app = await makeTestApp({ dialect, env: FAST_HASHING })
+      app = await makeTestApp({ dialect })
     })
     afterAll(() => app?.close())
 
@@ -352,7 +351,6 @@ for (const dialect of dialects()) {
           OAUTH_GITLAB_CLIENT_SECRET,
           OAUTH_GITLAB_ISSUER: idp.issuer,
           RATE_LIMIT_OAUTH_PER_IP: '5',
-          ...FAST_HASHING,
         },
       })
     }, 60_000)
@@ -455,7 +453,7 @@ for (const dialect of dialects()) {
 describe('GET /metrics with METRICS_TOKEN', () => {
   let app: TestApp
   beforeAll(async () => {
-    app = await makeTestApp({ env: { METRICS_TOKEN, ...FAST_HASHING } })
+    app = await makeTestApp({ env: { METRICS_TOKEN } })
   })
   afterAll(() => app?.close())
 

@@ -31,7 +31,6 @@ import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const SECRET = 'contract-test-service-secret-0123456789'
 const METRICS_TOKEN = 'contract-test-metrics-token-0123456789'
-const FAST_HASHING = { ARGON2_MEMORY_KIB: '7168', ARGON2_TIME_COST: '1' }
 const NO_CLIENT = { ip: null, userAgent: null }
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000'
 
@@ -171,7 +170,6 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_REGISTER_PER_IP: '0',
           RATE_LIMIT_LOGIN_PER_IP: '0',
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
-          ...FAST_HASHING,
         },
       }),
       makeTestApp({
@@ -181,7 +179,6 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_OAUTH_PER_IP: '1',
           RATE_LIMIT_REFRESH_PER_SESSION: '1',
           METRICS_TOKEN,
-          ...FAST_HASHING,
         },
       }),
     ])
@@ -862,7 +859,6 @@ describe('live responses match openapi.yaml', () => {
           env: {
             // A provider whose issuer cannot be reached: 503 at authorize.
             OAUTH_GITLAB_ISSUER: 'http://127.0.0.1:1',
-            ...FAST_HASHING,
           },
         })
         const target = fed
@@ -1140,7 +1136,6 @@ describe('live responses match openapi.yaml', () => {
           DATABASE_URL: url.toString(),
           SERVICE_SECRET: SECRET,
           DATABASE_CONNECT_TIMEOUT: '2',
-          ...FAST_HASHING,
         },
       })
     })
