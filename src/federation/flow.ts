@@ -64,6 +64,19 @@ export function callbackUrl(t: { config: Pick<Config, 'issuer'> }, provider: str
   return `${t.config.issuer}/v1/user/authenticate/${provider}/callback`
 }
 
+/**
+ * Where a flow may send the browser back to: a client redirect URI on the OAUTH_REDIRECT_URIS
+ * allow-list (exact match), or a page of Tessera's own origin (its sign-in and account pages
+ * start flows that come back to themselves).
+ */
+export function redirectUriAllowed(
+  config: Pick<Config, 'issuer' | 'oauth'>,
+  redirectUri: string,
+): boolean {
+  if (config.oauth.redirectUris.includes(redirectUri)) return true
+  return URL.canParse(redirectUri) && new URL(redirectUri).origin === new URL(config.issuer).origin
+}
+
 export interface BeginInput {
   provider: FederationProvider
   redirectUri: string
@@ -127,7 +140,7 @@ function clientParameters(
  * URI and the client's PKCE challenge and state.
  */
 export async function beginFlow(t: FlowDeps, input: BeginInput): Promise<BegunFlow> {
-  if (!t.config.oauth.redirectUris.includes(input.redirectUri)) {
+  if (!redirectUriAllowed(t.config, input.redirectUri)) {
     throw new TesseraError('validation_failed', 'redirect_uri is not on the allow-list', {
       errors: [{ field: 'redirect_uri', message: 'must exactly match a configured redirect URI' }],
     })
@@ -233,7 +246,7 @@ export async function completeFlow(t: FlowDeps, input: CompleteInput): Promise<s
   ) {
     throw await refuse('browser_mismatch')
   }
-  if (!t.config.oauth.redirectUris.includes(row.redirect_uri))
+  if (!redirectUriAllowed(t.config, row.redirect_uri))
     throw await refuse('redirect_uri_not_allowed')
 
   // The client's `state` goes back on every outcome, so a client can tell its own flows' answers
