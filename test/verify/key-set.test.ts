@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rotateSigningKey } from '../../src/keys/signing-keys.js'
+import { rotateSigningKey } from '../../src/keys/rotation.js'
 import { encodePublicPaserk, encodeSecretPaserk } from '../../src/paseto/paserk.js'
 import { formatPasetoTime } from '../../src/paseto/time.js'
 import { generateSigningKeyPair } from '../../src/tokens/sign.js'
