@@ -49,8 +49,8 @@ interface CommandOptions {
   args?: string[] | undefined
 }
 
-/** A PASERK id, as `keys list` prints it: `k4.pid.` and 43 base64url characters. */
-const KEY_ID = /^k4\.pid\.[A-Za-z0-9_-]{43}$/
+/** A PASERK id, as `keys list` prints it: `k4.pid.` and 44 base64url characters. */
+const KEY_ID = /^k4\.pid\.[A-Za-z0-9_-]{44}$/
 
 /** Runs one server command; configuration and domain errors are printed, exit code 1. */
 export async function runServerCommand(
