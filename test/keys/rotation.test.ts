@@ -226,7 +226,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('--now: the new key signs at once, the old one retires, a pending next is withdrawn', async () => {
+    it('--now: a new key signs at once, the old retires, a pending next is withdrawn', async () => {
       const { tokens } = await registerAndLogin(app)
       const oldKid = kidOf(tokens.access_token)
       const verifier = verifierOf(app)
