@@ -1,6 +1,7 @@
 /**
- * Signing keys: what `GET /v1/keys` publishes, rotation (`tessera keys rotate` runs
- * `rotateSigningKey`), the start-up race for the first key, and encryption at rest.
+ * Signing keys: what `GET /v1/keys` publishes, the immediate rotation (`tessera keys rotate --now`
+ * runs `rotateSigningKey`; the gradual one is test/keys/rotation.test.ts), the start-up race for
+ * the first key, and encryption at rest.
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
