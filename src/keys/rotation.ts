@@ -202,13 +202,15 @@ export async function revokeSigningKey(deps: KeyDeps, kid: string): Promise<Revo
       return { outcome: known === undefined ? 'unknown' : 'already_revoked', kid } as const
     }
     await tx.updateTable('signing_keys').set({ status: 'revoked' }).where('kid', '=', kid).execute()
-    const activated = row.status === 'active' ? (await activateFreshKey(tx, deps, now)).kid : null
+    const fresh = row.status === 'active' ? await activateFreshKey(tx, deps, now) : undefined
+    const activated = fresh?.kid ?? null
+    const withdrawn = fresh?.withdrawn ?? null
     // The revocation feed (issue 13, items 1-4) will announce the key to verifiers here, in this
     // transaction, once src/revocations lands:
     //   await recordRevocation(tx, deps.clock, { kind: 'key', kid })
     await recordAudit(tx, deps.clock, {
       event: 'key_revoked',
-      detail: { kid, was: row.status, activated },
+      detail: { kid, was: row.status, activated, ...(withdrawn === null ? {} : { withdrawn }) },
     })
     return { outcome: 'revoked', kid, was: row.status, activated } as const
   })
