@@ -8,8 +8,11 @@ const USAGE = `Usage: tessera <command> [options]
 Server commands (read the same environment as the server; see README):
   serve                              start the HTTP server
   migrate                            apply pending database migrations
-  keys rotate                        make a new signing key; the old one keeps verifying
-  keys list [--all]                  list live signing keys (--all: retired ones too)
+  keys rotate [--now]                publish the next signing key; it signs once verifiers
+                                     have it (--now: at once, for emergencies)
+  keys revoke KID                    withdraw a signing key at once; its tokens stop verifying
+  keys list [--all]                  list the next, active and retiring signing keys
+                                     (--all: retired and revoked ones too)
   user create-superuser --email E    create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
   user disable --email E             disable a user and end all their sessions
@@ -35,15 +38,29 @@ const HELP: Record<string, string> = {
     'Applies pending migrations to DATABASE_URL and prints each one.',
   ),
   'keys rotate': help(
-    'Usage: tessera keys rotate',
+    'Usage: tessera keys rotate [--now]',
     '',
-    'Creates a new active signing key. The previous key is published as "retiring" until',
-    'every token it signed has expired.',
+    'Publishes a new signing key as "next" in GET /v1/keys. It becomes the active key, without',
+    'anyone coming back for it, KEY_ROTATION_DELAY seconds later (by default KEYS_MAX_AGE + 60),',
+    'when every verifier has fetched it; the previous key is then published as "retiring"',
+    'until every token it signed has expired. Refused while another rotation is pending.',
+    '',
+    '--now  the new key signs at once (an emergency: verifiers that fetched the keys within',
+    '       their refetch cooldown refuse its tokens until they fetch again); a pending next',
+    '       key is withdrawn.',
+  ),
+  'keys revoke': help(
+    'Usage: tessera keys revoke KID',
+    '',
+    'Withdraws the signing key KID (a k4.pid. id, as keys list shows) at once: it leaves',
+    'GET /v1/keys, Tessera stops accepting tokens it signed within a second, and if it was the',
+    'active key a fresh key becomes active at once.',
   ),
   'keys list': help(
     'Usage: tessera keys list [--all]',
     '',
-    'Lists the active and retiring signing keys with their status; --all adds every retired key.',
+    'Lists the next, active and retiring signing keys with their dates (created, activates or',
+    'activated, retiring until); --all adds every retired and revoked key.',
   ),
   'user create-superuser': help(
     'Usage: tessera user create-superuser --email EMAIL [--display-name NAME]',
@@ -119,6 +136,7 @@ const OPTIONS = {
   email: { type: 'string' },
   'display-name': { type: 'string' },
   all: { type: 'boolean' },
+  now: { type: 'boolean' },
 } as const
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -154,5 +172,6 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     printError(io, `Unknown command: ${command}\n\n${USAGE}`)
     return 2
   }
-  return server.runServerCommand(command, values, HELP[command]!, io)
+  const args = positionals.slice(command.split(' ').length)
+  return server.runServerCommand(command, { ...values, args }, HELP[command]!, io)
 }

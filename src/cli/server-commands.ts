@@ -6,7 +6,14 @@ import { ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { TesseraError } from '../errors.js'
-import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js'
+import {
+  type KeyInfo,
+  listSigningKeys,
+  publishNextSigningKey,
+  revokeSigningKey,
+  rotateSigningKey,
+} from '../keys/rotation.js'
+import { formatPasetoTime } from '../paseto/time.js'
 import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
 import { type CliIo, printError, printLine } from './io.js'
@@ -21,6 +28,7 @@ export const SERVER_COMMANDS = [
   'serve',
   'migrate',
   'keys rotate',
+  'keys revoke',
   'keys list',
   'user create-superuser',
   'user promote',
@@ -36,7 +44,13 @@ interface CommandOptions {
   email?: string | undefined
   'display-name'?: string | undefined
   all?: boolean | undefined
+  now?: boolean | undefined
+  /** The positional arguments after the command (`keys revoke KID`). */
+  args?: string[] | undefined
 }
+
+/** A PASERK id, as `keys list` prints it: `k4.pid.` and 44 base64url characters. */
+const KEY_ID = /^k4\.pid\.[A-Za-z0-9_-]{44}$/
 
 /** Runs one server command; configuration and domain errors are printed, exit code 1. */
 export async function runServerCommand(
@@ -95,6 +109,7 @@ async function run(
       }
     }
     case 'keys rotate':
+    case 'keys revoke':
     case 'keys list':
     case 'user create-superuser':
     case 'user promote':
@@ -117,20 +132,7 @@ async function adminCommand(
   io: CliIo,
 ): Promise<number> {
   const cli = { ip: null, userAgent: 'tessera-cli' }
-  if (command === 'keys rotate') {
-    const { kid, retired } = await rotateSigningKey(t)
-    printLine(io, `active   ${kid}`)
-    if (retired !== null) printLine(io, `retiring ${retired}`)
-    return 0
-  }
-  if (command === 'keys list') {
-    for (const k of await listSigningKeys(t, { includeRetired: values.all === true })) {
-      const until = k.retire_after === null ? '' : ` until ${k.retire_after}`
-      const encrypted = k.encrypted ? ' (encrypted)' : ''
-      printLine(io, `${k.status.padEnd(8)} ${k.kid} created ${k.created_at}${until}${encrypted}`)
-    }
-    return 0
-  }
+  if (command.startsWith('keys ')) return keysCommand(command, t, values, help, io)
   if (values.email === undefined) {
     printError(io, `--email is required\n\n${help}`)
     return 2
@@ -169,4 +171,73 @@ async function adminCommand(
     printLine(io, `${user.email} is disabled and all their sessions are revoked`)
   }
   return 0
+}
+
+/** `tessera keys ...` (README, "Keys"); the status word leads each line, then the key id. */
+async function keysCommand(
+  command: ServerCommand,
+  t: Tessera,
+  values: CommandOptions,
+  help: string,
+  io: CliIo,
+): Promise<number> {
+  if (command === 'keys rotate' && values.now === true) {
+    const { kid, retired, withdrawn } = await rotateSigningKey(t)
+    printLine(io, `active   ${kid}`)
+    if (retired !== null) printLine(io, `retiring ${retired}`)
+    if (withdrawn !== null) printLine(io, `retired  ${withdrawn} (the pending next key, withdrawn)`)
+    return 0
+  }
+  if (command === 'keys rotate') {
+    const published = await publishNextSigningKey(t)
+    const at = formatPasetoTime(published.activatesAt)
+    if (published.outcome === 'pending') {
+      printError(
+        io,
+        `A rotation is already pending: ${published.kid} becomes active at ${at}. ` +
+          'keys rotate --now replaces it with a key that signs at once.',
+      )
+      return 1
+    }
+    printLine(io, `next     ${published.kid} activates ${at}`)
+    printLine(io, `It is published now and signs from ${at}, once verifiers have fetched it.`)
+    return 0
+  }
+  if (command === 'keys revoke') {
+    const [kid, ...extra] = values.args ?? []
+    if (kid === undefined || extra.length > 0 || !KEY_ID.test(kid)) {
+      printError(io, `keys revoke takes one key id (k4.pid....)\n\n${help}`)
+      return 2
+    }
+    const revoked = await revokeSigningKey(t, kid)
+    if (revoked.outcome === 'unknown') {
+      printError(io, `No signing key ${kid}`)
+      return 1
+    }
+    if (revoked.outcome === 'already_revoked') {
+      printLine(io, `revoked  ${kid} (already)`)
+      return 0
+    }
+    printLine(io, `revoked  ${kid} (was ${revoked.was})`)
+    if (revoked.activated !== null) printLine(io, `active   ${revoked.activated}`)
+    return 0
+  }
+  for (const key of await listSigningKeys(t, { all: values.all === true })) {
+    printLine(io, keyLine(key))
+  }
+  return 0
+}
+
+/** One `keys list` line: status, kid, and the dates that status has. */
+function keyLine(k: KeyInfo): string {
+  const dates = [`created ${k.created_at}`]
+  if (k.activates_at !== null) {
+    dates.push(`${k.status === 'next' ? 'activates' : 'activated'} ${k.activates_at}`)
+  }
+  if (k.retire_after !== null && k.status !== 'revoked') {
+    dates.push(`${k.status === 'retiring' ? 'until' : 'retired'} ${k.retire_after}`)
+  }
+  if (k.revoked_at !== null) dates.push(`revoked ${k.revoked_at}`)
+  const encrypted = k.encrypted ? ' (encrypted)' : ''
+  return `${k.status.padEnd(8)} ${k.kid} ${dates.join(' ')}${encrypted}`
 }

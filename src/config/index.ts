@@ -20,6 +20,28 @@ const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
     v.maxValue(max, `must be at most ${max}`),
   )
 
+/** A whole number that has no fixed default (the default follows from other variables). */
+const optionalInt = (min: number, max: number) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(/^\d+$/, 'must be a whole number'),
+      v.transform(Number),
+      v.number(),
+      v.minValue(min, `must be at least ${min}`),
+      v.maxValue(max, `must be at most ${max}`),
+    ),
+  )
+
+/**
+ * `tessera/verify`'s default refetch cooldown (src/verify/key-set.ts) plus a margin: with
+ * KEYS_MAX_AGE, how long after `tessera keys rotate` a verifier that fetched the keys just before
+ * can have seen the next key (README, "Keys").
+ */
+export const VERIFIER_COOLDOWN_SECONDS = 30
+const ROTATION_MARGIN_SECONDS = 30
+
 const bool = (fallback: boolean) =>
   v.pipe(
     v.optional(v.string(), String(fallback)),
@@ -184,6 +206,7 @@ const Variables = v.object({
   SESSION_ABSOLUTE_TTL: int(7_776_000, 60, 315_360_000),
   REFRESH_REUSE_INTERVAL: int(0, 0, 300),
   KEYS_MAX_AGE: int(300, 0, 86_400),
+  KEY_ROTATION_DELAY: optionalInt(0, 604_800),
   REAUTH_MAX_AGE: int(300, 10, 86_400),
   SERVICE_SECRET: optionalSecret(16),
   KEY_ENCRYPTION_KEY: optionalSecret(32),
@@ -342,6 +365,12 @@ const ConfigSchema = v.pipe(
     sessionAbsoluteTtl: e.SESSION_ABSOLUTE_TTL,
     refreshReuseInterval: e.REFRESH_REUSE_INTERVAL,
     keysMaxAge: e.KEYS_MAX_AGE,
+    /**
+     * Seconds from `tessera keys rotate` (which publishes the next key) until that key signs:
+     * by default KEYS_MAX_AGE + the verifier's refetch cooldown + a margin (README, "Keys").
+     */
+    keyRotationDelay:
+      e.KEY_ROTATION_DELAY ?? e.KEYS_MAX_AGE + VERIFIER_COOLDOWN_SECONDS + ROTATION_MARGIN_SECONDS,
     /** Seconds: how recent the session's authentication must be to link, unlink (README). */
     reauthMaxAge: e.REAUTH_MAX_AGE,
     serviceSecret: e.SERVICE_SECRET,

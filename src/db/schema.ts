@@ -78,7 +78,8 @@ export interface RefreshTokensTable {
   used_at: number | null
 }
 
-export type SigningKeyStatus = 'active' | 'retiring' | 'retired'
+/** README, "Keys": next → active → retiring → retired, and revoked from any of them. */
+export type SigningKeyStatus = 'next' | 'active' | 'retiring' | 'retired' | 'revoked'
 
 export interface SigningKeysTable {
   kid: string
@@ -87,8 +88,15 @@ export interface SigningKeysTable {
   secret_key: string
   status: SigningKeyStatus
   created_at: number
+  /**
+   * A `next` key: when it is due to become active. Any other key: when it became active (null for
+   * a next key withdrawn before that).
+   */
+  activates_at: number | null
   /** When a retiring key stops being published (and its tokens have all expired). */
   retire_after: number | null
+  /** When `tessera keys revoke` withdrew the key. */
+  revoked_at: number | null
 }
 
 export interface AuditEventsTable {

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely'
-import { recordAudit } from '../audit/audit.js'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
@@ -15,27 +14,41 @@ export interface KeyDeps {
   config: Pick<Config, 'accessTokenTtl' | 'keyEncryptionKey'>
 }
 
-/** How long a replica may keep signing with a key it cached before it re-reads the active one. */
+/**
+ * The longest a process may keep signing with a key after another process stopped it (a
+ * rotation, a promotion): its key ring re-reads the keys every second, and refuses to sign from a
+ * view older than this when the database cannot be read (src/keys/key-ring.ts).
+ */
 export const SIGNER_CACHE_MS = 10_000
 /** Verifiers accept this much clock skew; a retiring key stays published past it. */
-const SKEW_MARGIN_MS = 60_000
+export const SKEW_MARGIN_MS = 60_000
+
+/**
+ * How long a key that stops signing stays published: until no token it may still have signed can
+ * be valid. One access-token TTL, plus the time other replicas may keep signing with their copy
+ * (SIGNER_CACHE_MS), plus clock skew (README, "Keys").
+ */
+export function retireWindowMs(deps: Pick<KeyDeps, 'config'>): number {
+  return deps.config.accessTokenTtl * 1000 + SIGNER_CACHE_MS + SKEW_MARGIN_MS
+}
+
+/** The statuses `GET /v1/keys` publishes: verifiers accept a token signed by any of them. */
+export type PublishedStatus = 'next' | 'active' | 'retiring'
+const PUBLISHED_STATUSES: PublishedStatus[] = ['next', 'active', 'retiring']
 
 export interface PublishedKey {
   kid: string
   paserk: string
-  status: 'active' | 'retiring'
+  status: PublishedStatus
   created_at: string
 }
 
-export interface KeyInfo {
-  kid: string
-  status: 'active' | 'retiring' | 'retired'
-  created_at: string
-  retire_after: string | null
-  encrypted: boolean
-}
-
-function newKeyRow(deps: KeyDeps): SigningKeyRow {
+/** A fresh Ed25519 key as a row, its secret encrypted when a key-encryption key is configured. */
+export function newKeyRow(
+  deps: KeyDeps,
+  status: 'next' | 'active',
+  activatesAt: number,
+): SigningKeyRow {
   const { publicKey, secretKey } = generateSigningKeyPair()
   const publicPaserk = encodePublicPaserk(publicKey)
   const kid = publicKeyId(publicPaserk)
@@ -45,9 +58,11 @@ function newKeyRow(deps: KeyDeps): SigningKeyRow {
     kid,
     public_paserk: publicPaserk,
     secret_key: kek === undefined ? secretPaserk : encryptSecret(kek, kid, secretPaserk),
-    status: 'active',
+    status,
     created_at: deps.clock(),
+    activates_at: activatesAt,
     retire_after: null,
+    revoked_at: null,
   }
 }
 
@@ -77,7 +92,7 @@ export async function ensureActiveKey(deps: KeyDeps): Promise<SigningKeyRow> {
   const existing = await activeKey(deps)
   if (existing !== undefined) return existing
   try {
-    const row = newKeyRow(deps)
+    const row = newKeyRow(deps, 'active', deps.clock())
     await deps.db.insertInto('signing_keys').values(row).execute()
     return row
   } catch (error) {
@@ -88,35 +103,12 @@ export async function ensureActiveKey(deps: KeyDeps): Promise<SigningKeyRow> {
   }
 }
 
-/**
- * Makes a new active key and moves the current one to `retiring`. The retiring key stays
- * published until every token it may still sign has expired: one access-token TTL, plus the
- * time other replicas may keep signing with their cached copy, plus clock skew. The rotation and
- * its audit event commit together.
- */
-export async function rotateSigningKey(
-  deps: KeyDeps,
-): Promise<{ kid: string; retired: string | null }> {
-  const now = deps.clock()
-  const retireAfter = now + deps.config.accessTokenTtl * 1000 + SIGNER_CACHE_MS + SKEW_MARGIN_MS
-  const next = newKeyRow(deps)
-  return deps.db.transaction().execute(async (tx) => {
-    await retireExpiredKeys(tx, now)
-    const previous = await tx
-      .updateTable('signing_keys')
-      .set({ status: 'retiring', retire_after: retireAfter })
-      .where('status', '=', 'active')
-      .returning('kid')
-      .executeTakeFirst()
-    await tx.insertInto('signing_keys').values(next).execute()
-    const rotated = { kid: next.kid, retired: previous?.kid ?? null }
-    await recordAudit(tx, deps.clock, { event: 'key_rotated', detail: rotated })
-    return rotated
-  })
-}
-
-function isPublished(row: Pick<SigningKeyRow, 'status' | 'retire_after'>, now: number): boolean {
-  return row.status === 'active' || (row.status === 'retiring' && (row.retire_after ?? 0) > now)
+export function isPublished(
+  row: Pick<SigningKeyRow, 'status' | 'retire_after'>,
+  now: number,
+): boolean {
+  if (row.status === 'next' || row.status === 'active') return true
+  return row.status === 'retiring' && (row.retire_after ?? 0) > now
 }
 
 /**
@@ -124,7 +116,7 @@ function isPublished(row: Pick<SigningKeyRow, 'status' | 'retire_after'>, now: n
  * valid any more, and the published set is read through the `status` index, so retired rows are
  * never scanned again however many rotations pile up (README, "Keys").
  */
-async function retireExpiredKeys(db: Kysely<Database>, now: number): Promise<void> {
+export async function retireExpiredKeys(db: Kysely<Database>, now: number): Promise<void> {
   await db
     .updateTable('signing_keys')
     .set({ status: 'retired' })
@@ -134,51 +126,33 @@ async function retireExpiredKeys(db: Kysely<Database>, now: number): Promise<voi
 }
 
 /**
- * The active and retiring rows. Retiring rows past their window are retired on the way (a write
- * only when there are some), so each is seen here at most once after its window ends.
+ * The next, active and retiring rows, newest first. Retiring rows past their window are retired on
+ * the way (a write only when there are some), so each is seen here at most once after its window
+ * ends. Revoked and retired rows are never read here.
  */
 export async function liveKeyRows(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<SigningKeyRow[]> {
   const now = deps.clock()
   const rows = await deps.db
     .selectFrom('signing_keys')
     .selectAll()
-    .where('status', 'in', ['active', 'retiring'])
+    .where('status', 'in', PUBLISHED_STATUSES)
     .orderBy('created_at', 'desc')
     .execute()
   if (rows.some((row) => !isPublished(row, now))) await retireExpiredKeys(deps.db, now)
   return rows.filter((row) => isPublished(row, now))
 }
 
-/** The keys verifiers must accept now: the active one and those still retiring. */
+/**
+ * The keys verifiers must accept now: the next key (published before it signs, so verifiers have
+ * it when it does), the active one and those still retiring.
+ */
 export async function publishedKeys(deps: Pick<KeyDeps, 'db' | 'clock'>): Promise<PublishedKey[]> {
   const rows = await liveKeyRows(deps)
   return rows.map((row) => ({
     kid: row.kid,
     paserk: row.public_paserk,
-    status: row.status as 'active' | 'retiring',
+    status: row.status as PublishedStatus,
     created_at: formatPasetoTime(row.created_at),
-  }))
-}
-
-/**
- * The live keys for operators (`tessera keys list`), or with `includeRetired` every key ever made
- * (`--all`): the retired ones are only read when asked for.
- */
-export async function listSigningKeys(
-  deps: Pick<KeyDeps, 'db' | 'clock'>,
-  options: { includeRetired?: boolean } = {},
-): Promise<KeyInfo[]> {
-  const now = deps.clock()
-  const rows =
-    options.includeRetired === true
-      ? await deps.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').execute()
-      : await liveKeyRows(deps)
-  return rows.map((row) => ({
-    kid: row.kid,
-    status: isPublished(row, now) ? (row.status as 'active' | 'retiring') : 'retired',
-    created_at: formatPasetoTime(row.created_at),
-    retire_after: row.retire_after === null ? null : formatPasetoTime(row.retire_after),
-    encrypted: isEncryptedSecret(row.secret_key),
   }))
 }
 

@@ -67,7 +67,11 @@ const RETRY_WITHOUT_KEYS_MS = 1_000
 /** Tessera publishes one active key and a few retiring ones: far less than either bound. */
 const MAX_RESPONSE_BYTES = 64 * 1024
 const MAX_KEYS = 32
-const PUBLISHED_STATUSES: ReadonlySet<unknown> = new Set(['active', 'retiring'])
+/**
+ * Every status `GET /v1/keys` publishes: `next` is a key published ahead of its first signature
+ * (README, "Keys"), so tokens it signs after the rotation verify without a refetch.
+ */
+const PUBLISHED_STATUSES: ReadonlySet<unknown> = new Set(['next', 'active', 'retiring'])
 const MAX_AGE = /(?:^|,)\s*max-age\s*=\s*"?(\d{1,10})"?\s*(?:,|$)/i
 const NO_CACHE = /(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)/i
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
@@ -120,11 +124,19 @@ export function createLocalKeySet(keys: ReadonlyArray<ConfiguredKey>): KeySet {
   }
 }
 
-/** The `Cache-Control` freshness of a response in ms, or undefined when it does not say. */
-function freshnessMs(cacheControl: string | null): number | undefined {
+/**
+ * The `Cache-Control` freshness of a response in ms, or undefined when it does not say. A shared
+ * cache on the way (a CDN) says with `Age` how long it already kept the response; that part of
+ * max-age is spent (RFC 9111 §4.2.3), so a key Tessera published is seen max-age after it was
+ * published, not after the cache's copy was made.
+ */
+function freshnessMs(cacheControl: string | null, age: string | null): number | undefined {
   if (cacheControl === null) return undefined
   const maxAge = MAX_AGE.exec(cacheControl)
-  if (maxAge !== null) return Number(maxAge[1]) * 1000
+  if (maxAge !== null) {
+    const spent = age !== null && /^\d{1,10}$/.test(age.trim()) ? Number(age.trim()) : 0
+    return Math.max(0, Number(maxAge[1]) - spent) * 1000
+  }
   return NO_CACHE.test(cacheControl) ? 0 : undefined
 }
 
@@ -160,10 +172,11 @@ async function readBounded(res: Response, limit: number): Promise<string> {
 
 /**
  * The usable keys of a `GET /v1/keys` body. Only the first MAX_KEYS entries are looked at; an
- * entry that is not an object, has a status other than `active`/`retiring`, a PASERK that does not
- * decode strictly, or a `kid` that is not its PASERK's id is skipped, never the whole set. A body
- * that is not `{"keys": [...]}`, or has no usable key at all, throws: Tessera always publishes
- * its active key, so an empty result means something else answered, and the old set is kept.
+ * entry that is not an object, has a status other than `next`/`active`/`retiring`, a PASERK that
+ * does not decode strictly, or a `kid` that is not its PASERK's id is skipped, never the whole set.
+ * A body that is not `{"keys": [...]}`, or has no usable key at all, throws: Tessera always
+ * publishes its active key, so an empty result means something else answered, and the old set is
+ * kept.
  */
 function parseKeySet(
   text: string,
@@ -195,7 +208,8 @@ function parseKeySet(
  *
  * `resolve(kid)`:
  * - fetches when there is no key set yet or the cached one is stale (older than the response's
- *   `Cache-Control: max-age`, else `maxAgeMs`), and otherwise answers from the cache;
+ *   `Cache-Control: max-age` less the `Age` a shared cache reports, else `maxAgeMs`), and
+ *   otherwise answers from the cache;
  * - for a `kid` the set does not hold, refetches once and looks again, but only when the last fetch
  *   started at least `cooldownMs` ago: within the cooldown an unknown `kid` is simply unknown;
  * - never runs two fetches at once: concurrent callers share the one in flight;
@@ -240,7 +254,8 @@ export function createRemoteKeySet(options: RemoteKeySetOptions): KeySet {
     const at = now()
     keys = next
     fetchedAt = at
-    freshUntil = at + (freshnessMs(res.headers.get('cache-control')) ?? maxAgeMs)
+    freshUntil =
+      at + (freshnessMs(res.headers.get('cache-control'), res.headers.get('age')) ?? maxAgeMs)
     lastError = undefined
   }
 

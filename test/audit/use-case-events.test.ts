@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditEventName } from '../../src/audit/audit.js'
-import { rotateSigningKey } from '../../src/keys/signing-keys.js'
+import { rotateSigningKey } from '../../src/keys/rotation.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import { expectProblem, login, PASSWORD, registerAndLogin } from '../support/users.js'

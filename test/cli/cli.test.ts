@@ -45,6 +45,12 @@ function tessera(env: Record<string, string>, args: string[], input?: string): P
   return runTesseraInProcess(args, { env, ...(input === undefined ? {} : { input }) })
 }
 
+/** The `kid` in an access token's footer: which key signed it. */
+function kidOf(token: string): string {
+  const footer = token.split('.')[3]!
+  return (JSON.parse(Buffer.from(footer, 'base64url').toString('utf8')) as { kid: string }).kid
+}
+
 function claimsOf(accessToken: string): { acct: string; sub: string } {
   const bytes = Buffer.from(accessToken.split('.')[2]!, 'base64url')
   return JSON.parse(bytes.subarray(0, bytes.length - 64).toString('utf8')) as {
@@ -67,6 +73,7 @@ const COMMANDS = [
   'serve',
   'migrate',
   'keys rotate',
+  'keys revoke',
   'keys list',
   'user create-superuser',
   'user promote',
@@ -279,8 +286,8 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
     )
   })
 
-  it('keys rotate then keys list', async () => {
-    // One active and one retiring key; old tokens still verify.
+  it('keys rotate publishes a next key; keys rotate --now makes one active at once', async () => {
+    // The server of this file signs with the active key throughout; old tokens still verify.
     const before = await tessera(env, ['keys', 'list'])
     expect(before.code, before.stderr).toBe(0)
     const initial = keyLines(before.stdout)
@@ -291,34 +298,79 @@ describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {
 
     const rotate = await tessera(env, ['keys', 'rotate'])
     expect(rotate.code, rotate.stderr).toBe(0)
-    const rotated = keyLines(rotate.stdout)
-    expect(rotated[0]!.status).toBe('active')
-    expect(rotated[0]!.kid).not.toBe(initial[0]!.kid)
-    expect(rotated[1]).toEqual({ status: 'retiring', kid: initial[0]!.kid })
+    const [next] = keyLines(rotate.stdout)
+    expect(next!.status).toBe('next')
+    expect(next!.kid).not.toBe(initial[0]!.kid)
+    // KEYS_MAX_AGE (300) + the verifier's cooldown (30) + 30 s of margin.
+    const activates = /activates (\S+)$/m.exec(rotate.stdout)?.[1]
+    const delay = Date.parse(activates!) - Date.now()
+    expect(delay).toBeGreaterThan(355_000)
+    expect(delay).toBeLessThan(361_000)
 
-    const after = await tessera(env, ['keys', 'list'])
-    expect(after.code).toBe(0)
-    const listed = keyLines(after.stdout)
-    expect(listed.map((k) => k.status).sort()).toEqual(['active', 'retiring'])
-    expect(listed.find((k) => k.status === 'active')!.kid).toBe(rotated[0]!.kid)
-    expect(listed.find((k) => k.status === 'retiring')!.kid).toBe(initial[0]!.kid)
-    expect(after.stdout).toMatch(/retiring .* until \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/)
-    // No secret key material on the screen.
-    expect(after.stdout + rotate.stdout).not.toMatch(/k4\.secret/)
+    const listed = await tessera(env, ['keys', 'list'])
+    expect(keyLines(listed.stdout)).toEqual([
+      { status: 'next', kid: next!.kid },
+      { status: 'active', kid: initial[0]!.kid },
+    ])
+    expect(listed.stdout).toMatch(/^next +\S+ created \S+Z activates \S+Z \(encrypted\)$/m)
+    expect(listed.stdout).toMatch(/^active +\S+ created \S+Z activated \S+Z \(encrypted\)$/m)
 
-    // The server publishes both, and a token signed with the now-retiring key still works.
+    // One rotation at a time: a second one changes nothing.
+    const again = await tessera(env, ['keys', 'rotate'])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain(`A rotation is already pending: ${next!.kid}`)
+
+    // Published at once, and the server keeps signing with the active key.
     const keys = (await (await fetch(`${server!.url}/v1/keys`)).json()) as {
       keys: Array<{ kid: string; status: string }>
     }
-    expect(keys.keys.map((k) => [k.kid, k.status]).sort()).toEqual(
-      [
-        [rotated[0]!.kid, 'active'],
-        [initial[0]!.kid, 'retiring'],
-      ].sort(),
+    expect(keys.keys.map((k) => [k.kid, k.status])).toEqual([
+      [next!.kid, 'next'],
+      [initial[0]!.kid, 'active'],
+    ])
+    expect(kidOf((await loginOk('root@example.org')).access_token)).toBe(initial[0]!.kid)
+
+    const now = await tessera(env, ['keys', 'rotate', '--now'])
+    expect(now.code, now.stderr).toBe(0)
+    const [fresh, retiring, withdrawn] = keyLines(now.stdout)
+    expect(fresh!.status).toBe('active')
+    expect(fresh!.kid).not.toBe(initial[0]!.kid)
+    expect(fresh!.kid).not.toBe(next!.kid)
+    expect(retiring).toEqual({ status: 'retiring', kid: initial[0]!.kid })
+    expect(withdrawn).toEqual({ status: 'retired', kid: next!.kid })
+
+    const after = await tessera(env, ['keys', 'list'])
+    expect(keyLines(after.stdout)).toEqual([
+      { status: 'active', kid: fresh!.kid },
+      { status: 'retiring', kid: initial[0]!.kid },
+    ])
+    expect(after.stdout).toMatch(
+      /^retiring .* activated \S+Z until \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/m,
     )
+    const all = await tessera(env, ['keys', 'list', '--all'])
+    expect(keyLines(all.stdout)).toEqual([
+      { status: 'active', kid: fresh!.kid },
+      { status: 'retired', kid: next!.kid },
+      { status: 'retiring', kid: initial[0]!.kid },
+    ])
+    // No secret key material on the screen.
+    expect(after.stdout + all.stdout + rotate.stdout + now.stdout).not.toMatch(/k4\.secret/)
+
+    // A token signed with the now-retiring key still works.
     const me = await fetch(`${server!.url}/v1/user/me`, {
       headers: { authorization: `Bearer ${pair.access_token}` },
     })
     expect(me.status).toBe(200)
+  })
+
+  it('keys revoke takes exactly one key id', async () => {
+    for (const args of [[], ['not-a-kid'], ['k4.pid.short'], [`k4.pid.${'A'.repeat(44)}`, 'x']]) {
+      const run = await tessera(env, ['keys', 'revoke', ...args])
+      expect(run.code, args.join(' ')).toBe(2)
+      expect(run.stderr).toContain('keys revoke takes one key id')
+    }
+    const unknown = await tessera(env, ['keys', 'revoke', `k4.pid.${'A'.repeat(44)}`])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain('No signing key k4.pid.AAAA')
   })
 })

@@ -34,9 +34,18 @@ describe('loadConfig defaults', () => {
       argon2: { memoryKiB: 19_456, timeCost: 2, parallelism: 1 },
       selfAssignableRoles: ['researcher'],
       keysMaxAge: 300,
+      keyRotationDelay: 360,
       logLevel: 'info',
       trustProxy: [],
     })
+  })
+
+  it('KEY_ROTATION_DELAY defaults to KEYS_MAX_AGE + the verifier cooldown + a margin', () => {
+    // README, "Keys": by then every verifier that cached the keys before `keys rotate` has the
+    // next key.
+    expect(loadConfig({ KEYS_MAX_AGE: '60' }).keyRotationDelay).toBe(120)
+    expect(loadConfig({ KEYS_MAX_AGE: '60', KEY_ROTATION_DELAY: '10' }).keyRotationDelay).toBe(10)
+    expect(loadConfig({ KEY_ROTATION_DELAY: '0' }).keyRotationDelay).toBe(0)
   })
 
   it('empty strings count as unset', () => {
@@ -90,6 +99,9 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['SELF_ASSIGNABLE_ROLES', { SELF_ASSIGNABLE_ROLES: 'researcher,admin' }],
     ['SELF_ASSIGNABLE_ROLES', { SELF_ASSIGNABLE_ROLES: 'Superuser' }],
     ['REFRESH_REUSE_INTERVAL', { REFRESH_REUSE_INTERVAL: '301' }],
+    ['KEY_ROTATION_DELAY', { KEY_ROTATION_DELAY: '-1' }],
+    ['KEY_ROTATION_DELAY', { KEY_ROTATION_DELAY: '1.5' }],
+    ['KEY_ROTATION_DELAY', { KEY_ROTATION_DELAY: '604801' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'maybe' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'true' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'TRUE' }],

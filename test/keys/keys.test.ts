@@ -1,18 +1,15 @@
 /**
- * Signing keys: what `GET /v1/keys` publishes, rotation (`tessera keys rotate` runs
- * `rotateSigningKey`), the start-up race for the first key, and encryption at rest.
+ * Signing keys: what `GET /v1/keys` publishes, the immediate rotation (`tessera keys rotate --now`
+ * runs `rotateSigningKey`; the gradual one is test/keys/rotation.test.ts), the start-up race for
+ * the first key, and encryption at rest.
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Env, loadConfig } from '../../src/config/index.js'
 import { connectDatabase } from '../../src/db/connect.js'
 import { migrateOrThrow } from '../../src/db/migrate.js'
-import {
-  ensureActiveKey,
-  listSigningKeys,
-  rotateSigningKey,
-  SIGNER_CACHE_MS,
-} from '../../src/keys/signing-keys.js'
+import { listSigningKeys, rotateSigningKey } from '../../src/keys/rotation.js'
+import { ensureActiveKey, SIGNER_CACHE_MS } from '../../src/keys/signing-keys.js'
 import { publicKeyId } from '../../src/paseto/paserk.js'
 import { startServer } from '../../src/server.js'
 import { makeTestApp, type TestApp, testClock } from '../support/app.js'
@@ -158,7 +155,7 @@ for (const dialect of dialects()) {
       // ...and not a moment after.
       app.clock.set(retireAt + 1000)
       expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([[newKid, 'active']])
-      const info = await listSigningKeys(app.server.tessera, { includeRetired: true })
+      const info = await listSigningKeys(app.server.tessera, { all: true })
       expect(info.map((k) => [k.kid, k.status])).toEqual([
         [newKid, 'active'],
         [oldKid, 'retired'],
@@ -224,9 +221,7 @@ for (const dialect of dialects()) {
       expect((await getKeys(app)).map((k) => [k.kid, k.status])).toEqual([[active.kid, 'active']])
       expect(await statusCounts()).toEqual({ active: 1, retired: 20_000 })
       expect((await listSigningKeys(app.server.tessera)).map((k) => k.kid)).toEqual([active.kid])
-      expect(await listSigningKeys(app.server.tessera, { includeRetired: true })).toHaveLength(
-        20_001,
-      )
+      expect(await listSigningKeys(app.server.tessera, { all: true })).toHaveLength(20_001)
       // Tokens of the live key still verify through the key ring.
       await expectMeStatus(app, (await registerAndLogin(app)).tokens.access_token, 200)
     })

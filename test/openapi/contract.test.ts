@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerAccount, setDisabled } from '../../src/accounts/accounts.js'
 import { promoteToSuperuser } from '../../src/accounts/promotion.js'
 import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
+import { publishNextSigningKey, revokeSigningKey } from '../../src/keys/rotation.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
@@ -240,6 +241,15 @@ describe('live responses match openapi.yaml', () => {
       const keys = await call(app, 'GET', '/v1/keys')
       expect(keys.status).toBe(200)
       expect((keys.body as { keys: unknown[] }).keys.length).toBeGreaterThan(0)
+      // During a rotation: the next key beside the active one (withdrawn again afterwards).
+      app.clock.advance(1000)
+      const next = await publishNextSigningKey(app.server.tessera)
+      const rotating = await call(app, 'GET', '/v1/keys')
+      const statuses = (rotating.body as { keys: Array<{ status: string }> }).keys.map(
+        (k) => k.status,
+      )
+      expect(statuses.slice(0, 2)).toEqual(['next', 'active'])
+      await revokeSigningKey(app.server.tessera, next.kid)
     })
 
     it('GET /metrics', async () => {

@@ -22,11 +22,13 @@ const SHARED_ENV = {
   // login limit below only bites where a test means it to.
   TRUST_PROXY: '127.0.0.1',
   RATE_LIMIT_LOGIN_PER_IP: '3',
+  // `tessera keys rotate` makes the next key active this many seconds later (README, "Keys").
+  KEY_ROTATION_DELAY: '3',
 }
 
 interface PublishedKey {
   kid: string
-  status: 'active' | 'retiring'
+  status: 'next' | 'active' | 'retiring'
 }
 
 interface Problem {
@@ -160,6 +162,7 @@ for (const dialect of dialects()) {
         '0004_refresh_hardening',
         '0005_login_devices',
         '0006_sessions_live_index',
+        '0012_key_rotation',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])
@@ -248,14 +251,17 @@ for (const dialect of dialects()) {
       await bodyOf(await loginAt(b, freshIp(), email), 200)
     })
 
-    it('a key rotated by tessera keys rotate is published and used by both', async () => {
+    it('a key rotated by tessera keys rotate --now is published and used by both', async () => {
       const ip = freshIp()
       const email = await register(b, ip)
       const before = await bodyOf<TokenPairBody>(await loginAt(b, ip, email), 200)
       const oldKid = kidOf(before.access_token)
 
       // The operator's command, run against the same database with the same configuration.
-      const cli = await runCli(['keys', 'rotate'], { databaseUrl: database.url, env: SHARED_ENV })
+      const cli = await runCli(['keys', 'rotate', '--now'], {
+        databaseUrl: database.url,
+        env: SHARED_ENV,
+      })
       expect(cli.code, cli.stderr).toBe(0)
       const newKid = /^active\s+(\S+)$/m.exec(cli.stdout)?.[1]
       expect(newKid, cli.stdout).toMatch(/^k4\.pid\./)
@@ -305,6 +311,78 @@ for (const dialect of dialects()) {
         // The session of `before` is still live (its refresh chain continued), so only the key
         // decides here.
         expect(await meStatus(p, before.access_token)).toBe(200)
+      }
+    }, 40_000)
+
+    it('tessera keys rotate: both publish the next key, exactly one promotes it', async () => {
+      // Sessions on both replicas, to refresh from at once when the key is due.
+      const email = await register(a, freshIp())
+      const sessions = await Promise.all(
+        [a, b, a, b, a, b].map(async (p) => ({
+          p,
+          pair: await bodyOf<TokenPairBody>(await loginAt(p, freshIp(), email), 200),
+        })),
+      )
+      const activeKid = kidOf(sessions[0]!.pair.access_token)
+
+      const cli = await runCli(['keys', 'rotate'], { databaseUrl: database.url, env: SHARED_ENV })
+      expect(cli.code, cli.stderr).toBe(0)
+      const [, nextKid, activates] = /^next\s+(\S+) activates (\S+)$/m.exec(cli.stdout) ?? []
+      expect(nextKid, cli.stdout).toMatch(/^k4\.pid\./)
+      const activatesAt = Date.parse(activates!)
+
+      async function refreshAll(): Promise<string[]> {
+        const pairs = await Promise.all(
+          sessions.map(async (s) => {
+            s.pair = await bodyOf<TokenPairBody>(await refreshAt(s.p, s.pair.refresh_token), 200)
+            return s.pair
+          }),
+        )
+        return pairs.map((pair) => kidOf(pair.access_token))
+      }
+
+      // Published by both at once; neither signs with it before it is due.
+      for (const p of [a, b]) {
+        const keys = await keysAt(p)
+        expect(keys.map((k) => [k.kid, k.status])).toEqual([
+          [nextKid, 'next'],
+          [activeKid, 'active'],
+          ...keys.filter((k) => k.status === 'retiring').map((k) => [k.kid, k.status]),
+        ])
+      }
+      expect(await refreshAll()).toEqual(sessions.map(() => activeKid))
+      expect(Date.now()).toBeLessThan(activatesAt)
+
+      // Due: every replica's next signature tries to promote it, all at once.
+      await new Promise((resolve) => setTimeout(resolve, activatesAt - Date.now() + 20))
+      expect(await refreshAll()).toEqual(sessions.map(() => nextKid))
+
+      const promotions = await direct.db
+        .selectFrom('audit_events')
+        .select(['detail', 'at'])
+        .where('event', '=', 'key_rotated')
+        .where('detail', 'like', `%${nextKid}%`)
+        .execute()
+      expect(promotions.map((e) => JSON.parse(e.detail!) as unknown)).toEqual([
+        { kid: nextKid, retired: activeKid },
+      ])
+      const rows = await direct.db
+        .selectFrom('signing_keys')
+        .select(['kid', 'status', 'activates_at', 'retire_after'])
+        .where('kid', 'in', [nextKid!, activeKid])
+        .execute()
+      const promoted = rows.find((r) => r.kid === nextKid)!
+      expect(promoted.status).toBe('active')
+      expect(Number(promoted.activates_at)).toBeGreaterThanOrEqual(activatesAt)
+      const retiring = rows.find((r) => r.kid === activeKid)!
+      expect(retiring.status).toBe('retiring')
+      // One TTL (900 s) + the signer cache (10 s) + a minute of skew from the promotion.
+      expect(Number(retiring.retire_after) - Number(promoted.activates_at)).toBe(970_000)
+      for (const p of [a, b]) {
+        const keys = await keysAt(p)
+        expect(keys.filter((k) => k.status === 'active').map((k) => k.kid)).toEqual([nextKid])
+        expect(keys.find((k) => k.kid === activeKid)?.status).toBe('retiring')
+        for (const s of sessions) expect(await meStatus(p, s.pair.access_token)).toBe(200)
       }
     }, 40_000)
   })

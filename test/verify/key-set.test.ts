@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rotateSigningKey } from '../../src/keys/signing-keys.js'
+import { rotateSigningKey } from '../../src/keys/rotation.js'
 import { encodePublicPaserk, encodeSecretPaserk } from '../../src/paseto/paserk.js'
 import { formatPasetoTime } from '../../src/paseto/time.js'
 import { generateSigningKeyPair } from '../../src/tokens/sign.js'
@@ -190,6 +190,49 @@ describe('remote key set against a real Tessera', () => {
     clock.advance(299_000)
     await keySet.resolve(activeKid)
     expect(fetchKeys.count).toBe(2)
+  })
+
+  it('counts the Age a shared cache reports against max-age (RFC 9111 §4.2.3)', async () => {
+    // A CDN in front of /v1/keys kept its copy for 280 of the 300 s: 20 s of freshness remain,
+    // so a key Tessera publishes is seen within max-age however many caches are on the way.
+    const clock = testClock()
+    const fetchKeys = countingFetch(async (res) => {
+      const headers = new Headers(res.headers)
+      headers.set('age', '280')
+      return new Response(res.body, { status: res.status, headers })
+    })
+    const keySet = createRemoteKeySet({
+      url: `${app.url}/v1/keys`,
+      fetch: fetchKeys,
+      now: clock,
+      cooldownMs: 1_000,
+    })
+    await keySet.resolve(activeKid)
+    clock.advance(19_000)
+    await keySet.resolve(activeKid)
+    expect(fetchKeys.count).toBe(1)
+    clock.advance(1_000)
+    await keySet.resolve(activeKid)
+    expect(fetchKeys.count).toBe(2)
+    // An Age past max-age leaves nothing fresh; one that is not a number of seconds is ignored.
+    for (const [age, fetches] of [
+      ['900', 3],
+      ['soon', 1],
+    ] as const) {
+      const withAge = countingFetch(async (res) => {
+        const headers = new Headers(res.headers)
+        headers.set('age', age)
+        return new Response(res.body, { status: res.status, headers })
+      })
+      const cached = createRemoteKeySet({
+        url: `${app.url}/v1/keys`,
+        fetch: withAge,
+        now: clock,
+        cooldownMs: 0,
+      })
+      for (let i = 0; i < 3; i++) await cached.resolve(activeKid)
+      expect(withAge.count, `Age: ${age}`).toBe(fetches)
+    }
   })
 
   it('uses maxAgeMs when the response has no Cache-Control max-age', async () => {

@@ -7,6 +7,7 @@ import { isSessionLive } from '../../sessions/sessions.js'
 import { verifyOwnAccessToken } from '../../tokens/access-token.js'
 import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
+import type { AccessTokenClaims } from '../../verify/token.js'
 import { noControlCharacters, readJson, validate } from '../body.js'
 import type { AppEnv } from '../env.js'
 import { bearerToken, verifyBearer } from '../middleware/require-user.js'
@@ -67,6 +68,20 @@ export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
 })
 
 /**
+ * Every identity header `GET /v1/authz` answers, each on every 200 and none on a refusal. The
+ * proxy in front of a service must set all of them from this answer, which replaces what a client
+ * sent under the same names (README, "Introspection and forward auth"); examples/nginx and
+ * examples/traefik do, and test/resource/forward-auth-nginx.test.ts checks that they list exactly
+ * these.
+ */
+export const IDENTITY_HEADERS = {
+  'X-Auth-Subject': (claims) => claims.sub,
+  'X-Auth-Account-Type': (claims) => claims.acct,
+  'X-Auth-Verified': (claims) => String(claims.verified),
+  'X-Auth-Session': (claims) => claims.sid,
+} as const satisfies Record<string, (claims: AccessTokenClaims) => string>
+
+/**
  * Forward auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP mode):
  * one local verification, no database. The identity travels back in response headers.
  */
@@ -75,9 +90,6 @@ export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
   const claims = await verifyBearer(c.get('tessera'), token)
-  c.header('X-Auth-Subject', claims.sub)
-  c.header('X-Auth-Account-Type', claims.acct)
-  c.header('X-Auth-Verified', String(claims.verified))
-  c.header('X-Auth-Session', claims.sid)
+  for (const [name, value] of Object.entries(IDENTITY_HEADERS)) c.header(name, value(claims))
   return c.json({ sub: claims.sub, acct: claims.acct, verified: claims.verified })
 })
