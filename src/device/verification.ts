@@ -6,6 +6,7 @@ import {
 import { recordAudit } from '../audit/audit.js'
 import type { Database } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
+import { addressBucket } from '../rate-limit/address-bucket.js'
 import type { RateLimits } from '../rate-limit/limits.js'
 import type { DeviceDeps } from './authorization.js'
 import { normalizeUserCode, userCodeHash } from './user-code.js'
@@ -47,7 +48,8 @@ const invalidUserCode = () =>
   new TesseraError('invalid_user_code', 'This code is unknown, expired or already used')
 
 /**
- * Counts an entry against the session's and the address's budgets before the code is looked up,
+ * Counts an entry against the session's and the address's budgets (an IPv6 address by its /64)
+ * before the code is looked up,
  * and gives both points back when the code was right: only wrong codes are counted, and
  * counting first means parallel guesses cannot overrun the budget (README, "Device login").
  * `lookUp` answers whether the code was right; its errors pass through (refunded when the code
@@ -58,7 +60,7 @@ async function countingWrongCodes<T>(
   entry: CodeEntry,
   lookUp: () => Promise<{ right: false } | { right: true; value: T }>,
 ): Promise<T> {
-  const ipKey = entry.ip ?? 'unknown'
+  const ipKey = addressBucket(entry.ip)
   await t.limits.userCodePerSession.consume(entry.sessionId)
   try {
     await t.limits.userCodePerIp.consume(ipKey)

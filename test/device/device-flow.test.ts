@@ -442,5 +442,28 @@ for (const dialect of dialects()) {
         'no error',
       )
     })
+
+    it('an IPv6 address counts by its /64 prefix', async () => {
+      const started = await startDevice(app, CLI_CLIENT, { 'x-forwarded-for': '203.0.113.10' })
+      const session = async () => sessionOf((await registerAndLogin(app)).tokens.access_token).sid
+      const tessera = app.server.tessera
+      const first = { sessionId: await session(), ip: '2001:db8:1:2::10' }
+      const second = { sessionId: await session(), ip: '2001:db8:1:2:ffff::20' }
+      for (let i = 0; i < 3; i++) {
+        expect(await codeOf(describeUserCode(tessera, first, 'DDDDDDDD'))).toBe('invalid_user_code')
+      }
+      for (let i = 0; i < 2; i++) {
+        expect(await codeOf(describeUserCode(tessera, second, 'FFFFFFFF'))).toBe(
+          'invalid_user_code',
+        )
+      }
+      expect(await codeOf(describeUserCode(tessera, second, started.user_code))).toBe(
+        'rate_limited',
+      )
+      const otherPrefix = { sessionId: second.sessionId, ip: '2001:db8:1:3::20' }
+      expect(await codeOf(describeUserCode(tessera, otherPrefix, started.user_code))).toBe(
+        'no error',
+      )
+    })
   })
 }
