@@ -19,7 +19,9 @@ function expandIpv6(ip: string): string[] | undefined {
   const tail = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text)
   if (tail !== null) {
     const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number]
-    text = `${text.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+    const high = ((a << 8) | b).toString(16)
+    const low = ((c << 8) | d).toString(16)
+    text = `${text.slice(0, tail.index)}${high}:${low}`
   }
   const [head = '', rest] = text.split('::')
   const left = head === '' ? [] : head.split(':')
