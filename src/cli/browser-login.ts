@@ -43,7 +43,8 @@ export function startUrl(
  * A browser login for a machine with a browser (RFC 8252 §7.3; README, "Command line"): a
  * listener on 127.0.0.1 at a port the OS picks, the system browser sent to Tessera with a PKCE
  * challenge and a `state`, and the one-time code that comes back exchanged with the verifier.
- * Undefined when no browser could be opened (the caller falls back to a device login). The
+ * Undefined when no browser could be opened, or the server has no sign-in page and no provider
+ * was named (the caller falls back to a device login). The
  * listener answers the browser with a short page and is closed whatever happens.
  */
 export async function browserLogin(
@@ -83,7 +84,14 @@ export async function browserLogin(
   )
   try {
     const url = startUrl(base, redirectUri, pkce, provider)
-    if (!(await openBrowser(url, io.env))) return undefined
+    if (provider === undefined && !(await hasSignInPage(base))) {
+      printError(io, `${base} has no sign-in page (/login) to choose a provider on.`)
+      return undefined
+    }
+    if (!(await openBrowser(url, io.env))) {
+      printError(io, 'Could not open a browser.')
+      return undefined
+    }
     printError(io, 'Sign in in the browser window that opened; if none did, open:')
     printError(io, url)
     printError(io, 'Waiting for the browser (Ctrl-C to cancel)...')
@@ -95,6 +103,23 @@ export async function browserLogin(
     signal.removeEventListener('abort', onAbort)
     server.closeAllConnections()
     await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+}
+
+/**
+ * Whether the server serves the sign-in page the chooser lives on (a server older than it answers
+ * 404): the browser would otherwise show an error while the command waits for minutes.
+ */
+async function hasSignInPage(base: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${base}/login`, {
+      redirect: 'manual',
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    })
+    await res.body?.cancel()
+    return res.status !== 404
+  } catch {
+    return true // Unreachable: let the browser show why, as it would anyway.
   }
 }
 

@@ -305,7 +305,7 @@ async function login(
       if (method === 'browser') {
         const tokens = await browserLogin(io, base, values.provider, signal)
         if (tokens !== undefined) return tokens
-        printError(io, 'Could not open a browser; logging in with a code instead.')
+        printError(io, 'Logging in with a code instead.')
       }
       return deviceLogin(io, base, signal)
     })

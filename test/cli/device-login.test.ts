@@ -4,7 +4,7 @@
  * approved. Until the verification page exists the approval is the domain call the page makes,
  * with a real session of the approving user.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -106,11 +106,23 @@ describe('tessera user login --device [sqlite]', { timeout: 60_000 }, () => {
   })
 
   it('--browser without a browser to open falls back to the device login', async () => {
-    const cli = startCli(['user', 'login', '--browser'], {
+    const cli = startCli(['user', 'login', '--browser', '--provider', 'github'], {
       env: clientEnv({ BROWSER: join(root, 'no-such-browser') }),
     })
     await cli.waitFor(USER_CODE)
-    expect(cli.stderr()).toContain('Could not open a browser; logging in with a code instead.')
+    expect(cli.stderr()).toContain('Could not open a browser.\nLogging in with a code instead.')
+    cli.kill('SIGINT')
+    expect(await cli.exited).toBe(130)
+  })
+
+  it('--browser without --provider on a server without the sign-in page uses a code', async () => {
+    const opened = join(root, 'opened-anyway')
+    const script = join(root, 'record-url')
+    writeFileSync(script, `#!/bin/sh\necho "$1" > '${opened}'\n`, { mode: 0o755 })
+    const cli = startCli(['user', 'login', '--browser'], { env: clientEnv({ BROWSER: script }) })
+    await cli.waitFor(USER_CODE)
+    expect(cli.stderr()).toContain(`${app.url} has no sign-in page (/login)`)
+    expect(existsSync(opened)).toBe(false)
     cli.kill('SIGINT')
     expect(await cli.exited).toBe(130)
   })
