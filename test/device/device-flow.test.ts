@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
+import { deviceCodeHash } from '../../src/device/device-code.js'
 import { USER_CODE_ALPHABET, userCodeHash } from '../../src/device/user-code.js'
 import { describeUserCode } from '../../src/device/verification.js'
 import { TesseraError } from '../../src/errors.js'
@@ -174,6 +175,27 @@ for (const dialect of dialects()) {
       expect(
         await codeOf(approveAs(tessera(), (await approver()).access_token, pending.user_code)),
       ).toBe('invalid_user_code')
+    })
+
+    it('a later device authorization deletes rows 10 minutes past their expiry', async () => {
+      const old = await startDevice(app)
+      const count = async () =>
+        (
+          await tessera()
+            .db.selectFrom('device_authorizations')
+            .select('device_code_hash')
+            .where('device_code_hash', '=', deviceCodeHash(old.device_code))
+            .execute()
+        ).length
+      app.clock.advance(1_200_000)
+      await startDevice(app)
+      // Exactly 10 minutes past its expiry it is kept (a late poll still hears expired_token).
+      expect(await count()).toBe(1)
+      await expectOAuthError(await poll(app, old.device_code), 'expired_token')
+      app.clock.advance(1)
+      await startDevice(app)
+      expect(await count()).toBe(0)
+      await expectOAuthError(await poll(app, old.device_code), 'invalid_grant')
     })
 
     it('approve: one token pair for the approving account, then invalid_grant', async () => {
