@@ -22,6 +22,8 @@ export type AuditEventName =
   | 'identity_linked'
   | 'identity_unlinked'
   | 'reauthenticated'
+  | 'device_approved'
+  | 'device_denied'
 
 export interface AuditEvent {
   event: AuditEventName

@@ -1,4 +1,9 @@
+import { browserLogin } from './browser-login.js'
+import { cancellableOnInterrupt } from './cancel.js'
+import { deviceLogin, type ObtainedTokens } from './device-login.js'
+import { CliFailure } from './failure.js'
 import { type CliIo, printError, printLine } from './io.js'
+import { chooseLoginMethod, type LoginOptions } from './login-method.js'
 import { readSecret } from './prompt.js'
 import {
   type StoredCredentials,
@@ -34,16 +39,6 @@ const REQUEST_TIMEOUT_MS = 30_000
 const USER_AGENT = 'tessera-cli'
 /** Refresh answers meaning the stored session is over: the user has to log in again. */
 const SESSION_OVER = new Set(['invalid_refresh_token', 'refresh_token_reused', 'validation_failed'])
-
-/** A failure with a message for the user (exit 1), or a usage error (exit 2). */
-class CliFailure extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message)
-  }
-}
 
 /** A problem+json answer: printed as `code: detail`. */
 class ProblemError extends CliFailure {
@@ -252,7 +247,7 @@ function printUser(io: CliIo, body: unknown): void {
       user.display_name === null || user.display_name === '' ? '-' : user.display_name,
     ],
     ['account_type', user.account_type],
-    ['verified', user.verified],
+    ['verified', user.verified === true ? 'yes' : user.verified === false ? 'no' : user.verified],
     ['created_at', user.created_at],
   ]
   if (user.role !== undefined) rows.push(['role', user.role])
@@ -295,14 +290,27 @@ async function login(
   store: TokenStore,
   values: ClientValues,
 ): Promise<void> {
-  const email = requireEmail(values)
-  const password = await readSecret(io, 'Password: ')
-  const requestedAt = Date.now()
-  const entry = credentialsFrom(
-    base,
-    expectOk(await request(base, 'POST', '/v1/user/auth/login', { json: { email, password } })),
-    requestedAt,
-  )
+  const method = chooseLoginMethod(values, io.env)
+  let obtained: ObtainedTokens
+  if (method === 'password') {
+    const email = values.email!
+    const password = await readSecret(io, 'Password: ')
+    const requestedAt = Date.now()
+    const body = expectOk(
+      await request(base, 'POST', '/v1/user/auth/login', { json: { email, password } }),
+    )
+    obtained = { body, requestedAt }
+  } else {
+    obtained = await cancellableOnInterrupt(async (signal) => {
+      if (method === 'browser') {
+        const tokens = await browserLogin(io, base, values.provider, signal)
+        if (tokens !== undefined) return tokens
+        printError(io, 'Logging in with a code instead.')
+      }
+      return deviceLogin(io, base, signal)
+    })
+  }
+  const entry = credentialsFrom(base, obtained.body, obtained.requestedAt)
   const previous = await store.locked(async (tx) => {
     const old = await tx.get(base)
     await tx.put(entry)
@@ -315,7 +323,9 @@ async function login(
       json: { refresh_token: previous.refresh_token },
     }).catch(() => undefined)
   }
-  printLine(io, `Logged in to ${base} as ${email}`)
+  const me = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
+  const email = me.ok ? (me.body as UserBody).email : values.email
+  printLine(io, `Logged in to ${base} as ${String(email ?? 'a Tessera account')}`)
 }
 
 async function whoami(io: CliIo, base: string, store: TokenStore): Promise<void> {
@@ -350,8 +360,7 @@ async function logout(io: CliIo, base: string, store: TokenStore): Promise<void>
   printLine(io, `Logged out of ${base}`)
 }
 
-export interface ClientValues {
-  email?: string | undefined
+export interface ClientValues extends LoginOptions {
   'display-name'?: string | undefined
 }
 

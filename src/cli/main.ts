@@ -19,8 +19,9 @@ Server commands (read the same environment as the server; see README):
 
 Client commands (talk to a running server at TESSERA_URL, default http://localhost:8000):
   user register --email E            create an account (password asked, or stdin)
-  user login --email E               log in and keep the tokens in $XDG_CONFIG_HOME/tessera
-  user whoami                        show the logged-in user (refreshing the tokens if needed)
+  user login [--browser|--device|--password --email E] [--provider P]
+                                     log in and keep the tokens in $XDG_CONFIG_HOME/tessera
+  user whoami                        show the logged-in user, its account type and verification
   user logout                        end the session and forget its tokens
 
 Every command accepts --help.`
@@ -86,17 +87,29 @@ const HELP: Record<string, string> = {
     'standard input. Log in afterwards with tessera user login.',
   ),
   'user login': help(
-    'Usage: tessera user login --email EMAIL',
+    'Usage: tessera user login [--browser [--provider P] | --device | --password --email EMAIL]',
     '',
-    'Logs in to the server at TESSERA_URL (default http://localhost:8000). The password is',
-    'asked without echo, or read from the first line of standard input. The tokens are kept',
-    'in $XDG_CONFIG_HOME/tessera/credentials.json (default ~/.config/tessera; directory 0700,',
+    'Logs in to the server at TESSERA_URL (default http://localhost:8000), by one of:',
+    '  --browser   opens the system browser ($BROWSER if set, else xdg-open or open) at',
+    "              Tessera's sign-in page and receives the login on 127.0.0.1; falls back to",
+    '              --device when no browser can be opened. --provider P (cilogon, github,',
+    '              google, gitlab, orcid) goes straight to that provider.',
+    '  --device    prints a URL, a code and a QR code: open the URL on any device (a phone,',
+    '              a laptop), sign in, enter the code and approve. For machines without a',
+    '              browser, such as an HPC login node over SSH.',
+    '  --password  with --email: the password is asked without echo, or read from the first',
+    '              line of standard input.',
+    'Without a method: --password if --email is given, else --browser where there is a',
+    'display (macOS, or DISPLAY or WAYLAND_DISPLAY set), --device where there is none.',
+    'Ctrl-C cancels a waiting login (exit status 130). The tokens are kept in',
+    '$XDG_CONFIG_HOME/tessera/credentials.json (default ~/.config/tessera; directory 0700,',
     'file 0600), one entry per server URL, and are never printed.',
   ),
   'user whoami': help(
     'Usage: tessera user whoami',
     '',
-    'Shows the user logged in to TESSERA_URL. An expired access token is refreshed first',
+    'Shows the user logged in to TESSERA_URL: email, account type (regular, academic,',
+    'service, superuser) and whether it is verified. An expired access token is refreshed first',
     '(the new tokens are stored); if the session is over, the stored tokens are removed and',
     'you have to log in again.',
   ),
@@ -137,6 +150,10 @@ const OPTIONS = {
   'display-name': { type: 'string' },
   all: { type: 'boolean' },
   now: { type: 'boolean' },
+  password: { type: 'boolean' },
+  device: { type: 'boolean' },
+  browser: { type: 'boolean' },
+  provider: { type: 'string' },
 } as const
 
 async function run(argv: string[], io: CliIo): Promise<number> {

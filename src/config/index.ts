@@ -238,12 +238,21 @@ const Variables = v.object({
   RATE_LIMIT_REGISTER_PER_IP: int(20, 0),
   RATE_LIMIT_OAUTH_PER_IP: int(60, 0),
   RATE_LIMIT_REFRESH_PER_SESSION: int(60, 0),
+  RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
+  RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
   TRUST_PROXY: trustedProxies,
   OAUTH_REDIRECT_URIS: v.pipe(
     csv(''),
     v.check(
       (uris) => uris.every((u) => URL.canParse(u) && /^[a-z][a-z0-9+.-]*:/i.test(u)),
       'must be a comma-separated list of absolute URIs',
+    ),
+  ),
+  OAUTH_DEVICE_CLIENTS: v.pipe(
+    csv(''),
+    v.check(
+      (ids) => ids.every((id) => /^[A-Za-z0-9._-]{1,64}$/.test(id)),
+      'must be a comma-separated list of client ids (1 to 64 of A-Z a-z 0-9 . _ -)',
     ),
   ),
   OAUTH_ALLOW_INSECURE_ISSUERS: bool(false),
@@ -408,6 +417,12 @@ const ConfigSchema = v.pipe(
        * "Tokens").
        */
       refreshPerSession: e.RATE_LIMIT_REFRESH_PER_SESSION,
+      /**
+       * Wrong user codes per browser session and window, and per address and window, at the
+       * device verification page (README, "Device login"); right ones are not counted.
+       */
+      userCodePerSession: e.RATE_LIMIT_USER_CODE_PER_SESSION,
+      userCodePerIp: e.RATE_LIMIT_USER_CODE_PER_IP,
     },
     /**
      * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies
@@ -423,6 +438,11 @@ const ConfigSchema = v.pipe(
        * clients that cannot may leave it out and must check the passed-through `state` (README).
        */
       clientPkce: e.OAUTH_CLIENT_PKCE,
+      /**
+       * Public clients allowed to start a device login besides the built-in `tessera-cli`
+       * (src/device/clients.ts).
+       */
+      deviceClients: e.OAUTH_DEVICE_CLIENTS,
       providers: enabledProviders(e),
     },
     logLevel: e.LOG_LEVEL,

@@ -14,6 +14,7 @@ export interface Database {
   oauth_states: OAuthStatesTable
   login_codes: LoginCodesTable
   login_devices: LoginDevicesTable
+  device_authorizations: DeviceAuthorizationsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -146,6 +147,33 @@ export interface LoginCodesTable {
 export interface LoginDevicesTable {
   token_hash: string
   user_id: string
+  created_at: number
+  expires_at: number
+}
+
+/**
+ * One started device login (RFC 8628; README, "Device login"): `pending` until a signed-in user
+ * approves or denies its user code, `redeemed` once the device got its token pair.
+ */
+export type DeviceAuthorizationStatus = 'pending' | 'approved' | 'denied' | 'redeemed'
+
+export interface DeviceAuthorizationsTable {
+  /** SHA-256 of the device code. */
+  device_code_hash: string
+  /** HMAC-SHA256 of the normalised user code (src/device/user-code.ts). */
+  user_code_hash: string
+  client_id: string
+  /** The address and user agent of the device that asked, shown to the approving user. */
+  client_ip: string | null
+  client_user_agent: string | null
+  status: DeviceAuthorizationStatus
+  /** Seconds between polls; each slow_down adds 5. */
+  interval_seconds: number
+  last_polled_at: number | null
+  /** The account that approved or denied, and the session it did so in. */
+  user_id: string | null
+  decided_by_session_id: string | null
+  decided_at: number | null
   created_at: number
   expires_at: number
 }

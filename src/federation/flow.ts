@@ -16,6 +16,7 @@ import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
 import type { TokenPair } from '../tokens/token-pair.js'
+import { CLI_LOOPBACK_REDIRECT_URI, matchesLoopbackEntry } from './loopback.js'
 import type { FederationMetrics } from './metrics.js'
 import type { CallbackErrorCode } from './outcomes.js'
 import { canLogInWith, PROVIDERS } from './provider-table.js'
@@ -66,7 +67,8 @@ export function callbackUrl(t: { config: Pick<Config, 'issuer'> }, provider: str
 
 /**
  * Where a flow may send the browser back to: a client redirect URI on the OAUTH_REDIRECT_URIS
- * allow-list (exact match), or a page of Tessera's own origin (its sign-in and account pages
+ * allow-list (exact match), a loopback entry of that list or the CLI's built-in one on any port
+ * (RFC 8252 §7.3, loopback.ts), or a page of Tessera's own origin (its sign-in and account pages
  * start flows that come back to themselves).
  */
 export function redirectUriAllowed(
@@ -74,6 +76,8 @@ export function redirectUriAllowed(
   redirectUri: string,
 ): boolean {
   if (config.oauth.redirectUris.includes(redirectUri)) return true
+  const loopback = [CLI_LOOPBACK_REDIRECT_URI, ...config.oauth.redirectUris]
+  if (loopback.some((entry) => matchesLoopbackEntry(entry, redirectUri))) return true
   return URL.canParse(redirectUri) && new URL(redirectUri).origin === new URL(config.issuer).origin
 }
 

@@ -6,6 +6,7 @@ import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
+import { oauthErrorBodies } from './middleware/oauth-errors.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
@@ -14,6 +15,7 @@ import { federationRoutes } from './routes/federation.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { oauthRoutes } from './routes/oauth.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
 
@@ -48,6 +50,8 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     await next()
     if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
   })
+  // Before the body limit, so that its 413 gets the OAuth error members too.
+  app.use('/v1/oauth/*', oauthErrorBodies)
   app.use(
     bodyLimit(MAX_BODY_BYTES, () =>
       problemResponse(
@@ -64,6 +68,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)
+  app.route('/v1/oauth', oauthRoutes)
   app.route('/api/v1/auth', archiveRoutes)
   app.route('/', docsRoutes)
 

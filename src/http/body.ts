@@ -89,3 +89,27 @@ export const refreshTokenField = v.pipe(
   v.nonEmpty('is required'),
   v.maxLength(512, 'must be at most 512 characters'),
 )
+
+/**
+ * Reads an OAuth-style body: `application/x-www-form-urlencoded` as RFC 6749 and RFC 8628 send
+ * it, or JSON; anything else is 415. A form parameter given twice is refused (RFC 6749 §3.2:
+ * "MUST NOT be included more than once"), naming it.
+ */
+export async function readFormOrJson<S extends v.GenericSchema>(
+  c: Context,
+  schema: S,
+): Promise<v.InferOutput<S>> {
+  const type = c.req.header('content-type') ?? ''
+  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) return readJson(c, schema)
+  const form = new URLSearchParams(await c.req.text())
+  const fields: Record<string, string> = {}
+  for (const [name, value] of form) {
+    if (Object.hasOwn(fields, name)) {
+      throw new TesseraError('validation_failed', `${name}: must be given once`, {
+        errors: [{ field: name, message: 'must be given once' }],
+      })
+    }
+    fields[name] = value
+  }
+  return validate(schema, fields)
+}

@@ -25,6 +25,11 @@ type RateLimiterRes = RateLimiterFlexible.RateLimiterRes
 export interface Limiter {
   /** Counts one attempt; throws `rate_limited` once the window's allowance is used up. */
   consume(key: string): Promise<void>
+  /**
+   * Gives back the point of one consumed attempt, for limits that count only failures but must
+   * count before the outcome is known (so parallel attempts cannot overrun them).
+   */
+  refund(key: string): Promise<void>
   reset(key: string): Promise<void>
 }
 
@@ -47,10 +52,19 @@ export interface RateLimits {
   oauthAuthorizePerIp: Limiter
   oauthCallbackPerIp: Limiter
   oauthExchangePerIp: Limiter
+  /** `POST /v1/oauth/device_authorization`: each request writes a row (RATE_LIMIT_OAUTH_PER_IP). */
+  deviceAuthorizationPerIp: Limiter
+  /**
+   * Wrong user codes at the device verification page, per browser session and per address
+   * (README, "Device login"): consumed before the code is looked up, refunded when it was right.
+   */
+  userCodePerSession: Limiter
+  userCodePerIp: Limiter
 }
 
 const unlimited: Limiter = {
   consume: async () => {},
+  refund: async () => {},
   reset: async () => {},
 }
 
@@ -73,6 +87,9 @@ function limiter(store: RateLimiterAbstract, serialize: Serialize): Limiter {
         throw error
       }
     },
+    async refund(key) {
+      await serialize(() => store.reward(key, 1))
+    },
     async reset(key) {
       await serialize(() => store.delete(key))
     },
@@ -83,8 +100,16 @@ export function createRateLimits(
   client: DatabaseClient,
   config: Pick<Config, 'rateLimits'>,
 ): RateLimits {
-  const { windowSeconds, loginPerIp, loginPerAccount, loginPerDevice, registerPerIp, oauthPerIp } =
-    config.rateLimits
+  const {
+    windowSeconds,
+    loginPerIp,
+    loginPerAccount,
+    loginPerDevice,
+    registerPerIp,
+    oauthPerIp,
+    userCodePerSession,
+    userCodePerIp,
+  } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
     const options = {
@@ -119,6 +144,9 @@ export function createRateLimits(
     oauthAuthorizePerIp: make('oauth_authorize_ip', oauthPerIp),
     oauthCallbackPerIp: make('oauth_callback_ip', oauthPerIp),
     oauthExchangePerIp: make('oauth_exchange_ip', oauthPerIp),
+    deviceAuthorizationPerIp: make('device_authorization_ip', oauthPerIp),
+    userCodePerSession: make('user_code_session', userCodePerSession),
+    userCodePerIp: make('user_code_ip', userCodePerIp),
   }
 }
 

@@ -1,5 +1,6 @@
+import type { Kysely } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
-import type { User } from '../db/schema.js'
+import type { Database, User } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import type { AccessTokenDeps } from '../tokens/access-token.js'
 import { issueTokenPair, type TokenPair } from '../tokens/token-pair.js'
@@ -12,6 +13,11 @@ export type OpenSessionDeps = SessionDeps & AccessTokenDeps
  * federated provider): a new session, its audit event and the first token pair. The session is
  * opened only if the user is still enabled and, given `credentialVersion` (the version the
  * password was checked against), the credential has not changed since (`startSession`).
+ *
+ * `claim`, when given, runs last in the same transaction, after the user's row lock: the grant
+ * that proved the identity spends itself there (the device grant's approved code), and a claim
+ * that throws rolls the session back, so one grant opens at most one session. The token pair is
+ * signed after the commit: signing may read the keys, which must not wait on this transaction.
  */
 export async function openSession(
   deps: OpenSessionDeps,
@@ -19,6 +25,7 @@ export async function openSession(
   client: ClientContext,
   method: string,
   credentialVersion?: number,
+  claim?: (tx: Kysely<Database>) => Promise<void>,
 ): Promise<TokenPair> {
   const issued = await inTransaction(deps.db, async (tx) => {
     const started = await startSession({ ...deps, db: tx }, user.id, client, credentialVersion)
@@ -29,6 +36,7 @@ export async function openSession(
       ip: client.ip,
       detail: { method },
     })
+    if (claim !== undefined) await claim(tx)
     return started
   })
   return issueTokenPair(deps, user, issued)

@@ -285,12 +285,21 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     expect(noPassword.stderr).toContain('No password')
   })
 
-  it('usage errors exit 2: login and register without --email', async () => {
-    for (const command of ['login', 'register']) {
-      const run = await cli(['user', command], { input: `${PASSWORD}\n`, process: true })
-      expect(run.code).toBe(2)
-      expect(run.stderr).toContain('--email is required')
-      expect(run.stderr).toContain(`Usage: tessera user ${command}`)
+  it('usage errors exit 2: register without --email, login --password without it', async () => {
+    // `user login` alone is a browser or device login (test/cli/device-login.test.ts).
+    const cases: Array<[string[], string]> = [
+      [['user', 'register'], '--email is required'],
+      [['user', 'login', '--password'], '--password needs --email'],
+      [['user', 'login', '--device', '--browser'], 'choose one of --device, --browser'],
+      [['user', 'login', '--device', '--email', 'a@example.org'], '--email is only for'],
+      [['user', 'login', '--provider', 'myspace'], '--provider must be one of cilogon'],
+      [['user', 'login', '--device', '--provider', 'cilogon'], 'use it with --browser'],
+    ]
+    for (const [i, [args, message]] of cases.entries()) {
+      const run = await cli(args, { input: `${PASSWORD}\n`, process: i < 2 })
+      expect(run.code, run.stderr).toBe(2)
+      expect(run.stderr).toContain(message)
+      expect(run.stderr).toContain(`Usage: tessera ${args.slice(0, 2).join(' ')}`)
     }
   })
 

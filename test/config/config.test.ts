@@ -38,6 +38,12 @@ describe('loadConfig defaults', () => {
       logLevel: 'info',
       trustProxy: [],
     })
+    // Device login (README, "Device login"): no extra clients, the documented entry limits.
+    expect(config.oauth.deviceClients).toEqual([])
+    expect(config.rateLimits).toMatchObject({ userCodePerSession: 10, userCodePerIp: 30 })
+    expect(
+      loadConfig({ OAUTH_DEVICE_CLIENTS: 'sync-tool, lab.agent_2' }).oauth.deviceClients,
+    ).toEqual(['sync-tool', 'lab.agent_2'])
   })
 
   it('KEY_ROTATION_DELAY defaults to KEYS_MAX_AGE + the verifier cooldown + a margin', () => {
@@ -109,6 +115,10 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['TRUST_PROXY', { TRUST_PROXY: '10.0.0.1, 10.0.0.300' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'fd00::/129' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['OAUTH_DEVICE_CLIENTS', { OAUTH_DEVICE_CLIENTS: 'sync-tool, bad id' }],
+    ['OAUTH_DEVICE_CLIENTS', { OAUTH_DEVICE_CLIENTS: 'x'.repeat(65) }],
+    ['RATE_LIMIT_USER_CODE_PER_SESSION', { RATE_LIMIT_USER_CODE_PER_SESSION: '-1' }],
+    ['RATE_LIMIT_USER_CODE_PER_IP', { RATE_LIMIT_USER_CODE_PER_IP: 'many' }],
     ['REFRESH_TOKEN_TTL', { REFRESH_TOKEN_TTL: '7200', SESSION_ABSOLUTE_TTL: '3600' }],
   ]
   for (const [name, env] of bad) {

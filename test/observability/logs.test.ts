@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { type RunningServer, startServer } from '../../src/server.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
+import { approveAs } from '../support/device.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 
 const SERVICE_SECRET = 'logs-test-service-secret-0123456789'
@@ -176,6 +177,28 @@ describe('structured request logs', () => {
     expect((await request('/metrics', { token: 'wrong-metrics-token-0123456789' })).status).toBe(
       401,
     )
+    // A device login: neither code, nor the pair it ends with, reaches a log line.
+    const form = (path: string, fields: Record<string, string>) =>
+      request(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(fields).toString(),
+      })
+    const device = (await (
+      await form('/v1/oauth/device_authorization', { client_id: 'tessera-cli' })
+    ).json()) as { device_code: string; user_code: string }
+    secrets.add(device.device_code)
+    secrets.add(device.user_code)
+    secrets.add(device.user_code.replace('-', ''))
+    const grant = {
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+      device_code: device.device_code,
+      client_id: 'tessera-cli',
+    }
+    expect((await form('/v1/oauth/token', grant)).status).toBe(400)
+    await approveAs(server.tessera, current.access_token, device.user_code)
+    await tokenPair(await form('/v1/oauth/token', grant))
+    expect((await form('/v1/oauth/token', grant)).status).toBe(400)
     expect(
       (await request('/v1/user/auth/logout', { json: { refresh_token: current.refresh_token } }))
         .status,
@@ -226,13 +249,14 @@ describe('structured request logs', () => {
   })
 
   it('never logs a password, a token or a secret', () => {
-    // Three passwords, three secrets and four token pairs.
-    expect(secrets.size).toBe(14)
+    // Three passwords, three secrets, five token pairs and a device login's codes (the user code
+    // as shown and as typed).
+    expect(secrets.size).toBe(19)
     for (const line of lines) {
       for (const secret of secrets)
         expect(line.includes(secret), `a credential in: ${line}`).toBe(false)
       // Nor any recognisable piece of one.
-      expect(line).not.toMatch(/v4\.public\.|tessera_rt_[A-Za-z0-9_-]{8}/)
+      expect(line).not.toMatch(/v4\.public\.|tessera_(rt|dc)_[A-Za-z0-9_-]{8}/)
     }
   })
 })

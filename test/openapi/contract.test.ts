@@ -14,6 +14,7 @@ import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
 import { publishNextSigningKey, revokeSigningKey } from '../../src/keys/rotation.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
+import { approveAs, denyAs } from '../support/device.js'
 import { dialects } from '../support/dialects.js'
 import { startFederation } from '../support/federation.js'
 import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
@@ -1117,6 +1118,105 @@ describe('live responses match openapi.yaml', () => {
       }
     })
 
+    it('device login: POST /v1/oauth/device_authorization and POST /v1/oauth/token', async () => {
+      const startPath = '/v1/oauth/device_authorization'
+      const tokenPath = '/v1/oauth/token'
+      const form = async (target: TestApp, path: string, fields: Record<string, string>) => {
+        const init = {
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams(fields).toString(),
+        }
+        return call(target, 'POST', path, init)
+      }
+      const accepted = async (path: string, fields: Record<string, string>) => {
+        await checkRequestBody('POST', path, 'application/x-www-form-urlencoded', fields)
+        return form(app, path, fields)
+      }
+      const oauthError = (body: unknown) => {
+        const { code, error } = body as { code: string; error: string }
+        return [code, error]
+      }
+      const started = await accepted(startPath, { client_id: 'tessera-cli' })
+      expect(started.status).toBe(200)
+      const { device_code, user_code } = started.body as { device_code: string; user_code: string }
+      await checkRequestBody('POST', startPath, 'application/json', { client_id: 'tessera-cli' })
+      expect(oauthError((await form(app, startPath, { client_id: 'nobody' })).body)).toEqual([
+        'invalid_client',
+        'invalid_client',
+      ])
+      expect(oauthError((await form(app, startPath, {})).body)).toEqual([
+        'validation_failed',
+        'invalid_request',
+      ])
+
+      const grant = {
+        grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+        device_code,
+        client_id: 'tessera-cli',
+      }
+      const answers: string[][] = []
+      answers.push(oauthError((await accepted(tokenPath, grant)).body))
+      answers.push(oauthError((await accepted(tokenPath, grant)).body))
+      answers.push(oauthError((await form(app, tokenPath, { ...grant, client_id: 'nobody' })).body))
+      answers.push(
+        oauthError((await form(app, tokenPath, { ...grant, grant_type: 'password' })).body),
+      )
+      answers.push(oauthError((await form(app, tokenPath, { grant_type: grant.grant_type })).body))
+      const denied = (await accepted(startPath, { client_id: 'tessera-cli' })).body as {
+        device_code: string
+        user_code: string
+      }
+      const { tokens } = await newUser()
+      await denyAs(app.server.tessera, tokens.access_token, denied.user_code)
+      answers.push(
+        oauthError(
+          (await form(app, tokenPath, { ...grant, device_code: denied.device_code })).body,
+        ),
+      )
+      expect(answers).toEqual([
+        ['authorization_pending', 'authorization_pending'],
+        ['slow_down', 'slow_down'],
+        ['invalid_client', 'invalid_client'],
+        ['unsupported_grant_type', 'unsupported_grant_type'],
+        ['validation_failed', 'invalid_request'],
+        ['access_denied', 'access_denied'],
+      ])
+      await approveAs(app.server.tessera, tokens.access_token, user_code)
+      expect((await accepted(tokenPath, grant)).status).toBe(200)
+      expect(oauthError((await form(app, tokenPath, grant)).body)).toEqual([
+        'invalid_grant',
+        'invalid_grant',
+      ])
+      const expiring = (await accepted(startPath, { client_id: 'tessera-cli' })).body as {
+        device_code: string
+      }
+      app.clock.advance(600_000)
+      const expired = await form(app, tokenPath, { ...grant, device_code: expiring.device_code })
+      app.clock.advance(-600_000)
+      expect(oauthError(expired.body)).toEqual(['expired_token', 'expired_token'])
+
+      for (const path of [startPath, tokenPath]) {
+        const tooLarge = await call(app, 'POST', path, {
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: `client_id=${'x'.repeat(MAX_BODY_BYTES)}`,
+        })
+        expect(oauthError(tooLarge.body)).toEqual(['payload_too_large', 'invalid_request'])
+        const wrongType = await call(app, 'POST', path, {
+          headers: { 'content-type': 'text/plain' },
+          body: 'client_id=tessera-cli',
+        })
+        expect(oauthError(wrongType.body)).toEqual(['unsupported_media_type', 'invalid_request'])
+      }
+      // RATE_LIMIT_OAUTH_PER_IP=1 on `strict`.
+      expect((await form(strict, startPath, { client_id: 'tessera-cli' })).status).toBe(200)
+      const limited = await form(strict, startPath, { client_id: 'tessera-cli' })
+      expect([limited.status, ...oauthError(limited.body)]).toEqual([
+        429,
+        'rate_limited',
+        'temporarily_unavailable',
+      ])
+    })
+
     it('GET /ready answers 503 service_unavailable when the database is gone', async () => {
       const broken = await makeTestApp()
       try {
@@ -1208,6 +1308,18 @@ describe('live responses match openapi.yaml', () => {
           { json: { email: uniqueEmail('archive'), password: PASSWORD } },
         ],
         ['POST', '/api/v1/auth/login', { json: credentials }],
+        ['POST', '/v1/oauth/device_authorization', { json: { client_id: 'tessera-cli' } }],
+        [
+          'POST',
+          '/v1/oauth/token',
+          {
+            json: {
+              grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+              device_code: `tessera_dc_${'A'.repeat(43)}`,
+              client_id: 'tessera-cli',
+            },
+          },
+        ],
       ]
       const answers: string[] = []
       for (const [method, path, init, template] of requests) {

@@ -70,7 +70,14 @@ export interface FakeOidcProvider {
   close(): Promise<void>
 }
 
-export async function startOidcProvider(): Promise<FakeOidcProvider> {
+/**
+ * `tesseraIssuer` is where Tessera's callbacks are registered: TESSERA_TEST_ISSUER for tests that
+ * carry the browser's side themselves (Browser below), the server's real `http://127.0.0.1:<port>`
+ * for a real browser, which must reach it.
+ */
+export async function startOidcProvider(
+  tesseraIssuer = TESSERA_TEST_ISSUER,
+): Promise<FakeOidcProvider> {
   let handler: ((req: never, res: never) => void) | undefined
   const server = createServer((req, res) => handler?.(req as never, res as never))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -96,7 +103,7 @@ export async function startOidcProvider(): Promise<FakeOidcProvider> {
     clients: OIDC_CLIENTS.map((p) => ({
       client_id: `tessera-${p}`,
       client_secret: `secret-${p}-0123456789`,
-      redirect_uris: [`${TESSERA_TEST_ISSUER}/v1/user/authenticate/${p}/callback`],
+      redirect_uris: [`${tesseraIssuer}/v1/user/authenticate/${p}/callback`],
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post',

@@ -211,3 +211,87 @@ export function runCli(
     child.stdin.end(options.input ?? '')
   })
 }
+
+/** A `tessera` command still running: its output so far, signals, and its end. */
+export interface RunningCli {
+  pid: number
+  stdout(): string
+  stderr(): string
+  /** Resolves with the first match of `pattern` in stdout + stderr (rejects after `timeoutMs`). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
+  kill(signal?: NodeJS.Signals): void
+  /** The exit code, or the signal's name when a signal ended it. */
+  exited: Promise<number | string>
+}
+
+/**
+ * Starts `tessera <args>` (the installed command) and returns at once, for the commands a test
+ * talks to while they run (a login waiting for an approval, Ctrl-C). Killed with SIGKILL if the
+ * test process exits first.
+ */
+export function startCli(args: string[], options: { env?: Env } = {}): RunningCli {
+  const child = spawn(process.execPath, [...ENTRY, ...args], {
+    cwd: ROOT,
+    env: childEnv({ LOG_LEVEL: 'silent', ...options.env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  running.add(child)
+  let stdout = ''
+  let stderr = ''
+  const changed = new Set<() => void>()
+  const notify = () => {
+    for (const listener of changed) listener()
+  }
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk
+    notify()
+  })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk
+    notify()
+  })
+  let closed = false
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('close', (code, signal) => {
+      running.delete(child)
+      closed = true
+      resolve(code ?? signal ?? 'unknown')
+      notify()
+    })
+  })
+  return {
+    pid: child.pid ?? -1,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    kill: (signal = 'SIGTERM') => void child.kill(signal),
+    exited,
+    waitFor(pattern, timeoutMs = CLI_TIMEOUT_MS) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = (stdout + stderr).match(pattern)
+          if (match !== null) {
+            done()
+            resolve(match)
+          } else if (closed) {
+            done()
+            reject(new Error(`tessera exited before printing ${pattern}:\n${stdout}${stderr}`))
+          }
+        }
+        const timer = setTimeout(() => {
+          done()
+          reject(
+            new Error(
+              `tessera did not print ${pattern} within ${timeoutMs} ms:\n${stdout}${stderr}`,
+            ),
+          )
+        }, timeoutMs)
+        const done = () => {
+          clearTimeout(timer)
+          changed.delete(check)
+        }
+        changed.add(check)
+        check()
+      })
+    },
+  }
+}
