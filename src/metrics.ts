@@ -97,7 +97,7 @@ export function createMetrics(
   })
   const refreshes = new Counter({
     name: 'tessera_refreshes_total',
-    help: 'Refresh-token presentations by outcome (rotated, replayed, invalid, reused, rate_limited)',
+    help: 'Refresh-token presentations by outcome (replayed: the reuse interval answered again)',
     labelNames: ['outcome'] as const,
     registers: [registry],
   })
