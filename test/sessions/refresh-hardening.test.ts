@@ -143,7 +143,7 @@ for (const dialect of dialects()) {
         )
       }
       expect(await activeTokensOfRevokedSessions(app, user.id)).toBe(0)
-    })
+    }, 120_000)
   })
 
   describe(`logout racing refresh [${dialect}]`, () => {
