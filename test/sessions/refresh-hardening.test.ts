@@ -178,7 +178,7 @@ for (const dialect of dialects()) {
         }
       }
       expect(await reuseEvents(app, user.id)).toBe(0)
-    })
+    }, 120_000)
   })
 
   describe(`a claimed token that cannot be used commits nothing [${dialect}]`, () => {
