@@ -6,7 +6,7 @@ import type { Database } from './db/schema.js'
 import type { Logger } from './logger.js'
 
 export type LoginOutcome = 'ok' | 'invalid_credentials' | 'disabled' | 'rate_limited'
-export type RefreshOutcome = 'rotated' | 'invalid' | 'reused' | 'rate_limited'
+export type RefreshOutcome = 'rotated' | 'replayed' | 'invalid' | 'reused' | 'rate_limited'
 
 const LOGIN_OUTCOMES: readonly LoginOutcome[] = [
   'ok',
@@ -14,7 +14,13 @@ const LOGIN_OUTCOMES: readonly LoginOutcome[] = [
   'disabled',
   'rate_limited',
 ]
-const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['rotated', 'invalid', 'reused', 'rate_limited']
+const REFRESH_OUTCOMES: readonly RefreshOutcome[] = [
+  'rotated',
+  'replayed',
+  'invalid',
+  'reused',
+  'rate_limited',
+]
 
 /**
  * Seconds. From a cached `/health` (well under a millisecond) to a queued argon2 login (tens to
@@ -91,7 +97,7 @@ export function createMetrics(
   })
   const refreshes = new Counter({
     name: 'tessera_refreshes_total',
-    help: 'Refresh-token presentations by outcome (rotated, invalid, reused, rate_limited)',
+    help: 'Refresh-token presentations by outcome (replayed: the reuse interval answered again)',
     labelNames: ['outcome'] as const,
     registers: [registry],
   })

@@ -5,6 +5,7 @@ import type { Config } from './config/index.js'
 import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
 import { problemBody } from './http/problem.js'
+import { startAnswerSweep } from './sessions/replay.js'
 import { createTessera, type Tessera, type TesseraOptions } from './tessera.js'
 
 export interface RunningServer {
@@ -31,6 +32,8 @@ export async function startServer(
       server.on('clientError', answerClientError)
     },
   )
+  // The answers kept for the reuse interval are deleted once it is over (docs/refresh.md).
+  const sweep = startAnswerSweep(tessera)
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
   let closing: Promise<void> | undefined
   return {
@@ -42,7 +45,9 @@ export async function startServer(
         server.close(() => resolve())
         // Idle keep-alive sockets would hold close() open.
         ;(server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
-      }).then(() => tessera.close())
+      })
+        .then(() => sweep.stop())
+        .then(() => tessera.close())
       return closing
     },
   }

@@ -192,10 +192,12 @@ function expiresWithin(timestamp: string, marginMs: number): boolean {
 }
 
 /**
- * Swaps the stored refresh token for a new pair, under the store's lock. The old refresh token
- * is spent the moment the server answers, so the new pair is written to disk before anything
- * uses it. If another command refreshed in the meantime, its pair is used as it is. A refresh the
- * server refuses ends the stored session.
+ * Swaps the stored refresh token for a new pair, under the store's cross-process lock, so that
+ * commands sharing one credentials file refresh once (README, "Command line"). The file is read
+ * again once the lock is held: if another command stored a new pair meanwhile that is not about
+ * to expire, it is used as it is and nothing reaches the server. The old refresh token is spent
+ * the moment the server answers, so the new pair is written to disk (atomically, still under the
+ * lock) before anything uses it. A refresh the server refuses ends the stored session.
  */
 async function refresh(
   base: string,
@@ -205,7 +207,12 @@ async function refresh(
   return store.locked(async (tx) => {
     const current = await tx.get(base)
     if (current === undefined) throw notLoggedIn(base)
-    if (current.refresh_token !== stale.refresh_token) return current
+    if (
+      current.refresh_token !== stale.refresh_token &&
+      !expiresWithin(current.access_expires_at, REFRESH_MARGIN_MS)
+    ) {
+      return current
+    }
     if (expiresWithin(current.refresh_expires_at, 0)) return endSession(tx, base)
     const requestedAt = Date.now()
     const answer = await request(base, 'POST', '/v1/user/auth/refresh', {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import * as fs from 'node:fs'
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
+import lockfile from 'proper-lockfile'
 
 /**
  * Where the client commands keep their tokens: `$XDG_CONFIG_HOME/tessera/credentials.json`
@@ -32,8 +34,24 @@ export class TokenStoreError extends Error {
   override name = 'TokenStoreError'
 }
 
-const LOCK_STALE_MS = 30_000
-const LOCK_WAIT_MS = 15_000
+/**
+ * The cross-process lock on the credentials file (proper-lockfile: a directory created with
+ * mkdir, which is atomic on local and network file systems alike, whose mtime its holder renews
+ * every `LOCK_UPDATE_MS`). A lock not renewed for `LOCK_STALE_MS` was left by a process that died
+ * (kill -9, a crash, a lost NFS client) and is taken over; Ctrl-C and normal exits remove it at
+ * once. A refresh holds it for one HTTP round trip (at most `REQUEST_TIMEOUT_MS` of client.ts,
+ * 30 s), so a waiter retries for about 40 s before giving up.
+ */
+const LOCK_STALE_MS = 10_000
+const LOCK_UPDATE_MS = 2_000
+const LOCK_RETRIES = { retries: 160, factor: 1.5, minTimeout: 25, maxTimeout: 250, randomize: true }
+
+/** proper-lockfile's file system, creating the lock directory 0700 like the one it sits in. */
+const LOCK_FS = {
+  ...fs,
+  mkdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) =>
+    fs.mkdir(path, { mode: 0o700 }, callback),
+}
 
 export function configDirectory(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_CONFIG_HOME
@@ -54,7 +72,7 @@ export class TokenStore {
 
   constructor(readonly dir: string) {
     this.file = join(dir, 'credentials.json')
-    this.lockFile = join(dir, 'credentials.lock')
+    this.lockFile = join(dir, 'credentials.json.lock')
   }
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): TokenStore {
@@ -67,32 +85,59 @@ export class TokenStore {
   }
 
   /**
-   * Runs `fn` holding an exclusive lock on the file (a lock file created with O_EXCL; one older
-   * than 30 s is taken to be left by a killed process). Refreshing happens under this lock, so
-   * two commands running at once never both present the same refresh token (which the server
-   * would treat as reuse and answer by revoking the session).
+   * Runs `fn` holding an exclusive lock on the file across processes (see `LOCK_STALE_MS`).
+   * Refreshing happens under this lock and re-reads the file first, so N commands sharing one
+   * file refresh once and never both present the same refresh token (README, "Command line").
+   * Writes made under a lock that was lost (not renewed in time, taken over) are refused.
    */
   async locked<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     await this.ensureDirectory()
-    await this.acquireLock()
+    let lost: Error | undefined
+    let release: () => Promise<void>
+    try {
+      release = await lockfile.lock(this.file, {
+        lockfilePath: this.lockFile,
+        // The credentials file need not exist yet (the first login).
+        realpath: false,
+        stale: LOCK_STALE_MS,
+        update: LOCK_UPDATE_MS,
+        retries: LOCK_RETRIES,
+        fs: LOCK_FS,
+        onCompromised: (error) => {
+          lost = error
+        },
+      })
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error
+      throw new TokenStoreError(
+        `${this.lockFile} is held by another tessera command; try again (or delete it)`,
+      )
+    }
+    const held = () => {
+      if (lost !== undefined) {
+        throw new TokenStoreError(`the lock ${this.lockFile} was lost; try again`)
+      }
+    }
     try {
       return await fn({
         get: (url) => this.get(url),
         put: async (entry) => {
           const data = await this.read()
           data.servers[entry.url] = entry
+          held()
           await this.write(data)
         },
         remove: async (url) => {
           const data = await this.read()
           if (!Object.hasOwn(data.servers, url)) return false
           delete data.servers[url]
+          held()
           await this.write(data)
           return true
         },
       })
     } finally {
-      await unlink(this.lockFile).catch(() => {})
+      await release().catch(() => {})
     }
   }
 
@@ -140,34 +185,6 @@ export class TokenStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     // An existing directory keeps its mode through mkdir: tighten it.
     if (((await stat(this.dir)).mode & 0o077) !== 0) await chmod(this.dir, 0o700)
-  }
-
-  private async acquireLock(): Promise<void> {
-    const deadline = Date.now() + LOCK_WAIT_MS
-    for (;;) {
-      try {
-        const handle = await open(this.lockFile, 'wx', 0o600)
-        await handle.writeFile(`${process.pid}\n`)
-        await handle.close()
-        return
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      }
-      const age = await stat(this.lockFile).then(
-        (s) => Date.now() - s.mtimeMs,
-        () => 0,
-      )
-      if (age > LOCK_STALE_MS) {
-        await unlink(this.lockFile).catch(() => {})
-        continue
-      }
-      if (Date.now() > deadline) {
-        throw new TokenStoreError(
-          `${this.lockFile} is held by another tessera command; try again (or delete it)`,
-        )
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 50))
-    }
   }
 }
 

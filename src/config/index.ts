@@ -204,7 +204,8 @@ const Variables = v.object({
   ACCESS_TOKEN_TTL: int(900, 30, 86_400),
   REFRESH_TOKEN_TTL: int(2_592_000, 60, 31_536_000),
   SESSION_ABSOLUTE_TTL: int(7_776_000, 60, 315_360_000),
-  REFRESH_REUSE_INTERVAL: int(0, 0, 300),
+  // GoTrue's REFRESH_TOKEN_REUSE_INTERVAL default (README, "Tokens": why 10 s).
+  REFRESH_REUSE_INTERVAL: int(10, 0, 300),
   KEYS_MAX_AGE: int(300, 0, 86_400),
   KEY_ROTATION_DELAY: optionalInt(0, 604_800),
   REAUTH_MAX_AGE: int(300, 10, 86_400),
@@ -346,6 +347,16 @@ const ConfigSchema = v.pipe(
       'SESSION_ABSOLUTE_TTL must be at least REFRESH_TOKEN_TTL',
     ),
     ['SESSION_ABSOLUTE_TTL'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['REFRESH_REUSE_INTERVAL'], ['ACCESS_TOKEN_TTL']],
+      // A replay inside the interval answers the first answer again, access token included
+      // (docs/refresh.md): it must still be valid when it arrives.
+      (e) => e.REFRESH_REUSE_INTERVAL < e.ACCESS_TOKEN_TTL,
+      'REFRESH_REUSE_INTERVAL must be shorter than ACCESS_TOKEN_TTL',
+    ),
+    ['REFRESH_REUSE_INTERVAL'],
   ),
   v.rawCheck(({ dataset, addIssue }) => {
     // Like a partial check, per provider: a provider is checked when its own variables (and

@@ -62,8 +62,9 @@ export interface SessionsTable {
 }
 
 /**
- * `superseded`: an unused child the reuse interval replaced when its parent was presented again;
- * presenting it is reuse (README, "Tokens").
+ * `superseded`: an unused child that the reuse interval of Tessera before migration 0009 replaced
+ * when its parent was presented again. No longer written; rows may still have it, and presenting
+ * one stays reuse (docs/refresh.md).
  */
 export type RefreshTokenStatus = 'active' | 'rotated' | 'revoked' | 'superseded'
 
@@ -77,6 +78,13 @@ export interface RefreshTokensTable {
   created_at: number
   expires_at: number
   used_at: number | null
+  /**
+   * While the reuse interval lasts after this token's rotation: the answer that rotation gave,
+   * sealed (src/sessions/replay.ts). Null otherwise (docs/refresh.md, "The reuse interval").
+   */
+  replay_sealed: string | null
+  /** Epoch ms: the end of that interval; null with `replay_sealed`. */
+  replay_until: number | null
 }
 
 /** README, "Keys": next → active → retiring → retired, and revoked from any of them. */

@@ -11,30 +11,70 @@ import {
 import { resolve } from 'node:path'
 
 /**
- * Signing keys at rest: AES-256-GCM under a key derived (HKDF-SHA256) from KEY_ENCRYPTION_KEY.
- * The key id is the additional authenticated data, so a ciphertext cannot be moved to another
- * key's row.
+ * Secrets at rest: AES-256-GCM under a key derived (HKDF-SHA256) from KEY_ENCRYPTION_KEY, one
+ * derived key per purpose (its HKDF label), so a ciphertext of one purpose never opens as
+ * another's. The additional authenticated data names the row the ciphertext belongs to (a signing
+ * key's id, a refresh token's row id), so it cannot be moved to another row.
  */
 const PREFIX = 'enc.v1.'
 
-function deriveKey(keyEncryptionKey: string): Buffer {
-  return Buffer.from(
-    hkdfSync('sha256', keyEncryptionKey, 'tessera', 'signing-key-encryption v1', 32),
-  )
+/** The HKDF labels: one per kind of secret sealed under KEY_ENCRYPTION_KEY. */
+export type SealPurpose = 'signing-key-encryption v1' | 'refresh-replay v1'
+
+function deriveKey(keyEncryptionKey: string, purpose: SealPurpose): Buffer {
+  return Buffer.from(hkdfSync('sha256', keyEncryptionKey, 'tessera', purpose, 32))
 }
 
 export function isEncryptedSecret(stored: string): boolean {
   return stored.startsWith(PREFIX)
 }
 
-export function encryptSecret(keyEncryptionKey: string, kid: string, plaintext: string): string {
+/** Seals `plaintext` for `purpose`, bound to `boundTo` (the row it is stored in). */
+export function seal(
+  keyEncryptionKey: string,
+  purpose: SealPurpose,
+  boundTo: string,
+  plaintext: string,
+): string {
   const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', deriveKey(keyEncryptionKey), iv)
-  cipher.setAAD(Buffer.from(kid))
+  const cipher = createCipheriv('aes-256-gcm', deriveKey(keyEncryptionKey, purpose), iv)
+  cipher.setAAD(Buffer.from(boundTo))
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
   return (
     PREFIX + [iv, ciphertext, cipher.getAuthTag()].map((b) => b.toString('base64url')).join('.')
   )
+}
+
+/**
+ * Opens what `seal` made with the same key, purpose and row; undefined when it is not in the
+ * sealed format or does not authenticate (another key, purpose or row, or altered bytes).
+ */
+export function unseal(
+  keyEncryptionKey: string,
+  purpose: SealPurpose,
+  boundTo: string,
+  stored: string,
+): string | undefined {
+  const parts = stored.slice(PREFIX.length).split('.')
+  if (!isEncryptedSecret(stored) || parts.length !== 3) return undefined
+  const [iv, ciphertext, tag] = parts.map((p) => Buffer.from(p, 'base64url')) as [
+    Buffer,
+    Buffer,
+    Buffer,
+  ]
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', deriveKey(keyEncryptionKey, purpose), iv)
+    decipher.setAAD(Buffer.from(boundTo))
+    decipher.setAuthTag(tag)
+    return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8')
+  } catch {
+    return undefined
+  }
+}
+
+/** A signing key's secret, sealed to its key id. */
+export function encryptSecret(keyEncryptionKey: string, kid: string, plaintext: string): string {
+  return seal(keyEncryptionKey, 'signing-key-encryption v1', kid, plaintext)
 }
 
 export function decryptSecret(keyEncryptionKey: string, kid: string, stored: string): string {
@@ -42,19 +82,11 @@ export function decryptSecret(keyEncryptionKey: string, kid: string, stored: str
   if (!isEncryptedSecret(stored) || parts.length !== 3) {
     throw new Error(`Signing key ${kid} is not in the encrypted format`)
   }
-  const [iv, ciphertext, tag] = parts.map((p) => Buffer.from(p, 'base64url')) as [
-    Buffer,
-    Buffer,
-    Buffer,
-  ]
-  const decipher = createDecipheriv('aes-256-gcm', deriveKey(keyEncryptionKey), iv)
-  decipher.setAAD(Buffer.from(kid))
-  decipher.setAuthTag(tag)
-  try {
-    return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8')
-  } catch (cause) {
-    throw new Error(`Signing key ${kid} cannot be decrypted: wrong KEY_ENCRYPTION_KEY?`, { cause })
+  const plaintext = unseal(keyEncryptionKey, 'signing-key-encryption v1', kid, stored)
+  if (plaintext === undefined) {
+    throw new Error(`Signing key ${kid} cannot be decrypted: wrong KEY_ENCRYPTION_KEY?`)
   }
+  return plaintext
 }
 
 /** Where an SQLite database's generated key-encryption key lives: beside the database file. */

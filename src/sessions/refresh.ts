@@ -1,23 +1,36 @@
 import { randomUUID } from 'node:crypto'
-import type { Kysely, Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import type { Config } from '../config/index.js'
 import { preparedQuery } from '../db/prepared.js'
-import type { Database, User } from '../db/schema.js'
+import type { Database } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
+import type { Signer } from '../keys/key-ring.js'
 import type { Metrics } from '../metrics.js'
+import type { AccessTokenDeps } from '../tokens/access-token.js'
+import { type TokenPair, tokenPairSignedBy } from '../tokens/token-pair.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
+import { forgetAnswer, keepAnswer, openAnswer, sealAnswer } from './replay.js'
 import { type ClientContext, revokeFamily, type SessionDeps } from './sessions.js'
 
-export interface Rotation {
-  user: User
+/** The answer of a refresh, and whose it is. */
+export interface Refreshed {
+  pair: TokenPair
   sessionId: string
-  refreshToken: string
-  refreshExpiresAt: number
+  userId: string
+  /** The pair is the one an earlier presentation of the same token got (the reuse interval). */
+  replayed: boolean
 }
 
+export type RefreshDeps = SessionDeps &
+  AccessTokenDeps & {
+    config: Pick<Config, 'rateLimits' | 'keyEncryptionKey'>
+    metrics: Pick<Metrics, 'refreshes' | 'reuseDetections'>
+  }
+
 type Outcome =
-  | ({ kind: 'rotated' } & Rotation)
+  | ({ kind: 'rotated' } & Refreshed)
+  | ({ kind: 'replayed' } & Refreshed)
   /** `detected`: this presentation found the reuse and revoked the family (else it already was). */
   | { kind: 'reused'; familyId: string; userId: string; detected: boolean }
   | { kind: 'invalid' }
@@ -77,7 +90,7 @@ const claimToken = preparedQuery((db, p: { hash: string; familyId: string; now: 
     .where('family_id', '=', p.familyId)
     .where('status', '=', 'active')
     .where('expires_at', '>', p.now)
-    .returning(['id']),
+    .returning(['id', 'parent_id']),
 )
 const userById = preparedQuery((db, p: { id: string }) =>
   db.selectFrom('users').selectAll().where('id', '=', p.id),
@@ -116,27 +129,26 @@ const insertChild = preparedQuery(
  *    session (unknown token, logout, expiry, an earlier reuse): `invalid_refresh_token`, or
  *    `refresh_token_reused` again for a spent token of a family that reuse already revoked.
  * 2. Claim: a conditional UPDATE flips the token from `active` to `rotated`; under the session
- *    lock, of N concurrent presentations exactly one claims it. The child is inserted in the
- *    same transaction.
- * 3. Not claimable and `rotated` or `superseded`: a spent token presented again, which is theft
- *    or a client bug. Unless the reuse interval applies, the family is revoked in this
- *    transaction, which commits although the request fails.
- * 4. Reuse interval (`REFRESH_REUSE_INTERVAL` seconds, 0 = strict): for clients that lost the
- *    response, a token rotated less than the interval ago may be presented again while its child
- *    is still unused. That child becomes `superseded` (we keep only hashes, so it cannot be handed
- *    back) and a fresh one is issued. Whoever later presents the superseded child (the victim,
- *    when the replay was a thief's) reveals two holders of the family: that is reuse.
+ *    lock, of N concurrent presentations exactly one claims it. The child is inserted and the
+ *    answer signed in the same transaction; the claimed token's parent forgets the answer it
+ *    kept (its child is used now), and with a reuse interval the claimed token keeps this one,
+ *    sealed, until the interval is over.
+ * 3. Reuse interval (`REFRESH_REUSE_INTERVAL` seconds, 0 = strict): a token rotated less than the
+ *    interval ago whose child is still unused answers again with the very answer its rotation
+ *    gave (`replay.ts`): nothing is issued, spent or revoked, so a client that lost the response,
+ *    or two processes presenting one token, converge on one child.
+ * 4. Not claimable and `rotated` (otherwise) or `superseded`: a spent token presented again,
+ *    which is theft or a client bug. The family is revoked in this transaction, which commits
+ *    although the request fails.
  * 5. Anything that refuses after the lock (a `revoked` or expired token, a disabled user, the
  *    per-session limit) rolls back: nothing is spent, so the same token answers the same later.
+ *    So does a replay, which changes nothing.
  */
 export async function rotateRefreshToken(
-  deps: SessionDeps & {
-    config: Pick<Config, 'rateLimits'>
-    metrics: Pick<Metrics, 'refreshes' | 'reuseDetections'>
-  },
+  deps: RefreshDeps,
   presented: string,
   client: ClientContext,
-): Promise<Rotation> {
+): Promise<Refreshed> {
   if (!looksLikeRefreshToken(presented)) {
     deps.metrics.refreshes.inc({ outcome: 'invalid' })
     throw new TesseraError('invalid_refresh_token')
@@ -144,6 +156,9 @@ export async function rotateRefreshToken(
   const hash = hashRefreshToken(presented)
   const now = deps.clock()
   const windowMs = deps.config.rateLimits.windowSeconds * 1000
+  // Fetched before the transaction: the key ring may read the database, and on SQLite the
+  // transaction holds the one connection.
+  const signer = await deps.keys.signer()
 
   let outcome: Outcome
   try {
@@ -152,32 +167,27 @@ export async function rotateRefreshToken(
       if (session === undefined) return presentedToDeadSession(tx, hash)
 
       const claimed = await claimToken.first(tx, { hash, familyId: session.id, now })
-      if (claimed !== undefined) return issueChild(deps, tx, session, claimed.id, now)
+      if (claimed !== undefined) {
+        return issueChild(deps, tx, signer, session, claimed.id, claimed.parent_id, now)
+      }
 
       const spent = await tx
         .selectFrom('refresh_tokens')
-        .select(['id', 'status', 'used_at'])
+        .select(['id', 'status', 'used_at', 'replay_sealed', 'replay_until'])
         .where('token_hash', '=', hash)
         .executeTakeFirstOrThrow()
       if (spent.status !== 'rotated' && spent.status !== 'superseded')
         throw new Rollback({ kind: 'invalid' })
 
-      const interval = deps.config.refreshReuseInterval * 1000
-      if (
-        spent.status === 'rotated' &&
-        interval > 0 &&
-        spent.used_at !== null &&
-        now < spent.used_at + interval
-      ) {
-        const lostChild = await tx
-          .updateTable('refresh_tokens')
-          .set({ status: 'superseded' })
-          .where('parent_id', '=', spent.id)
-          .where('status', '=', 'active')
-          .where('used_at', 'is', null)
-          .returning('id')
-          .executeTakeFirst()
-        if (lostChild !== undefined) return issueChild(deps, tx, session, spent.id, now)
+      const replay = await keptAnswer(deps, tx, spent, now)
+      if (replay !== undefined) {
+        throw new Rollback({
+          kind: 'replayed',
+          pair: replay,
+          sessionId: session.id,
+          userId: session.user_id,
+          replayed: true,
+        })
       }
 
       await revokeFamily({ db: tx, clock: deps.clock }, session.id, 'refresh_token_reused')
@@ -196,9 +206,10 @@ export async function rotateRefreshToken(
 
   deps.metrics.refreshes.inc({ outcome: outcome.kind })
   switch (outcome.kind) {
-    case 'rotated': {
-      const { kind: _, ...rotation } = outcome
-      return rotation
+    case 'rotated':
+    case 'replayed': {
+      const { kind: _, ...refreshed } = outcome
+      return refreshed
     }
     case 'invalid':
       throw new TesseraError('invalid_refresh_token')
@@ -217,6 +228,48 @@ export async function rotateRefreshToken(
         'This refresh token was already used; the session has been revoked. Log in again.',
       )
   }
+}
+
+/**
+ * The answer kept for a spent token, if presenting it again is a replay rather than reuse: it is
+ * `rotated`, inside the interval (as configured now, so lowering the interval takes effect at
+ * once), its sealed answer is still there (gone once the child was used or the family revoked)
+ * and opens, and its child is still the family's unused token. Anything else is reuse.
+ */
+async function keptAnswer(
+  deps: Pick<RefreshDeps, 'config'>,
+  tx: Transaction<Database>,
+  spent: {
+    id: string
+    status: string
+    used_at: number | null
+    replay_sealed: string | null
+    replay_until: number | null
+  },
+  now: number,
+): Promise<TokenPair | undefined> {
+  const interval = deps.config.refreshReuseInterval * 1000
+  const kek = deps.config.keyEncryptionKey
+  if (
+    spent.status !== 'rotated' ||
+    interval === 0 ||
+    kek === undefined ||
+    spent.replay_sealed === null ||
+    spent.replay_until === null ||
+    spent.used_at === null ||
+    now >= Math.min(spent.replay_until, spent.used_at + interval)
+  ) {
+    return undefined
+  }
+  const child = await tx
+    .selectFrom('refresh_tokens')
+    .select('id')
+    .where('parent_id', '=', spent.id)
+    .where('status', '=', 'active')
+    .where('used_at', 'is', null)
+    .executeTakeFirst()
+  if (child === undefined) return undefined
+  return openAnswer(kek, spent.id, spent.replay_sealed)
 }
 
 /**
@@ -241,12 +294,18 @@ async function presentedToDeadSession(tx: Transaction<Database>, hash: string): 
   return { kind: 'invalid' }
 }
 
-/** Inserts the next token of the locked family, or rolls back when the refresh is refused. */
+/**
+ * Inserts the next token of the locked family and signs the answer, or rolls back when the
+ * refresh is refused. The claimed token's parent forgets its kept answer, and the claimed token
+ * keeps this one for the reuse interval (docs/refresh.md, "The reuse interval").
+ */
 async function issueChild(
-  deps: SessionDeps & { config: Pick<Config, 'rateLimits'> },
-  tx: Transaction<Database> | Kysely<Database>,
+  deps: RefreshDeps,
+  tx: Transaction<Database>,
+  signer: Signer,
   session: LockedSession,
-  parentId: string,
+  claimedId: string,
+  parentId: string | null,
   now: number,
 ): Promise<Outcome> {
   const limit = deps.config.rateLimits.refreshPerSession
@@ -266,9 +325,24 @@ async function issueChild(
     familyId: session.id,
     userId: user.id,
     hash,
-    parentId,
+    parentId: claimedId,
     now,
     expiresAt: refreshExpiresAt,
   })
-  return { kind: 'rotated', user, sessionId: session.id, refreshToken: token, refreshExpiresAt }
+  const pair = await tokenPairSignedBy(deps, signer, user, {
+    sessionId: session.id,
+    refreshToken: token,
+    refreshExpiresAt,
+  })
+  if (parentId !== null) await forgetAnswer.execute(tx, { id: parentId })
+  const interval = deps.config.refreshReuseInterval * 1000
+  const kek = deps.config.keyEncryptionKey
+  if (interval > 0 && kek !== undefined) {
+    await keepAnswer.execute(tx, {
+      id: claimedId,
+      sealed: sealAnswer(kek, claimedId, pair),
+      until: now + interval,
+    })
+  }
+  return { kind: 'rotated', pair, sessionId: session.id, userId: user.id, replayed: false }
 }

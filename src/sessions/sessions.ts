@@ -114,7 +114,8 @@ export async function startSession(
 
 /**
  * Ends one family: the session is marked and its live tokens become `revoked`. Rotated and
- * superseded tokens keep their status so that replaying one still reads as reuse.
+ * superseded tokens keep their status so that replaying one still reads as reuse, and an answer
+ * kept for the reuse interval is deleted with the rest (docs/refresh.md, "The reuse interval").
  *
  * The session row is written first, as a refresh does (refresh.ts): that row lock orders the two.
  * A rotation that got it first has committed its child before the token update below runs (a new
@@ -140,12 +141,19 @@ export async function revokeFamily(
       .where('family_id', '=', familyId)
       .where('status', '=', 'active')
       .execute()
+    await tx
+      .updateTable('refresh_tokens')
+      .set({ replay_sealed: null, replay_until: null })
+      .where('family_id', '=', familyId)
+      .where('replay_until', 'is not', null)
+      .execute()
   })
 }
 
 /**
  * Ends every session of a user, optionally sparing one (the caller's own). Sessions first, then
- * their tokens, in the same order as a refresh and `revokeFamily` (see there).
+ * their tokens (and the answers kept for the reuse interval), in the same order as a refresh and
+ * `revokeFamily` (see there).
  */
 export async function revokeUserSessions(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
@@ -163,18 +171,24 @@ export async function revokeUserSessions(
     if (exceptSessionId !== undefined) sessions = sessions.where('id', '!=', exceptSessionId)
     await sessions.execute()
     // Only tokens of revoked sessions: a session another transaction opens meanwhile keeps its own.
+    const revokedSessions = tx
+      .selectFrom('sessions')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is not', null)
     await tx
       .updateTable('refresh_tokens')
       .set({ status: 'revoked' })
       .where('user_id', '=', userId)
       .where('status', '=', 'active')
-      .where('family_id', 'in', (eb) =>
-        eb
-          .selectFrom('sessions')
-          .select('id')
-          .where('user_id', '=', userId)
-          .where('revoked_at', 'is not', null),
-      )
+      .where('family_id', 'in', revokedSessions)
+      .execute()
+    await tx
+      .updateTable('refresh_tokens')
+      .set({ replay_sealed: null, replay_until: null })
+      .where('user_id', '=', userId)
+      .where('replay_until', 'is not', null)
+      .where('family_id', 'in', revokedSessions)
       .execute()
   })
 }

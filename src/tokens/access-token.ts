@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import type { User } from '../db/schema.js'
-import type { KeyRing } from '../keys/key-ring.js'
+import type { KeyRing, Signer } from '../keys/key-ring.js'
 import { formatPasetoTime } from '../paseto/time.js'
 import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
 import { signV4Public } from './sign.js'
@@ -16,6 +16,20 @@ export interface AccessTokenDeps {
 /** Signs a v4.public access token for a user's session (claims and footer as in openapi.yaml). */
 export async function issueAccessToken(
   deps: AccessTokenDeps,
+  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  sessionId: string,
+): Promise<string> {
+  return signAccessToken(deps, await deps.keys.signer(), user, sessionId)
+}
+
+/**
+ * `issueAccessToken` with a signer fetched beforehand: inside a database transaction, where the
+ * key ring must not query the database itself (SQLite has one connection, held by the
+ * transaction).
+ */
+export function signAccessToken(
+  deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
+  signer: Signer,
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
   sessionId: string,
 ): Promise<string> {
@@ -34,7 +48,6 @@ export async function issueAccessToken(
     email: user.email,
     ...(user.role === null ? {} : { role: user.role }),
   }
-  const signer = await deps.keys.signer()
   const footer = Buffer.from(JSON.stringify({ kid: signer.kid }))
   return signV4Public(signer.key, { ...claims }, footer)
 }

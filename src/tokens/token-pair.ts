@@ -1,6 +1,7 @@
 import type { User } from '../db/schema.js'
+import type { Signer } from '../keys/key-ring.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
-import { type AccessTokenDeps, issueAccessToken } from './access-token.js'
+import { type AccessTokenDeps, signAccessToken } from './access-token.js'
 
 /** openapi.yaml, `TokenPair`. */
 export interface TokenPair {
@@ -16,8 +17,18 @@ export async function issueTokenPair(
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
   issued: IssuedRefreshToken,
 ): Promise<TokenPair> {
+  return tokenPairSignedBy(deps, await deps.keys.signer(), user, issued)
+}
+
+/** `issueTokenPair` with a signer fetched beforehand (see `signAccessToken`). */
+export async function tokenPairSignedBy(
+  deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
+  signer: Signer,
+  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  issued: IssuedRefreshToken,
+): Promise<TokenPair> {
   return {
-    access_token: await issueAccessToken(deps, user, issued.sessionId),
+    access_token: await signAccessToken(deps, signer, user, issued.sessionId),
     refresh_token: issued.refreshToken,
     token_type: 'Bearer',
     expires_in: deps.config.accessTokenTtl,

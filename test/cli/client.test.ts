@@ -176,9 +176,10 @@ describe('the tessera client commands (user register|login|whoami|logout) [sqlit
     ok(await cli(['user', 'whoami']))
     expect(entry()!.refresh_token).toBe(after.refresh_token)
 
-    // Presenting the spent token is reuse: the server revokes the family, and whoami notices.
-    await expectProblem(await refresh(app, before.refresh_token), 401, 'refresh_token_reused')
+    // Presenting the spent token after the reuse interval is reuse: the server revokes the
+    // family, and whoami notices.
     app.clock.advance(PAST_ACCESS_EXPIRY_MS)
+    await expectProblem(await refresh(app, before.refresh_token), 401, 'refresh_token_reused')
     const gone = await cli(['user', 'whoami'])
     expect(gone.code).toBe(1)
     expect(gone.stderr).toContain('not logged in: run tessera user login')

@@ -86,7 +86,7 @@ for (const dialect of dialects()) {
       for (const outcome of ['ok', 'invalid_credentials', 'disabled', 'rate_limited']) {
         expect(sampleValue(samples, 'tessera_logins_total', { outcome })).toBe(0)
       }
-      for (const outcome of ['rotated', 'invalid', 'reused']) {
+      for (const outcome of ['rotated', 'replayed', 'invalid', 'reused']) {
         expect(sampleValue(samples, 'tessera_refreshes_total', { outcome })).toBe(0)
       }
       expect(sampleValue(samples, 'tessera_refresh_reuse_detected_total')).toBe(0)
@@ -131,9 +131,12 @@ for (const dialect of dialects()) {
       await setDisabled(app.server.tessera, carol.user.id, true)
       expect((await attempt(carol.email, PASSWORD)).status).toBe(403)
 
-      // rotated, then reused (the family of a1 is revoked), then invalid twice.
+      // rotated, replayed inside the reuse interval, then reused after it (the family of a1 is
+      // revoked), then invalid twice.
       const rotated = await refresh(app, a1.refresh_token)
       expect(rotated.status).toBe(200)
+      expect((await refresh(app, a1.refresh_token)).status).toBe(200)
+      app.clock.advance(10_000)
       expect((await refresh(app, a1.refresh_token)).status).toBe(401)
       expect((await refresh(app, 'tessera_rt_unknown')).status).toBe(401)
       const successor = (await rotated.json()) as TokenPairBody
@@ -177,6 +180,7 @@ for (const dialect of dialects()) {
       expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'rate_limited' })).toBe(1)
       expect(sampleValue(samples, 'tessera_logins_total', { outcome: 'disabled' })).toBe(1)
       expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'rotated' })).toBe(1)
+      expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'replayed' })).toBe(1)
       expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'reused' })).toBe(1)
       expect(sampleValue(samples, 'tessera_refreshes_total', { outcome: 'invalid' })).toBe(2)
       expect(sampleValue(samples, 'tessera_refresh_reuse_detected_total')).toBe(1)
@@ -195,7 +199,7 @@ for (const dialect of dialects()) {
       expect(count('POST', '/v1/user/auth/login', '429')).toBe(1)
       expect(count('POST', '/v1/user/auth/login', '413')).toBe(1)
       expect(count('POST', '/api/v1/auth/login', '401')).toBe(1)
-      expect(count('POST', '/v1/user/auth/refresh', '200')).toBe(1)
+      expect(count('POST', '/v1/user/auth/refresh', '200')).toBe(2)
       expect(count('POST', '/v1/user/auth/refresh', '401')).toBe(3)
       expect(count('DELETE', '/v1/user/sessions/:id', '204')).toBe(1)
       // Refused by requireUser: still the handler's template.

@@ -447,6 +447,12 @@ describe('live responses match openapi.yaml', () => {
         json: { refresh_token: tokens.refresh_token },
       })
       expect(rotated.status).toBe(200)
+      // Inside the reuse interval the spent token answers the same pair again (TokenPair).
+      const replayed = await send(app, 'POST', path, {
+        json: { refresh_token: tokens.refresh_token },
+      })
+      expect(replayed.status).toBe(200)
+      app.clock.advance(10_000)
       const reused = await call(app, 'POST', path, {
         json: { refresh_token: tokens.refresh_token },
       })

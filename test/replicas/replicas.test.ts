@@ -162,6 +162,7 @@ for (const dialect of dialects()) {
         '0004_refresh_hardening',
         '0005_login_devices',
         '0006_sessions_live_index',
+        '0009_refresh_replay',
         '0010_device_authorizations',
         '0012_key_rotation',
       ])
@@ -191,7 +192,8 @@ for (const dialect of dialects()) {
     })
 
     it('50 concurrent refreshes of one token over A and B', async () => {
-      // One success, the family revoked.
+      // Inside the reuse interval (10 s by default) every presentation gets the one child's
+      // answer, byte for byte, whichever replica sealed it and whichever opens it.
       const ip = freshIp()
       const email = await register(b, ip)
       const tokens = await bodyOf<TokenPairBody>(await loginAt(b, ip, email), 200)
@@ -200,43 +202,34 @@ for (const dialect of dialects()) {
         Array.from({ length: 50 }, (_, i) => refreshAt(i % 2 === 0 ? a : b, tokens.refresh_token)),
       )
       const results = await Promise.all(
-        responses.map(async (r) => ({
-          status: r.status,
-          body: (await r.json()) as Problem & TokenPairBody,
-        })),
+        responses.map(async (r) => ({ status: r.status, text: await r.text() })),
       )
-      const winners = results.filter((r) => r.status === 200)
-      expect(winners, JSON.stringify(results.map((r) => r.status))).toHaveLength(1)
-      const losers = results.filter((r) => r.status !== 200)
-      expect(losers).toHaveLength(49)
-      for (const loser of losers) {
-        expect(loser.status).toBe(401)
-        expect(loser.body.code).toBe('refresh_token_reused')
-      }
+      expect(
+        results.map((r) => r.status),
+        results.map((r) => r.text).join('\n'),
+      ).toEqual(Array(50).fill(200))
+      expect(new Set(results.map((r) => r.text)).size).toBe(1)
 
-      // Every loser saw the winner's committed rotation, so the winner's child was revoked too.
-      const winner = winners[0]!.body
-      for (const p of [a, b]) {
-        expect((await bodyOf<Problem>(await refreshAt(p, winner.refresh_token), 401)).code).toBe(
-          'invalid_refresh_token',
-        )
-        expect(await meStatus(p, winner.access_token)).toBe(401)
-      }
       const session = await direct.db
         .selectFrom('sessions')
         .innerJoin('users', 'users.id', 'sessions.user_id')
-        .select(['sessions.id', 'sessions.revoked_at', 'sessions.revoked_reason'])
+        .select(['sessions.id', 'sessions.revoked_at'])
         .where('users.email', '=', email)
         .executeTakeFirstOrThrow()
-      expect(session.revoked_at).not.toBeNull()
-      expect(session.revoked_reason).toBe('refresh_token_reused')
+      expect(session.revoked_at).toBeNull()
       const family = await direct.db
         .selectFrom('refresh_tokens')
-        .select(['status'])
+        .select(['token_hash', 'status'])
         .where('family_id', '=', session.id)
         .execute()
-      // The presented token (rotated) and its one child (revoked): 49 losers inserted nothing.
-      expect(family.map((t) => t.status).sort()).toEqual(['revoked', 'rotated'])
+      // The presented token (rotated) and its one child (active): nobody else inserted anything.
+      expect(new Set(family.map((t) => t.token_hash)).size).toBe(2)
+      expect(family.map((t) => t.status).sort()).toEqual(['active', 'rotated'])
+
+      // The child is the live token on both replicas.
+      const child = JSON.parse(results[0]!.text) as TokenPairBody
+      for (const p of [a, b]) expect(await meStatus(p, child.access_token)).toBe(200)
+      await bodyOf<TokenPairBody>(await refreshAt(a, child.refresh_token), 200)
     })
 
     it('a login-rate limit reached on A holds on B', async () => {

@@ -69,8 +69,9 @@ for (const dialect of dialects()) {
       // Logout shows immediately, although the access token itself has not expired.
       await app.request('/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } })
       await inactive(tokens.access_token)
-      // So does reuse revocation.
+      // So does reuse revocation (after the reuse interval).
       await refresh(app, other.tokens.refresh_token)
+      app.clock.advance(10_000)
       await refresh(app, other.tokens.refresh_token)
       await inactive(other.tokens.access_token)
     })

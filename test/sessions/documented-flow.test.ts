@@ -11,7 +11,7 @@ for (const dialect of dialects()) {
     })
     afterAll(() => app.close())
 
-    it('register, login, me, refresh, reuse revokes the family, login again, logout', async () => {
+    it('register, login, me, refresh, replay, reuse, login again, logout', async () => {
       const email = uniqueEmail('Flow')
       const { user } = await register(app, email)
       expect(user).toMatchObject({ email, account_type: 'regular', verified: false })
@@ -30,10 +30,17 @@ for (const dialect of dialects()) {
       const rotated = await refresh(app, first.refresh_token)
       expect(rotated.status).toBe(200)
       expect(rotated.headers.get('cache-control')).toBe('no-store')
-      const second = (await rotated.json()) as typeof first
+      const rotatedBytes = await rotated.text()
+      const second = JSON.parse(rotatedBytes) as typeof first
       expect(second.refresh_token).not.toBe(first.refresh_token)
 
-      // The spent token again: reuse, and the whole family dies with it.
+      // The spent token again within the reuse interval (10 s): the same answer, byte for byte.
+      const replayed = await refresh(app, first.refresh_token)
+      expect(replayed.status).toBe(200)
+      expect(await replayed.text()).toBe(rotatedBytes)
+
+      // After it: reuse, and the whole family dies with it.
+      app.clock.advance(10_000)
       await expectProblem(await refresh(app, first.refresh_token), 401, 'refresh_token_reused')
       await expectProblem(await refresh(app, second.refresh_token), 401, 'invalid_refresh_token')
       // Tessera's own bearer routes check the session, so the access token of the family is dead

@@ -9,7 +9,7 @@ import { registerAccount } from '../../src/accounts/accounts.js'
 import { loadConfig } from '../../src/config/index.js'
 import { TesseraError } from '../../src/errors.js'
 import { rotateRefreshToken } from '../../src/sessions/refresh.js'
-import { hashRefreshToken } from '../../src/sessions/refresh-token.js'
+import { generateRefreshToken, hashRefreshToken } from '../../src/sessions/refresh-token.js'
 import { revokeFamily, startSession } from '../../src/sessions/sessions.js'
 import { createTessera, type Tessera } from '../../src/tessera.js'
 import { FAST_HASHING, type TestClock, testClock, testKeyEnv } from '../support/app.js'
@@ -23,7 +23,12 @@ const INTERVAL = 10
 const REFRESH_TTL_MS = 2_592_000 * 1000
 
 type Status = 'active' | 'rotated' | 'superseded' | 'revoked'
-type Outcome = 'rotated' | 'refresh_token_reused' | 'invalid_refresh_token' | 'rate_limited'
+type Outcome =
+  | 'rotated'
+  | 'replayed'
+  | 'refresh_token_reused'
+  | 'invalid_refresh_token'
+  | 'rate_limited'
 
 /** One login session under test: its tokens by the names the rows give them. */
 interface Family {
@@ -47,8 +52,13 @@ interface Rule {
   tokens?: Record<string, Status>
   /** The session afterwards: live, or the reason it was revoked. */
   session?: 'live' | 'refresh_token_reused' | 'logout'
-  /** A refusal after the session lock rolls back: every row is as it was before. */
+  /**
+   * A refusal after the session lock rolls back, and so does a replay: every row is as it was
+   * before.
+   */
   unchanged?: true
+  /** `replayed`: the token whose answer comes back. */
+  replays?: string
 }
 
 const rules: Rule[] = [
@@ -57,6 +67,15 @@ const rules: Rule[] = [
     present: 't0',
     outcome: 'rotated',
     tokens: { t0: 'rotated', next: 'active' },
+    session: 'live',
+  },
+  {
+    rule: 'with an interval, a rotation keeps its answer and its parent forgets the one it kept',
+    interval: INTERVAL,
+    arrange: (f, t) => rotate(t, f, 't0', 't1'),
+    present: 't1',
+    outcome: 'rotated',
+    tokens: { t0: 'rotated', t1: 'rotated', next: 'active' },
     session: 'live',
   },
   {
@@ -72,7 +91,7 @@ const rules: Rule[] = [
     arrange: async (f, t) => {
       await rotate(t, f, 't0', 't1')
       await expectOutcome(
-        rotateRefreshToken(t, f.tokens.get('t0')!, CLIENT),
+        rotateRefreshToken(depsFor(t, {}), f.tokens.get('t0')!, CLIENT),
         'refresh_token_reused',
       )
     },
@@ -82,11 +101,13 @@ const rules: Rule[] = [
     session: 'refresh_token_reused',
   },
   {
-    rule: 'a superseded token is reuse: two holders of the family',
+    // Tessera before migration 0009 superseded the unused child when the parent was presented
+    // again inside the interval, and issued another; such rows may still exist.
+    rule: 'a superseded token (left by the earlier reuse interval) is reuse, even inside it',
     interval: INTERVAL,
-    arrange: async (f, t) => {
+    arrange: async (f, t, clock) => {
       await rotate(t, f, 't0', 'lost')
-      await rotate(t, f, 't0', 't1') // the retry inside the interval supersedes `lost`
+      await supersede(t, f, 'lost', 't1', clock())
     },
     present: 'lost',
     outcome: 'refresh_token_reused',
@@ -116,16 +137,46 @@ const rules: Rule[] = [
     session: 'live',
   },
   {
-    rule: 'inside the reuse interval, the parent of an unused child rotates again',
+    rule: 'inside the reuse interval, the parent of an unused child answers that child again',
+    interval: INTERVAL,
+    arrange: (f, t) => rotate(t, f, 't0', 't1'),
+    present: 't0',
+    outcome: 'replayed',
+    replays: 't1',
+    unchanged: true,
+  },
+  {
+    rule: 'one millisecond before the end of the interval it still replays',
     interval: INTERVAL,
     arrange: async (f, t, clock) => {
-      await rotate(t, f, 't0', 'lost')
+      await rotate(t, f, 't0', 't1')
       clock.advance(INTERVAL * 1000 - 1)
     },
     present: 't0',
-    outcome: 'rotated',
-    tokens: { t0: 'rotated', lost: 'superseded', next: 'active' },
-    session: 'live',
+    outcome: 'replayed',
+    replays: 't1',
+    unchanged: true,
+  },
+  {
+    rule: 'in strict mode (interval 0) the parent again is reuse, whatever was kept before',
+    interval: 0,
+    arrange: (f, t) => rotate(t, f, 't0', 't1'),
+    present: 't0',
+    outcome: 'refresh_token_reused',
+    tokens: { t0: 'rotated', t1: 'revoked' },
+    session: 'refresh_token_reused',
+  },
+  {
+    rule: 'an interval lowered since the rotation counts as lowered',
+    interval: 1,
+    arrange: async (f, t, clock) => {
+      await rotate(t, f, 't0', 't1')
+      clock.advance(1_000)
+    },
+    present: 't0',
+    outcome: 'refresh_token_reused',
+    tokens: { t0: 'rotated', t1: 'revoked' },
+    session: 'refresh_token_reused',
   },
   {
     rule: 'at exactly the reuse interval it is reuse',
@@ -161,6 +212,31 @@ const rules: Rule[] = [
     present: 't0',
     outcome: 'refresh_token_reused',
     tokens: { t0: 'rotated', t1: 'rotated', t2: 'revoked' },
+    session: 'refresh_token_reused',
+  },
+  {
+    rule: 'inside the interval, the parent of a used child again answers its own child',
+    interval: INTERVAL,
+    arrange: async (f, t) => {
+      await rotate(t, f, 't0', 't1')
+      await rotate(t, f, 't1', 't2')
+    },
+    present: 't1',
+    outcome: 'replayed',
+    replays: 't2',
+    unchanged: true,
+  },
+  {
+    rule: 'inside the interval, a grandparent is reuse',
+    interval: INTERVAL,
+    arrange: async (f, t) => {
+      await rotate(t, f, 't0', 't1')
+      await rotate(t, f, 't1', 't2')
+      await rotate(t, f, 't2', 't3')
+    },
+    present: 't1',
+    outcome: 'refresh_token_reused',
+    tokens: { t0: 'rotated', t1: 'rotated', t2: 'rotated', t3: 'revoked' },
     session: 'refresh_token_reused',
   },
   {
@@ -222,10 +298,39 @@ async function rotate(
   options: { interval?: number; limit?: number } = { interval: INTERVAL },
 ): Promise<void> {
   const rotation = await rotateRefreshToken(depsFor(t, options), f.tokens.get(from)!, CLIENT)
-  f.tokens.set(as, rotation.refreshToken)
+  expect(rotation.replayed).toBe(false)
+  f.tokens.set(as, rotation.pair.refresh_token)
 }
 
-async function expectOutcome(attempt: Promise<unknown>, code: Exclude<Outcome, 'rotated'>) {
+/**
+ * What the reuse interval of Tessera before migration 0009 left when `from`'s parent was
+ * presented again: `from` superseded, and a fresh active sibling `as`.
+ */
+async function supersede(t: Tessera, f: Family, from: string, as: string, now: number) {
+  const lost = await t.db
+    .updateTable('refresh_tokens')
+    .set({ status: 'superseded' })
+    .where('token_hash', '=', hashRefreshToken(f.tokens.get(from)!))
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  const { token, hash } = generateRefreshToken()
+  await t.db
+    .insertInto('refresh_tokens')
+    .values({
+      ...lost,
+      id: crypto.randomUUID(),
+      token_hash: hash,
+      status: 'active',
+      created_at: now,
+    })
+    .execute()
+  f.tokens.set(as, token)
+}
+
+async function expectOutcome(
+  attempt: Promise<unknown>,
+  code: Exclude<Outcome, 'rotated' | 'replayed'>,
+) {
   await expect(attempt).rejects.toSatisfy(
     (error) => error instanceof TesseraError && error.code === code,
   )
@@ -270,7 +375,16 @@ for (const dialect of dialects()) {
       const names = new Map([...f.tokens].map(([name, token]) => [hashRefreshToken(token), name]))
       const tokens = await t.db
         .selectFrom('refresh_tokens')
-        .select(['id', 'token_hash', 'status', 'used_at', 'expires_at', 'parent_id'])
+        .select([
+          'id',
+          'token_hash',
+          'status',
+          'used_at',
+          'expires_at',
+          'parent_id',
+          'replay_sealed',
+          'replay_until',
+        ])
         .where('family_id', '=', f.sessionId)
         .execute()
       const session = await t.db
@@ -302,11 +416,16 @@ for (const dialect of dialects()) {
           row.present === 'unknown' ? `tessera_rt_${'A'.repeat(43)}` : f.tokens.get(row.present)!
         const attempt = rotateRefreshToken(depsFor(t, row), presented, CLIENT)
 
-        if (row.outcome === 'rotated') {
+        if (row.outcome === 'rotated' || row.outcome === 'replayed') {
           const rotation = await attempt
           expect(rotation.sessionId).toBe(f.sessionId)
-          expect(rotation.user.id).toBe(f.userId)
-          f.tokens.set('next', rotation.refreshToken)
+          expect(rotation.userId).toBe(f.userId)
+          expect(rotation.replayed).toBe(row.outcome === 'replayed')
+          if (row.replays !== undefined) {
+            expect(rotation.pair.refresh_token).toBe(f.tokens.get(row.replays))
+          } else {
+            f.tokens.set('next', rotation.pair.refresh_token)
+          }
         } else {
           await expectOutcome(attempt, row.outcome)
         }
@@ -325,12 +444,21 @@ for (const dialect of dialects()) {
         const detected =
           row.outcome === 'refresh_token_reused' && before.session.revoked_reason === null
         expect(after.reuseEvents).toBe(before.reuseEvents + (detected ? 1 : 0))
+        // The tokens that keep an answer for the reuse interval: only the one just rotated,
+        // with an interval; none of a revoked family.
+        const keeping = Object.entries(after.tokens)
+          .filter(([, token]) => token.replay_sealed !== null || token.replay_until !== null)
+          .map(([name]) => name)
         if (row.outcome === 'rotated') {
           const spent = after.tokens[row.present]!
-          // Spent now, or at its first use: a retry inside the interval does not extend it.
-          expect(spent.used_at).toBe(before.tokens[row.present]!.used_at ?? clock())
+          expect(spent.used_at).toBe(clock())
           expect(after.tokens.next!.parent_id).toBe(spent.id)
           expect(after.session.last_used_at).toBe(clock())
+          const interval = row.interval ?? 0
+          expect(keeping).toEqual(interval > 0 ? [row.present] : [])
+          if (interval > 0) expect(spent.replay_until).toBe(clock() + interval * 1000)
+        } else if (row.session !== 'live') {
+          expect(keeping).toEqual([])
         }
       })
     }

@@ -16,7 +16,6 @@ import { formatPasetoTime } from '../../paseto/time.js'
 import { deleteSession, logout, logoutAll } from '../../sessions/logout.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { listSessions } from '../../sessions/sessions.js'
-import { issueTokenPair } from '../../tokens/token-pair.js'
 import {
   displayNameField,
   emailField,
@@ -90,8 +89,8 @@ export const userRoutes = new Hono<AppEnv>()
   .post('/auth/refresh', async (c) => {
     const t = c.get('tessera')
     const body = await readJson(c, RefreshBody)
-    const rotation = await rotateRefreshToken(t, body.refresh_token, clientContext(c))
-    return c.json(await issueTokenPair(t, rotation.user, rotation))
+    const refreshed = await rotateRefreshToken(t, body.refresh_token, clientContext(c))
+    return c.json(refreshed.pair)
   })
 
   .post('/auth/logout', async (c) => {
