@@ -6,6 +6,7 @@ import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
+import { cors } from './middleware/cors.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
@@ -48,6 +49,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     await next()
     if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
   })
+  app.use(cors())
   app.use(
     bodyLimit(MAX_BODY_BYTES, () =>
       problemResponse(

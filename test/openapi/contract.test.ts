@@ -18,6 +18,7 @@ import { startFederation } from '../support/federation.js'
 import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import {
   checkAgainstOpenApi,
+  checkAgainstOperation,
   checkRequestBody,
   documentedOperations,
   HTTP_METHODS,
@@ -150,6 +151,86 @@ describe('openapi.yaml as a document', () => {
       }
     }
     expect(missing).toEqual([])
+  })
+})
+
+describe('CORS: the rule of openapi.yaml ("Browsers on other origins") on every path', () => {
+  const FRONT_END = 'https://app.example.org'
+  const STRANGER = 'https://evil.example'
+  const PREFLIGHT = ['components', 'pathItems', 'CorsPreflight', 'options']
+  let app: TestApp
+  beforeAll(async () => {
+    app = await makeTestApp({ env: { CORS_ORIGINS: FRONT_END } })
+  })
+  afterAll(() => app?.close())
+
+  it('preflights and responses of every documented path follow its x-cors class', async () => {
+    const { document } = await loadOpenApi()
+    const answered = new Set<string>()
+    for (const [template, item] of Object.entries(document.paths)) {
+      const operations = HTTP_METHODS.flatMap((m) =>
+        item[m] === undefined ? [] : [[m, item[m] as { 'x-cors'?: string }] as const],
+      )
+      const classes = new Set(operations.map(([, op]) => op['x-cors'] ?? 'allow-list'))
+      expect([...classes], `${template}: one x-cors class per path`).toHaveLength(1)
+      const [cors] = classes
+      // Any value will do: the rule is about the path, not about what it names.
+      const path = template.replace(/\{[^}]+\}/g, 'sample')
+      const where = `${template} (${cors})`
+
+      for (const origin of [FRONT_END, STRANGER]) {
+        const res = await app.request(path, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST' },
+        })
+        const checked = await checkAgainstOperation(PREFLIGHT, 'OPTIONS (CORS preflight)', res)
+        answered.add(String(checked.status))
+        const allowed = cors === 'public' || origin === FRONT_END
+        expect([where, origin, res.status], 'preflight status').toEqual([
+          where,
+          origin,
+          allowed ? 204 : 403,
+        ])
+        expect(res.headers.get('access-control-allow-origin'), where).toBe(
+          !allowed ? null : cors === 'public' ? '*' : origin,
+        )
+        expect(res.headers.get('access-control-allow-credentials'), where).toBe(
+          allowed && cors === 'credentials' ? 'true' : null,
+        )
+        if (allowed && cors !== 'public') {
+          expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PATCH, DELETE')
+          expect(res.headers.get('access-control-allow-headers')).toBe(
+            'Authorization, Content-Type',
+          )
+        }
+      }
+
+      // The answers themselves, whatever their status (no body, no token: mostly errors).
+      for (const [method] of operations) {
+        for (const origin of [FRONT_END, STRANGER]) {
+          const res = await app.request(path, {
+            method: method.toUpperCase(),
+            headers: { origin },
+            redirect: 'manual',
+          })
+          await res.arrayBuffer()
+          const label = `${method.toUpperCase()} ${where} from ${origin}`
+          const allowed = cors === 'public' || origin === FRONT_END
+          expect(res.headers.get('access-control-allow-origin'), label).toBe(
+            !allowed ? null : cors === 'public' ? '*' : origin,
+          )
+          expect(res.headers.get('access-control-expose-headers'), label).toBe(
+            allowed ? 'Retry-After, WWW-Authenticate, X-Request-Id' : null,
+          )
+          expect(res.headers.get('access-control-allow-credentials'), label).toBe(
+            allowed && cors === 'credentials' ? 'true' : null,
+          )
+          expect((res.headers.get('vary') ?? '').includes('Origin'), label).toBe(cors !== 'public')
+        }
+      }
+    }
+    // Both documented answers of the rule were seen.
+    expect([...answered].sort()).toEqual(['204', '403'])
   })
 })
 
