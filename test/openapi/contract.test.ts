@@ -347,41 +347,93 @@ describe('live responses match openapi.yaml', () => {
       expect(allowed.body).toContain('# TYPE tessera_refreshes_total counter')
     })
 
-    it('GET /openapi.yaml serves this document', async () => {
-      // GET /docs renders it under its own CSP.
+    it('GET /openapi.yaml serves this document, naming this server', async () => {
       const yaml = await call(app, 'GET', '/openapi.yaml')
       expect(yaml.res.headers.get('content-type')).toBe('application/yaml')
       expect(yaml.res.headers.get('cache-control')).toBe('public, max-age=300')
-      expect(yaml.body).toBe(readFileSync(OPENAPI_FILE, 'utf8'))
+      // The repository's document, with its servers block naming TESSERA_ISSUER (the default).
+      const file = readFileSync(OPENAPI_FILE, 'utf8')
+      expect(file).toContain('servers:\n  - url: http://localhost:8000\n')
+      expect(yaml.body).toBe(
+        file.replace(
+          /^servers:\n(?: {2}.*\n)+/m,
+          'servers:\n  - url: "http://localhost:8000"\n' +
+            '    description: This Tessera (TESSERA_ISSUER)\n',
+        ),
+      )
+      const elsewhere = await makeTestApp({ env: { TESSERA_ISSUER: 'https://id.example.org/' } })
+      try {
+        const served = await call(elsewhere, 'GET', '/openapi.yaml')
+        expect(served.body).toContain('servers:\n  - url: "https://id.example.org"\n')
+        expect(served.body).not.toContain('localhost:8000')
+      } finally {
+        await elsewhere.close()
+      }
+    })
 
+    it('GET /docs and the renderer files it loads, all from this server', async () => {
+      // The page names no other origin, and its CSP allows scripts of this origin plus, by
+      // hash, its one inline script.
       const docs = await call(app, 'GET', '/docs')
       const html = docs.body as string
-      expect(html).toContain('/openapi.yaml')
+      expect(html).not.toMatch(/\/\/[a-z0-9.-]+\.[a-z]{2,}|https?:/i)
+      expect(html).toContain('./openapi.yaml')
       const csp = docs.res.headers.get('content-security-policy')!
-      const script = /<script src="([^"]+)"/.exec(html)?.[1]
-      expect(script).toMatch(
-        /^https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\//,
-      )
-      const inline = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map(
-        (m) => m[1]!,
-      )
-      expect(inline.length).toBeGreaterThan(0)
-      const scriptSrc = csp
-        .split(';')
-        .map((d) => d.trim())
-        .find((d) => d.startsWith('script-src '))!
-      expect(scriptSrc.split(' ').slice(1).sort()).toEqual(
+      expect(html).not.toMatch(/<script[^>]*\bsrc=/)
+      const inline = [...html.matchAll(/<script[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1]!)
+      expect(inline).toHaveLength(1)
+      const hash = `'sha256-${createHash('sha256').update(inline[0]!).digest('base64')}'`
+      expect(csp).toBe(
         [
-          script!,
-          ...inline.map((s) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`),
-        ].sort(),
+          "default-src 'none'",
+          `script-src 'self' ${hash}`,
+          "style-src 'self' 'unsafe-inline'",
+          "connect-src 'self'",
+          "img-src 'self' data:",
+          "base-uri 'none'",
+          "form-action 'none'",
+          "frame-ancestors 'none'",
+        ].join('; '),
       )
-      expect(csp).not.toMatch(/unsafe-eval|script-src[^;]*unsafe-inline|\*/)
       expect(docs.res.headers.get('x-frame-options')).toBe('DENY')
       // The strict policy of every other response is untouched.
       expect((await app.request('/health')).headers.get('content-security-policy')).toBe(
         "default-src 'none'; frame-ancestors 'none'",
       )
+
+      // The entry module, at the version the page names, then one of the chunks it imports.
+      const entry = /import\('\.(\/docs\/assets\/([^/]+)\/standalone\.esm\.js)'\)/.exec(inline[0]!)
+      expect(entry).not.toBeNull()
+      const [, entryPath, version] = entry!
+      const installed = JSON.parse(
+        readFileSync(
+          new URL('../../node_modules/@scalar/api-reference/package.json', import.meta.url),
+          'utf8',
+        ),
+      ) as { version: string }
+      expect(version).toBe(installed.version)
+      const moduleTemplate = '/docs/assets/{version}/{file}'
+      const chunkTemplate = '/docs/assets/{version}/chunks/{file}'
+      const identity = { headers: { 'accept-encoding': 'identity' } }
+      const module = await call(app, 'GET', entryPath!, identity, moduleTemplate)
+      expect(module.status).toBe(200)
+      expect(module.res.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+      expect(module.res.headers.get('content-encoding')).toBeNull()
+      const chunk = /from"\.\/(chunks\/[A-Za-z0-9._-]+\.js)"/.exec(module.body as string)?.[1]
+      expect(chunk).toBeDefined()
+      const chunkPath = `/docs/assets/${version}/${chunk}`
+      // fetch asks for gzip and decodes it: the body is the module all the same.
+      const gzipped = await call(app, 'GET', chunkPath, {}, chunkTemplate)
+      expect(gzipped.res.headers.get('content-encoding')).toBe('gzip')
+      expect(gzipped.body).toMatch(/^\/\*!|^import|^var|^const|^let|^function|^export/)
+      for (const [path, template] of [
+        [`/docs/assets/0.0.0/standalone.esm.js`, moduleTemplate],
+        [`/docs/assets/${version}/standalone.js`, moduleTemplate],
+        [`/docs/assets/${version}/chunks/nope.js`, chunkTemplate],
+      ] as const) {
+        const missing = await call(app, 'GET', path, {}, template)
+        expect([path, missing.status, problemCode(missing.body)]).toEqual([path, 404, 'not_found'])
+      }
     })
 
     it('POST /v1/user/auth/register', async () => {
