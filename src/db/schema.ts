@@ -14,6 +14,7 @@ export interface Database {
   oauth_states: OAuthStatesTable
   login_codes: LoginCodesTable
   login_devices: LoginDevicesTable
+  link_tickets: LinkTicketsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -140,6 +141,21 @@ export interface LoginDevicesTable {
   user_id: string
   created_at: number
   expires_at: number
+}
+
+/**
+ * A single-use link URL's ticket (README, "Linking from an API client"): its SHA-256, the user
+ * and session that asked for it, the provider to link and where the flow ends.
+ */
+export interface LinkTicketsTable {
+  ticket_hash: string
+  user_id: string
+  session_id: string
+  provider: string
+  redirect_uri: string
+  created_at: number
+  expires_at: number
+  used_at: number | null
 }
 
 export type User = Selectable<UsersTable>

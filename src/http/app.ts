@@ -14,6 +14,7 @@ import { docsRoutes } from './routes/docs.js'
 import { federationRoutes } from './routes/federation.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
+import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
@@ -68,10 +69,19 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/authz', authzRoutes)
   app.route('/api/v1/auth', archiveRoutes)
   app.route('/', docsRoutes)
+  app.route('/link', linkRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
   app.onError(handleError)
   return app
+}
+
+/**
+ * The request path as logged: a link ticket in the path (`/link/<ticket>`, README "Linking from
+ * an API client") is a credential for five minutes, so it is masked.
+ */
+export function loggedPath(path: string): string {
+  return path.replace(/^\/link\/(?!done$)[^/]+/, '/link/<ticket>')
 }
 
 /**
@@ -93,7 +103,7 @@ const observeRequest: MiddlewareHandler<AppEnv> = async (c, next) => {
       requestId: c.get('requestId'),
       method: c.req.method,
       // The path only: query strings could carry OAuth codes.
-      path: c.req.path,
+      path: loggedPath(c.req.path),
       route,
       status,
       ms: Math.round(elapsed * 10) / 10,

@@ -202,6 +202,7 @@ describe('CORS [sqlite]', () => {
       ['/v1/user/auth/logout-all', 401, 'unauthorized'],
       ['/v1/user/auth/reauthenticate', 401, 'unauthorized'],
       ['/v1/user/password', 401, 'unauthorized'],
+      ['/v1/user/identities/cilogon/link-url', 401, 'unauthorized'],
       [`/v1/admin/users/${crypto.randomUUID()}/promote`, 401, 'unauthorized'],
       ['/v1/token/introspect', 401, 'unauthorized'],
     ]

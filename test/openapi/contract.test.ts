@@ -1130,6 +1130,78 @@ describe('live responses match openapi.yaml', () => {
         })
         expect(wrongType.status).toBe(415)
 
+        // A single-use link URL, followed in a browser; the provider (google) answers at once.
+        const linkUrlTemplate = '/v1/user/identities/{provider}/link-url'
+        const ticketTemplate = '/link/{ticket}'
+        const bearer = { token: tokens.access_token }
+        const issued = await send(
+          target,
+          'POST',
+          '/v1/user/identities/cilogon/link-url',
+          { ...bearer, json: { redirect_uri: CLIENT_REDIRECT_URI } },
+          linkUrlTemplate,
+        )
+        expect(issued.status).toBe(201)
+        const ticketPath = (issued.body as { url: string }).url.slice(TESSERA_TEST_ISSUER.length)
+        const followed = await call(target, 'GET', ticketPath, manual, ticketTemplate)
+        expect(followed.status).toBe(302)
+        const again = await call(target, 'GET', ticketPath, manual, ticketTemplate)
+        expect(again.status).toBe(400)
+        const againJson = await call(
+          target,
+          'GET',
+          ticketPath,
+          { ...manual, headers: { accept: 'application/json' } },
+          ticketTemplate,
+        )
+        expect(problemCode(againJson.body)).toBe('invalid_link_ticket')
+        // Without a body, the flow ends on /link/done.
+        const bare = await call(
+          target,
+          'POST',
+          '/v1/user/identities/gitlab/link-url',
+          bearer,
+          linkUrlTemplate,
+        )
+        expect(bare.status).toBe(201)
+        // gitlab cannot be reached: the flow cannot start.
+        const unreachable = await call(
+          target,
+          'GET',
+          (bare.body as { url: string }).url.slice(TESSERA_TEST_ISSUER.length),
+          manual,
+          ticketTemplate,
+        )
+        expect(unreachable.status).toBe(503)
+        expect(
+          (await call(target, 'GET', '/link/done?linked=cilogon', {}, '/link/done')).status,
+        ).toBe(200)
+        for (const [path, init, status, code] of [
+          ['/v1/user/identities/cilogon/link-url', { json: {} }, 401, 'unauthorized'],
+          ['/v1/user/identities/nope/link-url', { ...bearer, json: {} }, 404, 'not_found'],
+          [
+            '/v1/user/identities/cilogon/link-url',
+            { ...bearer, json: { redirect_uri: 'https://evil.example/' } },
+            400,
+            'validation_failed',
+          ],
+          [
+            '/v1/user/identities/cilogon/link-url',
+            { ...bearer, headers: { 'content-type': 'text/plain' }, body: '{}' },
+            415,
+            'unsupported_media_type',
+          ],
+          [
+            '/v1/user/identities/cilogon/link-url',
+            { ...bearer, headers: { 'content-type': 'application/json' }, body: OVERSIZED },
+            413,
+            'payload_too_large',
+          ],
+        ] as const) {
+          const refused = await call(target, 'POST', path, init, linkUrlTemplate)
+          expect([path, refused.status, problemCode(refused.body)]).toEqual([path, status, code])
+        }
+
         const unlinkTemplate = '/v1/user/identities/{provider}'
         const last = await call(
           target,
@@ -1232,6 +1304,13 @@ describe('live responses match openapi.yaml', () => {
           const limited = await call(strict, 'GET', path, manual, template)
           expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
         }
+        // A link URL counts against authorize's budget, which the loop above spent.
+        const unknownTicket = `/link/tessera_lt_${'A'.repeat(43)}`
+        const limitedTicket = await call(strict, 'GET', unknownTicket, manual, '/link/{ticket}')
+        expect([limitedTicket.status, limitedTicket.res.headers.get('retry-after')]).toEqual([
+          429,
+          expect.stringMatching(/^[1-9]\d*$/),
+        ])
         expect((await call(strict, 'POST', exchangePath, { json: { code } })).status).toBe(401)
         const limited = await call(strict, 'POST', exchangePath, { json: { code } })
         expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
@@ -1322,6 +1401,13 @@ describe('live responses match openapi.yaml', () => {
         ],
         ['POST', '/v1/user/auth/oauth/exchange', { json: { code: 'x' } }],
         ['DELETE', '/v1/user/identities/github', bearer, '/v1/user/identities/{provider}'],
+        [
+          'POST',
+          '/v1/user/identities/github/link-url',
+          bearer,
+          '/v1/user/identities/{provider}/link-url',
+        ],
+        ['GET', `/link/tessera_lt_${'A'.repeat(43)}`, {}, '/link/{ticket}'],
         ['POST', `/v1/admin/users/${id}/promote`, bearer, '/v1/admin/users/{id}/promote'],
         ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
         ['GET', '/v1/authz', bearer],
