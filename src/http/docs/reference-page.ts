@@ -9,7 +9,7 @@ export const ASSETS_PATH = `/docs/assets/${SCALAR_VERSION}`
  * origin is off: the default fonts (fonts.scalar.com), telemetry, the AI agent (api.scalar.com;
  * on by default when the page is served from localhost) and the developer toolbar. No `proxyUrl`:
  * "try it" calls this server directly, which `connect-src 'self'` allows. The document's own
- * `servers` entry is the issuer (routes/docs.ts), so the page names the right server.
+ * `servers` entry is the issuer (openapi-document.ts), so the page names the right server.
  */
 const CONFIGURATION = {
   url: './openapi.yaml',

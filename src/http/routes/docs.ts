@@ -13,7 +13,7 @@ const IMMUTABLE = 'public, max-age=31536000, immutable'
  * Whether an Accept-Encoding header admits gzip (RFC 9110 §12.5.3): a `gzip` entry decides, else
  * a `*` entry; `q=0` means "not acceptable".
  */
-export function acceptsGzip(header: string | undefined): boolean {
+function acceptsGzip(header: string | undefined): boolean {
   const weights = new Map<string, number>()
   for (const part of (header ?? '').split(',')) {
     const [coding = '', ...params] = part.split(';').map((p) => p.trim().toLowerCase())
