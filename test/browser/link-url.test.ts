@@ -81,7 +81,7 @@ for (const dialect of dialects()) {
       expect(await context.cookies(issuer)).toEqual([])
 
       await page.goto(url)
-      await page.waitForURL(`${issuer}/link/done?linked=cilogon`, { timeout: 20_000 })
+      await page.waitForURL(`${issuer}/link/done?linked=cilogon`, { timeout: 60_000 })
       await page.getByRole('heading', { name: 'CILogon linked' }).waitFor()
       expect(await page.textContent('main')).toContain('You can close this window.')
       // The flow's binding was first-party, and is cleared now that the flow is over.
@@ -101,6 +101,6 @@ for (const dialect of dialects()) {
         .where('user_id', '=', user.id)
         .execute()
       expect(identities).toEqual([{ provider: 'cilogon' }])
-    })
+    }, 120_000)
   })
 }

@@ -96,7 +96,7 @@ export function bundleFile(name: string): BundleFile | undefined {
     gzip: () => {
       gzipped ??= file
         .identity()
-        .then((raw) => gzipAsync(raw, { level: 9 }))
+        .then((raw) => gzipAsync(raw))
         .catch((error: unknown) => {
           gzipped = undefined
           throw error
