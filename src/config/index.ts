@@ -78,6 +78,41 @@ const csv = (fallback: string) =>
   )
 
 /**
+ * One CORS_ORIGINS entry, or why it is not one. Browsers send `Origin` as the URL's origin
+ * serialised (lower-case scheme and host, no default port, no path), so an entry in any other
+ * spelling could never match: it is refused with the spelling that would.
+ */
+function corsOriginProblem(entry: string): string | undefined {
+  if (entry.includes('*')) return `"${entry}": wildcards are not allowed, list each origin`
+  if (!URL.canParse(entry)) return `"${entry}" is not an origin (scheme://host[:port])`
+  const url = new URL(entry)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return `"${entry}" must be an http or https origin`
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
+    return `"${entry}" must be an origin only (scheme://host[:port])`
+  if (entry !== url.origin) {
+    const spelling = '(no path or trailing slash, no default port)'
+    return `"${entry}" must be written as ${url.origin} ${spelling}`
+  }
+  return undefined
+}
+
+/**
+ * CORS_ORIGINS: the exact origins of browser front-ends (README, "Browser front-ends on another
+ * origin").
+ */
+const corsOrigins = v.pipe(
+  csv(''),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return
+    for (const entry of dataset.value) {
+      const problem = corsOriginProblem(entry)
+      if (problem !== undefined) addIssue({ message: `CORS_ORIGINS entry ${problem}` })
+    }
+  }),
+)
+
+/**
  * `::ffff:192.0.2.1` is how a dual-stack socket reports an IPv4 client; rules and addresses are
  * compared in their IPv4 form so one entry covers both spellings.
  */
@@ -256,6 +291,7 @@ const Variables = v.object({
       'must be a comma-separated list of client ids (1 to 64 of A-Z a-z 0-9 . _ -)',
     ),
   ),
+  CORS_ORIGINS: corsOrigins,
   OAUTH_ALLOW_INSECURE_ISSUERS: bool(false),
   OAUTH_CLIENT_PKCE: v.optional(
     v.picklist(['required', 'optional'], 'must be required or optional'),
@@ -440,6 +476,11 @@ const ConfigSchema = v.pipe(
      * whose X-Forwarded-For is believed; empty: nobody's.
      */
     trustProxy: e.TRUST_PROXY,
+    /**
+     * Exact origins (`scheme://host[:port]`) of browser front-ends allowed to call the JSON API
+     * cross-origin; empty: none (README, "Browser front-ends on another origin").
+     */
+    corsOrigins: e.CORS_ORIGINS,
     oauth: {
       /** Exact allow-list of client redirect URIs (no prefix or pattern matching). */
       redirectUris: e.OAUTH_REDIRECT_URIS,

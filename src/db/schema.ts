@@ -15,6 +15,7 @@ export interface Database {
   login_codes: LoginCodesTable
   login_devices: LoginDevicesTable
   device_authorizations: DeviceAuthorizationsTable
+  link_tickets: LinkTicketsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -184,6 +185,21 @@ export interface DeviceAuthorizationsTable {
   decided_at: number | null
   created_at: number
   expires_at: number
+}
+
+/**
+ * A single-use link URL's ticket (README, "Linking from an API client"): its SHA-256, the user
+ * and session that asked for it, the provider to link and where the flow ends.
+ */
+export interface LinkTicketsTable {
+  ticket_hash: string
+  user_id: string
+  session_id: string
+  provider: string
+  redirect_uri: string
+  created_at: number
+  expires_at: number
+  used_at: number | null
 }
 
 export type User = Selectable<UsersTable>

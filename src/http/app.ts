@@ -6,6 +6,7 @@ import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
+import { cors } from './middleware/cors.js'
 import { oauthErrorBodies } from './middleware/oauth-errors.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
@@ -14,6 +15,7 @@ import { docsRoutes } from './routes/docs.js'
 import { federationRoutes } from './routes/federation.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
+import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { oauthRoutes } from './routes/oauth.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
@@ -50,6 +52,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     await next()
     if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
   })
+  app.use(cors())
   // Before the body limit, so that its 413 gets the OAuth error members too.
   app.use('/v1/oauth/*', oauthErrorBodies)
   app.use(
@@ -71,10 +74,19 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/oauth', oauthRoutes)
   app.route('/api/v1/auth', archiveRoutes)
   app.route('/', docsRoutes)
+  app.route('/link', linkRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
   app.onError(handleError)
   return app
+}
+
+/**
+ * The request path as logged: a link ticket in the path (`/link/<ticket>`, README "Linking from
+ * an API client") is a credential for five minutes, so it is masked.
+ */
+export function loggedPath(path: string): string {
+  return path.replace(/^\/link\/(?!done$)[^/]+/, '/link/<ticket>')
 }
 
 /**
@@ -96,7 +108,7 @@ const observeRequest: MiddlewareHandler<AppEnv> = async (c, next) => {
       requestId: c.get('requestId'),
       method: c.req.method,
       // The path only: query strings could carry OAuth codes.
-      path: c.req.path,
+      path: loggedPath(c.req.path),
       route,
       status,
       ms: Math.round(elapsed * 10) / 10,

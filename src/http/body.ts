@@ -3,6 +3,8 @@ import * as v from 'valibot'
 import { TesseraError } from '../errors.js'
 import { hasControlCharacters, hasPasswordControlCharacters } from '../text.js'
 
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i
+
 /**
  * Reads a JSON body and validates it. Wrong content type is 415, malformed JSON and schema
  * failures are 400 `validation_failed` naming each field. Unknown keys are dropped by the
@@ -13,16 +15,35 @@ export async function readJson<S extends v.GenericSchema>(
   schema: S,
 ): Promise<v.InferOutput<S>> {
   const type = c.req.header('content-type') ?? ''
-  if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) {
+  if (!JSON_TYPE.test(type)) {
     throw new TesseraError('unsupported_media_type', 'Send the body as application/json')
   }
-  let body: unknown
+  return validate(schema, parseJson(await c.req.text()))
+}
+
+/**
+ * readJson for an optional body: an empty body (no bytes, whatever the content type) is `{}`;
+ * any other body follows readJson's rules.
+ */
+export async function readOptionalJson<S extends v.GenericSchema>(
+  c: Context,
+  schema: S,
+): Promise<v.InferOutput<S>> {
+  const text = await c.req.text()
+  if (text === '') return validate(schema, {})
+  const type = c.req.header('content-type') ?? ''
+  if (!JSON_TYPE.test(type)) {
+    throw new TesseraError('unsupported_media_type', 'Send the body as application/json')
+  }
+  return validate(schema, parseJson(text))
+}
+
+function parseJson(text: string): unknown {
   try {
-    body = JSON.parse(await c.req.text())
+    return JSON.parse(text)
   } catch {
     throw new TesseraError('validation_failed', 'The request body is not valid JSON')
   }
-  return validate(schema, body)
 }
 
 export function validate<S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> {

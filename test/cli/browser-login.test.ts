@@ -34,7 +34,7 @@ describe.skipIf(missing !== undefined)(
       // stand-in registers Tessera's callbacks there.
       const port = await freePort()
       const issuer = `http://127.0.0.1:${port}`
-      idp = await startOidcProvider(issuer)
+      idp = await startOidcProvider({ tesseraIssuer: issuer })
       app = await makeTestApp({
         env: {
           PORT: String(port),

@@ -37,6 +37,7 @@ describe('loadConfig defaults', () => {
       keyRotationDelay: 360,
       logLevel: 'info',
       trustProxy: [],
+      corsOrigins: [],
     })
     // Device login (README, "Device login"): no extra clients, the documented entry limits.
     expect(config.oauth.deviceClients).toEqual([])
@@ -72,8 +73,10 @@ describe('loadConfig defaults', () => {
       KEY_ENCRYPTION_KEY: 'k'.repeat(32),
       SELF_ASSIGNABLE_ROLES: 'researcher, curator',
       TRUST_PROXY: '10.0.0.1, 10.0.0.0/8 ,::ffff:192.0.2.7, fd00::/8',
+      CORS_ORIGINS: 'https://app.example.org, http://localhost:3000,http://[::1]:8080',
     })
     expect(config).toMatchObject({
+      corsOrigins: ['https://app.example.org', 'http://localhost:3000', 'http://[::1]:8080'],
       trustProxy: ['10.0.0.1', '10.0.0.0/8', '192.0.2.7', 'fd00::/8'],
       port: 9000,
       databaseUrl: 'postgres://tessera@db:5432/tessera',
@@ -129,6 +132,29 @@ describe('loadConfig refuses bad values, naming the variable', () => {
       expect(error.problems.some((p) => p.includes(name))).toBe(true)
     })
   }
+
+  it('CORS_ORIGINS takes exact origins only, and says how to write one', () => {
+    // Browsers send Origin as the URL's origin: any other spelling could never match.
+    const bad: Array<[string, string]> = [
+      ['*', 'wildcards are not allowed'],
+      ['https://*.example.org', 'wildcards are not allowed'],
+      ['https://app.example.org/', 'must be written as https://app.example.org'],
+      ['https://app.example.org/callback', 'must be written as https://app.example.org'],
+      ['https://app.example.org:443', 'must be written as https://app.example.org'],
+      ['HTTPS://App.Example.org', 'must be written as https://app.example.org'],
+      ['https://user@app.example.org', 'must be an origin only'],
+      ['https://app.example.org?x=1', 'must be an origin only'],
+      ['ftp://files.example.org', 'must be an http or https origin'],
+      ['app.example.org', 'is not an origin'],
+      ['null', 'is not an origin'],
+    ]
+    for (const [value, message] of bad) {
+      const error = rejection({ CORS_ORIGINS: `https://ok.example.org,${value}` })
+      expect(error.problems).toHaveLength(1)
+      expect(error.problems[0]!.startsWith(`CORS_ORIGINS entry "${value}"`)).toBe(true)
+      expect(error.problems[0]).toContain(message)
+    }
+  })
 
   it('reports every bad variable at once', () => {
     const error = rejection({

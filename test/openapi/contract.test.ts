@@ -20,6 +20,7 @@ import { startFederation } from '../support/federation.js'
 import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import {
   checkAgainstOpenApi,
+  checkAgainstOperation,
   checkRequestBody,
   documentedOperations,
   HTTP_METHODS,
@@ -155,6 +156,86 @@ describe('openapi.yaml as a document', () => {
   })
 })
 
+describe('CORS: the rule of openapi.yaml ("Browsers on other origins") on every path', () => {
+  const FRONT_END = 'https://app.example.org'
+  const STRANGER = 'https://evil.example'
+  const PREFLIGHT = ['components', 'pathItems', 'CorsPreflight', 'options']
+  let app: TestApp
+  beforeAll(async () => {
+    app = await makeTestApp({ env: { CORS_ORIGINS: FRONT_END } })
+  })
+  afterAll(() => app?.close())
+
+  it('preflights and responses of every documented path follow its x-cors class', async () => {
+    const { document } = await loadOpenApi()
+    const answered = new Set<string>()
+    for (const [template, item] of Object.entries(document.paths)) {
+      const operations = HTTP_METHODS.flatMap((m) =>
+        item[m] === undefined ? [] : [[m, item[m] as { 'x-cors'?: string }] as const],
+      )
+      const classes = new Set(operations.map(([, op]) => op['x-cors'] ?? 'allow-list'))
+      expect([...classes], `${template}: one x-cors class per path`).toHaveLength(1)
+      const [cors] = classes
+      // Any value will do: the rule is about the path, not about what it names.
+      const path = template.replace(/\{[^}]+\}/g, 'sample')
+      const where = `${template} (${cors})`
+
+      for (const origin of [FRONT_END, STRANGER]) {
+        const res = await app.request(path, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST' },
+        })
+        const checked = await checkAgainstOperation(PREFLIGHT, 'OPTIONS (CORS preflight)', res)
+        answered.add(String(checked.status))
+        const allowed = cors === 'public' || origin === FRONT_END
+        expect([where, origin, res.status], 'preflight status').toEqual([
+          where,
+          origin,
+          allowed ? 204 : 403,
+        ])
+        expect(res.headers.get('access-control-allow-origin'), where).toBe(
+          !allowed ? null : cors === 'public' ? '*' : origin,
+        )
+        expect(res.headers.get('access-control-allow-credentials'), where).toBe(
+          allowed && cors === 'credentials' ? 'true' : null,
+        )
+        if (allowed && cors !== 'public') {
+          expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PATCH, DELETE')
+          expect(res.headers.get('access-control-allow-headers')).toBe(
+            'Authorization, Content-Type',
+          )
+        }
+      }
+
+      // The answers themselves, whatever their status (no body, no token: mostly errors).
+      for (const [method] of operations) {
+        for (const origin of [FRONT_END, STRANGER]) {
+          const res = await app.request(path, {
+            method: method.toUpperCase(),
+            headers: { origin },
+            redirect: 'manual',
+          })
+          await res.arrayBuffer()
+          const label = `${method.toUpperCase()} ${where} from ${origin}`
+          const allowed = cors === 'public' || origin === FRONT_END
+          expect(res.headers.get('access-control-allow-origin'), label).toBe(
+            !allowed ? null : cors === 'public' ? '*' : origin,
+          )
+          expect(res.headers.get('access-control-expose-headers'), label).toBe(
+            allowed ? 'Retry-After, WWW-Authenticate, X-Request-Id' : null,
+          )
+          expect(res.headers.get('access-control-allow-credentials'), label).toBe(
+            allowed && cors === 'credentials' ? 'true' : null,
+          )
+          expect((res.headers.get('vary') ?? '').includes('Origin'), label).toBe(cors !== 'public')
+        }
+      }
+    }
+    // Both documented answers of the rule were seen.
+    expect([...answered].sort()).toEqual(['204', '403'])
+  })
+})
+
 describe('live responses match openapi.yaml', () => {
   /** Service secret set, rate limits off. */
   let app: TestApp
@@ -277,41 +358,93 @@ describe('live responses match openapi.yaml', () => {
       expect(allowed.body).toContain('# TYPE tessera_refreshes_total counter')
     })
 
-    it('GET /openapi.yaml serves this document', async () => {
-      // GET /docs renders it under its own CSP.
+    it('GET /openapi.yaml serves this document, naming this server', async () => {
       const yaml = await call(app, 'GET', '/openapi.yaml')
       expect(yaml.res.headers.get('content-type')).toBe('application/yaml')
       expect(yaml.res.headers.get('cache-control')).toBe('public, max-age=300')
-      expect(yaml.body).toBe(readFileSync(OPENAPI_FILE, 'utf8'))
+      // The repository's document, with its servers block naming TESSERA_ISSUER (the default).
+      const file = readFileSync(OPENAPI_FILE, 'utf8')
+      expect(file).toContain('servers:\n  - url: http://localhost:8000\n')
+      expect(yaml.body).toBe(
+        file.replace(
+          /^servers:\n(?: {2}.*\n)+/m,
+          'servers:\n  - url: "http://localhost:8000"\n' +
+            '    description: This Tessera (TESSERA_ISSUER)\n',
+        ),
+      )
+      const elsewhere = await makeTestApp({ env: { TESSERA_ISSUER: 'https://id.example.org/' } })
+      try {
+        const served = await call(elsewhere, 'GET', '/openapi.yaml')
+        expect(served.body).toContain('servers:\n  - url: "https://id.example.org"\n')
+        expect(served.body).not.toContain('localhost:8000')
+      } finally {
+        await elsewhere.close()
+      }
+    })
 
+    it('GET /docs and the renderer files it loads, all from this server', async () => {
+      // The page names no other origin, and its CSP allows scripts of this origin plus, by
+      // hash, its one inline script.
       const docs = await call(app, 'GET', '/docs')
       const html = docs.body as string
-      expect(html).toContain('/openapi.yaml')
+      expect(html).not.toMatch(/\/\/[a-z0-9.-]+\.[a-z]{2,}|https?:/i)
+      expect(html).toContain('./openapi.yaml')
       const csp = docs.res.headers.get('content-security-policy')!
-      const script = /<script src="([^"]+)"/.exec(html)?.[1]
-      expect(script).toMatch(
-        /^https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\//,
-      )
-      const inline = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map(
-        (m) => m[1]!,
-      )
-      expect(inline.length).toBeGreaterThan(0)
-      const scriptSrc = csp
-        .split(';')
-        .map((d) => d.trim())
-        .find((d) => d.startsWith('script-src '))!
-      expect(scriptSrc.split(' ').slice(1).sort()).toEqual(
+      expect(html).not.toMatch(/<script[^>]*\bsrc=/)
+      const inline = [...html.matchAll(/<script[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1]!)
+      expect(inline).toHaveLength(1)
+      const hash = `'sha256-${createHash('sha256').update(inline[0]!).digest('base64')}'`
+      expect(csp).toBe(
         [
-          script!,
-          ...inline.map((s) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`),
-        ].sort(),
+          "default-src 'none'",
+          `script-src 'self' ${hash}`,
+          "style-src 'self' 'unsafe-inline'",
+          "connect-src 'self'",
+          "img-src 'self' data:",
+          "base-uri 'none'",
+          "form-action 'none'",
+          "frame-ancestors 'none'",
+        ].join('; '),
       )
-      expect(csp).not.toMatch(/unsafe-eval|script-src[^;]*unsafe-inline|\*/)
       expect(docs.res.headers.get('x-frame-options')).toBe('DENY')
       // The strict policy of every other response is untouched.
       expect((await app.request('/health')).headers.get('content-security-policy')).toBe(
         "default-src 'none'; frame-ancestors 'none'",
       )
+
+      // The entry module, at the version the page names, then one of the chunks it imports.
+      const entry = /import\('\.(\/docs\/assets\/([^/]+)\/standalone\.esm\.js)'\)/.exec(inline[0]!)
+      expect(entry).not.toBeNull()
+      const [, entryPath, version] = entry!
+      const installed = JSON.parse(
+        readFileSync(
+          new URL('../../node_modules/@scalar/api-reference/package.json', import.meta.url),
+          'utf8',
+        ),
+      ) as { version: string }
+      expect(version).toBe(installed.version)
+      const moduleTemplate = '/docs/assets/{version}/{file}'
+      const chunkTemplate = '/docs/assets/{version}/chunks/{file}'
+      const identity = { headers: { 'accept-encoding': 'identity' } }
+      const module = await call(app, 'GET', entryPath!, identity, moduleTemplate)
+      expect(module.status).toBe(200)
+      expect(module.res.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+      expect(module.res.headers.get('content-encoding')).toBeNull()
+      const chunk = /from"\.\/(chunks\/[A-Za-z0-9._-]+\.js)"/.exec(module.body as string)?.[1]
+      expect(chunk).toBeDefined()
+      const chunkPath = `/docs/assets/${version}/${chunk}`
+      // fetch asks for gzip and decodes it: the body is the module all the same.
+      const gzipped = await call(app, 'GET', chunkPath, {}, chunkTemplate)
+      expect(gzipped.res.headers.get('content-encoding')).toBe('gzip')
+      expect(gzipped.body).toMatch(/^\/\*!|^import|^var|^const|^let|^function|^export/)
+      for (const [path, template] of [
+        [`/docs/assets/0.0.0/standalone.esm.js`, moduleTemplate],
+        [`/docs/assets/${version}/standalone.js`, moduleTemplate],
+        [`/docs/assets/${version}/chunks/nope.js`, chunkTemplate],
+      ] as const) {
+        const missing = await call(app, 'GET', path, {}, template)
+        expect([path, missing.status, problemCode(missing.body)]).toEqual([path, 404, 'not_found'])
+      }
     })
 
     it('POST /v1/user/auth/register', async () => {
@@ -1014,6 +1147,78 @@ describe('live responses match openapi.yaml', () => {
         })
         expect(wrongType.status).toBe(415)
 
+        // A single-use link URL, followed in a browser; the provider (google) answers at once.
+        const linkUrlTemplate = '/v1/user/identities/{provider}/link-url'
+        const ticketTemplate = '/link/{ticket}'
+        const bearer = { token: tokens.access_token }
+        const issued = await send(
+          target,
+          'POST',
+          '/v1/user/identities/cilogon/link-url',
+          { ...bearer, json: { redirect_uri: CLIENT_REDIRECT_URI } },
+          linkUrlTemplate,
+        )
+        expect(issued.status).toBe(201)
+        const ticketPath = (issued.body as { url: string }).url.slice(TESSERA_TEST_ISSUER.length)
+        const followed = await call(target, 'GET', ticketPath, manual, ticketTemplate)
+        expect(followed.status).toBe(302)
+        const again = await call(target, 'GET', ticketPath, manual, ticketTemplate)
+        expect(again.status).toBe(400)
+        const againJson = await call(
+          target,
+          'GET',
+          ticketPath,
+          { ...manual, headers: { accept: 'application/json' } },
+          ticketTemplate,
+        )
+        expect(problemCode(againJson.body)).toBe('invalid_link_ticket')
+        // Without a body, the flow ends on /link/done.
+        const bare = await call(
+          target,
+          'POST',
+          '/v1/user/identities/gitlab/link-url',
+          bearer,
+          linkUrlTemplate,
+        )
+        expect(bare.status).toBe(201)
+        // gitlab cannot be reached: the flow cannot start.
+        const unreachable = await call(
+          target,
+          'GET',
+          (bare.body as { url: string }).url.slice(TESSERA_TEST_ISSUER.length),
+          manual,
+          ticketTemplate,
+        )
+        expect(unreachable.status).toBe(503)
+        expect(
+          (await call(target, 'GET', '/link/done?linked=cilogon', {}, '/link/done')).status,
+        ).toBe(200)
+        for (const [path, init, status, code] of [
+          ['/v1/user/identities/cilogon/link-url', { json: {} }, 401, 'unauthorized'],
+          ['/v1/user/identities/nope/link-url', { ...bearer, json: {} }, 404, 'not_found'],
+          [
+            '/v1/user/identities/cilogon/link-url',
+            { ...bearer, json: { redirect_uri: 'https://evil.example/' } },
+            400,
+            'validation_failed',
+          ],
+          [
+            '/v1/user/identities/cilogon/link-url',
+            { ...bearer, headers: { 'content-type': 'text/plain' }, body: '{}' },
+            415,
+            'unsupported_media_type',
+          ],
+          [
+            '/v1/user/identities/cilogon/link-url',
+            { ...bearer, headers: { 'content-type': 'application/json' }, body: OVERSIZED },
+            413,
+            'payload_too_large',
+          ],
+        ] as const) {
+          const refused = await call(target, 'POST', path, init, linkUrlTemplate)
+          expect([path, refused.status, problemCode(refused.body)]).toEqual([path, status, code])
+        }
+
         const unlinkTemplate = '/v1/user/identities/{provider}'
         const last = await call(
           target,
@@ -1116,6 +1321,13 @@ describe('live responses match openapi.yaml', () => {
           const limited = await call(strict, 'GET', path, manual, template)
           expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
         }
+        // A link URL counts against authorize's budget, which the loop above spent.
+        const unknownTicket = `/link/tessera_lt_${'A'.repeat(43)}`
+        const limitedTicket = await call(strict, 'GET', unknownTicket, manual, '/link/{ticket}')
+        expect([limitedTicket.status, limitedTicket.res.headers.get('retry-after')]).toEqual([
+          429,
+          expect.stringMatching(/^[1-9]\d*$/),
+        ])
         expect((await call(strict, 'POST', exchangePath, { json: { code } })).status).toBe(401)
         const limited = await call(strict, 'POST', exchangePath, { json: { code } })
         expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
@@ -1305,6 +1517,13 @@ describe('live responses match openapi.yaml', () => {
         ],
         ['POST', '/v1/user/auth/oauth/exchange', { json: { code: 'x' } }],
         ['DELETE', '/v1/user/identities/github', bearer, '/v1/user/identities/{provider}'],
+        [
+          'POST',
+          '/v1/user/identities/github/link-url',
+          bearer,
+          '/v1/user/identities/{provider}/link-url',
+        ],
+        ['GET', `/link/tessera_lt_${'A'.repeat(43)}`, {}, '/link/{ticket}'],
         ['POST', `/v1/admin/users/${id}/promote`, bearer, '/v1/admin/users/{id}/promote'],
         ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
         ['GET', '/v1/authz', bearer],

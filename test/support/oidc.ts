@@ -70,14 +70,16 @@ export interface FakeOidcProvider {
   close(): Promise<void>
 }
 
-/**
- * `tesseraIssuer` is where Tessera's callbacks are registered: TESSERA_TEST_ISSUER for tests that
- * carry the browser's side themselves (Browser below), the server's real `http://127.0.0.1:<port>`
- * for a real browser, which must reach it.
- */
 export async function startOidcProvider(
-  tesseraIssuer = TESSERA_TEST_ISSUER,
+  options: {
+    /**
+     * The issuer of the Tessera its clients redirect back to: a real URL when a real browser
+     * follows the flow (the browser cannot resolve TESSERA_TEST_ISSUER).
+     */
+    tesseraIssuer?: string
+  } = {},
 ): Promise<FakeOidcProvider> {
+  const tesseraIssuer = options.tesseraIssuer ?? TESSERA_TEST_ISSUER
   let handler: ((req: never, res: never) => void) | undefined
   const server = createServer((req, res) => handler?.(req as never, res as never))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -187,15 +187,31 @@ export interface CheckedResponse {
  * still read it. Also checks the conventions every response follows: `X-Request-Id` and
  * `Cache-Control` always, `WWW-Authenticate` on 401, `Retry-After` on 429.
  */
-export async function checkAgainstOpenApi(
+export function checkAgainstOpenApi(
   method: string,
   pathTemplate: string,
   res: Response,
 ): Promise<CheckedResponse> {
+  return checkAgainstOperation(
+    ['paths', pathTemplate, method.toLowerCase()],
+    `${method.toUpperCase()} ${pathTemplate}`,
+    res,
+  )
+}
+
+/**
+ * checkAgainstOpenApi for the operation at `operationKeys` of the document, wherever it is (an
+ * operation of `components.pathItems` describes a rule of every path); `name` labels messages
+ * and the coverage entry.
+ */
+export async function checkAgainstOperation(
+  operationKeys: string[],
+  name: string,
+  res: Response,
+): Promise<CheckedResponse> {
   const { document } = await loadOpenApi()
-  const where = `${method.toUpperCase()} ${pathTemplate} → ${res.status}`
+  const where = `${name} → ${res.status}`
   const text = await res.clone().text()
-  const operationKeys = ['paths', pathTemplate, method.toLowerCase()]
   const operation = at(document, operationKeys) as Json | undefined
   expect(operation, `${where}: not an operation of openapi.yaml`).toBeDefined()
   const responses = operation!.responses as Json
@@ -241,7 +257,7 @@ export async function checkAgainstOpenApi(
   const content = response.content as Json | undefined
   if (content === undefined) {
     expect(text, `${where}: documented without a body`).toBe('')
-    openApiCoverage.add(`${method.toUpperCase()} ${pathTemplate} ${status}`)
+    openApiCoverage.add(`${name} ${status}`)
     return { status: res.status, body: undefined }
   }
   const mediaType = mediaTypeOf(res.headers.get('content-type'))
@@ -261,7 +277,7 @@ export async function checkAgainstOpenApi(
       `${where}: ${describeErrors(validate.errors)}; body ${text.slice(0, 500)}`,
     ).toBe(true)
   }
-  openApiCoverage.add(`${method.toUpperCase()} ${pathTemplate} ${status}`)
+  openApiCoverage.add(`${name} ${status}`)
   return { status: res.status, body }
 }
 

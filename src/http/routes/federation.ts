@@ -1,5 +1,5 @@
-import { type Context, Hono } from 'hono'
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { Hono } from 'hono'
+import { getCookie } from 'hono/cookie'
 import * as v from 'valibot'
 import { requireRecentAuthentication } from '../../accounts/reauthenticate.js'
 import { OAUTH_PROVIDERS } from '../../config/index.js'
@@ -9,18 +9,17 @@ import {
   browserCookieName,
   completeFlow,
   exchangeLoginCode,
-  STATE_TTL_SECONDS,
   unlinkIdentity,
 } from '../../federation/flow.js'
-import type { Limiter } from '../../rate-limit/limits.js'
+import { issueLinkTicket } from '../../federation/link-tickets.js'
+import { formatPasetoTime } from '../../paseto/time.js'
 import { hasControlCharacters } from '../../text.js'
-import { noControlCharacters, readJson } from '../body.js'
+import { noControlCharacters, readJson, readOptionalJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
+import { clearBrowserBinding, limitFlowPerIp, setBrowserBinding } from '../flow-browser.js'
 import { requireUser } from '../middleware/require-user.js'
 
-/** Where the browser-binding cookies live: only authorize and callback ever see them. */
-const BROWSER_COOKIE_PATH = '/v1/user/authenticate'
 const ExchangeBody = v.object({
   code: v.pipe(v.string('must be a string'), noControlCharacters, v.maxLength(200, 'is too long')),
   // Checked against the code's challenge in the domain: a malformed verifier is a wrong one.
@@ -29,31 +28,17 @@ const ExchangeBody = v.object({
   ),
 })
 
-/**
- * Counts the request against its per-address limit (RATE_LIMIT_OAUTH_PER_IP) before anything
- * else: a refused request stores no state, calls no provider and spends no state, so a callback
- * refused here can be retried with the same URL once the window allows.
- */
-async function limitPerIp(
-  c: Context<AppEnv>,
-  limiter: Limiter,
-  provider: string | null,
-): Promise<void> {
-  try {
-    await limiter.consume(clientContext(c).ip ?? 'unknown')
-  } catch (error) {
-    if (error instanceof TesseraError && error.code === 'rate_limited') {
-      c.get('tessera').federationMetrics.count(provider, 'rate_limited')
-    }
-    throw error
-  }
-}
+const LinkUrlBody = v.object({
+  redirect_uri: v.exactOptional(
+    v.pipe(v.string('must be a string'), noControlCharacters, v.maxLength(2048, 'is too long')),
+  ),
+})
 
 /** `/v1/user/...` federated login (README, "Federated login"). Disabled providers are 404. */
 export const federationRoutes = new Hono<AppEnv>()
   .get('/authenticate/:provider/authorize', async (c) => {
     const t = c.get('tessera')
-    await limitPerIp(c, t.limits.oauthAuthorizePerIp, c.req.param('provider'))
+    await limitFlowPerIp(c, t.limits.oauthAuthorizePerIp, c.req.param('provider'))
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     // With a bearer token this is a link flow for that user; a bad token is refused, never
@@ -89,14 +74,7 @@ export const federationRoutes = new Hono<AppEnv>()
       codeChallengeMethod: c.req.query('code_challenge_method'),
       clientState: c.req.query('state'),
     })
-    setCookie(c, browserCookie.name, browserCookie.value, {
-      httpOnly: true,
-      secure: t.config.issuer.startsWith('https://'),
-      // Lax: the callback is a top-level GET navigation from the provider's site.
-      sameSite: 'Lax',
-      path: BROWSER_COOKIE_PATH,
-      maxAge: STATE_TTL_SECONDS,
-    })
+    setBrowserBinding(c, browserCookie)
     if (/\bapplication\/json\b/i.test(c.req.header('accept') ?? '')) {
       return c.json({ authorization_url: url.toString() })
     }
@@ -105,7 +83,7 @@ export const federationRoutes = new Hono<AppEnv>()
 
   .get('/authenticate/:provider/callback', async (c) => {
     const t = c.get('tessera')
-    await limitPerIp(c, t.limits.oauthCallbackPerIp, c.req.param('provider'))
+    await limitFlowPerIp(c, t.limits.oauthCallbackPerIp, c.req.param('provider'))
     const provider = t.federation.get(c.req.param('provider'))
     if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
     const callbackParameters = new URL(c.req.url).searchParams
@@ -116,21 +94,26 @@ export const federationRoutes = new Hono<AppEnv>()
       browserSecret: getCookie(c, cookieName),
       client: clientContext(c),
     })
-    // The flow is over (its state is spent): its binding has no further use.
-    deleteCookie(c, cookieName, {
-      path: BROWSER_COOKIE_PATH,
-      secure: t.config.issuer.startsWith('https://'),
-      httpOnly: true,
-      sameSite: 'Lax',
-    })
+    clearBrowserBinding(c, cookieName)
     return c.redirect(target, 302)
   })
 
   .post('/auth/oauth/exchange', async (c) => {
     const t = c.get('tessera')
-    await limitPerIp(c, t.limits.oauthExchangePerIp, null)
+    await limitFlowPerIp(c, t.limits.oauthExchangePerIp, null)
     const body = await readJson(c, ExchangeBody)
     return c.json(await exchangeLoginCode(t, body.code, body.code_verifier, clientContext(c)))
+  })
+
+  // A single-use URL that starts a link flow in the user's browser, for clients that hold only a
+  // bearer token (README, "Linking from an API client"); GET /link/{ticket} redeems it.
+  .post('/identities/:provider/link-url', requireUser, async (c) => {
+    const t = c.get('tessera')
+    const provider = t.federation.get(c.req.param('provider'))
+    if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
+    const body = await readOptionalJson(c, LinkUrlBody)
+    const issued = await issueLinkTicket(t, c.get('claims'), provider, body.redirect_uri)
+    return c.json({ url: issued.url, expires_at: formatPasetoTime(issued.expiresAt) }, 201)
   })
 
   .delete('/identities/:provider', requireUser, async (c) => {
