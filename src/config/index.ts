@@ -185,6 +185,8 @@ const Variables = v.object({
   REFRESH_REUSE_INTERVAL: int(0, 0, 300),
   KEYS_MAX_AGE: int(300, 0, 86_400),
   REAUTH_MAX_AGE: int(300, 10, 86_400),
+  BROWSER_SESSION_TTL: int(36_000, 60, 2_592_000),
+  BROWSER_SESSION_IDLE_TTL: int(1_800, 60, 2_592_000),
   SERVICE_SECRET: optionalSecret(16),
   KEY_ENCRYPTION_KEY: optionalSecret(32),
   KEY_ENCRYPTION_KEY_FILE: v.optional(
@@ -315,6 +317,14 @@ const ConfigSchema = v.pipe(
     ),
     ['SESSION_ABSOLUTE_TTL'],
   ),
+  v.forward(
+    v.partialCheck(
+      [['BROWSER_SESSION_TTL'], ['BROWSER_SESSION_IDLE_TTL']],
+      (e) => e.BROWSER_SESSION_IDLE_TTL <= e.BROWSER_SESSION_TTL,
+      'BROWSER_SESSION_IDLE_TTL must be at most BROWSER_SESSION_TTL',
+    ),
+    ['BROWSER_SESSION_IDLE_TTL'],
+  ),
   v.rawCheck(({ dataset, addIssue }) => {
     // Like a partial check, per provider: a provider is checked when its own variables (and
     // OAUTH_ALLOW_INSECURE_ISSUERS) passed their rules; the values of those that passed are
@@ -344,6 +354,10 @@ const ConfigSchema = v.pipe(
     keysMaxAge: e.KEYS_MAX_AGE,
     /** Seconds: how recent the session's authentication must be to link, unlink (README). */
     reauthMaxAge: e.REAUTH_MAX_AGE,
+    /** Seconds a page session (`tessera_session` cookie) lives at most from its sign-in. */
+    browserSessionTtl: e.BROWSER_SESSION_TTL,
+    /** Seconds without a page request after which a page session ends (README, "Pages"). */
+    browserSessionIdleTtl: e.BROWSER_SESSION_IDLE_TTL,
     serviceSecret: e.SERVICE_SECRET,
     /**
      * Encrypts signing keys at rest. When neither it nor `keyEncryptionKeyFile` is set, SQLite
