@@ -30,6 +30,8 @@ interface GitHubProtocol {
 }
 
 export type ProviderTraits = (OidcProtocol | GitHubProtocol) & {
+  /** How the pages name it (README, "Pages"). */
+  label: string
   /**
    * The public OIDC issuer (compared exactly with the discovery document's) or, for GitHub, the
    * web base URL, used when none is configured.
@@ -52,6 +54,7 @@ export type GitHubProviderTraits = Extract<ProviderTraits, { protocol: 'github-o
 export const PROVIDERS: Record<OAuthProviderName, ProviderTraits> = {
   // The address plus the `org.cilogon.userinfo` claims (home institution).
   cilogon: {
+    label: 'CILogon',
     protocol: 'oidc',
     defaultIssuer: 'https://cilogon.org',
     scopes: 'openid email org.cilogon.userinfo',
@@ -62,6 +65,7 @@ export const PROVIDERS: Record<OAuthProviderName, ProviderTraits> = {
   },
   // Only `user:email` (the profile is public), for the verified primary address.
   github: {
+    label: 'GitHub',
     protocol: 'github-oauth',
     defaultIssuer: 'https://github.com',
     defaultApiUrl: 'https://api.github.com',
@@ -70,6 +74,7 @@ export const PROVIDERS: Record<OAuthProviderName, ProviderTraits> = {
     grantsAcademic: false,
   },
   google: {
+    label: 'Google',
     protocol: 'oidc',
     defaultIssuer: 'https://accounts.google.com',
     scopes: 'openid email profile',
@@ -80,6 +85,7 @@ export const PROVIDERS: Record<OAuthProviderName, ProviderTraits> = {
   },
   // `read_user` is what releases the address to an OIDC client.
   gitlab: {
+    label: 'GitLab',
     protocol: 'oidc',
     defaultIssuer: 'https://gitlab.com',
     scopes: 'openid read_user',
@@ -89,6 +95,7 @@ export const PROVIDERS: Record<OAuthProviderName, ProviderTraits> = {
     grantsAcademic: false,
   },
   orcid: {
+    label: 'ORCID',
     protocol: 'oidc',
     defaultIssuer: 'https://orcid.org',
     scopes: 'openid',

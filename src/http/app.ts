@@ -6,6 +6,9 @@ import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
+import { accountRoutes } from './pages/account-routes.js'
+import { assetRoutes } from './pages/assets.js'
+import { signInRoutes } from './pages/sign-in-routes.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
@@ -66,6 +69,10 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/authz', authzRoutes)
   app.route('/api/v1/auth', archiveRoutes)
   app.route('/', docsRoutes)
+  // Tessera's own pages (README, "Pages").
+  app.route('/', signInRoutes)
+  app.route('/', accountRoutes)
+  app.route('/', assetRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
   app.onError(handleError)

@@ -72,7 +72,9 @@ export async function launchBrowser(): Promise<TestBrowser> {
   }
 }
 
-/** A TCP port free on 127.0.0.1 right now, for a server whose URL must be known before it starts. */
+/**
+ * A TCP port free on 127.0.0.1 right now, for a server whose URL must be known before it starts.
+ */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()

@@ -34,7 +34,7 @@ const ExchangeBody = v.object({
  * else: a refused request stores no state, calls no provider and spends no state, so a callback
  * refused here can be retried with the same URL once the window allows.
  */
-async function limitPerIp(
+export async function limitPerIp(
   c: Context<AppEnv>,
   limiter: Limiter,
   provider: string | null,
@@ -47,6 +47,24 @@ async function limitPerIp(
     }
     throw error
   }
+}
+
+/**
+ * Sets a flow's browser-binding cookie (`beginFlow`), for authorize and for the pages that start
+ * flows themselves.
+ */
+export function setBrowserBindingCookie(
+  c: Context<AppEnv>,
+  browserCookie: { name: string; value: string },
+): void {
+  setCookie(c, browserCookie.name, browserCookie.value, {
+    httpOnly: true,
+    secure: c.get('tessera').config.issuer.startsWith('https://'),
+    // Lax: the callback is a top-level GET navigation from the provider's site.
+    sameSite: 'Lax',
+    path: BROWSER_COOKIE_PATH,
+    maxAge: STATE_TTL_SECONDS,
+  })
 }
 
 /** `/v1/user/...` federated login (README, "Federated login"). Disabled providers are 404. */
@@ -89,14 +107,7 @@ export const federationRoutes = new Hono<AppEnv>()
       codeChallengeMethod: c.req.query('code_challenge_method'),
       clientState: c.req.query('state'),
     })
-    setCookie(c, browserCookie.name, browserCookie.value, {
-      httpOnly: true,
-      secure: t.config.issuer.startsWith('https://'),
-      // Lax: the callback is a top-level GET navigation from the provider's site.
-      sameSite: 'Lax',
-      path: BROWSER_COOKIE_PATH,
-      maxAge: STATE_TTL_SECONDS,
-    })
+    setBrowserBindingCookie(c, browserCookie)
     if (/\bapplication\/json\b/i.test(c.req.header('accept') ?? '')) {
       return c.json({ authorization_url: url.toString() })
     }
