@@ -15,7 +15,7 @@ import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { limitPerIp, setBrowserBindingCookie } from '../routes/federation.js'
 import { describeDevice, formatWhen } from './device.js'
-import { type Notice, queryNotice, refusalNotice } from './messages.js'
+import { errorMessage, type Notice, queryNotice, refusalNotice } from './messages.js'
 import {
   checkSessionToken,
   clearSessionCookie,
@@ -57,10 +57,17 @@ const AccountQuery = v.object({
 
 type Action = 'link' | 'unlink'
 
-/** The account page and its forms need a live browser session; without one, sign in first. */
+/**
+ * The account page and its forms need a live browser session; without one, sign in first. A
+ * link flow whose session ended meanwhile comes back with `?error=session_ended`: the sign-in
+ * page shows it.
+ */
 const signedIn: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (c.get('browserSession') === undefined) return seeOther(c, '/login?return_to=%2Faccount')
-  await next()
+  if (c.get('browserSession') !== undefined) return next()
+  const error = c.req.method === 'GET' ? c.req.query('error') : undefined
+  const query = new URLSearchParams({ return_to: '/account' })
+  if (errorMessage(error) !== undefined) query.set('error', error!)
+  return seeOther(c, `/login?${query}`)
 }
 
 const pageGet = [pageHeaders, withBrowserSession, signedIn] as const
