@@ -59,7 +59,7 @@ for (const dialect of dialects()) {
       return false
     }
 
-    it('the cookie is HttpOnly, SameSite=Lax, Path=/ for the absolute lifetime, not Secure on http', async () => {
+    it('the cookie is HttpOnly, SameSite=Lax, Path=/, for the TTL, no Secure on http', async () => {
       const { user } = await register(app, uniqueEmail('cookie'))
       const browser = new PageBrowser(app)
       const csrf = await browser.token('/login')
@@ -154,7 +154,7 @@ for (const dialect of dialects()) {
       expect((await sessionRow(secret))!.last_used_at).toBe(start + 60_000)
     })
 
-    it('a sign-in rotates the cookie: the previous session ends, a planted value is worthless', async () => {
+    it('a sign-in rotates the cookie: the old session ends, planted values are void', async () => {
       const email = uniqueEmail('rotate')
       await register(app, email)
       const browser = new PageBrowser(app)

@@ -75,7 +75,10 @@ for (const dialect of dialects()) {
       const start = await browser.post('/login/federated', { csrf, provider: 'cilogon' })
       const pending = [...start.headers.getSetCookie()].find((l) => l.startsWith('tessera_signin_'))
       expect(pending).toMatch(
-        /^tessera_signin_[0-9a-f]{16}=[A-Za-z0-9_-]+; Max-Age=600; Path=\/login\/complete; HttpOnly; SameSite=Lax$/,
+        new RegExp(
+          '^tessera_signin_[0-9a-f]{16}=[A-Za-z0-9_-]+; ' +
+            'Max-Age=600; Path=/login/complete; HttpOnly; SameSite=Lax$',
+        ),
       )
       const back = await throughProvider(browser, start)
       const complete = new URL(back.headers.get('location')!)

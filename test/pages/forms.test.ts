@@ -45,7 +45,7 @@ for (const dialect of dialects()) {
       return { browser, email, user, csrf: formToken(await page.text()) }
     }
 
-    it('the pages are 200 HTML with labels, the pages CSP, no-store and the stylesheet', async () => {
+    it('pages are 200 HTML with labels, the pages CSP, no-store and the stylesheet', async () => {
       const { browser } = await signedIn()
       const anonymous = new PageBrowser(app)
       for (const [client, path] of [
@@ -81,7 +81,7 @@ for (const dialect of dialects()) {
       expect(other.headers.get('cache-control')).toBe('public, max-age=300')
     })
 
-    it('the sign-in form sets the double-submit cookie and the form carries its value', async () => {
+    it('the sign-in form sets the double-submit cookie, the form carries it', async () => {
       const browser = new PageBrowser(app)
       const res = await browser.get('/login')
       const cookie = setCookieAttributes(res, 'tessera_csrf')!
@@ -249,7 +249,7 @@ for (const dialect of dialects()) {
       expect(locationOf(own)).toBe('/account?from=app#top')
     })
 
-    it('an application signs its user in through /login?return_to= and exchanges the code', async () => {
+    it('an application signs in via /login?return_to= and exchanges the code', async () => {
       const { email, user } = await register(app, uniqueEmail('app'))
       const pkce = clientPkce()
       const request = {
