@@ -36,6 +36,8 @@ describe('loadConfig defaults', () => {
       keysMaxAge: 300,
       logLevel: 'info',
       trustProxy: [],
+      browserSessionTtl: 36_000,
+      browserSessionIdleTtl: 1_800,
     })
   })
 
@@ -98,6 +100,9 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['TRUST_PROXY', { TRUST_PROXY: 'fd00::/129' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['REFRESH_TOKEN_TTL', { REFRESH_TOKEN_TTL: '7200', SESSION_ABSOLUTE_TTL: '3600' }],
+    ['BROWSER_SESSION_TTL', { BROWSER_SESSION_TTL: '59' }],
+    ['BROWSER_SESSION_IDLE_TTL', { BROWSER_SESSION_IDLE_TTL: '0' }],
+    ['BROWSER_SESSION_IDLE_TTL', { BROWSER_SESSION_TTL: '600', BROWSER_SESSION_IDLE_TTL: '601' }],
   ]
   for (const [name, env] of bad) {
     it(`${JSON.stringify(env)} names ${name}`, () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { registerAccount } from '../../src/accounts/accounts.js'
 import type { TestApp } from '../support/app.js'
 import { type Federation, startFederation } from '../support/federation.js'
-import { clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
+import { CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
 import { formToken, PageBrowser } from '../support/pages.js'
 import { login, PASSWORD, register, uniqueEmail, uniqueSubject } from '../support/users.js'
@@ -127,6 +127,15 @@ export function pagesContract(): void {
     const target = { csrf: limitedToken, email: uniqueEmail('limited'), password: 'guess one!' }
     await (await limited.post('/login', target)).arrayBuffer()
     expect((await check('POST', '/login', await limited.post('/login', target))).status).toBe(429)
+    // Signed in, continuing to an application: one code minted per address and window.
+    const { browser: signedInStrict } = await signedIn(strict)
+    for (const path of ['/login', '/register']) {
+      const pkce = clientPkce()
+      const query = `?return_to=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
+      await (await signedInStrict.get(`${path}${query}`)).arrayBuffer()
+      const over = await signedInStrict.get(`${path}${query}`)
+      expect((await check('GET', path, over)).status).toBe(429)
+    }
     const registration = { csrf: limitedToken, password: PASSWORD }
     await limited.post('/register', { ...registration, email: uniqueEmail('r1') })
     const second = await limited.post('/register', { ...registration, email: uniqueEmail('r2') })

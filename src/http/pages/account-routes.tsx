@@ -21,6 +21,7 @@ import {
   clearSessionCookie,
   csrfField,
   pageHeaders,
+  queryKey,
   readForm,
   sameOriginPost,
   seeOther,
@@ -49,10 +50,10 @@ const ReauthenticateForm = v.object({
   provider: providerField,
 })
 const AccountQuery = v.object({
-  done: v.optional(v.string()),
-  error: v.optional(v.string()),
-  linked: v.optional(v.string()),
-  continue: v.optional(v.string()),
+  done: queryKey,
+  error: queryKey,
+  linked: queryKey,
+  continue: queryKey,
 })
 
 type Action = 'link' | 'unlink'

@@ -71,6 +71,17 @@ export async function readForm<S extends v.GenericSchema>(
   return validate(schema, body)
 }
 
+/**
+ * A query parameter that selects a fixed message (`?done=`, `?error=`): anything longer than a
+ * key cannot be one and is ignored, not refused.
+ */
+export const queryKey = v.optional(
+  v.pipe(
+    v.string(),
+    v.transform((s) => (s.length > 64 ? undefined : s)),
+  ),
+)
+
 /** Every form's synchronizer token field. */
 export const csrfField = v.optional(v.pipe(v.string(), v.maxLength(100)))
 

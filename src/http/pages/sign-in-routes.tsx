@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
 import * as v from 'valibot'
-import { endBrowserSession } from '../../browser/browser-sessions.js'
+import { type BrowserSession, endBrowserSession } from '../../browser/browser-sessions.js'
 import {
   beginPagesSignIn,
   COMPLETE_PATH,
@@ -37,6 +37,7 @@ import {
   csrfField,
   pageHeaders,
   presentedSessionCookie,
+  queryKey,
   readForm,
   sameOriginPost,
   seeOther,
@@ -57,8 +58,8 @@ const requestFields = {
 }
 const SignInQuery = v.object({
   ...requestFields,
-  done: v.optional(v.string()),
-  error: v.optional(v.string()),
+  done: queryKey,
+  error: queryKey,
 })
 const SignInForm = v.object({
   ...requestFields,
@@ -163,6 +164,17 @@ function signInUrl(target: SignInTarget, error: string): string {
   return `/login?${query}`
 }
 
+/**
+ * A browser already signed in moves on at once. For an application that mints a login code
+ * without any credential being checked, so it counts against the per-address budget of starting
+ * a federated flow (RATE_LIMIT_OAUTH_PER_IP), like every other way to obtain a code.
+ */
+async function continueSignedIn(c: Context<AppEnv>, session: BrowserSession, target: SignInTarget) {
+  const t = c.get('tessera')
+  if (target.kind === 'client') await limitPerIp(c, t.limits.oauthAuthorizePerIp, null)
+  return seeOther(c, await continueSignIn(t, session.user.id, 'session', target))
+}
+
 const pageGet = [pageHeaders, withBrowserSession] as const
 const pagePost = [pageHeaders, sameOriginPost, withBrowserSession] as const
 
@@ -176,8 +188,7 @@ export const signInRoutes = new Hono<AppEnv>()
     const query = validate(SignInQuery, c.req.query())
     const target = signInTarget(t.config, requestOf(query))
     const session = c.get('browserSession')
-    if (session !== undefined)
-      return seeOther(c, await continueSignIn(t, session.user.id, 'session', target))
+    if (session !== undefined) return continueSignedIn(c, session, target)
     return renderPage(c, signInPage(c, target, { notice: queryNotice(query) }))
   })
 
@@ -264,8 +275,7 @@ export const signInRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     const target = signInTarget(t.config, requestOf(validate(SignInQuery, c.req.query())))
     const session = c.get('browserSession')
-    if (session !== undefined)
-      return seeOther(c, await continueSignIn(t, session.user.id, 'session', target))
+    if (session !== undefined) return continueSignedIn(c, session, target)
     return renderPage(c, registerPage(c, target, {}))
   })
 
