@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import { html } from 'hono/html'
 import type { Child } from 'hono/jsx'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { TesseraError } from '../../errors.js'
 import type { AppEnv } from '../env.js'
 import { asTesseraError, problemHeaders, problemResponse } from '../problem.js'
@@ -14,7 +15,8 @@ export function renderPage(
   page: Child,
   status = 200,
 ): Response | Promise<Response> {
-  return c.html(html`<!DOCTYPE html>${page}`, status as 200)
+  // Statuses come from TesseraError, whose codes all have a body (never 1xx, 204 or 304).
+  return c.html(html`<!DOCTYPE html>${page}`, status as ContentfulStatusCode)
 }
 
 /**
