@@ -22,6 +22,7 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json openapi.yaml ./
+COPY assets ./assets
 COPY bin ./bin
 RUN mkdir -p /data && chown node:node /data
 USER node

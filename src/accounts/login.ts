@@ -1,3 +1,4 @@
+import type { User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { LoginOutcome, Metrics } from '../metrics.js'
 import { accountKey, type RateLimits } from '../rate-limit/limits.js'
@@ -8,11 +9,12 @@ import { type AccountDeps, authenticate } from './accounts.js'
 import { issueDevice, renewDevice, trustedDevice } from './devices.js'
 import { normalizeEmail } from './email.js'
 
-export type LoginDeps = AccountDeps &
-  OpenSessionDeps & {
-    limits: Pick<RateLimits, 'loginPerIp' | 'loginPerAccount' | 'loginPerDevice'>
-    metrics: Pick<Metrics, 'logins'>
-  }
+export type PasswordSignInDeps = AccountDeps & {
+  limits: Pick<RateLimits, 'loginPerIp' | 'loginPerAccount' | 'loginPerDevice'>
+  metrics: Pick<Metrics, 'logins'>
+}
+
+export type LoginDeps = PasswordSignInDeps & OpenSessionDeps
 
 export interface PasswordLogin {
   pair: TokenPair
@@ -20,8 +22,35 @@ export interface PasswordLogin {
   deviceCookie: string
 }
 
+/** Password login of the API: the shared sign-in, ending in a new session and a token pair. */
+export async function loginWithPassword(
+  t: LoginDeps,
+  credentials: { email: string; password: string },
+  client: ClientContext,
+  deviceToken?: string,
+): Promise<PasswordLogin> {
+  const { session, deviceCookie } = await signInWithPassword(
+    t,
+    credentials,
+    client,
+    deviceToken,
+    (user) => openSession(t, user, client, 'password', user.credential_version),
+  )
+  return { pair: session, deviceCookie }
+}
+
+export interface PasswordSignIn<S> {
+  user: User
+  /** What `open` made of the checked user: a token pair, a browser session. */
+  session: S
+  deviceCookie: string
+}
+
 /**
- * Password login: rate limits, the credential check, a new session and a token pair.
+ * Password sign-in, whoever asks (the API's login, Tessera's sign-in page): rate limits, the
+ * credential check, then `open`, which starts the session the caller needs (a token pair for the
+ * API, a browser session for the pages) and must refuse if the credential version it is given
+ * changed meanwhile (`insertSessionRow`).
  *
  * Which budget an attempt counts against (README, "Passwords and login"): an attempt that presents
  * a live device cookie of the account it logs into counts against that device's budget only, so a
@@ -32,16 +61,17 @@ export interface PasswordLogin {
  * statement: a check-then-count would let a burst of concurrent guesses all pass the check before
  * any of them is counted.
  */
-export async function loginWithPassword(
-  t: LoginDeps,
+export async function signInWithPassword<S>(
+  t: PasswordSignInDeps,
   credentials: { email: string; password: string },
   client: ClientContext,
-  deviceToken?: string,
-): Promise<PasswordLogin> {
+  deviceToken: string | undefined,
+  open: (user: User) => Promise<S>,
+): Promise<PasswordSignIn<S>> {
   try {
-    const login = await attemptLogin(t, credentials, client, deviceToken)
+    const signedIn = await attemptSignIn(t, credentials, client, deviceToken, open)
     t.metrics.logins.inc({ outcome: 'ok' })
-    return login
+    return signedIn
   } catch (error) {
     const outcome = error instanceof TesseraError ? FAILED_LOGIN_OUTCOMES[error.code] : undefined
     if (outcome !== undefined) t.metrics.logins.inc({ outcome })
@@ -59,12 +89,13 @@ const FAILED_LOGIN_OUTCOMES: Partial<Record<TesseraError['code'], LoginOutcome>>
   rate_limited: 'rate_limited',
 }
 
-async function attemptLogin(
-  t: LoginDeps,
+async function attemptSignIn<S>(
+  t: PasswordSignInDeps,
   credentials: { email: string; password: string },
   client: ClientContext,
   deviceToken: string | undefined,
-): Promise<PasswordLogin> {
+  open: (user: User) => Promise<S>,
+): Promise<PasswordSignIn<S>> {
   const email = normalizeEmail(credentials.email).normalized
   const device = await trustedDevice(t, deviceToken, email)
   const account = accountKey(email)
@@ -79,8 +110,8 @@ async function attemptLogin(
   // whoever is guessing a fresh allowance each time the owner logs in.
   if (device !== undefined) await t.limits.loginPerDevice.reset(device)
   else await t.limits.loginPerAccount.reset(account)
-  const pair = await openSession(t, user, client, 'password', user.credential_version)
-  if (device === undefined) return { pair, deviceCookie: await issueDevice(t, user.id) }
+  const session = await open(user)
+  if (device === undefined) return { user, session, deviceCookie: await issueDevice(t, user.id) }
   await renewDevice(t, device)
-  return { pair, deviceCookie: deviceToken! }
+  return { user, session, deviceCookie: deviceToken! }
 }

@@ -244,6 +244,8 @@ const Variables = v.object({
   KEYS_MAX_AGE: int(300, 0, 86_400),
   KEY_ROTATION_DELAY: optionalInt(0, 604_800),
   REAUTH_MAX_AGE: int(300, 10, 86_400),
+  BROWSER_SESSION_TTL: int(36_000, 60, 2_592_000),
+  BROWSER_SESSION_IDLE_TTL: int(1_800, 60, 2_592_000),
   SERVICE_SECRET: optionalSecret(16),
   KEY_ENCRYPTION_KEY: optionalSecret(32),
   KEY_ENCRYPTION_KEY_FILE: v.optional(
@@ -394,6 +396,14 @@ const ConfigSchema = v.pipe(
     ),
     ['REFRESH_REUSE_INTERVAL'],
   ),
+  v.forward(
+    v.partialCheck(
+      [['BROWSER_SESSION_TTL'], ['BROWSER_SESSION_IDLE_TTL']],
+      (e) => e.BROWSER_SESSION_IDLE_TTL <= e.BROWSER_SESSION_TTL,
+      'BROWSER_SESSION_IDLE_TTL must be at most BROWSER_SESSION_TTL',
+    ),
+    ['BROWSER_SESSION_IDLE_TTL'],
+  ),
   v.rawCheck(({ dataset, addIssue }) => {
     // Like a partial check, per provider: a provider is checked when its own variables (and
     // OAUTH_ALLOW_INSECURE_ISSUERS) passed their rules; the values of those that passed are
@@ -429,6 +439,10 @@ const ConfigSchema = v.pipe(
       e.KEY_ROTATION_DELAY ?? e.KEYS_MAX_AGE + VERIFIER_COOLDOWN_SECONDS + ROTATION_MARGIN_SECONDS,
     /** Seconds: how recent the session's authentication must be to link, unlink (README). */
     reauthMaxAge: e.REAUTH_MAX_AGE,
+    /** Seconds a page session (`tessera_session` cookie) lives at most from its sign-in. */
+    browserSessionTtl: e.BROWSER_SESSION_TTL,
+    /** Seconds without a page request after which a page session ends (README, "Pages"). */
+    browserSessionIdleTtl: e.BROWSER_SESSION_IDLE_TTL,
     serviceSecret: e.SERVICE_SECRET,
     /**
      * Encrypts signing keys at rest. When neither it nor `keyEncryptionKeyFile` is set, SQLite

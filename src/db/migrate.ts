@@ -13,6 +13,7 @@ import * as reauthClientPkce from '../../migrations/0003_reauth_client_pkce.js'
 import * as refreshHardening from '../../migrations/0004_refresh_hardening.js'
 import * as loginDevices from '../../migrations/0005_login_devices.js'
 import * as sessionsLive from '../../migrations/0006_sessions_live_index.js'
+import * as browserSessions from '../../migrations/0007_browser_sessions.js'
 import * as linkTickets from '../../migrations/0008_link_tickets.js'
 import * as refreshReplay from '../../migrations/0009_refresh_replay.js'
 import * as deviceAuthorizations from '../../migrations/0010_device_authorizations.js'
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   '0004_refresh_hardening': refreshHardening,
   '0005_login_devices': loginDevices,
   '0006_sessions_live_index': sessionsLive,
+  '0007_browser_sessions': browserSessions,
   '0008_link_tickets': linkTickets,
   '0009_refresh_replay': refreshReplay,
   '0010_device_authorizations': deviceAuthorizations,

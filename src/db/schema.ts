@@ -60,7 +60,13 @@ export interface SessionsTable {
   refresh_window_start: Generated<number>
   /** Refreshes counted in that window. */
   refresh_count: Generated<number>
+  /** `api`: a refresh-token family; `browser`: a page session (README, "Pages"). */
+  kind: Generated<SessionKind>
+  /** Browser sessions: SHA-256 of the `tessera_session` cookie's secret; null for API ones. */
+  cookie_hash: string | null
 }
+
+export type SessionKind = 'api' | 'browser'
 
 /**
  * `superseded`: an unused child that the reuse interval of Tessera before migration 0009 replaced

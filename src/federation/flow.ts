@@ -25,7 +25,7 @@ import { type FederationProvider, ProviderError, type ProviderIdentity } from '.
 /** What a federated flow needs: the sessions it opens, its metric and its configuration. */
 export type FlowDeps = OpenSessionDeps &
   RecentAuthenticationDeps & {
-    config: Pick<Config, 'issuer' | 'oauth'>
+    config: Pick<Config, 'issuer' | 'oauth' | 'browserSessionIdleTtl'>
     federationMetrics: FederationMetrics
     logger: Pick<Logger, 'warn'>
   }
@@ -75,10 +75,21 @@ export function redirectUriAllowed(
   config: Pick<Config, 'issuer' | 'oauth'>,
   redirectUri: string,
 ): boolean {
+  if (clientRedirectUriAllowed(config, redirectUri)) return true
+  return URL.canParse(redirectUri) && new URL(redirectUri).origin === new URL(config.issuer).origin
+}
+
+/**
+ * An application's redirect URI: exactly an OAUTH_REDIRECT_URIS entry, or a loopback one on any
+ * port (RFC 8252 §7.3; the CLI's is built in). The sign-in page's `return_to` takes these too.
+ */
+export function clientRedirectUriAllowed(
+  config: Pick<Config, 'oauth'>,
+  redirectUri: string,
+): boolean {
   if (config.oauth.redirectUris.includes(redirectUri)) return true
   const loopback = [CLI_LOOPBACK_REDIRECT_URI, ...config.oauth.redirectUris]
-  if (loopback.some((entry) => matchesLoopbackEntry(entry, redirectUri))) return true
-  return URL.canParse(redirectUri) && new URL(redirectUri).origin === new URL(config.issuer).origin
+  return loopback.some((entry) => matchesLoopbackEntry(entry, redirectUri))
 }
 
 export interface BeginInput {
@@ -111,9 +122,10 @@ const invalidParameter = (field: string, message: string) =>
  * CSRF); OAUTH_CLIENT_PKCE=optional lets clients that cannot do PKCE leave it out. A link flow
  * hands out no code, so it needs no challenge.
  */
-function clientParameters(
-  t: FlowDeps,
-  input: BeginInput,
+export function clientParameters(
+  config: Pick<Config, 'oauth'>,
+  input: Pick<BeginInput, 'codeChallenge' | 'codeChallengeMethod' | 'clientState'>,
+  link: boolean,
 ): { challenge: string | null; state: string | null } {
   if (input.clientState !== undefined && !CLIENT_STATE_PATTERN.test(input.clientState)) {
     throw invalidParameter('state', 'must be 1 to 512 printable ASCII characters')
@@ -122,7 +134,7 @@ function clientParameters(
   if (input.codeChallenge === undefined) {
     if (input.codeChallengeMethod !== undefined)
       throw invalidParameter('code_challenge', 'is required with code_challenge_method')
-    if (input.link === null && t.config.oauth.clientPkce === 'required') {
+    if (!link && config.oauth.clientPkce === 'required') {
       throw invalidParameter('code_challenge', 'is required (PKCE S256)')
     }
     return { challenge: null, state }
@@ -155,7 +167,7 @@ export async function beginFlow(t: FlowDeps, input: BeginInput): Promise<BegunFl
       `${input.provider.name} can only be linked to an account you are logged in to`,
     )
   }
-  const client = clientParameters(t, input)
+  const client = clientParameters(t.config, input, input.link !== null)
   const state = random256()
   const browserSecret = random256()
   const codeVerifier = random256()
@@ -392,6 +404,14 @@ async function linkIdentity(
         .where('user_id', '=', userId)
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', now)
+        // A browser session (the account page's link button) also ends when idle (README,
+        // "Pages"); an API session's refresh tokens are not this flow's business.
+        .where((eb) =>
+          eb.or([
+            eb('kind', '=', 'api'),
+            eb('last_used_at', '>', now - t.config.browserSessionIdleTtl * 1000),
+          ]),
+        )
         .executeTakeFirst()
       if (live.numUpdatedRows === 0n) return 'session_ended' as const
       await tx
@@ -514,10 +534,24 @@ async function loginOrRegister(
   return user
 }
 
-async function createLoginCode(
-  t: FlowDeps,
+/**
+ * Where a one-time login code came from (`login_codes.provider`, the audit event's `method` and
+ * the `provider` label of `tessera_federated_logins_total` at its exchange): the federated
+ * provider of a flow, or Tessera's sign-in page (README, "Pages"): `password` for a code minted
+ * right after a password sign-in there, `session` for one minted from a browser session that was
+ * already signed in (by any method).
+ */
+export type LoginCodeOrigin = OAuthProviderName | 'password' | 'session'
+
+/**
+ * A single-use code (LOGIN_CODE_TTL_SECONDS) a client swaps for a token pair at
+ * `exchangeLoginCode`; only its hash is stored. `codeChallenge` binds it to the client's PKCE
+ * verifier (null only under OAUTH_CLIENT_PKCE=optional).
+ */
+export async function createLoginCode(
+  t: { db: Kysely<Database>; clock: FlowDeps['clock'] },
   userId: string,
-  provider: OAuthProviderName,
+  provider: LoginCodeOrigin,
   codeChallenge: string | null,
 ): Promise<string> {
   const code = LOGIN_CODE_PREFIX + random256()
@@ -539,10 +573,7 @@ async function createLoginCode(
 }
 
 /**
- * Swaps a one-time login code for a token pair: one conditional UPDATE claims it, so a code is
- * redeemed at most once across replicas; unknown, spent and expired codes look alike. A code
- * issued with the client's PKCE challenge needs its verifier; the claim comes first, so a wrong or
- * missing verifier spends the code too (no guessing the verifier against one code).
+ * Swaps a one-time login code for a token pair: `claimLoginCode`, then a new API session.
  */
 export async function exchangeLoginCode(
   t: FlowDeps,
@@ -550,6 +581,30 @@ export async function exchangeLoginCode(
   codeVerifier: string | undefined,
   client: ClientContext,
 ): Promise<TokenPair> {
+  const claimed = await claimLoginCode(t, code, codeVerifier)
+  const pair = await openSession(t, claimed.user, client, claimed.provider)
+  // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
+  t.federationMetrics.count(claimed.provider, 'ok')
+  return pair
+}
+
+export interface ClaimedLoginCode {
+  user: User
+  provider: LoginCodeOrigin
+}
+
+/**
+ * Redeems a one-time login code: one conditional UPDATE claims it, so a code is redeemed at most
+ * once across replicas; unknown, spent and expired codes look alike. A code issued with the
+ * client's PKCE challenge needs its verifier; the claim comes first, so a wrong or missing
+ * verifier spends the code too (no guessing the verifier against one code). The caller opens the
+ * session (a token pair at the exchange, a browser session on the sign-in page) and counts `ok`.
+ */
+export async function claimLoginCode(
+  t: Pick<FlowDeps, 'db' | 'clock' | 'config' | 'federationMetrics'>,
+  code: string,
+  codeVerifier: string | undefined,
+): Promise<ClaimedLoginCode> {
   const now = t.clock()
   const claimed = LOGIN_CODE_PATTERN.test(code)
     ? await t.db
@@ -573,10 +628,7 @@ export async function exchangeLoginCode(
     t.federationMetrics.count(claimed.provider, 'account_disabled')
     throw new TesseraError('account_disabled', 'This account is disabled')
   }
-  const pair = await openSession(t, user, client, claimed.provider)
-  // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
-  t.federationMetrics.count(claimed.provider, 'ok')
-  return pair
+  return { user, provider: claimed.provider as LoginCodeOrigin }
 }
 
 /**
@@ -584,7 +636,7 @@ export async function exchangeLoginCode(
  * verifier: such a client does PKCE, and the code is not from its flow.
  */
 function verifierMatches(
-  t: FlowDeps,
+  t: Pick<FlowDeps, 'config'>,
   challenge: string | null,
   verifier: string | undefined,
 ): boolean {

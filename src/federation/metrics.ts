@@ -26,6 +26,9 @@ const OUTCOMES: readonly FederatedLoginOutcome[] = [
  */
 const NO_PROVIDER = 'none'
 
+/** The `provider` labels of login codes from the sign-in page (README, "Pages"). */
+const PAGE_CODE_ORIGINS = ['password', 'session'] as const
+
 export interface FederationMetrics {
   /**
    * Counts one outcome. `provider` may come from the URL: anything but an enabled provider's
@@ -37,7 +40,7 @@ export interface FederationMetrics {
 /**
  * `tessera_federated_logins_total{provider, outcome}` in the instance's registry. Kept apart from
  * `tessera_logins_total` (password logins) so neither metric's series change meaning; at most
- * 6 providers × 14 outcomes.
+ * 8 providers × 15 outcomes.
  */
 export function createFederationMetrics(
   registry: Registry,
@@ -47,7 +50,8 @@ export function createFederationMetrics(
     name: 'tessera_federated_logins_total',
     help:
       'Federated logins and links by provider and outcome (ok, linked, the callback ?error= ' +
-      'codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited)',
+      'codes, invalid_oauth_state, invalid_login_code, service_unavailable, rate_limited); ' +
+      'provider="password" or "session": login codes minted by the sign-in page',
     labelNames: ['provider', 'outcome'] as const,
     registers: [registry],
   })
@@ -59,7 +63,9 @@ export function createFederationMetrics(
       logins.inc({ provider: NO_PROVIDER, outcome }, 0)
     }
   }
-  const known = new Set<string>(enabled)
+  // Login codes minted by Tessera's sign-in page (`LoginCodeOrigin`) count under these two fixed
+  // labels when a client exchanges them; they appear once the pages have minted one.
+  const known = new Set<string>([...enabled, ...PAGE_CODE_ORIGINS])
   return {
     count(provider, outcome) {
       logins.inc({

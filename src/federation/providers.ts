@@ -50,6 +50,12 @@ export interface FederationProvider {
   linkOnly: boolean
   authorizationUrl(request: AuthorizationRequest): Promise<URL>
   /**
+   * The origins the browser is sent to at authorization, as far as known without a request: the
+   * issuer's (or GitHub's base URL's) and, once discovery has run, the authorization endpoint's.
+   * Pages whose forms lead there name them in their CSP `form-action` (README, "Pages").
+   */
+  authorizationOrigins(): string[]
+  /**
    * Checks the authorization response (state, `iss` when the provider sends it), redeems the
    * code with the PKCE verifier and, for OIDC, validates the ID token (`iss`, `aud`, `exp`,
    * `nonce`, signature and `alg` against the provider's JWKS). Throws `ProviderError`.
@@ -110,6 +116,8 @@ function oidcProvider(
   // when an ID token names an unknown key.
   const jwks: oauth.JWKSCacheInput = {}
   let discovered: Promise<oauth.AuthorizationServer> | undefined
+  /** The discovered authorization endpoint's origin, once known. */
+  let endpointOrigin: string | undefined
 
   // Discovery is cached for the life of the process; a failure is not cached, so the next
   // request tries again.
@@ -131,12 +139,17 @@ function oidcProvider(
     name,
     protocol: 'oidc',
     linkOnly: !traits.canLogIn,
+    authorizationOrigins: () =>
+      endpointOrigin === undefined || endpointOrigin === issuer.origin
+        ? [issuer.origin]
+        : [issuer.origin, endpointOrigin],
     async authorizationUrl(request) {
       const as = await server()
       if (as.authorization_endpoint === undefined) {
         throw new ProviderError('provider_error', `${name}: no authorization_endpoint`)
       }
       const url = new URL(as.authorization_endpoint)
+      endpointOrigin = url.origin
       url.searchParams.set('client_id', client.clientId)
       url.searchParams.set('redirect_uri', request.callbackUrl)
       url.searchParams.set('response_type', 'code')
@@ -272,6 +285,7 @@ function githubProvider(
     name,
     protocol: 'oauth2',
     linkOnly: !traits.canLogIn,
+    authorizationOrigins: () => [new URL(as.authorization_endpoint!).origin],
     async authorizationUrl(request) {
       const url = new URL(as.authorization_endpoint!)
       url.searchParams.set('client_id', client.clientId)

@@ -8,6 +8,9 @@ import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
 import { cors } from './middleware/cors.js'
 import { oauthErrorBodies } from './middleware/oauth-errors.js'
+import { accountRoutes } from './pages/account-routes.js'
+import { assetRoutes } from './pages/assets.js'
+import { signInRoutes } from './pages/sign-in-routes.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
@@ -75,6 +78,10 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/api/v1/auth', archiveRoutes)
   app.route('/', docsRoutes)
   app.route('/link', linkRoutes)
+  // Tessera's own pages (README, "Pages").
+  app.route('/', signInRoutes)
+  app.route('/', accountRoutes)
+  app.route('/', assetRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))
   app.onError(handleError)

@@ -67,10 +67,18 @@ export function problemBody(error: TesseraError) {
 /** RFC 9457 problem details, with the stable `code` of openapi.yaml. */
 export function problemResponse(error: TesseraError): Response {
   const body = problemBody(error)
-  const headers = new Headers({
-    'Content-Type': 'application/problem+json',
-    'Cache-Control': 'no-store',
-  })
+  const headers = problemHeaders(error)
+  headers.set('Content-Type', 'application/problem+json')
+  return new Response(JSON.stringify(body), { status: error.status, headers })
+}
+
+/**
+ * The headers every refusal carries whatever its body (a problem document, or a page that shows
+ * the refusal): `Cache-Control: no-store`, `Retry-After` for a rate limit, `WWW-Authenticate` on
+ * 401.
+ */
+export function problemHeaders(error: TesseraError): Headers {
+  const headers = new Headers({ 'Cache-Control': 'no-store' })
   if (error.retryAfter !== undefined) headers.set('Retry-After', String(error.retryAfter))
   if (error.status === 401) {
     const description = error.detail.replace(/["\\]/g, '')
@@ -85,7 +93,7 @@ export function problemResponse(error: TesseraError): Response {
           : 'Bearer realm="tessera"',
     )
   }
-  return new Response(JSON.stringify(body), { status: error.status, headers })
+  return headers
 }
 
 /**
@@ -93,24 +101,31 @@ export function problemResponse(error: TesseraError): Response {
  * 503 with Retry-After, anything else as a bare 500.
  */
 export function handleError(error: Error, c: Context<AppEnv>): Response {
-  if (error instanceof TesseraError) return problemResponse(error)
+  return problemResponse(asTesseraError(error, c))
+}
+
+/**
+ * What an error is to the client (`handleError`; the pages show the same as a page): domain
+ * errors as they are, Hono's own refusals by their status, a database that cannot be reached as
+ * 503, anything else as a 500 whose cause is logged with the request id.
+ */
+export function asTesseraError(error: Error, c: Context<AppEnv>): TesseraError {
+  if (error instanceof TesseraError) return error
   if (error instanceof HTTPException) {
     if (error.status === 413)
-      return problemResponse(
-        new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB'),
-      )
-    if (error.status === 404) return problemResponse(new TesseraError('not_found'))
-    if (error.status < 500)
-      return problemResponse(new TesseraError('validation_failed', error.message))
+      return new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB')
+    if (error.status === 404) return new TesseraError('not_found')
+    if (error.status < 500) return new TesseraError('validation_failed', error.message)
   }
   const tessera = c.get('tessera')
   if (tessera !== undefined && isDatabaseUnavailable(error)) {
     reportDatabaseUnavailable(tessera, error, c.get('requestId'))
-    return problemResponse(databaseUnavailableError(error))
+    return databaseUnavailableError(error)
   }
   // The cause is logged with the request id; the client learns nothing about internals.
   c.get('tessera')?.logger.error({ err: error, requestId: c.get('requestId') }, 'unhandled error')
-  return problemResponse(
-    new TesseraError('internal_error', 'Something went wrong; the request id is in X-Request-Id'),
+  return new TesseraError(
+    'internal_error',
+    'Something went wrong; the request id is in X-Request-Id',
   )
 }

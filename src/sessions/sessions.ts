@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import { preparedQuery } from '../db/prepared.js'
-import type { Database } from '../db/schema.js'
+import type { Database, SessionKind } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { generateRefreshToken } from './refresh-token.js'
@@ -33,20 +33,18 @@ export type RevocationReason =
   | 'password_changed'
   | 'session_deleted'
   | 'user_disabled'
+  /** A browser session ended by a new sign-in in the same browser (README, "Pages"). */
+  | 'replaced'
 
 const MAX_USER_AGENT = 256
 
 /**
  * Starts a login session: one family with its first refresh token, atomically.
  *
- * The caller checked the user's credential before this (a password, a login code) and reads of
- * the user are not locks: a password change or a disable could commit between that check and
- * here. So the transaction first takes the user's row lock with a conditional write that
- * requires the user still enabled and, for a password login, still at the credential version the
- * check saw (`credentialVersion`). A change that commits first makes it refuse, with nothing
- * committed; a change that commits later runs its session revocation after this session exists
- * and ends it (README, "Passwords and login"). Inside a caller's transaction (`openSession`,
- * which adds the audit event) it is part of that one.
+ * The caller checked the user's credential before this (a password, a login code); see
+ * `insertSessionRow` for why that check cannot be overtaken by a password change or a disable.
+ * Inside a caller's transaction (`openSession`, which adds the audit event) it is part of that
+ * one.
  */
 export async function startSession(
   deps: SessionDeps,
@@ -55,50 +53,21 @@ export async function startSession(
   credentialVersion?: number,
 ): Promise<IssuedRefreshToken> {
   const now = deps.clock()
-  const sessionId = randomUUID()
   const sessionExpiresAt = now + deps.config.sessionAbsoluteTtl * 1000
   const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, sessionExpiresAt)
   const { token, hash } = generateRefreshToken()
-  await inTransaction(deps.db, async (tx) => {
-    let lockUser = tx
-      .updateTable('users')
-      // A write that changes nothing: it only takes the row lock (both dialects).
-      .set((eb) => ({ credential_version: eb.ref('credential_version') }))
-      .where('id', '=', userId)
-      .where('disabled', '=', 0)
-    if (credentialVersion !== undefined)
-      lockUser = lockUser.where('credential_version', '=', credentialVersion)
-    const locked = await lockUser.executeTakeFirst()
-    if (locked.numUpdatedRows === 0n) {
-      const user = await tx
-        .selectFrom('users')
-        .select('disabled')
-        .where('id', '=', userId)
-        .executeTakeFirst()
-      if (user !== undefined && user.disabled !== 0) {
-        throw new TesseraError('account_disabled', 'This account is disabled')
-      }
-      throw new TesseraError('invalid_credentials', 'Invalid email or password')
-    }
-    await tx
-      .insertInto('sessions')
-      .values({
-        id: sessionId,
-        user_id: userId,
-        created_at: now,
-        last_used_at: now,
-        expires_at: sessionExpiresAt,
-        user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
-        ip: client.ip,
-        revoked_at: null,
-        revoked_reason: null,
-      })
-      .execute()
+  const sessionId = await inTransaction(deps.db, async (tx) => {
+    const id = await insertSessionRow({ db: tx, clock: deps.clock }, userId, client, {
+      kind: 'api',
+      expiresAt: sessionExpiresAt,
+      cookieHash: null,
+      credentialVersion,
+    })
     await tx
       .insertInto('refresh_tokens')
       .values({
         id: randomUUID(),
-        family_id: sessionId,
+        family_id: id,
         user_id: userId,
         token_hash: hash,
         parent_id: null,
@@ -108,8 +77,77 @@ export async function startSession(
         used_at: null,
       })
       .execute()
+    return id
   })
   return { sessionId, refreshToken: token, refreshExpiresAt }
+}
+
+export interface NewSessionRow {
+  kind: SessionKind
+  /** Epoch ms: the session's absolute expiry. */
+  expiresAt: number
+  /** Browser sessions: the SHA-256 of their cookie's secret. */
+  cookieHash: string | null
+  /** The credential version a password check saw; undefined when no password was checked. */
+  credentialVersion: number | undefined
+}
+
+/**
+ * Inserts a session row for a user whose credential was just checked, and returns its id. Reads
+ * of the user are not locks: a password change or a disable could commit between that check and
+ * here. So this first takes the user's row lock with a conditional write that requires the user
+ * still enabled and, for a password login, still at the credential version the check saw. A
+ * change that commits first makes it refuse, with nothing committed; a change that commits later
+ * runs its session revocation after this session exists and ends it (README, "Passwords and
+ * login"). Call it inside the transaction that completes the session (API sessions add their
+ * first refresh token, browser sessions replace the browser's previous one).
+ */
+export async function insertSessionRow(
+  deps: Pick<SessionDeps, 'db' | 'clock'>,
+  userId: string,
+  client: ClientContext,
+  row: NewSessionRow,
+): Promise<string> {
+  const tx = deps.db
+  const now = deps.clock()
+  const sessionId = randomUUID()
+  let lockUser = tx
+    .updateTable('users')
+    // A write that changes nothing: it only takes the row lock (both dialects).
+    .set((eb) => ({ credential_version: eb.ref('credential_version') }))
+    .where('id', '=', userId)
+    .where('disabled', '=', 0)
+  if (row.credentialVersion !== undefined)
+    lockUser = lockUser.where('credential_version', '=', row.credentialVersion)
+  const locked = await lockUser.executeTakeFirst()
+  if (locked.numUpdatedRows === 0n) {
+    const user = await tx
+      .selectFrom('users')
+      .select('disabled')
+      .where('id', '=', userId)
+      .executeTakeFirst()
+    if (user !== undefined && user.disabled !== 0) {
+      throw new TesseraError('account_disabled', 'This account is disabled')
+    }
+    throw new TesseraError('invalid_credentials', 'Invalid email or password')
+  }
+  await tx
+    .insertInto('sessions')
+    .values({
+      id: sessionId,
+      user_id: userId,
+      created_at: now,
+      last_used_at: now,
+      expires_at: row.expiresAt,
+      user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
+      ip: client.ip,
+      revoked_at: null,
+      revoked_reason: null,
+      kind: row.kind,
+      cookie_hash: row.cookieHash,
+    })
+    .execute()
+  return sessionId
 }
 
 /**
@@ -195,6 +233,7 @@ export async function revokeUserSessions(
 
 export interface SessionView {
   id: string
+  kind: SessionKind
   created_at: number
   last_used_at: number
   expires_at: number
@@ -202,26 +241,47 @@ export interface SessionView {
   ip: string | null
 }
 
-/** The user's live sessions: not revoked, within the absolute expiry, with a live token. */
-export async function listSessions(
-  deps: Pick<SessionDeps, 'db' | 'clock'>,
-  userId: string,
-): Promise<SessionView[]> {
+export interface ListSessionsDeps extends Pick<SessionDeps, 'db' | 'clock'> {
+  config: Pick<Config, 'browserSessionIdleTtl'>
+}
+
+/**
+ * The user's live sessions: not revoked and within the absolute expiry; an API session with a
+ * live refresh token, a browser session used within BROWSER_SESSION_IDLE_TTL (it has no refresh
+ * tokens).
+ */
+export async function listSessions(deps: ListSessionsDeps, userId: string): Promise<SessionView[]> {
   const now = deps.clock()
+  const idleSince = now - deps.config.browserSessionIdleTtl * 1000
   return deps.db
     .selectFrom('sessions as s')
-    .select(['s.id', 's.created_at', 's.last_used_at', 's.expires_at', 's.user_agent', 's.ip'])
+    .select([
+      's.id',
+      's.kind',
+      's.created_at',
+      's.last_used_at',
+      's.expires_at',
+      's.user_agent',
+      's.ip',
+    ])
     .where('s.user_id', '=', userId)
     .where('s.revoked_at', 'is', null)
     .where('s.expires_at', '>', now)
-    .where(({ exists, selectFrom }) =>
-      exists(
-        selectFrom('refresh_tokens as t')
-          .select('t.id')
-          .whereRef('t.family_id', '=', 's.id')
-          .where('t.status', '=', 'active')
-          .where('t.expires_at', '>', now),
-      ),
+    .where((eb) =>
+      eb.or([
+        eb.and([
+          eb('s.kind', '=', 'api'),
+          eb.exists(
+            eb
+              .selectFrom('refresh_tokens as t')
+              .select('t.id')
+              .whereRef('t.family_id', '=', 's.id')
+              .where('t.status', '=', 'active')
+              .where('t.expires_at', '>', now),
+          ),
+        ]),
+        eb.and([eb('s.kind', '=', 'browser'), eb('s.last_used_at', '>', idleSince)]),
+      ]),
     )
     .orderBy('s.created_at', 'desc')
     .execute()

@@ -38,6 +38,8 @@ describe('loadConfig defaults', () => {
       logLevel: 'info',
       trustProxy: [],
       corsOrigins: [],
+      browserSessionTtl: 36_000,
+      browserSessionIdleTtl: 1_800,
     })
     // Device login (README, "Device login"): no extra clients, the documented entry limits.
     expect(config.oauth.deviceClients).toEqual([])
@@ -124,6 +126,9 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['RATE_LIMIT_USER_CODE_PER_SESSION', { RATE_LIMIT_USER_CODE_PER_SESSION: '-1' }],
     ['RATE_LIMIT_USER_CODE_PER_IP', { RATE_LIMIT_USER_CODE_PER_IP: 'many' }],
     ['REFRESH_TOKEN_TTL', { REFRESH_TOKEN_TTL: '7200', SESSION_ABSOLUTE_TTL: '3600' }],
+    ['BROWSER_SESSION_TTL', { BROWSER_SESSION_TTL: '59' }],
+    ['BROWSER_SESSION_IDLE_TTL', { BROWSER_SESSION_IDLE_TTL: '0' }],
+    ['BROWSER_SESSION_IDLE_TTL', { BROWSER_SESSION_TTL: '600', BROWSER_SESSION_IDLE_TTL: '601' }],
   ]
   for (const [name, env] of bad) {
     it(`${JSON.stringify(env)} names ${name}`, () => {

@@ -31,6 +31,7 @@ import {
   toOpenApiPath,
 } from '../support/openapi.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
+import { pagesContract } from './pages-contract.js'
 
 const SECRET = 'contract-test-service-secret-0123456789'
 const METRICS_TOKEN = 'contract-test-metrics-token-0123456789'
@@ -77,6 +78,25 @@ async function cuttableProxy(target: {
       }),
   }
 }
+
+/** Every page route that reads the database (all but the stylesheet), for the outage test. */
+const PAGE_ROUTES: [string, string, string?][] = [
+  ['GET', '/login'],
+  ['POST', '/login'],
+  ['POST', '/login/federated'],
+  ['GET', '/login/complete?state=x&code=y', '/login/complete'],
+  ['GET', '/register'],
+  ['POST', '/register'],
+  ['POST', '/logout'],
+  ['GET', '/account'],
+  ['POST', '/account/profile'],
+  ['POST', '/account/password'],
+  ['POST', '/account/sessions/revoke'],
+  ['POST', '/account/sign-out-everywhere'],
+  ['POST', '/account/link'],
+  ['POST', '/account/unlink'],
+  ['POST', '/account/reauthenticate'],
+]
 
 /** A JSON body just over the limit. */
 const OVERSIZED = JSON.stringify({ padding: 'x'.repeat(MAX_BODY_BYTES) })
@@ -1435,6 +1455,10 @@ describe('live responses match openapi.yaml', () => {
       ])
     })
 
+    describe('the pages', () => {
+      pagesContract()
+    })
+
     it('GET /ready answers 503 service_unavailable when the database is gone', async () => {
       const broken = await makeTestApp()
       try {
@@ -1545,6 +1569,24 @@ describe('live responses match openapi.yaml', () => {
             },
           },
         ],
+        // The pages: a session cookie to look up, and a form from Tessera's own origin.
+        ...PAGE_ROUTES.map(([method, path, template]): [string, string, Init, string?] => [
+          method,
+          path,
+          {
+            headers: {
+              cookie: `tessera_session=tessera_bs_${'A'.repeat(43)}`,
+              ...(method === 'POST'
+                ? {
+                    origin: 'http://localhost:8000',
+                    'content-type': 'application/x-www-form-urlencoded',
+                  }
+                : {}),
+            },
+            ...(method === 'POST' ? { body: 'csrf=x' } : {}),
+          },
+          template,
+        ]),
       ]
       const answers: string[] = []
       for (const [method, path, init, template] of requests) {

@@ -162,6 +162,7 @@ for (const dialect of dialects()) {
         '0004_refresh_hardening',
         '0005_login_devices',
         '0006_sessions_live_index',
+        '0007_browser_sessions',
         '0008_link_tickets',
         '0009_refresh_replay',
         '0010_device_authorizations',

@@ -19,6 +19,7 @@ const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/
 
 interface SessionBody {
   id: string
+  kind: string
   created_at: string
   last_used_at: string
   expires_at: string
@@ -104,8 +105,18 @@ for (const dialect of dialects()) {
       expect(sessions).toHaveLength(2)
       for (const s of sessions) {
         expect(Object.keys(s).sort()).toEqual(
-          ['created_at', 'current', 'expires_at', 'id', 'ip', 'last_used_at', 'user_agent'].sort(),
+          [
+            'created_at',
+            'current',
+            'expires_at',
+            'id',
+            'ip',
+            'kind',
+            'last_used_at',
+            'user_agent',
+          ].sort(),
         )
+        expect(s.kind).toBe('api')
         for (const t of [s.created_at, s.last_used_at, s.expires_at]) expect(t).toMatch(RFC3339_UTC)
         expect(s.ip).toBe('127.0.0.1')
         // Absolute expiry: SESSION_ABSOLUTE_TTL (90 days by default) after creation.

@@ -45,17 +45,32 @@ export interface Federation {
   close(): Promise<void>
 }
 
-export function startFederation(options: {
-  github: true
-}): Promise<Federation & { github: FakeGitHub }>
-export function startFederation(options?: { github?: false }): Promise<Federation>
-export async function startFederation(options: { github?: boolean } = {}): Promise<Federation> {
+export interface FederationOptions {
+  github?: boolean
+  /**
+   * The TESSERA_ISSUER the apps get and the stand-in's clients redirect back to, when a real
+   * browser must reach Tessera at that URL (default: TESSERA_TEST_ISSUER, which the `Browser`
+   * of oidc.ts maps to the app's loopback URL).
+   */
+  tesseraIssuer?: string
+}
+
+export function startFederation(
+  options: FederationOptions & { github: true },
+): Promise<Federation & { github: FakeGitHub }>
+export function startFederation(
+  options?: FederationOptions & { github?: false },
+): Promise<Federation>
+export async function startFederation(options: FederationOptions = {}): Promise<Federation> {
   const [idp, github] = await Promise.all([
-    startOidcProvider(),
+    startOidcProvider({ tesseraIssuer: options.tesseraIssuer }),
     options.github === true ? startFakeGitHub() : undefined,
   ])
   const upstreams: Upstream[] = github === undefined ? [idp] : [idp, github]
-  const env = federationEnv(...upstreams)
+  const env = {
+    ...federationEnv(...upstreams),
+    ...(options.tesseraIssuer === undefined ? {} : { TESSERA_ISSUER: options.tesseraIssuer }),
+  }
   const apps: TestApp[] = []
   return {
     idp,

@@ -158,6 +158,7 @@ export const userRoutes = new Hono<AppEnv>()
     return c.json({
       sessions: sessions.map((s) => ({
         id: s.id,
+        kind: s.kind,
         created_at: formatPasetoTime(s.created_at),
         last_used_at: formatPasetoTime(s.last_used_at),
         expires_at: formatPasetoTime(s.expires_at),

@@ -1,0 +1,341 @@
+import { type Context, Hono, type MiddlewareHandler } from 'hono'
+import * as v from 'valibot'
+import { listIdentities, updateDisplayName } from '../../accounts/accounts.js'
+import { changePassword } from '../../accounts/password-change.js'
+import { reauthenticate, requireRecentAuthentication } from '../../accounts/reauthenticate.js'
+import { type BrowserSession, endBrowserSession } from '../../browser/browser-sessions.js'
+import { sessionFormToken } from '../../browser/csrf.js'
+import { TesseraError } from '../../errors.js'
+import { beginFlow, unlinkIdentity } from '../../federation/flow.js'
+import { canLogInWith, isProviderName, PROVIDERS } from '../../federation/provider-table.js'
+import { deleteSession, logoutAll } from '../../sessions/logout.js'
+import { listSessions } from '../../sessions/sessions.js'
+import { displayNameField, passwordField, validate } from '../body.js'
+import { clientContext } from '../client.js'
+import type { AppEnv } from '../env.js'
+import { limitFlowPerIp, setBrowserBinding } from '../flow-browser.js'
+import { describeDevice, formatWhen } from './device.js'
+import { errorMessage, type Notice, queryNotice, refusalNotice } from './messages.js'
+import {
+  checkSessionToken,
+  clearSessionCookie,
+  csrfField,
+  pageHeaders,
+  queryKey,
+  readForm,
+  sameOriginPost,
+  seeOther,
+  withBrowserSession,
+} from './page-kit.js'
+import { pageError, renderPage, renderRefusal } from './render.js'
+import { AccountPage, type AccountView, ReauthenticatePage } from './views/account.js'
+import type { ProviderButton } from './views/sign-in.js'
+
+const ProfileForm = v.object({ csrf: csrfField, display_name: v.optional(displayNameField) })
+const PasswordForm = v.object({
+  csrf: csrfField,
+  current_password: passwordField,
+  new_password: passwordField,
+})
+const SessionForm = v.object({
+  csrf: csrfField,
+  session: v.pipe(v.string(), v.maxLength(64, 'is too long')),
+})
+const providerField = v.pipe(v.string(), v.maxLength(32, 'is too long'))
+const ProviderForm = v.object({ csrf: csrfField, provider: providerField })
+const ReauthenticateForm = v.object({
+  csrf: csrfField,
+  password: passwordField,
+  action: v.picklist(['link', 'unlink'], 'must be link or unlink'),
+  provider: providerField,
+})
+const AccountQuery = v.object({
+  done: queryKey,
+  error: queryKey,
+  linked: queryKey,
+  continue: queryKey,
+})
+
+type Action = 'link' | 'unlink'
+
+/**
+ * The account page and its forms need a live browser session; without one, sign in first. A
+ * link flow whose session ended meanwhile comes back with `?error=session_ended`: the sign-in
+ * page shows it.
+ */
+const signedIn: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.get('browserSession') !== undefined) return next()
+  const error = c.req.method === 'GET' ? c.req.query('error') : undefined
+  const query = new URLSearchParams({ return_to: '/account' })
+  if (errorMessage(error) !== undefined) query.set('error', error!)
+  return seeOther(c, `/login?${query}`)
+}
+
+const pageGet = [pageHeaders, withBrowserSession, signedIn] as const
+const pagePost = [pageHeaders, sameOriginPost, withBrowserSession, signedIn] as const
+
+const session = (c: Context<AppEnv>): BrowserSession => c.get('browserSession')!
+
+const button = (name: string): ProviderButton => ({
+  name,
+  label: isProviderName(name) ? PROVIDERS[name].label : name,
+})
+
+/** The results and refusals a query names: `?done=`, `?error=`, `?linked=<provider>`. */
+function accountNotice(query: v.InferOutput<typeof AccountQuery>): Notice | undefined {
+  const linked = query.linked
+  if (linked !== undefined && isProviderName(linked) && query.error === undefined) {
+    const academic = PROVIDERS[linked].grantsAcademic
+    const text = academic
+      ? `${PROVIDERS[linked].label} is linked: your account is verified as academic.`
+      : `${PROVIDERS[linked].label} is linked to your account.`
+    return { kind: 'success', text }
+  }
+  return queryNotice(query)
+}
+
+/** `?continue=link:github`: the change a sign-in again was for, if it names one. */
+function pendingAction(
+  c: Context<AppEnv>,
+  value: string | undefined,
+): AccountView['pending'] | undefined {
+  const match = /^(link|unlink):([a-z]+)$/.exec(value ?? '')
+  if (match === null || !isProviderName(match[2]!)) return undefined
+  if (c.get('tessera').federation.get(match[2]!) === undefined) return undefined
+  return { action: match[1] as Action, provider: button(match[2]!) }
+}
+
+async function accountView(
+  c: Context<AppEnv>,
+  extra: Pick<AccountView, 'notice' | 'formNotice' | 'pending'> = {},
+): Promise<AccountView> {
+  const t = c.get('tessera')
+  const { user, id } = session(c)
+  const identities = await listIdentities(t.db, user.id)
+  const linked = new Set(identities.map((i) => i.provider))
+  const unlinked = t.federation.enabled().filter((name) => !linked.has(name))
+  const verifiedAcademic = user.account_type === 'academic' && user.verified === 1
+  const verifyWith = verifiedAcademic
+    ? undefined
+    : unlinked.find((name) => PROVIDERS[name].grantsAcademic)
+  const sessions = await listSessions(t, user.id)
+  return {
+    csrf: sessionFormToken(session(c).secret),
+    user: {
+      email: user.email,
+      displayName: user.display_name,
+      accountType: user.account_type,
+      verified: user.verified === 1,
+      hasPassword: user.password_hash !== null,
+    },
+    identities: identities.map((i) => ({
+      provider: i.provider,
+      label: button(i.provider).label,
+      email: i.email,
+      linkedAt: formatWhen(i.created_at),
+    })),
+    linkable: unlinked.filter((name) => name !== verifyWith).map(button),
+    verifyWith: verifyWith === undefined ? undefined : button(verifyWith),
+    sessions: sessions.map((s) => ({
+      id: s.id,
+      device: describeDevice(s.user_agent),
+      ip: s.ip,
+      createdAt: formatWhen(s.created_at),
+      lastUsedAt: formatWhen(s.last_used_at),
+      current: s.id === id,
+    })),
+    ...extra,
+  }
+}
+
+/** The account page again, showing why a form was refused, with the refusal's status. */
+async function refuseOnAccountPage(
+  c: Context<AppEnv>,
+  error: TesseraError,
+  form?: 'profile' | 'password',
+) {
+  const notice = refusalNotice(error)
+  const view = await accountView(
+    c,
+    form === undefined ? { notice } : { formNotice: { form, notice } },
+  )
+  return renderRefusal(c, error, <AccountPage {...view} />)
+}
+
+const refusalOf = (error: unknown, codes: TesseraError['code'][]) =>
+  error instanceof TesseraError && codes.includes(error.code) ? error : undefined
+
+/** The step-up page before a link or unlink (README, "Recent authentication"). */
+async function reauthenticatePage(
+  c: Context<AppEnv>,
+  action: Action,
+  provider: string,
+  refusal?: TesseraError,
+) {
+  const t = c.get('tessera')
+  const { user } = session(c)
+  const identities = await listIdentities(t.db, user.id)
+  const view = (
+    <ReauthenticatePage
+      csrf={sessionFormToken(session(c).secret)}
+      name={user.display_name ?? user.email}
+      action={action}
+      provider={button(provider)}
+      hasPassword={user.password_hash !== null}
+      signInWith={identities
+        .filter((i) => canLogInWith(i.provider) && t.federation.get(i.provider) !== undefined)
+        .map((i) => button(i.provider))}
+      notice={refusal === undefined ? undefined : refusalNotice(refusal)}
+    />
+  )
+  return refusal === undefined ? renderPage(c, view) : renderRefusal(c, refusal, view)
+}
+
+/**
+ * Starts a link flow for the signed-in browser: the provider's answer comes back to the account
+ * page (`?linked=` or `?error=`), and the flow completes only while this session is live.
+ */
+async function startLink(c: Context<AppEnv>, providerName: string) {
+  const t = c.get('tessera')
+  await limitFlowPerIp(c, t.limits.oauthAuthorizePerIp, providerName)
+  const provider = t.federation.get(providerName)
+  if (provider === undefined) throw new TesseraError('not_found', 'No such provider is enabled')
+  const { user, id } = session(c)
+  const { url, browserCookie } = await beginFlow(t, {
+    provider,
+    redirectUri: `${t.config.issuer}/account`,
+    link: { userId: user.id, sessionId: id },
+    codeChallenge: undefined,
+    codeChallengeMethod: undefined,
+    clientState: undefined,
+  })
+  setBrowserBinding(c, browserCookie)
+  return seeOther(c, url.toString())
+}
+
+async function unlink(c: Context<AppEnv>, provider: string) {
+  const t = c.get('tessera')
+  const { user, id } = session(c)
+  try {
+    await unlinkIdentity(t, { sub: user.id, sid: id }, provider, clientContext(c))
+  } catch (error) {
+    const refusal = refusalOf(error, ['last_login_method', 'not_found'])
+    if (refusal === undefined) throw error
+    return refuseOnAccountPage(c, refusal)
+  }
+  return seeOther(c, '/account?done=identity_unlinked#identities')
+}
+
+/** Link or unlink now if the session proved the account recently, else the step-up page. */
+async function linkOrUnlink(c: Context<AppEnv>, action: Action, provider: string) {
+  try {
+    await requireRecentAuthentication(c.get('tessera'), session(c).id)
+  } catch (error) {
+    if (refusalOf(error, ['reauthentication_required']) === undefined) throw error
+    return reauthenticatePage(c, action, provider)
+  }
+  return action === 'link' ? startLink(c, provider) : unlink(c, provider)
+}
+
+/** `/account` and its forms (README, "Pages"). Every change answers 303 back to the page. */
+export const accountRoutes = new Hono<AppEnv>()
+  .get('/account', ...pageGet, async (c) => {
+    const query = validate(AccountQuery, c.req.query())
+    const view = await accountView(c, {
+      notice: accountNotice(query),
+      pending: pendingAction(c, query.continue),
+    })
+    return renderPage(c, <AccountPage {...view} />)
+  })
+
+  .post('/account/profile', ...pagePost, async (c) => {
+    const form = await readForm(c, ProfileForm)
+    checkSessionToken(session(c), form.csrf)
+    await updateDisplayName(c.get('tessera'), session(c).user.id, form.display_name ?? null)
+    return seeOther(c, '/account?done=profile_saved')
+  })
+
+  .post('/account/password', ...pagePost, async (c) => {
+    const form = await readForm(c, PasswordForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    try {
+      await changePassword(
+        c.get('tessera'),
+        { sub: user.id, sid: id },
+        { current: form.current_password, next: form.new_password },
+        clientContext(c),
+      )
+    } catch (error) {
+      const refusal = refusalOf(error, ['invalid_credentials', 'weak_password', 'rate_limited'])
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal, 'password')
+    }
+    return seeOther(c, '/account?done=password_changed#password')
+  })
+
+  .post('/account/sessions/revoke', ...pagePost, async (c) => {
+    const t = c.get('tessera')
+    const form = await readForm(c, SessionForm)
+    const current = session(c)
+    checkSessionToken(current, form.csrf)
+    if (form.session === current.id) {
+      await endBrowserSession(t, current, clientContext(c))
+      clearSessionCookie(c)
+      return seeOther(c, '/login?done=signed_out')
+    }
+    try {
+      if (!/^[0-9a-f-]{36}$/i.test(form.session))
+        throw new TesseraError('not_found', 'No such live session')
+      await deleteSession(t, current.user.id, form.session, clientContext(c))
+    } catch (error) {
+      const refusal = refusalOf(error, ['not_found'])
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal)
+    }
+    return seeOther(c, '/account?done=session_revoked#sessions')
+  })
+
+  .post('/account/sign-out-everywhere', ...pagePost, async (c) => {
+    const form = await readForm(c, v.object({ csrf: csrfField }))
+    checkSessionToken(session(c), form.csrf)
+    await logoutAll(c.get('tessera'), session(c).user.id, clientContext(c))
+    clearSessionCookie(c)
+    return seeOther(c, '/login?done=signed_out_everywhere')
+  })
+
+  .post('/account/link', ...pagePost, async (c) => {
+    const form = await readForm(c, ProviderForm)
+    checkSessionToken(session(c), form.csrf)
+    if (c.get('tessera').federation.get(form.provider) === undefined)
+      throw new TesseraError('not_found', 'No such provider is enabled')
+    return linkOrUnlink(c, 'link', form.provider)
+  })
+
+  .post('/account/unlink', ...pagePost, async (c) => {
+    const form = await readForm(c, ProviderForm)
+    checkSessionToken(session(c), form.csrf)
+    return linkOrUnlink(c, 'unlink', form.provider)
+  })
+
+  // The step-up's password form: re-proves the account on this session, then does the change.
+  .post('/account/reauthenticate', ...pagePost, async (c) => {
+    const form = await readForm(c, ReauthenticateForm)
+    const current = session(c)
+    checkSessionToken(current, form.csrf)
+    try {
+      await reauthenticate(
+        c.get('tessera'),
+        { sub: current.user.id, sid: current.id },
+        form.password,
+        clientContext(c),
+      )
+    } catch (error) {
+      const refusal = refusalOf(error, ['invalid_credentials', 'rate_limited'])
+      if (refusal === undefined) throw error
+      return reauthenticatePage(c, form.action, form.provider, refusal)
+    }
+    return form.action === 'link' ? startLink(c, form.provider) : unlink(c, form.provider)
+  })
+
+  .onError(pageError)

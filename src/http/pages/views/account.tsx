@@ -1,0 +1,295 @@
+import type { FC } from 'hono/jsx'
+import type { Notice } from '../messages.js'
+import { CsrfField, Layout, NoticeBox } from './layout.js'
+import { type ProviderButton, ProviderButtons } from './sign-in.js'
+
+export interface AccountView {
+  csrf: string
+  user: {
+    email: string
+    displayName: string | null
+    accountType: string
+    verified: boolean
+    hasPassword: boolean
+  }
+  identities: { provider: string; label: string; email: string | null; linkedAt: string }[]
+  /** Enabled providers not linked yet. */
+  linkable: ProviderButton[]
+  /** CILogon is enabled, not linked, and the account is not academic and verified. */
+  verifyWith: ProviderButton | undefined
+  sessions: {
+    id: string
+    device: string
+    ip: string | null
+    createdAt: string
+    lastUsedAt: string
+    current: boolean
+  }[]
+  notice?: Notice | undefined
+  /** A refused form's reason, shown at that form. */
+  formNotice?: { form: 'profile' | 'password'; notice: Notice } | undefined
+  /** After signing in again: the change that asked for it, to confirm with one button. */
+  pending?: { action: 'link' | 'unlink'; provider: ProviderButton } | undefined
+}
+
+const PostButton: FC<{
+  action: string
+  csrf: string
+  fields?: Record<string, string>
+  label: string
+  kind?: 'secondary' | 'danger'
+}> = ({ action, csrf, fields = {}, label, kind }) => (
+  <form method="post" action={action} class="inline">
+    <CsrfField token={csrf} />
+    {Object.entries(fields).map(([name, value]) => (
+      <input type="hidden" name={name} value={value} />
+    ))}
+    <button type="submit" class={kind}>
+      {label}
+    </button>
+  </form>
+)
+
+const ACTION_LABELS = { link: 'Link', unlink: 'Unlink' } as const
+
+const ACCOUNT_TYPES: Record<string, string> = {
+  regular: 'Regular',
+  academic: 'Academic',
+  service: 'Service',
+  superuser: 'Superuser',
+}
+
+export const AccountPage: FC<AccountView> = (view) => {
+  const name = view.user.displayName ?? view.user.email
+  const formNotice = (form: 'profile' | 'password') =>
+    view.formNotice?.form === form ? view.formNotice.notice : undefined
+  return (
+    <Layout title="Your account" signedIn={{ name, csrf: view.csrf }}>
+      <h1>Your account</h1>
+      <NoticeBox notice={view.notice} />
+      {view.pending !== undefined && (
+        <div class="notice info" role="status">
+          <p>
+            {`You signed in again. Confirm: ${view.pending.action} ${view.pending.provider.label}.`}
+          </p>
+          <div class="actions">
+            <PostButton
+              action={`/account/${view.pending.action}`}
+              csrf={view.csrf}
+              fields={{ provider: view.pending.provider.name }}
+              label={`${ACTION_LABELS[view.pending.action]} ${view.pending.provider.label}`}
+            />
+          </div>
+        </div>
+      )}
+
+      <h2 id="profile">Profile</h2>
+      <dl class="facts">
+        <dt>Email address</dt>
+        <dd>{view.user.email}</dd>
+        <dt>Account type</dt>
+        <dd>{ACCOUNT_TYPES[view.user.accountType] ?? view.user.accountType}</dd>
+        <dt>Verified</dt>
+        <dd>{view.user.verified ? 'Yes' : 'No'}</dd>
+      </dl>
+      <NoticeBox notice={formNotice('profile')} />
+      <form method="post" action="/account/profile">
+        <CsrfField token={view.csrf} />
+        <label for="display_name">Display name</label>
+        <input
+          type="text"
+          id="display_name"
+          name="display_name"
+          autocomplete="name"
+          maxlength={100}
+          value={view.user.displayName ?? ''}
+        />
+        <div class="actions">
+          <button type="submit">Save display name</button>
+        </div>
+      </form>
+
+      {view.verifyWith !== undefined && (
+        <>
+          <h2 id="verify">Academic status</h2>
+          <p>
+            {`Sign in with your institution through ${view.verifyWith.label} to mark this ` +
+              'account as academic and verified. Your institution account stays linked, so you ' +
+              'can also sign in with it.'}
+          </p>
+          <div class="actions">
+            <PostButton
+              action="/account/link"
+              csrf={view.csrf}
+              fields={{ provider: view.verifyWith.name }}
+              label={`Verify academic status with ${view.verifyWith.label}`}
+            />
+          </div>
+        </>
+      )}
+
+      <h2 id="identities">Linked identities</h2>
+      {view.identities.length === 0 ? (
+        <p>No identity of another provider is linked.</p>
+      ) : (
+        <ul class="items">
+          {view.identities.map((i) => (
+            <li>
+              <span class="what">
+                <strong>{i.label}</strong>
+                <span class="detail">{`${i.email ?? 'no email'} · linked ${i.linkedAt}`}</span>
+              </span>
+              <PostButton
+                action="/account/unlink"
+                csrf={view.csrf}
+                fields={{ provider: i.provider }}
+                label={`Unlink ${i.label}`}
+                kind="danger"
+              />
+            </li>
+          ))}
+        </ul>
+      )}
+      {view.linkable.length > 0 && (
+        <div class="actions">
+          {view.linkable.map((p) => (
+            <PostButton
+              action="/account/link"
+              csrf={view.csrf}
+              fields={{ provider: p.name }}
+              label={`Link ${p.label}`}
+              kind="secondary"
+            />
+          ))}
+        </div>
+      )}
+
+      <h2 id="sessions">Sessions</h2>
+      <p>Where your account is signed in. Sign out any you do not recognise.</p>
+      <ul class="items">
+        {view.sessions.map((s) => (
+          <li>
+            <span class="what">
+              <strong>{s.device}</strong>
+              {s.current && <span class="badge">this browser</span>}
+              <span class="detail">
+                {`${s.ip ?? 'unknown address'} · signed in ${s.createdAt} · ` +
+                  `last used ${s.lastUsedAt}`}
+              </span>
+            </span>
+            <PostButton
+              action="/account/sessions/revoke"
+              csrf={view.csrf}
+              fields={{ session: s.id }}
+              label={s.current ? 'Sign out this browser' : 'Sign out'}
+              kind="secondary"
+            />
+          </li>
+        ))}
+      </ul>
+      <div class="actions">
+        <PostButton
+          action="/account/sign-out-everywhere"
+          csrf={view.csrf}
+          label="Sign out everywhere"
+          kind="danger"
+        />
+      </div>
+
+      <h2 id="password">Password</h2>
+      {view.user.hasPassword ? (
+        <>
+          <NoticeBox notice={formNotice('password')} />
+          <form method="post" action="/account/password">
+            <CsrfField token={view.csrf} />
+            <input type="hidden" name="username" value={view.user.email} autocomplete="username" />
+            <label for="current_password">Current password</label>
+            <input
+              type="password"
+              id="current_password"
+              name="current_password"
+              autocomplete="current-password"
+              required
+              maxlength={1024}
+            />
+            <label for="new_password">New password</label>
+            <input
+              type="password"
+              id="new_password"
+              name="new_password"
+              autocomplete="new-password"
+              required
+              maxlength={1024}
+            />
+            <div class="actions">
+              <button type="submit">Change password</button>
+            </div>
+          </form>
+        </>
+      ) : (
+        <p>This account has no password: you sign in with a linked identity.</p>
+      )}
+    </Layout>
+  )
+}
+
+export interface ReauthenticateView {
+  csrf: string
+  name: string
+  action: 'link' | 'unlink'
+  provider: ProviderButton
+  hasPassword: boolean
+  /** Linked providers that can sign in, for an account without a password (or as well). */
+  signInWith: ProviderButton[]
+  notice?: Notice | undefined
+}
+
+/**
+ * The step-up before linking or unlinking (README, "Recent authentication"): the password, or
+ * signing in again with a linked identity, which comes back to the account page to confirm.
+ */
+export const ReauthenticatePage: FC<ReauthenticateView> = (view) => (
+  <Layout title="Confirm it is you" signedIn={{ name: view.name, csrf: view.csrf }}>
+    <h1>Confirm it is you</h1>
+    <p>
+      {`To ${view.action} ${view.provider.label}, prove again that this is your account: ` +
+        'this change adds or removes a way into it.'}
+    </p>
+    <NoticeBox notice={view.notice} />
+    {view.hasPassword && (
+      <form method="post" action="/account/reauthenticate">
+        <CsrfField token={view.csrf} />
+        <input type="hidden" name="action" value={view.action} />
+        <input type="hidden" name="provider" value={view.provider.name} />
+        <label for="password">Password</label>
+        <input
+          type="password"
+          id="password"
+          name="password"
+          autocomplete="current-password"
+          required
+          maxlength={1024}
+        />
+        <div class="actions">
+          <button type="submit">{`Confirm and ${view.action} ${view.provider.label}`}</button>
+        </div>
+      </form>
+    )}
+    {view.signInWith.length > 0 && (
+      <>
+        <p class="or">
+          {view.hasPassword ? 'Or sign in again with:' : 'Sign in again with a linked identity:'}
+        </p>
+        <ProviderButtons
+          csrf={view.csrf}
+          request={{ returnTo: `/account?continue=${view.action}:${view.provider.name}` }}
+          providers={view.signInWith}
+          verb="Sign in again"
+        />
+      </>
+    )}
+    <p>
+      <a href="/account">Cancel</a>
+    </p>
+  </Layout>
+)

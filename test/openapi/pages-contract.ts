@@ -1,0 +1,326 @@
+/**
+ * The pages' part of the contract test (contract.test.ts calls `pagesContract()` among its
+ * operations, so that the coverage check there sees these checks): every documented status of
+ * every page route, provoked through a real browser-like client and checked against
+ * openapi.yaml.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { registerAccount } from '../../src/accounts/accounts.js'
+import type { TestApp } from '../support/app.js'
+import { type Federation, startFederation } from '../support/federation.js'
+import { CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
+import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
+import { formToken, PageBrowser } from '../support/pages.js'
+import { login, PASSWORD, register, uniqueEmail, uniqueSubject } from '../support/users.js'
+
+const FORM = 'application/x-www-form-urlencoded'
+const OVERSIZED = { padding: 'x'.repeat(70 * 1024) }
+const NO_CLIENT = { ip: null, userAgent: null }
+
+export function pagesContract(): void {
+  let federation: Federation
+  /** Rate limits off; GitLab's issuer cannot be reached (503 when a flow starts). */
+  let pages: TestApp
+  /** One login attempt per account, registration and federated request per window. */
+  let strict: TestApp
+
+  beforeAll(async () => {
+    federation = await startFederation()
+    ;[pages, strict] = await Promise.all([
+      federation.app({
+        env: {
+          OAUTH_GITLAB_ISSUER: 'http://127.0.0.1:1',
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+        },
+      }),
+      federation.app({
+        env: {
+          RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
+          RATE_LIMIT_REGISTER_PER_IP: '1',
+          RATE_LIMIT_OAUTH_PER_IP: '1',
+        },
+      }),
+    ])
+  }, 60_000)
+  afterAll(() => federation?.close())
+
+  /** A response checked against `method template` of openapi.yaml; its status and text. */
+  async function check(method: string, template: string, res: Response) {
+    const checked = await checkAgainstOpenApi(method, template, res)
+    return { status: checked.status, location: res.headers.get('location') }
+  }
+
+  /** A form the server should accept: its fields must satisfy the documented schema. */
+  async function accepted(
+    browser: PageBrowser,
+    path: string,
+    fields: Record<string, string>,
+    template = path,
+  ) {
+    await checkRequestBody('POST', template, FORM, fields)
+    return check('POST', template, await browser.post(path, fields))
+  }
+
+  /** The refusals every form shares: another origin (403), too large (413), not a form (415). */
+  async function formRefusals(browser: PageBrowser, path: string, fields: Record<string, string>) {
+    const forged = await browser.post(path, fields, { origin: 'http://evil.example' })
+    expect((await check('POST', path, forged)).status).toBe(403)
+    const large = await browser.post(path, { ...fields, ...OVERSIZED })
+    expect((await check('POST', path, large)).status).toBe(413)
+    const plain = await browser.post(path, fields, { headers: { 'content-type': 'text/plain' } })
+    expect((await check('POST', path, plain)).status).toBe(415)
+  }
+
+  async function signedIn(app = pages) {
+    // Not through the API's registration: the strict app allows one a window.
+    const email = uniqueEmail('page-contract')
+    const user = await registerAccount(app.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
+    const browser = new PageBrowser(app)
+    expect((await browser.signIn(email, PASSWORD)).status).toBe(303)
+    const csrf = formToken(await (await browser.get('/account')).text())
+    return { browser, email, user, csrf }
+  }
+
+  it('GET and POST /login, GET and POST /register, POST /logout', async () => {
+    const anonymous = new PageBrowser(pages)
+    for (const path of ['/login', '/register']) {
+      expect((await check('GET', path, await anonymous.get(path))).status).toBe(200)
+      const open = await anonymous.get(`${path}?return_to=https%3A%2F%2Fevil.example%2F`)
+      expect((await check('GET', path, open)).status).toBe(400)
+    }
+    const csrf = formToken(await (await anonymous.get('/login')).text())
+    const { email } = await register(pages, uniqueEmail('page-contract'))
+    const credentials = { csrf, email, password: PASSWORD }
+    expect(
+      (await check('POST', '/login', await anonymous.post('/login', { csrf, email }))).status,
+    ).toBe(400)
+    const wrong = await anonymous.post('/login', { ...credentials, password: 'wrong password!' })
+    expect((await check('POST', '/login', wrong)).status).toBe(401)
+    await formRefusals(anonymous, '/login', credentials)
+    expect((await accepted(anonymous, '/login', credentials)).status).toBe(303)
+    for (const path of ['/login', '/register'])
+      expect((await check('GET', path, await anonymous.get(path))).status).toBe(303)
+
+    const newcomer = new PageBrowser(pages)
+    const token = formToken(await (await newcomer.get('/register')).text())
+    const fresh = { csrf: token, email: uniqueEmail('page-contract'), password: PASSWORD }
+    const weak = await newcomer.post('/register', { ...fresh, password: 'password' })
+    expect((await check('POST', '/register', weak)).status).toBe(400)
+    const taken = await newcomer.post('/register', { ...fresh, email })
+    expect((await check('POST', '/register', taken)).status).toBe(409)
+    await formRefusals(newcomer, '/register', fresh)
+    expect((await accepted(newcomer, '/register', { ...fresh, display_name: 'New' })).status).toBe(
+      303,
+    )
+
+    const account = formToken(await (await newcomer.get('/account')).text())
+    await formRefusals(newcomer, '/logout', { csrf: account })
+    const bad = await newcomer.post('/logout', { csrf: 'wrong' })
+    expect((await check('POST', '/logout', bad)).status).toBe(403)
+    expect((await accepted(newcomer, '/logout', { csrf: account })).status).toBe(303)
+
+    // 429 on the strict app: one failed attempt per account, one registration per address.
+    const limited = new PageBrowser(strict)
+    const limitedToken = formToken(await (await limited.get('/login')).text())
+    const target = { csrf: limitedToken, email: uniqueEmail('limited'), password: 'guess one!' }
+    await (await limited.post('/login', target)).arrayBuffer()
+    expect((await check('POST', '/login', await limited.post('/login', target))).status).toBe(429)
+    // Signed in, continuing to an application: one code minted per address and window.
+    const { browser: signedInStrict } = await signedIn(strict)
+    for (const path of ['/login', '/register']) {
+      const pkce = clientPkce()
+      const query = `?return_to=${encodeURIComponent(CLIENT_REDIRECT_URI)}&${pkce.query}`
+      await (await signedInStrict.get(`${path}${query}`)).arrayBuffer()
+      const over = await signedInStrict.get(`${path}${query}`)
+      expect((await check('GET', path, over)).status).toBe(429)
+    }
+    const registration = { csrf: limitedToken, password: PASSWORD }
+    await limited.post('/register', { ...registration, email: uniqueEmail('r1') })
+    const second = await limited.post('/register', { ...registration, email: uniqueEmail('r2') })
+    expect((await check('POST', '/register', second)).status).toBe(429)
+  })
+
+  it('POST /login/federated and GET /login/complete', async () => {
+    const browser = new PageBrowser(pages)
+    const csrf = formToken(await (await browser.get('/login')).text())
+    const path = '/login/federated'
+    expect((await check('POST', path, await browser.post(path, { csrf }))).status).toBe(400)
+    const unknown = await browser.post(path, { csrf, provider: 'nope' })
+    expect((await check('POST', path, unknown)).status).toBe(404)
+    const down = await browser.post(path, { csrf, provider: 'gitlab' })
+    expect((await check('POST', path, down)).status).toBe(503)
+    await formRefusals(browser, path, { csrf, provider: 'google' })
+    federation.idp.current = {
+      sub: uniqueSubject('page-contract'),
+      email: uniqueEmail('page-fed'),
+      email_verified: true,
+    }
+    const pkce = clientPkce()
+    const started = await accepted(browser, path, {
+      csrf,
+      provider: 'google',
+      state: 'contract',
+      code_challenge: pkce.challenge,
+      code_challenge_method: 'S256',
+    })
+    expect(started.status).toBe(303)
+    const callback = await browser.browser.toCallback(started.location!)
+    const back = await browser.browser.fetch(callback)
+    const complete = back.headers.get('location')!.slice(TESSERA_TEST_ISSUER.length)
+    const template = '/login/complete'
+    const stranger = new PageBrowser(pages)
+    expect((await check('GET', template, await stranger.get(complete))).status).toBe(400)
+    expect((await check('GET', template, await browser.get(complete))).status).toBe(303)
+
+    const limited = new PageBrowser(strict)
+    const token = formToken(await (await limited.get('/login')).text())
+    await (await limited.post(path, { csrf: token, provider: 'nope' })).arrayBuffer()
+    const over = await limited.post(path, { csrf: token, provider: 'google' })
+    expect((await check('POST', path, over)).status).toBe(429)
+    await (await limited.get('/login/complete?state=x')).arrayBuffer()
+    expect(
+      (await check('GET', template, await limited.get('/login/complete?state=x'))).status,
+    ).toBe(429)
+  })
+
+  it('GET /account and its forms', async () => {
+    const anonymous = new PageBrowser(pages)
+    expect((await check('GET', '/account', await anonymous.get('/account'))).status).toBe(303)
+    const { browser, email, user, csrf } = await signedIn()
+    expect((await check('GET', '/account', await browser.get('/account'))).status).toBe(200)
+
+    const profile = '/account/profile'
+    const long = await browser.post(profile, { csrf, display_name: 'x'.repeat(101) })
+    expect((await check('POST', profile, long)).status).toBe(400)
+    await formRefusals(browser, profile, { csrf, display_name: 'Ada' })
+    expect((await accepted(browser, profile, { csrf, display_name: 'Ada' })).status).toBe(303)
+
+    const password = '/account/password'
+    const change = { csrf, current_password: PASSWORD, new_password: `${PASSWORD}-2` }
+    const weak = await browser.post(password, { ...change, new_password: 'password' })
+    expect((await check('POST', password, weak)).status).toBe(400)
+    const wrong = await browser.post(password, { ...change, current_password: 'not it, no' })
+    expect((await check('POST', password, wrong)).status).toBe(401)
+    await formRefusals(browser, password, change)
+    expect((await accepted(browser, password, change)).status).toBe(303)
+
+    const revoke = '/account/sessions/revoke'
+    await login(pages, email, `${PASSWORD}-2`)
+    const { id: sid } = await pages.server.tessera.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('user_id', '=', user.id)
+      .where('kind', '=', 'api')
+      .where('revoked_at', 'is', null)
+      .executeTakeFirstOrThrow()
+    expect((await check('POST', revoke, await browser.post(revoke, { csrf }))).status).toBe(400)
+    const unknown = await browser.post(revoke, {
+      csrf,
+      session: '00000000-0000-4000-8000-000000000000',
+    })
+    expect((await check('POST', revoke, unknown)).status).toBe(404)
+    await formRefusals(browser, revoke, { csrf, session: sid })
+    expect((await accepted(browser, revoke, { csrf, session: sid })).status).toBe(303)
+
+    const everywhere = '/account/sign-out-everywhere'
+    await formRefusals(browser, everywhere, { csrf })
+    expect((await accepted(browser, everywhere, { csrf })).status).toBe(303)
+
+    const limited = await signedIn(strict)
+    const guess = { csrf: limited.csrf, current_password: 'guess one!', new_password: PASSWORD }
+    await (await limited.browser.post(password, guess)).arrayBuffer()
+    expect(
+      (await check('POST', password, await limited.browser.post(password, guess))).status,
+    ).toBe(429)
+  })
+
+  it('POST /account/link, /account/unlink and /account/reauthenticate', async () => {
+    const { browser, csrf } = await signedIn()
+    const link = '/account/link'
+    const unlink = '/account/unlink'
+    const reauth = '/account/reauthenticate'
+    expect((await check('POST', link, await browser.post(link, { csrf }))).status).toBe(400)
+    const nope = await browser.post(link, { csrf, provider: 'nope' })
+    expect((await check('POST', link, nope)).status).toBe(404)
+    const down = await browser.post(link, { csrf, provider: 'gitlab' })
+    expect((await check('POST', link, down)).status).toBe(503)
+    await formRefusals(browser, link, { csrf, provider: 'google' })
+    federation.idp.current = {
+      sub: uniqueSubject('page-link'),
+      email: uniqueEmail('page-link'),
+      email_verified: true,
+    }
+    const started = await browser.post(link, { csrf, provider: 'google' })
+    const callback = await browser.browser.toCallback(started.headers.get('location')!)
+    expect((await browser.browser.fetch(callback)).status).toBe(302)
+    await checkRequestBody('POST', link, FORM, { csrf, provider: 'google' })
+    expect((await check('POST', link, started)).status).toBe(303)
+
+    expect((await check('POST', unlink, await browser.post(unlink, { csrf }))).status).toBe(400)
+    const notLinked = await browser.post(unlink, { csrf, provider: 'github' })
+    expect((await check('POST', unlink, notLinked)).status).toBe(404)
+    await formRefusals(browser, unlink, { csrf, provider: 'google' })
+
+    // Past REAUTH_MAX_AGE: the step (200), then its password form.
+    pages.clock.advance(301_000)
+    expect(
+      (await check('POST', link, await browser.post(link, { csrf, provider: 'cilogon' }))).status,
+    ).toBe(200)
+    expect(
+      (await check('POST', unlink, await browser.post(unlink, { csrf, provider: 'google' })))
+        .status,
+    ).toBe(200)
+    const step = { csrf, action: 'unlink', provider: 'google', password: PASSWORD }
+    const badAction = await browser.post(reauth, { ...step, action: 'delete' })
+    expect((await check('POST', reauth, badAction)).status).toBe(400)
+    const wrong = await browser.post(reauth, { ...step, password: 'not it, no' })
+    expect((await check('POST', reauth, wrong)).status).toBe(401)
+    const nothing = await browser.post(reauth, { ...step, provider: 'github' })
+    expect((await check('POST', reauth, nothing)).status).toBe(404)
+    await formRefusals(browser, reauth, step)
+    expect((await accepted(browser, reauth, step)).status).toBe(303)
+    pages.clock.advance(301_000)
+    const unreachable = await browser.post(reauth, { ...step, action: 'link', provider: 'gitlab' })
+    expect((await check('POST', reauth, unreachable)).status).toBe(503)
+    pages.clock.advance(-602_000)
+
+    // Recent again (the step above): unlinking now goes through.
+    const relinked = await browser.post(link, { csrf, provider: 'google' })
+    const back = await browser.browser.toCallback(relinked.headers.get('location')!)
+    expect((await browser.browser.fetch(back)).status).toBe(302)
+    expect((await accepted(browser, unlink, { csrf, provider: 'google' })).status).toBe(303)
+
+    // The only way into a federated account cannot be unlinked.
+    federation.idp.current = { sub: uniqueSubject('page-only'), email: uniqueEmail('page-only') }
+    const only = new PageBrowser(pages)
+    const token = formToken(await (await only.get('/login')).text())
+    const flow = await only.post('/login/federated', { csrf: token, provider: 'cilogon' })
+    const done = await only.browser.fetch(
+      await only.browser.toCallback(flow.headers.get('location')!),
+    )
+    await only.get(done.headers.get('location')!.slice(TESSERA_TEST_ISSUER.length))
+    const onlyToken = formToken(await (await only.get('/account')).text())
+    const last = await only.post(unlink, { csrf: onlyToken, provider: 'cilogon' })
+    expect((await check('POST', unlink, last)).status).toBe(409)
+
+    const limited = await signedIn(strict)
+    const over = await limited.browser.post(link, { csrf: limited.csrf, provider: 'google' })
+    await over.arrayBuffer()
+    const second = await limited.browser.post(link, { csrf: limited.csrf, provider: 'google' })
+    expect((await check('POST', link, second)).status).toBe(429)
+    strict.clock.advance(301_000)
+    const guess = { csrf: limited.csrf, action: 'link', provider: 'google', password: 'guess!' }
+    await (await limited.browser.post(reauth, guess)).arrayBuffer()
+    expect((await check('POST', reauth, await limited.browser.post(reauth, guess))).status).toBe(
+      429,
+    )
+    strict.clock.advance(-301_000)
+  })
+
+  it('GET /assets/tessera.css', async () => {
+    const css = await pages.request('/assets/tessera.css')
+    expect((await check('GET', '/assets/tessera.css', css)).status).toBe(200)
+  })
+}
