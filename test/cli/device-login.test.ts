@@ -4,7 +4,7 @@
  * approved. Until the verification page exists the approval is the domain call the page makes,
  * with a real session of the approving user.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -115,14 +115,20 @@ describe('tessera user login --device [sqlite]', { timeout: 60_000 }, () => {
     expect(await cli.exited).toBe(130)
   })
 
-  it('--browser without --provider on a server without the sign-in page uses a code', async () => {
-    const opened = join(root, 'opened-anyway')
+  it('--browser without --provider opens the sign-in page, back to its loopback port', async () => {
+    const opened = join(root, 'opened')
     const script = join(root, 'record-url')
     writeFileSync(script, `#!/bin/sh\necho "$1" > '${opened}'\n`, { mode: 0o755 })
     const cli = startCli(['user', 'login', '--browser'], { env: clientEnv({ BROWSER: script }) })
-    await cli.waitFor(USER_CODE)
-    expect(cli.stderr()).toContain(`${app.url} has no sign-in page (/login)`)
-    expect(existsSync(opened)).toBe(false)
+    await cli.waitFor(/Waiting for the browser/)
+    const url = new URL(readFileSync(opened, 'utf8').trim())
+    expect(`${url.origin}${url.pathname}`).toBe(`${app.url}/login`)
+    expect(url.searchParams.get('return_to')).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/tessera\/callback$/,
+    )
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256')
+    // The sign-in page accepts that loopback return_to (any port, RFC 8252 §7.3).
+    expect((await fetch(url, { headers: { accept: 'text/html' } })).status).toBe(200)
     cli.kill('SIGINT')
     expect(await cli.exited).toBe(130)
   })

@@ -11,7 +11,8 @@ import { formToken, locationOf, PageBrowser, setCookieAttributes } from '../supp
 import { expectProblem, PASSWORD, register, tokenPairOf, uniqueEmail } from '../support/users.js'
 
 const PAGE_POLICY =
-  "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' http://client.test; " +
+  "default-src 'none'; style-src 'self'; img-src 'self'; " +
+  "form-action 'self' http://client.test http://127.0.0.1:* http://[::1]:*; " +
   "frame-ancestors 'none'; base-uri 'none'"
 
 /** Every visible form control of a page has a <label for> naming its id. */

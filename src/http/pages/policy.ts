@@ -20,7 +20,7 @@ export function pagePolicy(t: Pick<Tessera, 'config' | 'federation'>): string {
       formTargets.add(origin === 'null' ? new URL(uri).protocol : origin)
     }
   }
-  // The loopback redirect URIs of command-line logins match on any port (README, "Federated login").
+  // Loopback redirect URIs of command-line logins match on any port (README, "Federated login").
   formTargets.add('http://127.0.0.1:*')
   formTargets.add('http://[::1]:*')
   return [
