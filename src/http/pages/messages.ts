@@ -55,6 +55,9 @@ const ERROR_MESSAGES: Record<CallbackErrorCode | PageErrorCode, string> = {
   validation_failed: 'The form could not be read.',
   csrf_failed: 'This form was not sent from a page of this server. Reload the page and try again.',
   invalid_return_to: 'The application sent you here with a return address that is not allowed.',
+  invalid_link_ticket:
+    'This link is unknown, expired or already used. Links work once, for 5 minutes: ' +
+    'ask the application for a new one.',
 }
 
 type PageErrorCode = Extract<
@@ -72,6 +75,7 @@ type PageErrorCode = Extract<
   | 'csrf_failed'
   | 'invalid_return_to'
   | 'account_disabled'
+  | 'invalid_link_ticket'
 >
 
 /** The text of an `?error=` key, or undefined for anything that is not one. */

@@ -1,11 +1,12 @@
 import { Hono } from 'hono'
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { TesseraError } from '../../errors.js'
 import { redeemLinkTicket } from '../../federation/link-tickets.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { limitFlowPerIp, setBrowserBinding } from '../flow-browser.js'
 import { linkDonePage, linkRefusedPage } from '../pages/link.js'
+import { pageHeaders } from '../pages/page-kit.js'
+import { renderPage } from '../pages/render.js'
 
 const wantsJson = (accept: string | undefined) =>
   /\bapplication\/(problem\+)?json\b/i.test(accept ?? '')
@@ -16,6 +17,8 @@ const wantsJson = (accept: string | undefined) =>
  * browser-binding cookie is first-party whatever site the client lives on.
  */
 export const linkRoutes = new Hono<AppEnv>()
+  // The pages' CSP: their stylesheet (README, "Pages").
+  .use(pageHeaders)
   .get('/:ticket', async (c, next) => {
     // `/link/done` matches here too; it is the route after this one (registered after it, so
     // that the logs and metrics name the route that answered).
@@ -37,8 +40,8 @@ export const linkRoutes = new Hono<AppEnv>()
       // A person followed this link: an HTML page, unless the client asked for JSON.
       if (!(error instanceof TesseraError) || wantsJson(c.req.header('accept'))) throw error
       if (error.retryAfter !== undefined) c.header('Retry-After', String(error.retryAfter))
-      return c.html(linkRefusedPage(error), error.status as ContentfulStatusCode)
+      return renderPage(c, linkRefusedPage(error), error.status)
     }
   })
 
-  .get('/done', (c) => c.html(linkDonePage(c.req.query())))
+  .get('/done', (c) => renderPage(c, linkDonePage(c.req.query())))
