@@ -4,9 +4,8 @@ import { createServer, type Server } from 'node:http'
  * A platform front-end on another site (`http://localhost:PORT`, while Tessera is at
  * `http://127.0.0.1:PORT2`), as the README's "How a platform front-end signs users in" describes
  * it: `/` makes a PKCE pair and sends the browser to Tessera's `/login?return_to=`; `/callback`
- * checks the `state` and shows the code. It has no server side, so the test reads the code and the
- * verifier from the page and exchanges them itself (cross-origin requests from the page are
- * another feature's: CORS). `/forge` is an attacker's page that posts a form to Tessera.
+ * checks the `state`, exchanges the code with its PKCE verifier and reads the account, from the page
+ * under CORS. `/forge` is an attacker's page that posts a form to Tessera.
  */
 export interface FrontEnd {
   url: string
@@ -44,23 +43,42 @@ document.getElementById('sign-in').addEventListener('click', async () => {
   )
 }
 
-const CALLBACK = page(
-  'Signed in',
-  `<h1>Back from Tessera</h1>
+/**
+ * The callback: checks the `state`, then exchanges the code with its verifier and reads the
+ * account, both from the page under CORS (its origin is on Tessera's CORS_ORIGINS).
+ */
+function callbackPage(tessera: string): string {
+  return page(
+    'Signed in',
+    `<h1>Back from Tessera</h1>
 <output id="result"></output>
 <script>
 const query = new URLSearchParams(location.search)
 const kept = JSON.parse(sessionStorage.getItem('pkce') ?? 'null')
 const result = document.getElementById('result')
+const tessera = ${JSON.stringify(tessera)}
 if (kept === null || query.get('state') !== kept.state) {
   result.textContent = 'refused: state mismatch'
 } else {
   result.dataset.code = query.get('code') ?? ''
   result.dataset.verifier = kept.verifier
   result.textContent = 'code received'
+  fetch(tessera + '/v1/user/auth/oauth/exchange', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code: query.get('code'), code_verifier: kept.verifier }),
+  })
+    .then((r) => r.json())
+    .then((pair) => fetch(tessera + '/v1/user/me', {
+      headers: { authorization: 'Bearer ' + pair.access_token },
+    }))
+    .then((r) => r.json())
+    .then((me) => { result.textContent = 'signed in as ' + me.email })
+    .catch((error) => { result.textContent = 'failed: ' + error })
 }
 </script>`,
-)
+  )
+}
 
 function forge(tessera: string): string {
   return page(
@@ -82,7 +100,7 @@ export async function startFrontEnd(port: number, tessera: string): Promise<Fron
       path === '/'
         ? home(tessera, callback)
         : path === '/callback'
-          ? CALLBACK
+          ? callbackPage(tessera)
           : path === '/forge'
             ? forge(tessera)
             : undefined
