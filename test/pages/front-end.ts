@@ -4,8 +4,8 @@ import { createServer, type Server } from 'node:http'
  * A platform front-end on another site (`http://localhost:PORT`, while Tessera is at
  * `http://127.0.0.1:PORT2`), as the README's "How a platform front-end signs users in" describes
  * it: `/` makes a PKCE pair and sends the browser to Tessera's `/login?return_to=`; `/callback`
- * checks the `state`, exchanges the code with its PKCE verifier and reads the account, from the page
- * under CORS. `/forge` is an attacker's page that posts a form to Tessera.
+ * checks the `state`, exchanges the code with its PKCE verifier and reads the account, all from
+ * the page under CORS. `/forge` is an attacker's page that posts a form to Tessera.
  */
 export interface FrontEnd {
   url: string
