@@ -3,7 +3,8 @@ import { CANCELLED_EXIT_CODE, CliFailure } from './failure.js'
 /**
  * Ctrl-C during a command that waits (for the browser, for an approval, for a verification): the
  * wait is aborted, the listener and requests are closed, and the command exits 130 with one line
- * (`<what> cancelled`) instead of a stack trace. Only while `run` runs; afterwards SIGINT ends the process as usual.
+ * (`<what> cancelled`) instead of a stack trace. Only while `run` runs; afterwards SIGINT ends the
+ * process as usual.
  */
 export async function cancellableOnInterrupt<T>(
   run: (signal: AbortSignal) => Promise<T>,

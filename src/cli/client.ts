@@ -1,7 +1,8 @@
+import { type Answer, type AuthorizedRequest, expectOk, ProblemError } from './answer.js'
 import { browserLogin } from './browser-login.js'
 import { cancellableOnInterrupt } from './cancel.js'
 import { deviceLogin, type ObtainedTokens } from './device-login.js'
-import { type Answer, CliFailure, expectOk, ProblemError } from './failure.js'
+import { CliFailure } from './failure.js'
 import { type CliIo, printError, printLine } from './io.js'
 import { chooseLoginMethod, type LoginOptions } from './login-method.js'
 import { readSecret } from './prompt.js'
@@ -14,11 +15,11 @@ import {
 import { verifyAcademic } from './verify.js'
 
 /**
- * The client commands: `tessera user register|login|whoami|verify|logout` talk to a running server over
- * HTTP. They read only TESSERA_URL and XDG_CONFIG_HOME (never the server's configuration, never a
- * database). Passwords come from readSecret (no echo on a terminal, else the first line of
- * stdin); tokens live only in the credentials file (token-store.ts), never in argv, environment
- * or output.
+ * The client commands: `tessera user register|login|whoami|verify|logout` talk to a running
+ * server over HTTP. They read only TESSERA_URL and XDG_CONFIG_HOME (never the server's
+ * configuration, never a database). Passwords come from readSecret (no echo on a terminal, else
+ * the first line of stdin); tokens live only in the credentials file (token-store.ts), never in
+ * argv, environment or output.
  */
 
 export const CLIENT_COMMANDS = [
@@ -316,17 +317,6 @@ async function login(
   const email = me.ok ? (me.body as UserBody).email : values.email
   printLine(io, `Logged in to ${base} as ${String(email ?? 'a Tessera account')}`)
 }
-
-/**
- * Requests as the stored login: its access token refreshed first when about to expire, and once
- * more when the server answers 401 for it (the server's clock decides; a token it calls expired
- * or revoked). `reauthentication_required` is a 401 about the session, not the token: no refresh.
- */
-export type AuthorizedRequest = (
-  method: 'GET' | 'POST',
-  path: string,
-  json?: unknown,
-) => Promise<Answer>
 
 async function storedLogin(base: string, store: TokenStore): Promise<AuthorizedRequest> {
   const stored = await store.get(base)

@@ -14,24 +14,3 @@ export class CliFailure extends Error {
 
 /** The exit code of a command the user interrupted with Ctrl-C. */
 export const CANCELLED_EXIT_CODE = 130
-
-/** A problem+json answer: printed as `code: detail`. */
-export class ProblemError extends CliFailure {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-  ) {
-    super(`${code}: ${detail}`)
-  }
-}
-
-/** A server's answer: a JSON body, or its problem document. */
-export type Answer =
-  | { ok: true; status: number; body: unknown }
-  | { ok: false; status: number; problem: ProblemError }
-
-export function expectOk(answer: Answer): unknown {
-  if (!answer.ok) throw answer.problem
-  return answer.body
-}

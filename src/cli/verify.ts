@@ -1,6 +1,6 @@
+import { type Answer, type AuthorizedRequest, expectOk } from './answer.js'
 import { cancellableOnInterrupt, sleep } from './cancel.js'
-import type { AuthorizedRequest } from './client.js'
-import { type Answer, CliFailure, expectOk } from './failure.js'
+import { CliFailure } from './failure.js'
 import { type CliIo, printError, printLine } from './io.js'
 import { hasDisplay } from './login-method.js'
 import { openBrowser } from './open-browser.js'
