@@ -1,3 +1,4 @@
+import { type Answer, type AuthorizedRequest, expectOk, ProblemError } from './answer.js'
 import { browserLogin } from './browser-login.js'
 import { cancellableOnInterrupt } from './cancel.js'
 import { deviceLogin, type ObtainedTokens } from './device-login.js'
@@ -11,19 +12,21 @@ import {
   TokenStoreError,
   type Transaction,
 } from './token-store.js'
+import { verifyAcademic } from './verify.js'
 
 /**
- * The client commands: `tessera user register|login|whoami|logout` talk to a running server over
- * HTTP. They read only TESSERA_URL and XDG_CONFIG_HOME (never the server's configuration, never a
- * database). Passwords come from readSecret (no echo on a terminal, else the first line of
- * stdin); tokens live only in the credentials file (token-store.ts), never in argv, environment
- * or output.
+ * The client commands: `tessera user register|login|whoami|verify|logout` talk to a running
+ * server over HTTP. They read only TESSERA_URL and XDG_CONFIG_HOME (never the server's
+ * configuration, never a database). Passwords come from readSecret (no echo on a terminal, else
+ * the first line of stdin); tokens live only in the credentials file (token-store.ts), never in
+ * argv, environment or output.
  */
 
 export const CLIENT_COMMANDS = [
   'user register',
   'user login',
   'user whoami',
+  'user verify',
   'user logout',
 ] as const
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number]
@@ -39,17 +42,6 @@ const REQUEST_TIMEOUT_MS = 30_000
 const USER_AGENT = 'tessera-cli'
 /** Refresh answers meaning the stored session is over: the user has to log in again. */
 const SESSION_OVER = new Set(['invalid_refresh_token', 'refresh_token_reused', 'validation_failed'])
-
-/** A problem+json answer: printed as `code: detail`. */
-class ProblemError extends CliFailure {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-  ) {
-    super(`${code}: ${detail}`)
-  }
-}
 
 function notLoggedIn(base: string): CliFailure {
   return new CliFailure(`not logged in: run tessera user login (server ${base})`)
@@ -78,10 +70,6 @@ export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
 }
-
-type Answer =
-  | { ok: true; status: number; body: unknown }
-  | { ok: false; status: number; problem: ProblemError }
 
 /**
  * One request to the server. Network failures and answers that are not Tessera's throw a
@@ -155,11 +143,6 @@ function networkReason(error: unknown): string {
   if (typeof cause?.message === 'string' && cause.message !== '') return cause.message
   if (typeof cause?.code === 'string') return cause.code
   return error instanceof Error ? error.message : String(error)
-}
-
-function expectOk(answer: Answer): unknown {
-  if (!answer.ok) throw answer.problem
-  return answer.body
 }
 
 /** The stored entry for a token pair answer; expiry times count from before the request left. */
@@ -335,21 +318,34 @@ async function login(
   printLine(io, `Logged in to ${base} as ${String(email ?? 'a Tessera account')}`)
 }
 
+async function storedLogin(base: string, store: TokenStore): Promise<AuthorizedRequest> {
+  const stored = await store.get(base)
+  if (stored === undefined) throw notLoggedIn(base)
+  let entry = stored
+  return async (method, path, json) => {
+    let refreshed = false
+    if (expiresWithin(entry.access_expires_at, REFRESH_MARGIN_MS)) {
+      entry = await refresh(base, store, entry)
+      refreshed = true
+    }
+    const send = () => request(base, method, path, { token: entry.access_token, json })
+    let answer = await send()
+    if (
+      !answer.ok &&
+      answer.status === 401 &&
+      answer.problem.code !== 'reauthentication_required' &&
+      !refreshed
+    ) {
+      entry = await refresh(base, store, entry)
+      answer = await send()
+    }
+    return answer
+  }
+}
+
 async function whoami(io: CliIo, base: string, store: TokenStore): Promise<void> {
-  let entry = await store.get(base)
-  if (entry === undefined) throw notLoggedIn(base)
-  let refreshed = false
-  if (expiresWithin(entry.access_expires_at, REFRESH_MARGIN_MS)) {
-    entry = await refresh(base, store, entry)
-    refreshed = true
-  }
-  let answer = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
-  // The server's clock decides: a token it calls expired (or revoked) is refreshed once.
-  if (!answer.ok && answer.status === 401 && !refreshed) {
-    entry = await refresh(base, store, entry)
-    answer = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
-  }
-  printUser(io, expectOk(answer))
+  const call = await storedLogin(base, store)
+  printUser(io, expectOk(await call('GET', '/v1/user/me')))
 }
 
 async function logout(io: CliIo, base: string, store: TokenStore): Promise<void> {
@@ -399,6 +395,9 @@ export async function runClientCommand(
         break
       case 'user whoami':
         await whoami(io, base, store)
+        break
+      case 'user verify':
+        await verifyAcademic(io, await storedLogin(base, store))
         break
       case 'user logout':
         await logout(io, base, store)

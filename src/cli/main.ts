@@ -22,6 +22,7 @@ Client commands (talk to a running server at TESSERA_URL, default http://localho
   user login [--browser|--device|--password --email E] [--provider P]
                                      log in and keep the tokens in $XDG_CONFIG_HOME/tessera
   user whoami                        show the logged-in user, its account type and verification
+  user verify                        verify the logged-in account as academic with CILogon
   user logout                        end the session and forget its tokens
 
 Every command accepts --help.`
@@ -112,6 +113,17 @@ const HELP: Record<string, string> = {
     'service, superuser) and whether it is verified. An expired access token is refreshed first',
     '(the new tokens are stored); if the session is over, the stored tokens are removed and',
     'you have to log in again.',
+  ),
+  'user verify': help(
+    'Usage: tessera user verify',
+    '',
+    'Verifies the account logged in to TESSERA_URL as academic: sign in with your institution',
+    "through CILogon, and CILogon is linked to the account. The server's single-use link (5",
+    'minutes) opens in the system browser where there is one ($BROWSER, or a display); otherwise',
+    'it is printed with a QR code, to open on another device. Linking needs a recent login: the',
+    'password is asked (without echo, or the first line of standard input); an account without',
+    'one logs in again first. Waits until the account is verified (at most 10 minutes; Ctrl-C',
+    'cancels, exit status 130).',
   ),
   'user logout': help(
     'Usage: tessera user logout',

@@ -10,6 +10,7 @@ import { cors } from './middleware/cors.js'
 import { oauthErrorBodies } from './middleware/oauth-errors.js'
 import { accountRoutes } from './pages/account-routes.js'
 import { assetRoutes } from './pages/assets.js'
+import { deviceRoutes } from './pages/device-routes.js'
 import { signInRoutes } from './pages/sign-in-routes.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
@@ -81,6 +82,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   // Tessera's own pages (README, "Pages").
   app.route('/', signInRoutes)
   app.route('/', accountRoutes)
+  app.route('/', deviceRoutes)
   app.route('/', assetRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))

@@ -1,8 +1,8 @@
 /**
  * `tessera user login --device` as a child process against a real server (README, "Command
  * line"): it prints the URL, the code and a QR code, waits, and holds tokens once the code is
- * approved. Until the verification page exists the approval is the domain call the page makes,
- * with a real session of the approving user.
+ * approved. Here the approval is the domain call the verification page makes, with a real
+ * session of the approving user; device-page.test.ts approves through the page in Chromium.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'

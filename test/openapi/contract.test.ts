@@ -96,6 +96,11 @@ const PAGE_ROUTES: [string, string, string?][] = [
   ['POST', '/account/link'],
   ['POST', '/account/unlink'],
   ['POST', '/account/reauthenticate'],
+  ['GET', '/device'],
+  ['POST', '/device'],
+  ['POST', '/device/approve'],
+  ['POST', '/device/deny'],
+  ['POST', '/device/reauthenticate'],
 ]
 
 /** A JSON body just over the limit. */

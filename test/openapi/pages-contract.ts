@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { registerAccount } from '../../src/accounts/accounts.js'
 import type { TestApp } from '../support/app.js'
+import { startDevice } from '../support/device.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import { CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
@@ -40,6 +41,7 @@ export function pagesContract(): void {
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
           RATE_LIMIT_REGISTER_PER_IP: '1',
           RATE_LIMIT_OAUTH_PER_IP: '1',
+          RATE_LIMIT_USER_CODE_PER_SESSION: '1',
         },
       }),
     ])
@@ -314,6 +316,61 @@ export function pagesContract(): void {
     const guess = { csrf: limited.csrf, action: 'link', provider: 'google', password: 'guess!' }
     await (await limited.browser.post(reauth, guess)).arrayBuffer()
     expect((await check('POST', reauth, await limited.browser.post(reauth, guess))).status).toBe(
+      429,
+    )
+    strict.clock.advance(-301_000)
+  })
+
+  it('GET and POST /device, /device/approve, /device/deny and /device/reauthenticate', async () => {
+    const [page, approve, deny, reauth] = [
+      '/device',
+      '/device/approve',
+      '/device/deny',
+      '/device/reauthenticate',
+    ]
+    const anonymous = new PageBrowser(pages)
+    expect((await check('GET', page, await anonymous.get('/device?user_code=x'))).status).toBe(303)
+    for (const path of [page, approve, deny, reauth]) {
+      const res = await anonymous.post(path, { user_code: 'x', password: PASSWORD })
+      expect((await check('POST', path, res)).status, path).toBe(303)
+    }
+    const { browser, csrf } = await signedIn()
+    expect((await check('GET', page, await browser.get('/device?user_code=x'))).status).toBe(200)
+    for (const path of [page, approve, deny, reauth]) {
+      const fields = { csrf, user_code: 'BCDF-GHJK', password: PASSWORD }
+      expect((await check('POST', path, await browser.post(path, { csrf }))).status).toBe(400)
+      expect((await check('POST', path, await browser.post(path, fields))).status).toBe(400)
+      await formRefusals(browser, path, fields)
+    }
+    const first = await startDevice(pages)
+    const code = { csrf, user_code: first.user_code }
+    expect((await accepted(browser, page, code)).status).toBe(200)
+    expect((await accepted(browser, approve, code)).status).toBe(303)
+    const second = await startDevice(pages)
+    expect((await accepted(browser, deny, { csrf, user_code: second.user_code })).status).toBe(303)
+    // Past REAUTH_MAX_AGE: approving asks first (200); the password form then approves.
+    const third = await startDevice(pages)
+    const step = { csrf, user_code: third.user_code, password: PASSWORD }
+    pages.clock.advance(301_000)
+    const asked = await browser.post(approve, { csrf, user_code: third.user_code })
+    expect((await check('POST', approve, asked)).status).toBe(200)
+    const wrong = await browser.post(reauth, { ...step, password: 'not it, no' })
+    expect((await check('POST', reauth, wrong)).status).toBe(401)
+    pages.clock.advance(-301_000)
+    expect((await accepted(browser, reauth, step)).status).toBe(303)
+
+    // One wrong code per session and window on the strict app; one wrong password per account.
+    const limited = await signedIn(strict)
+    const guess = { csrf: limited.csrf, user_code: 'BCDF-GHJK' }
+    await (await limited.browser.post(page, guess)).arrayBuffer()
+    for (const path of [page, approve, deny]) {
+      const over = await limited.browser.post(path, guess)
+      expect((await check('POST', path, over)).status, path).toBe(429)
+    }
+    strict.clock.advance(301_000)
+    const password = { ...guess, password: 'guess!' }
+    await (await limited.browser.post(reauth, password)).arrayBuffer()
+    expect((await check('POST', reauth, await limited.browser.post(reauth, password))).status).toBe(
       429,
     )
     strict.clock.advance(-301_000)

@@ -22,6 +22,8 @@ export const DONE_MESSAGES = {
   identity_unlinked: 'The identity is unlinked from your account.',
   signed_out: 'You are signed out.',
   signed_out_everywhere: 'You are signed out everywhere: every session of your account has ended.',
+  device_approved: 'The device is logged in to your account. You can close this window.',
+  device_denied: 'The device login is denied: the device gets no access.',
 } as const
 
 export type DoneKey = keyof typeof DONE_MESSAGES
@@ -58,6 +60,9 @@ const ERROR_MESSAGES: Record<CallbackErrorCode | PageErrorCode, string> = {
   invalid_link_ticket:
     'This link is unknown, expired or already used. Links work once, for 5 minutes: ' +
     'ask the application for a new one.',
+  invalid_user_code:
+    'This code is unknown, expired or already used. Check the code your device shows, or start ' +
+    'the login there again.',
 }
 
 type PageErrorCode = Extract<
@@ -76,6 +81,7 @@ type PageErrorCode = Extract<
   | 'invalid_return_to'
   | 'account_disabled'
   | 'invalid_link_ticket'
+  | 'invalid_user_code'
 >
 
 /** The text of an `?error=` key, or undefined for anything that is not one. */
