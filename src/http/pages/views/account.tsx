@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
-import { CsrfField, Layout, NoticeBox } from './layout.js'
+import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
 import { type ProviderButton, ProviderButtons } from './sign-in.js'
 
 export interface AccountView {
@@ -203,24 +203,12 @@ export const AccountPage: FC<AccountView> = (view) => {
           <form method="post" action="/account/password">
             <CsrfField token={view.csrf} />
             <input type="hidden" name="username" value={view.user.email} autocomplete="username" />
-            <label for="current_password">Current password</label>
-            <input
-              type="password"
-              id="current_password"
+            <PasswordField
               name="current_password"
+              label="Current password"
               autocomplete="current-password"
-              required
-              maxlength={1024}
             />
-            <label for="new_password">New password</label>
-            <input
-              type="password"
-              id="new_password"
-              name="new_password"
-              autocomplete="new-password"
-              required
-              maxlength={1024}
-            />
+            <PasswordField name="new_password" label="New password" autocomplete="new-password" />
             <div class="actions">
               <button type="submit">Change password</button>
             </div>
@@ -261,15 +249,7 @@ export const ReauthenticatePage: FC<ReauthenticateView> = (view) => (
         <CsrfField token={view.csrf} />
         <input type="hidden" name="action" value={view.action} />
         <input type="hidden" name="provider" value={view.provider.name} />
-        <label for="password">Password</label>
-        <input
-          type="password"
-          id="password"
-          name="password"
-          autocomplete="current-password"
-          required
-          maxlength={1024}
-        />
+        <PasswordField name="password" label="Password" autocomplete="current-password" />
         <div class="actions">
           <button type="submit">{`Confirm and ${view.action} ${view.provider.label}`}</button>
         </div>

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
-import { CsrfField, Layout, NoticeBox } from './layout.js'
+import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
 import { type ProviderButton, ProviderButtons } from './sign-in.js'
 
 interface SignedIn {
@@ -127,15 +127,7 @@ export const DeviceReauthenticatePage: FC<DeviceReauthenticateView> = (view) => 
       <form method="post" action="/device/reauthenticate">
         <CsrfField token={view.csrf} />
         <input type="hidden" name="user_code" value={view.userCode} />
-        <label for="password">Password</label>
-        <input
-          type="password"
-          id="password"
-          name="password"
-          autocomplete="current-password"
-          required
-          maxlength={1024}
-        />
+        <PasswordField name="password" label="Password" autocomplete="current-password" />
         <div class="actions">
           <button type="submit">Confirm and approve</button>
         </div>

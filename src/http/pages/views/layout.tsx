@@ -50,6 +50,28 @@ export const Layout: FC<{ title: string; signedIn?: SignedInHeader; children?: C
   </html>
 )
 
+/**
+ * A password input and its label, the one way the pages ask for a password: required, and no
+ * longer than the API accepts (1024).
+ */
+export const PasswordField: FC<{
+  name: string
+  label: string
+  autocomplete: 'current-password' | 'new-password'
+}> = ({ name, label, autocomplete }) => (
+  <>
+    <label for={name}>{label}</label>
+    <input
+      type="password"
+      id={name}
+      name={name}
+      autocomplete={autocomplete}
+      required
+      maxlength={1024}
+    />
+  </>
+)
+
 export const CsrfField: FC<{ token: string }> = ({ token }) => (
   <input type="hidden" name="csrf" value={token} />
 )

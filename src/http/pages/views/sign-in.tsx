@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx'
 import type { SignInRequest } from '../../../browser/return-to.js'
 import type { Notice } from '../messages.js'
-import { CsrfField, Layout, NoticeBox } from './layout.js'
+import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
 
 export interface ProviderButton {
   name: string
@@ -92,15 +92,7 @@ export const SignInPage: FC<SignInView> = (view) => (
         maxlength={254}
         value={view.email ?? ''}
       />
-      <label for="password">Password</label>
-      <input
-        type="password"
-        id="password"
-        name="password"
-        autocomplete="current-password"
-        required
-        maxlength={1024}
-      />
+      <PasswordField name="password" label="Password" autocomplete="current-password" />
       <div class="actions">
         <button type="submit">Sign in</button>
       </div>
