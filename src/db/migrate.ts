@@ -13,6 +13,7 @@ import * as reauthClientPkce from '../../migrations/0003_reauth_client_pkce.js'
 import * as refreshHardening from '../../migrations/0004_refresh_hardening.js'
 import * as loginDevices from '../../migrations/0005_login_devices.js'
 import * as sessionsLive from '../../migrations/0006_sessions_live_index.js'
+import * as revocationLog from '../../migrations/0011_revocation_log.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   '0004_refresh_hardening': refreshHardening,
   '0005_login_devices': loginDevices,
   '0006_sessions_live_index': sessionsLive,
+  '0011_revocation_log': revocationLog,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

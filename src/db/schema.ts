@@ -14,6 +14,8 @@ export interface Database {
   oauth_states: OAuthStatesTable
   login_codes: LoginCodesTable
   login_devices: LoginDevicesTable
+  revocation_log: RevocationLogTable
+  revocation_log_head: RevocationLogHeadTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -140,6 +142,26 @@ export interface LoginDevicesTable {
   user_id: string
   created_at: number
   expires_at: number
+}
+
+/** What a revocation log row ends (docs/revocation.md). */
+export type RevocationKind = 'session' | 'user' | 'key'
+
+/**
+ * One event that ended access: `subject` is the session id, the user id (every token issued
+ * before `at`) or the signing key's `kid`. `seq` is the feed's cursor, in commit order.
+ */
+export interface RevocationLogTable {
+  seq: number
+  kind: RevocationKind
+  subject: string
+  at: number
+}
+
+/** One row (`id` 1): the last `seq` handed out; its row lock orders the writers. */
+export interface RevocationLogHeadTable {
+  id: number
+  seq: number
 }
 
 export type User = Selectable<UsersTable>

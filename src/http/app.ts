@@ -14,6 +14,7 @@ import { federationRoutes } from './routes/federation.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { revocationRoutes } from './routes/revocations.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
 
@@ -59,6 +60,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/', healthRoutes)
   app.route('/', metricsRoutes)
   app.route('/v1/keys', keyRoutes)
+  app.route('/v1/revocations', revocationRoutes)
   app.route('/v1/user', userRoutes)
   app.route('/v1/user', federationRoutes)
   app.route('/v1/admin', adminRoutes)

@@ -6,6 +6,7 @@ import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
+import { recordRevocation } from '../revocations/log.js'
 import { generateRefreshToken } from './refresh-token.js'
 
 export interface SessionDeps {
@@ -114,7 +115,9 @@ export async function startSession(
 
 /**
  * Ends one family: the session is marked and its live tokens become `revoked`. Rotated and
- * superseded tokens keep their status so that replaying one still reads as reuse.
+ * superseded tokens keep their status so that replaying one still reads as reuse. A session this
+ * call revokes gets its revocation log entry in the same transaction, which ends its access tokens
+ * at verifiers (docs/revocation.md).
  *
  * The session row is written first, as a refresh does (refresh.ts): that row lock orders the two.
  * A rotation that got it first has committed its child before the token update below runs (a new
@@ -128,11 +131,12 @@ export async function revokeFamily(
 ): Promise<void> {
   const now = deps.clock()
   await inTransaction(deps.db, async (tx) => {
-    await tx
+    const revoked = await tx
       .updateTable('sessions')
       .set({ revoked_at: now, revoked_reason: reason })
       .where('id', '=', familyId)
       .where('revoked_at', 'is', null)
+      .returning('id')
       .execute()
     await tx
       .updateTable('refresh_tokens')
@@ -140,12 +144,27 @@ export async function revokeFamily(
       .where('family_id', '=', familyId)
       .where('status', '=', 'active')
       .execute()
+    await recordSessionRevocations(tx, deps.clock, revoked)
   })
+}
+
+/** One log entry per session just revoked (none when it already was). */
+function recordSessionRevocations(
+  tx: Kysely<Database>,
+  clock: SessionDeps['clock'],
+  revoked: ReadonlyArray<{ id: string }>,
+): Promise<void> {
+  return recordRevocation(
+    tx,
+    clock,
+    revoked.map((row) => ({ kind: 'session' as const, sessionId: row.id })),
+  )
 }
 
 /**
  * Ends every session of a user, optionally sparing one (the caller's own). Sessions first, then
- * their tokens, in the same order as a refresh and `revokeFamily` (see there).
+ * their tokens, in the same order as a refresh and `revokeFamily` (see there); then a revocation
+ * log entry per session ended, in the same transaction.
  */
 export async function revokeUserSessions(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
@@ -161,7 +180,7 @@ export async function revokeUserSessions(
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
     if (exceptSessionId !== undefined) sessions = sessions.where('id', '!=', exceptSessionId)
-    await sessions.execute()
+    const revoked = await sessions.returning('id').execute()
     // Only tokens of revoked sessions: a session another transaction opens meanwhile keeps its own.
     await tx
       .updateTable('refresh_tokens')
@@ -176,6 +195,7 @@ export async function revokeUserSessions(
           .where('revoked_at', 'is not', null),
       )
       .execute()
+    await recordSessionRevocations(tx, deps.clock, revoked)
   })
 }
 

@@ -160,6 +160,7 @@ for (const dialect of dialects()) {
         '0004_refresh_hardening',
         '0005_login_devices',
         '0006_sessions_live_index',
+        '0011_revocation_log',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])

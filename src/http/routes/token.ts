@@ -9,7 +9,7 @@ import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
 import { noControlCharacters, readJson, validate } from '../body.js'
 import type { AppEnv } from '../env.js'
-import { bearerToken, verifyBearer } from '../middleware/require-user.js'
+import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
 
 const IntrospectBody = v.object({
   token: v.pipe(
@@ -68,13 +68,14 @@ export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
 
 /**
  * Forward auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP mode):
- * one local verification, no database. The identity travels back in response headers.
+ * one local verification and a look into this process's copy of the revocation log, no database
+ * (docs/revocation.md). The identity travels back in response headers.
  */
 export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const token = bearerToken(c.req.header('authorization'))
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
-  const claims = await verifyBearer(c.get('tessera'), token)
+  const claims = await verifyUnrevokedBearer(c.get('tessera'), token)
   c.header('X-Auth-Subject', claims.sub)
   c.header('X-Auth-Account-Type', claims.acct)
   c.header('X-Auth-Verified', String(claims.verified))
