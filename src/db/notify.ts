@@ -39,6 +39,7 @@ export interface Listener {
   close(): Promise<void>
 }
 
+export const LISTENER_NAME = 'tessera-listen'
 const FIRST_RETRY_MS = 500
 const MAX_RETRY_MS = 30_000
 
@@ -90,6 +91,8 @@ export async function listen(
       connectionString: options.connectionString,
       connectionTimeoutMillis: options.connectionTimeoutMillis,
       keepAlive: true,
+      // Tells an operator's pg_stat_activity what the one long-lived idle connection is.
+      application_name: LISTENER_NAME,
     })
     connection = current
     current.on('error', (error) => lost(error, current))

@@ -16,14 +16,14 @@ export interface StreamDeps extends DocumentDeps {
  * `after` on, every entry of this process's live log, as signed documents of up to 1000 entries
  * each, in order and without a gap (each document's `after` is the previous one's `next`).
  *
- * - The first item is a document at once (the backlog, or an empty checkpoint), so the client
- *   knows where it stands.
+ * - The first item is a document at once: everything committed before the stream opened (the
+ *   log is read again first), or an empty checkpoint, so the client knows where it stands.
  * - Afterwards, whenever entries arrive, a document with them; when nothing happens, a heartbeat
  *   every `live.heartbeatMs` and a signed empty checkpoint every second heartbeat, dated by when
  *   this process last read the log (`iat`): a verifier can tell a quiet feed from a dead one, and
  *   a replica that cannot read its database sends documents that expire.
- * - A cursor beyond the log's head, even after reading the database again, means the log was
- *   restored from an older backup: the stream starts over from 0 (the client follows `next`).
+ * - A cursor beyond the log's head means the log was restored from an older backup: the stream
+ *   starts over from 0 (the client follows `next`).
  * - Entries are read from memory when the client is ready for them: a slow client falls behind
  *   without anything piling up for it.
  *
@@ -36,10 +36,12 @@ export async function* revocationStream(
 ): AsyncGenerator<StreamItem> {
   const live = deps.revocations
   let cursor = after
-  if (cursor > live.head()) {
+  try {
     await live.sync()
-    if (cursor > live.head()) cursor = 0
+  } catch {
+    // The database is unreachable: serve what this process has, dated when it last read the log.
   }
+  if (cursor > live.head()) cursor = 0
   const beat = live.heartbeatMs
   let lastDocument = Number.NEGATIVE_INFINITY
   let lastBeat = performance.now()
