@@ -39,7 +39,6 @@ export interface Listener {
   close(): Promise<void>
 }
 
-export const LISTENER_NAME = 'tessera-listen'
 const FIRST_RETRY_MS = 500
 const MAX_RETRY_MS = 30_000
 
@@ -92,7 +91,7 @@ export async function listen(
       connectionTimeoutMillis: options.connectionTimeoutMillis,
       keepAlive: true,
       // Tells an operator's pg_stat_activity what the one long-lived idle connection is.
-      application_name: LISTENER_NAME,
+      application_name: `${options.application_name ?? process.env.PGAPPNAME ?? 'tessera'}:listen`,
     })
     connection = current
     current.on('error', (error) => lost(error, current))
