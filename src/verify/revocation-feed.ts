@@ -189,7 +189,8 @@ export function createRevocationFeed(o: RevocationFeedOptions): RevocationFeed {
     cursor = doc.next
     lastSyncAt = Math.max(lastSyncAt ?? Number.NEGATIVE_INFINITY, doc.issuedAt)
     lastError = undefined
-    settle()
+    // The first check waits for the whole backlog, not just its first page.
+    if (!doc.more) settle()
     return doc
   }
 

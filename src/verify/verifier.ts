@@ -128,7 +128,9 @@ export function createVerifier(source: VerifierKeySource, options: VerifierOptio
   return {
     async verify(token) {
       const { claims, kid } = await verifyAccessToken(token, resolveKey, verifyOptions)
-      if (feed !== undefined) await feed.check(claims, kid)
+      // check() answers synchronously once the feed has synced: no await on the hot path.
+      const pending = feed?.check(claims, kid)
+      if (pending !== undefined) await pending
       return claims
     },
     revocationStatus: () => feed?.status(),
