@@ -31,7 +31,7 @@ for (const dialect of dialects()) {
         })),
       )
 
-    it('a signed page, cacheable for a second, naming sessions and users only by hashes', async () => {
+    it('a signed page, cacheable for a second, naming sessions and users by hashes', async () => {
       const { user, tokens } = await registerAndLogin(app)
       const { sid } = claimsOf(tokens.access_token)
       await app.request('/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } })
@@ -146,7 +146,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('resumes from Last-Event-ID (or ?after=) without missing or repeating an entry', async () => {
+    it('resumes from Last-Event-ID (or ?after=), missing and repeating nothing', async () => {
       const first = await openStream(app.url)
       const head = (await nextDocument(app, first)).next
       first.close()
@@ -194,7 +194,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('bounds its clients: 503 with Retry-After when full, a slot again once one leaves', async () => {
+    it('bounds its clients: 503 with Retry-After when full, a slot once one leaves', async () => {
       const a = await openStream(app.url)
       const b = await openStream(app.url)
       try {

@@ -102,7 +102,7 @@ for (const dialect of dialects()) {
       expect(disabled!.seq).toBe(session!.seq + 1)
     })
 
-    it('commits and rolls back with the change: a rolled-back entry gives its cursor back', async () => {
+    it('commits and rolls back with the change; a rollback gives its cursor back', async () => {
       const { db, clock } = app.server.tessera
       const before = (await logRows(app)).at(-1)?.seq ?? 0
       await expect(

@@ -1,7 +1,7 @@
 /**
- * `verifyRevocationDocument`: every way a feed document can be wrong is refused (docs/revocation.md,
- * "The feed"), in the manner of the access-token tests next to it: documents are signed here with
- * the test key, so each rule is tried in isolation.
+ * `verifyRevocationDocument`: every way a feed document can be wrong is refused
+ * (docs/revocation.md, "The feed"), in the manner of the access-token tests next to it: documents
+ * are signed here with the test key, so each rule is tried in isolation.
  */
 import { sign as cryptoSign } from 'node:crypto'
 import type { JsonValue } from 'paseto'
@@ -147,7 +147,7 @@ describe('verifyRevocationDocument', () => {
     expect(await refused(await sign({}, { key: intruder }))).toBe('signature does not verify')
   })
 
-  it('an access token never passes for a document, nor a document for an access token', async () => {
+  it('an access token never passes for a document, nor a document for a token', async () => {
     expect(await refused(await issue())).toBe('signature does not verify')
     // Even with a document's claims: only the implicit assertion tells them apart.
     expect(await refused(await sign({}, { assertion: new Uint8Array(0) }))).toBe(

@@ -200,7 +200,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a disabled user: tokens issued before are refused, tokens issued after are not', async () => {
+    it('a disabled user: tokens issued before are refused, later ones are not', async () => {
       const verifier = verifierFor({ stream: true })
       const { user, email, tokens } = await registerAndLogin(app)
       await setDisabled(app.server.tessera, user.id, true)
@@ -308,7 +308,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('an unreachable feed: the last state stays, staleness shows, fail-closed refuses', async () => {
+    it('an unreachable feed: the last state stays, it is stale, fail-closed refuses', async () => {
       const open = verifierFor({ poll: { intervalMs: 100 } })
       const closing = verifierFor({ poll: { intervalMs: 100 }, failClosedAfterSeconds: 120 })
       const revoked = await registerAndLogin(app)

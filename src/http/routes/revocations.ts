@@ -58,6 +58,13 @@ export const revocationRoutes = new Hono<AppEnv>()
               data: item.document,
             })
         }
+      } catch (error) {
+        // No key to sign with (the database is gone past the signer cache): the stream ends and
+        // the client resumes from its last event once this replica can sign again.
+        t.logger.warn(
+          { message: error instanceof Error ? error.message : String(error) },
+          'revocation stream ended by an error',
+        )
       } finally {
         release()
       }
