@@ -209,6 +209,8 @@ async function logoutAllLatencies(
     for (let i = next++; i < users.length; i = next++) {
       const { access } = users[i]!
       await verifier.verify(access)
+      // A random pause, so the logout-alls do not fall into step with a poll period.
+      await new Promise((r) => setTimeout(r, Math.random() * 300))
       const started = performance.now()
       await post(`${writer.url}/v1/user/auth/logout-all`, undefined, access)
       for (;;) {
