@@ -138,6 +138,9 @@ export function createRevocationFeed(o: RevocationFeedOptions): RevocationFeed {
   streamUrl.pathname = `${streamUrl.pathname.replace(/\/+$/, '')}/stream`
 
   const list = new RevocationList()
+  // A revoked key may have leaked: what it signs, feed documents included, is not believed.
+  const resolveUnrevokedKey: KeyResolver = (kid) =>
+    list.hasRevokedKey(kid) ? undefined : o.resolveKey(kid)
   const createdAt = o.now()
   let cursor = 0
   let lastSyncAt: number | undefined
@@ -173,7 +176,7 @@ export function createRevocationFeed(o: RevocationFeedOptions): RevocationFeed {
   /** Verifies a document that answers a request made at cursor `requested`, and applies it. */
   async function apply(token: unknown, requested: number): Promise<RevocationDocument> {
     if (typeof token !== 'string') throw new RevocationDocumentError('no document')
-    const doc = await verifyRevocationDocument(token, o.resolveKey, {
+    const doc = await verifyRevocationDocument(token, resolveUnrevokedKey, {
       issuer: o.issuer,
       clockToleranceSeconds: o.clockToleranceSeconds,
       now: o.now,

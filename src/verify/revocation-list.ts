@@ -86,6 +86,11 @@ export class RevocationList {
     }
   }
 
+  /** Whether this key was revoked (a document it signed is not believed either). */
+  hasRevokedKey(kid: string): boolean {
+    return this.keys.has(kid)
+  }
+
   /**
    * Whether a token is revoked: its session is, its user is and the token was issued before
    * that (`iatSeconds` below the entry's `at`), or its key is.

@@ -231,6 +231,15 @@ for (const dialect of dialects()) {
         })
         await until(() => verdict(verifier, tokens.access_token), 'revoked')
         expect(await verdict(verifier, another.tokens.access_token)).toBe('revoked')
+        // What the revoked key signs next, feed documents included, is not believed (this app
+        // has no other key to sign with; `tessera keys revoke` moves signing to a new one).
+        await isolated.request('/v1/user/auth/logout', {
+          json: { refresh_token: another.tokens.refresh_token },
+        })
+        await until(
+          () => verifier.revocationStatus()!.lastError ?? '',
+          'signed with an unknown key',
+        )
       } finally {
         await isolated.close()
       }
