@@ -194,10 +194,16 @@ async function main(): Promise<void> {
   })
 
   const withRevocations = await measureVerifyWithRevocations(LIVE_REVOCATIONS)
+  // Its own raw figure: crypto.verify drifts between the two measurements on a shared machine.
+  rows.push({
+    figure: 'tessera/verify createVerifier, no revocation feed',
+    rate: withRevocations.withoutFeed,
+    ratio: withRevocations.withoutFeed / withRevocations.raw,
+  })
   rows.push({
     figure: 'tessera/verify createVerifier, 100,000 live revocations',
     rate: withRevocations.ours,
-    ratio: withRevocations.ours / verify.raw,
+    ratio: withRevocations.ratio,
     target: '≥ 0.9',
   })
 
