@@ -41,12 +41,19 @@ export interface Listener {
 
 const FIRST_RETRY_MS = 500
 const MAX_RETRY_MS = 30_000
+/**
+ * An idle connection whose server vanished without closing it (a failover, a cut network) would
+ * wait for TCP keep-alive, two hours by default: a query this often finds out within seconds.
+ */
+const PING_MS = 30_000
+const PING_TIMEOUT_MS = 10_000
 
 /**
  * LISTENs on `channel` over a connection of its own (a pooled one would be handed to other
  * queries), reconnecting with exponential backoff (0.5 s doubling up to 30 s) whenever it is lost:
- * the server restarted, `pg_terminate_backend`, a network cut. A lost connection is logged at
- * `warn` once, as the pool's are (src/db/connect.ts). Undefined on SQLite.
+ * the server restarted, `pg_terminate_backend`, a network cut (found by a `select 1` every 30 s
+ * when nothing else shows it). A lost connection is logged at `warn` once, as the pool's are
+ * (src/db/connect.ts). Undefined on SQLite.
  */
 export async function listen(
   client: DatabaseClient,
@@ -60,6 +67,11 @@ export async function listen(
   let retryMs = FIRST_RETRY_MS
   let timer: NodeJS.Timeout | undefined
   let closed = false
+  const ping = setInterval(() => {
+    const current = connection
+    current?.query('select 1').catch((error: Error) => lost(error, current))
+  }, PING_MS)
+  ping.unref()
 
   const scheduleReconnect = () => {
     if (closed || timer !== undefined) return
@@ -90,6 +102,7 @@ export async function listen(
       connectionString: options.connectionString,
       connectionTimeoutMillis: options.connectionTimeoutMillis,
       keepAlive: true,
+      query_timeout: PING_TIMEOUT_MS,
       // Tells an operator's pg_stat_activity what the one long-lived idle connection is.
       application_name: `${options.application_name ?? process.env.PGAPPNAME ?? 'tessera'}:listen`,
     })
@@ -120,6 +133,7 @@ export async function listen(
   return {
     async close() {
       closed = true
+      clearInterval(ping)
       if (timer !== undefined) clearTimeout(timer)
       const current = connection
       connection = undefined
