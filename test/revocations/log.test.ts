@@ -128,11 +128,13 @@ for (const dialect of dialects()) {
       const seen: number[] = []
       const reader = (async () => {
         let cursor = start
-        while (!done || seen.length < WRITERS * 2) {
+        for (;;) {
+          // Only a read that began after every writer committed may end the loop.
+          const last = done
           const rows: RevocationEntry[] = await readRevocations(db, cursor, 1000)
           for (const row of rows) seen.push(row.seq)
           cursor = rows.at(-1)?.seq ?? cursor
-          if (done && rows.length === 0) break
+          if (last && rows.length === 0) break
           await new Promise((resolve) => setTimeout(resolve, 1))
         }
       })()

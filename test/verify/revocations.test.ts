@@ -278,7 +278,10 @@ for (const dialect of dialects()) {
           json: { refresh_token: s.tokens.refresh_token },
         })
       }
-      expect(await verdict(verifier, sessions[0]!.tokens.access_token)).toBe('ok')
+      expect(
+        await verdict(verifier, sessions[0]!.tokens.access_token),
+        JSON.stringify(verifier.revocationStatus()),
+      ).toBe('ok')
       relay.setMode('pass')
       for (const s of sessions) {
         await until(() => verdict(verifier, s.tokens.access_token), 'revoked', 40_000)
@@ -286,12 +289,13 @@ for (const dialect of dialects()) {
       await until(() => String(verifier.revocationStatus()!.connected), 'true', 40_000)
       // Every request since the drop resumed from the cursor it had, never from the start.
       const since = relay.seen.slice(dropped).filter((r) => r.path.startsWith('/v1/revocations'))
-      expect(since.length).toBeGreaterThan(0)
+      const shown = `cursor ${cursor}, requests ${JSON.stringify(since)}`
+      expect(since.length, shown).toBeGreaterThan(0)
       for (const request of since) {
         const after = Number(new URL(request.path, relay.url).searchParams.get('after'))
-        expect(after).toBeGreaterThanOrEqual(cursor)
+        expect(after, shown).toBeGreaterThanOrEqual(cursor)
         if (request.path.startsWith('/v1/revocations/stream')) {
-          expect(Number(request.lastEventId)).toBe(after)
+          expect(Number(request.lastEventId), shown).toBe(after)
         }
       }
     }, 60_000)
