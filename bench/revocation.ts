@@ -216,6 +216,7 @@ async function logoutAllLatencies(
   users: Array<{ access: string }>,
   concurrency: number,
   probeMs: number,
+  periodMs: number,
 ): Promise<{ p50: number; p99: number; max: number }> {
   const latencies: number[] = []
   let next = 0
@@ -223,8 +224,9 @@ async function logoutAllLatencies(
     for (let i = next++; i < users.length; i = next++) {
       const { access } = users[i]!
       await verifier.verify(access)
-      // A random pause, so the logout-alls do not fall into step with a poll period.
-      await new Promise((r) => setTimeout(r, Math.random() * 300))
+      // A pause spread over the poll period, so the logout-alls do not fall into step with it
+      // (each would otherwise land just after a poll and wait almost a whole period).
+      await new Promise((r) => setTimeout(r, Math.random() * periodMs))
       const started = performance.now()
       await post(`${writer.url}/v1/user/auth/logout-all`, undefined, access)
       for (;;) {
@@ -308,14 +310,19 @@ export async function measureRevocationDelivery(
       return verifier
     }
     // Each figure: every user logs in afresh on A (a new session), then logs out everywhere.
-    const run = async (verifier: Verifier, concurrency: number, probeMs: number) =>
-      logoutAllLatencies(a, verifier, await loginAll(a, emails), concurrency, probeMs)
-    const notify = await run(follow(b, { stream: true }), 4, 5)
-    const polledReplica = await run(follow(c, { stream: true }), 4, 5)
+    const run = async (verifier: Verifier, concurrency: number, probeMs: number, period: number) =>
+      logoutAllLatencies(a, verifier, await loginAll(a, emails), concurrency, probeMs, period)
+    const notify = await run(follow(b, { stream: true }), 4, 5, 50)
+    const polledReplica = await run(follow(c, { stream: true }), 4, 5, 250)
     const pollIntervalMs = 1000
     // Each wait lasts up to the interval: more at once, or the figure would take many minutes;
     // probed less often, so 20 probing workers leave the verifier's own polls the CPU they need.
-    const pollingVerifier = await run(follow(b, { poll: { intervalMs: pollIntervalMs } }), 20, 20)
+    const pollingVerifier = await run(
+      follow(b, { poll: { intervalMs: pollIntervalMs } }),
+      20,
+      20,
+      pollIntervalMs,
+    )
     return { notify, polledReplica, pollingVerifier, pollIntervalMs, revocations }
   } finally {
     for (const verifier of verifiers) verifier.close()
