@@ -10,7 +10,10 @@ import { createServer } from 'node:net'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { connectDatabase } from '../src/db/connect.js'
+import { recordRevocation } from '../src/revocations/log.js'
 import type { LoadJob, LoadResult } from './load.js'
+import { measureRevocationDelivery, measureVerifyWithRevocations } from './revocation.js'
 import { measureVerifyRatio } from './verify-ratio.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8)
@@ -19,6 +22,7 @@ const PASSWORD = 'benchmark lantern orbit 42'
 const SERVICE_SECRET = 'bench-service-secret-0123456789'
 const LOAD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'load.ts')
 const ARGON2_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'argon2-rate.ts')
+const LIVE_REVOCATIONS = 100_000
 
 interface Row {
   figure: string
@@ -79,6 +83,35 @@ async function startServer(): Promise<{
     await new Promise((r) => setTimeout(r, 10))
   }
   return { url, child, readyMs: performance.now() - started, dir }
+}
+
+/** Writes `count` session revocations into the bench server's database, 1000 a transaction. */
+async function addRevocations(dir: string, count: number): Promise<void> {
+  const database = await connectDatabase(`sqlite:${join(dir, 'bench.db')}`)
+  try {
+    for (let i = 0; i < count; i += 1000) {
+      await recordRevocation(
+        database.db,
+        Date.now,
+        Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({
+          kind: 'session' as const,
+          sessionId: `bench-${i + j}`,
+        })),
+      )
+    }
+  } finally {
+    await database.close()
+  }
+}
+
+/** Until the server's copy of the log holds `count` entries (its `tessera_revocations_live`). */
+async function waitForLiveRevocations(base: string, count: number): Promise<void> {
+  for (;;) {
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    const live = Number(/^tessera_revocations_live (\d+)/m.exec(metrics)?.[1] ?? 0)
+    if (live >= count) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 function rssMb(pid: number): number {
@@ -160,6 +193,20 @@ async function main(): Promise<void> {
     target: '≥ 0.9',
   })
 
+  const withRevocations = await measureVerifyWithRevocations(LIVE_REVOCATIONS)
+  // Its own raw figure: crypto.verify drifts between the two measurements on a shared machine.
+  rows.push({
+    figure: 'tessera/verify createVerifier, no revocation feed',
+    rate: withRevocations.withoutFeed,
+    ratio: withRevocations.withoutFeed / withRevocations.raw,
+  })
+  rows.push({
+    figure: 'tessera/verify createVerifier, 100,000 live revocations',
+    rate: withRevocations.ours,
+    ratio: withRevocations.ratio,
+    target: '≥ 0.9',
+  })
+
   const server = await startServer()
   try {
     await new Promise((r) => setTimeout(r, 500))
@@ -182,11 +229,22 @@ async function main(): Promise<void> {
       health,
       '≥ 0.3',
     )
-    record(
+    const authz = record(
       'GET /v1/authz (forward auth)',
       await load({ url: `${base}/v1/authz`, headers: bearer }),
       health,
       '≥ 0.3',
+    )
+    // The same route while the server holds 100,000 live revocations (written into its database
+    // by this process, as another replica or `tessera user disable` would): the ratio is to the
+    // figure above, taken with none.
+    await addRevocations(server.dir, LIVE_REVOCATIONS)
+    await waitForLiveRevocations(base, LIVE_REVOCATIONS)
+    record(
+      'GET /v1/authz, 100,000 live revocations (ratio to none)',
+      await load({ url: `${base}/v1/authz`, headers: bearer }),
+      authz,
+      '≥ 0.9',
     )
     record(
       'POST /v1/token/introspect',
@@ -237,6 +295,28 @@ async function main(): Promise<void> {
   } finally {
     server.child.kill('SIGTERM')
     rmSync(server.dir, { recursive: true, force: true })
+  }
+
+  const delivery = await measureRevocationDelivery()
+  if (delivery !== undefined) {
+    const n = delivery.revocations
+    const latency = (figure: string, f: { p50: number; p99: number }, target: string) =>
+      rows.push({ figure, rate: f.p50, p99: Math.round(f.p99), target })
+    latency(
+      `logout-all → rejection, verifier on the other replica's stream (p50 ms, ${n} total)`,
+      delivery.notify,
+      '< 1000 p99',
+    )
+    latency(
+      'the same, replicas polling every 250 ms (REVOCATION_NOTIFY=false)',
+      delivery.polledReplica,
+      '< 1000 p99',
+    )
+    latency(
+      `the same, verifier polling every ${delivery.pollIntervalMs} ms`,
+      delivery.pollingVerifier,
+      `< ${delivery.pollIntervalMs + 1000} p99`,
+    )
   }
 
   console.log(

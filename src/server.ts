@@ -22,6 +22,12 @@ export async function startServer(
   options: TesseraOptions = {},
 ): Promise<RunningServer> {
   const tessera = await createTessera(config, options)
+  try {
+    await tessera.revocations.start()
+  } catch (error) {
+    await tessera.close()
+    throw error
+  }
   const app = createApp(tessera)
   const { server, port } = await new Promise<{ server: ServerType; port: number }>(
     (resolve, reject) => {
@@ -31,7 +37,11 @@ export async function startServer(
       server.once('error', reject)
       server.on('clientError', answerClientError)
     },
-  )
+  ).catch(async (error: unknown) => {
+    // The revocation log's listening connection would keep a process that cannot serve alive.
+    await tessera.close()
+    throw error
+  })
   // The answers kept for the reuse interval are deleted once it is over (docs/refresh.md).
   const sweep = startAnswerSweep(tessera)
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
@@ -41,13 +51,16 @@ export async function startServer(
     server,
     url: `http://${host}:${port}`,
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve())
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        // Open revocation streams would hold close() open: they end first.
+        await tessera.revocations.close()
         // Idle keep-alive sockets would hold close() open.
         ;(server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
-      })
-        .then(() => sweep.stop())
-        .then(() => tessera.close())
+        await closed
+        await sweep.stop()
+        await tessera.close()
+      })()
       return closing
     },
   }

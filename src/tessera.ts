@@ -17,6 +17,8 @@ import { encryptClearKeys, ensureActiveKey, readSecretPaserk } from './keys/sign
 import { createLogger, type Logger } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { createRateLimits, type RateLimits } from './rate-limit/limits.js'
+import { createLiveRevocations, type LiveRevocations } from './revocations/live.js'
+import { registerRevocationMetrics } from './revocations/metrics.js'
 
 /** Everything the domain needs at run time, made once at start-up and passed down. */
 export interface Tessera {
@@ -34,6 +36,11 @@ export interface Tessera {
   logger: Logger
   /** Prometheus metrics of this instance, in its own registry (`GET /metrics`). */
   metrics: Metrics
+  /**
+   * This process's copy of the revocation log (`/v1/authz`, the event stream); the server starts
+   * it (`startServer`), the command-line tools never do.
+   */
+  revocations: LiveRevocations
   close(): Promise<void>
 }
 
@@ -46,6 +53,8 @@ export interface TesseraOptions {
    * variable reaches it.
    */
   passwordHashing?: Argon2Params
+  /** Heartbeat period of revocation streams instead of 15 s. Only tests set this. */
+  revocationHeartbeatMs?: number
 }
 
 /**
@@ -82,6 +91,15 @@ export async function createTessera(
     })
     const metrics = createMetrics({ db: database.db, clock, hasher, logger })
     const federation = await createProviderRegistry(config.oauth)
+    const revocations = createLiveRevocations({
+      db: database.db,
+      client: database.client,
+      clock,
+      config,
+      logger,
+      heartbeatMs: options.revocationHeartbeatMs,
+    })
+    registerRevocationMetrics(metrics.registry, revocations, clock)
     return {
       config,
       database,
@@ -94,7 +112,9 @@ export async function createTessera(
       limits: createRateLimits(database.client, config),
       logger,
       metrics,
-      close: () => {
+      revocations,
+      close: async () => {
+        await revocations.close()
         metrics.close()
         return database.close()
       },

@@ -14,7 +14,8 @@ import {
  * An example catalog service in the shape of the sequence archive: projects, samples,
  * experiments and runs. Reading is public; writing needs a Tessera access token; the analysis
  * route needs a verified academic account. Tokens are verified locally with `tessera/verify`
- * against Tessera's published keys: Tessera is never called per request.
+ * against Tessera's published keys, and checked against its revocation feed, which the verifier
+ * follows in the background: Tessera is never called per request.
  */
 const KINDS = ['projects', 'samples', 'experiments', 'runs'] as const
 type Kind = (typeof KINDS)[number]
@@ -68,7 +69,10 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
     }),
   )
 
-  app.get('/health', (c) => c.json({ status: 'ok' }))
+  // The revocation feed's state too: a stale feed is worth an alert (README, "tessera/verify").
+  app.get('/health', (c) =>
+    c.json({ status: 'ok', revocations: verifier.revocationStatus() ?? null }),
+  )
 
   app.get('/search', (c) => {
     const q = (c.req.query('q') ?? '').toLowerCase()

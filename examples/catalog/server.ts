@@ -1,15 +1,25 @@
 import { serve } from '@hono/node-server'
-import { createVerifier } from 'tessera/verify'
+import { createVerifier, type RevocationOptions } from 'tessera/verify'
 import { createCatalogApp } from './app.js'
 
 // TESSERA_URL: where Tessera publishes its keys. ISSUER/AUDIENCE must match Tessera's settings.
 const tesseraUrl = (process.env.TESSERA_URL ?? 'http://localhost:8000').replace(/\/+$/, '')
+// Revocations (README, "tessera/verify in a TypeScript service"): the event stream by default,
+// TESSERA_REVOCATIONS=poll to pull every REVOCATIONS_POLL_MS instead, `off` for none.
+const revocationMode = process.env.TESSERA_REVOCATIONS ?? 'stream'
+const revocations: RevocationOptions | undefined =
+  revocationMode === 'off'
+    ? undefined
+    : revocationMode === 'poll'
+      ? { poll: { intervalMs: Number(process.env.REVOCATIONS_POLL_MS ?? 5_000) } }
+      : { stream: true }
 const verifier = createVerifier(
   { keysUrl: `${tesseraUrl}/v1/keys` },
   {
     issuer: process.env.TESSERA_ISSUER ?? tesseraUrl,
     audience: process.env.TESSERA_AUDIENCE ?? 'tessera',
     cooldownMs: Number(process.env.KEYS_REFETCH_COOLDOWN_MS ?? 30_000),
+    revocations,
   },
 )
 const port = Number(process.env.PORT ?? 8001)
@@ -21,4 +31,9 @@ const server = serve(
     )
   },
 )
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => server.close())
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    verifier.close()
+    server.close()
+  })
+}

@@ -9,6 +9,7 @@ import type { AccountType, Database, User } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { formatPasetoTime } from '../paseto/time.js'
+import { recordRevocation } from '../revocations/log.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { forgetDevices } from './devices.js'
 import { normalizeEmail } from './email.js'
@@ -228,7 +229,8 @@ export async function assertSuperuser(db: Kysely<Database>, actorId: string): Pr
 
 /**
  * Disables (or re-enables) a user; disabling bumps the credential version (a login checked before
- * it cannot open a session after it, `startSession`) and ends every session, in one transaction.
+ * it cannot open a session after it, `startSession`), ends every session and revokes every token
+ * of the user issued before now (a revocation log entry), in one transaction.
  */
 export async function setDisabled(
   deps: Pick<AccountDeps, 'db' | 'clock'>,
@@ -250,6 +252,8 @@ export async function setDisabled(
     if (result.numUpdatedRows === 0n) throw new TesseraError('not_found', 'No such user')
     if (disabled) {
       await revokeUserSessions({ db: tx, clock: deps.clock }, userId, 'user_disabled')
+      // Every token issued before now, whatever session it names (docs/revocation.md).
+      await recordRevocation(tx, deps.clock, { kind: 'user', userId })
       await forgetDevices(tx, userId)
       await recordAudit(tx, deps.clock, { event: 'user_disabled', userId })
     }

@@ -279,6 +279,9 @@ const Variables = v.object({
   RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
   TRUST_PROXY: trustedProxies,
+  REVOCATION_NOTIFY: bool(true),
+  REVOCATION_POLL_MS: int(250, 50, 60_000),
+  REVOCATION_STREAM_MAX_CLIENTS: int(500, 0, 100_000),
   OAUTH_REDIRECT_URIS: v.pipe(
     csv(''),
     v.check(
@@ -495,6 +498,15 @@ const ConfigSchema = v.pipe(
      * cross-origin; empty: none (README, "Browser front-ends on another origin").
      */
     corsOrigins: e.CORS_ORIGINS,
+    /** How each process follows the revocation log and serves its stream (docs/revocation.md). */
+    revocations: {
+      /** PostgreSQL: learn of new entries by LISTEN/NOTIFY (else by polling). */
+      notify: e.REVOCATION_NOTIFY,
+      /** Milliseconds between reads of the log when nothing notifies (always on SQLite). */
+      pollMs: e.REVOCATION_POLL_MS,
+      /** Open `GET /v1/revocations/stream` connections allowed per process (0: none). */
+      streamMaxClients: e.REVOCATION_STREAM_MAX_CLIENTS,
+    },
     oauth: {
       /** Exact allow-list of client redirect URIs (no prefix or pattern matching). */
       redirectUris: e.OAUTH_REDIRECT_URIS,

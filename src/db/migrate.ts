@@ -17,6 +17,7 @@ import * as browserSessions from '../../migrations/0007_browser_sessions.js'
 import * as linkTickets from '../../migrations/0008_link_tickets.js'
 import * as refreshReplay from '../../migrations/0009_refresh_replay.js'
 import * as deviceAuthorizations from '../../migrations/0010_device_authorizations.js'
+import * as revocationLog from '../../migrations/0011_revocation_log.js'
 import * as keyRotation from '../../migrations/0012_key_rotation.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '0008_link_tickets': linkTickets,
   '0009_refresh_replay': refreshReplay,
   '0010_device_authorizations': deviceAuthorizations,
+  '0011_revocation_log': revocationLog,
   '0012_key_rotation': keyRotation,
 }
 

@@ -16,6 +16,8 @@ export interface Database {
   login_devices: LoginDevicesTable
   device_authorizations: DeviceAuthorizationsTable
   link_tickets: LinkTicketsTable
+  revocation_log: RevocationLogTable
+  revocation_log_head: RevocationLogHeadTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -206,6 +208,26 @@ export interface LinkTicketsTable {
   created_at: number
   expires_at: number
   used_at: number | null
+}
+
+/** What a revocation log row ends (docs/revocation.md). */
+export type RevocationKind = 'session' | 'user' | 'key'
+
+/**
+ * One event that ended access: `subject` is the session id, the user id (every token issued
+ * before `at`) or the signing key's `kid`. `seq` is the feed's cursor, in commit order.
+ */
+export interface RevocationLogTable {
+  seq: number
+  kind: RevocationKind
+  subject: string
+  at: number
+}
+
+/** One row (`id` 1): the last `seq` handed out; its row lock orders the writers. */
+export interface RevocationLogHeadTable {
+  id: number
+  seq: number
 }
 
 export type User = Selectable<UsersTable>

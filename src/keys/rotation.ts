@@ -25,6 +25,7 @@ import type { Config } from '../config/index.js'
 import { isUniqueViolation } from '../db/errors.js'
 import type { Database, SigningKeyRow, SigningKeyStatus } from '../db/schema.js'
 import { formatPasetoTime } from '../paseto/time.js'
+import { recordRevocation } from '../revocations/log.js'
 import { isEncryptedSecret } from './key-encryption.js'
 import {
   isPublished,
@@ -205,9 +206,9 @@ export async function revokeSigningKey(deps: KeyDeps, kid: string): Promise<Revo
     const fresh = row.status === 'active' ? await activateFreshKey(tx, deps, now) : undefined
     const activated = fresh?.kid ?? null
     const withdrawn = fresh?.withdrawn ?? null
-    // The revocation feed (issue 13, items 1-4) will announce the key to verifiers here, in this
-    // transaction, once src/revocations lands:
-    //   await recordRevocation(tx, deps.clock, { kind: 'key', kid })
+    // Announced on the revocation feed in this transaction: verifiers that cached the key stop
+    // accepting its tokens within about a second (docs/revocation.md).
+    await recordRevocation(tx, deps.clock, { kind: 'key', kid })
     await recordAudit(tx, deps.clock, {
       event: 'key_revoked',
       detail: { kid, was: row.status, activated, ...(withdrawn === null ? {} : { withdrawn }) },

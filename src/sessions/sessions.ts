@@ -6,6 +6,7 @@ import { preparedQuery } from '../db/prepared.js'
 import type { Database, SessionKind } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
+import { recordRevocation } from '../revocations/log.js'
 import { generateRefreshToken } from './refresh-token.js'
 
 export interface SessionDeps {
@@ -154,6 +155,8 @@ export async function insertSessionRow(
  * Ends one family: the session is marked and its live tokens become `revoked`. Rotated and
  * superseded tokens keep their status so that replaying one still reads as reuse, and an answer
  * kept for the reuse interval is deleted with the rest (docs/refresh.md, "The reuse interval").
+ * A session this call revokes gets its revocation log entry in the same transaction, which ends
+ * its access tokens at verifiers (docs/revocation.md).
  *
  * The session row is written first, as a refresh does (refresh.ts): that row lock orders the two.
  * A rotation that got it first has committed its child before the token update below runs (a new
@@ -167,11 +170,12 @@ export async function revokeFamily(
 ): Promise<void> {
   const now = deps.clock()
   await inTransaction(deps.db, async (tx) => {
-    await tx
+    const revoked = await tx
       .updateTable('sessions')
       .set({ revoked_at: now, revoked_reason: reason })
       .where('id', '=', familyId)
       .where('revoked_at', 'is', null)
+      .returning('id')
       .execute()
     await tx
       .updateTable('refresh_tokens')
@@ -185,13 +189,28 @@ export async function revokeFamily(
       .where('family_id', '=', familyId)
       .where('replay_until', 'is not', null)
       .execute()
+    await recordSessionRevocations(tx, deps.clock, revoked)
   })
+}
+
+/** One log entry per session just revoked (none when it already was). */
+function recordSessionRevocations(
+  tx: Kysely<Database>,
+  clock: SessionDeps['clock'],
+  revoked: ReadonlyArray<{ id: string }>,
+): Promise<void> {
+  return recordRevocation(
+    tx,
+    clock,
+    revoked.map((row) => ({ kind: 'session' as const, sessionId: row.id })),
+  )
 }
 
 /**
  * Ends every session of a user, optionally sparing one (the caller's own). Sessions first, then
  * their tokens (and the answers kept for the reuse interval), in the same order as a refresh and
- * `revokeFamily` (see there).
+ * `revokeFamily` (see there); then a revocation log entry per session ended, in the same
+ * transaction.
  */
 export async function revokeUserSessions(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
@@ -207,7 +226,7 @@ export async function revokeUserSessions(
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
     if (exceptSessionId !== undefined) sessions = sessions.where('id', '!=', exceptSessionId)
-    await sessions.execute()
+    const revoked = await sessions.returning('id').execute()
     // Only tokens of revoked sessions: a session another transaction opens meanwhile keeps its own.
     const revokedSessions = tx
       .selectFrom('sessions')
@@ -228,6 +247,7 @@ export async function revokeUserSessions(
       .where('replay_until', 'is not', null)
       .where('family_id', 'in', revokedSessions)
       .execute()
+    await recordSessionRevocations(tx, deps.clock, revoked)
   })
 }
 

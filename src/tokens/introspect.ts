@@ -31,7 +31,9 @@ const seconds = (time: string) => Math.floor((parsePasetoTime(time) ?? 0) / 1000
 /**
  * Unlike local verification at a resource service, introspection also asks the database whether
  * the token's session is still live and its user enabled, so logout and reuse revocation show up
- * at once. Refresh tokens are not introspected (they are only for Tessera itself).
+ * at once. A token is inactive from its `exp` on: the clock skew verifiers allow is for clocks
+ * other than the issuer's, and here the issuer judges its own token on its own clock. Refresh
+ * tokens are not introspected (they are only for Tessera itself).
  */
 export async function introspect(
   t: AccessTokenDeps & { db: Kysely<Database> },
@@ -44,6 +46,7 @@ export async function introspect(
     if (error instanceof TokenError) return INACTIVE
     throw error
   }
+  if ((parsePasetoTime(claims.exp) ?? 0) <= t.clock()) return INACTIVE
   if (!(await isSessionLive(t, claims.sid, claims.sub))) return INACTIVE
   return {
     active: true,

@@ -17,6 +17,9 @@
  * - `lifetime_too_long`: `exp` is further from `iat`, or from now, than the verifier's maximum
  *   token lifetime (`maxLifetimeSeconds`).
  * - `wrong_issuer`, `wrong_audience`: `iss` or `aud` differ from what the verifier expects.
+ * - `revoked`: a valid token that Tessera's revocation feed has revoked: its session ended, its
+ *   user was disabled after it was issued, or its signing key was revoked (only with
+ *   `createVerifier(..., { revocations })`, and at Tessera's `/v1/authz`).
  */
 export type TokenErrorReason =
   | 'malformed'
@@ -31,6 +34,7 @@ export type TokenErrorReason =
   | 'lifetime_too_long'
   | 'wrong_issuer'
   | 'wrong_audience'
+  | 'revoked'
 
 /** A token was refused; `reason` says why. `cause`, when present, is for logs, not for clients. */
 export class TokenError extends Error {

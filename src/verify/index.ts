@@ -26,6 +26,19 @@ export {
   requireVerified,
 } from './middleware.js'
 export {
+  type RevocationDocument,
+  RevocationDocumentError,
+  type RevocationDocumentOptions,
+  verifyRevocationDocument,
+} from './revocation-document.js'
+export {
+  type RevocationFeedMode,
+  type RevocationOptions,
+  type RevocationStatus,
+  RevocationsUnavailableError,
+} from './revocation-feed.js'
+export type { FeedEntry } from './revocation-list.js'
+export {
   type AccessTokenClaims,
   type AccountType,
   type KeyResolver,

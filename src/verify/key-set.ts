@@ -141,11 +141,15 @@ function freshnessMs(cacheControl: string | null, age: string | null): number | 
 }
 
 /** The body as UTF-8 text, refusing more than `limit` bytes whatever Content-Length claims. */
-async function readBounded(res: Response, limit: number): Promise<string> {
+export async function readBounded(
+  res: Response,
+  limit: number,
+  what = 'key set response',
+): Promise<string> {
   const declared = res.headers.get('content-length')
   if (declared !== null && Number(declared) > limit) {
     await res.body?.cancel()
-    throw new Error(`key set response is over ${limit} bytes`)
+    throw new Error(`${what} is over ${limit} bytes`)
   }
   if (res.body === null) return ''
   const reader = res.body.getReader()
@@ -157,7 +161,7 @@ async function readBounded(res: Response, limit: number): Promise<string> {
     total += value.byteLength
     if (total > limit) {
       await reader.cancel()
-      throw new Error(`key set response is over ${limit} bytes`)
+      throw new Error(`${what} is over ${limit} bytes`)
     }
     chunks.push(value)
   }

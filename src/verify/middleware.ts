@@ -12,6 +12,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { TokenError, type TokenErrorReason } from './errors.js'
 import { KeySetUnavailableError } from './key-set.js'
+import { RevocationsUnavailableError } from './revocation-feed.js'
 import type { AccessTokenClaims, AccountType } from './token.js'
 import type { Verifier } from './verifier.js'
 
@@ -68,6 +69,7 @@ const REASON_DETAIL: Record<TokenErrorReason, string> = {
   lifetime_too_long: 'The access token lives longer than allowed',
   wrong_issuer: 'The access token is from another issuer',
   wrong_audience: 'The access token is for another audience',
+  revoked: 'The access token has been revoked',
 }
 
 /** RFC 6750 §2.1 `Bearer b64token`; the same pattern Hono's `bearerAuth` uses. */
@@ -78,11 +80,16 @@ const KEYS_RETRY_AFTER_SECONDS = 5
 /** Realms given per `auth()` call, so the `require*()` guards after it challenge with the same. */
 const realms = new WeakMap<Context, string>()
 const KEYS_UNAVAILABLE = Symbol('keys unavailable')
+const REVOCATIONS_UNAVAILABLE = Symbol('revocations unavailable')
 /**
- * Why a token presented on a public route was not accepted (the detail of a refused token, or
- * KEYS_UNAVAILABLE), so a `require*()` guard further on answers as a protected route would.
+ * Why a token presented on a public route was not accepted (the detail of a refused token,
+ * KEYS_UNAVAILABLE or REVOCATIONS_UNAVAILABLE), so a `require*()` guard further on answers as a
+ * protected route would.
  */
-const unaccepted = new WeakMap<Context, string | typeof KEYS_UNAVAILABLE>()
+const unaccepted = new WeakMap<
+  Context,
+  string | typeof KEYS_UNAVAILABLE | typeof REVOCATIONS_UNAVAILABLE
+>()
 
 /** The `auth` variable of a context whose environment extends `AuthEnv`. */
 // biome-ignore lint/suspicious/noExplicitAny: any app's environment; only `auth` is read or set.
@@ -123,9 +130,14 @@ function keysUnavailable(c: Context): never {
   fail(c, 'service_unavailable', 'The token signing keys cannot be fetched yet')
 }
 
+function revocationsUnavailable(c: Context): never {
+  fail(c, 'service_unavailable', 'The revocation feed has not been reachable for too long')
+}
+
 function unauthenticated(c: Context): never {
   const reason = unaccepted.get(c)
   if (reason === KEYS_UNAVAILABLE) keysUnavailable(c)
+  if (reason === REVOCATIONS_UNAVAILABLE) revocationsUnavailable(c)
   if (reason !== undefined) {
     fail(c, 'unauthorized', reason, { error: 'invalid_token', description: reason })
   }
@@ -159,10 +171,11 @@ function compilePublicRoutes(
  * - Public routes: a valid token sets `auth`; no token, or one that does not verify, leaves it
  *   undefined and the request goes on (a stale token must not lock anyone out of a public page).
  *   A later `requireAuth()` (or another guard) still answers `invalid_token` for that request.
- * - When the verifier's remote key set has never been fetched (`KeySetUnavailableError`),
- *   protected routes answer 503 `service_unavailable` with `Retry-After`: the token may well be
- *   valid, and a 401 would make clients throw it away. Public routes go on anonymously (a guard
- *   further on answers the same 503).
+ * - When the verifier's remote key set has never been fetched (`KeySetUnavailableError`), or it
+ *   fails closed for want of a fresh revocation feed (`RevocationsUnavailableError`), protected
+ *   routes answer 503 `service_unavailable` with `Retry-After`: the token may well be valid, and
+ *   a 401 would make clients throw it away. Public routes go on anonymously (a guard further on
+ *   answers the same 503).
  *
  * Other errors from the verifier propagate to the app's error handler.
  */
@@ -190,6 +203,9 @@ export function auth<E extends AuthEnv = AuthEnv>(options: AuthOptions): Middlew
           } else if (error instanceof KeySetUnavailableError) {
             if (!open) keysUnavailable(c)
             unaccepted.set(c, KEYS_UNAVAILABLE)
+          } else if (error instanceof RevocationsUnavailableError) {
+            if (!open) revocationsUnavailable(c)
+            unaccepted.set(c, REVOCATIONS_UNAVAILABLE)
           } else {
             throw error
           }

@@ -179,7 +179,7 @@ function readFooter(footerB64: string): Footer {
   return { footer: footer.slice(), kid }
 }
 
-interface Footer {
+export interface Footer {
   readonly footer: Uint8Array
   readonly kid: string
 }
@@ -193,7 +193,7 @@ interface Footer {
 const footerCache = new Map<string, Footer>()
 const FOOTER_CACHE_SIZE = 64
 
-function cachedFooter(footerB64: string): Footer {
+export function cachedFooter(footerB64: string): Footer {
   let entry = footerCache.get(footerB64)
   if (entry === undefined) {
     entry = readFooter(footerB64)

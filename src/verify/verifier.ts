@@ -8,6 +8,12 @@ import {
   createRemoteKeySet,
   type KeySet,
 } from './key-set.js'
+import {
+  createRevocationFeed,
+  type RevocationFeed,
+  type RevocationOptions,
+  type RevocationStatus,
+} from './revocation-feed.js'
 import { type AccessTokenClaims, verifyAccessToken } from './token.js'
 
 /** Where the verifier's keys come from. */
@@ -42,6 +48,13 @@ export interface VerifierOptions {
   timeoutMs?: number
   /** For `keysUrl`: cache lifetime when the response has no `max-age`, in ms. Default 600000. */
   maxAgeMs?: number
+  /**
+   * Follow Tessera's revocation feed and refuse revoked tokens (`TokenError` `revoked`):
+   * `{ stream: true }` (Server-Sent Events, revocations arrive within about a second) or
+   * `{ poll: { intervalMs } }` (default 5000). See `RevocationOptions` for the URL, staleness and
+   * failing closed. Default: no revocation checks.
+   */
+  revocations?: RevocationOptions
 }
 
 export interface Verifier {
@@ -49,10 +62,15 @@ export interface Verifier {
    * The claims of a valid access token. Throws `TokenError` (its `reason` says why: `malformed`,
    * `unsupported_token`, `bad_footer`, `unknown_key`, `bad_signature`, `invalid_claims`, `expired`,
    * `not_yet_valid`, `issued_in_future`, `lifetime_too_long`, `wrong_issuer`, `wrong_audience`) for
-   * a bad token, and
-   * `KeySetUnavailableError` when a remote key set has never been fetched.
+   * a bad token (`revoked` too, with `revocations`), `KeySetUnavailableError` when a remote key
+   * set has never been fetched, and `RevocationsUnavailableError` when failing closed for want of
+   * a fresh revocation feed (`revocations.failClosedAfterSeconds`).
    */
   verify(token: string): Promise<AccessTokenClaims>
+  /** The revocation feed's state (for a health check or a metric); undefined without one. */
+  revocationStatus(): RevocationStatus | undefined
+  /** Stops following the revocation feed (closes its stream or poll timer). */
+  close(): void
 }
 
 /**
@@ -65,10 +83,14 @@ export interface Verifier {
  * `maxLifetimeSeconds`, and `iss` and `aud`
  * exactly.
  *
- * Not checked: revocation. A token stays valid until its `exp` (15 min by default) even after
- * logout, a password change or the account being disabled; a service that must know at once asks
- * Tessera's `POST /v1/token/introspect`. Nor `jti` replay, nor any authorization decision on
- * `acct`, `verified` or `role` (see `requireVerified`, `requireAccountType`).
+ * Revocation, with `options.revocations`: the verifier follows Tessera's signed revocation feed
+ * and refuses, with reason `revoked`, a token whose session has ended (logout, logout-all, a
+ * session deleted, refresh-token reuse, a password change, a disable), whose user was disabled
+ * after it was issued, or whose key was revoked (docs/revocation.md). Without it a token stays
+ * valid until its `exp` (15 min by default) even after all of that.
+ *
+ * Not checked: `jti` replay, nor any authorization decision on `acct`, `verified` or `role` (see
+ * `requireVerified`, `requireAccountType`).
  */
 export function createVerifier(source: VerifierKeySource, options: VerifierOptions): Verifier {
   const { issuer, audience, clockToleranceSeconds, now, maxLifetimeSeconds } = options
@@ -99,9 +121,54 @@ export function createVerifier(source: VerifierKeySource, options: VerifierOptio
   }
   const resolveKey = (kid: string) => keySet.resolve(kid)
   const verifyOptions = { issuer, audience, clockToleranceSeconds, now, maxLifetimeSeconds }
+  const feed =
+    options.revocations === undefined
+      ? undefined
+      : revocationFeed(source, options, options.revocations, resolveKey)
   return {
     async verify(token) {
-      return (await verifyAccessToken(token, resolveKey, verifyOptions)).claims
+      const { claims, kid } = await verifyAccessToken(token, resolveKey, verifyOptions)
+      // check() answers synchronously once the feed has synced: no await on the hot path.
+      const pending = feed?.check(claims, kid)
+      if (pending !== undefined) await pending
+      return claims
     },
+    revocationStatus: () => feed?.status(),
+    close: () => feed?.close(),
   }
+}
+
+/** The feed client for `revocations`, at its URL or, by default, beside the keys URL. */
+function revocationFeed(
+  source: VerifierKeySource,
+  options: VerifierOptions,
+  revocations: RevocationOptions,
+  resolveKey: (kid: string) => ReturnType<KeySet['resolve']>,
+): RevocationFeed {
+  let url: URL
+  if (revocations.url !== undefined) {
+    url = new URL(revocations.url)
+  } else if ('keysUrl' in source && /\/keys\/?$/.test(new URL(source.keysUrl).pathname)) {
+    url = new URL(source.keysUrl)
+    url.pathname = url.pathname.replace(/\/keys\/?$/, '/revocations')
+    url.search = ''
+  } else {
+    throw new TypeError('revocations.url is required unless keysUrl ends in /keys')
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new TypeError('the revocations URL must be http: or https:')
+  }
+  return createRevocationFeed({
+    url,
+    mode: revocations,
+    resolveKey,
+    issuer: options.issuer,
+    clockToleranceSeconds: options.clockToleranceSeconds ?? 30,
+    maxLifetimeSeconds: options.maxLifetimeSeconds ?? 86_400,
+    now: options.now ?? Date.now,
+    fetch: options.fetch ?? globalThis.fetch,
+    timeoutMs: options.timeoutMs ?? 5_000,
+    staleAfterSeconds: revocations.staleAfterSeconds,
+    failClosedAfterSeconds: revocations.failClosedAfterSeconds,
+  })
 }

@@ -286,6 +286,7 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
           RATE_LIMIT_OAUTH_PER_IP: '1',
           RATE_LIMIT_REFRESH_PER_SESSION: '1',
+          REVOCATION_STREAM_MAX_CLIENTS: '0',
           METRICS_TOKEN,
         },
       }),
@@ -357,6 +358,47 @@ describe('live responses match openapi.yaml', () => {
       )
       expect(statuses.slice(0, 2)).toEqual(['next', 'active'])
       await revokeSigningKey(app.server.tessera, next.kid)
+    })
+
+    it('GET /v1/revocations and GET /v1/revocations/stream', async () => {
+      const { tokens } = await newUser()
+      await call(app, 'POST', '/v1/user/auth/logout', {
+        json: { refresh_token: tokens.refresh_token },
+      })
+      const page = await call(app, 'GET', '/v1/revocations?after=0', {}, '/v1/revocations')
+      expect(page.status).toBe(200)
+      const validateDocument = await schemaValidator([
+        'components',
+        'schemas',
+        'RevocationDocument',
+      ])
+      const payloadOf = (document: string) =>
+        JSON.parse(
+          Buffer.from(document.split('.')[2]!, 'base64url').subarray(0, -64).toString('utf8'),
+        ) as { entries: unknown[] }
+      const payload = payloadOf((page.body as { document: string }).document)
+      expect(validateDocument(payload), JSON.stringify(validateDocument.errors)).toBe(true)
+      expect(payload.entries.length).toBeGreaterThan(0)
+      const badCursor = await call(app, 'GET', '/v1/revocations?after=x', {}, '/v1/revocations')
+      expect([badCursor.status, problemCode(badCursor.body)]).toEqual([400, 'validation_failed'])
+
+      // The stream never ends by itself: its headers and first event are checked.
+      const path = '/v1/revocations/stream'
+      const controller = new AbortController()
+      const res = await app.request(path, { signal: controller.signal })
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+      let text = ''
+      while (!/\ndata: [^\n]*\n/.test(text)) text += (await reader.read()).value ?? ''
+      controller.abort()
+      const first = new Response(text, { status: res.status, headers: res.headers })
+      expect((await checkAgainstOpenApi('GET', path, first)).status).toBe(200)
+      const data = /\ndata: ([^\n]*)\n/.exec(text)![1]!
+      expect(validateDocument(payloadOf(data)), JSON.stringify(validateDocument.errors)).toBe(true)
+      const badStart = await call(app, 'GET', path, { headers: { 'last-event-id': 'x' } })
+      expect([badStart.status, problemCode(badStart.body)]).toEqual([400, 'validation_failed'])
+      // The strict app allows no stream at all.
+      const full = await call(strict, 'GET', path)
+      expect([full.status, problemCode(full.body)]).toEqual([503, 'service_unavailable'])
     })
 
     it('GET /metrics', async () => {
@@ -1514,6 +1556,7 @@ describe('live responses match openapi.yaml', () => {
       const requests: [string, string, Init, string?][] = [
         ['GET', '/ready', {}],
         ['GET', '/v1/keys', {}],
+        ['GET', '/v1/revocations', {}],
         [
           'POST',
           '/v1/user/auth/register',

@@ -166,6 +166,7 @@ for (const dialect of dialects()) {
         '0008_link_tickets',
         '0009_refresh_replay',
         '0010_device_authorizations',
+        '0011_revocation_log',
         '0012_key_rotation',
       ])
 

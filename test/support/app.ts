@@ -45,6 +45,8 @@ export interface TestAppOptions {
    * not about hashing use cheap argon2id parameters so the suite stays fast.
    */
   realHashing?: boolean
+  /** Heartbeat period of revocation streams instead of 15 s. */
+  revocationHeartbeatMs?: number
 }
 
 /**
@@ -85,6 +87,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
     server = await startServer(config, {
       clock,
       logger: options.logger,
+      revocationHeartbeatMs: options.revocationHeartbeatMs,
       ...(options.realHashing === true ? {} : { passwordHashing: FAST_HASHING }),
     })
   } catch (error) {

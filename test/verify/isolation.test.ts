@@ -35,6 +35,8 @@ const FORBIDDEN_PACKAGES = [
 /** The runtime exports of `tessera/verify` (types are not visible at run time). */
 const PUBLIC_EXPORTS = [
   'KeySetUnavailableError',
+  'RevocationDocumentError',
+  'RevocationsUnavailableError',
   'TokenError',
   'auth',
   'createLocalKeySet',
@@ -46,6 +48,7 @@ const PUBLIC_EXPORTS = [
   'requireAuth',
   'requireVerified',
   'verifyAccessToken',
+  'verifyRevocationDocument',
 ]
 
 const HOOKS = `
@@ -112,7 +115,14 @@ describe('tessera/verify loads nothing from the rest of Tessera', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   it('records the import graph (the hook works)', () => {
-    for (const file of ['index.ts', 'token.ts', 'key-set.ts', 'verifier.ts', 'middleware.ts']) {
+    for (const file of [
+      'index.ts',
+      'token.ts',
+      'key-set.ts',
+      'verifier.ts',
+      'middleware.ts',
+      'revocation-feed.ts',
+    ]) {
       expect(esmModules).toContain(join(VERIFY_DIR, file))
     }
   })

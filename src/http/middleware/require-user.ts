@@ -1,5 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { TesseraError } from '../../errors.js'
+import { parsePasetoTime } from '../../paseto/time.js'
+import type { LiveRevocations } from '../../revocations/live.js'
 import { isSessionLive } from '../../sessions/sessions.js'
 import { type AccessTokenDeps, verifyOwnAccessToken } from '../../tokens/access-token.js'
 import { TokenError } from '../../verify/errors.js'
@@ -28,6 +30,36 @@ export async function verifyBearer(
       invalidToken: true,
     })
   }
+}
+
+/**
+ * `verifyBearer` plus this process's copy of the revocation log (no database round trip): a token
+ * of a revoked session, of a user disabled after it was issued, or signed with a revoked key is a
+ * 401 with the reason `revoked` (docs/revocation.md).
+ */
+export async function verifyUnrevokedBearer(
+  tessera: AccessTokenDeps & { revocations: Pick<LiveRevocations, 'isRevoked'> },
+  token: string,
+): Promise<AccessTokenClaims> {
+  let verified: { claims: AccessTokenClaims; kid: string }
+  try {
+    verified = await verifyOwnAccessToken(tessera, token)
+  } catch (error) {
+    if (!(error instanceof TokenError)) throw error
+    throw invalidToken(error.reason)
+  }
+  const { claims, kid } = verified
+  const iat = parsePasetoTime(claims.iat) ?? 0
+  if (tessera.revocations.isRevoked({ sid: claims.sid, sub: claims.sub, iat, kid })) {
+    throw invalidToken('revoked')
+  }
+  return claims
+}
+
+function invalidToken(reason: string): TesseraError {
+  return new TesseraError('unauthorized', `The access token is invalid (${reason})`, {
+    invalidToken: true,
+  })
 }
 
 /**

@@ -10,7 +10,7 @@ import { TokenError } from '../../verify/errors.js'
 import type { AccessTokenClaims } from '../../verify/token.js'
 import { noControlCharacters, readJson, validate } from '../body.js'
 import type { AppEnv } from '../env.js'
-import { bearerToken, verifyBearer } from '../middleware/require-user.js'
+import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
 
 const IntrospectBody = v.object({
   token: v.pipe(
@@ -83,13 +83,14 @@ export const IDENTITY_HEADERS = {
 
 /**
  * Forward auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP mode):
- * one local verification, no database. The identity travels back in response headers.
+ * one local verification and a look into this process's copy of the revocation log, no database
+ * (docs/revocation.md). The identity travels back in response headers.
  */
 export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const token = bearerToken(c.req.header('authorization'))
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
-  const claims = await verifyBearer(c.get('tessera'), token)
+  const claims = await verifyUnrevokedBearer(c.get('tessera'), token)
   for (const [name, value] of Object.entries(IDENTITY_HEADERS)) c.header(name, value(claims))
   return c.json({ sub: claims.sub, acct: claims.acct, verified: claims.verified })
 })
