@@ -148,6 +148,8 @@ export function createRevocationFeed(o: RevocationFeedOptions): RevocationFeed {
   let connected = false
   let failures = 0
   let closed = false
+  /** Aborts a pull in flight on close(). */
+  const closing = new AbortController()
   let stream: AbortController | undefined
   let sleeping: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined
 
@@ -205,7 +207,7 @@ export function createRevocationFeed(o: RevocationFeedOptions): RevocationFeed {
       const res = await o.fetch(url, {
         headers: { accept: 'application/json' },
         redirect: 'manual',
-        signal: AbortSignal.timeout(o.timeoutMs),
+        signal: AbortSignal.any([closing.signal, AbortSignal.timeout(o.timeoutMs)]),
       })
       if (res.status !== 200) {
         await res.body?.cancel()
@@ -322,6 +324,7 @@ export function createRevocationFeed(o: RevocationFeedOptions): RevocationFeed {
     },
     close() {
       closed = true
+      closing.abort()
       stream?.abort()
       if (sleeping !== undefined) {
         clearTimeout(sleeping.timer)

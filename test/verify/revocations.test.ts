@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Hono } from 'hono'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
 import { recordRevocation } from '../../src/revocations/log.js'
 import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
@@ -153,8 +153,11 @@ for (const dialect of dialects()) {
       app = await makeTestApp({ dialect, env: { ACCESS_TOKEN_TTL: '120' } })
       relay = await startRelay(app.url)
     })
+    // Each test's verifiers stop with it: the relay's request log is then the current test's.
+    afterEach(() => {
+      for (const verifier of verifiers.splice(0)) verifier.close()
+    })
     afterAll(async () => {
-      for (const verifier of verifiers) verifier.close()
       await relay?.close()
       await app?.close()
     })
