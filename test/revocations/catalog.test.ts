@@ -26,7 +26,12 @@ for (const dialect of dialects()) {
       db = await createTestDatabase(dialect)
       tessera = await startTesseraProcess({
         databaseUrl: db.url,
-        env: { RATE_LIMIT_REGISTER_PER_IP: '0', RATE_LIMIT_LOGIN_PER_IP: '0' },
+        // Strict refresh (no reuse interval): a spent token presented again is reuse at once.
+        env: {
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+          RATE_LIMIT_LOGIN_PER_IP: '0',
+          REFRESH_REUSE_INTERVAL: '0',
+        },
       })
       ;[streaming, polling] = await Promise.all([
         startCatalog(tessera.url),

@@ -28,7 +28,8 @@ for (const dialect of dialects()) {
   describe(`the revocation log [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
-      app = await makeTestApp({ dialect })
+      // Strict refresh (no reuse interval): a spent token presented again is reuse at once.
+      app = await makeTestApp({ dialect, env: { REFRESH_REUSE_INTERVAL: '0' } })
     })
     afterAll(() => app.close())
 
