@@ -2,7 +2,7 @@
  * The example catalog, a real process with `tessera/verify` following the revocation stream (and
  * one polling), against a real `tessera serve`: every way a session ends makes a held access token
  * fail at the catalog within about a second, without the catalog calling Tessera per request
- * (docs/revocation.md). The disable comes from the `tessera` command, another process.
+ * (docs/revocation.md). The disable and the key revocation come from the `tessera` command.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CatalogProcess, startCatalog } from '../support/catalog.js'
@@ -143,6 +143,18 @@ for (const dialect of dialects()) {
         }
         expect(health.revocations.stale).toBe(false)
       }
+    })
+
+    // Last: it replaces the active key, which the tests above sign with.
+    it('`tessera keys revoke` of the signing key, run as another process', async () => {
+      const { tokens } = await account()
+      const footer = tokens.access_token.split('.')[3]!
+      const { kid } = JSON.parse(Buffer.from(footer, 'base64url').toString()) as { kid: string }
+      // The catalog keeps the key cached: only the feed's entry can end the token in time.
+      await endsAt(streaming, tokens.access_token, async () => {
+        const run = await runCli(['keys', 'revoke', kid], { databaseUrl: db.url })
+        expect(run.code, run.stderr).toBe(0)
+      })
     })
   })
 }
