@@ -2,7 +2,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import * as v from 'valibot'
 import { listIdentities, updateDisplayName } from '../../accounts/accounts.js'
 import { changePassword } from '../../accounts/password-change.js'
-import { reauthenticate, requireRecentAuthentication } from '../../accounts/reauthenticate.js'
+import { requireRecentAuthentication } from '../../accounts/reauthenticate.js'
 import { type BrowserSession, endBrowserSession } from '../../browser/browser-sessions.js'
 import { sessionFormToken } from '../../browser/csrf.js'
 import { TesseraError } from '../../errors.js'
@@ -21,8 +21,10 @@ import {
   clearSessionCookie,
   csrfField,
   pageHeaders,
+  passwordStepUp,
   queryKey,
   readForm,
+  refusalOf,
   sameOriginPost,
   seeOther,
   withBrowserSession,
@@ -161,9 +163,6 @@ async function refuseOnAccountPage(
   )
   return renderRefusal(c, error, <AccountPage {...view} />)
 }
-
-const refusalOf = (error: unknown, codes: TesseraError['code'][]) =>
-  error instanceof TesseraError && codes.includes(error.code) ? error : undefined
 
 /** The step-up page before a link or unlink (README, "Recent authentication"). */
 async function reauthenticatePage(
@@ -321,20 +320,9 @@ export const accountRoutes = new Hono<AppEnv>()
   // The step-up's password form: re-proves the account on this session, then does the change.
   .post('/account/reauthenticate', ...pagePost, async (c) => {
     const form = await readForm(c, ReauthenticateForm)
-    const current = session(c)
-    checkSessionToken(current, form.csrf)
-    try {
-      await reauthenticate(
-        c.get('tessera'),
-        { sub: current.user.id, sid: current.id },
-        form.password,
-        clientContext(c),
-      )
-    } catch (error) {
-      const refusal = refusalOf(error, ['invalid_credentials', 'rate_limited'])
-      if (refusal === undefined) throw error
-      return reauthenticatePage(c, form.action, form.provider, refusal)
-    }
+    checkSessionToken(session(c), form.csrf)
+    const refusal = await passwordStepUp(c, form.password)
+    if (refusal !== undefined) return reauthenticatePage(c, form.action, form.provider, refusal)
     return form.action === 'link' ? startLink(c, form.provider) : unlink(c, form.provider)
   })
 

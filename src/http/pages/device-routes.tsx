@@ -1,7 +1,6 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import * as v from 'valibot'
 import { listIdentities } from '../../accounts/accounts.js'
-import { reauthenticate } from '../../accounts/reauthenticate.js'
 import type { BrowserSession } from '../../browser/browser-sessions.js'
 import { sessionFormToken } from '../../browser/csrf.js'
 import {
@@ -10,7 +9,7 @@ import {
   denyUserCode,
   describeUserCode,
 } from '../../device/verification.js'
-import { TesseraError } from '../../errors.js'
+import type { TesseraError } from '../../errors.js'
 import { canLogInWith, isProviderName, PROVIDERS } from '../../federation/provider-table.js'
 import { passwordField, validate } from '../body.js'
 import { clientContext } from '../client.js'
@@ -21,8 +20,10 @@ import {
   checkSessionToken,
   csrfField,
   pageHeaders,
+  passwordStepUp,
   queryKey,
   readForm,
+  refusalOf,
   sameOriginPost,
   seeOther,
   withBrowserSession,
@@ -79,9 +80,6 @@ const signedIn: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 const pageGet = [pageHeaders, withBrowserSession, signedIn] as const
 const pagePost = [pageHeaders, sameOriginPost, withBrowserSession, signedIn] as const
-
-const refusalOf = (error: unknown, codes: TesseraError['code'][]) =>
-  error instanceof TesseraError && codes.includes(error.code) ? error : undefined
 
 /** The refusals of a typed code: the uniform invalid message, or the entry rate limit. */
 const CODE_REFUSALS: TesseraError['code'][] = ['invalid_user_code', 'rate_limited']
@@ -206,20 +204,9 @@ export const deviceRoutes = new Hono<AppEnv>()
   // The step-up's password form: re-proves the account on this session, then approves.
   .post('/device/reauthenticate', ...pagePost, async (c) => {
     const form = await readForm(c, ReauthenticateForm)
-    const current = session(c)
-    checkSessionToken(current, form.csrf)
-    try {
-      await reauthenticate(
-        c.get('tessera'),
-        { sub: current.user.id, sid: current.id },
-        form.password,
-        clientContext(c),
-      )
-    } catch (error) {
-      const refusal = refusalOf(error, ['invalid_credentials', 'rate_limited'])
-      if (refusal === undefined) throw error
-      return reauthenticatePage(c, form.user_code, refusal)
-    }
+    checkSessionToken(session(c), form.csrf)
+    const refusal = await passwordStepUp(c, form.password)
+    if (refusal !== undefined) return reauthenticatePage(c, form.user_code, refusal)
     return approve(c, form.user_code)
   })
 

@@ -3,6 +3,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { csrf } from 'hono/csrf'
 import { HTTPException } from 'hono/http-exception'
 import * as v from 'valibot'
+import { reauthenticate } from '../../accounts/reauthenticate.js'
 import {
   BROWSER_SESSION_COOKIE,
   type BrowserSession,
@@ -18,6 +19,7 @@ import {
 } from '../../browser/csrf.js'
 import { TesseraError } from '../../errors.js'
 import { validate } from '../body.js'
+import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { pagePolicy } from './policy.js'
 
@@ -180,4 +182,33 @@ export function wantsHtml(c: Context<AppEnv>): boolean {
 /** After a form post (and for pages that move on at once): 303 See Other, a GET of `location`. */
 export function seeOther(c: Context<AppEnv>, location: string): Response {
   return c.redirect(location, 303)
+}
+
+/** The refusal among `codes` a page shows in place of its form; anything else is thrown on. */
+export const refusalOf = (error: unknown, codes: TesseraError['code'][]) =>
+  error instanceof TesseraError && codes.includes(error.code) ? error : undefined
+
+/**
+ * The pages' password step-up (README, "Recent authentication"): re-proves the account on the
+ * signed-in browser session. Answers the refusal to show with the form again (a wrong password,
+ * the per-user budget), or undefined once the session is recent.
+ */
+export async function passwordStepUp(
+  c: Context<AppEnv>,
+  password: string,
+): Promise<TesseraError | undefined> {
+  const session = c.get('browserSession')!
+  try {
+    await reauthenticate(
+      c.get('tessera'),
+      { sub: session.user.id, sid: session.id },
+      password,
+      clientContext(c),
+    )
+    return undefined
+  } catch (error) {
+    const refusal = refusalOf(error, ['invalid_credentials', 'rate_limited'])
+    if (refusal === undefined) throw error
+    return refusal
+  }
 }
