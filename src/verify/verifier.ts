@@ -124,7 +124,7 @@ export function createVerifier(source: VerifierKeySource, options: VerifierOptio
   const feed =
     options.revocations === undefined
       ? undefined
-      : revocationFeed(source, options, options.revocations, resolveKey)
+      : revocationFeed(source, options, options.revocations, feedKeyResolver(keySet, now))
   return {
     async verify(token) {
       const { claims, kid } = await verifyAccessToken(token, resolveKey, verifyOptions)
@@ -135,6 +135,37 @@ export function createVerifier(source: VerifierKeySource, options: VerifierOptio
     },
     revocationStatus: () => feed?.status(),
     close: () => feed?.close(),
+  }
+}
+
+/** Least time between two key-set reloads asked for by feed documents, in ms. */
+const FEED_KEY_RELOAD_MS = 1_000
+
+/**
+ * The keys feed documents are checked with. A key that became active just now (`keys revoke` of
+ * the active key, `keys rotate --now`) signs the feed at once, and the entry that revokes the old
+ * key travels in a document signed by the new one: waiting out the key set's cooldown (30 s, kept
+ * for tokens, whose `kid` anyone can forge) would hold that entry back for as long
+ * (docs/revocation.md, "Verifiers"). Feed documents come only from the configured feed URL,
+ * so an unknown `kid` in one reloads the key set at once, at most once a second.
+ */
+function feedKeyResolver(
+  keySet: KeySet,
+  now: () => number = Date.now,
+): (kid: string) => ReturnType<KeySet['resolve']> {
+  let lastReload = Number.NEGATIVE_INFINITY
+  return async (kid) => {
+    const key = await keySet.resolve(kid)
+    const t = now()
+    if (key !== undefined || (t >= lastReload && t - lastReload < FEED_KEY_RELOAD_MS)) return key
+    lastReload = t
+    try {
+      await keySet.reload()
+    } catch {
+      // Tessera unreachable: the document stays unverifiable and the feed retries.
+      return undefined
+    }
+    return keySet.resolve(kid)
   }
 }
 

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net'
 import { Hono } from 'hono'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
+import { rotateSigningKey } from '../../src/keys/rotation.js'
 import { recordRevocation } from '../../src/revocations/log.js'
 import { importSecretKey, signV4Public } from '../../src/tokens/sign.js'
 import {
@@ -243,6 +244,35 @@ for (const dialect of dialects()) {
           () => verifier.revocationStatus()!.lastError ?? '',
           'signed with an unknown key',
         )
+      } finally {
+        await isolated.close()
+      }
+    })
+
+    it('a key activated just now signs the feed: the verifier fetches it without the cooldown', async () => {
+      // `keys revoke` of the active key and `keys rotate --now` both make a key that signs the
+      // feed before any verifier has fetched it; the key set's 30 s cooldown must not hold back
+      // the entries it signs (docs/revocation.md, "Verifiers").
+      const isolated = await makeTestApp({ dialect })
+      try {
+        const verifier = createVerifier(
+          { keysUrl: `${isolated.url}/v1/keys` },
+          { issuer: ISSUER, audience: 'tessera', revocations: { stream: true } },
+        )
+        verifiers.push(verifier)
+        const { tokens } = await registerAndLogin(isolated)
+        expect(await verdict(verifier, tokens.access_token)).toBe('ok')
+        const { kid } = await rotateSigningKey(isolated.server.tessera)
+        // Past the signer cache: Tessera now signs everything, feed documents too, with `kid`.
+        isolated.clock.advance(11_000)
+        await isolated.request('/v1/user/auth/logout', {
+          json: { refresh_token: tokens.refresh_token },
+        })
+        await until(() => verdict(verifier, tokens.access_token), 'revoked', 2_000)
+        const pulled = (await (await isolated.request('/v1/revocations')).json()) as {
+          document: string
+        }
+        expect(kidOf(pulled.document)).toBe(kid)
       } finally {
         await isolated.close()
       }
