@@ -1,6 +1,12 @@
 import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { type BrowserContext, chromium, type Page, type Request } from 'playwright-core'
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Page,
+  type Request,
+} from 'playwright-core'
 
 /** Debian's Chromium (apt package `chromium`; `.ci/run` installs it). */
 export const CHROMIUM = process.env.TEST_CHROMIUM ?? '/usr/bin/chromium'
@@ -47,9 +53,33 @@ export interface RecordingPage {
   requests: string[]
 }
 
-/** A real headless Chromium; playwright gives it a fresh temporary profile and removes it. */
+/**
+ * The worker's Chromium, launched on first use and shared by the files the worker runs (they share
+ * their imports: vitest.config.ts): each caller gets fresh contexts, so nothing of one test's
+ * cookies or storage reaches another, and the launch (a second or two of CPU) happens once.
+ * Chromium exits with the worker (playwright's pipe to it closes).
+ */
+let shared: Promise<Browser> | undefined
+
+function sharedBrowser(): Promise<Browser> {
+  shared ??= chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }).then(
+    (browser) => {
+      browser.once('disconnected', () => {
+        shared = undefined
+      })
+      return browser
+    },
+    (error: unknown) => {
+      shared = undefined
+      throw error
+    },
+  )
+  return shared
+}
+
+/** A real headless Chromium; each context has a fresh temporary profile. */
 export async function launchBrowser(): Promise<TestBrowser> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  const browser = await sharedBrowser()
   const contexts: BrowserContext[] = []
   const newContext = async () => {
     const context = await browser.newContext()
@@ -67,7 +97,6 @@ export async function launchBrowser(): Promise<TestBrowser> {
     },
     async close() {
       await Promise.all(contexts.map((c) => c.close().catch(() => {})))
-      await browser.close()
     },
   }
 }
