@@ -1,19 +1,11 @@
-/**
- * `tessera user login --browser --provider cilogon` end to end (RFC 8252 §7.3; README, "Command
- * line"): the CLI listens on a loopback port and "opens the browser" through $BROWSER, here a
- * tiny script that hands the URL to this test; a real Chromium then signs in at the
- * oidc-provider stand-in for CILogon, Tessera's callback sends it to the CLI's port with the
- * one-time code, and the CLI exchanges it with its PKCE verifier.
- */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
+import type { TestApp } from '../support/app.js'
+import { chromiumMissing, type TestBrowser } from '../support/browser.js'
 import { runTesseraInProcess } from '../support/cli.js'
-import { type FakeOidcProvider, startOidcProvider } from '../support/oidc.js'
-import { freePort, startCli } from '../support/process.js'
+import { type CliBrowserStage, startCliBrowserStage } from '../support/cli-browser-stage.js'
+import type { FakeOidcProvider } from '../support/oidc.js'
+import { startCli } from '../support/process.js'
 import { uniqueEmail, uniqueSubject } from '../support/users.js'
 
 const missing = chromiumMissing()
@@ -24,53 +16,18 @@ describe.skipIf(missing !== undefined)(
     timeout: 90_000,
   },
   () => {
+    let stage: CliBrowserStage
     let app: TestApp
     let idp: FakeOidcProvider
     let browser: TestBrowser
     let root: string
+    let browserScript: CliBrowserStage['browserScript']
 
     beforeAll(async () => {
-      // Chromium must reach Tessera at its real address, so the issuer is that address and the
-      // stand-in registers Tessera's callbacks there.
-      const port = await freePort()
-      const issuer = `http://127.0.0.1:${port}`
-      idp = await startOidcProvider({ tesseraIssuer: issuer })
-      app = await makeTestApp({
-        env: {
-          PORT: String(port),
-          TESSERA_ISSUER: issuer,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          ...idp.env(),
-        },
-      })
-      browser = await launchBrowser()
-      root = mkdtempSync(join(tmpdir(), 'tessera-browser-cli-'))
+      stage = await startCliBrowserStage('browser-cli')
+      ;({ app, idp, browser, root, browserScript } = stage)
     })
-    afterAll(async () => {
-      await browser?.close()
-      await app?.close()
-      await idp?.close()
-      if (root !== undefined) rmSync(root, { recursive: true, force: true })
-    })
-
-    /** A $BROWSER that writes the URL it is given to a file, for the test to open. */
-    let scripts = 0
-    function browserScript(): { path: string; url(): Promise<string> } {
-      scripts += 1
-      const urls = join(root, `opened-${scripts}.txt`)
-      const path = join(root, `open-url-${scripts}`)
-      writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$1" > '${urls}'\n`)
-      chmodSync(path, 0o755)
-      return {
-        path,
-        async url() {
-          for (let i = 0; i < 300 && !existsSync(urls); i++) {
-            await new Promise((resolve) => setTimeout(resolve, 50))
-          }
-          return readFileSync(urls, 'utf8').trim()
-        },
-      }
-    }
+    afterAll(() => stage?.close())
 
     it('the CLI gets the code on its loopback port and holds the CILogon account', async () => {
       const email = uniqueEmail('cilogon-cli')

@@ -1,19 +1,12 @@
-/**
- * The device login end to end through the verification page (README, "Device login" and
- * "Pages"): `tessera user login --device` in a child process prints the code; a real Chromium
- * opens the printed link, signs in with the oidc-provider stand-in for CILogon (an account that
- * exists only through CILogon, without a password) and approves or denies on `/device`.
- */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
+import type { TestApp } from '../support/app.js'
+import { chromiumMissing, type TestBrowser } from '../support/browser.js'
 import { runTesseraInProcess } from '../support/cli.js'
-import { type FakeOidcProvider, startOidcProvider } from '../support/oidc.js'
-import { freePort, startCli } from '../support/process.js'
+import { type CliBrowserStage, startCliBrowserStage } from '../support/cli-browser-stage.js'
+import type { FakeOidcProvider } from '../support/oidc.js'
+import { startCli } from '../support/process.js'
 import { uniqueEmail, uniqueSubject } from '../support/users.js'
 
 const OPENS =
@@ -25,6 +18,7 @@ describe.skipIf(missing !== undefined)(
   'the device verification page in Chromium [sqlite]',
   { timeout: 90_000 },
   () => {
+    let stage: CliBrowserStage
     let app: TestApp
     let idp: FakeOidcProvider
     let browser: TestBrowser
@@ -32,26 +26,10 @@ describe.skipIf(missing !== undefined)(
     let count = 0
 
     beforeAll(async () => {
-      const port = await freePort()
-      const issuer = `http://127.0.0.1:${port}`
-      idp = await startOidcProvider({ tesseraIssuer: issuer })
-      app = await makeTestApp({
-        env: {
-          PORT: String(port),
-          TESSERA_ISSUER: issuer,
-          OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-          ...idp.env(),
-        },
-      })
-      browser = await launchBrowser()
-      root = mkdtempSync(join(tmpdir(), 'tessera-device-page-'))
+      stage = await startCliBrowserStage('device-page')
+      ;({ app, idp, browser, root } = stage)
     })
-    afterAll(async () => {
-      await browser?.close()
-      await app?.close()
-      await idp?.close()
-      if (root !== undefined) rmSync(root, { recursive: true, force: true })
-    })
+    afterAll(() => stage?.close())
 
     /** A device login in a child process, with no display, and the link it prints. */
     async function deviceLogin() {

@@ -1,23 +1,17 @@
-/**
- * `tessera user verify` end to end (README, "Command line"): a password account asks the server
- * for a single-use CILogon link URL, "opens the browser" through $BROWSER (a script that hands
- * the URL to this test), a real Chromium follows it through the oidc-provider stand-in for
- * CILogon, and the command, polling `/v1/user/me`, reports the account verified.
- */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
+import type { TestApp } from '../support/app.js'
+import { chromiumMissing, type TestBrowser } from '../support/browser.js'
 import { runTesseraInProcess } from '../support/cli.js'
-import { type FakeOidcProvider, startOidcProvider } from '../support/oidc.js'
-import { freePort, startCli } from '../support/process.js'
+import { type CliBrowserStage, startCliBrowserStage } from '../support/cli-browser-stage.js'
+import type { FakeOidcProvider } from '../support/oidc.js'
+import { startCli } from '../support/process.js'
 import { PASSWORD, register, uniqueEmail, uniqueSubject } from '../support/users.js'
 
 const missing = chromiumMissing()
 
 describe.skipIf(missing !== undefined)('tessera user verify [sqlite]', { timeout: 90_000 }, () => {
+  let stage: CliBrowserStage
   let app: TestApp
   let idp: FakeOidcProvider
   let browser: TestBrowser
@@ -25,54 +19,30 @@ describe.skipIf(missing !== undefined)('tessera user verify [sqlite]', { timeout
   let count = 0
 
   beforeAll(async () => {
-    const port = await freePort()
-    const issuer = `http://127.0.0.1:${port}`
-    idp = await startOidcProvider({ tesseraIssuer: issuer })
-    app = await makeTestApp({
-      env: {
-        PORT: String(port),
-        TESSERA_ISSUER: issuer,
-        OAUTH_ALLOW_INSECURE_ISSUERS: 'true',
-        RATE_LIMIT_REGISTER_PER_IP: '0',
-        RATE_LIMIT_LOGIN_PER_IP: '0',
-        ...idp.env(),
-      },
+    stage = await startCliBrowserStage('verify-cli', {
+      RATE_LIMIT_REGISTER_PER_IP: '0',
+      RATE_LIMIT_LOGIN_PER_IP: '0',
     })
-    browser = await launchBrowser()
-    root = mkdtempSync(join(tmpdir(), 'tessera-verify-cli-'))
+    ;({ app, idp, browser, root } = stage)
   })
-  afterAll(async () => {
-    await browser?.close()
-    await app?.close()
-    await idp?.close()
-    if (root !== undefined) rmSync(root, { recursive: true, force: true })
-  })
+  afterAll(() => stage?.close())
 
   /** A logged-in password account, a $BROWSER that hands its URL to the test, and the env. */
   async function loggedIn() {
     count += 1
     const { email } = await register(app, uniqueEmail('verify-cli'))
-    const urls = join(root, `opened-${count}.txt`)
-    const script = join(root, `open-url-${count}`)
-    writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$1" > '${urls}'\n`)
-    chmodSync(script, 0o755)
+    const script = stage.browserScript()
     const env = {
       TESSERA_URL: app.url,
       XDG_CONFIG_HOME: join(root, `config-${count}`),
-      BROWSER: script,
+      BROWSER: script.path,
     }
     const login = await runTesseraInProcess(['user', 'login', '--password', '--email', email], {
       env,
       input: `${PASSWORD}\n`,
     })
     expect(login.code, login.stderr).toBe(0)
-    const opened = async () => {
-      for (let i = 0; i < 300 && !existsSync(urls); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-      return readFileSync(urls, 'utf8').trim()
-    }
-    return { email, env, opened }
+    return { email, env, opened: script.url }
   }
 
   /** Follows the link URL in Chromium through the CILogon stand-in. */
