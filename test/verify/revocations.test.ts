@@ -249,7 +249,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('a key activated just now signs the feed: the verifier fetches it without the cooldown', async () => {
+    it('a key activated just now signs the feed: fetched without the cooldown', async () => {
       // `keys revoke` of the active key and `keys rotate --now` both make a key that signs the
       // feed before any verifier has fetched it; the key set's 30 s cooldown must not hold back
       // the entries it signs (docs/revocation.md, "Verifiers").

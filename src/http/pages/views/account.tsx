@@ -1,7 +1,8 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
 import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
-import { type ProviderButton, ProviderButtons } from './sign-in.js'
+import type { ProviderButton } from './sign-in.js'
+import { StepUpPage } from './step-up.js'
 
 export interface AccountView {
   csrf: string
@@ -237,39 +238,22 @@ export interface ReauthenticateView {
  * signing in again with a linked identity, which comes back to the account page to confirm.
  */
 export const ReauthenticatePage: FC<ReauthenticateView> = (view) => (
-  <Layout title="Confirm it is you" signedIn={{ name: view.name, csrf: view.csrf }}>
-    <h1>Confirm it is you</h1>
-    <p>
-      {`To ${view.action} ${view.provider.label}, prove again that this is your account: ` +
-        'this change adds or removes a way into it.'}
-    </p>
-    <NoticeBox notice={view.notice} />
-    {view.hasPassword && (
-      <form method="post" action="/account/reauthenticate">
-        <CsrfField token={view.csrf} />
-        <input type="hidden" name="action" value={view.action} />
-        <input type="hidden" name="provider" value={view.provider.name} />
-        <PasswordField name="password" label="Password" autocomplete="current-password" />
-        <div class="actions">
-          <button type="submit">{`Confirm and ${view.action} ${view.provider.label}`}</button>
-        </div>
-      </form>
-    )}
-    {view.signInWith.length > 0 && (
-      <>
-        <p class="or">
-          {view.hasPassword ? 'Or sign in again with:' : 'Sign in again with a linked identity:'}
-        </p>
-        <ProviderButtons
-          csrf={view.csrf}
-          request={{ returnTo: `/account?continue=${view.action}:${view.provider.name}` }}
-          providers={view.signInWith}
-          verb="Sign in again"
-        />
-      </>
-    )}
-    <p>
-      <a href="/account">Cancel</a>
-    </p>
-  </Layout>
+  <StepUpPage
+    csrf={view.csrf}
+    name={view.name}
+    reason={
+      `To ${view.action} ${view.provider.label}, prove again that this is your account: ` +
+      'this change adds or removes a way into it.'
+    }
+    hasPassword={view.hasPassword}
+    form={{
+      action: '/account/reauthenticate',
+      fields: { action: view.action, provider: view.provider.name },
+      submit: `Confirm and ${view.action} ${view.provider.label}`,
+    }}
+    signInWith={view.signInWith}
+    returnTo={`/account?continue=${view.action}:${view.provider.name}`}
+    cancel="/account"
+    notice={view.notice}
+  />
 )

@@ -1,7 +1,8 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
-import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
-import { type ProviderButton, ProviderButtons } from './sign-in.js'
+import { CsrfField, Layout, NoticeBox } from './layout.js'
+import type { ProviderButton } from './sign-in.js'
+import { StepUpPage } from './step-up.js'
 
 interface SignedIn {
   csrf: string
@@ -119,35 +120,19 @@ export interface DeviceReauthenticateView extends SignedIn {
  * password, or signing in again with a linked identity, which comes back to the code form.
  */
 export const DeviceReauthenticatePage: FC<DeviceReauthenticateView> = (view) => (
-  <Layout title="Confirm it is you" signedIn={{ name: view.name, csrf: view.csrf }}>
-    <h1>Confirm it is you</h1>
-    <p>Approving a device adds a way into your account: prove again that this is your account.</p>
-    <NoticeBox notice={view.notice} />
-    {view.hasPassword && (
-      <form method="post" action="/device/reauthenticate">
-        <CsrfField token={view.csrf} />
-        <input type="hidden" name="user_code" value={view.userCode} />
-        <PasswordField name="password" label="Password" autocomplete="current-password" />
-        <div class="actions">
-          <button type="submit">Confirm and approve</button>
-        </div>
-      </form>
-    )}
-    {view.signInWith.length > 0 && (
-      <>
-        <p class="or">
-          {view.hasPassword ? 'Or sign in again with:' : 'Sign in again with a linked identity:'}
-        </p>
-        <ProviderButtons
-          csrf={view.csrf}
-          request={{ returnTo: `/device?${new URLSearchParams({ user_code: view.userCode })}` }}
-          providers={view.signInWith}
-          verb="Sign in again"
-        />
-      </>
-    )}
-    <p>
-      <a href="/device">Cancel</a>
-    </p>
-  </Layout>
+  <StepUpPage
+    csrf={view.csrf}
+    name={view.name}
+    reason="Approving a device adds a way into your account: prove again that this is your account."
+    hasPassword={view.hasPassword}
+    form={{
+      action: '/device/reauthenticate',
+      fields: { user_code: view.userCode },
+      submit: 'Confirm and approve',
+    }}
+    signInWith={view.signInWith}
+    returnTo={`/device?${new URLSearchParams({ user_code: view.userCode })}`}
+    cancel="/device"
+    notice={view.notice}
+  />
 )
