@@ -79,6 +79,10 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   const tessera = c.get('tessera')
   const claims = await verifyBearer(tessera, token)
+  // A service client's token is no account's (README, "Service clients").
+  if (claims.acct === 'client') {
+    throw new TesseraError('client_token_not_accepted', 'This route needs an account token')
+  }
   if (!(await isSessionLive(tessera, claims.sid, claims.sub))) {
     throw new TesseraError('unauthorized', 'The session of this access token has ended', {
       invalidToken: true,

@@ -2,6 +2,7 @@ import type { Context } from 'hono'
 import { Hono } from 'hono'
 import * as v from 'valibot'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
+import { requirePermission } from '../../clients/authenticate.js'
 import { TesseraError } from '../../errors.js'
 import { isSessionLive } from '../../sessions/sessions.js'
 import { verifyOwnAccessToken } from '../../tokens/access-token.js'
@@ -9,6 +10,7 @@ import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
 import type { AccessTokenClaims } from '../../verify/token.js'
 import { noControlCharacters, readJson, validate } from '../body.js'
+import { type PostedClientCredentials, requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
 
@@ -20,13 +22,22 @@ const IntrospectBody = v.object({
     v.maxLength(8192, 'is too long'),
   ),
   token_type_hint: v.optional(v.pipe(v.string(), noControlCharacters)),
+  // client_secret_post (README, "Service clients"); bounded, checked by authenticateClient.
+  client_id: v.optional(v.pipe(v.string(), v.maxLength(100, 'is too long'))),
+  client_secret: v.optional(v.pipe(v.string(), v.maxLength(200, 'is too long'))),
 })
 
 /**
- * Who may introspect (RFC 7662 §2.1 requires caller authentication): the holder of the service
- * secret, or a live session of a service account.
+ * Who may introspect (RFC 7662 §2.1 requires caller authentication): a service client with the
+ * `introspect` permission (HTTP Basic or form fields), the holder of the service secret, or a
+ * live session of a service account.
  */
-async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
+async function assertServiceCaller(
+  c: Context<AppEnv>,
+  posted: PostedClientCredentials,
+): Promise<void> {
+  const client = await requestClient(c, posted)
+  if (client !== undefined) return requirePermission(client, 'introspect')
   const t = c.get('tessera')
   const secret = c.req.header('x-service-secret')
   if (secret !== undefined && t.config.serviceSecret !== undefined) {
@@ -47,7 +58,7 @@ async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
   }
   throw new TesseraError(
     'unauthorized',
-    'Authenticate with a service account token or X-Service-Secret',
+    'Authenticate as a service client, with a service account token or X-Service-Secret',
   )
 }
 
@@ -62,8 +73,9 @@ async function readIntrospectBody(c: Context<AppEnv>) {
 }
 
 export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
-  await assertServiceCaller(c)
+  // The body first: it may carry the client's credentials (client_secret_post).
   const body = await readIntrospectBody(c)
+  await assertServiceCaller(c, body)
   return c.json(await introspect(c.get('tessera'), body.token))
 })
 
