@@ -46,7 +46,6 @@ function oauthError(code: ErrorCode, status: number): string {
   if (code === 'account_disabled') return 'access_denied'
   if (code === 'invalid_client_credentials') return 'invalid_client'
   if (code === 'invalid_target') return 'invalid_target'
-  if (code === 'permission_required') return 'unauthorized_client'
   if (code === 'rate_limited' || code === 'service_unavailable') return 'temporarily_unavailable'
   return status >= 500 ? 'server_error' : 'invalid_request'
 }

@@ -9,7 +9,7 @@ import { verifyOwnAccessToken } from '../../tokens/access-token.js'
 import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
 import type { AccessTokenClaims } from '../../verify/token.js'
-import { noControlCharacters, readJson, validate } from '../body.js'
+import { noControlCharacters, validate } from '../body.js'
 import { type PostedClientCredentials, requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
@@ -62,20 +62,48 @@ async function assertServiceCaller(
   )
 }
 
-/** RFC 7662 takes a form body; JSON is accepted too. */
-async function readIntrospectBody(c: Context<AppEnv>) {
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i
+
+/**
+ * RFC 7662 takes a form body; JSON is accepted too. The fields are parsed here and validated only
+ * after the caller is checked (`validate` in the route), since they may carry the client's
+ * credentials (client_secret_post): an unauthenticated caller learns nothing about its body.
+ * Undefined for another content type; a body that does not parse is `{}` here and fails later.
+ */
+async function introspectFields(c: Context<AppEnv>): Promise<unknown> {
   const type = c.req.header('content-type') ?? ''
-  if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
-    const form = new URLSearchParams(await c.req.text())
-    return validate(IntrospectBody, Object.fromEntries(form))
+  if (FORM_TYPE.test(type)) return Object.fromEntries(new URLSearchParams(await c.req.text()))
+  if (!JSON_TYPE.test(type)) return undefined
+  try {
+    return JSON.parse(await c.req.text()) as unknown
+  } catch {
+    return INVALID_JSON
   }
-  return readJson(c, IntrospectBody)
+}
+const INVALID_JSON = Symbol('invalid JSON')
+
+function postedCredentials(fields: unknown): PostedClientCredentials {
+  if (typeof fields !== 'object' || fields === null) return {}
+  const { client_id, client_secret } = fields as Record<string, unknown>
+  return typeof client_secret === 'string'
+    ? { client_id: typeof client_id === 'string' ? client_id : '', client_secret }
+    : {}
 }
 
 export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
-  // The body first: it may carry the client's credentials (client_secret_post).
-  const body = await readIntrospectBody(c)
-  await assertServiceCaller(c, body)
+  const fields = await introspectFields(c)
+  await assertServiceCaller(c, postedCredentials(fields))
+  if (fields === undefined) {
+    throw new TesseraError(
+      'unsupported_media_type',
+      'Send the body as application/x-www-form-urlencoded or application/json',
+    )
+  }
+  if (fields === INVALID_JSON) {
+    throw new TesseraError('validation_failed', 'The request body is not valid JSON')
+  }
+  const body = validate(IntrospectBody, fields)
   return c.json(await introspect(c.get('tessera'), body.token))
 })
 
