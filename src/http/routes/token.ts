@@ -69,7 +69,8 @@ const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i
  * RFC 7662 takes a form body; JSON is accepted too. The fields are parsed here and validated only
  * after the caller is checked (`validate` in the route), since they may carry the client's
  * credentials (client_secret_post): an unauthenticated caller learns nothing about its body.
- * Undefined for another content type; a body that does not parse is `{}` here and fails later.
+ * Undefined for another content type (415 after the check); JSON that does not parse is
+ * INVALID_JSON (400 after the check).
  */
 async function introspectFields(c: Context<AppEnv>): Promise<unknown> {
   const type = c.req.header('content-type') ?? ''

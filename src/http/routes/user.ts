@@ -61,14 +61,17 @@ export const userRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     // A service client with `register-service` (README, "Service clients"), or the shared secret.
     const client = await requestClient(c)
-    if (client !== undefined) requirePermission(client, 'register-service')
-    // Without a configured secret the route does not exist for anyone else (openapi.yaml).
-    else if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
-    else if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
-      throw new TesseraError(
-        'invalid_service_secret',
-        'The X-Service-Secret header is missing or wrong',
-      )
+    if (client !== undefined) {
+      requirePermission(client, 'register-service')
+    } else {
+      // Without a configured secret the route does not exist for anyone else (openapi.yaml).
+      if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
+      if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
+        throw new TesseraError(
+          'invalid_service_secret',
+          'The X-Service-Secret header is missing or wrong',
+        )
+      }
     }
     const body = await readJson(c, RegisterBody)
     const user = await registerAccount(
