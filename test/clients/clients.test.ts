@@ -300,6 +300,17 @@ for (const dialect of dialects()) {
       const listed = await cli(['client', 'list'])
       expect(listed.stdout).toMatch(new RegExp(`^revoked +${revoked.id} .* revoked `, 'm'))
       expect((await cli(['client', 'revoke', revoked.id])).stdout).toContain('(already)')
+      // Creation, revocation and the refused use afterwards are audited, naming the client.
+      const audit = await app.server.tessera.db
+        .selectFrom('audit_events')
+        .select('event')
+        .where('detail', 'like', `%${revoked.id}%`)
+        .execute()
+      expect(audit.map((e) => e.event).sort()).toEqual([
+        'client_authentication_failed',
+        'client_created',
+        'client_revoked',
+      ])
     })
 
     it('bad secrets are refused alike, audited, and never logged', async () => {
