@@ -24,6 +24,9 @@ export type AuditEventName =
   | 'reauthenticated'
   | 'device_approved'
   | 'device_denied'
+  | 'client_created'
+  | 'client_revoked'
+  | 'client_authentication_failed'
 
 export interface AuditEvent {
   event: AuditEventName

@@ -16,6 +16,10 @@ Server commands (read the same environment as the server; see README):
   user create-superuser --email E    create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
   user disable --email E             disable a user and end all their sessions
+  client create NAME --permission P,...
+                                     create a service client; prints its id and secret once
+  client list                        list the service clients
+  client revoke ID                   revoke a service client; its tokens stop working
 
 Client commands (talk to a running server at TESSERA_URL, default http://localhost:8000):
   user register --email E            create an account (password asked, or stdin)
@@ -79,6 +83,27 @@ const HELP: Record<string, string> = {
     'Usage: tessera user disable --email EMAIL',
     '',
     'Disables a user and revokes every session they have.',
+  ),
+  'client create': help(
+    'Usage: tessera client create NAME [--permission introspect,register-service,read-users]',
+    '',
+    'Creates a service client for the service NAME and prints its client_id and client_secret',
+    '(tsr_cs_...) once: only a hash of the secret is kept. Every client may use the',
+    'client_credentials grant; --permission adds, comma-separated: introspect (POST',
+    '/v1/token/introspect), register-service (POST /v1/user/auth/register-service), read-users',
+    '(GET /v1/service/users/{id}).',
+  ),
+  'client list': help(
+    'Usage: tessera client list',
+    '',
+    'Lists every service client: status, client_id, name, permissions and dates.',
+  ),
+  'client revoke': help(
+    'Usage: tessera client revoke CLIENT_ID',
+    '',
+    'Revokes one service client: its secret stops working at once, and its access tokens stop',
+    'working at Tessera and at every verifier following the revocation feed. Other clients are',
+    'not affected.',
   ),
   'user register': help(
     'Usage: tessera user register --email EMAIL [--display-name NAME]',
@@ -166,6 +191,7 @@ const OPTIONS = {
   device: { type: 'boolean' },
   browser: { type: 'boolean' },
   provider: { type: 'string' },
+  permission: { type: 'string' },
 } as const
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -183,7 +209,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const { values, positionals } = parsed
   const command = positionals
-    .slice(0, positionals[0] === 'keys' || positionals[0] === 'user' ? 2 : 1)
+    .slice(0, ['keys', 'user', 'client'].includes(positionals[0] ?? '') ? 2 : 1)
     .join(' ')
   if (command === '' || (values.help && HELP[command] === undefined)) {
     printLine(io, USAGE)

@@ -2,6 +2,7 @@ import * as v from 'valibot'
 import { findUserByEmail, registerAccount, setDisabled } from '../accounts/accounts.js'
 import { emailField, normalizeEmail } from '../accounts/email.js'
 import { promoteToSuperuser } from '../accounts/promotion.js'
+import { createClient, listClients, parsePermissions, revokeClient } from '../clients/clients.js'
 import { ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'
@@ -33,6 +34,9 @@ export const SERVER_COMMANDS = [
   'user create-superuser',
   'user promote',
   'user disable',
+  'client create',
+  'client list',
+  'client revoke',
 ] as const
 export type ServerCommand = (typeof SERVER_COMMANDS)[number]
 
@@ -45,6 +49,7 @@ interface CommandOptions {
   'display-name'?: string | undefined
   all?: boolean | undefined
   now?: boolean | undefined
+  permission?: string | undefined
   /** The positional arguments after the command (`keys revoke KID`). */
   args?: string[] | undefined
 }
@@ -113,7 +118,10 @@ async function run(
     case 'keys list':
     case 'user create-superuser':
     case 'user promote':
-    case 'user disable': {
+    case 'user disable':
+    case 'client create':
+    case 'client list':
+    case 'client revoke': {
       const t = await createTessera({ ...loadConfig(io.env), logLevel: 'error' })
       try {
         return await adminCommand(command, t, values, help, io)
@@ -133,6 +141,7 @@ async function adminCommand(
 ): Promise<number> {
   const cli = { ip: null, userAgent: 'tessera-cli' }
   if (command.startsWith('keys ')) return keysCommand(command, t, values, help, io)
+  if (command.startsWith('client ')) return clientCommand(command, t, values, help, io)
   if (values.email === undefined) {
     printError(io, `--email is required\n\n${help}`)
     return 2
@@ -224,6 +233,59 @@ async function keysCommand(
   }
   for (const key of await listSigningKeys(t, { all: values.all === true })) {
     printLine(io, keyLine(key))
+  }
+  return 0
+}
+
+/**
+ * `tessera client ...` (README, "Service clients"). The secret is printed once, by `create`,
+ * and never again: only its hash is kept.
+ */
+async function clientCommand(
+  command: ServerCommand,
+  t: Tessera,
+  values: CommandOptions,
+  help: string,
+  io: CliIo,
+): Promise<number> {
+  const args = values.args ?? []
+  if (command === 'client create') {
+    const [name, ...extra] = args
+    if (name === undefined || extra.length > 0) {
+      printError(io, `client create takes one NAME\n\n${help}`)
+      return 2
+    }
+    const created = await createClient(t, name, parsePermissions(values.permission ?? ''))
+    printLine(io, `client_id      ${created.id}`)
+    printLine(io, `client_secret  ${created.secret}`)
+    printLine(io, `permissions    ${created.permissions.join(',') || '(none)'}`)
+    printError(io, "The secret is shown only now; store it in the service's secret store.")
+    return 0
+  }
+  if (command === 'client revoke') {
+    const [id, ...extra] = args
+    if (id === undefined || extra.length > 0) {
+      printError(io, `client revoke takes one client id\n\n${help}`)
+      return 2
+    }
+    const outcome = await revokeClient(t, id)
+    if (outcome === 'unknown') {
+      printError(io, `No client ${id}`)
+      return 1
+    }
+    printLine(io, `revoked  ${id}${outcome === 'already_revoked' ? ' (already)' : ''}`)
+    return 0
+  }
+  for (const client of await listClients(t)) {
+    const dates = [`created ${formatPasetoTime(client.createdAt)}`]
+    if (client.lastUsedAt !== null) dates.push(`last used ${formatPasetoTime(client.lastUsedAt)}`)
+    if (client.revokedAt !== null) dates.push(`revoked ${formatPasetoTime(client.revokedAt)}`)
+    const status = client.revokedAt === null ? 'active' : 'revoked'
+    const permissions = client.permissions.join(',') || '-'
+    printLine(
+      io,
+      `${status.padEnd(8)} ${client.id} ${client.name} [${permissions}] ${dates.join(' ')}`,
+    )
   }
   return 0
 }

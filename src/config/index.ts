@@ -278,6 +278,8 @@ const Variables = v.object({
   RATE_LIMIT_REFRESH_PER_SESSION: int(60, 0),
   RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
+  RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: int(20, 0),
+  RATE_LIMIT_CLIENT_AUTH_PER_IP: int(100, 0),
   TRUST_PROXY: trustedProxies,
   REVOCATION_NOTIFY: bool(true),
   REVOCATION_POLL_MS: int(250, 50, 60_000),
@@ -487,6 +489,12 @@ const ConfigSchema = v.pipe(
        */
       userCodePerSession: e.RATE_LIMIT_USER_CODE_PER_SESSION,
       userCodePerIp: e.RATE_LIMIT_USER_CODE_PER_IP,
+      /**
+       * Failed service-client authentications per client id and per address and window (README,
+       * "Service clients"); a right secret is never refused by them.
+       */
+      clientAuthPerClient: e.RATE_LIMIT_CLIENT_AUTH_PER_CLIENT,
+      clientAuthPerIp: e.RATE_LIMIT_CLIENT_AUTH_PER_IP,
     },
     /**
      * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies

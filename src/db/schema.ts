@@ -18,6 +18,7 @@ export interface Database {
   link_tickets: LinkTicketsTable
   revocation_log: RevocationLogTable
   revocation_log_head: RevocationLogHeadTable
+  service_clients: ServiceClientsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -228,6 +229,18 @@ export interface RevocationLogTable {
 export interface RevocationLogHeadTable {
   id: number
   seq: number
+}
+
+/** Per-service credentials (README, "Service clients"); the secret only as its SHA-256. */
+export interface ServiceClientsTable {
+  id: string
+  name: string
+  secret_hash: string
+  /** Comma-separated permissions (src/clients/clients.ts). */
+  permissions: string
+  created_at: number
+  last_used_at: number | null
+  revoked_at: number | null
 }
 
 export type User = Selectable<UsersTable>

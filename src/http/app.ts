@@ -23,6 +23,7 @@ import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { oauthRoutes } from './routes/oauth.js'
 import { revocationRoutes } from './routes/revocations.js'
+import { serviceRoutes } from './routes/service.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
 
@@ -78,6 +79,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)
   app.route('/v1/oauth', oauthRoutes)
+  app.route('/v1/service', serviceRoutes)
   app.route('/api/v1/auth', archiveRoutes)
   app.route('/', docsRoutes)
   app.route('/link', linkRoutes)

@@ -84,13 +84,16 @@ export function problemHeaders(error: TesseraError): Headers {
     const description = error.detail.replace(/["\\]/g, '')
     headers.set(
       'WWW-Authenticate',
-      error.maxAge !== undefined
-        ? // Step-up (README, "Recent authentication"): the token is fine, its login is too old.
-          `Bearer realm="tessera", error="insufficient_user_authentication", ` +
+      error.code === 'invalid_client_credentials'
+        ? // Service clients authenticate with HTTP Basic (RFC 6749 §5.2 `invalid_client`).
+          'Basic realm="tessera"'
+        : error.maxAge !== undefined
+          ? // Step-up (README, "Recent authentication"): the token is fine, its login is too old.
+            `Bearer realm="tessera", error="insufficient_user_authentication", ` +
             `error_description="${description}", max_age=${error.maxAge}`
-        : error.invalidToken
-          ? `Bearer realm="tessera", error="invalid_token", error_description="${description}"`
-          : 'Bearer realm="tessera"',
+          : error.invalidToken
+            ? `Bearer realm="tessera", error="invalid_token", error_description="${description}"`
+            : 'Bearer realm="tessera"',
     )
   }
   return headers

@@ -60,6 +60,9 @@ export interface RateLimits {
    */
   userCodePerSession: Limiter
   userCodePerIp: Limiter
+  /** Failed service-client authentications (README, "Service clients"): counted, never before. */
+  clientAuthPerClient: Limiter
+  clientAuthPerIp: Limiter
 }
 
 const unlimited: Limiter = {
@@ -109,6 +112,8 @@ export function createRateLimits(
     oauthPerIp,
     userCodePerSession,
     userCodePerIp,
+    clientAuthPerClient,
+    clientAuthPerIp,
   } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
@@ -147,6 +152,8 @@ export function createRateLimits(
     deviceAuthorizationPerIp: make('device_authorization_ip', oauthPerIp),
     userCodePerSession: make('user_code_session', userCodePerSession),
     userCodePerIp: make('user_code_ip', userCodePerIp),
+    clientAuthPerClient: make('client_auth_client', clientAuthPerClient),
+    clientAuthPerIp: make('client_auth_ip', clientAuthPerIp),
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { findLiveClient } from '../clients/clients.js'
 import type { Database } from '../db/schema.js'
 import { parsePasetoTime } from '../paseto/time.js'
 import { isSessionLive } from '../sessions/sessions.js'
@@ -47,7 +48,12 @@ export async function introspect(
     throw error
   }
   if ((parsePasetoTime(claims.exp) ?? 0) <= t.clock()) return INACTIVE
-  if (!(await isSessionLive(t, claims.sid, claims.sub))) return INACTIVE
+  // A service client's token lives as long as the client (README, "Service clients").
+  const live =
+    claims.acct === 'client'
+      ? (await findLiveClient(t, claims.sub)) !== undefined
+      : await isSessionLive(t, claims.sid, claims.sub)
+  if (!live) return INACTIVE
   return {
     active: true,
     token_type: 'Bearer',

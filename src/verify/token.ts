@@ -18,7 +18,11 @@ import { parseJsonObjectStrict } from '../paseto/json.js'
 import { parsePasetoTime } from '../paseto/time.js'
 import { TokenError } from './errors.js'
 
-export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
+/**
+ * `client` is not an account: a service client's own token (the `client_credentials` grant;
+ * README, "Service clients"), whose `sub` is the client id and which has no `email`.
+ */
+export type AccountType = 'regular' | 'academic' | 'service' | 'superuser' | 'client'
 
 /** The claims of a Tessera access token (README, "Tokens"). */
 export interface AccessTokenClaims {
@@ -36,7 +40,8 @@ export interface AccessTokenClaims {
   sid: string
   acct: AccountType
   verified: boolean
-  email: string
+  /** The account's email; absent only when `acct` is `client`. */
+  email?: string
   role?: string
 }
 
@@ -82,8 +87,9 @@ const ACCOUNT_TYPES: ReadonlySet<unknown> = new Set<AccountType>([
   'academic',
   'service',
   'superuser',
+  'client',
 ])
-const STRING_CLAIMS = ['iss', 'sub', 'aud', 'jti', 'sid', 'email'] as const
+const STRING_CLAIMS = ['iss', 'sub', 'aud', 'jti', 'sid'] as const
 const EMPTY = new Uint8Array(0)
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -94,8 +100,9 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
 /**
  * The signed payload: UTF-8 JSON, an object with unique keys at every depth (PASETO spec) at most
  * PAYLOAD_MAX_DEPTH deep, and Tessera's profile: `iss`, `sub`, `aud`, `jti`, `sid`, `email`
- * non-empty strings; `exp`, `nbf`, `iat` real instants written exactly `YYYY-MM-DDTHH:MM:SSZ`;
- * `acct` one of the four account types; `verified` a boolean; `role`, when present, a string.
+ * non-empty strings (`email` absent for `acct: "client"`); `exp`, `nbf`, `iat` real instants
+ * written exactly `YYYY-MM-DDTHH:MM:SSZ`; `acct` one of the five account types; `verified` a
+ * boolean; `role`, when present, a string.
  * Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
@@ -120,6 +127,12 @@ function readAccessTokenPayload(message: Uint8Array): {
   const nbf = timeClaim(payload, 'nbf')
   const iat = timeClaim(payload, 'iat')
   if (!ACCOUNT_TYPES.has(payload.acct)) throw invalidClaims('"acct" is not an account type')
+  const isClient = payload.acct === 'client'
+  if (isClient ? Object.hasOwn(payload, 'email') : !nonEmptyString(payload.email)) {
+    throw invalidClaims(
+      isClient ? 'a client token has no "email"' : '"email" must be a non-empty string',
+    )
+  }
   if (typeof payload.verified !== 'boolean') throw invalidClaims('"verified" must be a boolean')
   const hasRole = Object.hasOwn(payload, 'role')
   if (hasRole && typeof payload.role !== 'string') throw invalidClaims('"role" must be a string')
@@ -135,10 +148,14 @@ function readAccessTokenPayload(message: Uint8Array): {
     sid: payload.sid as string,
     acct: payload.acct as AccountType,
     verified: payload.verified,
-    email: payload.email as string,
   }
+  if (!isClient) claims.email = payload.email as string
   if (hasRole) claims.role = payload.role as string
   return { claims, exp, nbf, iat }
+}
+
+function nonEmptyString(value: unknown): boolean {
+  return typeof value === 'string' && value.length > 0
 }
 
 function timeClaim(payload: Record<string, unknown>, name: 'exp' | 'nbf' | 'iat'): number {
@@ -218,9 +235,9 @@ export function cachedFooter(footerB64: string): Footer {
  *    are);
  * 4. the Ed25519 signature over PAE("v4.public.", payload, footer, "") (`bad_signature`), once;
  * 5. the payload: a UTF-8 JSON object with unique keys at most 4 deep, and the claim profile:
- *    `iss`, `sub`, `aud`, `jti`, `sid`, `email` non-empty strings, `exp`, `nbf`, `iat` as
- *    `YYYY-MM-DDTHH:MM:SSZ`, `acct` an account type, `verified` a boolean, `role` a string when
- *    present (`invalid_claims`);
+ *    `iss`, `sub`, `aud`, `jti`, `sid`, `email` non-empty strings (no `email` when `acct` is
+ *    `client`), `exp`, `nbf`, `iat` as `YYYY-MM-DDTHH:MM:SSZ`, `acct` an account type,
+ *    `verified` a boolean, `role` a string when present (`invalid_claims`);
  * 6. against `now`, with `clockToleranceSeconds` of skew either way: `exp` not passed
  *    (`expired`), `nbf` reached (`not_yet_valid`), `iat` not in the future (`issued_in_future`);
  *    the lifetime bounded by `maxLifetimeSeconds`: `exp - iat` no longer, and `exp` no further

@@ -10,6 +10,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerAccount, setDisabled } from '../../src/accounts/accounts.js'
 import { promoteToSuperuser } from '../../src/accounts/promotion.js'
+import { createClient } from '../../src/clients/clients.js'
 import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
 import { publishNextSigningKey, revokeSigningKey } from '../../src/keys/rotation.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
@@ -287,6 +288,7 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
           RATE_LIMIT_OAUTH_PER_IP: '1',
           RATE_LIMIT_REFRESH_PER_SESSION: '1',
+          RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: '1',
           REVOCATION_STREAM_MAX_CLIENTS: '0',
           METRICS_TOKEN,
         },
@@ -1404,6 +1406,121 @@ describe('live responses match openapi.yaml', () => {
       }
     })
 
+    it('service clients: client_credentials, introspection, registration, profiles', async () => {
+      const basic = (client: { id: string; secret: string }, secret = client.secret) =>
+        `Basic ${Buffer.from(`${client.id}:${secret}`).toString('base64')}`
+      const all = await createClient(app.server.tessera, 'contract', [
+        'introspect',
+        'read-users',
+        'register-service',
+      ])
+      const none = await createClient(app.server.tessera, 'contract-none', [])
+      const tokenPath = '/v1/oauth/token'
+      const grant = async (target: TestApp, fields: Record<string, string>, auth?: string) => {
+        await checkRequestBody('POST', tokenPath, 'application/x-www-form-urlencoded', fields)
+        return call(target, 'POST', tokenPath, {
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            ...(auth === undefined ? {} : { authorization: auth }),
+          },
+          body: new URLSearchParams(fields).toString(),
+        })
+      }
+      const issued = await grant(app, { grant_type: 'client_credentials' }, basic(none))
+      expect(issued.status).toBe(200)
+      const posted = await grant(app, {
+        grant_type: 'client_credentials',
+        client_id: none.id,
+        client_secret: none.secret,
+        resource: 'tessera',
+      })
+      expect(posted.status).toBe(200)
+      const clientToken = (issued.body as { access_token: string }).access_token
+      const target = await grant(
+        app,
+        { grant_type: 'client_credentials', audience: 'elsewhere' },
+        basic(none),
+      )
+      expect([target.status, problemCode(target.body)]).toEqual([400, 'invalid_target'])
+      const wrong = await grant(app, { grant_type: 'client_credentials' }, basic(none, 'wrong'))
+      expect([wrong.status, problemCode(wrong.body)]).toEqual([401, 'invalid_client_credentials'])
+      const authz = await call(app, 'GET', '/v1/authz', { token: clientToken })
+      expect(authz.res.headers.get('x-auth-account-type')).toBe('client')
+
+      const introspect = (target: TestApp, token: string, auth: string) =>
+        call(target, 'POST', '/v1/token/introspect', {
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+          body: new URLSearchParams({ token }).toString(),
+        })
+      await checkRequestBody('POST', '/v1/token/introspect', 'application/json', {
+        token: clientToken,
+        client_id: all.id,
+        client_secret: all.secret,
+      })
+      expect((await introspect(app, clientToken, basic(all))).body).toMatchObject({
+        active: true,
+        acct: 'client',
+      })
+      const refused = await introspect(app, clientToken, basic(none))
+      expect([refused.status, problemCode(refused.body)]).toEqual([403, 'permission_required'])
+      const badClient = await introspect(app, clientToken, basic(all, 'wrong'))
+      expect([badClient.status, problemCode(badClient.body)]).toEqual([
+        401,
+        'invalid_client_credentials',
+      ])
+
+      const registerPath = '/v1/user/auth/register-service'
+      const register = (target: TestApp, auth: string) =>
+        send(target, 'POST', registerPath, {
+          headers: { authorization: auth },
+          json: { email: uniqueEmail('svc'), password: PASSWORD },
+        })
+      expect((await register(app, basic(all))).status).toBe(201)
+      const noPermission = await register(app, basic(none))
+      expect([noPermission.status, problemCode(noPermission.body)]).toEqual([
+        403,
+        'permission_required',
+      ])
+      const badRegister = await register(app, basic(all, 'wrong'))
+      expect([badRegister.status, problemCode(badRegister.body)]).toEqual([
+        401,
+        'invalid_client_credentials',
+      ])
+
+      const { id } = await newUser()
+      const template = '/v1/service/users/{id}'
+      const read = (target: TestApp, userId: string, auth?: string) =>
+        call(
+          target,
+          'GET',
+          `/v1/service/users/${userId}`,
+          { headers: auth === undefined ? {} : { authorization: auth } },
+          template,
+        )
+      expect((await read(app, id, basic(all))).status).toBe(200)
+      expect((await read(app, UNKNOWN_ID, basic(all))).status).toBe(404)
+      expect((await read(app, id, basic(none))).status).toBe(403)
+      expect((await read(app, id)).status).toBe(401)
+
+      // RATE_LIMIT_CLIENT_AUTH_PER_CLIENT=1 on `strict`: the second failure of one id is 429.
+      const limited = await createClient(strict.server.tessera, 'contract-limited', [])
+      const failTwice = async (attempt: () => Promise<{ status: number; body: unknown }>) => {
+        expect((await attempt()).status).toBe(401)
+        const second = await attempt()
+        expect([second.status, problemCode(second.body)]).toEqual([429, 'rate_limited'])
+      }
+      const limitedAgain = async () => createClient(strict.server.tessera, 'contract-limited', [])
+      await failTwice(() =>
+        grant(strict, { grant_type: 'client_credentials' }, basic(limited, 'wrong')),
+      )
+      const forIntrospect = await limitedAgain()
+      await failTwice(() => introspect(strict, clientToken, basic(forIntrospect, 'wrong')))
+      const forRegister = await limitedAgain()
+      await failTwice(() => register(strict, basic(forRegister, 'wrong')))
+      const forRead = await limitedAgain()
+      await failTwice(() => read(strict, id, basic(forRead, 'wrong')))
+    })
+
     it('device login: POST /v1/oauth/device_authorization and POST /v1/oauth/token', async () => {
       const startPath = '/v1/oauth/device_authorization'
       const tokenPath = '/v1/oauth/token'
@@ -1600,6 +1717,12 @@ describe('live responses match openapi.yaml', () => {
         ['POST', `/v1/admin/users/${id}/promote`, bearer, '/v1/admin/users/{id}/promote'],
         ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
         ['GET', '/v1/authz', bearer],
+        [
+          'GET',
+          `/v1/service/users/${id}`,
+          { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } },
+          '/v1/service/users/{id}',
+        ],
         [
           'POST',
           '/api/v1/auth/register',

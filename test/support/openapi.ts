@@ -230,8 +230,9 @@ export async function checkAgainstOperation(
   expect(res.headers.get('x-request-id'), `${where}: X-Request-Id`).toBeTruthy()
   expect(res.headers.get('cache-control'), `${where}: Cache-Control`).toBeTruthy()
   if (res.status === 401) {
+    // Basic for service clients (README, "Service clients"), Bearer everywhere else.
     expect(res.headers.get('www-authenticate'), `${where}: WWW-Authenticate`).toMatch(
-      /^Bearer realm="tessera"/,
+      /^(Bearer|Basic) realm="tessera"/,
     )
   }
   if (res.status === 429)

@@ -44,6 +44,8 @@ const SAME_NAME: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 function oauthError(code: ErrorCode, status: number): string {
   if (SAME_NAME.has(code)) return code
   if (code === 'account_disabled') return 'access_denied'
+  if (code === 'invalid_client_credentials') return 'invalid_client'
+  if (code === 'invalid_target') return 'invalid_target'
   if (code === 'rate_limited' || code === 'service_unavailable') return 'temporarily_unavailable'
   return status >= 500 ? 'server_error' : 'invalid_request'
 }

@@ -79,6 +79,13 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   const tessera = c.get('tessera')
   const claims = await verifyBearer(tessera, token)
+  // A service client's token is no account's (README, "Service clients"): 401 like a token of
+  // no live session, which it also is, with a detail that says why.
+  if (claims.acct === 'client') {
+    throw new TesseraError('unauthorized', "A service client's token is not an account's", {
+      invalidToken: true,
+    })
+  }
   if (!(await isSessionLive(tessera, claims.sid, claims.sub))) {
     throw new TesseraError('unauthorized', 'The session of this access token has ended', {
       invalidToken: true,

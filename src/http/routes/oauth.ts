@@ -1,10 +1,12 @@
 import { Hono } from 'hono'
 import * as v from 'valibot'
+import { CLIENT_CREDENTIALS_GRANT_TYPE } from '../../clients/client-credentials.js'
 import { startDeviceAuthorization } from '../../device/authorization.js'
 import { DEVICE_CODE_GRANT_TYPE, redeemDeviceCode } from '../../device/redeem.js'
 import { TesseraError } from '../../errors.js'
 import { noControlCharacters, readFormOrJson } from '../body.js'
 import { clientContext } from '../client.js'
+import { clientCredentialsGrant } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 
 const text = (max: number) =>
@@ -26,6 +28,10 @@ const TokenBody = v.object({
   // Optional here so that another grant type answers unsupported_grant_type, not a field error.
   device_code: v.exactOptional(text(200)),
   client_id: v.exactOptional(text(64)),
+  // client_credentials (README, "Service clients").
+  client_secret: v.exactOptional(text(200)),
+  resource: v.exactOptional(text(200)),
+  audience: v.exactOptional(text(200)),
 })
 
 const required = (field: string) =>
@@ -49,10 +55,14 @@ export const oauthRoutes = new Hono<AppEnv>()
 
   .post('/token', async (c) => {
     const body = await readFormOrJson(c, TokenBody)
+    if (body.grant_type === CLIENT_CREDENTIALS_GRANT_TYPE) {
+      return c.json(await clientCredentialsGrant(c, body))
+    }
     if (body.grant_type !== DEVICE_CODE_GRANT_TYPE) {
       throw new TesseraError(
         'unsupported_grant_type',
-        `This endpoint serves only the grant type ${DEVICE_CODE_GRANT_TYPE}`,
+        `This endpoint serves the grant types ${DEVICE_CODE_GRANT_TYPE} and ` +
+          CLIENT_CREDENTIALS_GRANT_TYPE,
       )
     }
     if (body.client_id === undefined) throw required('client_id')

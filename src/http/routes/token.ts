@@ -2,13 +2,15 @@ import type { Context } from 'hono'
 import { Hono } from 'hono'
 import * as v from 'valibot'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
+import { requirePermission } from '../../clients/authenticate.js'
 import { TesseraError } from '../../errors.js'
 import { isSessionLive } from '../../sessions/sessions.js'
 import { verifyOwnAccessToken } from '../../tokens/access-token.js'
 import { introspect } from '../../tokens/introspect.js'
 import { TokenError } from '../../verify/errors.js'
 import type { AccessTokenClaims } from '../../verify/token.js'
-import { noControlCharacters, readJson, validate } from '../body.js'
+import { noControlCharacters, validate } from '../body.js'
+import { type PostedClientCredentials, requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
 
@@ -20,13 +22,22 @@ const IntrospectBody = v.object({
     v.maxLength(8192, 'is too long'),
   ),
   token_type_hint: v.optional(v.pipe(v.string(), noControlCharacters)),
+  // client_secret_post (README, "Service clients"); bounded, checked by authenticateClient.
+  client_id: v.optional(v.pipe(v.string(), v.maxLength(100, 'is too long'))),
+  client_secret: v.optional(v.pipe(v.string(), v.maxLength(200, 'is too long'))),
 })
 
 /**
- * Who may introspect (RFC 7662 §2.1 requires caller authentication): the holder of the service
- * secret, or a live session of a service account.
+ * Who may introspect (RFC 7662 §2.1 requires caller authentication): a service client with the
+ * `introspect` permission (HTTP Basic or form fields), the holder of the service secret, or a
+ * live session of a service account.
  */
-async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
+async function assertServiceCaller(
+  c: Context<AppEnv>,
+  posted: PostedClientCredentials,
+): Promise<void> {
+  const client = await requestClient(c, posted)
+  if (client !== undefined) return requirePermission(client, 'introspect')
   const t = c.get('tessera')
   const secret = c.req.header('x-service-secret')
   if (secret !== undefined && t.config.serviceSecret !== undefined) {
@@ -47,23 +58,53 @@ async function assertServiceCaller(c: Context<AppEnv>): Promise<void> {
   }
   throw new TesseraError(
     'unauthorized',
-    'Authenticate with a service account token or X-Service-Secret',
+    'Authenticate as a service client, with a service account token or X-Service-Secret',
   )
 }
 
-/** RFC 7662 takes a form body; JSON is accepted too. */
-async function readIntrospectBody(c: Context<AppEnv>) {
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i
+
+/**
+ * RFC 7662 takes a form body; JSON is accepted too. The fields are parsed here and validated only
+ * after the caller is checked (`validate` in the route), since they may carry the client's
+ * credentials (client_secret_post): an unauthenticated caller learns nothing about its body.
+ * Undefined for another content type (415 after the check); JSON that does not parse is
+ * INVALID_JSON (400 after the check).
+ */
+async function introspectFields(c: Context<AppEnv>): Promise<unknown> {
   const type = c.req.header('content-type') ?? ''
-  if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
-    const form = new URLSearchParams(await c.req.text())
-    return validate(IntrospectBody, Object.fromEntries(form))
+  if (FORM_TYPE.test(type)) return Object.fromEntries(new URLSearchParams(await c.req.text()))
+  if (!JSON_TYPE.test(type)) return undefined
+  try {
+    return JSON.parse(await c.req.text()) as unknown
+  } catch {
+    return INVALID_JSON
   }
-  return readJson(c, IntrospectBody)
+}
+const INVALID_JSON = Symbol('invalid JSON')
+
+function postedCredentials(fields: unknown): PostedClientCredentials {
+  if (typeof fields !== 'object' || fields === null) return {}
+  const { client_id, client_secret } = fields as Record<string, unknown>
+  return typeof client_secret === 'string'
+    ? { client_id: typeof client_id === 'string' ? client_id : '', client_secret }
+    : {}
 }
 
 export const tokenRoutes = new Hono<AppEnv>().post('/introspect', async (c) => {
-  await assertServiceCaller(c)
-  const body = await readIntrospectBody(c)
+  const fields = await introspectFields(c)
+  await assertServiceCaller(c, postedCredentials(fields))
+  if (fields === undefined) {
+    throw new TesseraError(
+      'unsupported_media_type',
+      'Send the body as application/x-www-form-urlencoded or application/json',
+    )
+  }
+  if (fields === INVALID_JSON) {
+    throw new TesseraError('validation_failed', 'The request body is not valid JSON')
+  }
+  const body = validate(IntrospectBody, fields)
   return c.json(await introspect(c.get('tessera'), body.token))
 })
 

@@ -11,6 +11,7 @@ import { loginWithPassword } from '../../accounts/login.js'
 import { changePassword } from '../../accounts/password-change.js'
 import { reauthenticate } from '../../accounts/reauthenticate.js'
 import { serviceSecretMatches } from '../../accounts/service-secret.js'
+import { requirePermission } from '../../clients/authenticate.js'
 import { TesseraError } from '../../errors.js'
 import { formatPasetoTime } from '../../paseto/time.js'
 import { deleteSession, logout, logoutAll } from '../../sessions/logout.js'
@@ -26,6 +27,7 @@ import {
   uuidParam,
 } from '../body.js'
 import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
+import { requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
 
@@ -57,13 +59,19 @@ export const userRoutes = new Hono<AppEnv>()
 
   .post('/auth/register-service', async (c) => {
     const t = c.get('tessera')
-    // Without a configured secret the route does not exist (openapi.yaml).
-    if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
-    if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
-      throw new TesseraError(
-        'invalid_service_secret',
-        'The X-Service-Secret header is missing or wrong',
-      )
+    // A service client with `register-service` (README, "Service clients"), or the shared secret.
+    const client = await requestClient(c)
+    if (client !== undefined) {
+      requirePermission(client, 'register-service')
+    } else {
+      // Without a configured secret the route does not exist for anyone else (openapi.yaml).
+      if (t.config.serviceSecret === undefined) throw new TesseraError('not_found')
+      if (!serviceSecretMatches(t.config.serviceSecret, c.req.header('x-service-secret'))) {
+        throw new TesseraError(
+          'invalid_service_secret',
+          'The X-Service-Secret header is missing or wrong',
+        )
+      }
     }
     const body = await readJson(c, RegisterBody)
     const user = await registerAccount(
