@@ -311,6 +311,8 @@ const Variables = v.object({
   RATE_LIMIT_REFRESH_PER_SESSION: int(60, 0),
   RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
+  RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS: int(3, 0),
+  RATE_LIMIT_PASSWORD_RESET_PER_IP: int(20, 0),
   TRUST_PROXY: trustedProxies,
   REVOCATION_NOTIFY: bool(true),
   REVOCATION_POLL_MS: int(250, 50, 60_000),
@@ -533,6 +535,10 @@ const ConfigSchema = v.pipe(
        */
       userCodePerSession: e.RATE_LIMIT_USER_CODE_PER_SESSION,
       userCodePerIp: e.RATE_LIMIT_USER_CODE_PER_IP,
+      /** Reset mails per address and window; over it, 202 and no mail (README). */
+      passwordResetPerAddress: e.RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS,
+      /** Reset requests per client address (an IPv6 one by its /64) and window. */
+      passwordResetPerIp: e.RATE_LIMIT_PASSWORD_RESET_PER_IP,
     },
     /**
      * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies

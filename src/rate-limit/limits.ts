@@ -60,6 +60,14 @@ export interface RateLimits {
    */
   userCodePerSession: Limiter
   userCodePerIp: Limiter
+  /**
+   * Password reset requests per address and per client (README, "Password reset"). Over the
+   * address budget a request still answers 202 and sends nothing, so it never becomes a lockout.
+   */
+  passwordResetPerAddress: Limiter
+  passwordResetPerIp: Limiter
+  /** Wrong reset tokens per client, a budget as large as that of the requests. */
+  passwordResetTokenPerIp: Limiter
 }
 
 const unlimited: Limiter = {
@@ -109,6 +117,8 @@ export function createRateLimits(
     oauthPerIp,
     userCodePerSession,
     userCodePerIp,
+    passwordResetPerAddress,
+    passwordResetPerIp,
   } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
@@ -147,6 +157,9 @@ export function createRateLimits(
     deviceAuthorizationPerIp: make('device_authorization_ip', oauthPerIp),
     userCodePerSession: make('user_code_session', userCodePerSession),
     userCodePerIp: make('user_code_ip', userCodePerIp),
+    passwordResetPerAddress: make('reset_address', passwordResetPerAddress),
+    passwordResetPerIp: make('reset_ip', passwordResetPerIp),
+    passwordResetTokenPerIp: make('reset_token_ip', passwordResetPerIp),
   }
 }
 
