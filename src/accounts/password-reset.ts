@@ -5,6 +5,7 @@ import type { User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import { PROVIDERS } from '../federation/provider-table.js'
 import { enqueueMail, type QueuedMail } from '../mail/queue.js'
+import { sealMailSecret } from '../mail/sealed.js'
 import { addressBucket } from '../rate-limit/address-bucket.js'
 import { accountKey, type RateLimits } from '../rate-limit/limits.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
@@ -23,7 +24,7 @@ export const RESET_TTL_MS = 30 * 60_000
 const TOKEN_PREFIX = 'tessera_pr_'
 
 export interface PasswordResetDeps extends AccountDeps {
-  config: Pick<Config, 'passwordMinLength' | 'issuer'>
+  config: Pick<Config, 'passwordMinLength' | 'issuer' | 'keyEncryptionKey'>
   limits: Pick<
     RateLimits,
     'passwordResetPerAddress' | 'loginPerAccount' | 'passwordPerUser' | 'passwordResetTokenPerIp'
@@ -108,10 +109,11 @@ export async function requestPasswordReset(
 function resetMail(deps: PasswordResetDeps, user: User, token: string): QueuedMail {
   // The page moves the token out of its URL at once (README, "Password reset").
   const link = `${deps.config.issuer}/reset-password?token=${token}`
+  const sealed = (value: string) => sealMailSecret(deps.config.keyEncryptionKey, user.email, value)
   return {
     to: user.email,
     template: 'password-reset',
-    data: { link, code: token, minutes: String(RESET_TTL_MS / 60_000) },
+    data: { link: sealed(link), code: sealed(token), minutes: String(RESET_TTL_MS / 60_000) },
   }
 }
 

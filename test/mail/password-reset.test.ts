@@ -228,6 +228,28 @@ for (const dialect of dialects()) {
       expect(unknown.code).toBe(1)
     })
 
+    it('the queue holds the link and code sealed until the mail is sent', async () => {
+      const { email } = await register(app, uniqueEmail('sealed'))
+      smtp.refuse(true)
+      try {
+        expect((await forgot(email)).status).toBe(202)
+        await app.server.mail.sendDue()
+        const row = await app.server.tessera.db
+          .selectFrom('mail_queue')
+          .select(['data', 'attempts'])
+          .where('recipient', '=', email)
+          .executeTakeFirstOrThrow()
+        expect(row.attempts).toBe(1)
+        expect(row.data).not.toContain('tessera_pr_')
+        expect(row.data).not.toContain('/reset-password')
+      } finally {
+        smtp.refuse(false)
+      }
+      app.clock.advance(60_000)
+      const code = resetCodeOf(await smtp.waitForMail(email))
+      expect((await reset(code)).status).toBe(204)
+    })
+
     it('no reset token or code appears in any log line', async () => {
       const { email } = await register(app, uniqueEmail('logs'))
       expect((await forgot(email)).status).toBe(202)
