@@ -107,6 +107,18 @@ for (const dialect of dialects()) {
       await login(app, email, NEW_PASSWORD)
     })
 
+    it('six resets racing with one token: exactly one sets its password', async () => {
+      const { email } = await register(app, uniqueEmail('race'))
+      const code = await requestCode(email)
+      const passwords = Array.from({ length: 6 }, (_, i) => `racing-passphrase-number-${i}-x`)
+      const answers = await Promise.all(passwords.map((p) => reset(code, p)))
+      const statuses = answers.map((a) => a.status)
+      expect(statuses.filter((s) => s === 204)).toHaveLength(1)
+      expect(statuses.filter((s) => s === 400)).toHaveLength(5)
+      const winner = passwords[statuses.indexOf(204)]!
+      await login(app, email, winner)
+    })
+
     it('a token expires after 30 minutes', async () => {
       const { email } = await register(app, uniqueEmail('expired'))
       const code = await requestCode(email)
