@@ -20,6 +20,7 @@ export const ERROR_STATUS = {
   invalid_return_to: 400,
   // RFC 8707 §2: a `resource` (or `audience`) this deployment does not serve.
   invalid_target: 400,
+  invalid_reset_token: 400,
   invalid_credentials: 401,
   invalid_refresh_token: 401,
   refresh_token_reused: 401,
@@ -64,6 +65,7 @@ const TITLES: Record<ErrorCode, string> = {
   invalid_link_ticket: 'Invalid or expired link',
   invalid_return_to: 'Return address not allowed',
   invalid_target: 'Unknown audience',
+  invalid_reset_token: 'Invalid or expired reset token',
   invalid_credentials: 'Invalid email or password',
   invalid_refresh_token: 'Invalid refresh token',
   refresh_token_reused: 'Refresh token reuse detected',

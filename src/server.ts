@@ -5,6 +5,8 @@ import type { Config } from './config/index.js'
 import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
 import { problemBody } from './http/problem.js'
+import { type MailSender, startMailSender } from './mail/sender.js'
+import { createMailTransport } from './mail/transport.js'
 import { startAnswerSweep } from './sessions/replay.js'
 import { createTessera, type Tessera, type TesseraOptions } from './tessera.js'
 
@@ -13,6 +15,8 @@ export interface RunningServer {
   server: ServerType
   /** The base URL the server answers on (useful with PORT=0). */
   url: string
+  /** The mail queue's sender of this process (README, "Mail"). */
+  mail: MailSender
   close(): Promise<void>
 }
 
@@ -44,12 +48,18 @@ export async function startServer(
   })
   // The answers kept for the reuse interval are deleted once it is over (docs/refresh.md).
   const sweep = startAnswerSweep(tessera)
+  const mail = startMailSender({
+    ...tessera,
+    transport: createMailTransport(tessera),
+    pollMs: options.mailPollMs,
+  })
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
   let closing: Promise<void> | undefined
   return {
     tessera,
     server,
     url: `http://${host}:${port}`,
+    mail,
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
@@ -59,6 +69,7 @@ export async function startServer(
         ;(server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
         await closed
         await sweep.stop()
+        await mail.stop()
         await tessera.close()
       })()
       return closing

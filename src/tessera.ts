@@ -55,6 +55,8 @@ export interface TesseraOptions {
   passwordHashing?: Argon2Params
   /** Heartbeat period of revocation streams instead of 15 s. Only tests set this. */
   revocationHeartbeatMs?: number
+  /** Milliseconds between the mail sender's looks at its queue instead of 1 s. Only tests. */
+  mailPollMs?: number
 }
 
 /**

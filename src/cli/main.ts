@@ -20,6 +20,7 @@ Server commands (read the same environment as the server; see README):
                                      create a service client; prints its id and secret once
   client list                        list the service clients
   client revoke ID                   revoke a service client; its tokens stop working
+  user reset-password --email E      mail the user a password reset link (the server sends it)
 
 Client commands (talk to a running server at TESSERA_URL, default http://localhost:8000):
   user register --email E            create an account (password asked, or stdin)
@@ -104,6 +105,13 @@ const HELP: Record<string, string> = {
     'Revokes one service client: its secret stops working at once, and its access tokens stop',
     'working at Tessera and at every verifier following the revocation feed. Other clients are',
     'not affected.',
+  ),
+  'user reset-password': help(
+    'Usage: tessera user reset-password --email EMAIL',
+    '',
+    'Queues the password reset mail POST /v1/user/auth/password/forgot would (README,',
+    '"Password reset"): a link valid 30 minutes for an account with a password, how to sign',
+    'in for a federated-only one. The running server sends it. Prints what was queued.',
   ),
   'user register': help(
     'Usage: tessera user register --email EMAIL [--display-name NAME]',

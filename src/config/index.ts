@@ -1,7 +1,10 @@
 import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
+import addressparser from 'nodemailer/lib/addressparser'
 import * as v from 'valibot'
 import { OAUTH_PROVIDERS, type OAuthProviderName, PROVIDERS } from '../federation/provider-table.js'
+import { parseSmtpUrl } from '../mail/smtp-url.js'
+import { hasControlCharacters } from '../text.js'
 
 /**
  * The one place that reads the environment. Every variable is validated at start-up; a bad value
@@ -167,6 +170,36 @@ const trustedProxies = v.pipe(
 
 export { OAUTH_PROVIDERS, type OAuthProviderName }
 
+/** SMTP_URL (README, "Mail"); a bad one's message never repeats it (it may hold a password). */
+const smtpUrl = v.optional(
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const settings = parseSmtpUrl(dataset.value)
+      if (typeof settings === 'string') {
+        addIssue({ message: settings })
+        return NEVER
+      }
+      return settings
+    }),
+  ),
+)
+
+/** MAIL_FROM: one address, with or without a display name (`Tessera <no-reply@example.org>`). */
+const mailFrom = v.optional(
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.maxLength(320, 'must be at most 320 characters'),
+    v.check((s) => !hasControlCharacters(s), 'must not contain control characters'),
+    v.check((s) => {
+      const parsed = addressparser(s, { flatten: true })
+      return parsed.length === 1 && /^[^@\s]+@[^@\s]+$/.test(parsed[0]!.address)
+    }, 'must be one email address, optionally with a name: Name <address@example.org>'),
+  ),
+)
+
 /**
  * Every name a provider's variable can have. A superset: the spellings a provider does not use
  * (an OIDC provider's BASE_URL) have no schema entry and read as unset.
@@ -280,6 +313,8 @@ const Variables = v.object({
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: int(20, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_IP: int(100, 0),
+  RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS: int(3, 0),
+  RATE_LIMIT_PASSWORD_RESET_PER_IP: int(20, 0),
   TRUST_PROXY: trustedProxies,
   REVOCATION_NOTIFY: bool(true),
   REVOCATION_POLL_MS: int(250, 50, 60_000),
@@ -305,6 +340,19 @@ const Variables = v.object({
     'required',
   ),
   ...providerEntries,
+  SMTP_URL: smtpUrl,
+  MAIL_FROM: mailFrom,
+  MAIL_OUTBOX_DIR: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'))),
+  PLATFORM_NAME: v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.nonEmpty('must not be empty'),
+      v.maxLength(64, 'must be at most 64 characters'),
+      v.check((s) => !hasControlCharacters(s) && !/[<>"]/.test(s), 'must be plain text'),
+    ),
+    'Tessera',
+  ),
   LOG_LEVEL: v.optional(v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`), 'info'),
 })
 
@@ -495,6 +543,10 @@ const ConfigSchema = v.pipe(
        */
       clientAuthPerClient: e.RATE_LIMIT_CLIENT_AUTH_PER_CLIENT,
       clientAuthPerIp: e.RATE_LIMIT_CLIENT_AUTH_PER_IP,
+      /** Reset mails per address and window; over it, 202 and no mail (README). */
+      passwordResetPerAddress: e.RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS,
+      /** Reset requests per client address (an IPv6 one by its /64) and window. */
+      passwordResetPerIp: e.RATE_LIMIT_PASSWORD_RESET_PER_IP,
     },
     /**
      * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies
@@ -530,6 +582,15 @@ const ConfigSchema = v.pipe(
        */
       deviceClients: e.OAUTH_DEVICE_CLIENTS,
       providers: enabledProviders(e),
+    },
+    /** Outgoing mail (README, "Mail"). */
+    mail: {
+      /** Undefined: no SMTP server, mails are written to `outboxDir` (a development default). */
+      smtp: e.SMTP_URL,
+      from: e.MAIL_FROM ?? `"${e.PLATFORM_NAME}" <no-reply@${new URL(e.TESSERA_ISSUER).hostname}>`,
+      /** Unset: `outbox/` in the data directory (src/mail/transport.ts). */
+      outboxDir: e.MAIL_OUTBOX_DIR,
+      platformName: e.PLATFORM_NAME,
     },
     logLevel: e.LOG_LEVEL,
   })),

@@ -19,6 +19,7 @@ import * as refreshReplay from '../../migrations/0009_refresh_replay.js'
 import * as deviceAuthorizations from '../../migrations/0010_device_authorizations.js'
 import * as revocationLog from '../../migrations/0011_revocation_log.js'
 import * as keyRotation from '../../migrations/0012_key_rotation.js'
+import * as mail from '../../migrations/0013_mail.js'
 import * as serviceClients from '../../migrations/0017_service_clients.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -36,6 +37,7 @@ const migrations: Record<string, Migration> = {
   '0010_device_authorizations': deviceAuthorizations,
   '0011_revocation_log': revocationLog,
   '0012_key_rotation': keyRotation,
+  '0013_mail': mail,
   '0017_service_clients': serviceClients,
 }
 

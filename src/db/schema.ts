@@ -19,6 +19,8 @@ export interface Database {
   revocation_log: RevocationLogTable
   revocation_log_head: RevocationLogHeadTable
   service_clients: ServiceClientsTable
+  mail_queue: MailQueueTable
+  password_resets: PasswordResetsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -248,3 +250,30 @@ export type NewUser = Insertable<UsersTable>
 export type Session = Selectable<SessionsTable>
 export type RefreshTokenRow = Selectable<RefreshTokensTable>
 export type SigningKeyRow = Selectable<SigningKeysTable>
+
+/** One mail to send (src/mail/queue.ts); deleted once delivered or given up. */
+export interface MailQueueTable {
+  id: string
+  recipient: string
+  /** A `MailTemplateName` (src/mail/templates). */
+  template: string
+  /** The template's data, JSON. */
+  data: string
+  created_at: number
+  attempts: Generated<number>
+  next_attempt_at: number
+  /** The sender holding the row while it sends; null when nobody does. */
+  claim: string | null
+  claimed_until: number | null
+}
+
+/** A password reset token (src/accounts/password-reset.ts), by SHA-256. */
+export interface PasswordResetsTable {
+  token_hash: string
+  user_id: string
+  /** The user's credential version when issued: any password change since voids the token. */
+  credential_version: number
+  created_at: number
+  expires_at: number
+  used_at: number | null
+}

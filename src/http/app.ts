@@ -11,6 +11,7 @@ import { oauthErrorBodies } from './middleware/oauth-errors.js'
 import { accountRoutes } from './pages/account-routes.js'
 import { assetRoutes } from './pages/assets.js'
 import { deviceRoutes } from './pages/device-routes.js'
+import { passwordResetPages } from './pages/password-reset-routes.js'
 import { signInRoutes } from './pages/sign-in-routes.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
@@ -22,6 +23,7 @@ import { keyRoutes } from './routes/keys.js'
 import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { oauthRoutes } from './routes/oauth.js'
+import { passwordResetRoutes } from './routes/password-reset.js'
 import { revocationRoutes } from './routes/revocations.js'
 import { serviceRoutes } from './routes/service.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
@@ -75,6 +77,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/revocations', revocationRoutes)
   app.route('/v1/user', userRoutes)
   app.route('/v1/user', federationRoutes)
+  app.route('/v1/user', passwordResetRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)
@@ -87,6 +90,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/', signInRoutes)
   app.route('/', accountRoutes)
   app.route('/', deviceRoutes)
+  app.route('/', passwordResetPages)
   app.route('/', assetRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))

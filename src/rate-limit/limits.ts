@@ -63,6 +63,14 @@ export interface RateLimits {
   /** Failed service-client authentications (README, "Service clients"): counted, never before. */
   clientAuthPerClient: Limiter
   clientAuthPerIp: Limiter
+  /**
+   * Password reset requests per address and per client (README, "Password reset"). Over the
+   * address budget a request still answers 202 and sends nothing, so it never becomes a lockout.
+   */
+  passwordResetPerAddress: Limiter
+  passwordResetPerIp: Limiter
+  /** Wrong reset tokens per client, a budget as large as that of the requests. */
+  passwordResetTokenPerIp: Limiter
 }
 
 const unlimited: Limiter = {
@@ -114,6 +122,8 @@ export function createRateLimits(
     userCodePerIp,
     clientAuthPerClient,
     clientAuthPerIp,
+    passwordResetPerAddress,
+    passwordResetPerIp,
   } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
@@ -154,6 +164,9 @@ export function createRateLimits(
     userCodePerIp: make('user_code_ip', userCodePerIp),
     clientAuthPerClient: make('client_auth_client', clientAuthPerClient),
     clientAuthPerIp: make('client_auth_ip', clientAuthPerIp),
+    passwordResetPerAddress: make('reset_address', passwordResetPerAddress),
+    passwordResetPerIp: make('reset_ip', passwordResetPerIp),
+    passwordResetTokenPerIp: make('reset_token_ip', passwordResetPerIp),
   }
 }
 

@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { type Env, loadConfig } from '../../src/config/index.js'
 import type { Logger } from '../../src/logger.js'
 import { type RunningServer, startServer } from '../../src/server.js'
@@ -47,6 +51,8 @@ export interface TestAppOptions {
   realHashing?: boolean
   /** Heartbeat period of revocation streams instead of 15 s. */
   revocationHeartbeatMs?: number
+  /** How often the mail sender looks at its queue instead of every second. */
+  mailPollMs?: number
 }
 
 /**
@@ -74,11 +80,14 @@ export const FAST_HASHING = Object.freeze({ memoryKiB: 64, timeCost: 1, parallel
 export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase(options.dialect ?? 'sqlite')
   const clock = options.clock ?? testClock()
+  // Mail without SMTP_URL goes to an outbox folder (README, "Mail"): a temporary one, not ./data.
+  const outbox = join(tmpdir(), `tessera-outbox-${randomBytes(6).toString('hex')}`)
   const config = loadConfig({
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_URL: database.url,
     LOG_LEVEL: 'silent',
+    MAIL_OUTBOX_DIR: outbox,
     ...testKeyEnv(database.url, options.env),
     ...options.env,
   })
@@ -88,6 +97,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
       clock,
       logger: options.logger,
       revocationHeartbeatMs: options.revocationHeartbeatMs,
+      mailPollMs: options.mailPollMs,
       ...(options.realHashing === true ? {} : { passwordHashing: FAST_HASHING }),
     })
   } catch (error) {
@@ -104,6 +114,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
     async close() {
       await server.close()
       await database.drop()
+      rmSync(outbox, { recursive: true, force: true })
     },
   }
 }

@@ -24,6 +24,10 @@ export const DONE_MESSAGES = {
   signed_out_everywhere: 'You are signed out everywhere: every session of your account has ended.',
   device_approved: 'The device is logged in to your account. You can close this window.',
   device_denied: 'The device login is denied: the device gets no access.',
+  reset_mail_sent:
+    'If this address can receive mail from us, a message with the next step is on its way. ' +
+    'The link in it works once, for 30 minutes.',
+  password_reset: 'Your password is set. Every session has been signed out: sign in with it.',
 } as const
 
 export type DoneKey = keyof typeof DONE_MESSAGES
@@ -60,6 +64,9 @@ const ERROR_MESSAGES: Record<CallbackErrorCode | PageErrorCode, string> = {
   invalid_link_ticket:
     'This link is unknown, expired or already used. Links work once, for 5 minutes: ' +
     'ask the application for a new one.',
+  invalid_reset_token:
+    'This reset link is unknown, expired, already used, or replaced by a newer one. ' +
+    'Request a new link.',
   invalid_user_code:
     'This code is unknown, expired or already used. Check the code your device shows, or start ' +
     'the login there again.',
@@ -82,6 +89,7 @@ type PageErrorCode = Extract<
   | 'account_disabled'
   | 'invalid_link_ticket'
   | 'invalid_user_code'
+  | 'invalid_reset_token'
 >
 
 /** The text of an `?error=` key, or undefined for anything that is not one. */
