@@ -24,6 +24,9 @@ export type AuditEventName =
   | 'reauthenticated'
   | 'device_approved'
   | 'device_denied'
+  | 'personal_token_created'
+  | 'personal_token_revoked'
+  | 'personal_token_used'
 
 export interface AuditEvent {
   event: AuditEventName

@@ -19,6 +19,7 @@ import * as refreshReplay from '../../migrations/0009_refresh_replay.js'
 import * as deviceAuthorizations from '../../migrations/0010_device_authorizations.js'
 import * as revocationLog from '../../migrations/0011_revocation_log.js'
 import * as keyRotation from '../../migrations/0012_key_rotation.js'
+import * as personalTokens from '../../migrations/0015_personal_tokens.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -35,6 +36,7 @@ const migrations: Record<string, Migration> = {
   '0010_device_authorizations': deviceAuthorizations,
   '0011_revocation_log': revocationLog,
   '0012_key_rotation': keyRotation,
+  '0015_personal_tokens': personalTokens,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

@@ -22,6 +22,7 @@ import { keyRoutes } from './routes/keys.js'
 import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { oauthRoutes } from './routes/oauth.js'
+import { personalTokenRoutes } from './routes/personal-tokens.js'
 import { revocationRoutes } from './routes/revocations.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
@@ -74,6 +75,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/revocations', revocationRoutes)
   app.route('/v1/user', userRoutes)
   app.route('/v1/user', federationRoutes)
+  app.route('/v1/user', personalTokenRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)

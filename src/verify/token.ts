@@ -38,13 +38,18 @@ export interface AccessTokenClaims {
   verified: boolean
   email: string
   role?: string
+  /**
+   * Space-separated scopes (README, "Scripts, pipelines and services"). A token without the
+   * claim has no scope at all: `requireScope()` refuses it.
+   */
+  scope?: string
 }
 
 export interface VerifyOptions {
   /** Expected `iss`, exactly. */
   issuer: string
-  /** Expected `aud`, exactly. */
-  audience: string
+  /** Expected `aud`, exactly; a list accepts any one of its names. */
+  audience: string | ReadonlyArray<string>
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. Default 30. */
   clockToleranceSeconds?: number
   /** The current time in milliseconds. Default `Date.now`. */
@@ -95,7 +100,8 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
  * The signed payload: UTF-8 JSON, an object with unique keys at every depth (PASETO spec) at most
  * PAYLOAD_MAX_DEPTH deep, and Tessera's profile: `iss`, `sub`, `aud`, `jti`, `sid`, `email`
  * non-empty strings; `exp`, `nbf`, `iat` real instants written exactly `YYYY-MM-DDTHH:MM:SSZ`;
- * `acct` one of the four account types; `verified` a boolean; `role`, when present, a string.
+ * `acct` one of the four account types; `verified` a boolean; `role` and `scope`, when present,
+ * strings.
  * Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
@@ -123,6 +129,8 @@ function readAccessTokenPayload(message: Uint8Array): {
   if (typeof payload.verified !== 'boolean') throw invalidClaims('"verified" must be a boolean')
   const hasRole = Object.hasOwn(payload, 'role')
   if (hasRole && typeof payload.role !== 'string') throw invalidClaims('"role" must be a string')
+  const hasScope = Object.hasOwn(payload, 'scope')
+  if (hasScope && typeof payload.scope !== 'string') throw invalidClaims('"scope" must be a string')
   // Only the fields checked above, copied out of the parsed object.
   const claims: AccessTokenClaims = {
     iss: payload.iss as string,
@@ -138,6 +146,7 @@ function readAccessTokenPayload(message: Uint8Array): {
     email: payload.email as string,
   }
   if (hasRole) claims.role = payload.role as string
+  if (hasScope) claims.scope = payload.scope as string
   return { claims, exp, nbf, iat }
 }
 
@@ -219,8 +228,8 @@ export function cachedFooter(footerB64: string): Footer {
  * 4. the Ed25519 signature over PAE("v4.public.", payload, footer, "") (`bad_signature`), once;
  * 5. the payload: a UTF-8 JSON object with unique keys at most 4 deep, and the claim profile:
  *    `iss`, `sub`, `aud`, `jti`, `sid`, `email` non-empty strings, `exp`, `nbf`, `iat` as
- *    `YYYY-MM-DDTHH:MM:SSZ`, `acct` an account type, `verified` a boolean, `role` a string when
- *    present (`invalid_claims`);
+ *    `YYYY-MM-DDTHH:MM:SSZ`, `acct` an account type, `verified` a boolean, `role` and `scope`
+ *    strings when present (`invalid_claims`);
  * 6. against `now`, with `clockToleranceSeconds` of skew either way: `exp` not passed
  *    (`expired`), `nbf` reached (`not_yet_valid`), `iat` not in the future (`issued_in_future`);
  *    the lifetime bounded by `maxLifetimeSeconds`: `exp - iat` no longer, and `exp` no further
@@ -291,7 +300,10 @@ export async function verifyAccessToken(
   if (exp - iat > maxLifetime || exp - now > maxLifetime + tolerance) {
     throw new TokenError('lifetime_too_long', 'token lives longer than the allowed maximum')
   }
-  if (claims.aud !== options.audience) throw new TokenError('wrong_audience', 'unexpected "aud"')
+  const audience = options.audience
+  if (typeof audience === 'string' ? claims.aud !== audience : !audience.includes(claims.aud)) {
+    throw new TokenError('wrong_audience', 'unexpected "aud"')
+  }
   if (claims.iss !== options.issuer) throw new TokenError('wrong_issuer', 'unexpected "iss"')
   return { claims, kid }
 }

@@ -168,6 +168,7 @@ for (const dialect of dialects()) {
         '0010_device_authorizations',
         '0011_revocation_log',
         '0012_key_rotation',
+        '0015_personal_tokens',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])
