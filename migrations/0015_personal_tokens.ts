@@ -22,6 +22,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     // Space-separated, as in the `scope` claim.
     .addColumn('scope', 'text', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
+    // The last exchange of a PAT; null until the first.
+    .addColumn('last_used_at', 'bigint')
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .execute()
   await db.schema

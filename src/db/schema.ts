@@ -89,6 +89,8 @@ export interface PersonalTokensTable {
   /** Space-separated scopes. */
   scope: string
   created_at: number
+  /** The last exchange of a PAT; null until the first (and for job tokens). */
+  last_used_at: number | null
   expires_at: number
 }
 

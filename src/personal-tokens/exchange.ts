@@ -80,6 +80,11 @@ export async function exchangePersonalToken(
       .where('expires_at', '>', now)
       .executeTakeFirst()
     if (used.numUpdatedRows === 0n) throw revoked()
+    await tx
+      .updateTable('personal_tokens')
+      .set({ last_used_at: now })
+      .where('id', '=', row.id)
+      .execute()
     await recordAudit(tx, t.clock, {
       event: 'personal_token_used',
       userId: row.user_id,

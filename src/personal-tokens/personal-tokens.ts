@@ -159,6 +159,7 @@ export async function createPersonalToken(
         audience: grant.audience,
         scope,
         created_at: now,
+        last_used_at: null,
         expires_at: expiresAt,
       })
       .execute()
@@ -210,7 +211,7 @@ export async function listPersonalTokens(
       'p.audience',
       'p.scope',
       'p.created_at',
-      's.last_used_at',
+      'p.last_used_at',
       'p.expires_at',
     ])
     .where('p.user_id', '=', claims.sub)
@@ -226,9 +227,7 @@ export async function listPersonalTokens(
     audience: row.audience,
     scopes: row.scope.split(' '),
     created_at: Number(row.created_at),
-    // A session row starts "used" at its creation; a token is used first at an exchange.
-    last_used_at:
-      Number(row.last_used_at) === Number(row.created_at) ? null : Number(row.last_used_at),
+    last_used_at: row.last_used_at === null ? null : Number(row.last_used_at),
     expires_at: Number(row.expires_at),
   }))
 }
