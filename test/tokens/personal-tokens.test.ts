@@ -187,7 +187,7 @@ for (const dialect of dialects()) {
       expect(after.tokens[0]!.last_used_at).not.toBeNull()
     })
 
-    it('exchanged, it works at its own catalog within its scopes and fails at another', async () => {
+    it('exchanged, it works at its own catalog within its scopes, fails at another', async () => {
       const { tokens, user } = await account()
       const reader = await createPat(tokens.access_token, {
         name: 'reader',
@@ -419,7 +419,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('selects the audience at login, refresh and federated-style exchange; unknown is refused', async () => {
+    it('login, refresh and code exchange select the audience; an unknown one is refused', async () => {
       const { email } = await register(app, uniqueEmail('aud'))
       const first = await tokenPairOf(
         await app.request('/v1/user/auth/login', {
@@ -476,7 +476,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('a job token is an access token of its TTL, listed, revocable, never refreshed', async () => {
+    it('a job token is an access token of its TTL: listed, revocable, not refreshable', async () => {
       const { tokens } = await account()
       const res = await app.request('/v1/user/tokens', {
         method: 'POST',
@@ -563,7 +563,7 @@ for (const dialect of dialects()) {
       }
     })
 
-    it('an expired PAT fails with personal_token_expired; its tokens never outlive it', async () => {
+    it('an expired PAT is personal_token_expired; its tokens never outlive it', async () => {
       const { tokens } = await account()
       const pat = await createPat(tokens.access_token, { name: 'short', expires_in: 600 })
       const now = app.clock()
