@@ -419,7 +419,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('login, refresh and code exchange pick the audience; an unknown one is refused', async () => {
+    it('login, refresh and code exchange pick the audience; unknown is refused', async () => {
       const { email } = await register(app, uniqueEmail('aud'))
       const first = await tokenPairOf(
         await app.request('/v1/user/auth/login', {
@@ -476,7 +476,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('a job token lives its TTL: an access token, listed, revocable, not refreshable', async () => {
+    it('a job token lives its TTL, is listed and revocable, and is not refreshable', async () => {
       const { tokens } = await account()
       const res = await app.request('/v1/user/tokens', {
         method: 'POST',
