@@ -32,7 +32,7 @@ export interface ExchangedToken {
  * PAT ends it.
  *
  * Answers, in this order: `invalid_subject_token` (not a PAT, a wrong checksum, unknown),
- * `personal_token_revoked`, `personal_token_expired`, `account_disabled`, then `invalid_target` /
+ * `personal_token_revoked`, `personal_token_expired`, `access_denied` (disabled), then `invalid_target` /
  * `invalid_scope` for an audience or scope beyond the PAT's. The lookup is by the secret's hash,
  * so only the holder of the exact secret learns which of these it is.
  */
@@ -62,7 +62,8 @@ export async function exchangePersonalToken(
   if (Number(row.expires_at) <= now) {
     throw new TesseraError('personal_token_expired', 'This personal access token has expired')
   }
-  if (row.disabled !== 0) throw new TesseraError('account_disabled', 'This account is disabled')
+  // RFC 6749's code, as the device grant answers a disabled account.
+  if (row.disabled !== 0) throw new TesseraError('access_denied', 'This account is disabled')
   // Scopes no longer configured (SCOPES changed since) are dropped, never granted.
   const held = row.scope.split(' ').filter((name) => t.config.scopes.includes(name))
   const grant = requestedGrant(t.config, request, { audience: row.audience, scopes: held })
