@@ -32,9 +32,9 @@ export interface ExchangedToken {
  * PAT ends it.
  *
  * Answers, in this order: `invalid_subject_token` (not a PAT, a wrong checksum, unknown),
- * `personal_token_revoked`, `personal_token_expired`, `access_denied` (disabled), then `invalid_target` /
- * `invalid_scope` for an audience or scope beyond the PAT's. The lookup is by the secret's hash,
- * so only the holder of the exact secret learns which of these it is.
+ * `personal_token_revoked`, `personal_token_expired`, `access_denied` (disabled), then
+ * `invalid_target` / `invalid_scope` for an audience or scope beyond the PAT's. The lookup is by
+ * the secret's hash, so only the holder of the exact secret learns which of these it is.
  */
 export async function exchangePersonalToken(
   t: Pick<SessionDeps, 'db' | 'clock'> & AccessTokenDeps,

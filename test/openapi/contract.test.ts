@@ -885,7 +885,7 @@ describe('live responses match openapi.yaml', () => {
       expect(tooLarge.status).toBe(413)
     })
 
-    it('POST, GET, DELETE /v1/user/tokens, DELETE /v1/user/tokens/{id}, the PAT exchange', async () => {
+    it('POST, GET, DELETE /v1/user/tokens and /v1/user/tokens/{id}, a PAT exchange', async () => {
       const template = '/v1/user/tokens/{id}'
       const { tokens } = await newUser()
       const token = tokens.access_token
