@@ -5,9 +5,12 @@
  * other; revoking it ends its access tokens; revoked, expired and disabled PATs fail with their
  * codes; the secret is in one answer only, never in a list or a log line.
  */
+
+import { createHash, randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setDisabled } from '../../src/accounts/accounts.js'
+import { createLoginCode } from '../../src/federation/flow.js'
 import { retireWindowMs } from '../../src/keys/signing-keys.js'
 import { PAT_PATTERN } from '../../src/personal-tokens/secret.js'
 import { revocationRetentionMs } from '../../src/revocations/log.js'
@@ -420,7 +423,7 @@ for (const dialect of dialects()) {
     })
 
     it('login, refresh and code exchange pick the audience; unknown is refused', async () => {
-      const { email } = await register(app, uniqueEmail('aud'))
+      const { email, user } = await register(app, uniqueEmail('aud'))
       const first = await tokenPairOf(
         await app.request('/v1/user/auth/login', {
           json: { email, password: PASSWORD, resource: 'seqdb', scope: 'read' },
@@ -467,6 +470,18 @@ for (const dialect of dialects()) {
       )
       // Refused before the token is spent: the same token still refreshes.
       await tokenPairOf(await refresh(app, third.refresh_token))
+
+      // The login code of a federated login, as its callback makes one, exchanged for seqdb.
+      const verifier = randomBytes(32).toString('base64url')
+      const challenge = createHash('sha256').update(verifier).digest('base64url')
+      const code = await createLoginCode(app.server.tessera, user.id, 'github', challenge)
+      const federated = await tokenPairOf(
+        await app.request('/v1/user/auth/oauth/exchange', {
+          json: { code, code_verifier: verifier, resource: 'seqdb', scope: 'write' },
+        }),
+      )
+      secrets.push(federated.access_token, federated.refresh_token)
+      expect(claimsOf(federated.access_token)).toMatchObject({ aud: 'seqdb', scope: 'write' })
       await expectProblem(
         await app.request('/v1/user/auth/oauth/exchange', {
           json: { code: 'tessera_lc_unknown', resource: 'nope' },
