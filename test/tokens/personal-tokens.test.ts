@@ -16,6 +16,7 @@ import { PAT_PATTERN } from '../../src/personal-tokens/secret.js'
 import { revocationRetentionMs } from '../../src/revocations/log.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { type CatalogProcess, startCatalog } from '../support/catalog.js'
+import { approveAs, CLI_CLIENT, DEVICE_GRANT, postForm, startDevice } from '../support/device.js'
 import { dialects } from '../support/dialects.js'
 import {
   expectProblem,
@@ -482,6 +483,28 @@ for (const dialect of dialects()) {
       )
       secrets.push(federated.access_token, federated.refresh_token)
       expect(claimsOf(federated.access_token)).toMatchObject({ aud: 'seqdb', scope: 'write' })
+
+      // A device login asks for its audience at the token endpoint.
+      const device = await startDevice(app)
+      await approveAs(app.server.tessera, first.access_token, device.user_code)
+      const unknownTarget = await postForm(app, '/v1/oauth/token', {
+        grant_type: DEVICE_GRANT,
+        device_code: device.device_code,
+        client_id: CLI_CLIENT,
+        resource: 'nowhere',
+      })
+      await expectOAuthError(unknownTarget, 'invalid_target', 'invalid_target')
+      const viaDevice = await tokenPairOf(
+        await postForm(app, '/v1/oauth/token', {
+          grant_type: DEVICE_GRANT,
+          device_code: device.device_code,
+          client_id: CLI_CLIENT,
+          resource: 'syndb',
+          scope: 'read',
+        }),
+      )
+      secrets.push(viaDevice.access_token, viaDevice.refresh_token)
+      expect(claimsOf(viaDevice.access_token)).toMatchObject({ aud: 'syndb', scope: 'read' })
       await expectProblem(
         await app.request('/v1/user/auth/oauth/exchange', {
           json: { code: 'tessera_lc_unknown', resource: 'nope' },
