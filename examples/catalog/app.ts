@@ -6,14 +6,16 @@ import {
   auth,
   requireAccountType,
   requireAuth,
+  requireScope,
   requireVerified,
   type Verifier,
 } from 'tessera/verify'
 
 /**
  * An example catalog service in the shape of the sequence archive: projects, samples,
- * experiments and runs. Reading is public; writing needs a Tessera access token; the analysis
- * route needs a verified academic account. Tokens are verified locally with `tessera/verify`
+ * experiments and runs. Reading is public; writing needs a Tessera access token with the `write`
+ * scope (a `read` personal access token can list, not create); the analysis route needs a
+ * verified academic account. Tokens are verified locally with `tessera/verify`
  * against Tessera's published keys, and checked against its revocation feed, which the verifier
  * follows in the background: Tessera is never called per request.
  */
@@ -96,7 +98,7 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
     }
     app.get(`/${kind}`, (c) => c.json({ [kind]: [...items.values()] }))
     app.get(`/${kind}/:id`, (c) => c.json(find(c.req.param('id'))))
-    app.post(`/${kind}`, requireAuth(), async (c) => {
+    app.post(`/${kind}`, requireAuth(), requireScope('write'), async (c) => {
       const fields = await readItem(c.req.json())
       const item: Item = {
         id: randomUUID(),
@@ -107,12 +109,12 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
       items.set(item.id, item)
       return c.json(item, 201)
     })
-    app.put(`/${kind}/:id`, requireAuth(), async (c) => {
+    app.put(`/${kind}/:id`, requireAuth(), requireScope('write'), async (c) => {
       const item = { ...find(c.req.param('id')), ...(await readItem(c.req.json())) }
       items.set(item.id, item)
       return c.json(item)
     })
-    app.delete(`/${kind}/:id`, requireAuth(), (c) => {
+    app.delete(`/${kind}/:id`, requireAuth(), requireScope('write'), (c) => {
       find(c.req.param('id'))
       items.delete(c.req.param('id'))
       return c.body(null, 204)

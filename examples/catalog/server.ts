@@ -2,7 +2,9 @@ import { serve } from '@hono/node-server'
 import { createVerifier, type RevocationOptions } from 'tessera/verify'
 import { createCatalogApp } from './app.js'
 
-// TESSERA_URL: where Tessera publishes its keys. ISSUER/AUDIENCE must match Tessera's settings.
+// TESSERA_URL: where Tessera publishes its keys. TESSERA_ISSUER must match Tessera's; the
+// audience is this service's own name, one of Tessera's AUDIENCES (README, "Scripts, pipelines
+// and services"): tokens minted for other services are refused here.
 const tesseraUrl = (process.env.TESSERA_URL ?? 'http://localhost:8000').replace(/\/+$/, '')
 // Revocations (README, "tessera/verify in a TypeScript service"): the event stream by default,
 // TESSERA_REVOCATIONS=poll to pull every REVOCATIONS_POLL_MS instead, `off` for none.

@@ -4,6 +4,7 @@ import type { LoginOutcome, Metrics } from '../metrics.js'
 import { accountKey, type RateLimits } from '../rate-limit/limits.js'
 import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
+import type { AccessGrant } from '../tokens/grant.js'
 import type { TokenPair } from '../tokens/token-pair.js'
 import { type AccountDeps, authenticate } from './accounts.js'
 import { issueDevice, renewDevice, trustedDevice } from './devices.js'
@@ -28,13 +29,14 @@ export async function loginWithPassword(
   credentials: { email: string; password: string },
   client: ClientContext,
   deviceToken?: string,
+  grant?: AccessGrant,
 ): Promise<PasswordLogin> {
   const { session, deviceCookie } = await signInWithPassword(
     t,
     credentials,
     client,
     deviceToken,
-    (user) => openSession(t, user, client, 'password', user.credential_version),
+    (user) => openSession(t, user, client, 'password', user.credential_version, undefined, grant),
   )
   return { pair: session, deviceCookie }
 }

@@ -29,6 +29,9 @@ export type AuditEventName =
   | 'client_created'
   | 'client_revoked'
   | 'client_authentication_failed'
+  | 'personal_token_created'
+  | 'personal_token_revoked'
+  | 'personal_token_used'
 
 export interface AuditEvent {
   event: AuditEventName

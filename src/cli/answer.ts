@@ -27,7 +27,7 @@ export function expectOk(answer: Answer): unknown {
  * or revoked). `reauthentication_required` is a 401 about the session, not the token: no refresh.
  */
 export type AuthorizedRequest = (
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   json?: unknown,
 ) => Promise<Answer>

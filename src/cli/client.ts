@@ -12,6 +12,7 @@ import {
   TokenStoreError,
   type Transaction,
 } from './token-store.js'
+import { runTokenCommand, type TokenValues } from './tokens.js'
 import { verifyAcademic } from './verify.js'
 
 /**
@@ -28,6 +29,10 @@ export const CLIENT_COMMANDS = [
   'user whoami',
   'user verify',
   'user logout',
+  'token create',
+  'token list',
+  'token revoke',
+  'token mint',
 ] as const
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number]
 
@@ -78,7 +83,7 @@ export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
  */
 async function request(
   base: string,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   options: { json?: unknown; token?: string } = {},
 ): Promise<Answer> {
@@ -363,7 +368,7 @@ async function logout(io: CliIo, base: string, store: TokenStore): Promise<void>
   printLine(io, `Logged out of ${base}`)
 }
 
-export interface ClientValues extends LoginOptions {
+export interface ClientValues extends LoginOptions, Partial<TokenValues> {
   'display-name'?: string | undefined
 }
 
@@ -401,6 +406,17 @@ export async function runClientCommand(
         break
       case 'user logout':
         await logout(io, base, store)
+        break
+      case 'token create':
+      case 'token list':
+      case 'token revoke':
+      case 'token mint':
+        await runTokenCommand(
+          command,
+          { ...values, args: values.args ?? [] },
+          io,
+          await storedLogin(base, store),
+        )
         break
     }
     return 0

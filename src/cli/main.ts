@@ -29,6 +29,12 @@ Client commands (talk to a running server at TESSERA_URL, default http://localho
   user whoami                        show the logged-in user, its account type and verification
   user verify                        verify the logged-in account as academic with CILogon
   user logout                        end the session and forget its tokens
+  token create --name N [--audience A] [--scope S] [--expires-in 90d]
+                                     make a personal access token (its secret printed once)
+  token list                         list your personal access tokens and job tokens
+  token revoke ID|--all              revoke one token, or all of them
+  token mint --audience A [--ttl 12h] [--scope S]
+                                     print a job token: an access token for one audience
 
 Every command accepts --help.`
 
@@ -158,6 +164,37 @@ const HELP: Record<string, string> = {
     'one logs in again first. Waits until the account is verified (at most 10 minutes; Ctrl-C',
     'cancels, exit status 130).',
   ),
+  'token create': help(
+    'Usage: tessera token create --name NAME [--audience A] [--scope "read write"]',
+    '                            [--expires-in 90d]',
+    '',
+    'Makes a personal access token for scripts and pipelines (README, "Scripts, pipelines and',
+    'services"): named, for one audience (default TESSERA_AUDIENCE of the server), with the',
+    'scopes given (default all), expiring after --expires-in (30m, 12h, 90d, 1y; default 30d,',
+    'at most PAT_MAX_LIFETIME). The secret (tsr_pat_...) is printed to standard output, once;',
+    'a script exchanges it for short-lived access tokens. Needs a recent login: the password',
+    'is asked (without echo, or the first line of standard input).',
+  ),
+  'token list': help(
+    'Usage: tessera token list',
+    '',
+    'Lists your live personal access tokens and job tokens: id, kind (pat or job), name,',
+    'prefix, audience, scopes, when made, last used and when they expire. Never a secret.',
+  ),
+  'token revoke': help(
+    'Usage: tessera token revoke ID | --all',
+    '',
+    'Revokes one token (an id from tessera token list), or every one with --all. Access tokens',
+    'made from it stop working at services following the revocation feed within a second.',
+  ),
+  'token mint': help(
+    'Usage: tessera token mint --audience A [--ttl 12h] [--scope S] [--name NAME]',
+    '',
+    'Prints a job token to standard output: an access token for the one audience A, living',
+    '--ttl (default 12h, at most JOB_TOKEN_MAX_TTL, 24h by default), not refreshable. For a',
+    "batch job's environment: export TESSERA_TOKEN=$(tessera token mint --audience seqdb).",
+    'It is listed with your tokens and revocable. Needs a recent login, like token create.',
+  ),
   'user logout': help(
     'Usage: tessera user logout',
     '',
@@ -200,6 +237,11 @@ const OPTIONS = {
   browser: { type: 'boolean' },
   provider: { type: 'string' },
   permission: { type: 'string' },
+  name: { type: 'string' },
+  audience: { type: 'string' },
+  scope: { type: 'string' },
+  'expires-in': { type: 'string' },
+  ttl: { type: 'string' },
 } as const
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -217,7 +259,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const { values, positionals } = parsed
   const command = positionals
-    .slice(0, ['keys', 'user', 'client'].includes(positionals[0] ?? '') ? 2 : 1)
+    .slice(0, ['keys', 'user', 'client', 'token'].includes(positionals[0] ?? '') ? 2 : 1)
     .join(' ')
   if (command === '' || (values.help && HELP[command] === undefined)) {
     printLine(io, USAGE)
@@ -229,7 +271,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   // The client commands talk HTTP to a server: no server configuration, no database, and none of
   // the server's modules loaded (a login node's CLI starts in a fraction of the time).
-  if (isClientCommand(command)) return runClientCommand(command, values, HELP[command]!, io)
+  if (isClientCommand(command)) {
+    const args = positionals.slice(2)
+    return runClientCommand(command, { ...values, args }, HELP[command]!, io)
+  }
   const server = await import('./server-commands.js')
   if (!server.isServerCommand(command)) {
     printError(io, `Unknown command: ${command}\n\n${USAGE}`)

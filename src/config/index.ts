@@ -243,6 +243,9 @@ const providerEntries = Object.fromEntries(
   // Object.fromEntries cannot type computed keys; the names are those of providerVariables.
 ) as Record<ProviderVariable, v.GenericSchema<string | undefined, string | undefined>>
 
+/** An audience or scope name: what appears in `aud` and `scope`, and is asked for as `resource`. */
+const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/
+
 const ADMINISTRATIVE_ROLES = ['admin', 'administrator', 'superuser', 'root', 'staff', 'service']
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -270,6 +273,24 @@ const Variables = v.object({
     'tessera',
   ),
   ACCESS_TOKEN_TTL: int(900, 30, 86_400),
+  // README, "Scripts, pipelines and services": audiences, scopes, personal and job tokens.
+  AUDIENCES: v.pipe(
+    csv(''),
+    v.check(
+      (names) => names.every((n) => TOKEN_NAME.test(n)),
+      'must be a comma-separated list of names (A-Z a-z 0-9 . _ : / -, at most 200 each)',
+    ),
+  ),
+  SCOPES: v.pipe(
+    v.optional(v.string(), 'read write'),
+    v.transform((s) => s.split(/[\s,]+/).filter((part) => part.length > 0)),
+    v.check(
+      (names) => names.length > 0 && names.every((n) => /^[a-z][a-z0-9_:.-]{0,63}$/.test(n)),
+      'must be a list of lower-case scope names (a-z, 0-9, _ : . -)',
+    ),
+  ),
+  PAT_MAX_LIFETIME: int(31_536_000, 60, 5 * 31_536_000),
+  JOB_TOKEN_MAX_TTL: int(86_400, 0, 86_400),
   REFRESH_TOKEN_TTL: int(2_592_000, 60, 31_536_000),
   SESSION_ABSOLUTE_TTL: int(7_776_000, 60, 315_360_000),
   // GoTrue's REFRESH_TOKEN_REUSE_INTERVAL default (README, "Tokens": why 10 s).
@@ -479,6 +500,17 @@ const ConfigSchema = v.pipe(
     databaseConnectTimeout: e.DATABASE_CONNECT_TIMEOUT,
     issuer: e.TESSERA_ISSUER,
     audience: e.TESSERA_AUDIENCE,
+    /**
+     * Every audience a token may be minted for: TESSERA_AUDIENCE (Tessera's own, the default)
+     * first, then AUDIENCES (README, "Scripts, pipelines and services").
+     */
+    audiences: [...new Set([e.TESSERA_AUDIENCE, ...e.AUDIENCES])],
+    /** The scopes there are; an ordinary login gets all of them. */
+    scopes: [...new Set(e.SCOPES)],
+    /** Seconds: the longest `expires_in` of a personal access token. */
+    patMaxLifetime: e.PAT_MAX_LIFETIME,
+    /** Seconds: the longest lifetime of a job token (0: no job tokens). */
+    jobTokenMaxTtl: e.JOB_TOKEN_MAX_TTL,
     accessTokenTtl: e.ACCESS_TOKEN_TTL,
     refreshTokenTtl: e.REFRESH_TOKEN_TTL,
     sessionAbsoluteTtl: e.SESSION_ABSOLUTE_TTL,

@@ -20,6 +20,7 @@ import * as deviceAuthorizations from '../../migrations/0010_device_authorizatio
 import * as revocationLog from '../../migrations/0011_revocation_log.js'
 import * as keyRotation from '../../migrations/0012_key_rotation.js'
 import * as mail from '../../migrations/0013_mail.js'
+import * as personalTokens from '../../migrations/0015_personal_tokens.js'
 import * as serviceClients from '../../migrations/0017_service_clients.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -38,6 +39,7 @@ const migrations: Record<string, Migration> = {
   '0011_revocation_log': revocationLog,
   '0012_key_rotation': keyRotation,
   '0013_mail': mail,
+  '0015_personal_tokens': personalTokens,
   '0017_service_clients': serviceClients,
 }
 

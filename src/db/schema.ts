@@ -21,6 +21,7 @@ export interface Database {
   service_clients: ServiceClientsTable
   mail_queue: MailQueueTable
   password_resets: PasswordResetsTable
+  personal_tokens: PersonalTokensTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -71,7 +72,30 @@ export interface SessionsTable {
   cookie_hash: string | null
 }
 
-export type SessionKind = 'api' | 'browser'
+/** `pat`, `job`: a personal access token, a job token (README, "Scripts, pipelines ..."). */
+export type SessionKind = 'api' | 'browser' | PersonalTokenKind
+
+export type PersonalTokenKind = 'pat' | 'job'
+
+/** What a personal access token's or job token's session row does not hold (migration 0015). */
+export interface PersonalTokensTable {
+  /** The id of its session row, which the token's access tokens carry as `sid`. */
+  id: string
+  user_id: string
+  kind: PersonalTokenKind
+  name: string
+  /** A PAT's first characters (`tsr_pat_` and four more); null for a job token. */
+  prefix: string | null
+  /** SHA-256 (hex) of a PAT's secret; null for a job token. */
+  token_hash: string | null
+  audience: string
+  /** Space-separated scopes. */
+  scope: string
+  created_at: number
+  /** The last exchange of a PAT; null until the first (and for job tokens). */
+  last_used_at: number | null
+  expires_at: number
+}
 
 /**
  * `superseded`: an unused child that the reuse interval of Tessera before migration 0009 replaced

@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js'
 import { TesseraError } from '../errors.js'
 import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
+import type { AccessGrant } from '../tokens/grant.js'
 import type { TokenPair } from '../tokens/token-pair.js'
 import { isDeviceClient } from './clients.js'
 import { deviceCodeHash, looksLikeDeviceCode } from './device-code.js'
@@ -40,6 +41,7 @@ export async function redeemDeviceCode(
   t: RedeemDeps,
   input: { clientId: string; deviceCode: string },
   client: ClientContext,
+  grant?: AccessGrant,
 ): Promise<TokenPair> {
   if (!isDeviceClient(t.config, input.clientId)) {
     throw new TesseraError('invalid_client', 'This client may not use the device grant')
@@ -67,16 +69,24 @@ export async function redeemDeviceCode(
     // Disabled after approving: the device gets no session (startSession would refuse it too).
     if (user.disabled !== 0) throw new TesseraError('access_denied', 'This account is disabled')
     try {
-      return await openSession(t, user, client, 'device', undefined, async (tx) => {
-        const claimed = await tx
-          .updateTable('device_authorizations')
-          .set({ status: 'redeemed', last_polled_at: now })
-          .where('device_code_hash', '=', hash)
-          .where('status', '=', 'approved')
-          .where('expires_at', '>', now)
-          .executeTakeFirst()
-        if (claimed.numUpdatedRows === 0n) throw invalidGrant()
-      })
+      return await openSession(
+        t,
+        user,
+        client,
+        'device',
+        undefined,
+        async (tx) => {
+          const claimed = await tx
+            .updateTable('device_authorizations')
+            .set({ status: 'redeemed', last_polled_at: now })
+            .where('device_code_hash', '=', hash)
+            .where('status', '=', 'approved')
+            .where('expires_at', '>', now)
+            .executeTakeFirst()
+          if (claimed.numUpdatedRows === 0n) throw invalidGrant()
+        },
+        grant,
+      )
     } catch (error) {
       // Disabled between the read above and the session's user lock: the same answer.
       if (error instanceof TesseraError && error.code === 'account_disabled') {

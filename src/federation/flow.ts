@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js'
 import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
+import type { AccessGrant } from '../tokens/grant.js'
 import type { TokenPair } from '../tokens/token-pair.js'
 import { CLI_LOOPBACK_REDIRECT_URI, matchesLoopbackEntry } from './loopback.js'
 import type { FederationMetrics } from './metrics.js'
@@ -580,9 +581,18 @@ export async function exchangeLoginCode(
   code: string,
   codeVerifier: string | undefined,
   client: ClientContext,
+  grant?: AccessGrant,
 ): Promise<TokenPair> {
   const claimed = await claimLoginCode(t, code, codeVerifier)
-  const pair = await openSession(t, claimed.user, client, claimed.provider)
+  const pair = await openSession(
+    t,
+    claimed.user,
+    client,
+    claimed.provider,
+    undefined,
+    undefined,
+    grant,
+  )
   // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
   t.federationMetrics.count(claimed.provider, 'ok')
   return pair

@@ -24,6 +24,7 @@ import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { oauthRoutes } from './routes/oauth.js'
 import { passwordResetRoutes } from './routes/password-reset.js'
+import { personalTokenRoutes } from './routes/personal-tokens.js'
 import { revocationRoutes } from './routes/revocations.js'
 import { serviceRoutes } from './routes/service.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
@@ -78,6 +79,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/user', userRoutes)
   app.route('/v1/user', federationRoutes)
   app.route('/v1/user', passwordResetRoutes)
+  app.route('/v1/user', personalTokenRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)

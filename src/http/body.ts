@@ -144,3 +144,23 @@ export async function readFormOrJson<S extends v.GenericSchema>(
   }
   return validate(schema, fields)
 }
+
+const grantText = (max: number) =>
+  v.exactOptional(
+    v.pipe(
+      v.string('must be a string'),
+      noControlCharacters,
+      v.nonEmpty('must not be empty'),
+      v.maxLength(max, `must be at most ${max} characters`),
+    ),
+  )
+
+/**
+ * The audience and scopes a client may ask for with any grant (README, "Scripts, pipelines and
+ * services"): RFC 8707 `resource` or RFC 8693 `audience`, and RFC 6749 `scope`.
+ */
+export const grantFields = {
+  resource: grantText(200),
+  audience: grantText(200),
+  scope: grantText(1000),
+}

@@ -7,6 +7,7 @@ import {
 import { type ClientTokenResponse, issueClientToken } from '../clients/client-credentials.js'
 import type { ServiceClient } from '../clients/clients.js'
 import { TesseraError } from '../errors.js'
+import { type GrantRequest, requestedGrant } from '../tokens/grant.js'
 import { clientContext } from './client.js'
 import type { AppEnv } from './env.js'
 
@@ -78,14 +79,10 @@ export async function requestClient(
  */
 export async function clientCredentialsGrant(
   c: Context<AppEnv>,
-  body: PostedClientCredentials & { resource?: string; audience?: string },
+  body: PostedClientCredentials & GrantRequest,
 ): Promise<ClientTokenResponse> {
   const client = await requestClient(c, body)
   if (client === undefined) throw invalidClientCredentials()
-  if (body.resource !== undefined && body.audience !== undefined) {
-    if (body.resource !== body.audience) {
-      throw new TesseraError('invalid_target', 'resource and audience name different audiences')
-    }
-  }
-  return issueClientToken(c.get('tessera'), client, body.resource ?? body.audience)
+  const t = c.get('tessera')
+  return issueClientToken(t, client, requestedGrant(t.config, body))
 }

@@ -5,13 +5,15 @@ import { isUniqueViolation } from '../db/errors.js'
 import type { Database, SigningKeyRow } from '../db/schema.js'
 import { encodePublicPaserk, encodeSecretPaserk, publicKeyId } from '../paseto/paserk.js'
 import { formatPasetoTime } from '../paseto/time.js'
+import { longestTokenLifetime } from '../tokens/lifetime.js'
 import { generateSigningKeyPair } from '../tokens/sign.js'
 import { decryptSecret, encryptSecret, isEncryptedSecret } from './key-encryption.js'
 
 export interface KeyDeps {
   db: Kysely<Database>
   clock: Clock
-  config: Pick<Config, 'accessTokenTtl' | 'keyEncryptionKey'>
+  config: Pick<Config, 'accessTokenTtl' | 'keyEncryptionKey'> &
+    Partial<Pick<Config, 'jobTokenMaxTtl'>>
 }
 
 /**
@@ -25,11 +27,12 @@ export const SKEW_MARGIN_MS = 60_000
 
 /**
  * How long a key that stops signing stays published: until no token it may still have signed can
- * be valid. One access-token TTL, plus the time other replicas may keep signing with their copy
- * (SIGNER_CACHE_MS), plus clock skew (README, "Keys").
+ * be valid. The longest access-token lifetime (a job token's, when those are longer), plus the
+ * time other replicas may keep signing with their copy (SIGNER_CACHE_MS), plus clock skew
+ * (README, "Keys").
  */
 export function retireWindowMs(deps: Pick<KeyDeps, 'config'>): number {
-  return deps.config.accessTokenTtl * 1000 + SIGNER_CACHE_MS + SKEW_MARGIN_MS
+  return longestTokenLifetime(deps.config) * 1000 + SIGNER_CACHE_MS + SKEW_MARGIN_MS
 }
 
 /** The statuses `GET /v1/keys` publishes: verifiers accept a token signed by any of them. */

@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js'
 import type { Database } from '../db/schema.js'
 import type { KeyRing } from '../keys/key-ring.js'
 import { formatPasetoTime } from '../paseto/time.js'
+import { longestTokenLifetime } from '../tokens/lifetime.js'
 import { signV4Public } from '../tokens/sign.js'
 import { REVOCATION_DOCUMENT_ASSERTION } from '../verify/revocation-document.js'
 import { type FeedEntry, revocationHash } from '../verify/revocation-list.js'
@@ -16,7 +17,7 @@ export const DOCUMENT_ENTRIES = 1000
 
 export interface DocumentDeps {
   keys: KeyRing
-  config: Pick<Config, 'issuer' | 'accessTokenTtl'>
+  config: Pick<Config, 'issuer' | 'accessTokenTtl'> & Partial<Pick<Config, 'jobTokenMaxTtl'>>
 }
 
 export interface FeedPage {
@@ -62,7 +63,7 @@ export async function signFeedPage(deps: DocumentDeps, page: FeedPage): Promise<
       after: page.after,
       next: page.next,
       more: page.more,
-      ttl: deps.config.accessTokenTtl,
+      ttl: longestTokenLifetime(deps.config),
       entries: page.entries.map(published),
     },
     Buffer.from(JSON.stringify({ kid: signer.kid })),

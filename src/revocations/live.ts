@@ -60,7 +60,7 @@ export interface LiveRevocationsDeps {
   db: Kysely<Database>
   client: DatabaseClient
   clock: Clock
-  config: Pick<Config, 'accessTokenTtl' | 'keysMaxAge' | 'revocations'>
+  config: Pick<Config, 'accessTokenTtl' | 'jobTokenMaxTtl' | 'keysMaxAge' | 'revocations'>
   logger: Pick<Logger, 'warn' | 'info'>
   /** Default 15 s; only tests shorten it. */
   heartbeatMs?: number

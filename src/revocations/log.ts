@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js'
 import { notify } from '../db/notify.js'
 import type { Database, RevocationKind } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
+import { longestTokenLifetime } from '../tokens/lifetime.js'
 
 /**
  * The revocation log (docs/revocation.md): one row per event that ends access, written in the
@@ -130,20 +131,21 @@ export async function revocationHead(db: Kysely<Database>): Promise<number> {
 
 /**
  * How long an entry matters: no token issued before it can still be accepted after the longest
- * access-token lifetime, and a revoked key may stay in a verifier's cached key set for up to
+ * access-token lifetime (a job token's, when those are longer), and a revoked key may stay in a
+ * verifier's cached key set for up to
  * `KEYS_MAX_AGE`; plus the skew margin.
  */
 export function revocationRetentionMs(
-  config: Pick<Config, 'accessTokenTtl' | 'keysMaxAge'>,
+  config: Pick<Config, 'accessTokenTtl' | 'keysMaxAge'> & Partial<Pick<Config, 'jobTokenMaxTtl'>>,
 ): number {
-  return Math.max(config.accessTokenTtl, config.keysMaxAge) * 1000 + SKEW_MARGIN_MS
+  return Math.max(longestTokenLifetime(config), config.keysMaxAge) * 1000 + SKEW_MARGIN_MS
 }
 
 /** Deletes entries older than the retention; returns how many. */
 export async function pruneRevocations(
   db: Kysely<Database>,
   clock: Clock,
-  config: Pick<Config, 'accessTokenTtl' | 'keysMaxAge'>,
+  config: Pick<Config, 'accessTokenTtl' | 'keysMaxAge'> & Partial<Pick<Config, 'jobTokenMaxTtl'>>,
 ): Promise<number> {
   const result = await db
     .deleteFrom('revocation_log')

@@ -3,6 +3,7 @@ import { recordAudit } from '../audit/audit.js'
 import type { Database, User } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import type { AccessTokenDeps } from '../tokens/access-token.js'
+import type { AccessGrant } from '../tokens/grant.js'
 import { issueTokenPair, type TokenPair } from '../tokens/token-pair.js'
 import { type ClientContext, type SessionDeps, startSession } from './sessions.js'
 
@@ -18,6 +19,8 @@ export type OpenSessionDeps = SessionDeps & AccessTokenDeps
  * that proved the identity spends itself there (the device grant's approved code), and a claim
  * that throws rolls the session back, so one grant opens at most one session. The token pair is
  * signed after the commit: signing may read the keys, which must not wait on this transaction.
+ * `grant`: the access token's audience and scopes, when the client asked for others than an
+ * ordinary login's (README, "Scripts, pipelines and services").
  */
 export async function openSession(
   deps: OpenSessionDeps,
@@ -26,6 +29,7 @@ export async function openSession(
   method: string,
   credentialVersion?: number,
   claim?: (tx: Kysely<Database>) => Promise<void>,
+  grant?: AccessGrant,
 ): Promise<TokenPair> {
   const issued = await inTransaction(deps.db, async (tx) => {
     const started = await startSession({ ...deps, db: tx }, user.id, client, credentialVersion)
@@ -39,5 +43,5 @@ export async function openSession(
     if (claim !== undefined) await claim(tx)
     return started
   })
-  return issueTokenPair(deps, user, issued)
+  return issueTokenPair(deps, user, issued, grant)
 }

@@ -8,6 +8,7 @@ import { TesseraError } from '../errors.js'
 import type { Signer } from '../keys/key-ring.js'
 import type { Metrics } from '../metrics.js'
 import type { AccessTokenDeps } from '../tokens/access-token.js'
+import type { AccessGrant } from '../tokens/grant.js'
 import { type TokenPair, tokenPairSignedBy } from '../tokens/token-pair.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
 import { forgetAnswer, keepAnswer, openAnswer, sealAnswer } from './replay.js'
@@ -143,11 +144,16 @@ const insertChild = preparedQuery(
  * 5. Anything that refuses after the lock (a `revoked` or expired token, a disabled user, the
  *    per-session limit) rolls back: nothing is spent, so the same token answers the same later.
  *    So does a replay, which changes nothing.
+ *
+ * `grant` is the new access token's audience and scopes (README, "Scripts, pipelines and
+ * services"); the session has no audience of its own. A replay answers the kept answer, whatever
+ * audience it asks for.
  */
 export async function rotateRefreshToken(
   deps: RefreshDeps,
   presented: string,
   client: ClientContext,
+  grant?: AccessGrant,
 ): Promise<Refreshed> {
   if (!looksLikeRefreshToken(presented)) {
     deps.metrics.refreshes.inc({ outcome: 'invalid' })
@@ -168,7 +174,7 @@ export async function rotateRefreshToken(
 
       const claimed = await claimToken.first(tx, { hash, familyId: session.id, now })
       if (claimed !== undefined) {
-        return issueChild(deps, tx, signer, session, claimed.id, claimed.parent_id, now)
+        return issueChild(deps, tx, signer, session, claimed, now, grant)
       }
 
       const spent = await tx
@@ -304,10 +310,12 @@ async function issueChild(
   tx: Transaction<Database>,
   signer: Signer,
   session: LockedSession,
-  claimedId: string,
-  parentId: string | null,
+  claimed: { id: string; parent_id: string | null },
   now: number,
+  grant: AccessGrant | undefined,
 ): Promise<Outcome> {
+  const claimedId = claimed.id
+  const parentId = claimed.parent_id
   const limit = deps.config.rateLimits.refreshPerSession
   if (limit > 0 && session.refresh_count > limit) {
     const windowEnd = session.refresh_window_start + deps.config.rateLimits.windowSeconds * 1000
@@ -329,11 +337,17 @@ async function issueChild(
     now,
     expiresAt: refreshExpiresAt,
   })
-  const pair = await tokenPairSignedBy(deps, signer, user, {
-    sessionId: session.id,
-    refreshToken: token,
-    refreshExpiresAt,
-  })
+  const pair = await tokenPairSignedBy(
+    deps,
+    signer,
+    user,
+    {
+      sessionId: session.id,
+      refreshToken: token,
+      refreshExpiresAt,
+    },
+    grant,
+  )
   if (parentId !== null) await forgetAnswer.execute(tx, { id: parentId })
   const interval = deps.config.refreshReuseInterval * 1000
   const kek = deps.config.keyEncryptionKey

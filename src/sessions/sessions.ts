@@ -37,6 +37,8 @@ export type RevocationReason =
   | 'user_disabled'
   /** A browser session ended by a new sign-in in the same browser (README, "Pages"). */
   | 'replaced'
+  /** A personal access token or job token revoked by its owner. */
+  | 'token_revoked'
 
 const MAX_USER_AGENT = 256
 
@@ -335,7 +337,8 @@ const liveSession = preparedQuery((db, p: { sessionId: string; userId: string; n
 
 /**
  * When the session's holder last proved the account: the login that started it, or a later
- * re-authentication (README, "Recent authentication"). Undefined when the session is not live.
+ * re-authentication (README, "Recent authentication"). Undefined when the session is not live,
+ * and for the session of a personal or job token, whose making proved nothing of its holder.
  */
 export async function sessionAuthenticatedAt(
   deps: Pick<SessionDeps, 'db' | 'clock'>,
@@ -345,6 +348,7 @@ export async function sessionAuthenticatedAt(
     .selectFrom('sessions')
     .select(['created_at', 'authenticated_at'])
     .where('id', '=', sessionId)
+    .where('kind', 'in', ['api', 'browser'])
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', deps.clock())
     .executeTakeFirst()
@@ -361,6 +365,7 @@ export async function markSessionAuthenticated(
     .updateTable('sessions')
     .set({ authenticated_at: now })
     .where('id', '=', sessionId)
+    .where('kind', 'in', ['api', 'browser'])
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
     .executeTakeFirst()

@@ -5,12 +5,26 @@ import type { User } from '../db/schema.js'
 import type { KeyRing, Signer } from '../keys/key-ring.js'
 import { formatPasetoTime } from '../paseto/time.js'
 import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
+import { type AccessGrant, defaultGrant } from './grant.js'
+import { longestTokenLifetime } from './lifetime.js'
 import { signV4Public } from './sign.js'
 
 export interface AccessTokenDeps {
   keys: KeyRing
   clock: Clock
-  config: Pick<Config, 'issuer' | 'audience' | 'accessTokenTtl'>
+  config: Pick<
+    Config,
+    'issuer' | 'audience' | 'audiences' | 'scopes' | 'accessTokenTtl' | 'jobTokenMaxTtl'
+  >
+}
+
+/**
+ * What an access token is signed for: the grant (audience and scopes; by default Tessera's own
+ * audience and every scope) and, for a job token only, a lifetime other than ACCESS_TOKEN_TTL.
+ */
+export interface SignOptions {
+  grant?: AccessGrant
+  ttlSeconds?: number
 }
 
 /** Signs a v4.public access token for a user's session (claims and footer as in openapi.yaml). */
@@ -18,8 +32,9 @@ export async function issueAccessToken(
   deps: AccessTokenDeps,
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
   sessionId: string,
+  options: SignOptions = {},
 ): Promise<string> {
-  return signAccessToken(deps, await deps.keys.signer(), user, sessionId)
+  return signAccessToken(deps, await deps.keys.signer(), user, sessionId, options)
 }
 
 /**
@@ -32,36 +47,45 @@ export function signAccessToken(
   signer: Signer,
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
   sessionId: string,
+  options: SignOptions = {},
 ): Promise<string> {
   const now = Math.floor(deps.clock() / 1000) * 1000
+  const grant = options.grant ?? defaultGrant(deps.config)
+  const ttl = options.ttlSeconds ?? deps.config.accessTokenTtl
   const claims: AccessTokenClaims = {
     iss: deps.config.issuer,
     sub: user.id,
-    aud: deps.config.audience,
+    aud: grant.audience,
     iat: formatPasetoTime(now),
     nbf: formatPasetoTime(now),
-    exp: formatPasetoTime(now + deps.config.accessTokenTtl * 1000),
+    exp: formatPasetoTime(now + ttl * 1000),
     jti: randomUUID(),
     sid: sessionId,
     acct: user.account_type,
     verified: user.verified === 1,
     email: user.email,
     ...(user.role === null ? {} : { role: user.role }),
+    scope: grant.scopes.join(' '),
   }
   const footer = Buffer.from(JSON.stringify({ kid: signer.kid }))
   return signV4Public(signer.key, { ...claims }, footer)
 }
 
-/** Checks an access token against the keys this deployment publishes. */
+/**
+ * Checks an access token against the keys this deployment publishes. `audience`: Tessera's own
+ * by default (its own routes accept nothing else); `any` accepts every configured audience
+ * (introspection, which answers for the services).
+ */
 export function verifyOwnAccessToken(
   deps: AccessTokenDeps,
   token: string,
+  audience: string | 'any' = deps.config.audience,
 ): Promise<{ claims: AccessTokenClaims; kid: string }> {
   return verifyAccessToken(token, (kid) => deps.keys.publicKey(kid), {
     issuer: deps.config.issuer,
-    audience: deps.config.audience,
+    audience: audience === 'any' ? deps.config.audiences : audience,
     now: deps.clock,
     // Tessera signs nothing longer: a longer token was not made by this deployment's rules.
-    maxLifetimeSeconds: deps.config.accessTokenTtl,
+    maxLifetimeSeconds: longestTokenLifetime(deps.config),
   })
 }

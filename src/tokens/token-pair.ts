@@ -2,6 +2,7 @@ import type { User } from '../db/schema.js'
 import type { Signer } from '../keys/key-ring.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
 import { type AccessTokenDeps, signAccessToken } from './access-token.js'
+import type { AccessGrant } from './grant.js'
 
 /** openapi.yaml, `TokenPair`. */
 export interface TokenPair {
@@ -16,8 +17,9 @@ export async function issueTokenPair(
   deps: AccessTokenDeps,
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
   issued: IssuedRefreshToken,
+  grant?: AccessGrant,
 ): Promise<TokenPair> {
-  return tokenPairSignedBy(deps, await deps.keys.signer(), user, issued)
+  return tokenPairSignedBy(deps, await deps.keys.signer(), user, issued, grant)
 }
 
 /** `issueTokenPair` with a signer fetched beforehand (see `signAccessToken`). */
@@ -26,9 +28,10 @@ export async function tokenPairSignedBy(
   signer: Signer,
   user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
   issued: IssuedRefreshToken,
+  grant?: AccessGrant,
 ): Promise<TokenPair> {
   return {
-    access_token: await signAccessToken(deps, signer, user, issued.sessionId),
+    access_token: await signAccessToken(deps, signer, user, issued.sessionId, { grant }),
     refresh_token: issued.refreshToken,
     token_type: 'Bearer',
     expires_in: deps.config.accessTokenTtl,

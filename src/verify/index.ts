@@ -23,6 +23,7 @@ export {
   type PublicRoute,
   requireAccountType,
   requireAuth,
+  requireScope,
   requireVerified,
 } from './middleware.js'
 export {

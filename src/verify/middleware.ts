@@ -40,12 +40,18 @@ export interface AuthOptions {
   realm?: string
 }
 
-type ProblemCode = 'unauthorized' | 'not_verified' | 'forbidden' | 'service_unavailable'
+type ProblemCode =
+  | 'unauthorized'
+  | 'not_verified'
+  | 'forbidden'
+  | 'insufficient_scope'
+  | 'service_unavailable'
 
 const TITLES: Record<ProblemCode, string> = {
   unauthorized: 'Authentication required',
   not_verified: 'Account not verified',
   forbidden: 'Forbidden',
+  insufficient_scope: 'Insufficient scope',
   service_unavailable: 'Service unavailable',
 }
 
@@ -53,6 +59,7 @@ const STATUS = {
   unauthorized: 401,
   not_verified: 403,
   forbidden: 403,
+  insufficient_scope: 403,
   service_unavailable: 503,
 } as const
 
@@ -97,7 +104,9 @@ const authContext = (c: Context<any>): Context<AuthEnv> => c as unknown as Conte
 
 const quoted = (value: string): string => `"${value.replace(/["\\]/g, '')}"`
 
-type Challenge = { error: 'invalid_token' | 'insufficient_scope'; description: string } | undefined
+type Challenge =
+  | { error: 'invalid_token' | 'insufficient_scope'; description: string; scope?: string }
+  | undefined
 
 /** Throws the problem+json answer for `code`, with the RFC 6750 challenge for 401 and 403. */
 function fail(c: Context, code: ProblemCode, detail: string, challenge?: Challenge): never {
@@ -113,6 +122,7 @@ function fail(c: Context, code: ProblemCode, detail: string, challenge?: Challen
     // RFC 6750 §3.1: no error code when the request carried no authentication at all.
     if (challenge !== undefined) {
       value += `, error="${challenge.error}", error_description=${quoted(challenge.description)}`
+      if (challenge.scope !== undefined) value += `, scope=${quoted(challenge.scope)}`
     }
     headers.set('WWW-Authenticate', value)
   }
@@ -260,6 +270,39 @@ export function requireAccountType<E extends AuthEnv = AuthEnv>(
     if (claims === undefined) unauthenticated(c)
     if (!allowed.has(claims.acct)) {
       fail(c, 'forbidden', detail, { error: 'insufficient_scope', description: detail })
+    }
+    await next()
+  }
+}
+
+const SCOPE_NAME = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+
+/**
+ * Answers 401 without a token and 403 `insufficient_scope` (RFC 6750 §3.1, naming the scopes
+ * needed) unless the token's `scope` claim holds every one of `scopes`. A token without a
+ * `scope` claim (one issued before Tessera had scopes) holds none.
+ */
+export function requireScope<E extends AuthEnv = AuthEnv>(
+  ...scopes: [string, ...string[]]
+): MiddlewareHandler<E> {
+  if (scopes.length === 0) throw new TypeError('requireScope needs at least one scope')
+  for (const scope of scopes) {
+    if (typeof scope !== 'string' || !SCOPE_NAME.test(scope)) {
+      throw new TypeError(`not a scope name: ${String(scope)}`)
+    }
+  }
+  const needed = scopes.join(' ')
+  const detail = `This route needs the scope ${needed}`
+  return async function requireScope(c, next) {
+    const claims = authContext(c).get('auth')
+    if (claims === undefined) unauthenticated(c)
+    const held = new Set((claims.scope ?? '').split(' '))
+    if (!scopes.every((scope) => held.has(scope))) {
+      fail(c, 'insufficient_scope', detail, {
+        error: 'insufficient_scope',
+        description: detail,
+        scope: needed,
+      })
     }
     await next()
   }

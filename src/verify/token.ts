@@ -43,13 +43,18 @@ export interface AccessTokenClaims {
   /** The account's email; absent only when `acct` is `client`. */
   email?: string
   role?: string
+  /**
+   * Space-separated scopes (README, "Scripts, pipelines and services"). A token without the
+   * claim has no scope at all: `requireScope()` refuses it.
+   */
+  scope?: string
 }
 
 export interface VerifyOptions {
   /** Expected `iss`, exactly. */
   issuer: string
-  /** Expected `aud`, exactly. */
-  audience: string
+  /** Expected `aud`, exactly; a list accepts any one of its names. */
+  audience: string | ReadonlyArray<string>
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. Default 30. */
   clockToleranceSeconds?: number
   /** The current time in milliseconds. Default `Date.now`. */
@@ -102,7 +107,7 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
  * PAYLOAD_MAX_DEPTH deep, and Tessera's profile: `iss`, `sub`, `aud`, `jti`, `sid`, `email`
  * non-empty strings (`email` absent for `acct: "client"`); `exp`, `nbf`, `iat` real instants
  * written exactly `YYYY-MM-DDTHH:MM:SSZ`; `acct` one of the five account types; `verified` a
- * boolean; `role`, when present, a string.
+ * boolean; `role` and `scope`, when present, strings.
  * Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
@@ -136,6 +141,8 @@ function readAccessTokenPayload(message: Uint8Array): {
   if (typeof payload.verified !== 'boolean') throw invalidClaims('"verified" must be a boolean')
   const hasRole = Object.hasOwn(payload, 'role')
   if (hasRole && typeof payload.role !== 'string') throw invalidClaims('"role" must be a string')
+  const hasScope = Object.hasOwn(payload, 'scope')
+  if (hasScope && typeof payload.scope !== 'string') throw invalidClaims('"scope" must be a string')
   // Only the fields checked above, copied out of the parsed object.
   const claims: AccessTokenClaims = {
     iss: payload.iss as string,
@@ -151,6 +158,7 @@ function readAccessTokenPayload(message: Uint8Array): {
   }
   if (!isClient) claims.email = payload.email as string
   if (hasRole) claims.role = payload.role as string
+  if (hasScope) claims.scope = payload.scope as string
   return { claims, exp, nbf, iat }
 }
 
@@ -237,7 +245,7 @@ export function cachedFooter(footerB64: string): Footer {
  * 5. the payload: a UTF-8 JSON object with unique keys at most 4 deep, and the claim profile:
  *    `iss`, `sub`, `aud`, `jti`, `sid`, `email` non-empty strings (no `email` when `acct` is
  *    `client`), `exp`, `nbf`, `iat` as `YYYY-MM-DDTHH:MM:SSZ`, `acct` an account type,
- *    `verified` a boolean, `role` a string when present (`invalid_claims`);
+ *    `verified` a boolean, `role` and `scope` strings when present (`invalid_claims`);
  * 6. against `now`, with `clockToleranceSeconds` of skew either way: `exp` not passed
  *    (`expired`), `nbf` reached (`not_yet_valid`), `iat` not in the future (`issued_in_future`);
  *    the lifetime bounded by `maxLifetimeSeconds`: `exp - iat` no longer, and `exp` no further
@@ -308,7 +316,10 @@ export async function verifyAccessToken(
   if (exp - iat > maxLifetime || exp - now > maxLifetime + tolerance) {
     throw new TokenError('lifetime_too_long', 'token lives longer than the allowed maximum')
   }
-  if (claims.aud !== options.audience) throw new TokenError('wrong_audience', 'unexpected "aud"')
+  const audience = options.audience
+  if (typeof audience === 'string' ? claims.aud !== audience : !audience.includes(claims.aud)) {
+    throw new TokenError('wrong_audience', 'unexpected "aud"')
+  }
   if (claims.iss !== options.issuer) throw new TokenError('wrong_issuer', 'unexpected "iss"')
   return { claims, kid }
 }

@@ -112,7 +112,9 @@ for (const dialect of dialects()) {
   describe(`key rotation [${dialect}]`, () => {
     let app: TestApp
     beforeAll(async () => {
-      app = await makeTestApp({ dialect })
+      // Without job tokens the longest token lifetime is ACCESS_TOKEN_TTL (test/tokens covers
+      // the window with them).
+      app = await makeTestApp({ dialect, env: { JOB_TOKEN_MAX_TTL: '0' } })
     })
     afterAll(() => app.close())
 

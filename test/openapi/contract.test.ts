@@ -930,6 +930,82 @@ describe('live responses match openapi.yaml', () => {
       expect(tooLarge.status).toBe(413)
     })
 
+    it('POST, GET, DELETE /v1/user/tokens and /v1/user/tokens/{id}, a PAT exchange', async () => {
+      const template = '/v1/user/tokens/{id}'
+      const { tokens } = await newUser()
+      const token = tokens.access_token
+      const pat = await send(app, 'POST', '/v1/user/tokens', {
+        token,
+        json: { name: 'contract', scopes: ['read'], expires_in: 3600 },
+      })
+      expect(pat.status).toBe(201)
+      const job = await send(app, 'POST', '/v1/user/tokens', {
+        token,
+        json: { name: 'job', kind: 'job', expires_in: 600 },
+      })
+      expect(job.status).toBe(201)
+      const unknown = await send(app, 'POST', '/v1/user/tokens', {
+        token,
+        json: { name: 'x', audience: 'nowhere' },
+      })
+      expect(problemCode(unknown.body)).toBe('invalid_target')
+      expect((await call(app, 'POST', '/v1/user/tokens', { json: { name: 'x' } })).status).toBe(401)
+      const wrongType = await call(app, 'POST', '/v1/user/tokens', {
+        token,
+        headers: { 'content-type': 'text/plain' },
+        body: '{}',
+      })
+      expect(wrongType.status).toBe(415)
+      const tooLarge = (method: string, path: string, tpl = path) =>
+        call(
+          app,
+          method,
+          path,
+          { token, body: OVERSIZED, headers: { 'content-type': 'application/json' } },
+          tpl,
+        )
+      expect((await tooLarge('POST', '/v1/user/tokens')).status).toBe(413)
+      expect((await tooLarge('DELETE', '/v1/user/tokens')).status).toBe(413)
+      expect((await tooLarge('DELETE', `/v1/user/tokens/${UNKNOWN_ID}`, template)).status).toBe(413)
+
+      const exchanged = await send(app, 'POST', '/v1/oauth/token', {
+        json: {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: (pat.body as { token: string }).token,
+          subject_token_type: 'urn:tessera:params:oauth:token-type:pat',
+        },
+      })
+      expect(exchanged.status).toBe(200)
+      const derived = (exchanged.body as { access_token: string }).access_token
+      const badTarget = await call(app, 'GET', '/v1/authz?audience=nowhere', { token }, '/v1/authz')
+      expect(badTarget.status).toBe(400)
+
+      const listed = await call(app, 'GET', '/v1/user/tokens', { token })
+      expect(listed.status).toBe(200)
+      expect((await call(app, 'GET', '/v1/user/tokens')).status).toBe(401)
+      // A token made from a PAT cannot manage tokens.
+      const fromPat = { token: derived }
+      expect((await call(app, 'GET', '/v1/user/tokens', fromPat)).status).toBe(403)
+      expect(
+        (await send(app, 'POST', '/v1/user/tokens', { ...fromPat, json: { name: 'x' } })).status,
+      ).toBe(403)
+      expect((await call(app, 'DELETE', '/v1/user/tokens', fromPat)).status).toBe(403)
+      const id = (pat.body as { id: string }).id
+      expect((await call(app, 'DELETE', `/v1/user/tokens/${id}`, fromPat, template)).status).toBe(
+        403,
+      )
+      expect((await call(app, 'DELETE', `/v1/user/tokens/${id}`, {}, template)).status).toBe(401)
+      expect((await call(app, 'DELETE', `/v1/user/tokens/${id}`, { token }, template)).status).toBe(
+        204,
+      )
+      expect((await call(app, 'DELETE', `/v1/user/tokens/${id}`, { token }, template)).status).toBe(
+        404,
+      )
+      expect((await call(app, 'DELETE', '/v1/user/tokens')).status).toBe(401)
+      const all = await call(app, 'DELETE', '/v1/user/tokens', { token })
+      expect(all.body).toEqual({ revoked: 1 })
+    })
+
     it('POST /v1/admin/users/{id}/promote', async () => {
       const template = '/v1/admin/users/{id}/promote'
       const admin = await newUser()
@@ -1748,6 +1824,10 @@ describe('live responses match openapi.yaml', () => {
         ],
         ['GET', '/v1/user/sessions', bearer],
         ['DELETE', `/v1/user/sessions/${UNKNOWN_ID}`, bearer, '/v1/user/sessions/{id}'],
+        ['GET', '/v1/user/tokens', bearer],
+        ['POST', '/v1/user/tokens', { ...bearer, json: { name: 'down' } }],
+        ['DELETE', '/v1/user/tokens', bearer],
+        ['DELETE', `/v1/user/tokens/${UNKNOWN_ID}`, bearer, '/v1/user/tokens/{id}'],
         [
           'GET',
           '/v1/user/authenticate/github/callback?code=x&state=y',

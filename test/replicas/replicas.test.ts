@@ -24,6 +24,8 @@ const SHARED_ENV = {
   RATE_LIMIT_LOGIN_PER_IP: '3',
   // `tessera keys rotate` makes the next key active this many seconds later (README, "Keys").
   KEY_ROTATION_DELAY: '3',
+  // No job tokens: a retiring key is published for one ACCESS_TOKEN_TTL (README, "Keys").
+  JOB_TOKEN_MAX_TTL: '0',
 }
 
 interface PublishedKey {
@@ -169,6 +171,7 @@ for (const dialect of dialects()) {
         '0011_revocation_log',
         '0012_key_rotation',
         '0013_mail',
+        '0015_personal_tokens',
         '0017_service_clients',
       ])
 

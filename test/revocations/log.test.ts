@@ -163,11 +163,15 @@ for (const dialect of dialects()) {
 
   describe(`pruning [${dialect}]`, () => {
     it('drops entries older than the retention from the table, memory and feed', async () => {
-      const app = await makeTestApp({ dialect, env: { ACCESS_TOKEN_TTL: '120' } })
+      const app = await makeTestApp({
+        dialect,
+        env: { ACCESS_TOKEN_TTL: '120', JOB_TOKEN_MAX_TTL: '0' },
+      })
       try {
         const { revocations, config } = app.server.tessera
         const clock = app.clock
-        // The retention: the longest lifetime (ACCESS_TOKEN_TTL, or KEYS_MAX_AGE's 300 s for a
+        // The retention: the longest lifetime (ACCESS_TOKEN_TTL, no job tokens here; or
+        // KEYS_MAX_AGE's 300 s for a
         // key still in a cached key set) plus a minute of skew.
         expect(revocationRetentionMs(config)).toBe(360_000)
         const { email } = await register(app)

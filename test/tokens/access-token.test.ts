@@ -21,7 +21,13 @@ import {
 const ISSUER = 'https://id.tessera.test'
 const AUDIENCE = 'sequence-archive'
 const TTL = 600
-const ENV = { TESSERA_ISSUER: ISSUER, TESSERA_AUDIENCE: AUDIENCE, ACCESS_TOKEN_TTL: String(TTL) }
+// No job tokens: the longest lifetime Tessera accepts of its own tokens is ACCESS_TOKEN_TTL.
+const ENV = {
+  TESSERA_ISSUER: ISSUER,
+  TESSERA_AUDIENCE: AUDIENCE,
+  ACCESS_TOKEN_TTL: String(TTL),
+  JOB_TOKEN_MAX_TTL: '0',
+}
 /** Tessera's verifier accepts this much skew on `exp` (src/verify/token.ts). */
 const CLOCK_TOLERANCE_MS = 30_000
 
@@ -158,6 +164,7 @@ for (const dialect of dialects()) {
         'iss',
         'jti',
         'nbf',
+        'scope',
         'sid',
         'sub',
         'verified',
@@ -169,6 +176,8 @@ for (const dialect of dialects()) {
         acct: 'regular',
         verified: false,
         email,
+        // An ordinary login gets every scope (SCOPES, default "read write").
+        scope: 'read write',
       })
       for (const name of ['iat', 'nbf', 'exp'] as const) {
         expect(claims[name], name).toMatch(RFC3339_UTC_SECONDS)

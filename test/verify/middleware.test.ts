@@ -247,6 +247,7 @@ describe('auth() middleware in a resource service', () => {
           'iss',
           'jti',
           'nbf',
+          'scope',
           'sid',
           'sub',
           'verified',

@@ -151,7 +151,8 @@ for (const dialect of dialects()) {
     let relay: Relay
     const verifiers: Verifier[] = []
     beforeAll(async () => {
-      app = await makeTestApp({ dialect, env: { ACCESS_TOKEN_TTL: '120' } })
+      // No job tokens: the feed's `ttl` is ACCESS_TOKEN_TTL.
+      app = await makeTestApp({ dialect, env: { ACCESS_TOKEN_TTL: '120', JOB_TOKEN_MAX_TTL: '0' } })
       relay = await startRelay(app.url)
     })
     // Each test's verifiers stop with it: the relay's request log is then the current test's.

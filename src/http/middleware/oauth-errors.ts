@@ -34,6 +34,8 @@ const SAME_NAME: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'invalid_grant',
   'invalid_client',
   'unsupported_grant_type',
+  'invalid_target',
+  'invalid_scope',
 ])
 
 /**

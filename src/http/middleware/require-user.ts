@@ -40,10 +40,11 @@ export async function verifyBearer(
 export async function verifyUnrevokedBearer(
   tessera: AccessTokenDeps & { revocations: Pick<LiveRevocations, 'isRevoked'> },
   token: string,
+  audience: string = tessera.config.audience,
 ): Promise<AccessTokenClaims> {
   let verified: { claims: AccessTokenClaims; kid: string }
   try {
-    verified = await verifyOwnAccessToken(tessera, token)
+    verified = await verifyOwnAccessToken(tessera, token, audience)
   } catch (error) {
     if (!(error instanceof TokenError)) throw error
     throw invalidToken(error.reason)

@@ -14,7 +14,8 @@ import {
 import { issueLinkTicket } from '../../federation/link-tickets.js'
 import { formatPasetoTime } from '../../paseto/time.js'
 import { hasControlCharacters } from '../../text.js'
-import { noControlCharacters, readJson, readOptionalJson } from '../body.js'
+import { requestedGrant } from '../../tokens/grant.js'
+import { grantFields, noControlCharacters, readJson, readOptionalJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { clearBrowserBinding, limitFlowPerIp, setBrowserBinding } from '../flow-browser.js'
@@ -26,6 +27,7 @@ const ExchangeBody = v.object({
   code_verifier: v.exactOptional(
     v.pipe(v.string('must be a string'), noControlCharacters, v.maxLength(200, 'is too long')),
   ),
+  ...grantFields,
 })
 
 const LinkUrlBody = v.object({
@@ -102,7 +104,11 @@ export const federationRoutes = new Hono<AppEnv>()
     const t = c.get('tessera')
     await limitFlowPerIp(c, t.limits.oauthExchangePerIp, null)
     const body = await readJson(c, ExchangeBody)
-    return c.json(await exchangeLoginCode(t, body.code, body.code_verifier, clientContext(c)))
+    // Before the code is claimed: an unknown audience does not spend it.
+    const grant = requestedGrant(t.config, body)
+    return c.json(
+      await exchangeLoginCode(t, body.code, body.code_verifier, clientContext(c), grant),
+    )
   })
 
   // A single-use URL that starts a link flow in the user's browser, for clients that hold only a

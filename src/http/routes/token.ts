@@ -128,10 +128,15 @@ export const IDENTITY_HEADERS = {
  * (docs/revocation.md). The identity travels back in response headers.
  */
 export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
+  const t = c.get('tessera')
+  // The proxy of each service names its audience (README, "Scripts, pipelines and services").
+  const audience = c.req.query('audience') ?? t.config.audience
+  if (!t.config.audiences.includes(audience))
+    throw new TesseraError('invalid_target', 'Unknown audience')
   const token = bearerToken(c.req.header('authorization'))
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
-  const claims = await verifyUnrevokedBearer(c.get('tessera'), token)
+  const claims = await verifyUnrevokedBearer(t, token, audience)
   for (const [name, value] of Object.entries(IDENTITY_HEADERS)) c.header(name, value(claims))
   return c.json({ sub: claims.sub, acct: claims.acct, verified: claims.verified })
 })

@@ -17,9 +17,11 @@ import { formatPasetoTime } from '../../paseto/time.js'
 import { deleteSession, logout, logoutAll } from '../../sessions/logout.js'
 import { rotateRefreshToken } from '../../sessions/refresh.js'
 import { listSessions } from '../../sessions/sessions.js'
+import { requestedGrant } from '../../tokens/grant.js'
 import {
   displayNameField,
   emailField,
+  grantFields,
   loginEmailField,
   passwordField,
   readJson,
@@ -36,8 +38,9 @@ const RegisterBody = v.object({
   password: passwordField,
   display_name: displayNameField,
 })
-const LoginBody = v.object({ email: loginEmailField, password: passwordField })
+const LoginBody = v.object({ email: loginEmailField, password: passwordField, ...grantFields })
 const RefreshBody = v.object({ refresh_token: refreshTokenField })
+const RefreshGrantBody = v.object({ refresh_token: refreshTokenField, ...grantFields })
 const PatchMeBody = v.object({ display_name: v.exactOptional(displayNameField) })
 const PasswordBody = v.object({ current_password: passwordField, new_password: passwordField })
 const ReauthenticateBody = v.object({ password: passwordField })
@@ -88,16 +91,26 @@ export const userRoutes = new Hono<AppEnv>()
   })
 
   .post('/auth/login', async (c) => {
+    const t = c.get('tessera')
     const body = await readJson(c, LoginBody)
-    const login = await loginWithPassword(c.get('tessera'), body, clientContext(c), deviceToken(c))
+    // Before the password is checked: an unknown audience costs no login attempt.
+    const grant = requestedGrant(t.config, body)
+    const login = await loginWithPassword(
+      t,
+      { email: body.email, password: body.password },
+      clientContext(c),
+      deviceToken(c),
+      grant,
+    )
     setDeviceCookie(c, login.deviceCookie)
     return c.json(login.pair)
   })
 
   .post('/auth/refresh', async (c) => {
     const t = c.get('tessera')
-    const body = await readJson(c, RefreshBody)
-    const refreshed = await rotateRefreshToken(t, body.refresh_token, clientContext(c))
+    const body = await readJson(c, RefreshGrantBody)
+    const grant = requestedGrant(t.config, body)
+    const refreshed = await rotateRefreshToken(t, body.refresh_token, clientContext(c), grant)
     return c.json(refreshed.pair)
   })
 
