@@ -27,7 +27,11 @@ function snippets(title: string, language: string): string[] {
   return [...section.matchAll(fence)].map((m) => m[1]!)
 }
 
-const hasRequests = spawnSync('python3', ['-c', 'import requests']).status === 0
+/** The first Python with `requests`: the one on PATH, else Debian's (python3-requests). */
+const python = ['python3', '/usr/bin/python3'].find(
+  (candidate) => spawnSync(candidate, ['-c', 'import requests']).status === 0,
+)
+const hasRequests = python !== undefined
 
 function run(
   command: string,
@@ -95,7 +99,7 @@ describe('the README pipeline scripts [sqlite]', { timeout: 60_000 }, () => {
     async () => {
       expect(hasRequests, 'python3 with requests (Debian: python3-requests)').toBe(true)
       const [script] = snippets('A pipeline without a password', 'python')
-      const result = await run('python3', ['-c', script!], env)
+      const result = await run(python!, ['-c', script!], env)
       expect(result.code, result.stderr).toBe(0)
       const id = result.stdout.trim()
       expect((await projectNamed(id)).name).toBe('nightly upload')
