@@ -24,6 +24,12 @@ export type AuditEventName =
   | 'reauthenticated'
   | 'device_approved'
   | 'device_denied'
+  | 'email_verification_sent'
+  | 'email_verified'
+  | 'email_change_requested'
+  | 'email_changed'
+  | 'email_change_cancelled'
+  | 'email_change_refused'
 
 export interface AuditEvent {
   event: AuditEventName

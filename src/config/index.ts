@@ -291,6 +291,7 @@ const Variables = v.object({
   ARGON2_MAX_CONCURRENCY: int(availableParallelism(), 1, 256),
   ARGON2_MAX_QUEUE: int(64, 0, 100_000),
   PASSWORD_MIN_LENGTH: int(8, 8, 64),
+  REQUIRE_VERIFIED_EMAIL: bool(false),
   SELF_ASSIGNABLE_ROLES: v.pipe(
     csv('researcher'),
     v.check(
@@ -311,6 +312,7 @@ const Variables = v.object({
   RATE_LIMIT_REFRESH_PER_SESSION: int(60, 0),
   RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
+  RATE_LIMIT_EMAIL_PER_ADDRESS: int(5, 0),
   TRUST_PROXY: trustedProxies,
   REVOCATION_NOTIFY: bool(true),
   REVOCATION_POLL_MS: int(250, 50, 60_000),
@@ -511,6 +513,11 @@ const ConfigSchema = v.pipe(
     argon2MaxConcurrency: e.ARGON2_MAX_CONCURRENCY,
     argon2MaxQueue: e.ARGON2_MAX_QUEUE,
     passwordMinLength: e.PASSWORD_MIN_LENGTH,
+    /**
+     * Refuse password sign-in to regular and academic accounts whose address is not verified
+     * (`email_not_verified`; README, "Email verification and change").
+     */
+    requireVerifiedEmail: e.REQUIRE_VERIFIED_EMAIL,
     selfAssignableRoles: e.SELF_ASSIGNABLE_ROLES,
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW,
@@ -533,6 +540,11 @@ const ConfigSchema = v.pipe(
        */
       userCodePerSession: e.RATE_LIMIT_USER_CODE_PER_SESSION,
       userCodePerIp: e.RATE_LIMIT_USER_CODE_PER_IP,
+      /**
+       * Verification and email-change mails per recipient address and window; their requests
+       * also count per client address on the registration budget (README).
+       */
+      emailPerAddress: e.RATE_LIMIT_EMAIL_PER_ADDRESS,
     },
     /**
      * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies

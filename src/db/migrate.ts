@@ -20,6 +20,7 @@ import * as deviceAuthorizations from '../../migrations/0010_device_authorizatio
 import * as revocationLog from '../../migrations/0011_revocation_log.js'
 import * as keyRotation from '../../migrations/0012_key_rotation.js'
 import * as mail from '../../migrations/0013_mail.js'
+import * as emailOwnership from '../../migrations/0014_email_ownership.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -37,6 +38,7 @@ const migrations: Record<string, Migration> = {
   '0011_revocation_log': revocationLog,
   '0012_key_rotation': keyRotation,
   '0013_mail': mail,
+  '0014_email_ownership': emailOwnership,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

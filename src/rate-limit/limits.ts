@@ -60,6 +60,12 @@ export interface RateLimits {
    */
   userCodePerSession: Limiter
   userCodePerIp: Limiter
+  /**
+   * Verification and email-change mails (README, "Email verification and change"): per client
+   * address (the registration budget's size) and per recipient address, hashed.
+   */
+  emailPerIp: Limiter
+  emailPerAddress: Limiter
 }
 
 const unlimited: Limiter = {
@@ -109,6 +115,7 @@ export function createRateLimits(
     oauthPerIp,
     userCodePerSession,
     userCodePerIp,
+    emailPerAddress,
   } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
@@ -147,6 +154,8 @@ export function createRateLimits(
     deviceAuthorizationPerIp: make('device_authorization_ip', oauthPerIp),
     userCodePerSession: make('user_code_session', userCodePerSession),
     userCodePerIp: make('user_code_ip', userCodePerIp),
+    emailPerIp: make('email_ip', registerPerIp),
+    emailPerAddress: make('email_address', emailPerAddress),
   }
 }
 

@@ -7,6 +7,12 @@ import { formatPasetoTime } from '../paseto/time.js'
 import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
 import { signV4Public } from './sign.js'
 
+/** The user fields an access token carries. */
+export type TokenSubject = Pick<
+  User,
+  'id' | 'email' | 'account_type' | 'verified' | 'email_verified' | 'role'
+>
+
 export interface AccessTokenDeps {
   keys: KeyRing
   clock: Clock
@@ -16,7 +22,7 @@ export interface AccessTokenDeps {
 /** Signs a v4.public access token for a user's session (claims and footer as in openapi.yaml). */
 export async function issueAccessToken(
   deps: AccessTokenDeps,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   sessionId: string,
 ): Promise<string> {
   return signAccessToken(deps, await deps.keys.signer(), user, sessionId)
@@ -30,7 +36,7 @@ export async function issueAccessToken(
 export function signAccessToken(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   sessionId: string,
 ): Promise<string> {
   const now = Math.floor(deps.clock() / 1000) * 1000
@@ -46,6 +52,7 @@ export function signAccessToken(
     acct: user.account_type,
     verified: user.verified === 1,
     email: user.email,
+    email_verified: user.email_verified === 1,
     ...(user.role === null ? {} : { role: user.role }),
   }
   const footer = Buffer.from(JSON.stringify({ kid: signer.kid }))

@@ -1,7 +1,6 @@
-import type { User } from '../db/schema.js'
 import type { Signer } from '../keys/key-ring.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
-import { type AccessTokenDeps, signAccessToken } from './access-token.js'
+import { type AccessTokenDeps, signAccessToken, type TokenSubject } from './access-token.js'
 
 /** openapi.yaml, `TokenPair`. */
 export interface TokenPair {
@@ -14,7 +13,7 @@ export interface TokenPair {
 
 export async function issueTokenPair(
   deps: AccessTokenDeps,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   issued: IssuedRefreshToken,
 ): Promise<TokenPair> {
   return tokenPairSignedBy(deps, await deps.keys.signer(), user, issued)
@@ -24,7 +23,7 @@ export async function issueTokenPair(
 export async function tokenPairSignedBy(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   issued: IssuedRefreshToken,
 ): Promise<TokenPair> {
   return {

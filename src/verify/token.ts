@@ -35,8 +35,14 @@ export interface AccessTokenClaims {
   /** Session (refresh-token family) id. */
   sid: string
   acct: AccountType
+  /** Academic status (CILogon). */
   verified: boolean
   email: string
+  /**
+   * Whether the owner proved `email` (a mailed link or code, or a provider vouching for it).
+   * Absent in tokens issued before Tessera added it; treat absent as unproven.
+   */
+  email_verified?: boolean
   role?: string
 }
 
@@ -95,7 +101,8 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
  * The signed payload: UTF-8 JSON, an object with unique keys at every depth (PASETO spec) at most
  * PAYLOAD_MAX_DEPTH deep, and Tessera's profile: `iss`, `sub`, `aud`, `jti`, `sid`, `email`
  * non-empty strings; `exp`, `nbf`, `iat` real instants written exactly `YYYY-MM-DDTHH:MM:SSZ`;
- * `acct` one of the four account types; `verified` a boolean; `role`, when present, a string.
+ * `acct` one of the four account types; `verified` a boolean; `email_verified` and `role`, when
+ * present, a boolean and a string.
  * Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
@@ -121,6 +128,10 @@ function readAccessTokenPayload(message: Uint8Array): {
   const iat = timeClaim(payload, 'iat')
   if (!ACCOUNT_TYPES.has(payload.acct)) throw invalidClaims('"acct" is not an account type')
   if (typeof payload.verified !== 'boolean') throw invalidClaims('"verified" must be a boolean')
+  const hasEmailVerified = Object.hasOwn(payload, 'email_verified')
+  if (hasEmailVerified && typeof payload.email_verified !== 'boolean') {
+    throw invalidClaims('"email_verified" must be a boolean')
+  }
   const hasRole = Object.hasOwn(payload, 'role')
   if (hasRole && typeof payload.role !== 'string') throw invalidClaims('"role" must be a string')
   // Only the fields checked above, copied out of the parsed object.
@@ -137,6 +148,7 @@ function readAccessTokenPayload(message: Uint8Array): {
     verified: payload.verified,
     email: payload.email as string,
   }
+  if (hasEmailVerified) claims.email_verified = payload.email_verified as boolean
   if (hasRole) claims.role = payload.role as string
   return { claims, exp, nbf, iat }
 }

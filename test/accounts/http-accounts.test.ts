@@ -94,6 +94,7 @@ for (const dialect of dialects()) {
         display_name: 'Ada Lovelace',
         account_type: 'regular',
         verified: false,
+        email_verified: false,
         created_at: expect.stringMatching(RFC3339_UTC),
       })
       expect(Date.parse(body.created_at as string)).toBe(Math.floor(app.clock() / 1000) * 1000)
@@ -549,6 +550,7 @@ for (const dialect of dialects()) {
         display_name: null,
         account_type: 'service',
         verified: true,
+        email_verified: false,
         created_at: expect.stringMatching(RFC3339_UTC),
       })
       const pair = (await (await postLogin(app, email, PASSWORD)).json()) as TokenPairBody

@@ -169,6 +169,7 @@ for (const dialect of dialects()) {
         '0011_revocation_log',
         '0012_key_rotation',
         '0013_mail',
+        '0014_email_ownership',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])

@@ -153,6 +153,7 @@ for (const dialect of dialects()) {
         'acct',
         'aud',
         'email',
+        'email_verified',
         'exp',
         'iat',
         'iss',
@@ -168,6 +169,7 @@ for (const dialect of dialects()) {
         aud: AUDIENCE,
         acct: 'regular',
         verified: false,
+        email_verified: false,
         email,
       })
       for (const name of ['iat', 'nbf', 'exp'] as const) {
