@@ -163,7 +163,8 @@ export const AccountPage: FC<AccountView> = (view) => {
         {view.user.hasPassword && (
           <PasswordField
             name="current_password"
-            label="Current password"
+            id="email_current_password"
+            label="Your password"
             autocomplete="current-password"
           />
         )}
