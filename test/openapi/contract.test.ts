@@ -808,7 +808,7 @@ describe('live responses match openapi.yaml', () => {
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
     })
 
-    it('POST /v1/user/email/verify/send, /verify, /change, /change/confirm, /change/cancel', async () => {
+    it('POST /v1/user/email/... (verify/send, verify, change, confirm, cancel)', async () => {
       const { email, tokens } = await newUser()
       const token = tokens.access_token
       const code = (res: { body: unknown }) => problemCode(res.body)

@@ -380,7 +380,7 @@ export function pagesContract(): void {
     strict.clock.advance(-301_000)
   })
 
-  it('GET and POST /verify-email and /email-change, POST /verify-email/send, /account/email', async () => {
+  it('the verification and email-change pages, send again, the account email form', async () => {
     const { browser, email, csrf } = await signedIn()
     // The verification link: the token moves into a cookie, the page's button spends it.
     const verify = await outboxToken(pages, email, 'tessera_ev_')
