@@ -86,7 +86,15 @@ for (const dialect of dialects()) {
       expect(res.headers.get('content-type')).toMatch(/^application\/json/)
       const body = (await res.json()) as Record<string, unknown>
       expect(Object.keys(body).sort()).toEqual(
-        ['account_type', 'created_at', 'display_name', 'email', 'id', 'verified'].sort(),
+        [
+          'account_type',
+          'created_at',
+          'display_name',
+          'email',
+          'email_verified',
+          'id',
+          'verified',
+        ].sort(),
       )
       expect(body).toEqual({
         id: expect.any(String),
