@@ -41,7 +41,7 @@ export interface NewAccount {
 }
 
 export interface RegistrationDeps extends AccountDeps {
-  config: Pick<Config, 'passwordMinLength' | 'selfAssignableRoles' | 'issuer'>
+  config: Pick<Config, 'passwordMinLength' | 'selfAssignableRoles' | 'issuer' | 'keyEncryptionKey'>
 }
 
 /** What clients see of a user (openapi.yaml, `User`). */

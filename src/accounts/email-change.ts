@@ -5,6 +5,7 @@ import { isUniqueViolation } from '../db/errors.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { enqueueMail } from '../mail/queue.js'
+import { sealMailSecret } from '../mail/sealed.js'
 import { accountKey, type RateLimits } from '../rate-limit/limits.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { type AccountDeps, findUserByEmail, getUser } from './accounts.js'
@@ -21,7 +22,9 @@ import { normalizePassword } from './password-policy.js'
 import { type RecentAuthenticationDeps, requireRecentAuthentication } from './reauthenticate.js'
 
 export interface EmailChangeDeps extends AccountDeps {
-  config: AccountDeps['config'] & Pick<Config, 'issuer'> & RecentAuthenticationDeps['config']
+  config: AccountDeps['config'] &
+    Pick<Config, 'issuer' | 'keyEncryptionKey'> &
+    RecentAuthenticationDeps['config']
   limits: Pick<RateLimits, 'passwordPerUser' | 'emailPerIp' | 'emailPerAddress'>
 }
 
@@ -87,15 +90,22 @@ export async function requestEmailChange(
       new_email: next.email,
       expires_in_minutes: String(CHANGE_TOKEN_TTL_SECONDS / 60),
     }
+    // Sealed in the queue, bound to their recipients, like every mailed secret.
+    const sealed = (to: string, value: string) =>
+      sealMailSecret(t.config.keyEncryptionKey, to, value)
+    const mail = (to: string, token: string) => ({
+      link: sealed(to, emailChangeLink(t.config, token)),
+      code: sealed(to, token),
+    })
     await enqueueMail(tx, t.clock, {
       to: next.email,
       template: 'email-change-confirm',
-      data: { ...data, link: emailChangeLink(t.config, confirm.token), code: confirm.token },
+      data: { ...data, ...mail(next.email, confirm.token) },
     })
     await enqueueMail(tx, t.clock, {
       to: user.email,
       template: 'email-change-notice',
-      data: { ...data, link: emailChangeLink(t.config, cancel.token), code: cancel.token },
+      data: { ...data, ...mail(user.email, cancel.token) },
     })
     await recordAudit(tx, t.clock, {
       event: 'email_change_requested',

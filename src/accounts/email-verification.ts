@@ -5,6 +5,7 @@ import type { Config } from '../config/index.js'
 import type { Database, User } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { enqueueMail } from '../mail/queue.js'
+import { sealMailSecret } from '../mail/sealed.js'
 import { accountKey, type RateLimits } from '../rate-limit/limits.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { normalizeEmail } from './email.js'
@@ -19,7 +20,7 @@ import {
 export interface VerificationMailDeps {
   db: Kysely<Database>
   clock: Clock
-  config: Pick<Config, 'issuer'>
+  config: Pick<Config, 'issuer' | 'keyEncryptionKey'>
 }
 
 export interface VerificationRequestDeps extends VerificationMailDeps {
@@ -29,7 +30,7 @@ export interface VerificationRequestDeps extends VerificationMailDeps {
 /**
  * The page a mailed link opens. The token rides in the query only as far as that page, which
  * moves it into a cookie and out of the address bar at once (README, "Email verification and
- * change"); Tessera's request log records paths only.
+ * change"); Tessera's request log records paths only. The queue holds it sealed.
  */
 export function verifyEmailLink(config: Pick<Config, 'issuer'>, token: string): string {
   return `${config.issuer}/verify-email?token=${token}`
@@ -53,13 +54,15 @@ export async function mailVerification(
       changeId: null,
       ttlSeconds: VERIFY_TOKEN_TTL_SECONDS,
     })
+    // Sealed in the queue like every mailed secret (src/mail/sealed.ts).
+    const sealed = (value: string) => sealMailSecret(t.config.keyEncryptionKey, user.email, value)
     await enqueueMail(tx, t.clock, {
       to: user.email,
       template: 'verify-email',
       data: {
         email: user.email,
-        link: verifyEmailLink(t.config, token),
-        code: token,
+        link: sealed(verifyEmailLink(t.config, token)),
+        code: sealed(token),
         expires_in_hours: String(VERIFY_TOKEN_TTL_SECONDS / 3600),
       },
     })

@@ -12,6 +12,8 @@ export type AuditEventName =
   | 'logout_all'
   | 'session_revoked'
   | 'password_changed'
+  | 'password_reset_requested'
+  | 'password_reset'
   | 'user_promoted'
   | 'user_disabled'
   | 'superuser_created'

@@ -16,6 +16,7 @@ Server commands (read the same environment as the server; see README):
   user create-superuser --email E    create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
   user disable --email E             disable a user and end all their sessions
+  user reset-password --email E      mail the user a password reset link (the server sends it)
 
 Client commands (talk to a running server at TESSERA_URL, default http://localhost:8000):
   user register --email E            create an account (password asked, or stdin)
@@ -79,6 +80,13 @@ const HELP: Record<string, string> = {
     'Usage: tessera user disable --email EMAIL',
     '',
     'Disables a user and revokes every session they have.',
+  ),
+  'user reset-password': help(
+    'Usage: tessera user reset-password --email EMAIL',
+    '',
+    'Queues the password reset mail POST /v1/user/auth/password/forgot would (README,',
+    '"Password reset"): a link valid 30 minutes for an account with a password, how to sign',
+    'in for a federated-only one. The running server sends it. Prints what was queued.',
   ),
   'user register': help(
     'Usage: tessera user register --email EMAIL [--display-name NAME]',

@@ -313,6 +313,8 @@ const Variables = v.object({
   RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
   RATE_LIMIT_EMAIL_PER_ADDRESS: int(5, 0),
+  RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS: int(3, 0),
+  RATE_LIMIT_PASSWORD_RESET_PER_IP: int(20, 0),
   TRUST_PROXY: trustedProxies,
   REVOCATION_NOTIFY: bool(true),
   REVOCATION_POLL_MS: int(250, 50, 60_000),
@@ -545,6 +547,10 @@ const ConfigSchema = v.pipe(
        * also count per client address on the registration budget (README).
        */
       emailPerAddress: e.RATE_LIMIT_EMAIL_PER_ADDRESS,
+      /** Reset mails per address and window; over it, 202 and no mail (README). */
+      passwordResetPerAddress: e.RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS,
+      /** Reset requests per client address (an IPv6 one by its /64) and window. */
+      passwordResetPerIp: e.RATE_LIMIT_PASSWORD_RESET_PER_IP,
     },
     /**
      * Addresses and CIDRs (normalised: IPv4 rather than IPv4-mapped IPv6) of the reverse proxies

@@ -12,6 +12,7 @@ import { accountRoutes } from './pages/account-routes.js'
 import { assetRoutes } from './pages/assets.js'
 import { deviceRoutes } from './pages/device-routes.js'
 import { emailPageRoutes } from './pages/email-routes.js'
+import { passwordResetPages } from './pages/password-reset-routes.js'
 import { signInRoutes } from './pages/sign-in-routes.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
@@ -24,6 +25,7 @@ import { keyRoutes } from './routes/keys.js'
 import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { oauthRoutes } from './routes/oauth.js'
+import { passwordResetRoutes } from './routes/password-reset.js'
 import { revocationRoutes } from './routes/revocations.js'
 import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
@@ -77,6 +79,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/user', userRoutes)
   app.route('/v1/user', federationRoutes)
   app.route('/v1/user/email', emailRoutes)
+  app.route('/v1/user', passwordResetRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)
@@ -89,6 +92,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/', accountRoutes)
   app.route('/', emailPageRoutes)
   app.route('/', deviceRoutes)
+  app.route('/', passwordResetPages)
   app.route('/', assetRoutes)
 
   app.notFound(() => problemResponse(new TesseraError('not_found', 'No such route')))

@@ -88,6 +88,16 @@ export const loginEmailField = v.pipe(
   v.nonEmpty('is required'),
   v.maxLength(254, 'must be at most 254 characters'),
 )
+/**
+ * A password reset token (src/accounts/password-reset.ts) as sent: bounded and URL-safe, so a
+ * stray value is refused before it is hashed; whether it is a live token is the domain's question.
+ */
+export const resetTokenField = v.pipe(
+  v.string('must be a string'),
+  v.nonEmpty('is required'),
+  v.maxLength(128, 'must be at most 128 characters'),
+  v.regex(/^[A-Za-z0-9_-]+$/, 'must be a reset code from the mail'),
+)
 export const passwordField = v.pipe(
   v.string('must be a string'),
   v.check((s) => !hasPasswordControlCharacters(s), 'must not contain control characters'),

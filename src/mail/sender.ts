@@ -10,6 +10,7 @@ import {
   removeMail,
   retryMailLater,
 } from './queue.js'
+import { openMailData } from './sealed.js'
 import type { RenderedMail } from './template.js'
 import { isMailTemplateName, MAIL_TEMPLATES } from './templates/index.js'
 import type { MailTransport } from './transport.js'
@@ -17,7 +18,7 @@ import type { MailTransport } from './transport.js'
 export interface MailSenderDeps {
   db: Kysely<Database>
   clock: Clock
-  config: Pick<Config, 'mail'>
+  config: Pick<Config, 'mail' | 'keyEncryptionKey'>
   logger: Pick<Logger, 'warn' | 'info'>
   transport: MailTransport
   /** Milliseconds between looks at the queue; default 1 s. Only tests change it. */
@@ -48,7 +49,7 @@ export function startMailSender(deps: MailSenderDeps): MailSender {
   async function sendOne(mail: ClaimedMail): Promise<void> {
     let rendered: RenderedMail
     try {
-      rendered = render(mail, deps.config.mail.platformName)
+      rendered = render(mail, deps.config)
     } catch (error) {
       // A row this version cannot render will never send: retrying would only repeat this.
       deps.logger.warn(
@@ -127,10 +128,15 @@ export function startMailSender(deps: MailSenderDeps): MailSender {
   }
 }
 
-function render(mail: ClaimedMail, platformName: string): RenderedMail {
+function render(
+  mail: ClaimedMail,
+  config: Pick<Config, 'mail' | 'keyEncryptionKey'>,
+): RenderedMail {
   if (!isMailTemplateName(mail.template)) throw new Error('unknown template')
   const template = MAIL_TEMPLATES[mail.template]
-  const data = JSON.parse(mail.data) as Record<string, string>
+  const queued = JSON.parse(mail.data) as Record<string, string>
+  const data = openMailData(config.keyEncryptionKey, mail.recipient, queued)
+  const { platformName } = config.mail
   return {
     subject: template.subject(data, platformName),
     text: template.text(data, platformName),

@@ -66,6 +66,14 @@ export interface RateLimits {
    */
   emailPerIp: Limiter
   emailPerAddress: Limiter
+  /**
+   * Password reset requests per address and per client (README, "Password reset"). Over the
+   * address budget a request still answers 202 and sends nothing, so it never becomes a lockout.
+   */
+  passwordResetPerAddress: Limiter
+  passwordResetPerIp: Limiter
+  /** Wrong reset tokens per client, a budget as large as that of the requests. */
+  passwordResetTokenPerIp: Limiter
 }
 
 const unlimited: Limiter = {
@@ -116,6 +124,8 @@ export function createRateLimits(
     userCodePerSession,
     userCodePerIp,
     emailPerAddress,
+    passwordResetPerAddress,
+    passwordResetPerIp,
   } = config.rateLimits
   const make = (keyPrefix: string, points: number): Limiter => {
     if (points === 0) return unlimited
@@ -156,6 +166,9 @@ export function createRateLimits(
     userCodePerIp: make('user_code_ip', userCodePerIp),
     emailPerIp: make('email_ip', registerPerIp),
     emailPerAddress: make('email_address', emailPerAddress),
+    passwordResetPerAddress: make('reset_address', passwordResetPerAddress),
+    passwordResetPerIp: make('reset_ip', passwordResetPerIp),
+    passwordResetTokenPerIp: make('reset_token_ip', passwordResetPerIp),
   }
 }
 

@@ -32,6 +32,7 @@ export type RevocationReason =
   | 'logout_all'
   | 'refresh_token_reused'
   | 'password_changed'
+  | 'password_reset'
   | 'session_deleted'
   | 'user_disabled'
   /** A browser session ended by a new sign-in in the same browser (README, "Pages"). */

@@ -78,6 +78,7 @@ const COMMANDS = [
   'user create-superuser',
   'user promote',
   'user disable',
+  'user reset-password',
 ]
 
 describe('the tessera CLI [sqlite]', { timeout: 60_000 }, () => {

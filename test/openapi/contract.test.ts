@@ -12,11 +12,13 @@ import { registerAccount, setDisabled } from '../../src/accounts/accounts.js'
 import { promoteToSuperuser } from '../../src/accounts/promotion.js'
 import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
 import { publishNextSigningKey, revokeSigningKey } from '../../src/keys/rotation.js'
+import { outboxDirectory } from '../../src/mail/transport.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
 import { approveAs, denyAs } from '../support/device.js'
 import { dialects } from '../support/dialects.js'
 import { startFederation } from '../support/federation.js'
+import { outboxResetCode } from '../support/mail.js'
 import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import {
   checkAgainstOpenApi,
@@ -108,6 +110,10 @@ const PAGE_ROUTES: [string, string, string?][] = [
   ['POST', '/device/approve'],
   ['POST', '/device/deny'],
   ['POST', '/device/reauthenticate'],
+  ['GET', '/forgot-password'],
+  ['POST', '/forgot-password'],
+  ['GET', '/reset-password'],
+  ['POST', '/reset-password'],
 ]
 
 /** A JSON body just over the limit. */
@@ -294,6 +300,7 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_LOGIN_PER_ACCOUNT: '1',
           RATE_LIMIT_OAUTH_PER_IP: '1',
           RATE_LIMIT_REFRESH_PER_SESSION: '1',
+          RATE_LIMIT_PASSWORD_RESET_PER_IP: '1',
           REVOCATION_STREAM_MAX_CLIENTS: '0',
           METRICS_TOKEN,
         },
@@ -908,6 +915,42 @@ describe('live responses match openapi.yaml', () => {
       expect((await call(strict, 'POST', changePath, guess)).status).toBe(401)
       const guessed = await call(strict, 'POST', changePath, guess)
       expect([guessed.status, code(guessed)]).toEqual([429, 'rate_limited'])
+    })
+
+    it('POST /v1/user/auth/password/forgot and POST /v1/user/auth/password/reset', async () => {
+      const forgot = '/v1/user/auth/password/forgot'
+      const reset = '/v1/user/auth/password/reset'
+      const { email } = await newUser()
+      expect((await send(app, 'POST', forgot, { json: { email } })).status).toBe(202)
+      const invalid = await call(app, 'POST', forgot, { json: { email: 'not an address' } })
+      expect(problemCode(invalid.body)).toBe('validation_failed')
+      await bodyErrors('POST', forgot)
+      const forged = `tessera_pr_${'A'.repeat(43)}`
+      const spent = await send(app, 'POST', reset, {
+        json: { token: forged, new_password: 'another-fine-passphrase-7' },
+      })
+      expect([spent.status, problemCode(spent.body)]).toEqual([400, 'invalid_reset_token'])
+      const weak = await call(app, 'POST', reset, { json: { token: forged, new_password: 'x' } })
+      expect(problemCode(weak.body)).toBe('weak_password')
+      await bodyErrors('POST', reset)
+      // A real code, from the mail this app wrote to its outbox (it has no SMTP_URL).
+      await app.server.mail.sendDue()
+      const code = await outboxResetCode(outboxDirectory(app.server.tessera.config), email)
+      const done = await send(app, 'POST', reset, {
+        json: { token: code, new_password: 'another-fine-passphrase-7' },
+      })
+      expect(done.status).toBe(204)
+      // One request and one wrong token per address and window on `strict`.
+      const strictEmail = uniqueEmail('strict-reset')
+      expect((await call(strict, 'POST', forgot, { json: { email: strictEmail } })).status).toBe(
+        202,
+      )
+      const limited = await call(strict, 'POST', forgot, { json: { email: strictEmail } })
+      expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
+      const wrong = { token: forged, new_password: 'another-fine-passphrase-7' }
+      expect((await call(strict, 'POST', reset, { json: wrong })).status).toBe(400)
+      const tooMany = await call(strict, 'POST', reset, { json: wrong })
+      expect([tooMany.status, problemCode(tooMany.body)]).toEqual([429, 'rate_limited'])
     })
 
     it('POST /v1/user/auth/reauthenticate', async () => {
@@ -1678,6 +1721,12 @@ describe('live responses match openapi.yaml', () => {
           { ...secret, json: { email: uniqueEmail('svc'), password: PASSWORD } },
         ],
         ['POST', '/v1/user/auth/login', { json: credentials }],
+        ['POST', '/v1/user/auth/password/forgot', { json: { email } }],
+        [
+          'POST',
+          '/v1/user/auth/password/reset',
+          { json: { token: `tessera_pr_${'A'.repeat(43)}`, new_password: `${PASSWORD}!` } },
+        ],
         ['POST', '/v1/user/auth/refresh', { json: { refresh_token: tokens.refresh_token } }],
         ['POST', '/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } }],
         ['POST', '/v1/user/auth/logout-all', bearer],

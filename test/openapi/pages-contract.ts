@@ -6,9 +6,11 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { registerAccount } from '../../src/accounts/accounts.js'
+import { outboxDirectory } from '../../src/mail/transport.js'
 import type { TestApp } from '../support/app.js'
 import { startDevice } from '../support/device.js'
 import { type Federation, startFederation } from '../support/federation.js'
+import { outboxResetCode } from '../support/mail.js'
 import { CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
 import { outboxToken } from '../support/outbox.js'
@@ -45,6 +47,7 @@ export function pagesContract(): void {
           RATE_LIMIT_REGISTER_PER_IP: '1',
           RATE_LIMIT_OAUTH_PER_IP: '1',
           RATE_LIMIT_USER_CODE_PER_SESSION: '1',
+          RATE_LIMIT_PASSWORD_RESET_PER_IP: '1',
         },
       }),
       federation.app({ env: { REQUIRE_VERIFIED_EMAIL: 'true' } }),
@@ -88,6 +91,52 @@ export function pagesContract(): void {
     const csrf = formToken(await (await browser.get('/account')).text())
     return { browser, email, user, csrf }
   }
+
+  it('GET and POST /forgot-password, GET and POST /reset-password', async () => {
+    const browser = new PageBrowser(pages)
+    const page = await browser.get('/forgot-password')
+    expect((await check('GET', '/forgot-password', page)).status).toBe(200)
+    const csrf = formToken(await page.text())
+    const { email } = await register(pages, uniqueEmail('page-reset'))
+    const bad = await browser.post('/forgot-password', { csrf, email: 'not an address' })
+    expect((await check('POST', '/forgot-password', bad)).status).toBe(400)
+    await formRefusals(browser, '/forgot-password', { csrf, email })
+    expect((await accepted(browser, '/forgot-password', { csrf, email })).status).toBe(303)
+
+    expect(
+      (await check('GET', '/reset-password', await browser.get('/reset-password'))).status,
+    ).toBe(400)
+    await pages.server.mail.sendDue()
+    const code = await outboxResetCode(outboxDirectory(pages.server.tessera.config), email)
+    const moved = await check(
+      'GET',
+      '/reset-password',
+      await browser.get(`/reset-password?token=${code}`),
+    )
+    expect(moved).toEqual({ status: 303, location: '/reset-password' })
+    expect(
+      (await check('GET', '/reset-password', await browser.get('/reset-password'))).status,
+    ).toBe(200)
+    const fields = { csrf, new_password: 'a-new-page-contract-password-5' }
+    const weak = await browser.post('/reset-password', { csrf, new_password: 'password' })
+    expect((await check('POST', '/reset-password', weak)).status).toBe(400)
+    await formRefusals(browser, '/reset-password', fields)
+    expect((await accepted(browser, '/reset-password', fields)).status).toBe(303)
+
+    // 429 on the strict app: one request and one wrong token per address and window.
+    const limited = new PageBrowser(strict)
+    const token = formToken(await (await limited.get('/forgot-password')).text())
+    const target = { csrf: token, email: uniqueEmail('limited') }
+    expect((await limited.post('/forgot-password', target)).status).toBe(303)
+    const tooMany = await limited.post('/forgot-password', target)
+    expect((await check('POST', '/forgot-password', tooMany)).status).toBe(429)
+    await (await limited.get(`/reset-password?token=tessera_pr_${'A'.repeat(43)}`)).arrayBuffer()
+    const wrong = { csrf: token, new_password: 'a-new-page-contract-password-5' }
+    expect((await limited.post('/reset-password', wrong)).status).toBe(400)
+    await (await limited.get(`/reset-password?token=tessera_pr_${'B'.repeat(43)}`)).arrayBuffer()
+    const guessing = await limited.post('/reset-password', wrong)
+    expect((await check('POST', '/reset-password', guessing)).status).toBe(429)
+  })
 
   it('GET and POST /login, GET and POST /register, POST /logout', async () => {
     const anonymous = new PageBrowser(pages)

@@ -51,6 +51,8 @@ export interface TestAppOptions {
   realHashing?: boolean
   /** Heartbeat period of revocation streams instead of 15 s. */
   revocationHeartbeatMs?: number
+  /** How often the mail sender looks at its queue instead of every second. */
+  mailPollMs?: number
 }
 
 /**
@@ -95,6 +97,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
       clock,
       logger: options.logger,
       revocationHeartbeatMs: options.revocationHeartbeatMs,
+      mailPollMs: options.mailPollMs,
       ...(options.realHashing === true ? {} : { passwordHashing: FAST_HASHING }),
     })
   } catch (error) {

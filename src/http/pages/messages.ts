@@ -33,6 +33,10 @@ export const DONE_MESSAGES = {
     'Your current address got a notice with a way to cancel.',
   email_changed: 'Your email address is changed, and the new one is verified.',
   email_change_cancelled: 'The email change is cancelled: the account keeps its address.',
+  reset_mail_sent:
+    'If this address can receive mail from us, a message with the next step is on its way. ' +
+    'The link in it works once, for 30 minutes.',
+  password_reset: 'Your password is set. Every session has been signed out: sign in with it.',
 } as const
 
 export type DoneKey = keyof typeof DONE_MESSAGES
@@ -76,6 +80,9 @@ const ERROR_MESSAGES: Record<CallbackErrorCode | PageErrorCode, string> = {
     'Your email address is not verified yet. Follow the link mailed to it, or have a new one sent.',
   reauthentication_required:
     'This change needs a recent sign-in: sign out, sign in again, then make the change.',
+  invalid_reset_token:
+    'This reset link is unknown, expired, already used, or replaced by a newer one. ' +
+    'Request a new link.',
   invalid_user_code:
     'This code is unknown, expired or already used. Check the code your device shows, or start ' +
     'the login there again.',
@@ -101,6 +108,7 @@ type PageErrorCode = Extract<
   | 'invalid_email_token'
   | 'email_not_verified'
   | 'reauthentication_required'
+  | 'invalid_reset_token'
 >
 
 /** The text of an `?error=` key, or undefined for anything that is not one. */

@@ -103,6 +103,9 @@ export const SignInPage: FC<SignInView> = (view) => (
         <button type="submit">Sign in</button>
       </div>
     </form>
+    <p>
+      <a href="/forgot-password">Forgot your password?</a>
+    </p>
     {view.providers.length > 0 && (
       <>
         <p class="or">Or sign in with another account you have:</p>
