@@ -13,6 +13,7 @@ import { recordRevocation } from '../revocations/log.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { forgetDevices } from './devices.js'
 import { normalizeEmail } from './email.js'
+import { mailVerification } from './email-verification.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordPolicy, normalizePassword } from './password-policy.js'
 import { selfAssignedRole } from './roles.js'
@@ -40,7 +41,7 @@ export interface NewAccount {
 }
 
 export interface RegistrationDeps extends AccountDeps {
-  config: Pick<Config, 'passwordMinLength' | 'selfAssignableRoles'>
+  config: Pick<Config, 'passwordMinLength' | 'selfAssignableRoles' | 'issuer' | 'keyEncryptionKey'>
 }
 
 /** What clients see of a user (openapi.yaml, `User`). */
@@ -50,6 +51,7 @@ export interface UserView {
   display_name: string | null
   account_type: AccountType
   verified: boolean
+  email_verified: boolean
   created_at: string
   role?: string
 }
@@ -61,6 +63,7 @@ export function toUserView(user: User): UserView {
     display_name: user.display_name,
     account_type: user.account_type,
     verified: user.verified === 1,
+    email_verified: user.email_verified === 1,
     created_at: formatPasetoTime(user.created_at),
     ...(user.role === null ? {} : { role: user.role }),
   }
@@ -74,6 +77,7 @@ export function passwordPolicy(deps: Pick<AccountDeps, 'config'>) {
 /**
  * Creates an account with a password. A taken email answers `email_taken` (a documented
  * trade-off: registration is rate-limited instead). Service accounts are verified from the start.
+ * A regular account gets its verification mail, queued in the registration's transaction.
  */
 export async function registerAccount(
   deps: RegistrationDeps,
@@ -98,6 +102,8 @@ export async function registerAccount(
     display_name: input.displayName ?? null,
     account_type: accountType,
     verified: accountType === 'regular' ? 0 : 1,
+    // Proven only by the mailed link or code (src/accounts/email-verification.ts).
+    email_verified: 0,
     disabled: 0,
     role,
     created_at: now,
@@ -113,6 +119,8 @@ export async function registerAccount(
         ip: client.ip,
         detail: { account_type: accountType },
       })
+      // Operators vouch for the addresses of the accounts they make (service, superuser).
+      if (accountType === 'regular') await mailVerification({ ...deps, db: tx }, user, client)
     })
   } catch (error) {
     if (isUniqueViolation(error)) throw emailTaken()

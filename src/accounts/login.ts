@@ -1,3 +1,4 @@
+import type { Config } from '../config/index.js'
 import type { User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { LoginOutcome, Metrics } from '../metrics.js'
@@ -11,6 +12,7 @@ import { issueDevice, renewDevice, trustedDevice } from './devices.js'
 import { normalizeEmail } from './email.js'
 
 export type PasswordSignInDeps = AccountDeps & {
+  config: Pick<Config, 'requireVerifiedEmail'>
   limits: Pick<RateLimits, 'loginPerIp' | 'loginPerAccount' | 'loginPerDevice'>
   metrics: Pick<Metrics, 'logins'>
 }
@@ -91,6 +93,23 @@ const FAILED_LOGIN_OUTCOMES: Partial<Record<TesseraError['code'], LoginOutcome>>
   rate_limited: 'rate_limited',
 }
 
+/**
+ * REQUIRE_VERIFIED_EMAIL (README, "Email verification and change"): a regular or academic
+ * account signs in with its password only once its address is proven. Told only to someone who
+ * gave the right password, like `account_disabled`, so it reveals nothing to others. Service
+ * accounts and superusers are made by operators, who vouch for their addresses; federated
+ * sign-in never reaches here and its addresses are the providers' verified ones.
+ */
+function refuseUnverifiedEmail(t: Pick<PasswordSignInDeps, 'config'>, user: User): void {
+  if (!t.config.requireVerifiedEmail || user.email_verified === 1) return
+  if (user.account_type !== 'regular' && user.account_type !== 'academic') return
+  throw new TesseraError(
+    'email_not_verified',
+    'Verify your email address first: follow the link or enter the code mailed to it, or ask ' +
+      'for a new one (POST /v1/user/email/verify/send)',
+  )
+}
+
 async function attemptSignIn<S>(
   t: PasswordSignInDeps,
   credentials: { email: string; password: string },
@@ -112,6 +131,8 @@ async function attemptSignIn<S>(
   // whoever is guessing a fresh allowance each time the owner logs in.
   if (device !== undefined) await t.limits.loginPerDevice.reset(device)
   else await t.limits.loginPerAccount.reset(account)
+  // After the reset: the owner who knows the password is not counted as a guesser meanwhile.
+  refuseUnverifiedEmail(t, user)
   const session = await open(user)
   if (device === undefined) return { user, session, deviceCookie: await issueDevice(t, user.id) }
   await renewDevice(t, device)

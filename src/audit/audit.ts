@@ -32,6 +32,12 @@ export type AuditEventName =
   | 'personal_token_created'
   | 'personal_token_revoked'
   | 'personal_token_used'
+  | 'email_verification_sent'
+  | 'email_verified'
+  | 'email_change_requested'
+  | 'email_changed'
+  | 'email_change_cancelled'
+  | 'email_change_refused'
 
 export interface AuditEvent {
   event: AuditEventName

@@ -312,6 +312,7 @@ const Variables = v.object({
   ARGON2_MAX_CONCURRENCY: int(availableParallelism(), 1, 256),
   ARGON2_MAX_QUEUE: int(64, 0, 100_000),
   PASSWORD_MIN_LENGTH: int(8, 8, 64),
+  REQUIRE_VERIFIED_EMAIL: bool(false),
   SELF_ASSIGNABLE_ROLES: v.pipe(
     csv('researcher'),
     v.check(
@@ -334,6 +335,7 @@ const Variables = v.object({
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: int(20, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_IP: int(100, 0),
+  RATE_LIMIT_EMAIL_PER_ADDRESS: int(5, 0),
   RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS: int(3, 0),
   RATE_LIMIT_PASSWORD_RESET_PER_IP: int(20, 0),
   TRUST_PROXY: trustedProxies,
@@ -547,6 +549,11 @@ const ConfigSchema = v.pipe(
     argon2MaxConcurrency: e.ARGON2_MAX_CONCURRENCY,
     argon2MaxQueue: e.ARGON2_MAX_QUEUE,
     passwordMinLength: e.PASSWORD_MIN_LENGTH,
+    /**
+     * Refuse password sign-in to regular and academic accounts whose address is not verified
+     * (`email_not_verified`; README, "Email verification and change").
+     */
+    requireVerifiedEmail: e.REQUIRE_VERIFIED_EMAIL,
     selfAssignableRoles: e.SELF_ASSIGNABLE_ROLES,
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW,
@@ -575,6 +582,11 @@ const ConfigSchema = v.pipe(
        */
       clientAuthPerClient: e.RATE_LIMIT_CLIENT_AUTH_PER_CLIENT,
       clientAuthPerIp: e.RATE_LIMIT_CLIENT_AUTH_PER_IP,
+      /**
+       * Verification and email-change mails per recipient address and window; their requests
+       * also count per client address on the registration budget (README).
+       */
+      emailPerAddress: e.RATE_LIMIT_EMAIL_PER_ADDRESS,
       /** Reset mails per address and window; over it, 202 and no mail (README). */
       passwordResetPerAddress: e.RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS,
       /** Reset requests per client address (an IPv6 one by its /64) and window. */

@@ -20,6 +20,7 @@ import * as deviceAuthorizations from '../../migrations/0010_device_authorizatio
 import * as revocationLog from '../../migrations/0011_revocation_log.js'
 import * as keyRotation from '../../migrations/0012_key_rotation.js'
 import * as mail from '../../migrations/0013_mail.js'
+import * as emailOwnership from '../../migrations/0014_email_ownership.js'
 import * as personalTokens from '../../migrations/0015_personal_tokens.js'
 import * as serviceClients from '../../migrations/0017_service_clients.js'
 
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   '0011_revocation_log': revocationLog,
   '0012_key_rotation': keyRotation,
   '0013_mail': mail,
+  '0014_email_ownership': emailOwnership,
   '0015_personal_tokens': personalTokens,
   '0017_service_clients': serviceClients,
 }

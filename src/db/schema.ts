@@ -22,6 +22,7 @@ export interface Database {
   mail_queue: MailQueueTable
   password_resets: PasswordResetsTable
   personal_tokens: PersonalTokensTable
+  email_tokens: EmailTokensTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -33,7 +34,10 @@ export interface UsersTable {
   password_hash: string | null
   display_name: string | null
   account_type: AccountType
+  /** Academic status (CILogon), not the email's: that is `email_verified`. */
   verified: number
+  /** 1 once the current address was proven by a mailed token or vouched for by a provider. */
+  email_verified: Generated<number>
   disabled: number
   role: string | null
   created_at: number
@@ -267,6 +271,26 @@ export interface ServiceClientsTable {
   created_at: number
   last_used_at: number | null
   revoked_at: number | null
+}
+
+/**
+ * A single-use token of email ownership (README, "Email verification and change"): `verify` is
+ * mailed to the account's address, `change` to the new address of an email change and `cancel`
+ * to the old one; `email` is the address concerned (the new one for a change and its cancel).
+ */
+export type EmailTokenPurpose = 'verify' | 'change' | 'cancel'
+
+export interface EmailTokensTable {
+  /** SHA-256 of the token. */
+  token_hash: string
+  user_id: string
+  purpose: EmailTokenPurpose
+  email: string
+  /** One email change's confirmation and cancellation share it; null for `verify`. */
+  change_id: string | null
+  created_at: number
+  expires_at: number
+  used_at: number | null
 }
 
 export type User = Selectable<UsersTable>

@@ -426,6 +426,7 @@ async function linkIdentity(
         })
         .execute()
       if (PROVIDERS[provider].grantsAcademic) await markAcademic(tx, userId, now)
+      if (identity.email !== null) await markEmailVouched(tx, userId, identity.email, now)
       // The owner's notice (README, "Recent authentication"); by email once Tessera sends email.
       await recordAudit(tx, t.clock, {
         event: 'identity_linked',
@@ -454,6 +455,25 @@ async function markAcademic(db: Kysely<Database>, userId: string, now: number): 
     .set({ account_type: 'academic' })
     .where('id', '=', userId)
     .where('account_type', '=', 'regular')
+    .execute()
+}
+
+/**
+ * A linked provider that vouches for the account's own address (only verified addresses are
+ * taken from providers) proves it as a mailed token would (README, "Email verification").
+ */
+async function markEmailVouched(
+  db: Kysely<Database>,
+  userId: string,
+  email: string,
+  now: number,
+): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({ email_verified: 1, updated_at: now })
+    .where('id', '=', userId)
+    .where('email_normalized', '=', normalizeEmail(email).normalized)
+    .where('email_verified', '=', 0)
     .execute()
 }
 
@@ -499,6 +519,8 @@ async function loginOrRegister(
     display_name: identity.name?.slice(0, 200) ?? null,
     account_type: academic ? 'academic' : 'regular',
     verified: academic ? 1 : 0,
+    // The provider vouched for it: only verified addresses are taken (src/federation/providers.ts).
+    email_verified: 1,
     disabled: 0,
     role: null,
     created_at: now,

@@ -11,12 +11,14 @@ import { oauthErrorBodies } from './middleware/oauth-errors.js'
 import { accountRoutes } from './pages/account-routes.js'
 import { assetRoutes } from './pages/assets.js'
 import { deviceRoutes } from './pages/device-routes.js'
+import { emailPageRoutes } from './pages/email-routes.js'
 import { passwordResetPages } from './pages/password-reset-routes.js'
 import { signInRoutes } from './pages/sign-in-routes.js'
 import { handleError, problemResponse } from './problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { archiveRoutes } from './routes/archive.js'
 import { docsRoutes } from './routes/docs.js'
+import { emailRoutes } from './routes/email.js'
 import { federationRoutes } from './routes/federation.js'
 import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
@@ -78,6 +80,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/revocations', revocationRoutes)
   app.route('/v1/user', userRoutes)
   app.route('/v1/user', federationRoutes)
+  app.route('/v1/user/email', emailRoutes)
   app.route('/v1/user', passwordResetRoutes)
   app.route('/v1/user', personalTokenRoutes)
   app.route('/v1/admin', adminRoutes)
@@ -91,6 +94,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   // Tessera's own pages (README, "Pages").
   app.route('/', signInRoutes)
   app.route('/', accountRoutes)
+  app.route('/', emailPageRoutes)
   app.route('/', deviceRoutes)
   app.route('/', passwordResetPages)
   app.route('/', assetRoutes)

@@ -64,6 +64,12 @@ export interface RateLimits {
   clientAuthPerClient: Limiter
   clientAuthPerIp: Limiter
   /**
+   * Verification and email-change mails (README, "Email verification and change"): per client
+   * address (the registration budget's size) and per recipient address, hashed.
+   */
+  emailPerIp: Limiter
+  emailPerAddress: Limiter
+  /**
    * Password reset requests per address and per client (README, "Password reset"). Over the
    * address budget a request still answers 202 and sends nothing, so it never becomes a lockout.
    */
@@ -122,6 +128,7 @@ export function createRateLimits(
     userCodePerIp,
     clientAuthPerClient,
     clientAuthPerIp,
+    emailPerAddress,
     passwordResetPerAddress,
     passwordResetPerIp,
   } = config.rateLimits
@@ -164,6 +171,8 @@ export function createRateLimits(
     userCodePerIp: make('user_code_ip', userCodePerIp),
     clientAuthPerClient: make('client_auth_client', clientAuthPerClient),
     clientAuthPerIp: make('client_auth_ip', clientAuthPerIp),
+    emailPerIp: make('email_ip', registerPerIp),
+    emailPerAddress: make('email_address', emailPerAddress),
     passwordResetPerAddress: make('reset_address', passwordResetPerAddress),
     passwordResetPerIp: make('reset_ip', passwordResetPerIp),
     passwordResetTokenPerIp: make('reset_token_ip', passwordResetPerIp),

@@ -9,6 +9,12 @@ import { type AccessGrant, defaultGrant } from './grant.js'
 import { longestTokenLifetime } from './lifetime.js'
 import { signV4Public } from './sign.js'
 
+/** The user fields an access token carries. */
+export type TokenSubject = Pick<
+  User,
+  'id' | 'email' | 'account_type' | 'verified' | 'email_verified' | 'role'
+>
+
 export interface AccessTokenDeps {
   keys: KeyRing
   clock: Clock
@@ -30,7 +36,7 @@ export interface SignOptions {
 /** Signs a v4.public access token for a user's session (claims and footer as in openapi.yaml). */
 export async function issueAccessToken(
   deps: AccessTokenDeps,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   sessionId: string,
   options: SignOptions = {},
 ): Promise<string> {
@@ -45,7 +51,7 @@ export async function issueAccessToken(
 export function signAccessToken(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   sessionId: string,
   options: SignOptions = {},
 ): Promise<string> {
@@ -64,6 +70,7 @@ export function signAccessToken(
     acct: user.account_type,
     verified: user.verified === 1,
     email: user.email,
+    email_verified: user.email_verified === 1,
     ...(user.role === null ? {} : { role: user.role }),
     scope: grant.scopes.join(' '),
   }

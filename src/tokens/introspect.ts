@@ -20,6 +20,8 @@ export type Introspection =
       sid: string
       acct: AccessTokenClaims['acct']
       verified: boolean
+      /** Absent only for tokens issued before Tessera put `email_verified` in them. */
+      email_verified?: boolean
       exp: number
       iat: number
       nbf: number
@@ -67,6 +69,7 @@ export async function introspect(
     sid: claims.sid,
     acct: claims.acct,
     verified: claims.verified,
+    ...(claims.email_verified === undefined ? {} : { email_verified: claims.email_verified }),
     exp: seconds(claims.exp),
     iat: seconds(claims.iat),
     nbf: seconds(claims.nbf),

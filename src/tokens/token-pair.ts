@@ -1,7 +1,6 @@
-import type { User } from '../db/schema.js'
 import type { Signer } from '../keys/key-ring.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
-import { type AccessTokenDeps, signAccessToken } from './access-token.js'
+import { type AccessTokenDeps, signAccessToken, type TokenSubject } from './access-token.js'
 import type { AccessGrant } from './grant.js'
 
 /** openapi.yaml, `TokenPair`. */
@@ -15,7 +14,7 @@ export interface TokenPair {
 
 export async function issueTokenPair(
   deps: AccessTokenDeps,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   issued: IssuedRefreshToken,
   grant?: AccessGrant,
 ): Promise<TokenPair> {
@@ -26,7 +25,7 @@ export async function issueTokenPair(
 export async function tokenPairSignedBy(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
-  user: Pick<User, 'id' | 'email' | 'account_type' | 'verified' | 'role'>,
+  user: TokenSubject,
   issued: IssuedRefreshToken,
   grant?: AccessGrant,
 ): Promise<TokenPair> {

@@ -39,9 +39,15 @@ export interface AccessTokenClaims {
   /** Session (refresh-token family) id. */
   sid: string
   acct: AccountType
+  /** Academic status (CILogon). */
   verified: boolean
   /** The account's email; absent only when `acct` is `client`. */
   email?: string
+  /**
+   * Whether the owner proved `email` (a mailed link or code, or a provider vouching for it).
+   * Absent in tokens issued before Tessera added it; treat absent as unproven.
+   */
+  email_verified?: boolean
   role?: string
   /**
    * Space-separated scopes (README, "Scripts, pipelines and services"). A token without the
@@ -107,7 +113,7 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
  * PAYLOAD_MAX_DEPTH deep, and Tessera's profile: `iss`, `sub`, `aud`, `jti`, `sid`, `email`
  * non-empty strings (`email` absent for `acct: "client"`); `exp`, `nbf`, `iat` real instants
  * written exactly `YYYY-MM-DDTHH:MM:SSZ`; `acct` one of the five account types; `verified` a
- * boolean; `role` and `scope`, when present, strings.
+ * boolean; `email_verified`, when present, a boolean; `role` and `scope`, when present, strings.
  * Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
@@ -139,6 +145,10 @@ function readAccessTokenPayload(message: Uint8Array): {
     )
   }
   if (typeof payload.verified !== 'boolean') throw invalidClaims('"verified" must be a boolean')
+  const hasEmailVerified = Object.hasOwn(payload, 'email_verified')
+  if (hasEmailVerified && typeof payload.email_verified !== 'boolean') {
+    throw invalidClaims('"email_verified" must be a boolean')
+  }
   const hasRole = Object.hasOwn(payload, 'role')
   if (hasRole && typeof payload.role !== 'string') throw invalidClaims('"role" must be a string')
   const hasScope = Object.hasOwn(payload, 'scope')
@@ -157,6 +167,7 @@ function readAccessTokenPayload(message: Uint8Array): {
     verified: payload.verified,
   }
   if (!isClient) claims.email = payload.email as string
+  if (hasEmailVerified) claims.email_verified = payload.email_verified as boolean
   if (hasRole) claims.role = payload.role as string
   if (hasScope) claims.scope = payload.scope as string
   return { claims, exp, nbf, iat }

@@ -86,7 +86,15 @@ for (const dialect of dialects()) {
       expect(res.headers.get('content-type')).toMatch(/^application\/json/)
       const body = (await res.json()) as Record<string, unknown>
       expect(Object.keys(body).sort()).toEqual(
-        ['account_type', 'created_at', 'display_name', 'email', 'id', 'verified'].sort(),
+        [
+          'account_type',
+          'created_at',
+          'display_name',
+          'email',
+          'email_verified',
+          'id',
+          'verified',
+        ].sort(),
       )
       expect(body).toEqual({
         id: expect.any(String),
@@ -94,6 +102,7 @@ for (const dialect of dialects()) {
         display_name: 'Ada Lovelace',
         account_type: 'regular',
         verified: false,
+        email_verified: false,
         created_at: expect.stringMatching(RFC3339_UTC),
       })
       expect(Date.parse(body.created_at as string)).toBe(Math.floor(app.clock() / 1000) * 1000)
@@ -549,6 +558,7 @@ for (const dialect of dialects()) {
         display_name: null,
         account_type: 'service',
         verified: true,
+        email_verified: false,
         created_at: expect.stringMatching(RFC3339_UTC),
       })
       const pair = (await (await postLogin(app, email, PASSWORD)).json()) as TokenPairBody

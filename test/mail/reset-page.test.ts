@@ -51,6 +51,8 @@ for (const dialect of dialects()) {
       'forgot → mail → reset page → the new password signs in, old sessions are dead',
       async () => {
         const { email, tokens } = await registerAndLogin(app, uniqueEmail('chromium-reset'))
+        // Registration mails a verification first (README, "Email verification and change").
+        await smtp.waitForMail(email)
         const { page, requests } = await chromium.newPage()
 
         // A browser session from before the reset, signed in with the old password.

@@ -33,6 +33,7 @@ import {
   schemaValidator,
   toOpenApiPath,
 } from '../support/openapi.js'
+import { outboxToken } from '../support/outbox.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 import { pagesContract } from './pages-contract.js'
 
@@ -99,6 +100,12 @@ const PAGE_ROUTES: [string, string, string?][] = [
   ['POST', '/account/link'],
   ['POST', '/account/unlink'],
   ['POST', '/account/reauthenticate'],
+  ['POST', '/account/email'],
+  ['GET', '/verify-email'],
+  ['POST', '/verify-email'],
+  ['POST', '/verify-email/send'],
+  ['GET', '/email-change'],
+  ['POST', '/email-change'],
   ['GET', '/device'],
   ['POST', '/device'],
   ['POST', '/device/approve'],
@@ -808,6 +815,108 @@ describe('live responses match openapi.yaml', () => {
       )
       const limited = await call(strict, 'POST', path, { token: strictToken, json: guess })
       expect([limited.status, problemCode(limited.body)]).toEqual([429, 'rate_limited'])
+    })
+
+    it('POST /v1/user/email/... (verify/send, verify, change, confirm, cancel)', async () => {
+      const { email, tokens } = await newUser()
+      const token = tokens.access_token
+      const code = (res: { body: unknown }) => problemCode(res.body)
+      // Verification: the registration's mail, a new one on request, the code.
+      await outboxToken(app, email, 'tessera_ev_')
+      const sendPath = '/v1/user/email/verify/send'
+      expect((await send(app, 'POST', sendPath, { json: { email } })).status).toBe(202)
+      expect(code(await call(app, 'POST', sendPath, { json: {} }))).toBe('validation_failed')
+      await bodyErrors('POST', sendPath)
+      const verifyPath = '/v1/user/email/verify'
+      const verify = await outboxToken(app, email, 'tessera_ev_')
+      expect((await send(app, 'POST', verifyPath, { json: { token: verify } })).status).toBe(204)
+      expect(code(await call(app, 'POST', verifyPath, { json: { token: verify } }))).toBe(
+        'invalid_email_token',
+      )
+      expect(code(await call(app, 'POST', verifyPath, { json: {} }))).toBe('validation_failed')
+      await bodyErrors('POST', verifyPath)
+      // One registration (and so one verification mail) per address and window on `strict`.
+      const limitedEmail = uniqueEmail('send-limited')
+      expect((await call(strict, 'POST', sendPath, { json: { email: limitedEmail } })).status).toBe(
+        202,
+      )
+      const limited = await call(strict, 'POST', sendPath, { json: { email: limitedEmail } })
+      expect([limited.status, code(limited)]).toEqual([429, 'rate_limited'])
+
+      // Change: asked with the password, confirmed from the new address.
+      const changePath = '/v1/user/email/change'
+      const next = uniqueEmail('changed')
+      const change = { email: next, current_password: PASSWORD }
+      const asked = await send(app, 'POST', changePath, { token, json: change })
+      expect([asked.status, asked.body]).toEqual([
+        202,
+        { email: next, expires_at: expect.any(String) },
+      ])
+      const wrong = { email: uniqueEmail(), current_password: 'not the password' }
+      expect(code(await call(app, 'POST', changePath, { token, json: wrong }))).toBe(
+        'invalid_credentials',
+      )
+      expect(code(await call(app, 'POST', changePath, { json: change }))).toBe('unauthorized')
+      expect(code(await call(app, 'POST', changePath, { token, json: { email: 'nope' } }))).toBe(
+        'validation_failed',
+      )
+      const other = await newUser()
+      const taken = { email: other.email, current_password: PASSWORD }
+      expect(code(await call(app, 'POST', changePath, { token, json: taken }))).toBe('email_taken')
+      await bodyErrors('POST', changePath, { token })
+      const confirmPath = '/v1/user/email/change/confirm'
+      const confirm = await outboxToken(app, next, 'tessera_ec_')
+      expect((await send(app, 'POST', confirmPath, { json: { token: confirm } })).status).toBe(204)
+      expect(code(await call(app, 'POST', confirmPath, { json: { token: confirm } }))).toBe(
+        'invalid_email_token',
+      )
+      await bodyErrors('POST', confirmPath)
+      // The other account asks for the same address; the first account takes it meanwhile.
+      const contested = uniqueEmail('contested')
+      const otherToken = other.tokens.access_token
+      const ask = (t: string) =>
+        send(app, 'POST', changePath, {
+          token: t,
+          json: { email: contested, current_password: PASSWORD },
+        })
+      expect((await ask(otherToken)).status).toBe(202)
+      const late = await outboxToken(app, contested, 'tessera_ec_')
+      expect((await ask(token)).status).toBe(202)
+      const first = await outboxToken(app, contested, 'tessera_ec_')
+      expect((await call(app, 'POST', confirmPath, { json: { token: first } })).status).toBe(204)
+      expect(code(await call(app, 'POST', confirmPath, { json: { token: late } }))).toBe(
+        'email_taken',
+      )
+      // Cancel: from the old address's notice.
+      const cancelPath = '/v1/user/email/change/cancel'
+      const again = { email: uniqueEmail('cancelled'), current_password: PASSWORD }
+      expect((await send(app, 'POST', changePath, { token: otherToken, json: again })).status).toBe(
+        202,
+      )
+      const cancel = await outboxToken(app, other.email, 'tessera_ex_')
+      expect((await send(app, 'POST', cancelPath, { json: { token: cancel } })).status).toBe(204)
+      expect(code(await call(app, 'POST', cancelPath, { json: { token: cancel } }))).toBe(
+        'invalid_email_token',
+      )
+      await bodyErrors('POST', cancelPath)
+      // Password guesses count on the per-user budget (one attempt per window on `strict`).
+      const limitedUser = uniqueEmail('change-limited')
+      await registerAccount(
+        strict.server.tessera,
+        { email: limitedUser, password: PASSWORD },
+        NO_CLIENT,
+      )
+      const strictToken = (
+        (
+          await send(strict, 'POST', '/v1/user/auth/login', {
+            json: { email: limitedUser, password: PASSWORD },
+          })
+        ).body as TokenPairBody
+      ).access_token
+      const guess = { token: strictToken, json: wrong }
+      expect((await call(strict, 'POST', changePath, guess)).status).toBe(401)
+      const guessed = await call(strict, 'POST', changePath, guess)
+      expect([guessed.status, code(guessed)]).toEqual([429, 'rate_limited'])
     })
 
     it('POST /v1/user/auth/password/forgot and POST /v1/user/auth/password/reset', async () => {
@@ -1858,6 +1967,23 @@ describe('live responses match openapi.yaml', () => {
           { json: { email: uniqueEmail('archive'), password: PASSWORD } },
         ],
         ['POST', '/api/v1/auth/login', { json: credentials }],
+        ['POST', '/v1/user/email/verify/send', { json: { email } }],
+        ['POST', '/v1/user/email/verify', { json: { token: `tessera_ev_${'A'.repeat(43)}` } }],
+        [
+          'POST',
+          '/v1/user/email/change',
+          { ...bearer, json: { email: uniqueEmail('down'), current_password: PASSWORD } },
+        ],
+        [
+          'POST',
+          '/v1/user/email/change/confirm',
+          { json: { token: `tessera_ec_${'A'.repeat(43)}` } },
+        ],
+        [
+          'POST',
+          '/v1/user/email/change/cancel',
+          { json: { token: `tessera_ex_${'A'.repeat(43)}` } },
+        ],
         ['POST', '/v1/oauth/device_authorization', { json: { client_id: 'tessera-cli' } }],
         [
           'POST',

@@ -13,6 +13,7 @@ import { type Federation, startFederation } from '../support/federation.js'
 import { outboxResetCode } from '../support/mail.js'
 import { CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
+import { outboxToken } from '../support/outbox.js'
 import { formToken, PageBrowser } from '../support/pages.js'
 import { login, PASSWORD, register, uniqueEmail, uniqueSubject } from '../support/users.js'
 
@@ -26,10 +27,12 @@ export function pagesContract(): void {
   let pages: TestApp
   /** One login attempt per account, registration and federated request per window. */
   let strict: TestApp
+  /** REQUIRE_VERIFIED_EMAIL on. */
+  let verifying: TestApp
 
   beforeAll(async () => {
     federation = await startFederation()
-    ;[pages, strict] = await Promise.all([
+    ;[pages, strict, verifying] = await Promise.all([
       federation.app({
         env: {
           OAUTH_GITLAB_ISSUER: 'http://127.0.0.1:1',
@@ -47,6 +50,7 @@ export function pagesContract(): void {
           RATE_LIMIT_PASSWORD_RESET_PER_IP: '1',
         },
       }),
+      federation.app({ env: { REQUIRE_VERIFIED_EMAIL: 'true' } }),
     ])
   }, 60_000)
   afterAll(() => federation?.close())
@@ -423,6 +427,78 @@ export function pagesContract(): void {
       429,
     )
     strict.clock.advance(-301_000)
+  })
+
+  it('the verification and email-change pages, send again, the account email form', async () => {
+    const { browser, email, csrf } = await signedIn()
+    // The verification link: the token moves into a cookie, the page's button spends it.
+    const verify = await outboxToken(pages, email, 'tessera_ev_')
+    const moved = await browser.get(`/verify-email?token=${verify}`)
+    expect((await check('GET', '/verify-email', moved)).status).toBe(303)
+    expect((await check('GET', '/verify-email', await browser.get('/verify-email'))).status).toBe(
+      200,
+    )
+    const pageCsrf = await browser.token('/verify-email')
+    await formRefusals(browser, '/verify-email', { csrf: pageCsrf })
+    expect((await accepted(browser, '/verify-email', { csrf: pageCsrf })).status).toBe(303)
+    const spent = await browser.post('/verify-email', { csrf: pageCsrf, code: verify })
+    expect((await check('POST', '/verify-email', spent)).status).toBe(400)
+
+    // "Send again".
+    const send = { csrf: pageCsrf, email }
+    expect((await accepted(browser, '/verify-email/send', send)).status).toBe(303)
+    const noEmail = await browser.post('/verify-email/send', { csrf: pageCsrf })
+    expect((await check('POST', '/verify-email/send', noEmail)).status).toBe(400)
+    await formRefusals(browser, '/verify-email/send', send)
+    const limited = new PageBrowser(strict)
+    const limitedCsrf = await limited.token('/login')
+    const limitedSend = { csrf: limitedCsrf, email: uniqueEmail('send-limited') }
+    await (await limited.post('/verify-email/send', limitedSend)).arrayBuffer()
+    const refused = await limited.post('/verify-email/send', limitedSend)
+    expect((await check('POST', '/verify-email/send', refused)).status).toBe(429)
+
+    // The account page's change form, then the confirmation link.
+    const next = uniqueEmail('page-changed')
+    const change = { csrf, email: next, current_password: PASSWORD }
+    await formRefusals(browser, '/account/email', change)
+    const bad = await browser.post('/account/email', { ...change, email: 'not an address' })
+    expect((await check('POST', '/account/email', bad)).status).toBe(400)
+    expect((await accepted(browser, '/account/email', change)).status).toBe(303)
+    const confirm = await outboxToken(pages, next, 'tessera_ec_')
+    const held = await browser.get(`/email-change?token=${confirm}`)
+    expect((await check('GET', '/email-change', held)).status).toBe(303)
+    expect((await check('GET', '/email-change', await browser.get('/email-change'))).status).toBe(
+      200,
+    )
+    const changeCsrf = await browser.token('/email-change')
+    await formRefusals(browser, '/email-change', { csrf: changeCsrf })
+    expect((await accepted(browser, '/email-change', { csrf: changeCsrf })).status).toBe(303)
+    const used = await browser.post('/email-change', { csrf: changeCsrf, code: confirm })
+    expect((await check('POST', '/email-change', used)).status).toBe(400)
+
+    // Two accounts for one address: the second confirmation is refused.
+    const contested = uniqueEmail('page-contested')
+    const other = await signedIn()
+    const ask = (who: { browser: PageBrowser; csrf: string }) =>
+      who.browser.post('/account/email', {
+        csrf: who.csrf,
+        email: contested,
+        current_password: PASSWORD,
+      })
+    expect((await ask(other)).status).toBe(303)
+    const late = await outboxToken(pages, contested, 'tessera_ec_')
+    expect((await ask({ browser, csrf })).status).toBe(303)
+    const first = await outboxToken(pages, contested, 'tessera_ec_')
+    const won = await browser.post('/email-change', { csrf: changeCsrf, code: first })
+    expect((await check('POST', '/email-change', won)).status).toBe(303)
+    const lost = await browser.post('/email-change', { csrf: changeCsrf, code: late })
+    expect((await check('POST', '/email-change', lost)).status).toBe(409)
+
+    // Registration under REQUIRE_VERIFIED_EMAIL: the check-your-mail page.
+    const newcomer = new PageBrowser(verifying)
+    const token = await newcomer.token('/register')
+    const fresh = { csrf: token, email: uniqueEmail('page-verifying'), password: PASSWORD }
+    expect((await accepted(newcomer, '/register', fresh)).status).toBe(201)
   })
 
   it('GET /assets/tessera.css', async () => {

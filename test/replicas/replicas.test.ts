@@ -171,6 +171,7 @@ for (const dialect of dialects()) {
         '0011_revocation_log',
         '0012_key_rotation',
         '0013_mail',
+        '0014_email_ownership',
         '0015_personal_tokens',
         '0017_service_clients',
       ])

@@ -159,6 +159,7 @@ for (const dialect of dialects()) {
         'acct',
         'aud',
         'email',
+        'email_verified',
         'exp',
         'iat',
         'iss',
@@ -175,6 +176,7 @@ for (const dialect of dialects()) {
         aud: AUDIENCE,
         acct: 'regular',
         verified: false,
+        email_verified: false,
         email,
         // An ordinary login gets every scope (SCOPES, default "read write").
         scope: 'read write',

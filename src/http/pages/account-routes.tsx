@@ -1,6 +1,7 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import * as v from 'valibot'
 import { listIdentities, updateDisplayName } from '../../accounts/accounts.js'
+import { pendingEmailChange } from '../../accounts/email-change.js'
 import { changePassword } from '../../accounts/password-change.js'
 import { requireRecentAuthentication } from '../../accounts/reauthenticate.js'
 import { type BrowserSession, endBrowserSession } from '../../browser/browser-sessions.js'
@@ -121,6 +122,7 @@ async function accountView(
     ? undefined
     : unlinked.find((name) => PROVIDERS[name].grantsAcademic)
   const sessions = await listSessions(t, user.id)
+  const emailChange = await pendingEmailChange(t, user.id)
   return {
     csrf: sessionFormToken(session(c).secret),
     user: {
@@ -128,8 +130,13 @@ async function accountView(
       displayName: user.display_name,
       accountType: user.account_type,
       verified: user.verified === 1,
+      emailVerified: user.email_verified === 1,
       hasPassword: user.password_hash !== null,
     },
+    emailChange:
+      emailChange === undefined
+        ? undefined
+        : { email: emailChange.email, expiresAt: formatWhen(emailChange.expiresAt) },
     identities: identities.map((i) => ({
       provider: i.provider,
       label: button(i.provider).label,

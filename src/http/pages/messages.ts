@@ -24,6 +24,15 @@ export const DONE_MESSAGES = {
   signed_out_everywhere: 'You are signed out everywhere: every session of your account has ended.',
   device_approved: 'The device is logged in to your account. You can close this window.',
   device_denied: 'The device login is denied: the device gets no access.',
+  email_verified: 'Your email address is verified.',
+  verification_sent:
+    'If that address belongs to an account that still needs verifying, a new link is on its way. ' +
+    'Only the newest link works.',
+  email_change_requested:
+    'Check the new address: the change happens once you follow the link mailed there. ' +
+    'Your current address got a notice with a way to cancel.',
+  email_changed: 'Your email address is changed, and the new one is verified.',
+  email_change_cancelled: 'The email change is cancelled: the account keeps its address.',
   reset_mail_sent:
     'If this address can receive mail from us, a message with the next step is on its way. ' +
     'The link in it works once, for 30 minutes.',
@@ -64,6 +73,13 @@ const ERROR_MESSAGES: Record<CallbackErrorCode | PageErrorCode, string> = {
   invalid_link_ticket:
     'This link is unknown, expired or already used. Links work once, for 5 minutes: ' +
     'ask the application for a new one.',
+  invalid_email_token:
+    'This link or code is unknown, expired or already used. Ask for a new mail; only the newest ' +
+    'one works.',
+  email_not_verified:
+    'Your email address is not verified yet. Follow the link mailed to it, or have a new one sent.',
+  reauthentication_required:
+    'This change needs a recent sign-in: sign out, sign in again, then make the change.',
   invalid_reset_token:
     'This reset link is unknown, expired, already used, or replaced by a newer one. ' +
     'Request a new link.',
@@ -89,6 +105,9 @@ type PageErrorCode = Extract<
   | 'account_disabled'
   | 'invalid_link_ticket'
   | 'invalid_user_code'
+  | 'invalid_email_token'
+  | 'email_not_verified'
+  | 'reauthentication_required'
   | 'invalid_reset_token'
 >
 

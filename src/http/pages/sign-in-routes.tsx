@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
 import * as v from 'valibot'
+import { registerAccount } from '../../accounts/accounts.js'
 import { type BrowserSession, endBrowserSession } from '../../browser/browser-sessions.js'
 import {
   beginPagesSignIn,
@@ -47,6 +48,7 @@ import {
   withBrowserSession,
 } from './page-kit.js'
 import { pageError, renderPage, renderRefusal } from './render.js'
+import { CheckMailPage } from './views/email.js'
 import { type ProviderButton, RegisterPage, SignInPage } from './views/sign-in.js'
 
 /** How an application names where a sign-in continues (README, "Pages", return_to rules). */
@@ -110,6 +112,7 @@ const FORM_REFUSALS = new Set<TesseraError['code']>([
   'rate_limited',
   'weak_password',
   'email_taken',
+  'email_not_verified',
 ])
 
 function formRefusal(error: unknown): TesseraError | undefined {
@@ -119,7 +122,7 @@ function formRefusal(error: unknown): TesseraError | undefined {
 function signInPage(
   c: Context<AppEnv>,
   target: SignInTarget,
-  extra: { email?: string; notice?: Notice | undefined },
+  extra: { email?: string; notice?: Notice | undefined; resendTo?: string | undefined },
 ) {
   const t = c.get('tessera')
   return (
@@ -130,6 +133,7 @@ function signInPage(
       providers={signInProviders(t)}
       email={extra.email}
       notice={extra.notice}
+      resendTo={extra.resendTo}
     />
   )
 }
@@ -211,7 +215,10 @@ export const signInRoutes = new Hono<AppEnv>()
       const refusal = formRefusal(error)
       if (refusal === undefined) throw error
       const notice = refusalNotice(refusal)
-      return renderRefusal(c, refusal, signInPage(c, target, { email: form.email, notice }))
+      // Only someone who gave the right password learns this, and gets the "send again" form.
+      const resendTo = refusal.code === 'email_not_verified' ? form.email : undefined
+      const page = signInPage(c, target, { email: form.email, notice, resendTo })
+      return renderRefusal(c, refusal, page)
     }
   })
 
@@ -287,6 +294,12 @@ export const signInRoutes = new Hono<AppEnv>()
     const target = signInTarget(t.config, requestOf(form))
     try {
       await t.limits.registerPerIp.consume(client.ip ?? 'unknown')
+      // REQUIRE_VERIFIED_EMAIL: the account exists, but signs in only once its address is proven.
+      if (t.config.requireVerifiedEmail) {
+        const input = { email: form.email, password: form.password }
+        const user = await registerAccount(t, { ...input, displayName: form.display_name }, client)
+        return renderPage(c, <CheckMailPage csrf={signInFormToken(c)} email={user.email} />, 201)
+      }
       const registered = await registerAndSignIn(
         t,
         { email: form.email, password: form.password, displayName: form.display_name ?? null },

@@ -1,8 +1,11 @@
 import type { MailTemplate } from '../template.js'
+import * as emailChangeConfirm from './email-change-confirm.js'
+import * as emailChangeNotice from './email-change-notice.js'
 import * as passwordReset from './password-reset.js'
 import * as passwordResetFederated from './password-reset-federated.js'
 import * as passwordResetNotice from './password-reset-notice.js'
 import * as passwordResetUnknown from './password-reset-unknown.js'
+import * as verifyEmail from './verify-email.js'
 
 /** Every mail Tessera sends, by the name a queued row carries (`mail_queue.template`). */
 export const MAIL_TEMPLATES = {
@@ -10,6 +13,9 @@ export const MAIL_TEMPLATES = {
   'password-reset-notice': passwordResetNotice,
   'password-reset-federated': passwordResetFederated,
   'password-reset-unknown': passwordResetUnknown,
+  'verify-email': verifyEmail,
+  'email-change-confirm': emailChangeConfirm,
+  'email-change-notice': emailChangeNotice,
 } satisfies Record<string, MailTemplate>
 
 export type MailTemplateName = keyof typeof MAIL_TEMPLATES

@@ -1,5 +1,6 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
+import { ResendVerificationForm } from './email.js'
 import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
 import type { ProviderButton } from './sign-in.js'
 import { StepUpPage } from './step-up.js'
@@ -11,8 +12,11 @@ export interface AccountView {
     displayName: string | null
     accountType: string
     verified: boolean
+    emailVerified: boolean
     hasPassword: boolean
   }
+  /** An email change waiting for the new address to confirm it. */
+  emailChange?: { email: string; expiresAt: string } | undefined
   identities: { provider: string; label: string; email: string | null; linkedAt: string }[]
   /** Enabled providers not linked yet. */
   linkable: ProviderButton[]
@@ -128,6 +132,47 @@ export const AccountPage: FC<AccountView> = (view) => {
           </div>
         </>
       )}
+
+      <h2 id="email">Email address</h2>
+      <p>
+        {view.user.emailVerified
+          ? `${view.user.email} is verified.`
+          : `${view.user.email} is not verified yet: follow the link mailed to it.`}
+      </p>
+      {!view.user.emailVerified && (
+        <ResendVerificationForm csrf={view.csrf} email={view.user.email} />
+      )}
+      {view.emailChange !== undefined && (
+        <div class="notice info" role="status">
+          <p>
+            {`A change to ${view.emailChange.email} waits for its confirmation (until ` +
+              `${view.emailChange.expiresAt}): follow the link mailed there.`}
+          </p>
+        </div>
+      )}
+      <form method="post" action="/account/email">
+        <CsrfField token={view.csrf} />
+        <label for="new_email">New email address</label>
+        <input
+          type="email"
+          id="new_email"
+          name="email"
+          autocomplete="email"
+          required
+          maxlength={254}
+        />
+        {view.user.hasPassword && (
+          <PasswordField
+            name="current_password"
+            id="email_current_password"
+            label="Your password"
+            autocomplete="current-password"
+          />
+        )}
+        <div class="actions">
+          <button type="submit">Change email address</button>
+        </div>
+      </form>
 
       <h2 id="identities">Linked identities</h2>
       {view.identities.length === 0 ? (

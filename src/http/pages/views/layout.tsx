@@ -58,12 +58,14 @@ export const PasswordField: FC<{
   name: string
   label: string
   autocomplete: 'current-password' | 'new-password'
-}> = ({ name, label, autocomplete }) => (
+  /** When a page has two fields of one name (the account page's password and email forms). */
+  id?: string
+}> = ({ name, label, autocomplete, id = name }) => (
   <>
-    <label for={name}>{label}</label>
+    <label for={id}>{label}</label>
     <input
       type="password"
-      id={name}
+      id={id}
       name={name}
       autocomplete={autocomplete}
       required

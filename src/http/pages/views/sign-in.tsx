@@ -1,6 +1,7 @@
 import type { FC } from 'hono/jsx'
 import type { SignInRequest } from '../../../browser/return-to.js'
 import type { Notice } from '../messages.js'
+import { ResendVerificationForm } from './email.js'
 import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
 
 export interface ProviderButton {
@@ -65,6 +66,8 @@ export interface SignInView {
   providers: ProviderButton[]
   email?: string | undefined
   notice?: Notice | undefined
+  /** After `email_not_verified`: the address a new verification mail can be sent to. */
+  resendTo?: string | undefined
 }
 
 const ContinueTo: FC<{ host: string | undefined }> = ({ host }) =>
@@ -79,6 +82,9 @@ export const SignInPage: FC<SignInView> = (view) => (
     <h1>Sign in</h1>
     <ContinueTo host={view.clientHost} />
     <NoticeBox notice={view.notice} />
+    {view.resendTo !== undefined && (
+      <ResendVerificationForm csrf={view.csrf} email={view.resendTo} />
+    )}
     <form method="post" action="/login">
       <CsrfField token={view.csrf} />
       <SignInFields request={view.request} />
