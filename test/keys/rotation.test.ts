@@ -11,7 +11,7 @@ import {
   revokeSigningKey,
   rotateSigningKey,
 } from '../../src/keys/rotation.js'
-import { SIGNER_CACHE_MS } from '../../src/keys/signing-keys.js'
+import { retireWindowMs, SIGNER_CACHE_MS } from '../../src/keys/signing-keys.js'
 import {
   createRemoteKeySet,
   createVerifier,
@@ -363,8 +363,8 @@ for (const dialect of dialects()) {
         const { kid: revokedKid } = await rotateSigningKey(tessera)
         app.clock.set(t0 + 2000)
         const { kid: retiringKid } = await rotateSigningKey(tessera)
-        // The first key's window (970 s from its retirement) has ended, the second's has not.
-        const t1 = t0 + 1000 + 970_000
+        // The first key's window (from its retirement) has ended, the second's has not.
+        const t1 = t0 + 1000 + retireWindowMs(tessera)
         app.clock.set(t1)
         const { kid: activeKid } = await rotateSigningKey(tessera)
         await revokeSigningKey(tessera, revokedKid)
@@ -386,7 +386,9 @@ for (const dialect of dialects()) {
         expect(lines[0]).toMatch(/^next {5}\S+ created \S+Z activates \S+Z( \(encrypted\))?$/)
         expect(lines[0]).toContain(`activates ${time(next.activatesAt)}`)
         expect(lines[1]).toContain(`created ${time(t1)} activated ${time(t1)}`)
-        expect(lines[2]).toContain(`activated ${time(t0 + 2000)} until ${time(t1 + 970_000)}`)
+        expect(lines[2]).toContain(
+          `activated ${time(t0 + 2000)} until ${time(t1 + retireWindowMs(tessera))}`,
+        )
         expect(lines[3]).toMatch(/^revoked {2}\S+ created \S+Z activated \S+Z revoked \S+Z/)
         expect(lines[3]).toContain(`created ${time(t0 + 1000)} activated ${time(t0 + 1000)}`)
         expect(lines[4]).toContain(`retired ${time(t1)}`)

@@ -335,6 +335,7 @@ for (const dialect of dialects()) {
       expect(await res.json()).toEqual({
         id: user.id,
         email,
+        email_verified: false,
         display_name: null,
         account_type: 'regular',
         verified: false,

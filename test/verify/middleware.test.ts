@@ -242,6 +242,7 @@ describe('auth() middleware in a resource service', () => {
           'acct',
           'aud',
           'email',
+          'email_verified',
           'exp',
           'iat',
           'iss',
