@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
 import { ResendVerificationForm } from './email.js'
-import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
+import { CsrfField, EmailField, Layout, NoticeBox, PasswordField } from './layout.js'
 import type { ProviderButton } from './sign-in.js'
 import { StepUpPage } from './step-up.js'
 
@@ -152,15 +152,7 @@ export const AccountPage: FC<AccountView> = (view) => {
       )}
       <form method="post" action="/account/email">
         <CsrfField token={view.csrf} />
-        <label for="new_email">New email address</label>
-        <input
-          type="email"
-          id="new_email"
-          name="email"
-          autocomplete="email"
-          required
-          maxlength={254}
-        />
+        <EmailField label="New email address" autocomplete="email" id="new_email" />
         {view.user.hasPassword && (
           <PasswordField
             name="current_password"

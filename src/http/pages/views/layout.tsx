@@ -74,6 +74,27 @@ export const PasswordField: FC<{
   </>
 )
 
+export const EmailField: FC<{
+  label: string
+  /** `username` where the address signs in (password managers pair it with the password). */
+  autocomplete: 'username' | 'email'
+  id?: string
+  value?: string | undefined
+}> = ({ label, autocomplete, id = 'email', value }) => (
+  <>
+    <label for={id}>{label}</label>
+    <input
+      type="email"
+      id={id}
+      name="email"
+      autocomplete={autocomplete}
+      required
+      maxlength={254}
+      value={value ?? ''}
+    />
+  </>
+)
+
 export const CsrfField: FC<{ token: string }> = ({ token }) => (
   <input type="hidden" name="csrf" value={token} />
 )

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx'
 import type { Notice } from '../messages.js'
-import { CsrfField, Layout, NoticeBox } from './layout.js'
+import { CsrfField, EmailField, Layout, NoticeBox } from './layout.js'
 
 export interface ForgotPasswordView {
   csrf: string
@@ -18,16 +18,7 @@ export const ForgotPasswordPage: FC<ForgotPasswordView> = (view) => (
     </p>
     <form method="post" action="/forgot-password">
       <CsrfField token={view.csrf} />
-      <label for="email">Email address</label>
-      <input
-        type="email"
-        id="email"
-        name="email"
-        autocomplete="username"
-        required
-        maxlength={254}
-        value={view.email ?? ''}
-      />
+      <EmailField label="Email address" autocomplete="username" value={view.email} />
       <div class="actions">
         <button type="submit">Send the link</button>
       </div>

@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx'
 import type { SignInRequest } from '../../../browser/return-to.js'
 import type { Notice } from '../messages.js'
 import { ResendVerificationForm } from './email.js'
-import { CsrfField, Layout, NoticeBox, PasswordField } from './layout.js'
+import { CsrfField, EmailField, Layout, NoticeBox, PasswordField } from './layout.js'
 
 export interface ProviderButton {
   name: string
@@ -88,16 +88,7 @@ export const SignInPage: FC<SignInView> = (view) => (
     <form method="post" action="/login">
       <CsrfField token={view.csrf} />
       <SignInFields request={view.request} />
-      <label for="email">Email address</label>
-      <input
-        type="email"
-        id="email"
-        name="email"
-        autocomplete="username"
-        required
-        maxlength={254}
-        value={view.email ?? ''}
-      />
+      <EmailField label="Email address" autocomplete="username" value={view.email} />
       <PasswordField name="password" label="Password" autocomplete="current-password" />
       <div class="actions">
         <button type="submit">Sign in</button>
@@ -141,16 +132,7 @@ export const RegisterPage: FC<RegisterView> = (view) => (
     <form method="post" action="/register">
       <CsrfField token={view.csrf} />
       <SignInFields request={view.request} />
-      <label for="email">Email address</label>
-      <input
-        type="email"
-        id="email"
-        name="email"
-        autocomplete="email"
-        required
-        maxlength={254}
-        value={view.email ?? ''}
-      />
+      <EmailField label="Email address" autocomplete="email" value={view.email} />
       <label for="display_name">Display name (optional)</label>
       <input
         type="text"
