@@ -176,6 +176,16 @@ for (const dialect of dialects()) {
       return verifier
     }
 
+    /** A verifier of an app of the test's own, on the real clock and the default cooldown. */
+    function streamingVerifierOf(other: TestApp): Verifier {
+      const verifier = createVerifier(
+        { keysUrl: `${other.url}/v1/keys` },
+        { issuer: ISSUER, audience: 'tessera', revocations: { stream: true } },
+      )
+      verifiers.push(verifier)
+      return verifier
+    }
+
     it('stream: a logged-out session is refused as revoked, other sessions are not', async () => {
       const verifier = verifierFor({ stream: true })
       const { email, tokens } = await registerAndLogin(app)
@@ -222,11 +232,7 @@ for (const dialect of dialects()) {
       // own, as every token its key signed stops working.
       const isolated = await makeTestApp({ dialect })
       try {
-        const verifier = createVerifier(
-          { keysUrl: `${isolated.url}/v1/keys` },
-          { issuer: ISSUER, audience: 'tessera', revocations: { stream: true } },
-        )
-        verifiers.push(verifier)
+        const verifier = streamingVerifierOf(isolated)
         const { tokens } = await registerAndLogin(isolated)
         const another = await registerAndLogin(isolated)
         expect(await verdict(verifier, tokens.access_token)).toBe('ok')
@@ -256,11 +262,7 @@ for (const dialect of dialects()) {
       // the entries it signs (docs/revocation.md, "Verifiers").
       const isolated = await makeTestApp({ dialect })
       try {
-        const verifier = createVerifier(
-          { keysUrl: `${isolated.url}/v1/keys` },
-          { issuer: ISSUER, audience: 'tessera', revocations: { stream: true } },
-        )
-        verifiers.push(verifier)
+        const verifier = streamingVerifierOf(isolated)
         const { tokens } = await registerAndLogin(isolated)
         expect(await verdict(verifier, tokens.access_token)).toBe('ok')
         const { kid } = await rotateSigningKey(isolated.server.tessera)
