@@ -12,7 +12,8 @@ export default defineConfig({
     // the suite ran file after file. Three keep both cores busy.
     maxWorkers: 3,
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Hooks start servers and processes; a loaded machine has needed more than 30 s for that.
+    hookTimeout: 60_000,
     projects: [
       {
         extends: true,

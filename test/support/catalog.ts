@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { freePort } from './process.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const START_TIMEOUT_MS = 15_000
+const START_TIMEOUT_MS = 30_000
 
 export interface CatalogProcess {
   url: string

@@ -15,7 +15,8 @@ import { requestTo } from './http.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const ENTRY = ['bin/tessera.cjs']
-const READY_TIMEOUT_MS = 15_000
+// Generous: a loaded CI machine has taken more than 15 s to start a server.
+const READY_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 5_000
 const CLI_TIMEOUT_MS = 30_000
 
