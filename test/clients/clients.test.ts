@@ -30,7 +30,9 @@ function claimsOf(token: string): Record<string, unknown> {
 }
 
 for (const dialect of dialects()) {
-  describe(`service clients [${dialect}]`, () => {
+  // Each test runs the `tessera client` command as processes: on a loaded machine (CI runs three
+  // files at once) those took more than the default 30 s.
+  describe(`service clients [${dialect}]`, { timeout: 90_000 }, () => {
     let app: TestApp
     const lines: string[] = []
 
