@@ -147,7 +147,7 @@ interface Chain {
 const LOAD_ENV = { RATE_LIMIT_REFRESH_PER_SESSION: '0', REFRESH_REUSE_INTERVAL: '300' }
 
 for (const dialect of dialects()) {
-  describe(`kill -9 of one replica under a refresh load [${dialect}]`, () => {
+  describe(`kill -9 of one replica under a refresh load [${dialect}]`, { timeout: 90_000 }, () => {
     const tag = `tessera-crash-${process.pid}-${dialect}`
     let database: TestDatabase
     let victim: TesseraProcess
@@ -235,7 +235,13 @@ for (const dialect of dialects()) {
 
       const load = Promise.all(chains.map((chain, i) => drive(chain, i)))
       load.catch(() => {}) // awaited below; a chain failing early must not go unhandled meanwhile
+      // Load first: at least LOAD_BEFORE_KILL_MS, and until every chain could have refreshed
+      // once (a loaded machine is slower), so the kill lands in the middle of real traffic.
+      const loadedBy = Date.now() + 30_000
       await new Promise((resolve) => setTimeout(resolve, LOAD_BEFORE_KILL_MS))
+      while (chains.reduce((sum, c) => sum + c.refreshes, 0) <= CHAINS && Date.now() < loadedBy) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
       armed = true
       await Promise.race([victimKilled, load])
       const refreshesBeforeKill = chains.reduce((sum, c) => sum + c.refreshes, 0)
