@@ -1,16 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { registerAccount } from '../../src/accounts/accounts.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
-import {
-  expectProblem,
-  login,
-  PASSWORD,
-  refresh,
-  registerAndLogin,
-  uniqueEmail,
-} from '../support/users.js'
+import { signedInSuperuser } from '../support/superuser.js'
+import { expectProblem, login, PASSWORD, refresh, registerAndLogin } from '../support/users.js'
 
 interface Claims {
   sub: string
@@ -37,16 +30,7 @@ function promote(app: TestApp, token: string | undefined, userId: string): Promi
 for (const dialect of dialects()) {
   describe(`admin: promote [${dialect}]`, () => {
     let app: TestApp
-    /** What `tessera user create-superuser` does, then a password login. */
-    async function superuser() {
-      const email = uniqueEmail('root')
-      const user = await registerAccount(
-        app.server.tessera,
-        { email, password: PASSWORD, accountType: 'superuser' },
-        { ip: null, userAgent: null },
-      )
-      return { user, email, tokens: await login(app, email) }
-    }
+    const superuser = () => signedInSuperuser(app)
 
     beforeAll(async () => {
       app = await makeTestApp({
