@@ -1,54 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { type CatalogProcess, startCatalog } from '../support/catalog.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
-import { freePort, runCli, startTesseraProcess, type TesseraProcess } from '../support/process.js'
+import { runCli, startTesseraProcess, type TesseraProcess } from '../support/process.js'
 import { PASSWORD, uniqueEmail } from '../support/users.js'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const COOLDOWN_MS = 3000
-
-/** The example catalog as its own process, verifying tokens against a running Tessera. */
-async function startCatalog(
-  tesseraUrl: string,
-): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const port = await freePort()
-  const child = spawn(
-    process.execPath,
-    ['--conditions=tessera-source', '--import', 'tsx', 'examples/catalog/server.ts'],
-    {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        TESSERA_URL: tesseraUrl,
-        TESSERA_ISSUER: 'http://localhost:8000',
-        KEYS_REFETCH_COOLDOWN_MS: String(COOLDOWN_MS),
-        // The key fetches counted below are those tokens cause; feed documents signed with a new
-        // key would cause one too (test/revocations/catalog.test.ts covers the feed).
-        TESSERA_REVOCATIONS: 'off',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  let output = ''
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c))
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c))
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) return { url, child, output: () => output }
-    } catch {
-      // not yet listening
-    }
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`catalog did not start:\n${output}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 const kidOf = (token: string) =>
   (JSON.parse(Buffer.from(token.split('.')[3]!, 'base64url').toString()) as { kid: string }).kid
@@ -56,7 +13,7 @@ const kidOf = (token: string) =>
 describe('a catalog service verifying Tessera tokens, two real processes', () => {
   let db: TestDatabase
   let tessera: TesseraProcess
-  let catalog: Awaited<ReturnType<typeof startCatalog>>
+  let catalog: CatalogProcess
   /**
    * How often the catalog has fetched the keys, from Tessera's request log. The log reaches this
    * process through a pipe, independently of the HTTP responses, so first a request with a unique
@@ -79,10 +36,15 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
     db = await createTestDatabase('sqlite')
     // info-level request logs let the test count how often the catalog fetches the keys.
     tessera = await startTesseraProcess({ databaseUrl: db.url, env: { LOG_LEVEL: 'info' } })
-    catalog = await startCatalog(tessera.url)
+    catalog = await startCatalog(tessera.url, {
+      KEYS_REFETCH_COOLDOWN_MS: String(COOLDOWN_MS),
+      // The key fetches counted below are those tokens cause; feed documents signed with a new
+      // key would cause one too (test/revocations/catalog.test.ts covers the feed).
+      TESSERA_REVOCATIONS: 'off',
+    })
   }, 40_000)
   afterAll(async () => {
-    catalog?.child.kill('SIGKILL')
+    catalog?.stop()
     await tessera?.stop()
     await db?.drop()
   })
@@ -92,15 +54,7 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
     expect(res.status).toBe(200)
     return ((await res.json()) as { access_token: string }).access_token
   }
-  const call = (path: string, init: { method?: string; token?: string; json?: unknown } = {}) =>
-    fetch(catalog.url + path, {
-      method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
-      headers: {
-        ...(init.json === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` }),
-      },
-      ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
-    })
+  const call: CatalogProcess['call'] = (path, init) => catalog.call(path, init)
 
   it('public reads, authenticated writes, and an academic-only route', async () => {
     const email = uniqueEmail('catalog')
