@@ -54,7 +54,7 @@ export function scrubbedDetail(detail: string | null): string | null {
   return kept.length === 0 ? null : JSON.stringify(Object.fromEntries(kept))
 }
 
-/** The rate-limit counters keyed by the account (src/rate-limit/limits.ts): hashes of its address. */
+/** The rate-limit counters of the account (src/rate-limit/limits.ts): its id, its address hash. */
 function accountCounterKeys(userId: string, normalizedEmail: string): string[] {
   const account = accountKey(normalizedEmail)
   return [

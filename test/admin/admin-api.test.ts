@@ -83,7 +83,7 @@ for (const dialect of dialects()) {
       ]
     }
 
-    it('each route: 401 without a token, 403 for a regular user, success for a superuser', async () => {
+    it('each route: 401 with no token, 403 for a regular user, success for superusers', async () => {
       const target = await registerAndLogin(app)
       const regular = await registerAndLogin(app)
       for (const [method, path, init, status] of routes(target.user.id)) {
@@ -237,7 +237,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('disable ends the sessions and names actor and reason; enable lets the user back', async () => {
+    it('disable ends sessions, names actor and reason; enable lets the user back', async () => {
       const bob = await registerAndLogin(app)
       const path = `/v1/admin/users/${bob.user.id}`
       await expectProblem(
@@ -279,7 +279,7 @@ for (const dialect of dialects()) {
       expect(JSON.parse(enabled!.detail!)).toEqual({ by: root.user.id, reason: 'ticket 4711' })
     })
 
-    it('a superuser may not disable, retype or delete themself: 409 cannot_target_self', async () => {
+    it('a superuser may not disable, retype or delete themself: cannot_target_self', async () => {
       const me = await signedInSuperuser(app)
       const path = `/v1/admin/users/${me.user.id}`
       const token = me.tokens.access_token
