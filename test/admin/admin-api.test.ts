@@ -83,7 +83,7 @@ for (const dialect of dialects()) {
       ]
     }
 
-    it('each route: 401 with no token, 403 for a regular user, success for superusers', async () => {
+    it('every route: 401 with no token, 403 for a regular user, 2xx for a superuser', async () => {
       const target = await registerAndLogin(app)
       const regular = await registerAndLogin(app)
       for (const [method, path, init, status] of routes(target.user.id)) {
