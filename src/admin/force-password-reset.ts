@@ -14,11 +14,10 @@ import { enqueueMail } from '../mail/queue.js'
 import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { type Actor, actorName, assertActorInTransaction, authorizeAdminAction } from './actor.js'
 
-export type ForcePasswordResetDeps = RecentAuthenticationDeps &
-  Pick<AccountDeps, 'hasher'> &
-  Pick<PasswordResetDeps, 'config'> & {
-    config: RecentAuthenticationDeps['config'] & PasswordResetDeps['config']
-  }
+export interface ForcePasswordResetDeps extends RecentAuthenticationDeps {
+  hasher: AccountDeps['hasher']
+  config: RecentAuthenticationDeps['config'] & PasswordResetDeps['config']
+}
 
 export type ForcedResetOutcome = 'reset_sent' | 'federated'
 

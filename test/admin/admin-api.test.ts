@@ -121,7 +121,8 @@ for (const dialect of dialects()) {
       let inserted = 0
       do {
         const query = `limit=5${cursor === null ? '' : `&cursor=${cursor}`}`
-        // A registration between every two pages, some in the very same millisecond.
+        // A registration during every page. The test clock stands still, so every user has the
+        // same created_at and the id alone orders them: the tie-break is what is tested.
         const [res] = await Promise.all([
           app.request(`/v1/admin/users?${query}`, as(root.tokens.access_token)),
           registerAndLogin(app).then(() => (inserted += 1)),
