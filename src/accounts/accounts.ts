@@ -238,12 +238,14 @@ export async function assertSuperuser(db: Kysely<Database>, actorId: string): Pr
 /**
  * Disables (or re-enables) a user; disabling bumps the credential version (a login checked before
  * it cannot open a session after it, `startSession`), ends every session and revokes every token
- * of the user issued before now (a revocation log entry), in one transaction.
+ * of the user issued before now (a revocation log entry), in one transaction. `audit` is the
+ * context of the audit event (`by`, the actor; `reason`; the address that asked).
  */
 export async function setDisabled(
   deps: Pick<AccountDeps, 'db' | 'clock'>,
   userId: string,
   disabled: boolean,
+  audit: { detail?: Record<string, string | null>; ip?: string | null } = {},
 ): Promise<void> {
   await inTransaction(deps.db, async (tx) => {
     const result = await tx
@@ -263,7 +265,12 @@ export async function setDisabled(
       // Every token issued before now, whatever session it names (docs/revocation.md).
       await recordRevocation(tx, deps.clock, { kind: 'user', userId })
       await forgetDevices(tx, userId)
-      await recordAudit(tx, deps.clock, { event: 'user_disabled', userId })
     }
+    await recordAudit(tx, deps.clock, {
+      event: disabled ? 'user_disabled' : 'user_enabled',
+      userId,
+      ip: audit.ip ?? null,
+      ...(audit.detail === undefined ? {} : { detail: audit.detail }),
+    })
   })
 }

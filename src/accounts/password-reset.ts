@@ -1,7 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import type { Config } from '../config/index.js'
-import type { User } from '../db/schema.js'
+import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import { PROVIDERS } from '../federation/provider-table.js'
 import { enqueueMail, type QueuedMail } from '../mail/queue.js'
@@ -106,7 +107,35 @@ export async function requestPasswordReset(
   return outcome
 }
 
-function resetMail(deps: PasswordResetDeps, user: User, token: string): QueuedMail {
+/**
+ * Issues a reset token for `user` inside the caller's transaction (the operator's forced reset,
+ * src/admin/force-password-reset.ts): the user's earlier tokens are deleted, the new one is bound
+ * to `credentialVersion` (the version the caller's change leaves) and its mail is queued.
+ */
+export async function queueResetToken(
+  tx: Kysely<Database>,
+  deps: Pick<PasswordResetDeps, 'clock' | 'config'>,
+  user: User,
+  credentialVersion: number,
+): Promise<void> {
+  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
+  const now = deps.clock()
+  await tx.deleteFrom('password_resets').where('user_id', '=', user.id).execute()
+  await tx
+    .insertInto('password_resets')
+    .values({
+      token_hash: hashToken(token),
+      user_id: user.id,
+      credential_version: credentialVersion,
+      created_at: now,
+      expires_at: now + RESET_TTL_MS,
+      used_at: null,
+    })
+    .execute()
+  await enqueueMail(tx, deps.clock, resetMail(deps, user, token))
+}
+
+function resetMail(deps: Pick<PasswordResetDeps, 'config'>, user: User, token: string): QueuedMail {
   // The page moves the token out of its URL at once (README, "Password reset").
   const link = `${deps.config.issuer}/reset-password?token=${token}`
   const sealed = (value: string) => sealMailSecret(deps.config.keyEncryptionKey, user.email, value)
@@ -117,7 +146,11 @@ function resetMail(deps: PasswordResetDeps, user: User, token: string): QueuedMa
   }
 }
 
-async function federatedMail(deps: PasswordResetDeps, user: User): Promise<QueuedMail> {
+/** The mail of a federated-only account: which providers it signs in with. */
+export async function federatedMail(
+  deps: Pick<PasswordResetDeps, 'db' | 'config'>,
+  user: User,
+): Promise<QueuedMail> {
   const identities = await listIdentities(deps.db, user.id)
   const labels = identities.map((i) =>
     Object.hasOwn(PROVIDERS, i.provider)

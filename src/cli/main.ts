@@ -15,7 +15,15 @@ Server commands (read the same environment as the server; see README):
                                      (--all: retired and revoked ones too)
   user create-superuser --email E    create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
-  user disable --email E             disable a user and end all their sessions
+  user list [--type T] [--search PREFIX] [--disabled true|false] [--json] ...
+                                     list users (filters as GET /v1/admin/users)
+  user show EMAIL [--json]           a user with identities, live sessions and recent events
+  user disable EMAIL [--reason R]    disable a user and end all their sessions
+  user enable EMAIL [--reason R]     enable a disabled user again
+  user set-type EMAIL TYPE --reason R
+                                     set the account type (regular, academic, service,
+                                     superuser)
+  user delete EMAIL [--yes]          erase a user's personal data (asks to confirm)
   client create NAME --permission P,...
                                      create a service client; prints its id and secret once
   client list                        list the service clients
@@ -87,9 +95,44 @@ const HELP: Record<string, string> = {
     'Makes an existing user a superuser.',
   ),
   'user disable': help(
-    'Usage: tessera user disable --email EMAIL',
+    'Usage: tessera user disable EMAIL [--reason REASON]',
     '',
-    'Disables a user and revokes every session they have.',
+    'Disables a user and revokes every session they have (their access tokens stop working at',
+    'every verifier following the revocation feed). The reason goes into the audit event.',
+    '--email EMAIL is accepted instead of EMAIL.',
+  ),
+  'user enable': help(
+    'Usage: tessera user enable EMAIL [--reason REASON]',
+    '',
+    'Enables a disabled user again; they log in afresh (their old sessions stay ended).',
+  ),
+  'user list': help(
+    'Usage: tessera user list [--type TYPE] [--verified true|false] [--email-verified true|false]',
+    '                         [--disabled true|false] [--provider P] [--search PREFIX]',
+    '                         [--created-after TIME] [--created-before TIME] [--json]',
+    '',
+    'Lists the users, newest first, as a table (--json: one JSON object per line). --search is',
+    'a case-insensitive prefix of the email address or display name; TIME is RFC 3339',
+    '(2026-01-31T00:00:00Z); --provider lists users with an identity linked at P.',
+  ),
+  'user show': help(
+    'Usage: tessera user show EMAIL [--json]',
+    '',
+    'Shows one user: account, linked identities, live sessions and the latest audit events.',
+  ),
+  'user set-type': help(
+    'Usage: tessera user set-type EMAIL TYPE --reason REASON',
+    '',
+    'Sets the account type: regular, academic, service or superuser (every type but regular is',
+    'verified). The reason is required and goes into the audit event.',
+  ),
+  'user delete': help(
+    'Usage: tessera user delete EMAIL [--yes]',
+    '',
+    'Erases the account (README, "Deleting an account"): email, name, password hash,',
+    'identities, sessions and tokens are deleted and every token is revoked; only a',
+    'pseudonymous audit trail stays, and the address can register again. Asks for the address',
+    'once more to confirm (on a terminal, or the first line of standard input) unless --yes.',
   ),
   'client create': help(
     'Usage: tessera client create NAME [--permission introspect,register-service,read-users]',
@@ -242,6 +285,16 @@ const OPTIONS = {
   scope: { type: 'string' },
   'expires-in': { type: 'string' },
   ttl: { type: 'string' },
+  reason: { type: 'string' },
+  json: { type: 'boolean' },
+  yes: { type: 'boolean' },
+  type: { type: 'string' },
+  verified: { type: 'string' },
+  'email-verified': { type: 'string' },
+  disabled: { type: 'string' },
+  search: { type: 'string' },
+  'created-after': { type: 'string' },
+  'created-before': { type: 'string' },
 } as const
 
 async function run(argv: string[], io: CliIo): Promise<number> {

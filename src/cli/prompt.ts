@@ -31,3 +31,21 @@ export async function readSecret(io: CliIo, prompt: string): Promise<string> {
     rl.close()
   }
 }
+
+/**
+ * Reads one line of an answer: after the prompt on a terminal, otherwise the first line of
+ * standard input. Undefined when standard input ends without one.
+ */
+export async function readLine(io: CliIo, prompt: string): Promise<string | undefined> {
+  const interactive = io.stdin.isTTY === true
+  const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: interactive })
+  try {
+    return await new Promise<string | undefined>((resolve) => {
+      rl.once('close', () => resolve(undefined))
+      rl.question(interactive ? prompt : '', resolve)
+    })
+  } finally {
+    rl.removeAllListeners('close')
+    rl.close()
+  }
+}

@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { findUserByEmail, registerAccount, setDisabled } from '../accounts/accounts.js'
+import { findUserByEmail, registerAccount } from '../accounts/accounts.js'
 import { emailField, normalizeEmail } from '../accounts/email.js'
 import { requestPasswordReset } from '../accounts/password-reset.js'
 import { promoteToSuperuser } from '../accounts/promotion.js'
@@ -20,6 +20,7 @@ import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
 import { type CliIo, printError, printLine } from './io.js'
 import { readSecret } from './prompt.js'
+import { type UserCommandOptions, userCommand } from './user-commands.js'
 
 /**
  * The commands that run on the server host with the server's configuration (README, "Command
@@ -35,6 +36,11 @@ export const SERVER_COMMANDS = [
   'user create-superuser',
   'user promote',
   'user disable',
+  'user enable',
+  'user list',
+  'user show',
+  'user delete',
+  'user set-type',
   'client create',
   'client list',
   'client revoke',
@@ -46,7 +52,7 @@ export function isServerCommand(command: string): command is ServerCommand {
   return (SERVER_COMMANDS as readonly string[]).includes(command)
 }
 
-interface CommandOptions {
+interface CommandOptions extends UserCommandOptions {
   email?: string | undefined
   'display-name'?: string | undefined
   all?: boolean | undefined
@@ -55,6 +61,16 @@ interface CommandOptions {
   /** The positional arguments after the command (`keys revoke KID`). */
   args?: string[] | undefined
 }
+
+/** The operator's user commands, by email (src/cli/user-commands.ts). */
+const USER_COMMANDS = new Set<string>([
+  'user list',
+  'user show',
+  'user enable',
+  'user disable',
+  'user delete',
+  'user set-type',
+])
 
 /** A PASERK id, as `keys list` prints it: `k4.pid.` and 44 base64url characters. */
 const KEY_ID = /^k4\.pid\.[A-Za-z0-9_-]{44}$/
@@ -121,6 +137,11 @@ async function run(
     case 'user create-superuser':
     case 'user promote':
     case 'user disable':
+    case 'user enable':
+    case 'user list':
+    case 'user show':
+    case 'user delete':
+    case 'user set-type':
     case 'client create':
     case 'client list':
     case 'client revoke':
@@ -145,6 +166,7 @@ async function adminCommand(
   const cli = { ip: null, userAgent: 'tessera-cli' }
   if (command.startsWith('keys ')) return keysCommand(command, t, values, help, io)
   if (command.startsWith('client ')) return clientCommand(command, t, values, help, io)
+  if (USER_COMMANDS.has(command)) return userCommand(command, t, values, help, io)
   if (values.email === undefined) {
     printError(io, `--email is required\n\n${help}`)
     return 2
@@ -176,13 +198,8 @@ async function adminCommand(
     printError(io, `No user with email ${values.email}`)
     return 1
   }
-  if (command === 'user promote') {
-    await promoteToSuperuser(t, null, user.id, cli)
-    printLine(io, `${user.email} is now a superuser`)
-  } else {
-    await setDisabled(t, user.id, true)
-    printLine(io, `${user.email} is disabled and all their sessions are revoked`)
-  }
+  await promoteToSuperuser(t, null, user.id, cli)
+  printLine(io, `${user.email} is now a superuser`)
   return 0
 }
 

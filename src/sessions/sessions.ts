@@ -35,6 +35,9 @@ export type RevocationReason =
   | 'password_reset'
   | 'session_deleted'
   | 'user_disabled'
+  /** Ended by a superuser (`POST /v1/admin/users/{id}/sessions/revoke`). */
+  | 'revoked_by_admin'
+  | 'user_deleted'
   /** A browser session ended by a new sign-in in the same browser (README, "Pages"). */
   | 'replaced'
   /** A personal access token or job token revoked by its owner. */

@@ -78,6 +78,11 @@ const COMMANDS = [
   'user create-superuser',
   'user promote',
   'user disable',
+  'user enable',
+  'user list',
+  'user show',
+  'user set-type',
+  'user delete',
   'user reset-password',
 ]
 

@@ -303,7 +303,7 @@ describe('HTTP errors and transport rules [sqlite]', () => {
       const requests: [string, string][] = [
         ['GET', LOGIN],
         ['PUT', '/v1/keys'],
-        ['DELETE', '/v1/user/me'],
+        ['PUT', '/v1/user/me'],
         ['POST', '/health'],
       ]
       for (const [method, path] of requests) {

@@ -34,6 +34,7 @@ import {
   toOpenApiPath,
 } from '../support/openapi.js'
 import { outboxToken } from '../support/outbox.js'
+import { signedInSuperuser } from '../support/superuser.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
 import { pagesContract } from './pages-contract.js'
 
@@ -1179,6 +1180,125 @@ describe('live responses match openapi.yaml', () => {
       expect(tooLarge.status).toBe(413)
     })
 
+    it('the admin user routes (/v1/admin/users...)', async () => {
+      const root = await signedInSuperuser(app)
+      const token = { token: root.tokens.access_token }
+      const regular = await newUser()
+      const asRegular = { token: regular.tokens.access_token }
+      const target = await newUser()
+      const one = '/v1/admin/users/{id}'
+      const list = '/v1/admin/users'
+      const reason = { reason: 'contract test' }
+
+      const page = await call(app, 'GET', `${list}?limit=1`, token, list)
+      expect(page.status).toBe(200)
+      const cursor = (page.body as { next_cursor: string }).next_cursor
+      expect(
+        (await call(app, 'GET', `${list}?cursor=${cursor}&q=contract`, token, list)).status,
+      ).toBe(200)
+      expect(problemCode((await call(app, 'GET', `${list}?limit=0`, token, list)).body)).toBe(
+        'validation_failed',
+      )
+      expect(problemCode((await call(app, 'GET', `${list}?cursor=AAAA`, token, list)).body)).toBe(
+        'invalid_cursor',
+      )
+      expect((await call(app, 'GET', list)).status).toBe(401)
+      expect((await call(app, 'GET', list, asRegular)).status).toBe(403)
+
+      const shown = await call(app, 'GET', `${list}/${target.id}`, token, one)
+      expect(shown.body).toMatchObject({ id: target.id, disabled: false })
+      expect((await call(app, 'GET', `${list}/${UNKNOWN_ID}`, token, one)).status).toBe(404)
+      expect((await call(app, 'GET', `${list}/${target.id}`, {}, one)).status).toBe(401)
+      expect((await call(app, 'GET', `${list}/${target.id}`, asRegular, one)).status).toBe(403)
+
+      /** [suffix, a body that succeeds, status, may the superuser target themself] */
+      const changes: [string, unknown, number, boolean][] = [
+        ['disable', reason, 204, false],
+        ['enable', reason, 204, true],
+        ['account-type', { account_type: 'academic', ...reason }, 200, false],
+        ['verification', { verified: true, ...reason }, 200, true],
+        ['sessions/revoke', undefined, 204, true],
+        ['password-reset', undefined, 202, true],
+      ]
+      for (const [suffix, json, status, onSelf] of changes) {
+        const template = `${one}/${suffix}`
+        const path = (id: string) => `${list}/${id}/${suffix}`
+        const withBody = (init: Init): Init => (json === undefined ? init : { ...init, json })
+        const ok =
+          json === undefined
+            ? await call(app, 'POST', path(target.id), token, template)
+            : await send(app, 'POST', path(target.id), { ...token, json }, template)
+        expect(ok.status, suffix).toBe(status)
+        expect((await call(app, 'POST', path(UNKNOWN_ID), withBody(token), template)).status).toBe(
+          404,
+        )
+        expect((await call(app, 'POST', path(target.id), withBody({}), template)).status).toBe(401)
+        expect(
+          (await call(app, 'POST', path(target.id), withBody(asRegular), template)).status,
+        ).toBe(403)
+        if (!onSelf) {
+          const self = await call(app, 'POST', path(root.user.id), withBody(token), template)
+          expect(problemCode(self.body)).toBe('cannot_target_self')
+        }
+        if (json === undefined) {
+          const tooLarge = await call(
+            app,
+            'POST',
+            path(target.id),
+            { ...token, body: OVERSIZED, headers: { 'content-type': 'application/json' } },
+            template,
+          )
+          expect(tooLarge.status).toBe(413)
+        } else {
+          const invalid = await call(app, 'POST', path(target.id), { ...token, json: {} }, template)
+          expect(problemCode(invalid.body)).toBe('validation_failed')
+          await bodyErrors('POST', path(target.id), token, template)
+        }
+      }
+      // Stale: a session that proved the account longer ago than REAUTH_MAX_AGE.
+      app.clock.advance(301_000)
+      const stale = (
+        await send(app, 'POST', '/v1/user/auth/refresh', {
+          json: { refresh_token: root.tokens.refresh_token },
+        })
+      ).body as TokenPairBody
+      const refused = await call(
+        app,
+        'DELETE',
+        `${list}/${target.id}`,
+        { token: stale.access_token },
+        one,
+      )
+      expect(problemCode(refused.body)).toBe('reauthentication_required')
+      const fresh = await signedInSuperuser(app)
+      const freshToken = { token: fresh.tokens.access_token }
+      expect((await call(app, 'DELETE', `${list}/${fresh.user.id}`, freshToken, one)).status).toBe(
+        409,
+      )
+      expect((await call(app, 'DELETE', `${list}/${target.id}`, {}, one)).status).toBe(401)
+      expect((await call(app, 'DELETE', `${list}/${target.id}`, asRegular, one)).status).toBe(403)
+      expect((await call(app, 'DELETE', `${list}/${target.id}`, freshToken, one)).status).toBe(204)
+      expect((await call(app, 'DELETE', `${list}/${target.id}`, freshToken, one)).status).toBe(404)
+    })
+
+    it('DELETE /v1/user/me', async () => {
+      const path = '/v1/user/me'
+      const user = await newUser()
+      expect((await call(app, 'DELETE', path)).status).toBe(401)
+      app.clock.advance(301_000)
+      const stale = (
+        await send(app, 'POST', '/v1/user/auth/refresh', {
+          json: { refresh_token: user.tokens.refresh_token },
+        })
+      ).body as TokenPairBody
+      const refused = await call(app, 'DELETE', path, { token: stale.access_token })
+      expect(problemCode(refused.body)).toBe('reauthentication_required')
+      const fresh = await newUser()
+      expect((await call(app, 'DELETE', path, { token: fresh.tokens.access_token })).status).toBe(
+        204,
+      )
+    })
+
     it('POST /v1/token/introspect', async () => {
       const path = '/v1/token/introspect'
       const secret = { 'x-service-secret': SECRET }
@@ -1953,6 +2073,30 @@ describe('live responses match openapi.yaml', () => {
         ],
         ['GET', `/link/tessera_lt_${'A'.repeat(43)}`, {}, '/link/{ticket}'],
         ['POST', `/v1/admin/users/${id}/promote`, bearer, '/v1/admin/users/{id}/promote'],
+        ['GET', '/v1/admin/users', bearer],
+        ['GET', `/v1/admin/users/${id}`, bearer, '/v1/admin/users/{id}'],
+        ['DELETE', `/v1/admin/users/${id}`, bearer, '/v1/admin/users/{id}'],
+        ...['disable', 'enable', 'sessions/revoke', 'password-reset'].map(
+          (suffix): [string, string, Init, string] => [
+            'POST',
+            `/v1/admin/users/${id}/${suffix}`,
+            { ...bearer, json: { reason: 'down' } },
+            `/v1/admin/users/{id}/${suffix}`,
+          ],
+        ),
+        [
+          'POST',
+          `/v1/admin/users/${id}/account-type`,
+          { ...bearer, json: { account_type: 'regular', reason: 'down' } },
+          '/v1/admin/users/{id}/account-type',
+        ],
+        [
+          'POST',
+          `/v1/admin/users/${id}/verification`,
+          { ...bearer, json: { verified: true, reason: 'down' } },
+          '/v1/admin/users/{id}/verification',
+        ],
+        ['DELETE', '/v1/user/me', bearer],
         ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
         ['GET', '/v1/authz', bearer],
         [

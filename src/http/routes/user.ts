@@ -7,6 +7,7 @@ import {
   toUserView,
   updateDisplayName,
 } from '../../accounts/accounts.js'
+import { deleteOwnAccount } from '../../accounts/erasure.js'
 import { loginWithPassword } from '../../accounts/login.js'
 import { changePassword } from '../../accounts/password-change.js'
 import { reauthenticate } from '../../accounts/reauthenticate.js'
@@ -157,6 +158,12 @@ export const userRoutes = new Hono<AppEnv>()
         ? await getUser(t.db, userId)
         : await updateDisplayName(t, userId, body.display_name)
     return c.json(toUserView(user))
+  })
+
+  // Erasure (README, "Deleting an account"): needs a recent authentication.
+  .delete('/me', requireUser, async (c) => {
+    await deleteOwnAccount(c.get('tessera'), c.get('claims'))
+    return c.body(null, 204)
   })
 
   .post('/password', requireUser, async (c) => {
