@@ -1,7 +1,7 @@
 import { maxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type ServerType, serve } from '@hono/node-server'
-import type { Config } from './config/index.js'
+import { type Config, insecureIssuerWarning } from './config/index.js'
 import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
 import { problemBody } from './http/problem.js'
@@ -26,6 +26,8 @@ export async function startServer(
   options: TesseraOptions = {},
 ): Promise<RunningServer> {
   const tessera = await createTessera(config, options)
+  const insecure = insecureIssuerWarning(config.issuer)
+  if (insecure !== undefined) tessera.logger.warn(insecure)
   try {
     await tessera.revocations.start()
   } catch (error) {
