@@ -7,6 +7,7 @@ import { createApp } from './http/app.js'
 import { problemBody } from './http/problem.js'
 import { type MailSender, startMailSender } from './mail/sender.js'
 import { createMailTransport } from './mail/transport.js'
+import { startPruning } from './retention/prune.js'
 import { startAnswerSweep } from './sessions/replay.js'
 import { createTessera, type Tessera, type TesseraOptions } from './tessera.js'
 
@@ -50,6 +51,11 @@ export async function startServer(
   })
   // The answers kept for the reuse interval are deleted once it is over (docs/refresh.md).
   const sweep = startAnswerSweep(tessera)
+  // What is no longer needed is deleted, one replica at a time (README, "Storage and retention").
+  const pruning = startPruning(
+    { ...tessera, prunedRows: tessera.metrics.prunedRows },
+    config.pruneInterval,
+  )
   const mail = startMailSender({
     ...tessera,
     transport: createMailTransport(tessera),
@@ -71,6 +77,7 @@ export async function startServer(
         ;(server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
         await closed
         await sweep.stop()
+        await pruning.stop()
         await mail.stop()
         await tessera.close()
       })()
