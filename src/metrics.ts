@@ -61,6 +61,8 @@ export interface Metrics {
   readonly logins: Counter<'outcome'>
   readonly refreshes: Counter<'outcome'>
   readonly reuseDetections: Counter
+  /** Rows the retention job deleted, by table (src/retention/prune.ts). */
+  readonly prunedRows: Counter<'table'>
   /** Forgets every metric; the instance is closing. */
   close(): void
 }
@@ -108,6 +110,13 @@ export function createMetrics(
   const reuseDetections = new Counter({
     name: 'tessera_refresh_reuse_detected_total',
     help: 'Spent refresh tokens presented again: the session family was revoked',
+    registers: [registry],
+  })
+
+  const prunedRows = new Counter({
+    name: 'tessera_pruned_rows_total',
+    help: 'Rows the retention job deleted, by table (README, "Storage and retention")',
+    labelNames: ['table'] as const,
     registers: [registry],
   })
 
@@ -168,6 +177,7 @@ export function createMetrics(
     logins,
     refreshes,
     reuseDetections,
+    prunedRows,
     close: () => registry.clear(),
   }
 }

@@ -1,12 +1,13 @@
 import { maxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type ServerType, serve } from '@hono/node-server'
-import type { Config } from './config/index.js'
+import { type Config, insecureIssuerWarning } from './config/index.js'
 import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
 import { problemBody } from './http/problem.js'
 import { type MailSender, startMailSender } from './mail/sender.js'
 import { createMailTransport } from './mail/transport.js'
+import { startPruning } from './retention/prune.js'
 import { startAnswerSweep } from './sessions/replay.js'
 import { createTessera, type Tessera, type TesseraOptions } from './tessera.js'
 
@@ -26,6 +27,8 @@ export async function startServer(
   options: TesseraOptions = {},
 ): Promise<RunningServer> {
   const tessera = await createTessera(config, options)
+  const insecure = insecureIssuerWarning(config.issuer)
+  if (insecure !== undefined) tessera.logger.warn(insecure)
   try {
     await tessera.revocations.start()
   } catch (error) {
@@ -48,6 +51,11 @@ export async function startServer(
   })
   // The answers kept for the reuse interval are deleted once it is over (docs/refresh.md).
   const sweep = startAnswerSweep(tessera)
+  // What is no longer needed is deleted, one replica at a time (README, "Storage and retention").
+  const pruning = startPruning(
+    { ...tessera, prunedRows: tessera.metrics.prunedRows },
+    config.pruneInterval,
+  )
   const mail = startMailSender({
     ...tessera,
     transport: createMailTransport(tessera),
@@ -69,6 +77,7 @@ export async function startServer(
         ;(server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
         await closed
         await sweep.stop()
+        await pruning.stop()
         await mail.stop()
         await tessera.close()
       })()

@@ -13,7 +13,8 @@ Server commands (read the same environment as the server; see README):
   keys revoke KID                    withdraw a signing key at once; its tokens stop verifying
   keys list [--all]                  list the next, active and retiring signing keys
                                      (--all: retired and revoked ones too)
-  user create-superuser --email E    create the first superuser (password asked, or stdin)
+  user create-superuser --email E [--force]
+                                     create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
   user list [--type T] [--search PREFIX] [--disabled true|false] [--json] ...
                                      list users (filters as GET /v1/admin/users)
@@ -29,6 +30,10 @@ Server commands (read the same environment as the server; see README):
   client list                        list the service clients
   client revoke ID                   revoke a service client; its tokens stop working
   user reset-password --email E      mail the user a password reset link (the server sends it)
+  audit export --since T [--until T] [--user EMAIL|ID] [--event E]
+                                     print audit events as JSON lines, oldest first (for a SIEM)
+  prune                              delete what is no longer needed now (for cron)
+  backup PATH                        copy the SQLite database to PATH while the server serves
 
 Client commands (talk to a running server at TESSERA_URL, default http://localhost:8000):
   user register --email E            create an account (password asked, or stdin)
@@ -87,7 +92,8 @@ const HELP: Record<string, string> = {
     'Usage: tessera user create-superuser --email EMAIL [--display-name NAME]',
     '',
     "Creates a superuser account on this server's database. The password is asked without",
-    'echo, or read from the first line of standard input.',
+    'echo, or read from the first line of standard input. Refused when a superuser exists',
+    '(promote users with tessera user promote instead) unless --force is given.',
   ),
   'user promote': help(
     'Usage: tessera user promote --email EMAIL',
@@ -161,6 +167,37 @@ const HELP: Record<string, string> = {
     'Queues the password reset mail POST /v1/user/auth/password/forgot would (README,',
     '"Password reset"): a link valid 30 minutes for an account with a password, how to sign',
     'in for a federated-only one. The running server sends it. Prints what was queued.',
+  ),
+  audit: help(
+    'Usage: tessera audit export --since T [--until T] [--user EMAIL|ID] [--event E]',
+    '',
+    'Audit log commands (README, "Audit log"). audit export prints the events as JSON lines.',
+  ),
+  'audit export': help(
+    'Usage: tessera audit export --since T [--until T] [--user EMAIL|ID] [--event E]',
+    '',
+    'Prints the audit events from --since (inclusive) to --until (exclusive; default now), one',
+    'JSON object per line, oldest first, read in batches: pipe it to a SIEM shipper. T is a date',
+    '(2026-01-31), an RFC 3339 date-time (2026-01-31T12:00:00Z) or a time ago (30m, 12h, 7d).',
+    '--user keeps the events of one account (by email, or by id: a deleted account keeps only',
+    'its id); --event one event name (login_failed, user_disabled, ...). The count goes to',
+    'standard error. Events older than AUDIT_RETENTION_DAYS (default 365) have been pruned.',
+  ),
+  prune: help(
+    'Usage: tessera prune',
+    '',
+    'Runs one pass of the retention job now (README, "Storage and retention"): deletes the',
+    'refresh tokens, sessions, codes, rate-limit counters and audit events no longer needed,',
+    'in small batches, while the server serves, and prints the rows deleted per table. The',
+    'server does this itself every PRUNE_INTERVAL seconds; this is for PRUNE_INTERVAL=0 and',
+    'cron. If another process is pruning the database, it does nothing.',
+  ),
+  backup: help(
+    'Usage: tessera backup PATH',
+    '',
+    'Copies the SQLite database to PATH (which must not exist; created 0600) through the',
+    'online backup API of SQLite: a consistent copy while the server serves. Keep the',
+    'key-encryption key apart from it. On PostgreSQL it says to use pg_dump (README, "Backups").',
   ),
   'user register': help(
     'Usage: tessera user register --email EMAIL [--display-name NAME]',
@@ -295,6 +332,11 @@ const OPTIONS = {
   search: { type: 'string' },
   'created-after': { type: 'string' },
   'created-before': { type: 'string' },
+  force: { type: 'boolean' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  user: { type: 'string' },
+  event: { type: 'string' },
 } as const
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -312,7 +354,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const { values, positionals } = parsed
   const command = positionals
-    .slice(0, ['keys', 'user', 'client', 'token'].includes(positionals[0] ?? '') ? 2 : 1)
+    .slice(0, ['keys', 'user', 'client', 'token', 'audit'].includes(positionals[0] ?? '') ? 2 : 1)
     .join(' ')
   if (command === '' || (values.help && HELP[command] === undefined)) {
     printLine(io, USAGE)

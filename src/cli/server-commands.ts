@@ -19,6 +19,13 @@ import { formatPasetoTime } from '../paseto/time.js'
 import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
 import { type CliIo, printError, printLine } from './io.js'
+import {
+  auditExportCommand,
+  backupCommand,
+  missingDatabase,
+  pruneCommand,
+  UsageError,
+} from './ops-commands.js'
 import { readSecret } from './prompt.js'
 import { type UserCommandOptions, userCommand } from './user-commands.js'
 
@@ -45,6 +52,10 @@ export const SERVER_COMMANDS = [
   'client list',
   'client revoke',
   'user reset-password',
+  'audit',
+  'audit export',
+  'prune',
+  'backup',
 ] as const
 export type ServerCommand = (typeof SERVER_COMMANDS)[number]
 
@@ -58,6 +69,11 @@ interface CommandOptions extends UserCommandOptions {
   all?: boolean | undefined
   now?: boolean | undefined
   permission?: string | undefined
+  force?: boolean | undefined
+  since?: string | undefined
+  until?: string | undefined
+  user?: string | undefined
+  event?: string | undefined
   /** The positional arguments after the command (`keys revoke KID`). */
   args?: string[] | undefined
 }
@@ -85,6 +101,10 @@ export async function runServerCommand(
   try {
     return await run(command, values, help, io)
   } catch (error) {
+    if (error instanceof UsageError) {
+      printError(io, `${error.message}\n\n${help}`)
+      return 2
+    }
     if (error instanceof TesseraError) printError(io, `${error.code}: ${error.detail}`)
     else if (error instanceof ConfigError) printError(io, error.message)
     else throw error
@@ -131,6 +151,20 @@ async function run(
         await database.close()
       }
     }
+    case 'audit':
+      printError(io, help)
+      return 2
+    case 'backup': {
+      const config = loadConfig(io.env)
+      const missing = missingDatabase(config)
+      if (missing !== undefined) {
+        printError(io, missing)
+        return 1
+      }
+      return backupCommand(config, values.args ?? [], io)
+    }
+    case 'audit export':
+    case 'prune':
     case 'keys rotate':
     case 'keys revoke':
     case 'keys list':
@@ -146,7 +180,14 @@ async function run(
     case 'client list':
     case 'client revoke':
     case 'user reset-password': {
-      const t = await createTessera({ ...loadConfig(io.env), logLevel: 'error' })
+      const config = loadConfig(io.env)
+      // Only serve and migrate create the database (README, "Command line").
+      const missing = missingDatabase(config)
+      if (missing !== undefined) {
+        printError(io, missing)
+        return 1
+      }
+      const t = await createTessera({ ...config, logLevel: 'error' })
       try {
         return await adminCommand(command, t, values, help, io)
       } finally {
@@ -164,6 +205,8 @@ async function adminCommand(
   io: CliIo,
 ): Promise<number> {
   const cli = { ip: null, userAgent: 'tessera-cli' }
+  if (command === 'prune') return pruneCommand(t, io)
+  if (command === 'audit export') return auditExportCommand(t, values, io)
   if (command.startsWith('keys ')) return keysCommand(command, t, values, help, io)
   if (command.startsWith('client ')) return clientCommand(command, t, values, help, io)
   if (USER_COMMANDS.has(command)) return userCommand(command, t, values, help, io)
@@ -177,6 +220,21 @@ async function adminCommand(
     if (!checked.success) {
       printError(io, `--email ${checked.issues[0].message}\n\n${help}`)
       return 2
+    }
+    // The first superuser is made here; more are promoted by one (README, "Command line"), so
+    // a second create-superuser is a mistake unless the operator says otherwise.
+    const existing = await t.db
+      .selectFrom('users')
+      .select('email')
+      .where('account_type', '=', 'superuser')
+      .executeTakeFirst()
+    if (existing !== undefined && values.force !== true) {
+      printError(
+        io,
+        `A superuser exists already (${existing.email}); promote users with tessera user ` +
+          'promote, or pass --force to create another one',
+      )
+      return 1
     }
     const password = await readSecret(io, 'Password: ')
     const user = await registerAccount(
@@ -247,11 +305,11 @@ async function keysCommand(
   help: string,
   io: CliIo,
 ): Promise<number> {
+  // keys rotate prints the table keys list prints, after the change (what is published now).
   if (command === 'keys rotate' && values.now === true) {
-    const { kid, retired, withdrawn } = await rotateSigningKey(t)
-    printLine(io, `active   ${kid}`)
-    if (retired !== null) printLine(io, `retiring ${retired}`)
-    if (withdrawn !== null) printLine(io, `retired  ${withdrawn} (the pending next key, withdrawn)`)
+    const { withdrawn } = await rotateSigningKey(t)
+    await printKeys(t, io, false)
+    if (withdrawn !== null) printError(io, `The pending next key ${withdrawn} was withdrawn.`)
     return 0
   }
   if (command === 'keys rotate') {
@@ -265,8 +323,11 @@ async function keysCommand(
       )
       return 1
     }
-    printLine(io, `next     ${published.kid} activates ${at}`)
-    printLine(io, `It is published now and signs from ${at}, once verifiers have fetched it.`)
+    await printKeys(t, io, false)
+    printError(
+      io,
+      `${published.kid} is published now and signs from ${at}, once verifiers have it.`,
+    )
     return 0
   }
   if (command === 'keys revoke') {
@@ -288,10 +349,12 @@ async function keysCommand(
     if (revoked.activated !== null) printLine(io, `active   ${revoked.activated}`)
     return 0
   }
-  for (const key of await listSigningKeys(t, { all: values.all === true })) {
-    printLine(io, keyLine(key))
-  }
+  await printKeys(t, io, values.all === true)
   return 0
+}
+
+async function printKeys(t: Tessera, io: CliIo, all: boolean): Promise<void> {
+  for (const key of await listSigningKeys(t, { all })) printLine(io, keyLine(key))
 }
 
 /**

@@ -54,14 +54,16 @@ const bool = (fallback: boolean) =>
     v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
   )
 
-const httpUrl = (fallback: string) =>
+/** An http(s) URL without a trailing slash; no fixed default (it follows other variables). */
+const httpUrl = v.optional(
   v.pipe(
-    v.optional(v.string(), fallback),
+    v.string(),
     v.trim(),
     v.url('must be an absolute URL'),
     v.check((s) => /^https?:\/\//.test(s), 'must be an http(s) URL'),
     v.transform((s) => s.replace(/\/+$/, '')),
-  )
+  ),
+)
 
 /** The message names the length only: a rejected secret is never echoed. */
 const optionalSecret = (minLength: number) =>
@@ -267,7 +269,8 @@ const Variables = v.object({
   ),
   DATABASE_POOL_SIZE: int(10, 1, 1000),
   DATABASE_CONNECT_TIMEOUT: int(5, 1, 60),
-  TESSERA_ISSUER: httpUrl('http://localhost:8000'),
+  // Unset: http://localhost:$PORT (defaultIssuer), so tokens name the port served on.
+  TESSERA_ISSUER: httpUrl,
   TESSERA_AUDIENCE: v.optional(
     v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty')),
     'tessera',
@@ -376,10 +379,42 @@ const Variables = v.object({
     ),
     'Tessera',
   ),
+  // README, "Storage and retention": how often a server prunes, and how long audit events stay.
+  PRUNE_INTERVAL: int(3600, 0, 604_800),
+  AUDIT_RETENTION_DAYS: int(365, 1, 36_500),
   LOG_LEVEL: v.optional(v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`), 'info'),
 })
 
 type Values = v.InferOutput<typeof Variables>
+
+/**
+ * TESSERA_ISSUER when unset: this host on the configured port, so a verifier pointed at the port
+ * the server answers on accepts its tokens (README, "Configuration"). PORT=0 (any free port) is
+ * not known until the server listens; the issuer stays the documented http://localhost:8000 and a
+ * deployment on an ephemeral port sets TESSERA_ISSUER.
+ */
+export function defaultIssuer(port: number): string {
+  return `http://localhost:${port === 0 ? 8000 : port}`
+}
+
+function issuerHost(e: Pick<Values, 'TESSERA_ISSUER' | 'PORT'>): string {
+  return new URL(e.TESSERA_ISSUER ?? defaultIssuer(e.PORT)).hostname
+}
+
+/**
+ * The warning `serve` logs for an issuer that is plain http on a host other than this machine:
+ * tokens, cookies and passwords would cross the network in clear (README, "Configuration").
+ * Undefined for https and for loopback hosts.
+ */
+export function insecureIssuerWarning(issuer: string): string | undefined {
+  const url = new URL(issuer)
+  if (url.protocol !== 'http:') return undefined
+  if (['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) return undefined
+  return (
+    `TESSERA_ISSUER ${url.origin} is plain http on a host other than localhost: ` +
+    'serve it behind https (and set TESSERA_ISSUER to the https URL)'
+  )
+}
 
 export interface OAuthClientConfig {
   clientId: string
@@ -500,7 +535,7 @@ const ConfigSchema = v.pipe(
     databasePoolSize: e.DATABASE_POOL_SIZE,
     /** Seconds a request waits for a PostgreSQL connection before it answers 503. */
     databaseConnectTimeout: e.DATABASE_CONNECT_TIMEOUT,
-    issuer: e.TESSERA_ISSUER,
+    issuer: e.TESSERA_ISSUER ?? defaultIssuer(e.PORT),
     audience: e.TESSERA_AUDIENCE,
     /**
      * Every audience a token may be minted for: TESSERA_AUDIENCE (Tessera's own, the default)
@@ -631,11 +666,15 @@ const ConfigSchema = v.pipe(
     mail: {
       /** Undefined: no SMTP server, mails are written to `outboxDir` (a development default). */
       smtp: e.SMTP_URL,
-      from: e.MAIL_FROM ?? `"${e.PLATFORM_NAME}" <no-reply@${new URL(e.TESSERA_ISSUER).hostname}>`,
+      from: e.MAIL_FROM ?? `"${e.PLATFORM_NAME}" <no-reply@${issuerHost(e)}>`,
       /** Unset: `outbox/` in the data directory (src/mail/transport.ts). */
       outboxDir: e.MAIL_OUTBOX_DIR,
       platformName: e.PLATFORM_NAME,
     },
+    /** Seconds between a server's prune passes (src/retention); 0: only `tessera prune`. */
+    pruneInterval: e.PRUNE_INTERVAL,
+    /** Days an audit event is kept; older ones are pruned (README, "Audit log"). */
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     logLevel: e.LOG_LEVEL,
   })),
 )

@@ -23,6 +23,8 @@ export interface Database {
   password_resets: PasswordResetsTable
   personal_tokens: PersonalTokensTable
   email_tokens: EmailTokensTable
+  prune_lease: PruneLeaseTable
+  rate_limits: RateLimitsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -324,4 +326,26 @@ export interface PasswordResetsTable {
   created_at: number
   expires_at: number
   used_at: number | null
+}
+
+/** One row (`id` 1): which prune pass may run now (src/retention/lease.ts). */
+export interface PruneLeaseTable {
+  id: number
+  /** The pass holding the lease; null when none does. */
+  holder: string | null
+  /** Epoch ms from which the lease is free (a holder that died frees it by expiry). */
+  until: number
+  /** Epoch ms: the end of the last completed pass. */
+  finished_at: number
+}
+
+/**
+ * rate-limiter-flexible's counters (src/rate-limit/limits.ts), in its own layout. Only the retention
+ * job reads it through Kysely, to delete the counters whose window ended.
+ */
+export interface RateLimitsTable {
+  key: string
+  points: number
+  /** Epoch ms at which the window ends (the limiter's own clock: the system's). */
+  expire: number | null
 }

@@ -1299,6 +1299,40 @@ describe('live responses match openapi.yaml', () => {
       )
     })
 
+    it('GET /v1/admin/audit', async () => {
+      const path = '/v1/admin/audit'
+      const root = await signedInSuperuser(app)
+      const token = root.tokens.access_token
+      const page = await call(app, 'GET', `${path}?limit=2`, { token }, path)
+      expect(page.res.status).toBe(200)
+      const body = page.body as { events: unknown[]; next_cursor: string | null }
+      expect(body.events).toHaveLength(2)
+      expect(body.next_cursor).not.toBeNull()
+      const mine = await call(
+        app,
+        'GET',
+        `${path}?user_id=${root.user.id}&event=login_succeeded&since=2000-01-01`,
+        { token },
+        path,
+      )
+      expect((mine.body as { events: Array<{ user_id: string }> }).events[0]!.user_id).toBe(
+        root.user.id,
+      )
+      expect(
+        problemCode((await call(app, 'GET', `${path}?cursor=nope`, { token }, path)).body),
+      ).toBe('validation_failed')
+      expect(problemCode((await call(app, 'GET', `${path}?limit=501`, { token }, path)).body)).toBe(
+        'validation_failed',
+      )
+      const regular = await newUser()
+      expect(
+        problemCode(
+          (await call(app, 'GET', path, { token: regular.tokens.access_token }, path)).body,
+        ),
+      ).toBe('forbidden')
+      expect((await call(app, 'GET', path, {}, path)).status).toBe(401)
+    })
+
     it('POST /v1/token/introspect', async () => {
       const path = '/v1/token/introspect'
       const secret = { 'x-service-secret': SECRET }
@@ -2097,6 +2131,7 @@ describe('live responses match openapi.yaml', () => {
           '/v1/admin/users/{id}/verification',
         ],
         ['DELETE', '/v1/user/me', bearer],
+        ['GET', '/v1/admin/audit', bearer],
         ['POST', '/v1/token/introspect', { ...secret, json: { token: tokens.access_token } }],
         ['GET', '/v1/authz', bearer],
         [

@@ -174,6 +174,7 @@ for (const dialect of dialects()) {
         '0014_email_ownership',
         '0015_personal_tokens',
         '0017_service_clients',
+        '0019_retention',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])
@@ -266,9 +267,9 @@ for (const dialect of dialects()) {
         env: SHARED_ENV,
       })
       expect(cli.code, cli.stderr).toBe(0)
-      const newKid = /^active\s+(\S+)$/m.exec(cli.stdout)?.[1]
+      const newKid = /^active\s+(\S+) /m.exec(cli.stdout)?.[1]
       expect(newKid, cli.stdout).toMatch(/^k4\.pid\./)
-      expect(cli.stdout).toMatch(new RegExp(`^retiring\\s+${oldKid.replace(/[.]/g, '\\.')}$`, 'm'))
+      expect(cli.stdout).toMatch(new RegExp(`^retiring\\s+${oldKid.replace(/[.]/g, '\\.')} `, 'm'))
       const rotatedAt = Date.now()
 
       // Both publish the new key as active and the old one as retiring, at once.
@@ -330,7 +331,8 @@ for (const dialect of dialects()) {
 
       const cli = await runCli(['keys', 'rotate'], { databaseUrl: database.url, env: SHARED_ENV })
       expect(cli.code, cli.stderr).toBe(0)
-      const [, nextKid, activates] = /^next\s+(\S+) activates (\S+)$/m.exec(cli.stdout) ?? []
+      const [, nextKid, activates] =
+        /^next\s+(\S+) created \S+ activates (\S+)/m.exec(cli.stdout) ?? []
       expect(nextKid, cli.stdout).toMatch(/^k4\.pid\./)
       const activatesAt = Date.parse(activates!)
 

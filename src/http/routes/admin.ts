@@ -11,6 +11,7 @@ import { listUsers, MAX_PAGE_SIZE, QUERY_MAX_LENGTH } from '../../admin/list-use
 import { revokeSessionsOfUser } from '../../admin/revoke-sessions.js'
 import { userDetail } from '../../admin/user-detail.js'
 import { setVerification } from '../../admin/verification.js'
+import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, listAuditEvents } from '../../audit/query.js'
 import { formatPasetoTime } from '../../paseto/time.js'
 import { noControlCharacters, readJson, uuidParam, validate } from '../body.js'
 import { clientContext } from '../client.js'
@@ -35,18 +36,23 @@ const VerificationBody = v.object({
   reason: reasonField,
 })
 
+/** An RFC 3339 date-time (or a date: its midnight UTC) as epoch ms. */
+const time = v.pipe(
+  v.string(),
+  v.maxLength(40, 'must be an RFC 3339 date-time'),
+  v.regex(
+    /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i,
+    'must be an RFC 3339 date-time, such as 2026-01-31T12:00:00Z',
+  ),
+  v.transform((s) => Date.parse(s)),
+  v.check((ms) => Number.isFinite(ms), 'must be an RFC 3339 date-time'),
+)
+const instant = v.optional(time)
+
 const flag = v.optional(
   v.pipe(
     v.picklist(['true', 'false'], 'must be true or false'),
     v.transform((s) => s === 'true'),
-  ),
-)
-const instant = v.optional(
-  v.pipe(
-    v.string(),
-    v.maxLength(40, 'must be at most 40 characters'),
-    v.isoTimestamp('must be an RFC 3339 time such as 2026-01-31T00:00:00Z'),
-    v.transform((s) => Date.parse(s)),
   ),
 )
 /** `GET /v1/admin/users`: unknown parameters are refused, so a misspelt filter is not ignored. */
@@ -93,6 +99,25 @@ const ListUsersQuery = v.strictObject(
   },
   'is not a parameter of this list',
 )
+
+/** `GET /v1/admin/audit`'s query (README, "Audit log"); unknown parameters are ignored. */
+const AuditQuery = v.object({
+  user_id: v.optional(v.pipe(v.string(), v.uuid('must be a user id (UUID)'), v.toLowerCase())),
+  event: v.optional(v.pipe(v.string(), v.regex(/^[a-z_]{1,64}$/, 'must be an event name'))),
+  since: instant,
+  until: instant,
+  cursor: v.optional(v.pipe(v.string(), v.maxLength(100, 'must be a cursor of a previous page'))),
+  limit: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d{1,4}$/, 'must be a whole number'),
+      v.transform(Number),
+      v.minValue(1, 'must be at least 1'),
+      v.maxValue(AUDIT_PAGE_MAX, `must be at most ${AUDIT_PAGE_MAX}`),
+    ),
+    String(AUDIT_PAGE_DEFAULT),
+  ),
+})
 
 /** `/v1/admin/...`: superuser-only (openapi.yaml, tag `admin`; README, "Operating Tessera"). */
 export const adminRoutes = new Hono<AppEnv>()
@@ -210,6 +235,15 @@ export const adminRoutes = new Hono<AppEnv>()
     const userId = uuidParam(c.req.param('id'), 'user')
     await deleteUser(c.get('tessera'), actorOf(c), userId)
     return c.body(null, 204)
+  })
+  .get('/audit', async (c) => {
+    const query = validate(AuditQuery, c.req.query())
+    const page = await listAuditEvents(
+      c.get('tessera').db,
+      { userId: query.user_id, event: query.event, since: query.since, until: query.until },
+      { cursor: query.cursor, limit: query.limit },
+    )
+    return c.json(page)
   })
 
 /** The superuser asking, by the session of their access token. */
