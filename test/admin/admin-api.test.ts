@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { simpleParser } from 'mailparser'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { outboxDirectory } from '../../src/mail/transport.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
@@ -432,6 +435,53 @@ for (const dialect of dialects()) {
       await login(app, email, next)
       const [event] = await auditOf(bob.user.id, 'password_reset_forced')
       expect(JSON.parse(event!.detail!)).toEqual({ by: root.user.id, outcome: 'reset_sent' })
+    })
+    it('on their own account a superuser ends the other sessions and keeps this one', async () => {
+      const other = await login(app, root.email)
+      const res = await app.request(
+        `/v1/admin/users/${root.user.id}/sessions/revoke`,
+        as(root.tokens.access_token, { method: 'POST' }),
+      )
+      expect(res.status).toBe(204)
+      await expectProblem(await refresh(app, other.refresh_token), 401, 'invalid_refresh_token')
+      const me = await app.request('/v1/user/me', { token: root.tokens.access_token })
+      expect(me.status).toBe(200)
+    })
+
+    it('forced reset, federated-only: sessions end, the mail says how to sign in', async () => {
+      const bob = await registerAndLogin(app)
+      const db = app.server.tessera.db
+      await db
+        .updateTable('users')
+        .set({ password_hash: null })
+        .where('id', '=', bob.user.id)
+        .execute()
+      const res = await app.request(
+        `/v1/admin/users/${bob.user.id}/password-reset`,
+        as(root.tokens.access_token, { method: 'POST' }),
+      )
+      expect(await res.json()).toEqual({ outcome: 'federated' })
+      await expectProblem(
+        await refresh(app, bob.tokens.refresh_token),
+        401,
+        'invalid_refresh_token',
+      )
+      const row = await db
+        .selectFrom('users')
+        .select('password_hash')
+        .where('id', '=', bob.user.id)
+        .executeTakeFirstOrThrow()
+      expect(row.password_hash).toBeNull()
+      // The sender may have sent it already: read what it wrote to the outbox.
+      await app.server.mail.sendDue()
+      const dir = outboxDirectory(app.server.tessera.config)
+      const subjects: string[] = []
+      for (const name of readdirSync(dir)) {
+        const mail = await simpleParser(readFileSync(join(dir, name)))
+        const to = [mail.to ?? []].flat().flatMap((a) => a.value.map((v) => v.address))
+        if (to.includes(bob.email)) subjects.push(mail.subject ?? '')
+      }
+      expect(subjects).toContainEqual(expect.stringMatching(/^How you sign in to /))
     })
   })
 }
