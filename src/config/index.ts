@@ -376,6 +376,15 @@ const Variables = v.object({
     ),
     'Tessera',
   ),
+  // README, "Passkeys": unset, the relying-party id is TESSERA_ISSUER's host name.
+  WEBAUTHN_RP_ID: v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.regex(/^[a-z0-9.-]{1,253}$/, 'must be a host name'),
+    ),
+  ),
   LOG_LEVEL: v.optional(v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`), 'info'),
 })
 
@@ -440,6 +449,13 @@ function enabledProviders(e: Values): Partial<Record<OAuthProviderName, OAuthCli
   return providers
 }
 
+/** Whether `rpId` is the issuer's host name or a parent domain of it (not a bare TLD). */
+function rpIdFits(rpId: string, issuer: string): boolean {
+  const host = new URL(issuer).hostname
+  if (rpId === host) return true
+  return (rpId.includes('.') || rpId === 'localhost') && host.endsWith(`.${rpId}`)
+}
+
 /**
  * The environment's schema, whose output is the `Config`. The cross-variable rules run even when
  * other variables are bad, so that every problem is reported at once.
@@ -479,6 +495,16 @@ const ConfigSchema = v.pipe(
       'BROWSER_SESSION_IDLE_TTL must be at most BROWSER_SESSION_TTL',
     ),
     ['BROWSER_SESSION_IDLE_TTL'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['WEBAUTHN_RP_ID'], ['TESSERA_ISSUER']],
+      // WebAuthn's rule (§5.1.3 of the Level 3 spec): an RP ID is the origin's host or a
+      // registrable suffix of it; browsers refuse any other, so a typo would fail every passkey.
+      (e) => e.WEBAUTHN_RP_ID === undefined || rpIdFits(e.WEBAUTHN_RP_ID, e.TESSERA_ISSUER),
+      "WEBAUTHN_RP_ID must be TESSERA_ISSUER's host name or a parent domain of it",
+    ),
+    ['WEBAUTHN_RP_ID'],
   ),
   v.rawCheck(({ dataset, addIssue }) => {
     // Like a partial check, per provider: a provider is checked when its own variables (and
@@ -635,6 +661,16 @@ const ConfigSchema = v.pipe(
       /** Unset: `outbox/` in the data directory (src/mail/transport.ts). */
       outboxDir: e.MAIL_OUTBOX_DIR,
       platformName: e.PLATFORM_NAME,
+    },
+    /**
+     * The WebAuthn relying party (README, "Passkeys"): its id (WEBAUTHN_RP_ID, else the issuer's
+     * host name), the one origin ceremonies may come from (the issuer's), and the name
+     * authenticators show.
+     */
+    webauthn: {
+      rpId: e.WEBAUTHN_RP_ID ?? new URL(e.TESSERA_ISSUER).hostname,
+      origin: new URL(e.TESSERA_ISSUER).origin,
+      rpName: e.PLATFORM_NAME,
     },
     logLevel: e.LOG_LEVEL,
   })),
