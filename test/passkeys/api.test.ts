@@ -68,7 +68,7 @@ for (const dialect of dialects()) {
       return { ...account, token, authenticator, passkey: (await res.json()) as { id: string } }
     }
 
-    it('registration options: the issuer host as rpID, discoverable, user verification', async () => {
+    it('registration options: the issuer host as rpID, discoverable, verified', async () => {
       const { tokens, user } = await registerAndLogin(app, uniqueEmail('passkey-options'))
       const options = await registrationOptions(tokens.access_token)
       expect(options.options.rp).toEqual({ id: 'localhost', name: 'Tessera' })
@@ -235,7 +235,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('an answer for another origin or relying-party id, or a replayed one, is refused', async () => {
+    it('an answer for another origin or relying party, or a replayed one, is refused', async () => {
       const { tokens } = await registerAndLogin(app, uniqueEmail('passkey-origin'))
       const token = tokens.access_token
       for (const [authenticator, rpId] of [
