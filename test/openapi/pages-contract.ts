@@ -199,6 +199,12 @@ export function pagesContract(): void {
       password: 'not-the-password',
     })
     expect((await check('POST', '/account/passkeys/options', guessing)).status).toBe(429)
+    const stillGuessing = await recentOnly.browser.post('/account/passkeys/remove', {
+      csrf: recentOnly.csrf,
+      passkey: remove.passkey,
+      password: 'not-the-password',
+    })
+    expect((await check('POST', '/account/passkeys/remove', stillGuessing)).status).toBe(429)
 
     // 409: twenty passkeys already.
     const full = await signedIn()
