@@ -30,7 +30,9 @@
       body,
       credentials: 'same-origin',
     })
-    const answer = await res.json()
+    // A signed-out browser is sent to the sign-in page (HTML): reloading shows it.
+    const answer = await res.json().catch(() => undefined)
+    if (answer === undefined) throw new Error('This page has expired: reload it and try again.')
     if (!res.ok) throw new Error(answer.detail ?? answer.title ?? 'The server refused.')
     return answer
   }

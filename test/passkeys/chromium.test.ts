@@ -82,7 +82,8 @@ async function optionsOf(res: Response): Promise<Options> {
   return (await res.json()) as Options
 }
 
-for (const dialect of dialects()) {
+// SQLite only: the browser is the slow part, and api.test.ts covers PostgreSQL through the API.
+for (const dialect of dialects().filter((d) => d === 'sqlite')) {
   describe.skipIf(skip !== undefined)(`passkeys in Chromium [${dialect}]`, () => {
     let chromium: TestBrowser
     let app: TestApp
