@@ -44,6 +44,10 @@ export type AuditEventName =
   | 'email_changed'
   | 'email_change_cancelled'
   | 'email_change_refused'
+  | 'passkey_registered'
+  | 'passkey_removed'
+  | 'passkey_used'
+  | 'passkey_failed'
 
 export interface AuditEvent {
   event: AuditEventName

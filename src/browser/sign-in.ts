@@ -1,3 +1,4 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { type RegistrationDeps, registerAccount } from '../accounts/accounts.js'
 import {
   type PasswordSignIn,
@@ -6,6 +7,8 @@ import {
 } from '../accounts/login.js'
 import type { User } from '../db/schema.js'
 import { claimLoginCode, type FlowDeps } from '../federation/flow.js'
+import { verifyPasskeySignIn } from '../passkeys/authentication.js'
+import type { PasskeyDeps } from '../passkeys/passkeys.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import {
   type BrowserSessionDeps,
@@ -70,4 +73,22 @@ export async function signInPagesWithLoginCode(
   })
   t.federationMetrics.count(claimed.provider, 'ok')
   return { user: claimed.user, session }
+}
+
+/**
+ * The sign-in page's "Sign in with a passkey" (README, "Passkeys"): a verified assertion of a
+ * discoverable passkey (`verifyPasskeySignIn`: single-use challenge, user verification), then a
+ * browser session with method `passkey`.
+ */
+export async function signInPagesWithPasskey(
+  t: PasskeyDeps & BrowserSessionDeps,
+  input: { challenge: string; response: AuthenticationResponseJSON },
+  client: ClientContext,
+  previousSecret: string | undefined,
+): Promise<{ user: User; session: StartedBrowserSession; amr: string[] }> {
+  const verified = await verifyPasskeySignIn(t, input, client)
+  const session = await startBrowserSession(t, verified.user, client, 'passkey', {
+    previousSecret,
+  })
+  return { user: verified.user, session, amr: verified.amr }
 }

@@ -382,6 +382,15 @@ const Variables = v.object({
   // README, "Storage and retention": how often a server prunes, and how long audit events stay.
   PRUNE_INTERVAL: int(3600, 0, 604_800),
   AUDIT_RETENTION_DAYS: int(365, 1, 36_500),
+  // README, "Passkeys": unset, the relying-party id is TESSERA_ISSUER's host name.
+  WEBAUTHN_RP_ID: v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.regex(/^[a-z0-9.-]{1,253}$/, 'must be a host name'),
+    ),
+  ),
   LOG_LEVEL: v.optional(v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`), 'info'),
 })
 
@@ -475,6 +484,13 @@ function enabledProviders(e: Values): Partial<Record<OAuthProviderName, OAuthCli
   return providers
 }
 
+/** Whether `rpId` is the issuer's host name or a parent domain of it (not a bare TLD). */
+function rpIdFits(rpId: string, issuer: string): boolean {
+  const host = new URL(issuer).hostname
+  if (rpId === host) return true
+  return (rpId.includes('.') || rpId === 'localhost') && host.endsWith(`.${rpId}`)
+}
+
 /**
  * The environment's schema, whose output is the `Config`. The cross-variable rules run even when
  * other variables are bad, so that every problem is reported at once.
@@ -514,6 +530,16 @@ const ConfigSchema = v.pipe(
       'BROWSER_SESSION_IDLE_TTL must be at most BROWSER_SESSION_TTL',
     ),
     ['BROWSER_SESSION_IDLE_TTL'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['WEBAUTHN_RP_ID'], ['TESSERA_ISSUER'], ['PORT']],
+      // WebAuthn's rule (§5.1.3 of the Level 3 spec): an RP ID is the origin's host or a
+      // registrable suffix of it; browsers refuse any other, so a typo would fail every passkey.
+      (e) => e.WEBAUTHN_RP_ID === undefined || rpIdFits(e.WEBAUTHN_RP_ID, e.TESSERA_ISSUER ?? defaultIssuer(e.PORT)),
+      "WEBAUTHN_RP_ID must be TESSERA_ISSUER's host name or a parent domain of it",
+    ),
+    ['WEBAUTHN_RP_ID'],
   ),
   v.rawCheck(({ dataset, addIssue }) => {
     // Like a partial check, per provider: a provider is checked when its own variables (and
@@ -675,6 +701,16 @@ const ConfigSchema = v.pipe(
     pruneInterval: e.PRUNE_INTERVAL,
     /** Days an audit event is kept; older ones are pruned (README, "Audit log"). */
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    /**
+     * The WebAuthn relying party (README, "Passkeys"): its id (WEBAUTHN_RP_ID, else the issuer's
+     * host name), the one origin ceremonies may come from (the issuer's), and the name
+     * authenticators show.
+     */
+    webauthn: {
+      rpId: e.WEBAUTHN_RP_ID ?? issuerHost(e),
+      origin: new URL(e.TESSERA_ISSUER ?? defaultIssuer(e.PORT)).origin,
+      rpName: e.PLATFORM_NAME,
+    },
     logLevel: e.LOG_LEVEL,
   })),
 )

@@ -24,6 +24,7 @@ import * as emailOwnership from '../../migrations/0014_email_ownership.js'
 import * as personalTokens from '../../migrations/0015_personal_tokens.js'
 import * as serviceClients from '../../migrations/0017_service_clients.js'
 import * as retention from '../../migrations/0019_retention.js'
+import * as passkeys from '../../migrations/0021_passkeys.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -45,6 +46,7 @@ const migrations: Record<string, Migration> = {
   '0015_personal_tokens': personalTokens,
   '0017_service_clients': serviceClients,
   '0019_retention': retention,
+  '0021_passkeys': passkeys,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

@@ -16,6 +16,8 @@ export interface Database {
   login_devices: LoginDevicesTable
   device_authorizations: DeviceAuthorizationsTable
   link_tickets: LinkTicketsTable
+  passkeys: PasskeysTable
+  webauthn_challenges: WebauthnChallengesTable
   revocation_log: RevocationLogTable
   revocation_log_head: RevocationLogHeadTable
   service_clients: ServiceClientsTable
@@ -238,6 +240,37 @@ export interface LinkTicketsTable {
   session_id: string
   provider: string
   redirect_uri: string
+  created_at: number
+  expires_at: number
+  used_at: number | null
+}
+
+/** A WebAuthn credential of an account (README, "Passkeys"). */
+export interface PasskeysTable {
+  id: string
+  user_id: string
+  /** base64url, as assertions name it. */
+  credential_id: string
+  /** The COSE public key, base64url. */
+  public_key: string
+  counter: number
+  /** JSON array of transport names. */
+  transports: string
+  name: string
+  device_type: 'singleDevice' | 'multiDevice'
+  backed_up: number
+  created_at: number
+  last_used_at: number | null
+}
+
+export type Passkey = Selectable<PasskeysTable>
+
+/** The challenge of one WebAuthn ceremony: SHA-256 of its handle, single use, 5 minutes. */
+export interface WebauthnChallengesTable {
+  id: string
+  challenge: string
+  purpose: 'register' | 'authenticate'
+  user_id: string | null
   created_at: number
   expires_at: number
   used_at: number | null

@@ -36,6 +36,7 @@ import {
 import { outboxToken } from '../support/outbox.js'
 import { signedInSuperuser } from '../support/superuser.js'
 import { PASSWORD, type TokenPairBody, uniqueEmail } from '../support/users.js'
+import { SoftwareAuthenticator } from '../support/webauthn.js'
 import { pagesContract } from './pages-contract.js'
 
 const SECRET = 'contract-test-service-secret-0123456789'
@@ -102,6 +103,11 @@ const PAGE_ROUTES: [string, string, string?][] = [
   ['POST', '/account/unlink'],
   ['POST', '/account/reauthenticate'],
   ['POST', '/account/email'],
+  ['POST', '/login/passkey/options'],
+  ['POST', '/login/passkey'],
+  ['POST', '/account/passkeys/options'],
+  ['POST', '/account/passkeys'],
+  ['POST', '/account/passkeys/remove'],
   ['GET', '/verify-email'],
   ['POST', '/verify-email'],
   ['POST', '/verify-email/send'],
@@ -1116,6 +1122,175 @@ describe('live responses match openapi.yaml', () => {
       expect(all.body).toEqual({ revoked: 1 })
     })
 
+    it('passkeys: registration, list, removal, passwordless sign-in', async () => {
+      const template = '/v1/user/passkeys/{id}'
+      const { tokens } = await newUser()
+      const token = tokens.access_token
+      const authenticator = new SoftwareAuthenticator('http://localhost:8000')
+      const begin = () => call(app, 'POST', '/v1/user/passkeys/registration-options', { token })
+      const options = await begin()
+      expect(options.status).toBe(200)
+      const begun = options.body as { options: never; challenge: string }
+      const registered = await send(app, 'POST', '/v1/user/passkeys', {
+        token,
+        json: {
+          name: 'Key',
+          challenge: begun.challenge,
+          response: authenticator.register(begun.options),
+        },
+      })
+      expect(registered.status).toBe(201)
+      const passkeyId = (registered.body as { id: string }).id
+      const replayed = await call(app, 'POST', '/v1/user/passkeys', {
+        token,
+        json: {
+          name: 'Key',
+          challenge: begun.challenge,
+          response: authenticator.register(begun.options),
+        },
+      })
+      expect(problemCode(replayed.body)).toBe('challenge_expired')
+      const again = (await begin()).body as { options: never; challenge: string }
+      const foreign = new SoftwareAuthenticator('https://evil.example')
+      const refused = await call(app, 'POST', '/v1/user/passkeys', {
+        token,
+        json: {
+          name: 'Key',
+          challenge: again.challenge,
+          response: foreign.register(again.options),
+        },
+      })
+      expect([refused.status, problemCode(refused.body)]).toEqual([401, 'passkey_invalid'])
+      expect((await call(app, 'POST', '/v1/user/passkeys/registration-options')).status).toBe(401)
+      expect((await call(app, 'GET', '/v1/user/passkeys', { token })).status).toBe(200)
+      expect((await call(app, 'GET', '/v1/user/passkeys')).status).toBe(401)
+      await bodyErrors('POST', '/v1/user/passkeys', { token })
+      const tooLarge = (method: string, path: string, tpl = path) =>
+        call(
+          app,
+          method,
+          path,
+          { token, body: OVERSIZED, headers: { 'content-type': 'application/json' } },
+          tpl,
+        )
+      expect((await tooLarge('POST', '/v1/user/passkeys/registration-options')).status).toBe(413)
+      expect((await tooLarge('DELETE', `/v1/user/passkeys/${UNKNOWN_ID}`, template)).status).toBe(
+        413,
+      )
+      expect((await tooLarge('POST', '/v1/user/auth/passkey/options')).status).toBe(413)
+
+      // 20 passkeys at most.
+      let spare: { options: never; challenge: string } | undefined
+      for (let i = 1; i < 20; i += 1) {
+        if (i === 19) spare = (await begin()).body as { options: never; challenge: string }
+        const next = (await begin()).body as { options: never; challenge: string }
+        const more = new SoftwareAuthenticator('http://localhost:8000')
+        const res = await app.request('/v1/user/passkeys', {
+          token,
+          json: {
+            name: `Key ${i}`,
+            challenge: next.challenge,
+            response: more.register(next.options),
+          },
+        })
+        expect(res.status).toBe(201)
+      }
+      const full = await begin()
+      expect([full.status, problemCode(full.body)]).toEqual([409, 'passkey_limit_reached'])
+      const overLimit = await call(app, 'POST', '/v1/user/passkeys', {
+        token,
+        json: {
+          name: 'One more',
+          challenge: spare!.challenge,
+          response: new SoftwareAuthenticator('http://localhost:8000').register(spare!.options),
+        },
+      })
+      expect([overLimit.status, problemCode(overLimit.body)]).toEqual([
+        409,
+        'passkey_limit_reached',
+      ])
+
+      // Passwordless sign-in.
+      const signIn = await call(app, 'POST', '/v1/user/auth/passkey/options')
+      expect(signIn.status).toBe(200)
+      const login = signIn.body as { options: never; challenge: string }
+      const assertion = authenticator.assert(login.options)
+      const pair = await send(app, 'POST', '/v1/user/auth/passkey', {
+        json: { challenge: login.challenge, response: assertion },
+      })
+      expect(pair.status).toBe(200)
+      const spent = await call(app, 'POST', '/v1/user/auth/passkey', {
+        json: { challenge: login.challenge, response: assertion },
+      })
+      expect([spent.status, problemCode(spent.body)]).toEqual([400, 'challenge_expired'])
+      const other = (await call(app, 'POST', '/v1/user/auth/passkey/options')).body as {
+        options: never
+        challenge: string
+      }
+      const unknown = await call(app, 'POST', '/v1/user/auth/passkey', {
+        json: { challenge: other.challenge, response: foreign.assert(other.options) },
+      })
+      expect([unknown.status, problemCode(unknown.body)]).toEqual([401, 'passkey_invalid'])
+      await bodyErrors('POST', '/v1/user/auth/passkey')
+
+      // A disabled account's passkey signs in no more.
+      const victim = await newUser()
+      const key = new SoftwareAuthenticator('http://localhost:8000')
+      const reg = (
+        await call(app, 'POST', '/v1/user/passkeys/registration-options', {
+          token: victim.tokens.access_token,
+        })
+      ).body as { options: never; challenge: string }
+      await app.request('/v1/user/passkeys', {
+        token: victim.tokens.access_token,
+        json: { name: 'Key', challenge: reg.challenge, response: key.register(reg.options) },
+      })
+      await setDisabled(app.server.tessera, victim.id, true)
+      const disabledOptions = (await call(app, 'POST', '/v1/user/auth/passkey/options')).body as {
+        options: never
+        challenge: string
+      }
+      const disabled = await call(app, 'POST', '/v1/user/auth/passkey', {
+        json: {
+          challenge: disabledOptions.challenge,
+          response: key.assert(disabledOptions.options),
+        },
+      })
+      expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
+
+      // Removal: 401 without a token, 404 for an unknown id.
+      const anonymous = await call(app, 'DELETE', `/v1/user/passkeys/${UNKNOWN_ID}`, {}, template)
+      expect(anonymous.status).toBe(401)
+      const missing = await call(
+        app,
+        'DELETE',
+        `/v1/user/passkeys/${UNKNOWN_ID}`,
+        { token },
+        template,
+      )
+      expect(missing.status).toBe(404)
+      const removed = await call(
+        app,
+        'DELETE',
+        `/v1/user/passkeys/${passkeyId}`,
+        { token },
+        template,
+      )
+      expect(removed.status).toBe(204)
+
+      // 429: the per-address login budget, on an app of its own (the others' logins share theirs).
+      const onePerAddress = await makeTestApp({ env: { RATE_LIMIT_LOGIN_PER_IP: '1' } })
+      try {
+        expect((await call(onePerAddress, 'POST', '/v1/user/auth/passkey/options')).status).toBe(
+          200,
+        )
+        const tooMany = await call(onePerAddress, 'POST', '/v1/user/auth/passkey/options')
+        expect(tooMany.status).toBe(429)
+      } finally {
+        await onePerAddress.close()
+      }
+    })
+
     it('POST /v1/admin/users/{id}/promote', async () => {
       const template = '/v1/admin/users/{id}/promote'
       const admin = await newUser()
@@ -2091,6 +2266,39 @@ describe('live responses match openapi.yaml', () => {
         ['POST', '/v1/user/tokens', { ...bearer, json: { name: 'down' } }],
         ['DELETE', '/v1/user/tokens', bearer],
         ['DELETE', `/v1/user/tokens/${UNKNOWN_ID}`, bearer, '/v1/user/tokens/{id}'],
+        ['POST', '/v1/user/passkeys/registration-options', bearer],
+        ['GET', '/v1/user/passkeys', bearer],
+        [
+          'POST',
+          '/v1/user/passkeys',
+          {
+            ...bearer,
+            json: {
+              name: 'down',
+              challenge: `tessera_wc_${'A'.repeat(43)}`,
+              response: new SoftwareAuthenticator('http://localhost:8000').register({
+                challenge: 'AAAA',
+                rp: { id: 'localhost' },
+                user: { id: 'AAAA' },
+              }),
+            },
+          },
+        ],
+        ['DELETE', `/v1/user/passkeys/${UNKNOWN_ID}`, bearer, '/v1/user/passkeys/{id}'],
+        ['POST', '/v1/user/auth/passkey/options', {}],
+        [
+          'POST',
+          '/v1/user/auth/passkey',
+          {
+            json: {
+              challenge: `tessera_wc_${'A'.repeat(43)}`,
+              response: new SoftwareAuthenticator('http://localhost:8000').assert({
+                challenge: 'AAAA',
+                rpId: 'localhost',
+              }),
+            },
+          },
+        ],
         [
           'GET',
           '/v1/user/authenticate/github/callback?code=x&state=y',

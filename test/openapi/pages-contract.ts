@@ -5,7 +5,7 @@
  * openapi.yaml.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { registerAccount } from '../../src/accounts/accounts.js'
+import { registerAccount, setDisabled } from '../../src/accounts/accounts.js'
 import { outboxDirectory } from '../../src/mail/transport.js'
 import type { TestApp } from '../support/app.js'
 import { startDevice } from '../support/device.js'
@@ -16,6 +16,7 @@ import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
 import { outboxToken } from '../support/outbox.js'
 import { formToken, PageBrowser } from '../support/pages.js'
 import { login, PASSWORD, register, uniqueEmail, uniqueSubject } from '../support/users.js'
+import { SoftwareAuthenticator } from '../support/webauthn.js'
 
 const FORM = 'application/x-www-form-urlencoded'
 const OVERSIZED = { padding: 'x'.repeat(70 * 1024) }
@@ -91,6 +92,186 @@ export function pagesContract(): void {
     const csrf = formToken(await (await browser.get('/account')).text())
     return { browser, email, user, csrf }
   }
+
+  it('the passkey forms of the sign-in and account pages', async () => {
+    const authenticator = new SoftwareAuthenticator(TESSERA_TEST_ISSUER)
+    const { browser, csrf, email } = await signedIn()
+    const optionsAt = async (who: PageBrowser, path: string, fields: Record<string, string>) => {
+      await checkRequestBody('POST', path, FORM, fields)
+      const res = await who.post(path, fields, { headers: { accept: '*/*' } })
+      expect((await check('POST', path, res)).status).toBe(200)
+      return (await res.json()) as { options: never; challenge: string }
+    }
+    const begun = await optionsAt(browser, '/account/passkeys/options', { csrf })
+    const add = {
+      csrf,
+      name: 'Key',
+      challenge: begun.challenge,
+      response: JSON.stringify(authenticator.register(begun.options)),
+    }
+    await formRefusals(browser, '/account/passkeys/options', { csrf })
+    await formRefusals(browser, '/account/passkeys', add)
+    const bad = await browser.post('/account/passkeys', { ...add, response: 'not json' })
+    expect((await check('POST', '/account/passkeys', bad)).status).toBe(400)
+    expect((await accepted(browser, '/account/passkeys', add)).status).toBe(303)
+    const spent = await browser.post('/account/passkeys', add)
+    expect((await check('POST', '/account/passkeys', spent)).status).toBe(400)
+    const next = await optionsAt(browser, '/account/passkeys/options', { csrf })
+    const foreign = new SoftwareAuthenticator('http://evil.example')
+    const refused = await browser.post('/account/passkeys', {
+      ...add,
+      challenge: next.challenge,
+      response: JSON.stringify(foreign.register(next.options)),
+    })
+    expect((await check('POST', '/account/passkeys', refused)).status).toBe(401)
+    const anonymous = new PageBrowser(pages)
+    const away = await anonymous.post('/account/passkeys/options', { csrf })
+    expect((await check('POST', '/account/passkeys/options', away)).status).toBe(303)
+    expect(
+      (await check('POST', '/account/passkeys', await anonymous.post('/account/passkeys', add)))
+        .status,
+    ).toBe(303)
+
+    // Sign in with it.
+    const token = formToken(await (await anonymous.get('/login')).text())
+    const signIn = await optionsAt(anonymous, '/login/passkey/options', { csrf: token })
+    const fields = {
+      csrf: token,
+      challenge: signIn.challenge,
+      response: JSON.stringify(authenticator.assert(signIn.options)),
+    }
+    await formRefusals(anonymous, '/login/passkey/options', { csrf: token })
+    await formRefusals(anonymous, '/login/passkey', fields)
+    const malformed = await anonymous.post('/login/passkey', { ...fields, response: '' })
+    expect((await check('POST', '/login/passkey', malformed)).status).toBe(400)
+    expect((await accepted(anonymous, '/login/passkey', fields)).status).toBe(303)
+    const stranger = new PageBrowser(pages)
+    const other = formToken(await (await stranger.get('/login')).text())
+    const unknown = await optionsAt(stranger, '/login/passkey/options', { csrf: other })
+    const notAccepted = await stranger.post('/login/passkey', {
+      csrf: other,
+      challenge: unknown.challenge,
+      response: JSON.stringify(foreign.assert(unknown.options)),
+    })
+    expect((await check('POST', '/login/passkey', notAccepted)).status).toBe(401)
+
+    // Removal; 404 for one removed meanwhile, 400 for a malformed field.
+    const { passkeys } = (await (
+      await pages.request('/v1/user/passkeys', { token: (await login(pages, email)).access_token })
+    ).json()) as { passkeys: { id: string }[] }
+    const remove = { csrf, passkey: passkeys[0]!.id }
+    await formRefusals(browser, '/account/passkeys/remove', remove)
+    const long = await browser.post('/account/passkeys/remove', { csrf, passkey: 'x'.repeat(65) })
+    expect((await check('POST', '/account/passkeys/remove', long)).status).toBe(400)
+    expect((await accepted(browser, '/account/passkeys/remove', remove)).status).toBe(303)
+    const gone = await browser.post('/account/passkeys/remove', remove)
+    expect((await check('POST', '/account/passkeys/remove', gone)).status).toBe(404)
+    expect(
+      (
+        await check(
+          'POST',
+          '/account/passkeys/remove',
+          await new PageBrowser(pages).post('/account/passkeys/remove', remove),
+        )
+      ).status,
+    ).toBe(303)
+
+    // Not recent: 401 without a password, and with a wrong one; 429 past the password budget.
+    const recentOnly = await signedIn(strict)
+    strict.clock.advance(301_000)
+    const notRecent = await recentOnly.browser.post('/account/passkeys/options', {
+      csrf: recentOnly.csrf,
+    })
+    expect((await check('POST', '/account/passkeys/options', notRecent)).status).toBe(401)
+    const late = await recentOnly.browser.post('/account/passkeys', {
+      ...add,
+      csrf: recentOnly.csrf,
+    })
+    expect((await check('POST', '/account/passkeys', late)).status).toBe(400)
+    const wrong = await recentOnly.browser.post('/account/passkeys/remove', {
+      csrf: recentOnly.csrf,
+      passkey: remove.passkey,
+      password: 'not-the-password',
+    })
+    expect((await check('POST', '/account/passkeys/remove', wrong)).status).toBe(401)
+    const guessing = await recentOnly.browser.post('/account/passkeys/options', {
+      csrf: recentOnly.csrf,
+      password: 'not-the-password',
+    })
+    expect((await check('POST', '/account/passkeys/options', guessing)).status).toBe(429)
+    const stillGuessing = await recentOnly.browser.post('/account/passkeys/remove', {
+      csrf: recentOnly.csrf,
+      passkey: remove.passkey,
+      password: 'not-the-password',
+    })
+    expect((await check('POST', '/account/passkeys/remove', stillGuessing)).status).toBe(429)
+
+    // 409: twenty passkeys already.
+    const full = await signedIn()
+    let spare: { options: never; challenge: string } | undefined
+    for (let i = 0; i < 20; i += 1) {
+      if (i === 19)
+        spare = await optionsAt(full.browser, '/account/passkeys/options', { csrf: full.csrf })
+      const o = await optionsAt(full.browser, '/account/passkeys/options', { csrf: full.csrf })
+      const res = await full.browser.post('/account/passkeys', {
+        csrf: full.csrf,
+        name: `Key ${i}`,
+        challenge: o.challenge,
+        response: JSON.stringify(
+          new SoftwareAuthenticator(TESSERA_TEST_ISSUER).register(o.options),
+        ),
+      })
+      expect(res.status).toBe(303)
+    }
+    const tooMany = await full.browser.post('/account/passkeys/options', { csrf: full.csrf })
+    const overLimit = await full.browser.post('/account/passkeys', {
+      csrf: full.csrf,
+      name: 'One more',
+      challenge: spare!.challenge,
+      response: JSON.stringify(
+        new SoftwareAuthenticator(TESSERA_TEST_ISSUER).register(spare!.options),
+      ),
+    })
+    expect((await check('POST', '/account/passkeys', overLimit)).status).toBe(409)
+    expect((await check('POST', '/account/passkeys/options', tooMany)).status).toBe(409)
+
+    // A disabled account's passkey signs in no more (403); 429 past the per-address budget.
+    const key = new SoftwareAuthenticator(TESSERA_TEST_ISSUER)
+    const victim = await signedIn()
+    const o = await optionsAt(victim.browser, '/account/passkeys/options', { csrf: victim.csrf })
+    await victim.browser.post('/account/passkeys', {
+      csrf: victim.csrf,
+      name: 'Key',
+      challenge: o.challenge,
+      response: JSON.stringify(key.register(o.options)),
+    })
+    await setDisabled(pages.server.tessera, victim.user.id, true)
+    const s2 = await optionsAt(stranger, '/login/passkey/options', { csrf: other })
+    const disabled = await stranger.post('/login/passkey', {
+      csrf: other,
+      challenge: s2.challenge,
+      response: JSON.stringify(key.assert(s2.options)),
+    })
+    expect((await check('POST', '/login/passkey', disabled)).status).toBe(403)
+    // An app of its own (closed with the others): spending the address's budget would refuse
+    // the other tests' logins.
+    const onePerAddress = await federation.app({ env: { RATE_LIMIT_LOGIN_PER_IP: '1' } })
+    const limited = new PageBrowser(onePerAddress)
+    const limitedToken = formToken(await (await limited.get('/login')).text())
+    expect((await limited.post('/login/passkey/options', { csrf: limitedToken })).status).toBe(200)
+    const over = await limited.post('/login/passkey/options', { csrf: limitedToken })
+    expect((await check('POST', '/login/passkey/options', over)).status).toBe(429)
+
+    const page = await pages.request('/login')
+    const script = /src="(\/assets\/passkeys\.js\?v=[0-9a-f]{12})"/.exec(await page.text())![1]!
+    expect((await check('GET', '/assets/passkeys.js', await pages.request(script))).status).toBe(
+      200,
+    )
+    expect(
+      (await check('GET', '/assets/passkeys.js', await pages.request('/assets/passkeys.js')))
+        .status,
+    ).toBe(200)
+  })
 
   it('GET and POST /forgot-password, GET and POST /reset-password', async () => {
     const browser = new PageBrowser(pages)

@@ -14,6 +14,11 @@ const PAGE_POLICY =
   "default-src 'none'; style-src 'self'; img-src 'self'; " +
   "form-action 'self' http://client.test http://127.0.0.1:* http://[::1]:*; " +
   "frame-ancestors 'none'; base-uri 'none'"
+/** The sign-in and account pages run Tessera's passkey script, and only it (README, "Passkeys"). */
+const SCRIPT_PAGE_POLICY = PAGE_POLICY.replace(
+  "default-src 'none'; ",
+  "default-src 'none'; script-src 'self'; connect-src 'self'; ",
+)
 
 /** Every visible form control of a page has a <label for> naming its id. */
 function expectLabelled(html: string) {
@@ -49,16 +54,18 @@ for (const dialect of dialects()) {
     it('pages are 200 HTML with labels, the pages CSP, no-store and the stylesheet', async () => {
       const { browser } = await signedIn()
       const anonymous = new PageBrowser(app)
-      for (const [client, path] of [
-        [anonymous, '/login'],
-        [anonymous, '/register'],
-        [browser, '/account'],
+      for (const [client, path, script] of [
+        [anonymous, '/login', true],
+        [anonymous, '/register', false],
+        [browser, '/account', true],
       ] as const) {
         const res = await client.get(path)
         const html = await res.text()
         expect(res.status, path).toBe(200)
         expect(res.headers.get('content-type')).toBe('text/html; charset=UTF-8')
-        expect(res.headers.get('content-security-policy')).toBe(PAGE_POLICY)
+        expect(res.headers.get('content-security-policy')).toBe(
+          script ? SCRIPT_PAGE_POLICY : PAGE_POLICY,
+        )
         expect(res.headers.get('cache-control')).toBe('no-store')
         expect(res.headers.get('x-frame-options')).toBe('DENY')
         expect(html).toMatch(/^<!DOCTYPE html><html lang="en">/)
@@ -68,7 +75,13 @@ for (const dialect of dialects()) {
         expect(html).toMatch(
           /<link rel="stylesheet" href="\/assets\/tessera\.css\?v=[0-9a-f]{12}"\/>/,
         )
-        expect(html).not.toContain('<script')
+        // No inline script ever; the passkey script where passkeys are offered.
+        const scripts = [...html.matchAll(/<script[^>]*>/g)].map((m) => m[0])
+        expect(scripts).toEqual(
+          script
+            ? [expect.stringMatching(/^<script src="\/assets\/passkeys\.js\?v=[0-9a-f]{12}"/)]
+            : [],
+        )
         expectLabelled(html)
       }
       const signInPage = await (await anonymous.get('/login')).text()

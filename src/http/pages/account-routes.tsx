@@ -9,24 +9,34 @@ import { sessionFormToken } from '../../browser/csrf.js'
 import { TesseraError } from '../../errors.js'
 import { beginFlow, unlinkIdentity } from '../../federation/flow.js'
 import { canLogInWith, isProviderName, PROVIDERS } from '../../federation/provider-table.js'
+import { listPasskeys } from '../../passkeys/passkeys.js'
+import { registerPasskey, registrationOptions } from '../../passkeys/registration.js'
+import { removePasskey } from '../../passkeys/removal.js'
 import { deleteSession, logoutAll } from '../../sessions/logout.js'
-import { listSessions } from '../../sessions/sessions.js'
+import { listSessions, sessionAuthenticatedAt } from '../../sessions/sessions.js'
 import { displayNameField, passwordField, validate } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { limitFlowPerIp, setBrowserBinding } from '../flow-browser.js'
+import {
+  challengeField,
+  formResponseField,
+  passkeyNameField,
+  registrationResponseField,
+} from '../passkey-fields.js'
+import { optionsView } from '../routes/passkeys.js'
 import { describeDevice, formatWhen } from './device.js'
 import { errorMessage, type Notice, queryNotice, refusalNotice } from './messages.js'
 import {
   checkSessionToken,
   clearSessionCookie,
   csrfField,
-  pageHeaders,
   passwordStepUp,
   queryKey,
   readForm,
   refusalOf,
   sameOriginPost,
+  scriptPageHeaders,
   seeOther,
   withBrowserSession,
 } from './page-kit.js'
@@ -52,6 +62,19 @@ const ReauthenticateForm = v.object({
   action: v.picklist(['link', 'unlink'], 'must be link or unlink'),
   provider: providerField,
 })
+const stepUpPassword = v.optional(v.union([v.literal(''), passwordField]))
+const PasskeyOptionsForm = v.object({ csrf: csrfField, password: stepUpPassword })
+const PasskeyForm = v.object({
+  csrf: csrfField,
+  name: passkeyNameField,
+  challenge: challengeField,
+  response: formResponseField(registrationResponseField),
+})
+const PasskeyRemoveForm = v.object({
+  csrf: csrfField,
+  passkey: v.pipe(v.string(), v.maxLength(64, 'is too long')),
+  password: stepUpPassword,
+})
 const AccountQuery = v.object({
   done: queryKey,
   error: queryKey,
@@ -60,6 +83,15 @@ const AccountQuery = v.object({
 })
 
 type Action = 'link' | 'unlink'
+
+/** The refusals the passkey forms are shown again for (README, "Passkeys"). */
+const PASSKEY_REFUSALS: TesseraError['code'][] = [
+  'passkey_invalid',
+  'challenge_expired',
+  'passkey_limit_reached',
+  'reauthentication_required',
+  'rate_limited',
+]
 
 /**
  * The account page and its forms need a live browser session; without one, sign in first. A
@@ -74,8 +106,9 @@ const signedIn: MiddlewareHandler<AppEnv> = async (c, next) => {
   return seeOther(c, `/login?${query}`)
 }
 
-const pageGet = [pageHeaders, withBrowserSession, signedIn] as const
-const pagePost = [pageHeaders, sameOriginPost, withBrowserSession, signedIn] as const
+// The account page runs the passkey script (README, "Passkeys"), so do the pages its forms answer.
+const pageGet = [scriptPageHeaders, withBrowserSession, signedIn] as const
+const pagePost = [scriptPageHeaders, sameOriginPost, withBrowserSession, signedIn] as const
 
 const session = (c: Context<AppEnv>): BrowserSession => c.get('browserSession')!
 
@@ -123,6 +156,9 @@ async function accountView(
     : unlinked.find((name) => PROVIDERS[name].grantsAcademic)
   const sessions = await listSessions(t, user.id)
   const emailChange = await pendingEmailChange(t, user.id)
+  const passkeys = await listPasskeys(t.db, user.id)
+  const authenticatedAt = (await sessionAuthenticatedAt(t, id)) ?? 0
+  const recent = t.clock() - authenticatedAt <= t.config.reauthMaxAge * 1000
   return {
     csrf: sessionFormToken(session(c).secret),
     user: {
@@ -145,6 +181,14 @@ async function accountView(
     })),
     linkable: unlinked.filter((name) => name !== verifyWith).map(button),
     verifyWith: verifyWith === undefined ? undefined : button(verifyWith),
+    passkeys: passkeys.map((p) => ({
+      id: p.id,
+      name: p.name,
+      createdAt: formatWhen(p.created_at),
+      lastUsed: p.last_used_at === null ? 'never' : formatWhen(p.last_used_at),
+      synced: p.device_type === 'multiDevice',
+    })),
+    passkeyStepUp: recent ? undefined : user.password_hash !== null ? 'password' : 'sign-in-again',
     sessions: sessions.map((s) => ({
       id: s.id,
       device: describeDevice(s.user_agent),
@@ -161,7 +205,7 @@ async function accountView(
 async function refuseOnAccountPage(
   c: Context<AppEnv>,
   error: TesseraError,
-  form?: 'profile' | 'password',
+  form?: 'profile' | 'password' | 'passkeys',
 ) {
   const notice = refusalNotice(error)
   const view = await accountView(
@@ -331,6 +375,65 @@ export const accountRoutes = new Hono<AppEnv>()
     const refusal = await passwordStepUp(c, form.password)
     if (refusal !== undefined) return reauthenticatePage(c, form.action, form.provider, refusal)
     return form.action === 'link' ? startLink(c, form.provider) : unlink(c, form.provider)
+  })
+
+  // The passkey script's request for registration options (README, "Passkeys"): JSON, or a
+  // problem document (the script shows its detail). A password given re-proves the account.
+  .post('/account/passkeys/options', ...pagePost, async (c) => {
+    const form = await readForm(c, PasskeyOptionsForm)
+    checkSessionToken(session(c), form.csrf)
+    if (form.password !== undefined && form.password !== '') {
+      const refusal = await passwordStepUp(c, form.password)
+      if (refusal !== undefined) throw refusal
+    }
+    const { user, id } = session(c)
+    return c.json(
+      optionsView(await registrationOptions(c.get('tessera'), { sub: user.id, sid: id })),
+    )
+  })
+
+  .post('/account/passkeys', ...pagePost, async (c) => {
+    const form = await readForm(c, PasskeyForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    try {
+      await registerPasskey(
+        c.get('tessera'),
+        { sub: user.id, sid: id },
+        { name: form.name, challenge: form.challenge, response: form.response },
+        clientContext(c),
+      )
+    } catch (error) {
+      const refusal = refusalOf(error, PASSKEY_REFUSALS)
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal, 'passkeys')
+    }
+    return seeOther(c, '/account?done=passkey_added#passkeys')
+  })
+
+  .post('/account/passkeys/remove', ...pagePost, async (c) => {
+    const form = await readForm(c, PasskeyRemoveForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    try {
+      if (form.password !== undefined && form.password !== '') {
+        const refusal = await passwordStepUp(c, form.password)
+        if (refusal !== undefined) throw refusal
+      }
+      if (!/^[0-9a-f-]{36}$/i.test(form.passkey))
+        throw new TesseraError('not_found', 'No such passkey')
+      await removePasskey(
+        c.get('tessera'),
+        { sub: user.id, sid: id },
+        form.passkey,
+        clientContext(c),
+      )
+    } catch (error) {
+      const refusal = refusalOf(error, [...PASSKEY_REFUSALS, 'not_found', 'invalid_credentials'])
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal, 'passkeys')
+    }
+    return seeOther(c, '/account?done=passkey_removed#passkeys')
   })
 
   .onError(pageError)

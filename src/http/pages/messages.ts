@@ -37,6 +37,8 @@ export const DONE_MESSAGES = {
     'If this address can receive mail from us, a message with the next step is on its way. ' +
     'The link in it works once, for 30 minutes.',
   password_reset: 'Your password is set. Every session has been signed out: sign in with it.',
+  passkey_added: 'The passkey is added: you can sign in with it.',
+  passkey_removed: 'The passkey is removed: it no longer signs in to your account.',
 } as const
 
 export type DoneKey = keyof typeof DONE_MESSAGES
@@ -83,6 +85,9 @@ const ERROR_MESSAGES: Record<CallbackErrorCode | PageErrorCode, string> = {
   invalid_reset_token:
     'This reset link is unknown, expired, already used, or replaced by a newer one. ' +
     'Request a new link.',
+  passkey_invalid: 'The passkey was not accepted. Try again, or sign in another way.',
+  challenge_expired: 'The passkey request expired or was already used. Try again.',
+  passkey_limit_reached: 'Your account has as many passkeys as it can: remove one first.',
   invalid_user_code:
     'This code is unknown, expired or already used. Check the code your device shows, or start ' +
     'the login there again.',
@@ -109,6 +114,9 @@ type PageErrorCode = Extract<
   | 'email_not_verified'
   | 'reauthentication_required'
   | 'invalid_reset_token'
+  | 'passkey_invalid'
+  | 'challenge_expired'
+  | 'passkey_limit_reached'
 >
 
 /** The text of an `?error=` key, or undefined for anything that is not one. */

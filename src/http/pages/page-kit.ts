@@ -34,6 +34,15 @@ export const pageHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.res.headers.set('Content-Security-Policy', pagePolicy(c.get('tessera')))
 }
 
+/**
+ * The sign-in and account pages: the same, but their CSP lets them run Tessera's passkey script
+ * (README, "Passkeys").
+ */
+export const scriptPageHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next()
+  c.res.headers.set('Content-Security-Policy', pagePolicy(c.get('tessera'), { script: true }))
+}
+
 /** Looks up the browser's session cookie: `c.get('browserSession')`, undefined when none. */
 export const withBrowserSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   const t = c.get('tessera')

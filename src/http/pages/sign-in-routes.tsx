@@ -20,15 +20,23 @@ import {
 import {
   registerAndSignIn,
   signInPagesWithLoginCode,
+  signInPagesWithPasskey,
   signInPagesWithPassword,
 } from '../../browser/sign-in.js'
 import { TesseraError } from '../../errors.js'
 import { PROVIDERS } from '../../federation/provider-table.js'
+import { passkeySignInOptions } from '../../passkeys/authentication.js'
 import type { Tessera } from '../../tessera.js'
 import { displayNameField, emailField, loginEmailField, passwordField, validate } from '../body.js'
 import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { limitFlowPerIp, setBrowserBinding } from '../flow-browser.js'
+import {
+  authenticationResponseField,
+  challengeField,
+  formResponseField,
+} from '../passkey-fields.js'
+import { optionsView } from '../routes/passkeys.js'
 import { errorMessage, type Notice, queryNotice, refusalNotice } from './messages.js'
 import {
   checkSessionToken,
@@ -41,6 +49,7 @@ import {
   queryKey,
   readForm,
   sameOriginPost,
+  scriptPageHeaders,
   seeOther,
   setPathCookie,
   setSessionCookie,
@@ -82,6 +91,12 @@ const FederatedForm = v.object({
   provider: v.pipe(v.string(), v.maxLength(32, 'is too long')),
 })
 const TokenForm = v.object({ csrf: csrfField })
+const PasskeySignInForm = v.object({
+  ...requestFields,
+  csrf: csrfField,
+  challenge: challengeField,
+  response: formResponseField(authenticationResponseField),
+})
 
 type RequestFields = { [K in keyof typeof requestFields]?: string | undefined }
 
@@ -113,6 +128,8 @@ const FORM_REFUSALS = new Set<TesseraError['code']>([
   'weak_password',
   'email_taken',
   'email_not_verified',
+  'passkey_invalid',
+  'challenge_expired',
 ])
 
 function formRefusal(error: unknown): TesseraError | undefined {
@@ -181,13 +198,16 @@ async function continueSignedIn(c: Context<AppEnv>, session: BrowserSession, tar
 
 const pageGet = [pageHeaders, withBrowserSession] as const
 const pagePost = [pageHeaders, sameOriginPost, withBrowserSession] as const
+// The sign-in page runs the passkey script (README, "Passkeys"): it and the pages its forms answer.
+const signInGet = [scriptPageHeaders, withBrowserSession] as const
+const signInPost = [scriptPageHeaders, sameOriginPost, withBrowserSession] as const
 
 /**
  * Sign-in, registration and sign-out pages (README, "Pages"). A browser already signed in that
  * asks to sign in (for itself or for an application) continues at once, as single sign-on does.
  */
 export const signInRoutes = new Hono<AppEnv>()
-  .get('/login', ...pageGet, async (c) => {
+  .get('/login', ...signInGet, async (c) => {
     const t = c.get('tessera')
     const query = validate(SignInQuery, c.req.query())
     const target = signInTarget(t.config, requestOf(query))
@@ -196,7 +216,7 @@ export const signInRoutes = new Hono<AppEnv>()
     return renderPage(c, signInPage(c, target, { notice: queryNotice(query) }))
   })
 
-  .post('/login', ...pagePost, async (c) => {
+  .post('/login', ...signInPost, async (c) => {
     const t = c.get('tessera')
     const form = await readForm(c, SignInForm)
     checkSignInToken(c, form.csrf)
@@ -218,6 +238,35 @@ export const signInRoutes = new Hono<AppEnv>()
       // Only someone who gave the right password learns this, and gets the "send again" form.
       const resendTo = refusal.code === 'email_not_verified' ? form.email : undefined
       const page = signInPage(c, target, { email: form.email, notice, resendTo })
+      return renderRefusal(c, refusal, page)
+    }
+  })
+
+  // The passkey script's request for sign-in options: JSON, or a problem document.
+  .post('/login/passkey/options', ...signInPost, async (c) => {
+    const form = await readForm(c, TokenForm)
+    checkSignInToken(c, form.csrf)
+    return c.json(optionsView(await passkeySignInOptions(c.get('tessera'), clientContext(c))))
+  })
+
+  .post('/login/passkey', ...signInPost, async (c) => {
+    const t = c.get('tessera')
+    const form = await readForm(c, PasskeySignInForm)
+    checkSignInToken(c, form.csrf)
+    const target = signInTarget(t.config, requestOf(form))
+    try {
+      const signedIn = await signInPagesWithPasskey(
+        t,
+        { challenge: form.challenge, response: form.response },
+        clientContext(c),
+        presentedSessionCookie(c),
+      )
+      setSessionCookie(c, signedIn.session)
+      return seeOther(c, await continueSignIn(t, signedIn.user.id, 'session', target))
+    } catch (error) {
+      const refusal = formRefusal(error)
+      if (refusal === undefined) throw error
+      const page = signInPage(c, target, { notice: refusalNotice(refusal) })
       return renderRefusal(c, refusal, page)
     }
   })

@@ -30,9 +30,17 @@ export interface AccountView {
     lastUsedAt: string
     current: boolean
   }[]
+  /** README, "Passkeys". */
+  passkeys: { id: string; name: string; createdAt: string; lastUsed: string; synced: boolean }[]
+  /**
+   * Adding or removing a passkey needs a recent authentication: `password` when the session's is
+   * not recent and the account has a password (the forms ask for it), `sign-in-again` when it has
+   * none, undefined when the session is recent.
+   */
+  passkeyStepUp: 'password' | 'sign-in-again' | undefined
   notice?: Notice | undefined
   /** A refused form's reason, shown at that form. */
-  formNotice?: { form: 'profile' | 'password'; notice: Notice } | undefined
+  formNotice?: { form: 'profile' | 'password' | 'passkeys'; notice: Notice } | undefined
   /** After signing in again: the change that asked for it, to confirm with one button. */
   pending?: { action: 'link' | 'unlink'; provider: ProviderButton } | undefined
 }
@@ -66,10 +74,10 @@ const ACCOUNT_TYPES: Record<string, string> = {
 
 export const AccountPage: FC<AccountView> = (view) => {
   const name = view.user.displayName ?? view.user.email
-  const formNotice = (form: 'profile' | 'password') =>
+  const formNotice = (form: 'profile' | 'password' | 'passkeys') =>
     view.formNotice?.form === form ? view.formNotice.notice : undefined
   return (
-    <Layout title="Your account" signedIn={{ name, csrf: view.csrf }}>
+    <Layout title="Your account" signedIn={{ name, csrf: view.csrf }} script>
       <h1>Your account</h1>
       <NoticeBox notice={view.notice} />
       {view.pending !== undefined && (
@@ -202,6 +210,8 @@ export const AccountPage: FC<AccountView> = (view) => {
         </div>
       )}
 
+      <Passkeys view={view} notice={formNotice('passkeys')} />
+
       <h2 id="sessions">Sessions</h2>
       <p>Where your account is signed in. Sign out any you do not recognise.</p>
       <ul class="items">
@@ -258,6 +268,83 @@ export const AccountPage: FC<AccountView> = (view) => {
     </Layout>
   )
 }
+
+const StepUpPassword: FC<{ view: AccountView; id: string }> = ({ view, id }) =>
+  view.passkeyStepUp !== 'password' ? null : (
+    <PasswordField name="password" id={id} label="Your password" autocomplete="current-password" />
+  )
+
+/**
+ * The account's passkeys (README, "Passkeys"): the list and its remove buttons work without
+ * script; adding one needs WebAuthn, so its form stays hidden until the passkey script runs.
+ */
+const Passkeys: FC<{ view: AccountView; notice: Notice | undefined }> = ({ view, notice }) => (
+  <>
+    <h2 id="passkeys">Passkeys</h2>
+    <p>
+      A passkey signs you in without your password, with your device's screen lock or a security
+      key.
+    </p>
+    <NoticeBox notice={notice} />
+    {view.passkeyStepUp === 'sign-in-again' && (
+      <p>To add or remove a passkey, sign out and sign in again first.</p>
+    )}
+    {view.passkeys.length === 0 ? (
+      <p>No passkey is registered.</p>
+    ) : (
+      <ul class="items">
+        {view.passkeys.map((p) => (
+          <li>
+            <span class="what">
+              <strong>{p.name}</strong>
+              <span class="detail">
+                {`${p.synced ? 'synced' : 'this device only'} · added ${p.createdAt} · ` +
+                  `last used ${p.lastUsed}`}
+              </span>
+            </span>
+            <form method="post" action="/account/passkeys/remove" class="inline">
+              <CsrfField token={view.csrf} />
+              <input type="hidden" name="passkey" value={p.id} />
+              <StepUpPassword view={view} id={`passkey_password_${p.id}`} />
+              <button type="submit" class="danger">
+                {`Remove ${p.name}`}
+              </button>
+            </form>
+          </li>
+        ))}
+      </ul>
+    )}
+    <section data-passkey-section="" hidden>
+      <form
+        method="post"
+        action="/account/passkeys"
+        data-passkey="register"
+        data-passkey-options="/account/passkeys/options"
+        data-passkey-option-fields="csrf password"
+      >
+        <CsrfField token={view.csrf} />
+        <input type="hidden" name="challenge" value="" />
+        <input type="hidden" name="response" value="" />
+        <label for="passkey_name">Passkey name</label>
+        <input
+          type="text"
+          id="passkey_name"
+          name="name"
+          required
+          maxlength={64}
+          placeholder="e.g. Work laptop"
+        />
+        <StepUpPassword view={view} id="passkey_password" />
+        <div class="notice error" role="alert" data-passkey-notice="" hidden>
+          <p />
+        </div>
+        <div class="actions">
+          <button type="submit">Add a passkey</button>
+        </div>
+      </form>
+    </section>
+  </>
+)
 
 export interface ReauthenticateView {
   csrf: string

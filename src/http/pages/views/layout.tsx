@@ -1,5 +1,5 @@
 import type { Child, FC } from 'hono/jsx'
-import { STYLESHEET_URL } from '../assets.js'
+import { SCRIPT_URL, STYLESHEET_URL } from '../assets.js'
 import type { Notice } from '../messages.js'
 
 export interface SignedInHeader {
@@ -13,17 +13,20 @@ export interface SignedInHeader {
  * Every page: `lang`, viewport, the one stylesheet, a skip link, the site header (with the
  * sign-out button when signed in) and the main landmark, in that focus order.
  */
-export const Layout: FC<{ title: string; signedIn?: SignedInHeader; children?: Child }> = ({
-  title,
-  signedIn,
-  children,
-}) => (
+export const Layout: FC<{
+  title: string
+  signedIn?: SignedInHeader
+  /** Loads the passkey script (README, "Passkeys"); the page's CSP must allow it. */
+  script?: boolean
+  children?: Child
+}> = ({ title, signedIn, script, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <title>{`${title} · Tessera`}</title>
       <link rel="stylesheet" href={STYLESHEET_URL} />
+      {script === true && <script src={SCRIPT_URL} defer />}
     </head>
     <body>
       <a class="skip-link" href="#main">

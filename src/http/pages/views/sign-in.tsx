@@ -77,8 +77,37 @@ const ContinueTo: FC<{ host: string | undefined }> = ({ host }) =>
     </p>
   )
 
+/**
+ * Passwordless sign-in (README, "Passkeys"): hidden until the passkey script finds WebAuthn in
+ * the browser; the script fills `challenge` and `response` and posts the form.
+ */
+const PasskeySignIn: FC<{ csrf: string; request: SignInRequest }> = ({ csrf, request }) => (
+  <section data-passkey-section="" hidden>
+    <form
+      method="post"
+      action="/login/passkey"
+      data-passkey="authenticate"
+      data-passkey-options="/login/passkey/options"
+      data-passkey-option-fields="csrf"
+    >
+      <CsrfField token={csrf} />
+      <SignInFields request={request} />
+      <input type="hidden" name="challenge" value="" />
+      <input type="hidden" name="response" value="" />
+      <div class="notice error" role="alert" data-passkey-notice="" hidden>
+        <p />
+      </div>
+      <div class="actions">
+        <button type="submit" class="secondary">
+          Sign in with a passkey
+        </button>
+      </div>
+    </form>
+  </section>
+)
+
 export const SignInPage: FC<SignInView> = (view) => (
-  <Layout title="Sign in">
+  <Layout title="Sign in" script>
     <h1>Sign in</h1>
     <ContinueTo host={view.clientHost} />
     <NoticeBox notice={view.notice} />
@@ -94,6 +123,7 @@ export const SignInPage: FC<SignInView> = (view) => (
         <button type="submit">Sign in</button>
       </div>
     </form>
+    <PasskeySignIn csrf={view.csrf} request={view.request} />
     <p>
       <a href="/forgot-password">Forgot your password?</a>
     </p>
