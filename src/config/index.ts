@@ -536,7 +536,9 @@ const ConfigSchema = v.pipe(
       [['WEBAUTHN_RP_ID'], ['TESSERA_ISSUER'], ['PORT']],
       // WebAuthn's rule (§5.1.3 of the Level 3 spec): an RP ID is the origin's host or a
       // registrable suffix of it; browsers refuse any other, so a typo would fail every passkey.
-      (e) => e.WEBAUTHN_RP_ID === undefined || rpIdFits(e.WEBAUTHN_RP_ID, e.TESSERA_ISSUER ?? defaultIssuer(e.PORT)),
+      (e) =>
+        e.WEBAUTHN_RP_ID === undefined ||
+        rpIdFits(e.WEBAUTHN_RP_ID, e.TESSERA_ISSUER ?? defaultIssuer(e.PORT)),
       "WEBAUTHN_RP_ID must be TESSERA_ISSUER's host name or a parent domain of it",
     ),
     ['WEBAUTHN_RP_ID'],
