@@ -338,9 +338,8 @@ async function main(): Promise<void> {
     const access = (await logIn()).access_token!
     const bearer = { authorization: `Bearer ${access}` }
     const peerBearer = { authorization: `Bearer ${peer.accessToken}` }
-    const peerClient = {
-      authorization: `Basic ${Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')}`,
-    }
+    const basic = Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')
+    const peerClient = { authorization: `Basic ${basic}` }
 
     // Refresh: every request spends its token and gets a successor, on both sides.
     const ours = tokenPool(async () => (await logIn()).refresh_token!)

@@ -91,6 +91,12 @@ const access = new provider.AccessToken({
 const accessToken = await access.save()
 
 process.stdout.write(
-  `${JSON.stringify({ url, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, refreshTokens, accessToken })}\n`,
+  `${JSON.stringify({
+    url,
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    refreshTokens,
+    accessToken,
+  })}\n`,
 )
 process.on('SIGTERM', () => server.close(() => process.exit(0)))

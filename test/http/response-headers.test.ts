@@ -73,11 +73,9 @@ describe('the response header block [sqlite]', () => {
     await app.request('/v1/user/sessions/some-id', { method: 'DELETE' })
     await app.request('/health')
     const metrics = await (await app.request('/metrics')).text()
-    expect(metrics).toMatch(
-      /tessera_http_request_duration_seconds_count\{method="DELETE",route="\/v1\/user\/sessions\/:id",status="401"\} \d+/,
-    )
-    expect(metrics).toMatch(
-      /tessera_http_request_duration_seconds_count\{method="GET",route="\/health",status="200"\} \d+/,
-    )
+    const series = (labels: string) =>
+      metrics.includes(`tessera_http_request_duration_seconds_count{${labels}}`)
+    expect(series('method="DELETE",route="/v1/user/sessions/:id",status="401"')).toBe(true)
+    expect(series('method="GET",route="/health",status="200"')).toBe(true)
   })
 })
