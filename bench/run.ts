@@ -501,13 +501,24 @@ async function main(): Promise<void> {
   const fixed = (n: number) => n.toFixed(n < 100 ? 1 : 0)
   for (const r of rows) {
     const ratio = r.ratio === undefined ? '' : r.ratio.toFixed(2)
-    const met = r.met === undefined ? '' : r.met ? '✓' : '✗'
+    const met = metOf(r) === undefined ? '' : metOf(r) ? '✓' : '✗'
     const peerRate = r.peer === undefined ? '' : fixed(r.peer)
     console.log(
       `| ${r.figure} | ${fixed(r.rate)} | ${r.p99 ?? ''} | ${peerRate} | ${ratio} | ` +
         `${r.target ?? ''} | ${met} |`,
     )
   }
+}
+
+/** Whether a row meets its target: `≥ x`, `< x`, a range `a–b`, or `< x p99` (of its p99). */
+function metOf(r: Row): boolean | undefined {
+  if (r.met !== undefined || r.target === undefined) return r.met
+  const value = r.ratio ?? r.rate
+  const range = /^([\d.]+)–([\d.]+)$/.exec(r.target)
+  if (range) return value >= Number(range[1]) && value <= Number(range[2])
+  const p99 = /^< ([\d.]+) p99$/.exec(r.target)
+  if (p99) return r.p99 !== undefined && r.p99 < Number(p99[1])
+  return meets(value, r.target)
 }
 
 /** SIGTERM, then until the process has exited (its files can be removed then). */
