@@ -20,12 +20,20 @@ export interface LoadJob {
   /** Requests per second over all connections (a paced probe), unset: as fast as possible. */
   overallRate?: number
   refreshTokens?: string[]
+  /**
+   * How a refresh is sent, for a server other than Tessera (the peer's refresh grant): the path,
+   * the form fields besides `refresh_token`, and headers (client authentication). Unset:
+   * Tessera's `POST /v1/user/auth/refresh` with a JSON body.
+   */
+  refreshGrant?: { path: string; form: Record<string, string>; headers?: Record<string, string> }
 }
 
 export interface LoadResult {
   rate: number
   p99: number
   errors: number
+  /** The refresh scenario: the live tokens left (the next round continues with them). */
+  refreshTokens?: string[]
 }
 
 async function readStdin(): Promise<string> {
@@ -51,14 +59,21 @@ function options(job: LoadJob): autocannon.Options {
       ...(job.body === undefined ? {} : { body: job.body }),
     }
   }
+  const grant = job.refreshGrant
+  const encode = grant
+    ? (token: string) => new URLSearchParams({ ...grant.form, refresh_token: token }).toString()
+    : (token: string) => JSON.stringify({ refresh_token: token })
   return {
     ...base,
     requests: [
       {
         method: 'POST',
-        path: '/v1/user/auth/refresh',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: pool.shift() }) }),
+        path: grant?.path ?? '/v1/user/auth/refresh',
+        headers: {
+          'content-type': grant ? 'application/x-www-form-urlencoded' : 'application/json',
+          ...grant?.headers,
+        },
+        setupRequest: (req) => ({ ...req, body: encode(pool.shift() ?? '') }),
         onResponse: (status, body) => {
           if (status === 200)
             pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
@@ -76,5 +91,6 @@ const output: LoadResult = {
   rate: result.requests.average,
   p99: result.latency.p99,
   errors: result.non2xx + result.errors + result.timeouts,
+  ...(job.refreshTokens ? { refreshTokens: job.refreshTokens } : {}),
 }
 process.stdout.write(JSON.stringify(output))

@@ -1,15 +1,18 @@
 /**
- * `npm run bench`: starts the compiled server as its own process on a temporary SQLite database
- * and loads it with autocannon from another process (bench/load.ts). Absolute rates drift between
- * runs on shared machines; the ratios, taken in one run, are the figures that count
- * (docs/performance.md).
+ * `npm run bench`: starts the compiled server as its own process on a temporary SQLite database,
+ * and its peers in their own processes (bench/peers: panva's oidc-provider, a Hono hello world),
+ * and loads each with autocannon from another process (bench/load.ts), Tessera's and the peer's
+ * runs interleaved round by round. Absolute rates drift between runs on shared machines; the
+ * ratios, taken side by side in one run, are the figures that count (docs/performance.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { connectDatabase } from '../src/db/connect.js'
 import { recordRevocation } from '../src/revocations/log.js'
 import type { LoadJob, LoadResult } from './load.js'
@@ -23,13 +26,19 @@ const SERVICE_SECRET = 'bench-service-secret-0123456789'
 const LOAD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'load.ts')
 const ARGON2_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'argon2-rate.ts')
 const LIVE_REVOCATIONS = 100_000
+/** Interleaved rounds per side-by-side figure (Tessera, peer, Tessera, peer, ...). */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const PEERS = join(dirname(fileURLToPath(import.meta.url)), 'peers')
 
 interface Row {
   figure: string
   rate: number
   p99?: number
+  /** The baseline's or peer's rate in the same run, interleaved with this one. */
+  peer?: number
   ratio?: number
   target?: string
+  met?: boolean
 }
 const rows: Row[] = []
 
@@ -42,7 +51,7 @@ async function freePort(): Promise<number> {
   })
 }
 
-async function startServer(): Promise<{
+async function startServer(databaseUrl?: string): Promise<{
   url: string
   child: ChildProcess
   readyMs: number
@@ -60,7 +69,7 @@ async function startServer(): Promise<{
         ...process.env,
         PORT: String(port),
         HOST: '127.0.0.1',
-        DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+        DATABASE_URL: databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`,
         LOG_LEVEL: 'silent',
         RATE_LIMIT_LOGIN_PER_IP: '0',
         RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
@@ -73,12 +82,15 @@ async function startServer(): Promise<{
         RATE_LIMIT_PASSWORD_RESET_PER_IP: '0',
         SERVICE_SECRET,
         ARGON2_MAX_QUEUE: '100000',
+        // Replicas on PostgreSQL share their signing keys, encrypted with this key.
+        KEY_ENCRYPTION_KEY: 'bench-key-encryption-key-not-for-production-use',
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     },
   )
   const url = `http://127.0.0.1:${port}`
   for (;;) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`)
     try {
       if ((await fetch(`${url}/ready`)).ok) break
     } catch {
@@ -169,6 +181,101 @@ function record(figure: string, result: LoadResult, baseline?: number, target?: 
   return rate
 }
 
+/** `≥ x` or `< x` against a figure. */
+function meets(value: number, target: string): boolean {
+  const [op, bound] = target.split(' ') as [string, string]
+  return op === '≥' ? value >= Number(bound) : value < Number(bound)
+}
+
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length
+}
+
+/**
+ * One side-by-side figure: `ROUNDS` interleaved rounds (Tessera, then the peer, then Tessera...)
+ * so that drift in the machine's load falls on both alike; the ratio is of the mean rates.
+ */
+async function sideBySide(
+  figure: string,
+  ours: () => Promise<LoadResult>,
+  peer: () => Promise<LoadResult>,
+  target: string,
+): Promise<{ ours: number; peer: number }> {
+  const a: LoadResult[] = []
+  const b: LoadResult[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    a.push(await ours())
+    b.push(await peer())
+  }
+  for (const [side, results] of [
+    ['Tessera', a],
+    ['peer', b],
+  ] as const) {
+    const errors = results.reduce((n, r) => n + r.errors, 0)
+    if (errors > 0) console.error(`  ${figure} (${side}): ${errors} non-2xx/errors`)
+  }
+  const rate = mean(a.map((r) => r.rate))
+  const peerRate = mean(b.map((r) => r.rate))
+  const ratio = rate / peerRate
+  rows.push({
+    figure,
+    rate,
+    p99: Math.max(...a.map((r) => r.p99)),
+    peer: peerRate,
+    ratio,
+    target,
+    met: meets(ratio, target),
+  })
+  return { ours: rate, peer: peerRate }
+}
+
+/** A peer (bench/peers) in its own process; resolves with the JSON line it prints when ready. */
+function startPeer<T>(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; info: T }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(PEERS, script)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+    let out = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8')
+      // oidc-provider prints its development warnings on stdout: the answer is the JSON line.
+      const line = out.split('\n').find((l) => l.startsWith('{') && l.endsWith('}'))
+      if (line !== undefined) resolve({ child, info: JSON.parse(line) as T })
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => reject(new Error(`peer ${script} exited with ${code}`)))
+  })
+}
+
+interface OidcPeer {
+  url: string
+  clientId: string
+  clientSecret: string
+  refreshTokens: string[]
+  accessToken: string
+}
+
+/** A live refresh token pool that rounds continue with, topped up by `mint` when it runs low. */
+function tokenPool(mint: () => Promise<string>, initial: string[] = []) {
+  let tokens = [...initial]
+  return {
+    async take(count: number): Promise<string[]> {
+      while (tokens.length < count) tokens.push(await mint())
+      const taken = tokens.slice(0, count)
+      tokens = tokens.slice(count)
+      return taken
+    },
+    giveBack(result: LoadResult): LoadResult {
+      tokens.push(...(result.refreshTokens ?? []))
+      return result
+    },
+  }
+}
+
 /** bench/argon2-rate.ts in its own process, with the server's thread-pool size. */
 function argon2Rate(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -211,33 +318,97 @@ async function main(): Promise<void> {
     target: '≥ 0.9',
   })
 
+  const hello = await startPeer<{ url: string }>('hello.ts')
+  const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
+  const peer = oidc.info
   const server = await startServer()
+  let sqliteRefresh = 0
   try {
     await new Promise((r) => setTimeout(r, 500))
-    rows.push({ figure: 'process start to /ready (ms)', rate: server.readyMs, target: '< 1000' })
-    rows.push({ figure: 'idle RSS (MB)', rate: rssMb(server.child.pid!), target: '< 80' })
+    value('process start to /ready (ms)', server.readyMs, '< 500')
+    value('idle RSS (MB)', rssMb(server.child.pid!), '< 80')
 
     const base = server.url
     await json(`${base}/v1/user/auth/register`, { email: 'bench@example.org', password: PASSWORD })
-    const tokens = await json(`${base}/v1/user/auth/login`, {
-      email: 'bench@example.org',
-      password: PASSWORD,
-    })
-    const access = tokens!.access_token!
-
-    const health = record('GET /health (baseline)', await load({ url: `${base}/health` }))
+    const logIn = async () =>
+      (await json(`${base}/v1/user/auth/login`, {
+        email: 'bench@example.org',
+        password: PASSWORD,
+      }))!
+    const access = (await logIn()).access_token!
     const bearer = { authorization: `Bearer ${access}` }
-    record(
-      'GET /v1/user/me',
-      await load({ url: `${base}/v1/user/me`, headers: bearer }),
-      health,
-      '≥ 0.3',
+    const peerBearer = { authorization: `Bearer ${peer.accessToken}` }
+    const basic = Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')
+    const peerClient = { authorization: `Basic ${basic}` }
+
+    // Refresh: every request spends its token and gets a successor, on both sides.
+    const ours = tokenPool(async () => (await logIn()).refresh_token!)
+    const theirs = tokenPool(async () => {
+      throw new Error('the oidc-provider peer ran out of refresh tokens')
+    }, peer.refreshTokens)
+    for (const connections of [8, 50]) {
+      const { ours: rate } = await sideBySide(
+        `POST /v1/user/auth/refresh (c=${connections}) ÷ oidc-provider refresh grant, in-memory`,
+        async () =>
+          ours.giveBack(
+            await load({ url: base, connections, refreshTokens: await ours.take(connections) }),
+          ),
+        async () =>
+          theirs.giveBack(
+            await load({
+              url: peer.url,
+              connections,
+              refreshTokens: await theirs.take(connections),
+              refreshGrant: {
+                path: '/token',
+                form: { grant_type: 'refresh_token' },
+                headers: peerClient,
+              },
+            }),
+          ),
+        '≥ 1.3',
+      )
+      if (connections === CONNECTIONS) sqliteRefresh = rate
+    }
+
+    await sideBySide(
+      'GET /v1/user/me ÷ oidc-provider userinfo',
+      () => load({ url: `${base}/v1/user/me`, headers: bearer }),
+      () => load({ url: `${peer.url}/me`, headers: peerBearer }),
+      '≥ 1.0',
     )
-    const authz = record(
-      'GET /v1/authz (forward auth)',
-      await load({ url: `${base}/v1/authz`, headers: bearer }),
-      health,
-      '≥ 0.3',
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    await sideBySide(
+      'POST /v1/token/introspect ÷ oidc-provider introspection',
+      () =>
+        load({
+          url: base,
+          path: '/v1/token/introspect',
+          method: 'POST',
+          headers: { ...form, 'x-service-secret': SERVICE_SECRET },
+          body: new URLSearchParams({ token: access }).toString(),
+        }),
+      () =>
+        load({
+          url: peer.url,
+          path: '/token/introspection',
+          method: 'POST',
+          headers: { ...form, ...peerClient },
+          body: new URLSearchParams({ token: peer.accessToken }).toString(),
+        }),
+      '≥ 1.2',
+    )
+    const { ours: authz } = await sideBySide(
+      'GET /v1/authz (forward auth) ÷ Hono hello',
+      () => load({ url: `${base}/v1/authz`, headers: bearer }),
+      () => load({ url: hello.info.url }),
+      '≥ 0.5',
+    )
+    await sideBySide(
+      'GET /health ÷ Hono hello',
+      () => load({ url: `${base}/health` }),
+      () => load({ url: hello.info.url }),
+      '≥ 0.8',
     )
     // The same route while the server holds 100,000 live revocations (written into its database
     // by this process, as another replica or `tessera user disable` would): the ratio is to the
@@ -249,20 +420,6 @@ async function main(): Promise<void> {
       await load({ url: `${base}/v1/authz`, headers: bearer }),
       authz,
       '≥ 0.9',
-    )
-    record(
-      'POST /v1/token/introspect',
-      await load({
-        url: base,
-        path: '/v1/token/introspect',
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'x-service-secret': SERVICE_SECRET,
-        },
-        body: new URLSearchParams({ token: access }).toString(),
-      }),
-      health,
     )
 
     // A reset request answers alike for an account and for no account (README, "Password
@@ -284,17 +441,6 @@ async function main(): Promise<void> {
       '0.9–1.1',
     )
 
-    const refreshTokens: string[] = []
-    for (let i = 0; i < CONNECTIONS; i++) {
-      refreshTokens.push(
-        (await json(`${base}/v1/user/auth/login`, {
-          email: 'bench@example.org',
-          password: PASSWORD,
-        }))!.refresh_token!,
-      )
-    }
-    record('POST /v1/user/auth/refresh', await load({ url: base, refreshTokens }), health, '≥ 0.2')
-
     const argon2 = await argon2Rate()
     rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
     const loginBody = JSON.stringify({ email: 'bench@example.org', password: PASSWORD })
@@ -309,16 +455,22 @@ async function main(): Promise<void> {
       }),
       load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
     ])
-    record('POST /v1/user/auth/login', login, argon2, '≥ 0.9')
     rows.push({
-      figure: 'GET /health p99 during the login flood (ms)',
-      rate: healthDuringFlood.p99,
-      target: '< 10',
+      figure: 'POST /v1/user/auth/login ÷ raw argon2id',
+      rate: login.rate,
+      p99: login.p99,
+      peer: argon2,
+      ratio: login.rate / argon2,
+      target: '≥ 0.9',
+      met: login.rate / argon2 >= 0.9,
     })
+    value('GET /health p99 during the login flood (ms)', healthDuringFlood.p99, '< 10')
   } finally {
-    server.child.kill('SIGTERM')
+    await Promise.all([stop(server.child), stop(hello.child), stop(oidc.child)])
     rmSync(server.dir, { recursive: true, force: true })
   }
+
+  await measurePostgresRefresh(sqliteRefresh)
 
   const delivery = await measureRevocationDelivery()
   if (delivery !== undefined) {
@@ -343,12 +495,126 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    '\n| figure | rate (req/s or value) | p99 ms | ratio | target |\n|---|---|---|---|---|',
+    '\n| figure | Tessera (req/s or value) | p99 ms | peer / baseline | ratio | target | met? |\n' +
+      '|---|---|---|---|---|---|---|',
   )
+  const fixed = (n: number) => n.toFixed(n < 100 ? 1 : 0)
   for (const r of rows) {
-    const rate = r.rate.toFixed(r.rate < 100 ? 1 : 0)
     const ratio = r.ratio === undefined ? '' : r.ratio.toFixed(2)
-    console.log(`| ${r.figure} | ${rate} | ${r.p99 ?? ''} | ${ratio} | ${r.target ?? ''} |`)
+    const met = metOf(r) === undefined ? '' : metOf(r) ? '✓' : '✗'
+    const peerRate = r.peer === undefined ? '' : fixed(r.peer)
+    console.log(
+      `| ${r.figure} | ${fixed(r.rate)} | ${r.p99 ?? ''} | ${peerRate} | ${ratio} | ` +
+        `${r.target ?? ''} | ${met} |`,
+    )
+  }
+}
+
+/** Whether a row meets its target: `≥ x`, `< x`, a range `a–b`, or `< x p99` (of its p99). */
+function metOf(r: Row): boolean | undefined {
+  if (r.met !== undefined || r.target === undefined) return r.met
+  const value = r.ratio ?? r.rate
+  const range = /^([\d.]+)–([\d.]+)$/.exec(r.target)
+  if (range) return value >= Number(range[1]) && value <= Number(range[2])
+  const p99 = /^< ([\d.]+) p99$/.exec(r.target)
+  if (p99) return r.p99 !== undefined && r.p99 < Number(p99[1])
+  return meets(value, r.target)
+}
+
+/** SIGTERM, then until the process has exited (its files can be removed then). */
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
+
+/** A value with an absolute target (start-up, memory, a latency). */
+function value(figure: string, rate: number, target: string): void {
+  rows.push({ figure, rate, target, met: meets(rate, target) })
+}
+
+/**
+ * Refresh on PostgreSQL: one Tessera process, then two replicas on the same schema with the load
+ * split between them, interleaved; the one-process rate is also compared with SQLite's (c=50).
+ * Needs BENCH_DATABASE_URL (default: TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/
+ * test); skipped with a message when that server does not answer. On one small machine the
+ * database shares the cores with the replicas and the load generators, so the replica ratio shows
+ * what the machine allows (docs/performance.md, "PostgreSQL").
+ */
+async function measurePostgresRefresh(sqliteRate: number): Promise<void> {
+  const adminUrl =
+    process.env.BENCH_DATABASE_URL ??
+    process.env.TEST_DATABASE_URL ??
+    'postgres://postgres@127.0.0.1:5432/test'
+  const admin = new pg.Client({ connectionString: adminUrl })
+  try {
+    await admin.connect()
+  } catch (error) {
+    console.error(`  PostgreSQL refresh skipped: ${(error as Error).message}`)
+    return
+  }
+  const schema = `bench_${randomBytes(6).toString('hex')}`
+  await admin.query(`create schema ${schema}`)
+  const url = new URL(adminUrl)
+  url.searchParams.set('options', `-c search_path=${schema}`)
+  const replicas: Awaited<ReturnType<typeof startServer>>[] = []
+  try {
+    replicas.push(await startServer(url.toString()))
+    replicas.push(await startServer(url.toString()))
+    const [one, two] = replicas as [(typeof replicas)[0], (typeof replicas)[0]]
+    await json(`${one.url}/v1/user/auth/register`, {
+      email: 'bench@example.org',
+      password: PASSWORD,
+    })
+    const pool = tokenPool(
+      async () =>
+        (await json(`${one.url}/v1/user/auth/login`, {
+          email: 'bench@example.org',
+          password: PASSWORD,
+        }))!.refresh_token!,
+    )
+    const half = CONNECTIONS / 2
+    const { peer: single } = await sideBySide(
+      'POST /v1/user/auth/refresh on PostgreSQL, 2 replicas ÷ 1 process',
+      async () => {
+        const [a, b] = await Promise.all(
+          [one, two].map(async (replica) =>
+            pool.giveBack(
+              await load({
+                url: replica.url,
+                connections: half,
+                refreshTokens: await pool.take(half),
+              }),
+            ),
+          ),
+        )
+        return {
+          rate: a!.rate + b!.rate,
+          p99: Math.max(a!.p99, b!.p99),
+          errors: a!.errors + b!.errors,
+        }
+      },
+      async () =>
+        pool.giveBack(await load({ url: one.url, refreshTokens: await pool.take(CONNECTIONS) })),
+      '≥ 1.5',
+    )
+    if (sqliteRate > 0) {
+      rows.push({
+        figure: 'POST /v1/user/auth/refresh on PostgreSQL, 1 process ÷ SQLite (c=50)',
+        rate: single,
+        peer: sqliteRate,
+        ratio: single / sqliteRate,
+        target: '≥ 0.6',
+        met: single / sqliteRate >= 0.6,
+      })
+    }
+  } finally {
+    await Promise.all(replicas.map((replica) => stop(replica.child)))
+    await admin.query(`drop schema if exists ${schema} cascade`)
+    await admin.end()
+    for (const replica of replicas) rmSync(replica.dir, { recursive: true, force: true })
   }
 }
 

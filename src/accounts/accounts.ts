@@ -161,6 +161,57 @@ const identitiesOfUser = preparedQuery((db, p: { userId: string }) =>
     .where('user_id', '=', p.userId),
 )
 
+/**
+ * `GET /v1/user/me` in one statement: the user of a live session (not revoked, not expired, the
+ * user enabled: what `isSessionLive` checks) with its linked identities, a row per identity
+ * (one row with null identity columns when it has none). See docs/performance.md.
+ */
+const liveAccountRows = preparedQuery((db, p: { sessionId: string; userId: string; now: number }) =>
+  db
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .leftJoin('identities as i', 'i.user_id', 'u.id')
+    .selectAll('u')
+    .select([
+      'i.provider as identity_provider',
+      'i.email as identity_email',
+      'i.created_at as identity_created_at',
+    ])
+    .where('s.id', '=', p.sessionId)
+    .where('s.user_id', '=', p.userId)
+    .where('s.revoked_at', 'is', null)
+    .where('s.expires_at', '>', p.now)
+    .where('u.disabled', '=', 0),
+)
+
+/**
+ * The account behind a live session, with its federated identities; undefined when the session
+ * has ended or its user is disabled (the same rule as `isSessionLive`, in the same statement).
+ */
+export async function getLiveAccount(
+  deps: { db: Kysely<Database>; clock: Clock },
+  sessionId: string,
+  userId: string,
+): Promise<
+  | { user: User; identities: { provider: string; email: string | null; created_at: number }[] }
+  | undefined
+> {
+  const { rows } = await liveAccountRows.execute(deps.db, { sessionId, userId, now: deps.clock() })
+  const first = rows[0]
+  if (first === undefined) return undefined
+  const { identity_provider: _p, identity_email: _e, identity_created_at: _c, ...user } = first
+  const identities = []
+  for (const row of rows) {
+    if (row.identity_provider === null || row.identity_created_at === null) continue
+    identities.push({
+      provider: row.identity_provider,
+      email: row.identity_email,
+      created_at: row.identity_created_at,
+    })
+  }
+  return { user, identities }
+}
+
 /** The federated identities linked to an account. */
 export async function listIdentities(
   db: Kysely<Database>,

@@ -1,13 +1,12 @@
 import { Hono, type MiddlewareHandler } from 'hono'
-import { requestId } from 'hono/request-id'
 import { routePath } from 'hono/route'
-import { secureHeaders } from 'hono/secure-headers'
 import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
 import { cors } from './middleware/cors.js'
 import { oauthErrorBodies } from './middleware/oauth-errors.js'
+import { responseHeaders } from './middleware/response-headers.js'
 import { accountRoutes } from './pages/account-routes.js'
 import { assetRoutes } from './pages/assets.js'
 import { deviceRoutes } from './pages/device-routes.js'
@@ -43,27 +42,10 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
     c.set('tessera', tessera)
     await next()
   })
-  app.use(requestId({ limitLength: 128 }))
-  // requestId sets the header before the handler runs, so responses built afterwards (problem
-  // responses of the error and not-found handlers, the body limit) would go out without it.
-  app.use(async (c, next) => {
-    await next()
-    if (!c.res.headers.has('X-Request-Id')) c.res.headers.set('X-Request-Id', c.get('requestId'))
-  })
   app.use(observeRequest)
-  app.use(
-    secureHeaders({
-      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-      xFrameOptions: 'DENY',
-      // A route may set its own policy (only /docs does, see routes/docs.ts).
-      overwrite: false,
-    }),
-  )
-  // Responses carry tokens and personal data: nothing is cacheable unless a route says so.
-  app.use(async (c, next) => {
-    await next()
-    if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
-  })
+  // The request id and the security and Cache-Control headers, one precomputed block on every
+  // response, errors included (middleware/response-headers.ts).
+  app.use(responseHeaders())
   app.use(cors())
   // Before the body limit, so that its 413 gets the OAuth error members too.
   app.use('/v1/oauth/*', oauthErrorBodies)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import nodemailer from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 import type { Config } from '../config/index.js'
 import { describeSmtp } from './smtp-url.js'
 
@@ -38,7 +38,7 @@ const SOCKET_TIMEOUT_MS = 30_000
 export function createMailTransport(deps: MailTransportDeps): MailTransport {
   const { smtp, from } = deps.config.mail
   if (smtp === undefined) return outboxTransport(outboxDirectory(deps.config), from)
-  const transporter = nodemailer.createTransport({
+  const transporter = lazyTransporter({
     host: smtp.host,
     port: smtp.port,
     secure: smtp.secure,
@@ -54,7 +54,7 @@ export function createMailTransport(deps: MailTransportDeps): MailTransport {
     description: describeSmtp(smtp),
     development: false,
     async send(mail) {
-      await transporter.sendMail({ from, ...mail })
+      await (await transporter.get()).sendMail({ from, ...mail })
     },
     close: () => transporter.close(),
   }
@@ -78,7 +78,7 @@ export function outboxDirectory(config: Pick<Config, 'mail' | 'databaseUrl'>): s
  * links are credentials. The folder is made on the first message.
  */
 function outboxTransport(dir: string, from: string): MailTransport {
-  const transporter = nodemailer.createTransport({
+  const transporter = lazyTransporter({
     streamTransport: true,
     buffer: true,
     newline: 'unix',
@@ -87,11 +87,35 @@ function outboxTransport(dir: string, from: string): MailTransport {
     description: dir,
     development: true,
     async send(mail) {
-      const info = await transporter.sendMail({ from, ...mail })
+      const info = await (await transporter.get()).sendMail({ from, ...mail })
       mkdirSync(dir, { recursive: true, mode: 0o700 })
       const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID()}.eml`
       writeFileSync(join(dir, name), info.message as Buffer, { mode: 0o600 })
     },
     close: () => transporter.close(),
+  }
+}
+
+/**
+ * nodemailer, loaded and set up on the first message: one of the larger packages a server would
+ * otherwise load before it can answer (docs/performance.md, "Start-up"), for mail that most
+ * processes send rarely.
+ */
+function lazyTransporter(options: Parameters<typeof import('nodemailer').createTransport>[0]) {
+  let transporter: Promise<Transporter> | undefined
+  let closed = false
+  return {
+    get(): Promise<Transporter> {
+      transporter ??= import('nodemailer').then(({ default: nodemailer }) => {
+        const made = nodemailer.createTransport(options)
+        if (closed) made.close()
+        return made
+      })
+      return transporter
+    },
+    close(): void {
+      closed = true
+      void transporter?.then((made) => made.close())
+    },
   }
 }

@@ -69,7 +69,35 @@ function invalidToken(reason: string): TesseraError {
  * disabled account, cannot read or change the account.
  */
 export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const header = c.req.header('authorization')
+  const tessera = c.get('tessera')
+  const claims = await accountClaims(c.req.header('authorization'), tessera)
+  if (!(await isSessionLive(tessera, claims.sid, claims.sub))) throw sessionEnded()
+  c.set('claims', claims)
+  await next()
+}
+
+/**
+ * `requireUser` without the session check, for a route that checks the session in its own
+ * statement (`GET /v1/user/me`, `getLiveAccount`): it must answer `sessionEnded()` when that
+ * finds no live session.
+ */
+export const requireUserToken: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.set('claims', await accountClaims(c.req.header('authorization'), c.get('tessera')))
+  await next()
+}
+
+/** The 401 of a token whose session is not live (logout, revocation, expiry, a disabled user). */
+export function sessionEnded(): TesseraError {
+  return new TesseraError('unauthorized', 'The session of this access token has ended', {
+    invalidToken: true,
+  })
+}
+
+/** The verified claims of an account's bearer token (not a service client's). */
+async function accountClaims(
+  header: string | undefined,
+  tessera: AccessTokenDeps,
+): Promise<AccessTokenClaims> {
   if (header === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
   const token = bearerToken(header)
@@ -78,7 +106,6 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
       invalidToken: true,
     })
   }
-  const tessera = c.get('tessera')
   const claims = await verifyBearer(tessera, token)
   // A service client's token is no account's (README, "Service clients"): 401 like a token of
   // no live session, which it also is, with a detail that says why.
@@ -87,11 +114,5 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
       invalidToken: true,
     })
   }
-  if (!(await isSessionLive(tessera, claims.sid, claims.sub))) {
-    throw new TesseraError('unauthorized', 'The session of this access token has ended', {
-      invalidToken: true,
-    })
-  }
-  c.set('claims', claims)
-  await next()
+  return claims
 }
