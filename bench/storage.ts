@@ -10,9 +10,10 @@
  *
  * BENCH_STORAGE_USERS (default 200, so that the figure takes well under a minute on a shared
  * machine) scales the users; 10000 is the issue's figure (several minutes). The bound per session
- * does not depend on the number of users. Prints, at day 10, 20 and 30, `refresh_tokens` rows per live session (bounded by
- * KEPT_PER_FAMILY plus the refreshes of one prune interval) and the database file's size (which
- * stops growing once pruning frees as many pages as the refreshes fill).
+ * does not depend on the number of users. Prints, at day 10, 20 and 30, `refresh_tokens` rows
+ * per live session (bounded by KEPT_PER_FAMILY plus the refreshes of one prune interval) and the
+ * database file's size (which stops growing once pruning frees as many pages as the refreshes
+ * fill).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'

@@ -81,7 +81,7 @@ describe('user create-superuser refuses a second superuser unless --force', () =
 })
 
 describe('tessera backup [sqlite]', { timeout: 120_000 }, () => {
-  it('copies the database while the server serves and refreshes; a server starts on the copy', async () => {
+  it('copies a database being served and refreshed; a server starts on the copy', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-backup-'))
     const databaseUrl = `sqlite:${join(dir, 'live.db')}`
     const copy = join(dir, 'copy.db')
