@@ -17,6 +17,7 @@ import { connectDatabase } from '../src/db/connect.js'
 import { recordRevocation } from '../src/revocations/log.js'
 import type { LoadJob, LoadResult } from './load.js'
 import { measureRevocationDelivery, measureVerifyWithRevocations } from './revocation.js'
+import { measureStorage } from './storage.js'
 import { measureVerifyRatio } from './verify-ratio.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8)
@@ -492,6 +493,16 @@ async function main(): Promise<void> {
       delivery.pollingVerifier,
       `< ${delivery.pollIntervalMs + 1000} p99`,
     )
+  }
+
+  // README, "Storage and retention": bounded rows per live session, a file that stops growing.
+  for (const f of await measureStorage()) {
+    rows.push({
+      figure: `refresh_tokens rows per live session, day ${f.day} (${f.liveSessions} sessions)`,
+      rate: f.perSession,
+      target: '<= 20',
+    })
+    rows.push({ figure: `SQLite file size, day ${f.day} (MB)`, rate: f.fileMb, target: 'flat' })
   }
 
   console.log(

@@ -1,6 +1,8 @@
 import { closeSync, existsSync, openSync, unlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
+import { findUserByEmail } from '../accounts/accounts.js'
+import { normalizeEmail } from '../accounts/email.js'
 import { exportAuditEvents } from '../audit/query.js'
 import type { Config } from '../config/index.js'
 import { keyFileBeside } from '../keys/key-encryption.js'
@@ -81,18 +83,16 @@ export async function auditExportCommand(
   const until = options.until === undefined ? undefined : parseTime(options.until, '--until', now)
   let userId: string | undefined
   if (options.user !== undefined) {
-    const user = await t.db
-      .selectFrom('users')
-      .select('id')
-      .where((eb) =>
-        eb.or([
-          eb('email_normalized', '=', options.user!.trim().toLowerCase()),
-          eb('id', '=', options.user!.trim().toLowerCase()),
-        ]),
-      )
-      .executeTakeFirst()
+    const given = options.user.trim()
+    const user = given.includes('@')
+      ? await findUserByEmail(t.db, normalizeEmail(given).normalized)
+      : undefined
+    if (given.includes('@') && user === undefined) {
+      printError(io, `No user with email ${given} (a deleted account's events: pass its id)`)
+      return 1
+    }
     // A deleted account's events keep its id: an id that names no user still filters.
-    userId = user?.id ?? options.user.trim().toLowerCase()
+    userId = user?.id ?? given.toLowerCase()
   }
   let count = 0
   for await (const event of exportAuditEvents(t.db, {

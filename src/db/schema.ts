@@ -373,8 +373,8 @@ export interface PruneLeaseTable {
 }
 
 /**
- * rate-limiter-flexible's counters (src/rate-limit/limits.ts), in its own layout. Only the retention
- * job reads it through Kysely, to delete the counters whose window ended.
+ * rate-limiter-flexible's counters (src/rate-limit/limits.ts), in its own layout. Only the
+ * retention job reads it through Kysely, to delete the counters whose window ended.
  */
 export interface RateLimitsTable {
   key: string

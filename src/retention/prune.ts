@@ -115,9 +115,10 @@ function rules(config: PruneConfig): Rule[] {
       where: (now) => sql`revoked_at < ${now - revocationMs}`,
     },
     {
+      // Unrevoked and expired (the revoked ones are the rule above): the `sessions_live` index.
       table: 'sessions',
       key: 'id',
-      where: (now) => sql`expires_at < ${now - revocationMs}`,
+      where: (now) => sql`revoked_at is null and expires_at < ${now - revocationMs}`,
     },
     expired('oauth_states', 'state_hash'),
     expired('login_codes', 'code_hash'),

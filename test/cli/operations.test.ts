@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PRUNED_TABLES } from '../../src/retention/prune.js'
 import { runTesseraInProcess } from '../support/cli.js'
 import { TEST_POSTGRES_URL } from '../support/postgres.js'
 import { runCli, startTesseraProcess } from '../support/process.js'
@@ -80,8 +81,27 @@ describe('user create-superuser refuses a second superuser unless --force', () =
   })
 })
 
+describe('tessera prune and tessera audit', () => {
+  it('prune prints the rows deleted per table; audit alone prints its help', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-ops-'))
+    try {
+      const env = { DATABASE_URL: `sqlite:${join(dir, 't.db')}`, LOG_LEVEL: 'silent' }
+      expect((await runTesseraInProcess(['migrate'], { env })).code).toBe(0)
+      const pruned = await runTesseraInProcess(['prune'], { env })
+      expect(pruned.code, pruned.stderr).toBe(0)
+      for (const table of PRUNED_TABLES)
+        expect(pruned.stdout).toMatch(new RegExp(`^${table} +0$`, 'm'))
+      const audit = await runTesseraInProcess(['audit'], { env })
+      expect(audit.code).toBe(2)
+      expect(audit.stderr).toContain('Usage: tessera audit export --since T')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('tessera backup [sqlite]', { timeout: 120_000 }, () => {
-  it('copies the database while the server serves and refreshes; a server starts on the copy', async () => {
+  it('copies a database being served and refreshed; a server starts on the copy', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-backup-'))
     const databaseUrl = `sqlite:${join(dir, 'live.db')}`
     const copy = join(dir, 'copy.db')

@@ -59,3 +59,21 @@ describe('a plain-http issuer on another host is warned about', () => {
     }
   })
 })
+
+describe('the retention variables', () => {
+  it('default to an hourly pass and a year of audit events, and are validated', () => {
+    expect(loadConfig({})).toMatchObject({ pruneInterval: 3600, auditRetentionDays: 365 })
+    expect(loadConfig({ PRUNE_INTERVAL: '0', AUDIT_RETENTION_DAYS: '30' })).toMatchObject({
+      pruneInterval: 0,
+      auditRetentionDays: 30,
+    })
+    for (const env of [
+      { PRUNE_INTERVAL: '-1' },
+      { PRUNE_INTERVAL: 'hourly' },
+      { AUDIT_RETENTION_DAYS: '0' },
+      { AUDIT_RETENTION_DAYS: '36501' },
+    ]) {
+      expect(() => loadConfig(env)).toThrow(Object.keys(env)[0])
+    }
+  })
+})

@@ -286,6 +286,17 @@ for (const dialect of dialects()) {
       expect(session.revoked_reason).toBe('refresh_token_reused')
     })
 
+    it('counts what it deleted in tessera_pruned_rows_total', async () => {
+      const { email } = await register(app, uniqueEmail('metrics'))
+      await family(email, KEPT_PER_FAMILY + 3)
+      const t = app.server.tessera
+      const pass = await prune({ ...t, prunedRows: t.metrics.prunedRows })
+      expect(pass.outcome === 'pruned' && pass.deleted.refresh_tokens).toBeGreaterThanOrEqual(3)
+      const text = await (await app.request('/metrics')).text()
+      const line = /^tessera_pruned_rows_total\{table="refresh_tokens"\} (\d+)$/m.exec(text)
+      expect(Number(line?.[1])).toBeGreaterThanOrEqual(3)
+    })
+
     describe('two instances on one database, under refresh load', () => {
       let other: Tessera
 
@@ -358,3 +369,36 @@ for (const dialect of dialects()) {
     })
   })
 }
+
+describe('the server prunes every PRUNE_INTERVAL seconds [sqlite]', { timeout: 60_000 }, () => {
+  it('deletes an expired row without anyone running tessera prune', async () => {
+    const app = await makeTestApp({ env: { PRUNE_INTERVAL: '1' } })
+    try {
+      const now = app.clock()
+      await app.server.tessera.db
+        .insertInto('login_codes')
+        .values({
+          code_hash: 'expired-code',
+          user_id: (await register(app)).user.id,
+          provider: 'github',
+          code_challenge: null,
+          created_at: now,
+          expires_at: now - EXPIRED_GRACE_MS - 1,
+          used_at: null,
+        })
+        .execute()
+      // The server's own timer (real seconds): wait for its pass, never longer than the timeout.
+      for (;;) {
+        const left = await app.server.tessera.db
+          .selectFrom('login_codes')
+          .select('code_hash')
+          .where('code_hash', '=', 'expired-code')
+          .execute()
+        if (left.length === 0) break
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    } finally {
+      await app.close()
+    }
+  })
+})
