@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import { getUser, listIdentities } from '../accounts/accounts.js'
+import { type AuditEventView, listAuditEvents } from '../audit/query.js'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import type { Database } from '../db/schema.js'
@@ -10,15 +11,6 @@ export interface UserDetailDeps {
   db: Kysely<Database>
   clock: Clock
   config: Pick<Config, 'browserSessionIdleTtl'>
-}
-
-export interface AuditEventView {
-  id: string
-  at: number
-  event: string
-  session_id: string | null
-  ip: string | null
-  detail: Record<string, unknown> | null
 }
 
 export interface UserDetail {
@@ -37,23 +29,12 @@ export async function userDetail(deps: UserDetailDeps, userId: string): Promise<
   const [identities, sessions, events] = await Promise.all([
     listIdentities(deps.db, userId),
     listSessions(deps, userId),
-    deps.db
-      .selectFrom('audit_events')
-      .select(['id', 'at', 'event', 'session_id', 'ip', 'detail'])
-      .where('user_id', '=', userId)
-      .orderBy('at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(RECENT_AUDIT_EVENTS)
-      .execute(),
+    listAuditEvents(deps.db, { userId }, { limit: RECENT_AUDIT_EVENTS }),
   ])
   return {
     user: toAdminUserView(user),
     identities,
     sessions,
-    auditEvents: events.map((e) => ({
-      ...e,
-      at: Number(e.at),
-      detail: e.detail === null ? null : (JSON.parse(e.detail) as Record<string, unknown>),
-    })),
+    auditEvents: events.events,
   }
 }

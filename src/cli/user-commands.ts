@@ -229,7 +229,7 @@ async function show(
   }
   printLine(io, 'recent events')
   for (const e of detail.auditEvents) {
-    printLine(io, `  ${formatPasetoTime(e.at)} ${e.event}${e.ip === null ? '' : ` ${e.ip}`}`)
+    printLine(io, `  ${e.at} ${e.event}${e.ip === null ? '' : ` ${e.ip}`}`)
   }
   return 0
 }

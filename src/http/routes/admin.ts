@@ -165,7 +165,7 @@ export const adminRoutes = new Hono<AppEnv>()
         user_agent: s.user_agent,
         ip: s.ip,
       })),
-      audit_events: detail.auditEvents.map((e) => ({ ...e, at: formatPasetoTime(e.at) })),
+      audit_events: detail.auditEvents,
     })
   })
   .post('/users/:id/promote', async (c) => {
