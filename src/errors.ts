@@ -28,6 +28,10 @@ export const ERROR_STATUS = {
   invalid_return_to: 400,
   invalid_email_token: 400,
   invalid_reset_token: 400,
+  invalid_mfa_code: 400,
+  invalid_mfa_ticket: 400,
+  factor_not_enrolled: 400,
+  mfa_not_enrolled: 400,
   invalid_credentials: 401,
   invalid_refresh_token: 401,
   refresh_token_reused: 401,
@@ -35,6 +39,8 @@ export const ERROR_STATUS = {
   invalid_login_code: 401,
   invalid_client_credentials: 401,
   reauthentication_required: 401,
+  // The password was right; the account has a second factor (README, "Second factors").
+  mfa_required: 401,
   account_disabled: 403,
   csrf_failed: 403,
   forbidden: 403,
@@ -44,10 +50,13 @@ export const ERROR_STATUS = {
   not_verified: 403,
   permission_required: 403,
   email_not_verified: 403,
+  // The token is fine but its session has no second factor: enrol or step up.
+  mfa_step_up_required: 403,
   not_found: 404,
   method_not_allowed: 405,
   email_taken: 409,
   account_exists: 409,
+  mfa_already_enrolled: 409,
   last_login_method: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -80,6 +89,10 @@ const TITLES: Record<ErrorCode, string> = {
   invalid_return_to: 'Return address not allowed',
   invalid_email_token: 'Invalid or expired email link or code',
   invalid_reset_token: 'Invalid or expired reset token',
+  invalid_mfa_code: 'Invalid second-factor code',
+  invalid_mfa_ticket: 'Invalid or expired MFA ticket',
+  factor_not_enrolled: 'Second factor not enrolled',
+  mfa_not_enrolled: 'No second factor enrolled',
   invalid_credentials: 'Invalid email or password',
   invalid_refresh_token: 'Invalid refresh token',
   refresh_token_reused: 'Refresh token reuse detected',
@@ -87,6 +100,7 @@ const TITLES: Record<ErrorCode, string> = {
   invalid_login_code: 'Invalid login code',
   invalid_client_credentials: 'Invalid client credentials',
   reauthentication_required: 'Recent authentication required',
+  mfa_required: 'Second factor required',
   account_disabled: 'Account disabled',
   csrf_failed: 'Cross-site request refused',
   forbidden: 'Forbidden',
@@ -96,10 +110,12 @@ const TITLES: Record<ErrorCode, string> = {
   not_verified: 'Account not verified',
   permission_required: 'Client lacks the permission',
   email_not_verified: 'Email address not verified',
+  mfa_step_up_required: 'Multi-factor authentication required',
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   email_taken: 'Email already registered',
   account_exists: 'Account already exists',
+  mfa_already_enrolled: 'Second factor already enrolled',
   last_login_method: 'Last way to log in',
   payload_too_large: 'Request body too large',
   unsupported_media_type: 'Unsupported media type',
@@ -133,6 +149,8 @@ export class TesseraError extends Error {
    * (`max_age` in `WWW-Authenticate`, README "Recent authentication").
    */
   readonly maxAge: number | undefined
+  /** For `mfa_required`: the ticket and factors of the second step (openapi.yaml, `MfaRequired`). */
+  readonly mfa: { mfa_ticket: string; factors: string[] } | undefined
 
   constructor(
     code: ErrorCode,
@@ -143,6 +161,7 @@ export class TesseraError extends Error {
       errors?: FieldError[]
       invalidToken?: boolean
       maxAge?: number
+      mfa?: { mfa_ticket: string; factors: string[] }
     } = {},
   ) {
     super(detail ?? TITLES[code], { cause: options.cause })
@@ -155,5 +174,6 @@ export class TesseraError extends Error {
     this.errors = options.errors
     this.invalidToken = options.invalidToken ?? false
     this.maxAge = options.maxAge
+    this.mfa = options.mfa
   }
 }

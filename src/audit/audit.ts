@@ -38,6 +38,13 @@ export type AuditEventName =
   | 'email_changed'
   | 'email_change_cancelled'
   | 'email_change_refused'
+  | 'mfa_enrolled'
+  | 'mfa_disabled'
+  | 'mfa_failed'
+  | 'mfa_step_up'
+  | 'mfa_reset'
+  | 'recovery_code_used'
+  | 'recovery_codes_regenerated'
 
 export interface AuditEvent {
   event: AuditEventName

@@ -23,6 +23,7 @@ import * as mail from '../../migrations/0013_mail.js'
 import * as emailOwnership from '../../migrations/0014_email_ownership.js'
 import * as personalTokens from '../../migrations/0015_personal_tokens.js'
 import * as serviceClients from '../../migrations/0017_service_clients.js'
+import * as secondFactors from '../../migrations/0020_second_factors.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -43,6 +44,7 @@ const migrations: Record<string, Migration> = {
   '0014_email_ownership': emailOwnership,
   '0015_personal_tokens': personalTokens,
   '0017_service_clients': serviceClients,
+  '0020_second_factors': secondFactors,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

@@ -606,15 +606,7 @@ export async function exchangeLoginCode(
   grant?: AccessGrant,
 ): Promise<TokenPair> {
   const claimed = await claimLoginCode(t, code, codeVerifier)
-  const pair = await openSession(
-    t,
-    claimed.user,
-    client,
-    claimed.provider,
-    undefined,
-    undefined,
-    grant,
-  )
+  const pair = await openSession(t, claimed.user, client, { method: claimed.provider, grant })
   // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
   t.federationMetrics.count(claimed.provider, 'ok')
   return pair

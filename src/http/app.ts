@@ -24,6 +24,7 @@ import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
 import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { mfaRoutes } from './routes/mfa.js'
 import { oauthRoutes } from './routes/oauth.js'
 import { passwordResetRoutes } from './routes/password-reset.js'
 import { personalTokenRoutes } from './routes/personal-tokens.js'
@@ -83,6 +84,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/user/email', emailRoutes)
   app.route('/v1/user', passwordResetRoutes)
   app.route('/v1/user', personalTokenRoutes)
+  app.route('/v1/user', mfaRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)

@@ -174,6 +174,7 @@ for (const dialect of dialects()) {
         '0014_email_ownership',
         '0015_personal_tokens',
         '0017_service_clients',
+        '0020_second_factors',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono'
 import { TesseraError } from '../../errors.js'
+import { assertMfaPolicyAllows } from '../../mfa/policy.js'
 import { parsePasetoTime } from '../../paseto/time.js'
 import type { LiveRevocations } from '../../revocations/live.js'
 import { isSessionLive } from '../../sessions/sessions.js'
@@ -92,6 +93,8 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
       invalidToken: true,
     })
   }
+  // MFA_REQUIRED_FOR=everyone: a session without a second factor may only enrol one.
+  assertMfaPolicyAllows(tessera.config, claims, c.req.method, c.req.path)
   c.set('claims', claims)
   await next()
 }
