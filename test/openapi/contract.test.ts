@@ -88,6 +88,7 @@ async function cuttableProxy(target: {
 const PAGE_ROUTES: [string, string, string?][] = [
   ['GET', '/login'],
   ['POST', '/login'],
+  ['POST', '/login/mfa'],
   ['POST', '/login/federated'],
   ['GET', '/login/complete?state=x&code=y', '/login/complete'],
   ['GET', '/register'],
