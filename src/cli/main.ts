@@ -16,6 +16,7 @@ Server commands (read the same environment as the server; see README):
   user create-superuser --email E    create the first superuser (password asked, or stdin)
   user promote --email E             make an existing user a superuser
   user disable --email E             disable a user and end all their sessions
+  user reset-mfa --email E           remove a user's second factors and end their sessions
   client create NAME --permission P,...
                                      create a service client; prints its id and secret once
   client list                        list the service clients
@@ -90,6 +91,12 @@ const HELP: Record<string, string> = {
     'Usage: tessera user disable --email EMAIL',
     '',
     'Disables a user and revokes every session they have.',
+  ),
+  'user reset-mfa': help(
+    'Usage: tessera user reset-mfa --email EMAIL',
+    '',
+    "Removes a user's second factors (TOTP and recovery codes), for one who lost them, and",
+    'revokes every session they have; audited. Their password alone signs in again.',
   ),
   'client create': help(
     'Usage: tessera client create NAME [--permission introspect,register-service,read-users]',

@@ -15,6 +15,7 @@ import {
   revokeSigningKey,
   rotateSigningKey,
 } from '../keys/rotation.js'
+import { adminResetSecondFactors } from '../mfa/reset.js'
 import { formatPasetoTime } from '../paseto/time.js'
 import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
@@ -35,6 +36,7 @@ export const SERVER_COMMANDS = [
   'user create-superuser',
   'user promote',
   'user disable',
+  'user reset-mfa',
   'client create',
   'client list',
   'client revoke',
@@ -121,6 +123,7 @@ async function run(
     case 'user create-superuser':
     case 'user promote':
     case 'user disable':
+    case 'user reset-mfa':
     case 'client create':
     case 'client list':
     case 'client revoke':
@@ -179,6 +182,9 @@ async function adminCommand(
   if (command === 'user promote') {
     await promoteToSuperuser(t, null, user.id, cli)
     printLine(io, `${user.email} is now a superuser`)
+  } else if (command === 'user reset-mfa') {
+    await adminResetSecondFactors(t, null, user.id, 'reset on the server host', cli)
+    printLine(io, `${user.email} has no second factor now and all their sessions are revoked`)
   } else {
     await setDisabled(t, user.id, true)
     printLine(io, `${user.email} is disabled and all their sessions are revoked`)
