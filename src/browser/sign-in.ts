@@ -6,7 +6,7 @@ import {
 } from '../accounts/login.js'
 import type { User } from '../db/schema.js'
 import type { TesseraError } from '../errors.js'
-import { claimLoginCode, type FlowDeps } from '../federation/flow.js'
+import { claimLoginCode, type FlowDeps, federatedSecondFactor } from '../federation/flow.js'
 import { checkSecondFactor, type FactorProof } from '../mfa/factors.js'
 import { type MfaLoginDeps, secondFactorChallenge } from '../mfa/login-step.js'
 import { readMfaTicket, spendMfaTicket } from '../mfa/tickets.js'
@@ -101,10 +101,14 @@ export async function signInPagesWithLoginCode(
   codeVerifier: string,
   client: ClientContext,
   previousSecret: string | undefined,
-): Promise<{ user: User; session: StartedBrowserSession }> {
+): Promise<{ user: User; session: StartedBrowserSession | TesseraError }> {
   const claimed = await claimLoginCode(t, code, codeVerifier)
+  // An account with a second factor gets the MFA step page (README, "Second factors").
+  const challenge = await federatedSecondFactor(t, claimed)
+  if (challenge !== undefined) return { user: claimed.user, session: challenge }
   const session = await startBrowserSession(t, claimed.user, client, claimed.provider, {
     previousSecret,
+    amr: ['fed'],
   })
   t.federationMetrics.count(claimed.provider, 'ok')
   return { user: claimed.user, session }

@@ -340,7 +340,6 @@ const Variables = v.object({
     v.toLowerCase(),
     v.picklist(['superuser', 'everyone', 'none'], 'must be superuser, everyone or none'),
   ),
-  MFA_TRUST_PROVIDER_AMR: csv(''),
   RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: int(20, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_IP: int(100, 0),
   RATE_LIMIT_EMAIL_PER_ADDRESS: int(5, 0),
@@ -568,11 +567,6 @@ const ConfigSchema = v.pipe(
      * `superuser` (default), `everyone`, `none`.
      */
     mfaRequiredFor: e.MFA_REQUIRED_FOR,
-    /**
-     * Federated providers whose `amr`/`acr` assertion of MFA is trusted as Tessera's second
-     * factor (README, "Second factors"); empty: none.
-     */
-    mfaTrustProviderAmr: e.MFA_TRUST_PROVIDER_AMR,
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW,
       loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,

@@ -18,7 +18,7 @@ export type MfaLoginDeps = FactorDeps & OpenSessionDeps
  * login. A first factor that already is multi-factor (a trusted provider's `mfa`) passes.
  */
 export async function secondFactorChallenge(
-  t: MfaLoginDeps,
+  t: Pick<MfaLoginDeps, 'db' | 'clock'>,
   first: FirstFactor,
 ): Promise<TesseraError | undefined> {
   if (first.amr.includes('mfa')) return undefined
@@ -27,7 +27,8 @@ export async function secondFactorChallenge(
   const ticket = await issueMfaTicket(t, first)
   return new TesseraError(
     'mfa_required',
-    'This account has a second factor: send the MFA ticket with a code to POST /v1/user/auth/mfa',
+    'This account has a second factor: send the MFA ticket with a code to POST ' +
+      '/v1/user/auth/mfa',
     { mfa: { mfa_ticket: ticket, factors } },
   )
 }

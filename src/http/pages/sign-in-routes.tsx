@@ -328,6 +328,10 @@ export const signInRoutes = new Hono<AppEnv>()
         clientContext(c),
         presentedSessionCookie(c),
       )
+      if (signedIn.session instanceof TesseraError) {
+        const mfa = signedIn.session.mfa!
+        return renderPage(c, mfaStepPage(c, pending.target, mfa.mfa_ticket, mfa.factors, undefined))
+      }
       setSessionCookie(c, signedIn.session)
       return seeOther(c, await continueSignIn(t, signedIn.user.id, 'session', pending.target))
     } catch (error) {
