@@ -10,9 +10,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('sessions').addColumn('amr', 'text').execute()
   await db.schema
     .createTable('totp_credentials')
-    .addColumn('user_id', 'text', (c) =>
-      c.primaryKey().references('users.id').onDelete('cascade'),
-    )
+    .addColumn('user_id', 'text', (c) => c.primaryKey().references('users.id').onDelete('cascade'))
     // The base32 secret, sealed under KEY_ENCRYPTION_KEY and bound to the user id.
     .addColumn('secret', 'text', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())

@@ -149,7 +149,7 @@ export class TesseraError extends Error {
    * (`max_age` in `WWW-Authenticate`, README "Recent authentication").
    */
   readonly maxAge: number | undefined
-  /** For `mfa_required`: the ticket and factors of the second step (openapi.yaml, `MfaRequired`). */
+  /** For `mfa_required`: the ticket and factors of the second step (openapi.yaml). */
   readonly mfa: { mfa_ticket: string; factors: string[] } | undefined
 
   constructor(

@@ -123,7 +123,8 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
  * non-empty strings (`email` absent for `acct: "client"`); `exp`, `nbf`, `iat` real instants
  * written exactly `YYYY-MM-DDTHH:MM:SSZ`; `acct` one of the five account types; `verified` a
  * boolean; `email_verified`, when present, a boolean; `role` and `scope`, when present, strings;
- * `amr`, when present, an array of at most MAX_AMR_VALUES short lower-case names. Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
+ * `amr`, when present, an array of at most MAX_AMR_VALUES short lower-case names. Other claims
+ * are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
   claims: AccessTokenClaims

@@ -50,7 +50,7 @@ for (const dialect of dialects()) {
       })
     }
 
-    it('an enrolled account signing in through a provider still needs its second factor', async () => {
+    it('an enrolled account signing in with a provider still needs its factor', async () => {
       idp.current = { sub: uniqueSubject(), email: uniqueEmail('fed-mfa'), email_verified: true }
       const first: TokenPairBody = await tokenPairOf(await federatedExchange())
       expect(claimsOf(first.access_token).amr).toEqual(['fed'])

@@ -47,7 +47,7 @@ for (const dialect of dialects()) {
       await app?.close()
     })
 
-    it('a superuser without MFA cannot use superuser routes: 403 mfa_step_up_required', async () => {
+    it('a superuser without MFA cannot use superuser routes: 403', async () => {
       const root = await passwordOnlySuperuser(app)
       const target = await registerAndLogin(app)
       const res = await promote(app, root.tokens.access_token, target.user.id)

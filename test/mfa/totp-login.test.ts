@@ -48,7 +48,7 @@ for (const dialect of dialects()) {
       await app?.close()
     })
 
-    it('enrolment shows the secret once as text and URI, and a first code confirms it', async () => {
+    it('enrolment shows the secret once, as text and URI; a first code confirms it', async () => {
       const { tokens } = await registerAndLogin(app)
       const started = await app.request('/v1/user/mfa/totp', {
         method: 'POST',
@@ -103,7 +103,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('a password login answers mfa_required with a ticket; the code opens the session', async () => {
+    it('a password login answers mfa_required; ticket and code open the session', async () => {
       const user = await enrolledUser(app)
       const ticket = await mfaTicketOf(await passwordLogin(app, user.email))
       expect(ticket.mfa_ticket).toMatch(/^tessera_mt_[A-Za-z0-9_-]{43}$/)
@@ -224,7 +224,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('wrong codes are rate-limited per account; a right one within the budget works', async () => {
+    it('wrong codes are rate-limited per account; a right one in the budget works', async () => {
       const user = await enrolledUser(app)
       const { mfa_ticket } = await mfaTicketOf(await passwordLogin(app, user.email))
       const right = totpCode(app, user.secret)

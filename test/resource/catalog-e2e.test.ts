@@ -148,7 +148,7 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
     expect((await call(`/runs/${run.id}/analysis`, { token: fresh, json: {} })).status).toBe(202)
   })
 
-  it("uploading a run's files needs a session that passed a second factor (requireMfa)", async () => {
+  it("uploading a run's files needs a session with a second factor (requireMfa)", async () => {
     const email = uniqueEmail('upload')
     const registered = await tessera.request('/v1/user/auth/register', {
       json: { email, password: PASSWORD },
