@@ -31,6 +31,10 @@ export const ERROR_STATUS = {
   invalid_cursor: 400,
   // README, "Passkeys": a ceremony's challenge handle that is unknown, spent or expired.
   challenge_expired: 400,
+  invalid_mfa_code: 400,
+  invalid_mfa_ticket: 400,
+  factor_not_enrolled: 400,
+  mfa_not_enrolled: 400,
   invalid_credentials: 401,
   passkey_invalid: 401,
   invalid_refresh_token: 401,
@@ -39,6 +43,8 @@ export const ERROR_STATUS = {
   invalid_login_code: 401,
   invalid_client_credentials: 401,
   reauthentication_required: 401,
+  // The password was right; the account has a second factor (README, "Second factors").
+  mfa_required: 401,
   account_disabled: 403,
   csrf_failed: 403,
   forbidden: 403,
@@ -48,10 +54,13 @@ export const ERROR_STATUS = {
   not_verified: 403,
   permission_required: 403,
   email_not_verified: 403,
+  // The token is fine but its session has no second factor: enrol or step up.
+  mfa_step_up_required: 403,
   not_found: 404,
   method_not_allowed: 405,
   email_taken: 409,
   account_exists: 409,
+  mfa_already_enrolled: 409,
   last_login_method: 409,
   // An admin action a superuser may not take on their own account (README, "Operating Tessera").
   cannot_target_self: 409,
@@ -89,6 +98,10 @@ const TITLES: Record<ErrorCode, string> = {
   invalid_reset_token: 'Invalid or expired reset token',
   invalid_cursor: 'Invalid page cursor',
   challenge_expired: 'Unknown, used or expired passkey challenge',
+  invalid_mfa_code: 'Invalid second-factor code',
+  invalid_mfa_ticket: 'Invalid or expired MFA ticket',
+  factor_not_enrolled: 'Second factor not enrolled',
+  mfa_not_enrolled: 'No second factor enrolled',
   invalid_credentials: 'Invalid email or password',
   passkey_invalid: 'Passkey not accepted',
   invalid_refresh_token: 'Invalid refresh token',
@@ -97,6 +110,7 @@ const TITLES: Record<ErrorCode, string> = {
   invalid_login_code: 'Invalid login code',
   invalid_client_credentials: 'Invalid client credentials',
   reauthentication_required: 'Recent authentication required',
+  mfa_required: 'Second factor required',
   account_disabled: 'Account disabled',
   csrf_failed: 'Cross-site request refused',
   forbidden: 'Forbidden',
@@ -106,10 +120,12 @@ const TITLES: Record<ErrorCode, string> = {
   not_verified: 'Account not verified',
   permission_required: 'Client lacks the permission',
   email_not_verified: 'Email address not verified',
+  mfa_step_up_required: 'Multi-factor authentication required',
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   email_taken: 'Email already registered',
   account_exists: 'Account already exists',
+  mfa_already_enrolled: 'Second factor already enrolled',
   last_login_method: 'Last way to log in',
   cannot_target_self: 'Not on your own account',
   passkey_limit_reached: 'Too many passkeys',
@@ -145,6 +161,8 @@ export class TesseraError extends Error {
    * (`max_age` in `WWW-Authenticate`, README "Recent authentication").
    */
   readonly maxAge: number | undefined
+  /** For `mfa_required`: the ticket and factors of the second step (openapi.yaml). */
+  readonly mfa: { mfa_ticket: string; factors: string[] } | undefined
 
   constructor(
     code: ErrorCode,
@@ -155,6 +173,7 @@ export class TesseraError extends Error {
       errors?: FieldError[]
       invalidToken?: boolean
       maxAge?: number
+      mfa?: { mfa_ticket: string; factors: string[] }
     } = {},
   ) {
     super(detail ?? TITLES[code], { cause: options.cause })
@@ -167,5 +186,6 @@ export class TesseraError extends Error {
     this.errors = options.errors
     this.invalidToken = options.invalidToken ?? false
     this.maxAge = options.maxAge
+    this.mfa = options.mfa
   }
 }

@@ -6,6 +6,7 @@ import {
   auth,
   requireAccountType,
   requireAuth,
+  requireMfa,
   requireScope,
   requireVerified,
   type Verifier,
@@ -14,8 +15,9 @@ import {
 /**
  * An example catalog service in the shape of the sequence archive: projects, samples,
  * experiments and runs. Reading is public; writing needs a Tessera access token with the `write`
- * scope (a `read` personal access token can list, not create); the analysis route needs a
- * verified academic account. Tokens are verified locally with `tessera/verify`
+ * scope (a `read` personal access token can list, not create); uploading a run's files also needs
+ * a session with a second factor (`requireMfa()`); the analysis route needs a verified academic
+ * account. Tokens are verified locally with `tessera/verify`
  * against Tessera's published keys, and checked against its revocation feed, which the verifier
  * follows in the background: Tessera is never called per request.
  */
@@ -120,6 +122,15 @@ export function createCatalogApp(verifier: Verifier): Hono<AuthEnv> {
       return c.body(null, 204)
     })
   }
+
+  // Uploading a run's data is what a stolen password must not allow: it needs the `write` scope
+  // and a session that passed a second factor (README, "Second factors").
+  app.post('/runs/:id/files', requireAuth(), requireScope('write'), requireMfa(), async (c) => {
+    const run = store.get('runs')!.get(c.req.param('id'))
+    if (run === undefined) throw problem(404, 'not_found', 'No such run')
+    const bytes = (await c.req.arrayBuffer()).byteLength
+    return c.json({ run: run.id, bytes, uploaded_by: c.get('auth')!.sub }, 201)
+  })
 
   // Heavy compute is for verified academic accounts (and the platform's superusers) only.
   app.post(

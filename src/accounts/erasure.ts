@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js'
 import type { Database } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
+import { resetSecondFactors } from '../mfa/reset.js'
 import { accountKey } from '../rate-limit/limits.js'
 import { recordRevocation } from '../revocations/log.js'
 import { revokeUserSessions } from '../sessions/sessions.js'
@@ -123,6 +124,7 @@ export async function eraseAccount(deps: ErasureDeps, userId: string, by: string
     await tx.deleteFrom('login_devices').where('user_id', '=', userId).execute()
     await tx.deleteFrom('email_tokens').where('user_id', '=', userId).execute()
     await tx.deleteFrom('password_resets').where('user_id', '=', userId).execute()
+    await resetSecondFactors(tx, userId)
     await tx.deleteFrom('identities').where('user_id', '=', userId).execute()
     await tx.deleteFrom('sessions').where('user_id', '=', userId).execute()
     await tx.deleteFrom('users').where('id', '=', userId).execute()

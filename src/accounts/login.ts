@@ -2,8 +2,9 @@ import type { Config } from '../config/index.js'
 import type { User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { LoginOutcome, Metrics } from '../metrics.js'
+import { type MfaLoginDeps, secondFactorChallenge } from '../mfa/login-step.js'
 import { accountKey, type RateLimits } from '../rate-limit/limits.js'
-import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
+import { openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import type { AccessGrant } from '../tokens/grant.js'
 import type { TokenPair } from '../tokens/token-pair.js'
@@ -17,15 +18,22 @@ export type PasswordSignInDeps = AccountDeps & {
   metrics: Pick<Metrics, 'logins'>
 }
 
-export type LoginDeps = PasswordSignInDeps & OpenSessionDeps
+export type LoginDeps = PasswordSignInDeps & MfaLoginDeps
 
 export interface PasswordLogin {
-  pair: TokenPair
+  /**
+   * The token pair; or, for an account with a second factor, the `mfa_required` problem (with its
+   * ticket) for the caller to answer once it has set the device cookie.
+   */
+  outcome: { pair: TokenPair } | { mfaRequired: TesseraError }
   /** The device cookie for the client to keep: a new one, or the one it presented, renewed. */
   deviceCookie: string
 }
 
-/** Password login of the API: the shared sign-in, ending in a new session and a token pair. */
+/**
+ * Password login of the API: the shared sign-in, ending in a new session and a token pair, or in
+ * the second step's ticket for an account with a second factor (README, "Second factors").
+ */
 export async function loginWithPassword(
   t: LoginDeps,
   credentials: { email: string; password: string },
@@ -38,9 +46,24 @@ export async function loginWithPassword(
     credentials,
     client,
     deviceToken,
-    (user) => openSession(t, user, client, 'password', user.credential_version, undefined, grant),
+    async (user): Promise<PasswordLogin['outcome']> => {
+      const challenge = await secondFactorChallenge(t, {
+        userId: user.id,
+        method: 'password',
+        amr: ['pwd'],
+        credentialVersion: user.credential_version,
+        grant,
+      })
+      if (challenge !== undefined) return { mfaRequired: challenge }
+      const pair = await openSession(t, user, client, {
+        method: 'password',
+        credentialVersion: user.credential_version,
+        grant,
+      })
+      return { pair }
+    },
   )
-  return { pair: session, deviceCookie }
+  return { outcome: session, deviceCookie }
 }
 
 export interface PasswordSignIn<S> {

@@ -48,6 +48,13 @@ export type AuditEventName =
   | 'passkey_removed'
   | 'passkey_used'
   | 'passkey_failed'
+  | 'mfa_enrolled'
+  | 'mfa_disabled'
+  | 'mfa_failed'
+  | 'mfa_step_up'
+  | 'mfa_reset'
+  | 'recovery_code_used'
+  | 'recovery_codes_regenerated'
 
 export interface AuditEvent {
   event: AuditEventName

@@ -58,6 +58,10 @@ export interface StartOptions {
   credentialVersion?: number | undefined
   /** The cookie this browser presented, if any: its session ends (rotation on sign-in). */
   previousSecret?: string | undefined
+  /** RFC 8176 methods of the sign-in (`sessions.amr`; README, "Second factors"). */
+  amr?: readonly string[] | undefined
+  /** Runs last in the session's transaction (an MFA ticket spends itself there). */
+  claim?: ((tx: Kysely<Database>) => Promise<void>) | undefined
 }
 
 /**
@@ -83,6 +87,7 @@ export async function startBrowserSession(
       expiresAt: now + ttl * 1000,
       cookieHash: hashSecret(secret),
       credentialVersion: options.credentialVersion,
+      amr: options.amr,
     })
     if (looksLikeBrowserSecret(options.previousSecret)) {
       // Whoever's it was: the browser that held it is now someone else's session.
@@ -101,6 +106,7 @@ export async function startBrowserSession(
       ip: client.ip,
       detail: { method, kind: 'browser' },
     })
+    if (options.claim !== undefined) await options.claim(tx)
     return id
   })
   return { sessionId, secret, maxAge: ttl }

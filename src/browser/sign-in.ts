@@ -1,14 +1,19 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
-import { type RegistrationDeps, registerAccount } from '../accounts/accounts.js'
+import { getUser, type RegistrationDeps, registerAccount } from '../accounts/accounts.js'
 import {
   type PasswordSignIn,
   type PasswordSignInDeps,
   signInWithPassword,
 } from '../accounts/login.js'
 import type { User } from '../db/schema.js'
-import { claimLoginCode, type FlowDeps } from '../federation/flow.js'
+import type { TesseraError } from '../errors.js'
+import { claimLoginCode, type FlowDeps, federatedSecondFactor } from '../federation/flow.js'
+import { checkSecondFactor, type FactorProof } from '../mfa/factors.js'
+import { type MfaLoginDeps, secondFactorChallenge } from '../mfa/login-step.js'
+import { readMfaTicket, spendMfaTicket } from '../mfa/tickets.js'
 import { verifyPasskeySignIn } from '../passkeys/authentication.js'
 import type { PasskeyDeps } from '../passkeys/passkeys.js'
+import { withSecondFactor } from '../sessions/amr.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import {
   type BrowserSessionDeps,
@@ -24,17 +29,49 @@ import {
  * (`signInWithPassword`), ending in a browser session instead of a token pair.
  */
 export function signInPagesWithPassword(
-  t: PasswordSignInDeps & BrowserSessionDeps,
+  t: PasswordSignInDeps & BrowserSessionDeps & MfaLoginDeps,
   credentials: { email: string; password: string },
   client: ClientContext,
   browser: { deviceToken: string | undefined; previousSecret: string | undefined },
-): Promise<PasswordSignIn<StartedBrowserSession>> {
-  return signInWithPassword(t, credentials, client, browser.deviceToken, (user) =>
-    startBrowserSession(t, user, client, 'password', {
+): Promise<PasswordSignIn<StartedBrowserSession | TesseraError>> {
+  return signInWithPassword(t, credentials, client, browser.deviceToken, async (user) => {
+    // An account with a second factor gets the MFA step page instead (README, "Second factors").
+    const challenge = await secondFactorChallenge(t, {
+      userId: user.id,
+      method: 'password',
+      amr: ['pwd'],
+      credentialVersion: user.credential_version,
+    })
+    if (challenge !== undefined) return challenge
+    return startBrowserSession(t, user, client, 'password', {
       credentialVersion: user.credential_version,
       previousSecret: browser.previousSecret,
-    }),
-  )
+      amr: ['pwd'],
+    })
+  })
+}
+
+/**
+ * The MFA step page: the ticket of the first factor and a right second factor open the browser
+ * session, whose `amr` has both; the session's transaction spends the ticket.
+ */
+export async function signInPagesWithSecondFactor(
+  t: MfaLoginDeps & BrowserSessionDeps,
+  ticket: string,
+  proof: FactorProof,
+  client: ClientContext,
+  previousSecret: string | undefined,
+): Promise<{ user: User; session: StartedBrowserSession }> {
+  const open = await readMfaTicket(t, ticket)
+  const user = await getUser(t.db, open.userId)
+  const method = await checkSecondFactor(t, user, proof, client)
+  const session = await startBrowserSession(t, user, client, open.method, {
+    credentialVersion: open.credentialVersion,
+    previousSecret,
+    amr: withSecondFactor(open.amr, method),
+    claim: (tx) => spendMfaTicket(tx, t.clock, open),
+  })
+  return { user, session }
 }
 
 /**
@@ -51,6 +88,7 @@ export async function registerAndSignIn(
   const session = await startBrowserSession(t, user, client, 'password', {
     credentialVersion: user.credential_version,
     previousSecret,
+    amr: ['pwd'],
   })
   return { user, session }
 }
@@ -66,10 +104,14 @@ export async function signInPagesWithLoginCode(
   codeVerifier: string,
   client: ClientContext,
   previousSecret: string | undefined,
-): Promise<{ user: User; session: StartedBrowserSession }> {
+): Promise<{ user: User; session: StartedBrowserSession | TesseraError }> {
   const claimed = await claimLoginCode(t, code, codeVerifier)
+  // An account with a second factor gets the MFA step page (README, "Second factors").
+  const challenge = await federatedSecondFactor(t, claimed)
+  if (challenge !== undefined) return { user: claimed.user, session: challenge }
   const session = await startBrowserSession(t, claimed.user, client, claimed.provider, {
     previousSecret,
+    amr: ['fed'],
   })
   t.federationMetrics.count(claimed.provider, 'ok')
   return { user: claimed.user, session }
@@ -89,6 +131,7 @@ export async function signInPagesWithPasskey(
   const verified = await verifyPasskeySignIn(t, input, client)
   const session = await startBrowserSession(t, verified.user, client, 'passkey', {
     previousSecret,
+    amr: verified.amr,
   })
   return { user: verified.user, session, amr: verified.amr }
 }

@@ -14,7 +14,7 @@ export class ProblemError extends CliFailure {
 /** A server's answer: a JSON body, or its problem document. */
 export type Answer =
   | { ok: true; status: number; body: unknown }
-  | { ok: false; status: number; problem: ProblemError }
+  | { ok: false; status: number; problem: ProblemError; body?: unknown }
 
 export function expectOk(answer: Answer): unknown {
   if (!answer.ok) throw answer.problem

@@ -5,7 +5,7 @@ import { deviceLogin, type ObtainedTokens } from './device-login.js'
 import { CliFailure } from './failure.js'
 import { type CliIo, printError, printLine } from './io.js'
 import { chooseLoginMethod, type LoginOptions } from './login-method.js'
-import { readSecret } from './prompt.js'
+import { readSecret, secretReader } from './prompt.js'
 import {
   type StoredCredentials,
   TokenStore,
@@ -134,6 +134,7 @@ async function request(
     ok: false,
     status: res.status,
     problem: new ProblemError(res.status, problem.code, detail),
+    body,
   }
 }
 
@@ -288,13 +289,7 @@ async function login(
   const method = chooseLoginMethod(values, io.env)
   let obtained: ObtainedTokens
   if (method === 'password') {
-    const email = values.email!
-    const password = await readSecret(io, 'Password: ')
-    const requestedAt = Date.now()
-    const body = expectOk(
-      await request(base, 'POST', '/v1/user/auth/login', { json: { email, password } }),
-    )
-    obtained = { body, requestedAt }
+    obtained = await passwordLogin(io, base, values.email!)
   } else {
     obtained = await cancellableOnInterrupt(async (signal) => {
       if (method === 'browser') {
@@ -321,6 +316,33 @@ async function login(
   const me = await request(base, 'GET', '/v1/user/me', { token: entry.access_token })
   const email = me.ok ? (me.body as UserBody).email : values.email
   printLine(io, `Logged in to ${base} as ${String(email ?? 'a Tessera account')}`)
+}
+
+/**
+ * `--password`: the password, and for an account with a second factor (`mfa_required`; README,
+ * "Second factors") a code from the authenticator app or a recovery code, read the same way.
+ */
+async function passwordLogin(io: CliIo, base: string, email: string): Promise<ObtainedTokens> {
+  const reader = secretReader(io)
+  try {
+    const password = await reader.read('Password: ')
+    let requestedAt = Date.now()
+    let answer = await request(base, 'POST', '/v1/user/auth/login', { json: { email, password } })
+    if (!answer.ok && answer.problem.code === 'mfa_required') {
+      const ticket = (answer.body as { mfa_ticket?: unknown } | undefined)?.mfa_ticket
+      const code = (
+        await reader.read('Code from your authenticator app, or a recovery code: ')
+      ).trim()
+      const factor = /^[\d ]+$/.test(code) ? { totp_code: code } : { recovery_code: code }
+      requestedAt = Date.now()
+      answer = await request(base, 'POST', '/v1/user/auth/mfa', {
+        json: { mfa_ticket: ticket, ...factor },
+      })
+    }
+    return { body: expectOk(answer), requestedAt }
+  } finally {
+    reader.close()
+  }
 }
 
 async function storedLogin(base: string, store: TokenStore): Promise<AuthorizedRequest> {

@@ -25,6 +25,7 @@ Server commands (read the same environment as the server; see README):
                                      set the account type (regular, academic, service,
                                      superuser)
   user delete EMAIL [--yes]          erase a user's personal data (asks to confirm)
+  user reset-mfa --email E           remove a user's second factors and end their sessions
   client create NAME --permission P,...
                                      create a service client; prints its id and secret once
   client list                        list the service clients
@@ -139,6 +140,12 @@ const HELP: Record<string, string> = {
     'identities, sessions and tokens are deleted and every token is revoked; only a',
     'pseudonymous audit trail stays, and the address can register again. Asks for the address',
     'once more to confirm (on a terminal, or the first line of standard input) unless --yes.',
+  ),
+  'user reset-mfa': help(
+    'Usage: tessera user reset-mfa --email EMAIL',
+    '',
+    "Removes a user's second factors (TOTP and recovery codes), for one who lost them, and",
+    'revokes every session they have; audited. Their password alone signs in again.',
   ),
   'client create': help(
     'Usage: tessera client create NAME [--permission introspect,register-service,read-users]',

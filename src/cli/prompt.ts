@@ -49,3 +49,39 @@ export async function readLine(io: CliIo, prompt: string): Promise<string | unde
     rl.close()
   }
 }
+
+/**
+ * `readSecret` for several answers in a row (a password, then a second-factor code): one reader
+ * over standard input, so piped lines after the first are not lost between prompts.
+ */
+export function secretReader(io: CliIo): {
+  /** `missing`: the error when standard input ends first. */
+  read(prompt: string, missing?: string): Promise<string>
+  close(): void
+} {
+  const interactive = io.stdin.isTTY === true
+  let muted = false
+  const output = new Writable({
+    write(chunk, _encoding, done) {
+      if (!muted) io.stderr.write(chunk)
+      done()
+    },
+  })
+  const rl = createInterface({ input: io.stdin, output, terminal: interactive })
+  const lines = rl[Symbol.asyncIterator]()
+  return {
+    async read(prompt, missing = 'No password given on standard input') {
+      if (interactive) io.stderr.write(prompt)
+      muted = interactive
+      try {
+        const next = await lines.next()
+        if (next.done === true) throw new Error(missing)
+        return next.value
+      } finally {
+        muted = false
+        if (interactive) io.stderr.write('\n')
+      }
+    },
+    close: () => rl.close(),
+  }
+}

@@ -15,6 +15,7 @@ import {
   revokeSigningKey,
   rotateSigningKey,
 } from '../keys/rotation.js'
+import { adminResetSecondFactors } from '../mfa/reset.js'
 import { formatPasetoTime } from '../paseto/time.js'
 import { startServer } from '../server.js'
 import { createTessera, type Tessera } from '../tessera.js'
@@ -48,6 +49,7 @@ export const SERVER_COMMANDS = [
   'user show',
   'user delete',
   'user set-type',
+  'user reset-mfa',
   'client create',
   'client list',
   'client revoke',
@@ -176,6 +178,7 @@ async function run(
     case 'user show':
     case 'user delete':
     case 'user set-type':
+    case 'user reset-mfa':
     case 'client create':
     case 'client list':
     case 'client revoke':
@@ -255,6 +258,11 @@ async function adminCommand(
   if (user === undefined) {
     printError(io, `No user with email ${values.email}`)
     return 1
+  }
+  if (command === 'user reset-mfa') {
+    await adminResetSecondFactors(t, null, user.id, 'reset on the server host', cli)
+    printLine(io, `${user.email} has no second factor now and all their sessions are revoked`)
+    return 0
   }
   await promoteToSuperuser(t, null, user.id, cli)
   printLine(io, `${user.email} is now a superuser`)

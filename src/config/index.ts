@@ -336,6 +336,13 @@ const Variables = v.object({
   RATE_LIMIT_REFRESH_PER_SESSION: int(60, 0),
   RATE_LIMIT_USER_CODE_PER_SESSION: int(10, 0),
   RATE_LIMIT_USER_CODE_PER_IP: int(30, 0),
+  RATE_LIMIT_MFA_PER_ACCOUNT: int(10, 0),
+  MFA_REQUIRED_FOR: v.pipe(
+    v.optional(v.string(), 'superuser'),
+    v.trim(),
+    v.toLowerCase(),
+    v.picklist(['superuser', 'everyone', 'none'], 'must be superuser, everyone or none'),
+  ),
   RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: int(20, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_IP: int(100, 0),
   RATE_LIMIT_EMAIL_PER_ADDRESS: int(5, 0),
@@ -618,6 +625,11 @@ const ConfigSchema = v.pipe(
      */
     requireVerifiedEmail: e.REQUIRE_VERIFIED_EMAIL,
     selfAssignableRoles: e.SELF_ASSIGNABLE_ROLES,
+    /**
+     * Whose superuser powers or whole account need a second factor (README, "Second factors"):
+     * `superuser` (default), `everyone`, `none`.
+     */
+    mfaRequiredFor: e.MFA_REQUIRED_FOR,
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW,
       loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,
@@ -639,6 +651,12 @@ const ConfigSchema = v.pipe(
        */
       userCodePerSession: e.RATE_LIMIT_USER_CODE_PER_SESSION,
       userCodePerIp: e.RATE_LIMIT_USER_CODE_PER_IP,
+      /**
+       * Wrong second-factor codes (TOTP, recovery) per account and window (README, "Second
+       * factors"); right ones are not counted, and the window ends, so it is never a lasting
+       * lockout.
+       */
+      mfaPerAccount: e.RATE_LIMIT_MFA_PER_ACCOUNT,
       /**
        * Failed service-client authentications per client id and per address and window (README,
        * "Service clients"); a right secret is never refused by them.

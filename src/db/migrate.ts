@@ -24,6 +24,7 @@ import * as emailOwnership from '../../migrations/0014_email_ownership.js'
 import * as personalTokens from '../../migrations/0015_personal_tokens.js'
 import * as serviceClients from '../../migrations/0017_service_clients.js'
 import * as retention from '../../migrations/0019_retention.js'
+import * as secondFactors from '../../migrations/0020_second_factors.js'
 import * as passkeys from '../../migrations/0021_passkeys.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
@@ -46,6 +47,7 @@ const migrations: Record<string, Migration> = {
   '0015_personal_tokens': personalTokens,
   '0017_service_clients': serviceClients,
   '0019_retention': retention,
+  '0020_second_factors': secondFactors,
   '0021_passkeys': passkeys,
 }
 

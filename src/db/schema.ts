@@ -27,6 +27,9 @@ export interface Database {
   email_tokens: EmailTokensTable
   prune_lease: PruneLeaseTable
   rate_limits: RateLimitsTable
+  totp_credentials: TotpCredentialsTable
+  recovery_codes: RecoveryCodesTable
+  mfa_tickets: MfaTicketsTable
 }
 
 export type AccountType = 'regular' | 'academic' | 'service' | 'superuser'
@@ -78,6 +81,12 @@ export interface SessionsTable {
   kind: Generated<SessionKind>
   /** Browser sessions: SHA-256 of the `tessera_session` cookie's secret; null for API ones. */
   cookie_hash: string | null
+  /**
+   * Space-separated RFC 8176 authentication methods of the session (`pwd`, `otp`, `fed`, `mfa`,
+   * ...; README, "Second factors"), carried by every access token it mints; null for sessions
+   * opened before migration 0020.
+   */
+  amr: string | null
 }
 
 /** `pat`, `job`: a personal access token, a job token (README, "Scripts, pipelines ..."). */
@@ -381,4 +390,42 @@ export interface RateLimitsTable {
   points: number
   /** Epoch ms at which the window ends (the limiter's own clock: the system's). */
   expire: number | null
+}
+
+/** A user's TOTP credential (src/mfa/totp.ts); one per user. */
+export interface TotpCredentialsTable {
+  user_id: string
+  /** The base32 secret, sealed under KEY_ENCRYPTION_KEY (bound to the user id). */
+  secret: string
+  created_at: number
+  /** Null while enrolment waits for its first code. */
+  confirmed_at: number | null
+  /** The last RFC 6238 time step accepted: no step is accepted twice. */
+  last_used_step: Generated<number>
+}
+
+/** One single-use recovery code (src/mfa/recovery-codes.ts), by SHA-256. */
+export interface RecoveryCodesTable {
+  id: string
+  user_id: string
+  code_hash: string
+  created_at: number
+  used_at: number | null
+}
+
+/** The ticket between a first factor and the second (src/mfa/tickets.ts), by SHA-256. */
+export interface MfaTicketsTable {
+  ticket_hash: string
+  user_id: string
+  /** `password` or the federated provider that proved the first factor. */
+  method: string
+  /** Space-separated `amr` of the first factor. */
+  amr: string
+  /** The credential version the password was checked against; null for a federated login. */
+  credential_version: number | null
+  audience: string | null
+  scope: string | null
+  created_at: number
+  expires_at: number
+  used_at: number | null
 }

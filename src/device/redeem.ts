@@ -69,13 +69,9 @@ export async function redeemDeviceCode(
     // Disabled after approving: the device gets no session (startSession would refuse it too).
     if (user.disabled !== 0) throw new TesseraError('access_denied', 'This account is disabled')
     try {
-      return await openSession(
-        t,
-        user,
-        client,
-        'device',
-        undefined,
-        async (tx) => {
+      return await openSession(t, user, client, {
+        method: 'device',
+        claim: async (tx) => {
           const claimed = await tx
             .updateTable('device_authorizations')
             .set({ status: 'redeemed', last_polled_at: now })
@@ -86,7 +82,7 @@ export async function redeemDeviceCode(
           if (claimed.numUpdatedRows === 0n) throw invalidGrant()
         },
         grant,
-      )
+      })
     } catch (error) {
       // Disabled between the read above and the session's user lock: the same answer.
       if (error instanceof TesseraError && error.code === 'account_disabled') {

@@ -12,6 +12,7 @@ import { isUniqueViolation } from '../db/errors.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { secondFactorChallenge } from '../mfa/login-step.js'
 import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
@@ -606,18 +607,34 @@ export async function exchangeLoginCode(
   grant?: AccessGrant,
 ): Promise<TokenPair> {
   const claimed = await claimLoginCode(t, code, codeVerifier)
-  const pair = await openSession(
-    t,
-    claimed.user,
-    client,
-    claimed.provider,
-    undefined,
-    undefined,
-    grant,
-  )
+  const challenge = await federatedSecondFactor(t, claimed, grant)
+  if (challenge !== undefined) throw challenge
+  const pair = await openSession(t, claimed.user, client, { method: claimed.provider, grant })
   // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
   t.federationMetrics.count(claimed.provider, 'ok')
   return pair
+}
+
+/**
+ * A provider proves the first factor only (README, "Second factors"): an account with a second
+ * factor that signs in through one gets the `mfa_required` problem and its ticket, as a password
+ * login does. Codes minted by Tessera's sign-in page (`password`, `session`) follow a sign-in
+ * that already passed the pages' MFA step.
+ */
+export function federatedSecondFactor(
+  t: Pick<FlowDeps, 'db' | 'clock'>,
+  claimed: ClaimedLoginCode,
+  grant?: AccessGrant,
+): Promise<TesseraError | undefined> {
+  if (claimed.provider === 'password' || claimed.provider === 'session') {
+    return Promise.resolve(undefined)
+  }
+  return secondFactorChallenge(t, {
+    userId: claimed.user.id,
+    method: claimed.provider,
+    amr: ['fed'],
+    grant,
+  })
 }
 
 export interface ClaimedLoginCode {

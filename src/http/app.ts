@@ -23,6 +23,7 @@ import { healthRoutes } from './routes/health.js'
 import { keyRoutes } from './routes/keys.js'
 import { linkRoutes } from './routes/link.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { mfaRoutes } from './routes/mfa.js'
 import { oauthRoutes } from './routes/oauth.js'
 import { passkeyRoutes } from './routes/passkeys.js'
 import { passwordResetRoutes } from './routes/password-reset.js'
@@ -67,6 +68,7 @@ export function createApp(tessera: Tessera): Hono<AppEnv> {
   app.route('/v1/user', passwordResetRoutes)
   app.route('/v1/user', personalTokenRoutes)
   app.route('/v1/user', passkeyRoutes)
+  app.route('/v1/user', mfaRoutes)
   app.route('/v1/admin', adminRoutes)
   app.route('/v1/token', tokenRoutes)
   app.route('/v1/authz', authzRoutes)

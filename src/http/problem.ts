@@ -61,6 +61,7 @@ export function problemBody(error: TesseraError) {
     detail: error.detail,
     code: error.code,
     ...(error.errors === undefined ? {} : { errors: error.errors }),
+    ...(error.mfa === undefined ? {} : error.mfa),
   }
 }
 
@@ -70,6 +71,17 @@ export function problemResponse(error: TesseraError): Response {
   const headers = problemHeaders(error)
   headers.set('Content-Type', 'application/problem+json')
   return new Response(JSON.stringify(body), { status: error.status, headers })
+}
+
+/**
+ * `problemResponse` answered through the context, so the cookies a handler set before refusing
+ * are kept: a password login answering `mfa_required` still renews the device cookie.
+ */
+export function problemWithCookies(c: Context<AppEnv>, error: TesseraError): Response {
+  const headers = problemHeaders(error)
+  headers.set('Content-Type', 'application/problem+json')
+  for (const [name, value] of headers) c.header(name, value)
+  return c.body(JSON.stringify(problemBody(error)), error.status as 401)
 }
 
 /**

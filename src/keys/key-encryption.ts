@@ -19,7 +19,11 @@ import { resolve } from 'node:path'
 const PREFIX = 'enc.v1.'
 
 /** The HKDF labels: one per kind of secret sealed under KEY_ENCRYPTION_KEY. */
-export type SealPurpose = 'signing-key-encryption v1' | 'refresh-replay v1' | 'mail-data v1'
+export type SealPurpose =
+  | 'signing-key-encryption v1'
+  | 'refresh-replay v1'
+  | 'mail-data v1'
+  | 'totp-secret v1'
 
 function deriveKey(keyEncryptionKey: string, purpose: SealPurpose): Buffer {
   return Buffer.from(hkdfSync('sha256', keyEncryptionKey, 'tessera', purpose, 32))

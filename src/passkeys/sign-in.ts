@@ -11,7 +11,7 @@ export type PasskeyLoginDeps = PasskeyDeps & OpenSessionDeps & { metrics: Pick<M
 /**
  * Passwordless login of the API (README, "Passkeys"): a verified assertion of a discoverable
  * passkey, then a new session (`login_succeeded` with method `passkey`) and its token pair.
- * `amr` is the passkey's (`passkeyAmr`) for the MFA step to put into the token.
+ * The session's `amr` is the passkey's (`passkeyAmr`): with user verification, two factors.
  */
 export async function loginWithPasskey(
   t: PasskeyLoginDeps,
@@ -19,7 +19,10 @@ export async function loginWithPasskey(
   client: ClientContext,
 ): Promise<{ pair: TokenPair; amr: string[] }> {
   const verified = await verifyPasskeySignIn(t, input, client)
-  const pair = await openSession(t, verified.user, client, 'passkey')
+  const pair = await openSession(t, verified.user, client, {
+    method: 'passkey',
+    amr: verified.amr,
+  })
   t.metrics.logins.inc({ outcome: 'ok' })
   return { pair, amr: verified.amr }
 }

@@ -60,6 +60,11 @@ export interface RateLimits {
    */
   userCodePerSession: Limiter
   userCodePerIp: Limiter
+  /**
+   * Wrong second-factor codes per user (README, "Second factors"): consumed before the code is
+   * checked, refunded when it was right.
+   */
+  mfaPerUser: Limiter
   /** Failed service-client authentications (README, "Service clients"): counted, never before. */
   clientAuthPerClient: Limiter
   clientAuthPerIp: Limiter
@@ -126,6 +131,7 @@ export function createRateLimits(
     oauthPerIp,
     userCodePerSession,
     userCodePerIp,
+    mfaPerAccount,
     clientAuthPerClient,
     clientAuthPerIp,
     emailPerAddress,
@@ -169,6 +175,7 @@ export function createRateLimits(
     deviceAuthorizationPerIp: make('device_authorization_ip', oauthPerIp),
     userCodePerSession: make('user_code_session', userCodePerSession),
     userCodePerIp: make('user_code_ip', userCodePerIp),
+    mfaPerUser: make('mfa_user', mfaPerAccount),
     clientAuthPerClient: make('client_auth_client', clientAuthPerClient),
     clientAuthPerIp: make('client_auth_ip', clientAuthPerIp),
     emailPerIp: make('email_ip', registerPerIp),

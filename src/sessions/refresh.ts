@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js'
 import type { AccessTokenDeps } from '../tokens/access-token.js'
 import type { AccessGrant } from '../tokens/grant.js'
 import { type TokenPair, tokenPairSignedBy } from '../tokens/token-pair.js'
+import { parseStoredAmr } from './amr.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
 import { forgetAnswer, keepAnswer, openAnswer, sealAnswer } from './replay.js'
 import { type ClientContext, revokeFamily, type SessionDeps } from './sessions.js'
@@ -48,6 +49,7 @@ interface LockedSession {
   expires_at: number
   refresh_window_start: number
   refresh_count: number
+  amr: string | null
 }
 
 // The statements every successful refresh runs, compiled once (see db/prepared.ts).
@@ -81,7 +83,7 @@ const lockSession = preparedQuery((db, p: { hash: string; now: number; windowOve
     )
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', p.now)
-    .returning(['id', 'user_id', 'expires_at', 'refresh_window_start', 'refresh_count']),
+    .returning(['id', 'user_id', 'expires_at', 'refresh_window_start', 'refresh_count', 'amr']),
 )
 const claimToken = preparedQuery((db, p: { hash: string; familyId: string; now: number }) =>
   db
@@ -345,6 +347,8 @@ async function issueChild(
       sessionId: session.id,
       refreshToken: token,
       refreshExpiresAt,
+      // From the session row the lock returned: a refreshed token says what the login proved.
+      amr: parseStoredAmr(session.amr),
     },
     grant,
   )

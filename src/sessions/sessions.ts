@@ -7,6 +7,7 @@ import type { Database, SessionKind } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
 import { TesseraError } from '../errors.js'
 import { recordRevocation } from '../revocations/log.js'
+import { storedAmr } from './amr.js'
 import { generateRefreshToken } from './refresh-token.js'
 
 export interface SessionDeps {
@@ -25,6 +26,8 @@ export interface IssuedRefreshToken {
   refreshToken: string
   /** Epoch ms: the earlier of the idle expiry and the session's absolute expiry. */
   refreshExpiresAt: number
+  /** The session's RFC 8176 methods, which its access tokens carry (`sessions.amr`). */
+  amr?: readonly string[] | undefined
 }
 
 export type RevocationReason =
@@ -42,6 +45,8 @@ export type RevocationReason =
   | 'replaced'
   /** A personal access token or job token revoked by its owner. */
   | 'token_revoked'
+  /** An administrator reset the user's second factors (README, "Second factors"). */
+  | 'mfa_reset'
 
 const MAX_USER_AGENT = 256
 
@@ -58,6 +63,7 @@ export async function startSession(
   userId: string,
   client: ClientContext,
   credentialVersion?: number,
+  amr?: readonly string[],
 ): Promise<IssuedRefreshToken> {
   const now = deps.clock()
   const sessionExpiresAt = now + deps.config.sessionAbsoluteTtl * 1000
@@ -69,6 +75,7 @@ export async function startSession(
       expiresAt: sessionExpiresAt,
       cookieHash: null,
       credentialVersion,
+      amr,
     })
     await tx
       .insertInto('refresh_tokens')
@@ -86,7 +93,7 @@ export async function startSession(
       .execute()
     return id
   })
-  return { sessionId, refreshToken: token, refreshExpiresAt }
+  return { sessionId, refreshToken: token, refreshExpiresAt, amr }
 }
 
 export interface NewSessionRow {
@@ -97,6 +104,8 @@ export interface NewSessionRow {
   cookieHash: string | null
   /** The credential version a password check saw; undefined when no password was checked. */
   credentialVersion: number | undefined
+  /** RFC 8176 methods of the login (README, "Second factors"); none for personal tokens. */
+  amr?: readonly string[] | undefined
 }
 
 /**
@@ -152,6 +161,7 @@ export async function insertSessionRow(
       revoked_reason: null,
       kind: row.kind,
       cookie_hash: row.cookieHash,
+      amr: storedAmr(row.amr),
     })
     .execute()
   return sessionId

@@ -31,6 +31,8 @@ export interface AccessTokenDeps {
 export interface SignOptions {
   grant?: AccessGrant
   ttlSeconds?: number
+  /** The session's RFC 8176 methods (`sessions.amr`); none for personal and job tokens. */
+  amr?: readonly string[] | undefined
 }
 
 /** Signs a v4.public access token for a user's session (claims and footer as in openapi.yaml). */
@@ -73,6 +75,7 @@ export function signAccessToken(
     email_verified: user.email_verified === 1,
     ...(user.role === null ? {} : { role: user.role }),
     scope: grant.scopes.join(' '),
+    ...(options.amr === undefined || options.amr.length === 0 ? {} : { amr: [...options.amr] }),
   }
   const footer = Buffer.from(JSON.stringify({ kid: signer.kid }))
   return signV4Public(signer.key, { ...claims }, footer)

@@ -27,6 +27,8 @@ export type Introspection =
       nbf: number
       /** Space-separated; absent for a token issued before Tessera had scopes. */
       scope?: string
+      /** RFC 8176 methods of the session's login (README, "Second factors"); absent for none. */
+      amr?: string[]
     }
 
 const INACTIVE = { active: false } as const
@@ -74,5 +76,6 @@ export async function introspect(
     iat: seconds(claims.iat),
     nbf: seconds(claims.nbf),
     ...(claims.scope === undefined ? {} : { scope: claims.scope }),
+    ...(claims.amr === undefined ? {} : { amr: claims.amr }),
   }
 }

@@ -30,7 +30,10 @@ export async function tokenPairSignedBy(
   grant?: AccessGrant,
 ): Promise<TokenPair> {
   return {
-    access_token: await signAccessToken(deps, signer, user, issued.sessionId, { grant }),
+    access_token: await signAccessToken(deps, signer, user, issued.sessionId, {
+      grant,
+      amr: issued.amr,
+    }),
     refresh_token: issued.refreshToken,
     token_type: 'Bearer',
     expires_in: deps.config.accessTokenTtl,

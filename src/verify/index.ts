@@ -23,6 +23,7 @@ export {
   type PublicRoute,
   requireAccountType,
   requireAuth,
+  requireMfa,
   requireScope,
   requireVerified,
 } from './middleware.js'

@@ -45,6 +45,7 @@ type ProblemCode =
   | 'not_verified'
   | 'forbidden'
   | 'insufficient_scope'
+  | 'mfa_step_up_required'
   | 'service_unavailable'
 
 const TITLES: Record<ProblemCode, string> = {
@@ -52,6 +53,7 @@ const TITLES: Record<ProblemCode, string> = {
   not_verified: 'Account not verified',
   forbidden: 'Forbidden',
   insufficient_scope: 'Insufficient scope',
+  mfa_step_up_required: 'Multi-factor authentication required',
   service_unavailable: 'Service unavailable',
 }
 
@@ -60,6 +62,7 @@ const STATUS = {
   not_verified: 403,
   forbidden: 403,
   insufficient_scope: 403,
+  mfa_step_up_required: 403,
   service_unavailable: 503,
 } as const
 
@@ -105,7 +108,11 @@ const authContext = (c: Context<any>): Context<AuthEnv> => c as unknown as Conte
 const quoted = (value: string): string => `"${value.replace(/["\\]/g, '')}"`
 
 type Challenge =
-  | { error: 'invalid_token' | 'insufficient_scope'; description: string; scope?: string }
+  | {
+      error: 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication'
+      description: string
+      scope?: string
+    }
   | undefined
 
 /** Throws the problem+json answer for `code`, with the RFC 6750 challenge for 401 and 403. */
@@ -302,6 +309,28 @@ export function requireScope<E extends AuthEnv = AuthEnv>(
         error: 'insufficient_scope',
         description: detail,
         scope: needed,
+      })
+    }
+    await next()
+  }
+}
+
+/**
+ * Answers 401 without a token and 403 `mfa_step_up_required` unless the token's `amr` claim
+ * (RFC 8176) holds `mfa`: its session passed a second factor (README, "Second factors"). A token
+ * without `amr` (a session older than second factors, a personal or job token) has none. The
+ * challenge names RFC 9470's `insufficient_user_authentication`: the client steps the session up
+ * (`POST /v1/user/mfa/step-up`) or signs in again with its second factor, and retries.
+ */
+export function requireMfa<E extends AuthEnv = AuthEnv>(): MiddlewareHandler<E> {
+  const detail = 'This route needs a session that passed a second factor'
+  return async function requireMfa(c, next) {
+    const claims = authContext(c).get('auth')
+    if (claims === undefined) unauthenticated(c)
+    if (claims.amr?.includes('mfa') !== true) {
+      fail(c, 'mfa_step_up_required', detail, {
+        error: 'insufficient_user_authentication',
+        description: detail,
       })
     }
     await next()

@@ -54,6 +54,12 @@ export interface AccessTokenClaims {
    * claim has no scope at all: `requireScope()` refuses it.
    */
   scope?: string
+  /**
+   * RFC 8176 authentication methods of the session's login (README, "Second factors"): `pwd`,
+   * `otp`, `fed`, `hwk`, `swk`, `mfa`. Absent in tokens of sessions that predate it and in
+   * personal and job tokens: treat absent as no second factor (`requireMfa()` refuses it).
+   */
+  amr?: string[]
 }
 
 export interface VerifyOptions {
@@ -101,6 +107,9 @@ const ACCOUNT_TYPES: ReadonlySet<unknown> = new Set<AccountType>([
   'client',
 ])
 const STRING_CLAIMS = ['iss', 'sub', 'aud', 'jti', 'sid'] as const
+/** More methods than any login records: a longer `amr` was not made by Tessera. */
+const MAX_AMR_VALUES = 8
+const AMR_VALUE = /^[a-z]{1,16}$/
 const EMPTY = new Uint8Array(0)
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -113,8 +122,9 @@ function invalidClaims(message: string, cause?: unknown): TokenError {
  * PAYLOAD_MAX_DEPTH deep, and Tessera's profile: `iss`, `sub`, `aud`, `jti`, `sid`, `email`
  * non-empty strings (`email` absent for `acct: "client"`); `exp`, `nbf`, `iat` real instants
  * written exactly `YYYY-MM-DDTHH:MM:SSZ`; `acct` one of the five account types; `verified` a
- * boolean; `email_verified`, when present, a boolean; `role` and `scope`, when present, strings.
- * Other claims are allowed and dropped. Returns the claims and the three times in milliseconds.
+ * boolean; `email_verified`, when present, a boolean; `role` and `scope`, when present, strings;
+ * `amr`, when present, an array of at most MAX_AMR_VALUES short lower-case names. Other claims
+ * are allowed and dropped. Returns the claims and the three times in milliseconds.
  */
 function readAccessTokenPayload(message: Uint8Array): {
   claims: AccessTokenClaims
@@ -153,6 +163,10 @@ function readAccessTokenPayload(message: Uint8Array): {
   if (hasRole && typeof payload.role !== 'string') throw invalidClaims('"role" must be a string')
   const hasScope = Object.hasOwn(payload, 'scope')
   if (hasScope && typeof payload.scope !== 'string') throw invalidClaims('"scope" must be a string')
+  const hasAmr = Object.hasOwn(payload, 'amr')
+  if (hasAmr && !isAmr(payload.amr)) {
+    throw invalidClaims(`"amr" must be an array of at most ${MAX_AMR_VALUES} method names`)
+  }
   // Only the fields checked above, copied out of the parsed object.
   const claims: AccessTokenClaims = {
     iss: payload.iss as string,
@@ -170,7 +184,16 @@ function readAccessTokenPayload(message: Uint8Array): {
   if (hasEmailVerified) claims.email_verified = payload.email_verified as boolean
   if (hasRole) claims.role = payload.role as string
   if (hasScope) claims.scope = payload.scope as string
+  if (hasAmr) claims.amr = [...(payload.amr as string[])]
   return { claims, exp, nbf, iat }
+}
+
+function isAmr(value: unknown): value is string[] {
+  return (
+    Array.isArray(value) &&
+    value.length <= MAX_AMR_VALUES &&
+    value.every((item) => typeof item === 'string' && AMR_VALUE.test(item))
+  )
 }
 
 function nonEmptyString(value: unknown): boolean {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { enrolTotp, totpCode } from '../support/mfa.js'
 import { signedInSuperuser } from '../support/superuser.js'
 import { expectProblem, login, PASSWORD, refresh, registerAndLogin } from '../support/users.js'
 
@@ -117,9 +118,22 @@ for (const dialect of dialects()) {
       expect(audit).toHaveLength(1)
       expect(JSON.parse(audit[0]!.detail!)).toEqual({ by: root.user.id })
 
-      // The promoted user can now promote others.
+      // The promoted user has the account type, but its powers need a second factor
+      // (MFA_REQUIRED_FOR=superuser, the default): enrolled and stepped up, it promotes others.
       const carol = await registerAndLogin(app)
-      expect((await promote(app, next.access_token, carol.user.id)).status).toBe(200)
+      await expectProblem(
+        await promote(app, next.access_token, carol.user.id),
+        403,
+        'mfa_step_up_required',
+      )
+      const { secret } = await enrolTotp(app, next.access_token)
+      const raised = await app.request('/v1/user/mfa/step-up', {
+        token: next.access_token,
+        json: { totp_code: totpCode(app, secret, 1) },
+      })
+      expect(raised.status, await raised.clone().text()).toBe(200)
+      const { access_token } = (await raised.json()) as { access_token: string }
+      expect((await promote(app, access_token, carol.user.id)).status).toBe(200)
     })
 
     it('an unknown user id is 404 not_found and audits nothing', async () => {

@@ -5,6 +5,7 @@ import { requestPasswordReset } from '../../src/accounts/password-reset.js'
 import { accountKey } from '../../src/rate-limit/limits.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { enrolTotp } from '../support/mfa.js'
 import { authz, REVOKED_AT_AUTHZ } from '../support/revocations.js'
 import { signedInSuperuser } from '../support/superuser.js'
 import {
@@ -15,6 +16,7 @@ import {
   registerAndLogin,
   uniqueEmail,
 } from '../support/users.js'
+import { SoftwareAuthenticator } from '../support/webauthn.js'
 
 const SECRET = 'erasure-test-service-secret-0123456789'
 
@@ -42,6 +44,12 @@ const TABLES = [
   'personal_tokens',
   'email_tokens',
   'rate_limits',
+  'prune_lease',
+  'totp_credentials',
+  'recovery_codes',
+  'mfa_tickets',
+  'passkeys',
+  'webauthn_challenges',
 ] as const
 
 /** Where the erased user's id may stay: the pseudonymous trail and the revocation log. */
@@ -103,6 +111,22 @@ for (const dialect of dialects()) {
           created_at: app.clock(),
         })
         .execute()
+      // Second factors: TOTP with its recovery codes, and a passkey.
+      await enrolTotp(app, tokens.access_token)
+      const options = await app.request('/v1/user/passkeys/registration-options', {
+        method: 'POST',
+        token: tokens.access_token,
+      })
+      const begun = (await options.json()) as { options: never; challenge: string }
+      const passkey = await app.request('/v1/user/passkeys', {
+        token: tokens.access_token,
+        json: {
+          name: `key of ${name}`,
+          challenge: begun.challenge,
+          response: new SoftwareAuthenticator('http://localhost:8000').register(begun.options),
+        },
+      })
+      expect(passkey.status, await passkey.clone().text()).toBe(201)
       await app.request('/v1/user/auth/login', {
         json: { email, password: 'wrong-wrong-wrong' },
       })

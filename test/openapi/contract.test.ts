@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerAccount, setDisabled } from '../../src/accounts/accounts.js'
-import { promoteToSuperuser } from '../../src/accounts/promotion.js'
 import { createClient } from '../../src/clients/clients.js'
 import { createApp, MAX_BODY_BYTES } from '../../src/http/app.js'
 import { publishNextSigningKey, revokeSigningKey } from '../../src/keys/rotation.js'
@@ -20,6 +19,7 @@ import { approveAs, denyAs } from '../support/device.js'
 import { dialects } from '../support/dialects.js'
 import { startFederation } from '../support/federation.js'
 import { outboxResetCode } from '../support/mail.js'
+import { enrolTotp, totpCode } from '../support/mfa.js'
 import { Browser, CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import {
   checkAgainstOpenApi,
@@ -89,6 +89,7 @@ async function cuttableProxy(target: {
 const PAGE_ROUTES: [string, string, string?][] = [
   ['GET', '/login'],
   ['POST', '/login'],
+  ['POST', '/login/mfa'],
   ['POST', '/login/federated'],
   ['GET', '/login/complete?state=x&code=y', '/login/complete'],
   ['GET', '/register'],
@@ -310,6 +311,7 @@ describe('live responses match openapi.yaml', () => {
           RATE_LIMIT_REFRESH_PER_SESSION: '1',
           RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: '1',
           RATE_LIMIT_PASSWORD_RESET_PER_IP: '1',
+          RATE_LIMIT_MFA_PER_ACCOUNT: '1',
           REVOCATION_STREAM_MAX_CLIENTS: '0',
           METRICS_TOKEN,
         },
@@ -1291,15 +1293,256 @@ describe('live responses match openapi.yaml', () => {
       }
     })
 
-    it('POST /v1/admin/users/{id}/promote', async () => {
-      const template = '/v1/admin/users/{id}/promote'
-      const admin = await newUser()
-      await promoteToSuperuser(app.server.tessera, null, admin.id, NO_CLIENT)
-      const adminToken = (
-        await send(app, 'POST', '/v1/user/auth/login', {
-          json: { email: admin.email, password: PASSWORD },
+    it('second factors: /v1/user/mfa/..., POST /v1/user/auth/mfa', async () => {
+      const oversized = (token?: string) => ({
+        ...(token === undefined ? {} : { token }),
+        body: OVERSIZED,
+        headers: { 'content-type': 'application/json' },
+      })
+      const { email, id, tokens } = await newUser()
+      const token = tokens.access_token
+      // GET /v1/user/mfa
+      expect((await call(app, 'GET', '/v1/user/mfa', { token })).body).toMatchObject({
+        totp: 'none',
+      })
+      expect((await call(app, 'GET', '/v1/user/mfa')).status).toBe(401)
+      // POST /v1/user/mfa/totp/confirm before any enrolment: 400 mfa_not_enrolled.
+      const confirmPath = '/v1/user/mfa/totp/confirm'
+      expect(
+        problemCode((await call(app, 'POST', confirmPath, { token, json: { code: '1' } })).body),
+      ).toBe('mfa_not_enrolled')
+      // POST /v1/user/mfa/recovery-codes without TOTP: 400.
+      const codesPath = '/v1/user/mfa/recovery-codes'
+      expect(problemCode((await call(app, 'POST', codesPath, { token })).body)).toBe(
+        'mfa_not_enrolled',
+      )
+      // POST /v1/user/mfa/totp
+      const started = await call(app, 'POST', '/v1/user/mfa/totp', { token })
+      expect(started.status).toBe(201)
+      const { secret } = started.body as { secret: string }
+      expect((await call(app, 'POST', '/v1/user/mfa/totp', oversized(token))).status).toBe(413)
+      expect((await call(app, 'POST', '/v1/user/mfa/totp')).status).toBe(401)
+      expect((await call(app, 'POST', confirmPath, { json: { code: '1' } })).status).toBe(401)
+      await bodyErrors('POST', confirmPath, { token })
+      const confirmed = await send(app, 'POST', confirmPath, {
+        token,
+        json: { code: totpCode(app, secret) },
+      })
+      expect(confirmed.status).toBe(200)
+      const { recovery_codes } = confirmed.body as { recovery_codes: string[] }
+      expect((await call(app, 'POST', '/v1/user/mfa/totp', { token })).status).toBe(409)
+      // POST /v1/user/mfa/recovery-codes
+      const regenerated = await call(app, 'POST', codesPath, { token })
+      expect(regenerated.status).toBe(200)
+      const fresh = (regenerated.body as { recovery_codes: string[] }).recovery_codes
+      expect(fresh).not.toEqual(recovery_codes)
+      expect((await call(app, 'POST', codesPath)).status).toBe(401)
+      expect((await call(app, 'POST', codesPath, oversized(token))).status).toBe(413)
+
+      // POST /v1/user/auth/login answers mfa_required; POST /v1/user/auth/mfa
+      const mfaPath = '/v1/user/auth/mfa'
+      const ticketOf = async () => {
+        const first = await call(app, 'POST', '/v1/user/auth/login', {
+          json: { email, password: PASSWORD },
+        })
+        expect([first.status, problemCode(first.body)]).toEqual([401, 'mfa_required'])
+        return (first.body as { mfa_ticket: string }).mfa_ticket
+      }
+      const ticket = await ticketOf()
+      expect(
+        problemCode((await call(app, 'POST', mfaPath, { json: { mfa_ticket: ticket } })).body),
+      ).toBe('validation_failed')
+      await bodyErrors('POST', mfaPath)
+      const pair = await send(app, 'POST', mfaPath, {
+        json: { mfa_ticket: ticket, recovery_code: fresh[0] },
+      })
+      expect(pair.status).toBe(200)
+      const mfaToken = (pair.body as TokenPairBody).access_token
+      // Spent.
+      expect(
+        problemCode(
+          (
+            await call(app, 'POST', mfaPath, {
+              json: { mfa_ticket: ticket, recovery_code: fresh[1] },
+            })
+          ).body,
+        ),
+      ).toBe('invalid_mfa_ticket')
+      // 401: the password changed since the ticket; 403: the account was disabled since.
+      const stale = await ticketOf()
+      await app.server.tessera.db
+        .updateTable('users')
+        .set((eb) => ({ credential_version: eb('credential_version', '+', 1) }))
+        .where('id', '=', id)
+        .execute()
+      expect(
+        (await call(app, 'POST', mfaPath, { json: { mfa_ticket: stale, recovery_code: fresh[1] } }))
+          .status,
+      ).toBe(401)
+      const beforeDisable = await ticketOf()
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ disabled: 1 })
+        .where('id', '=', id)
+        .execute()
+      const disabled = await call(app, 'POST', mfaPath, {
+        json: { mfa_ticket: beforeDisable, recovery_code: fresh[2] },
+      })
+      expect([disabled.status, problemCode(disabled.body)]).toEqual([403, 'account_disabled'])
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ disabled: 0 })
+        .where('id', '=', id)
+        .execute()
+
+      // POST /v1/user/mfa/step-up
+      const stepPath = '/v1/user/mfa/step-up'
+      app.clock.advance(60_000)
+      const stepped = await send(app, 'POST', stepPath, {
+        token: mfaToken,
+        json: { totp_code: totpCode(app, secret) },
+      })
+      expect(stepped.status).toBe(200)
+      expect(
+        problemCode((await call(app, 'POST', stepPath, { token: mfaToken, json: {} })).body),
+      ).toBe('validation_failed')
+      expect((await call(app, 'POST', stepPath, { json: { totp_code: '1' } })).status).toBe(401)
+      await bodyErrors('POST', stepPath, { token: mfaToken })
+
+      // DELETE /v1/user/mfa/totp
+      const totpPath = '/v1/user/mfa/totp'
+      expect(
+        problemCode(
+          (await call(app, 'DELETE', totpPath, { token: mfaToken, json: { code: '000000x' } }))
+            .body,
+        ),
+      ).toBe('invalid_mfa_code')
+      expect((await call(app, 'DELETE', totpPath)).status).toBe(401)
+      await bodyErrors('DELETE', totpPath, { token: mfaToken })
+      expect((await call(app, 'DELETE', totpPath, { token: mfaToken })).status).toBe(204)
+
+      // 429s: RATE_LIMIT_MFA_PER_ACCOUNT=1 on `strict`, one wrong code per account and window.
+      const wrong = (code: string) => (code === '123456' ? '654321' : '123456')
+      const strictUser = async () => {
+        const strictEmail = uniqueEmail('mfa-limited')
+        await registerAccount(
+          strict.server.tessera,
+          { email: strictEmail, password: PASSWORD },
+          NO_CLIENT,
+        )
+        return (
+          (
+            await send(strict, 'POST', '/v1/user/auth/login', {
+              json: { email: strictEmail, password: PASSWORD },
+            })
+          ).body as TokenPairBody
+        ).access_token
+      }
+      const pending = await strictUser()
+      const pendingSecret = (
+        (await call(strict, 'POST', totpPath, { token: pending })).body as { secret: string }
+      ).secret
+      const badConfirm = { token: pending, json: { code: wrong(totpCode(strict, pendingSecret)) } }
+      expect((await call(strict, 'POST', confirmPath, badConfirm)).status).toBe(400)
+      expect((await call(strict, 'POST', confirmPath, badConfirm)).status).toBe(429)
+      const enrolled = await strictUser()
+      const enrolledSecret = (await enrolTotp(strict, enrolled)).secret
+      const bad = wrong(totpCode(strict, enrolledSecret, 1))
+      const badStepUp = { token: enrolled, json: { totp_code: bad } }
+      expect((await call(strict, 'POST', stepPath, badStepUp)).status).toBe(400)
+      expect((await call(strict, 'POST', stepPath, badStepUp)).status).toBe(429)
+      const badRemove = { token: enrolled, json: { code: bad } }
+      expect((await call(strict, 'DELETE', totpPath, badRemove)).status).toBe(429)
+    })
+
+    it('POST /v1/user/auth/mfa 429 and POST /v1/admin/users/{id}/mfa/reset', async () => {
+      const template = '/v1/admin/users/{id}/mfa/reset'
+      const strictEmail = uniqueEmail('mfa-login-limited')
+      await registerAccount(
+        strict.server.tessera,
+        { email: strictEmail, password: PASSWORD },
+        NO_CLIENT,
+      )
+      const strictPair = (
+        await send(strict, 'POST', '/v1/user/auth/login', {
+          json: { email: strictEmail, password: PASSWORD },
         })
       ).body as TokenPairBody
+      await enrolTotp(strict, strictPair.access_token)
+      // The login budget of `strict` is one attempt; this is the account's first since its reset.
+      const first = await call(strict, 'POST', '/v1/user/auth/login', {
+        json: { email: strictEmail, password: PASSWORD },
+      })
+      const strictTicket = (first.body as { mfa_ticket: string }).mfa_ticket
+      const mfaPath = '/v1/user/auth/mfa'
+      expect(
+        (
+          await call(strict, 'POST', mfaPath, {
+            json: { mfa_ticket: strictTicket, totp_code: '12' },
+          })
+        ).status,
+      ).toBe(400)
+      expect(
+        (
+          await call(strict, 'POST', mfaPath, {
+            json: { mfa_ticket: strictTicket, totp_code: '12' },
+          })
+        ).status,
+      ).toBe(429)
+
+      const root = await signedInSuperuser(app)
+      const target = await newUser()
+      const path = `/v1/admin/users/${target.id}/mfa/reset`
+      const reason = { reason: 'lost the phone' }
+      expect(
+        (await call(app, 'POST', path, { token: root.tokens.access_token, json: reason }, template))
+          .status,
+      ).toBe(204)
+      expect(
+        problemCode(
+          (
+            await call(
+              app,
+              'POST',
+              path,
+              { token: root.tokens.access_token, json: { reason: '' } },
+              template,
+            )
+          ).body,
+        ),
+      ).toBe('validation_failed')
+      expect(
+        (
+          await call(
+            app,
+            'POST',
+            `/v1/admin/users/${UNKNOWN_ID}/mfa/reset`,
+            { token: root.tokens.access_token, json: reason },
+            template,
+          )
+        ).status,
+      ).toBe(404)
+      expect((await call(app, 'POST', path, { json: reason }, template)).status).toBe(401)
+      expect(
+        problemCode(
+          (
+            await call(
+              app,
+              'POST',
+              path,
+              { token: (await newUser()).tokens.access_token, json: reason },
+              template,
+            )
+          ).body,
+        ),
+      ).toBe('forbidden')
+      await bodyErrors('POST', path, { token: root.tokens.access_token }, template)
+    })
+
+    it('POST /v1/admin/users/{id}/promote', async () => {
+      const template = '/v1/admin/users/{id}/promote'
+      // A superuser with a second factor (README, "Second factors").
+      const adminToken = (await signedInSuperuser(app)).tokens
       const target = await newUser()
       const promoted = await call(
         app,
@@ -2253,6 +2496,23 @@ describe('live responses match openapi.yaml', () => {
         ['POST', '/v1/user/auth/logout', { json: { refresh_token: tokens.refresh_token } }],
         ['POST', '/v1/user/auth/logout-all', bearer],
         ['POST', '/v1/user/auth/reauthenticate', { ...bearer, json: { password: PASSWORD } }],
+        [
+          'POST',
+          '/v1/user/auth/mfa',
+          { json: { mfa_ticket: `tessera_mt_${'A'.repeat(43)}`, totp_code: '123456' } },
+        ],
+        ['GET', '/v1/user/mfa', bearer],
+        ['POST', '/v1/user/mfa/totp', bearer],
+        ['DELETE', '/v1/user/mfa/totp', bearer],
+        ['POST', '/v1/user/mfa/totp/confirm', { ...bearer, json: { code: '123456' } }],
+        ['POST', '/v1/user/mfa/recovery-codes', bearer],
+        ['POST', '/v1/user/mfa/step-up', { ...bearer, json: { totp_code: '123456' } }],
+        [
+          'POST',
+          `/v1/admin/users/${id}/mfa/reset`,
+          { ...bearer, json: { reason: 'down' } },
+          '/v1/admin/users/{id}/mfa/reset',
+        ],
         ['GET', '/v1/user/me', bearer],
         ['PATCH', '/v1/user/me', { ...bearer, method: 'PATCH', json: { display_name: 'Ada' } }],
         [

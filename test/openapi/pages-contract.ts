@@ -11,6 +11,7 @@ import type { TestApp } from '../support/app.js'
 import { startDevice } from '../support/device.js'
 import { type Federation, startFederation } from '../support/federation.js'
 import { outboxResetCode } from '../support/mail.js'
+import { enrolTotp, totpCode } from '../support/mfa.js'
 import { CLIENT_REDIRECT_URI, clientPkce, TESSERA_TEST_ISSUER } from '../support/oidc.js'
 import { checkAgainstOpenApi, checkRequestBody } from '../support/openapi.js'
 import { outboxToken } from '../support/outbox.js'
@@ -49,6 +50,7 @@ export function pagesContract(): void {
           RATE_LIMIT_OAUTH_PER_IP: '1',
           RATE_LIMIT_USER_CODE_PER_SESSION: '1',
           RATE_LIMIT_PASSWORD_RESET_PER_IP: '1',
+          RATE_LIMIT_MFA_PER_ACCOUNT: '1',
         },
       }),
       federation.app({ env: { REQUIRE_VERIFIED_EMAIL: 'true' } }),
@@ -376,6 +378,38 @@ export function pagesContract(): void {
     await limited.post('/register', { ...registration, email: uniqueEmail('r1') })
     const second = await limited.post('/register', { ...registration, email: uniqueEmail('r2') })
     expect((await check('POST', '/register', second)).status).toBe(429)
+  })
+
+  it('POST /login answering the MFA step, and POST /login/mfa', async () => {
+    /** An account with TOTP, its password step done in a fresh browser: the step page. */
+    async function atStep(app: TestApp) {
+      // Not through the API's registration: the strict app allows one a window.
+      const email = uniqueEmail('page-mfa')
+      await registerAccount(app.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
+      const { secret, recoveryCodes } = await enrolTotp(app, (await login(app, email)).access_token)
+      app.clock.advance(60_000)
+      const browser = new PageBrowser(app)
+      const csrf = formToken(await (await browser.get('/login')).text())
+      const step = await browser.post('/login', { csrf, email, password: PASSWORD })
+      const html = await step.clone().text()
+      expect((await check('POST', '/login', step)).status).toBe(200)
+      const ticket = /name="mfa_ticket" value="([^"]+)"/.exec(html)![1]!
+      return { browser, csrf, ticket, secret, recoveryCodes }
+    }
+    const { browser, csrf, ticket, secret } = await atStep(pages)
+    const right = totpCode(pages, secret)
+    const wrongCode = right === '123456' ? '654321' : '123456'
+    const fields = { csrf, mfa_ticket: ticket, totp_code: right }
+    const wrong = await browser.post('/login/mfa', { ...fields, totp_code: wrongCode })
+    expect((await check('POST', '/login/mfa', wrong)).status).toBe(400)
+    await formRefusals(browser, '/login/mfa', fields)
+    expect((await accepted(browser, '/login/mfa', fields)).status).toBe(303)
+    // 429 on the strict app: one wrong code per account and window.
+    const limited = await atStep(strict)
+    const limitedFields = { csrf: limited.csrf, mfa_ticket: limited.ticket, totp_code: wrongCode }
+    await (await limited.browser.post('/login/mfa', limitedFields)).arrayBuffer()
+    const tooMany = await limited.browser.post('/login/mfa', limitedFields)
+    expect((await check('POST', '/login/mfa', tooMany)).status).toBe(429)
   })
 
   it('POST /login/federated and GET /login/complete', async () => {

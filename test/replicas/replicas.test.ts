@@ -175,6 +175,7 @@ for (const dialect of dialects()) {
         '0015_personal_tokens',
         '0017_service_clients',
         '0019_retention',
+        '0020_second_factors',
         '0021_passkeys',
       ])
 

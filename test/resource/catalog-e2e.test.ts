@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { Secret, TOTP } from 'otpauth'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type CatalogProcess, startCatalog } from '../support/catalog.js'
 import { createTestDatabase, type TestDatabase } from '../support/database.js'
@@ -99,6 +100,51 @@ describe('a catalog service verifying Tessera tokens, two real processes', () =>
     expect((await call(`/runs/${run.id}/analysis`, { token, json: {} })).status).toBe(403)
     const fresh = await login(email)
     expect((await call(`/runs/${run.id}/analysis`, { token: fresh, json: {} })).status).toBe(202)
+  })
+
+  it("uploading a run's files needs a session with a second factor (requireMfa)", async () => {
+    const email = uniqueEmail('upload')
+    const registered = await tessera.request('/v1/user/auth/register', {
+      json: { email, password: PASSWORD },
+    })
+    expect(registered.status).toBe(201)
+    const token = await login(email)
+    const run = (await (await call('/runs', { token, json: { name: 'run 2' } })).json()) as {
+      id: string
+    }
+    const refused = await call(`/runs/${run.id}/files`, { token, json: { reads: 'ACGT' } })
+    expect(refused.status).toBe(403)
+    expect(((await refused.json()) as { code: string }).code).toBe('mfa_step_up_required')
+    expect(refused.headers.get('www-authenticate')).toContain('insufficient_user_authentication')
+
+    // Enrolled, signed in through both factors: the token's amr holds `mfa`. Codes from the real
+    // clock: the next step's code is within the window and later than the enrolment's.
+    const code = (offset: number) =>
+      new TOTP({ secret: Secret.fromBase32(secret), digits: 6, period: 30 }).generate({
+        timestamp: Date.now() + offset,
+      })
+    const started = await tessera.request('/v1/user/mfa/totp', { method: 'POST', token })
+    const { secret } = (await started.json()) as { secret: string }
+    const confirmed = await tessera.request('/v1/user/mfa/totp/confirm', {
+      token,
+      json: { code: code(0) },
+    })
+    expect(confirmed.status).toBe(200)
+    const first = await tessera.request('/v1/user/auth/login', {
+      json: { email, password: PASSWORD },
+    })
+    expect(first.status).toBe(401)
+    const { mfa_ticket } = (await first.json()) as { mfa_ticket: string }
+    const second = await tessera.request('/v1/user/auth/mfa', {
+      json: { mfa_ticket, totp_code: code(30_000) },
+    })
+    expect(second.status).toBe(200)
+    const { access_token } = (await second.json()) as { access_token: string }
+    const uploaded = await call(`/runs/${run.id}/files`, {
+      token: access_token,
+      json: { reads: 'ACGT' },
+    })
+    expect(uploaded.status).toBe(201)
   })
 
   it('follows a key rotation and does not let forged kids drive key fetches', async () => {

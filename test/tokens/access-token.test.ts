@@ -157,6 +157,7 @@ for (const dialect of dialects()) {
       const claims = claimsOf(tokens.access_token)
       expect(Object.keys(claims).sort()).toEqual([
         'acct',
+        'amr',
         'aud',
         'email',
         'email_verified',
@@ -173,6 +174,7 @@ for (const dialect of dialects()) {
       expect(claims).toMatchObject({
         iss: ISSUER,
         sub: user.id,
+        amr: ['pwd'],
         aud: AUDIENCE,
         acct: 'regular',
         verified: false,

@@ -240,6 +240,7 @@ describe('auth() middleware in a resource service', () => {
       expect(Object.keys(claims ?? {}).sort()).toEqual(
         [
           'acct',
+          'amr',
           'aud',
           'email',
           'email_verified',

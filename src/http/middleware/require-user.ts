@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono'
 import { TesseraError } from '../../errors.js'
+import { assertMfaPolicyAllows } from '../../mfa/policy.js'
 import { parsePasetoTime } from '../../paseto/time.js'
 import type { LiveRevocations } from '../../revocations/live.js'
 import { isSessionLive } from '../../sessions/sessions.js'
@@ -72,6 +73,8 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   const tessera = c.get('tessera')
   const claims = await accountClaims(c.req.header('authorization'), tessera)
   if (!(await isSessionLive(tessera, claims.sid, claims.sub))) throw sessionEnded()
+  // MFA_REQUIRED_FOR=everyone: a session without a second factor may only enrol one.
+  assertMfaPolicyAllows(tessera.config, claims, c.req.method, c.req.path)
   c.set('claims', claims)
   await next()
 }
@@ -82,7 +85,10 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
  * finds no live session.
  */
 export const requireUserToken: MiddlewareHandler<AppEnv> = async (c, next) => {
-  c.set('claims', await accountClaims(c.req.header('authorization'), c.get('tessera')))
+  const tessera = c.get('tessera')
+  const claims = await accountClaims(c.req.header('authorization'), tessera)
+  assertMfaPolicyAllows(tessera.config, claims, c.req.method, c.req.path)
+  c.set('claims', claims)
   await next()
 }
 

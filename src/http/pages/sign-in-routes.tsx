@@ -22,9 +22,12 @@ import {
   signInPagesWithLoginCode,
   signInPagesWithPasskey,
   signInPagesWithPassword,
+  signInPagesWithSecondFactor,
 } from '../../browser/sign-in.js'
 import { TesseraError } from '../../errors.js'
 import { PROVIDERS } from '../../federation/provider-table.js'
+import { enrolledFactors, factorProof } from '../../mfa/factors.js'
+import { readMfaTicket } from '../../mfa/tickets.js'
 import { passkeySignInOptions } from '../../passkeys/authentication.js'
 import type { Tessera } from '../../tessera.js'
 import { displayNameField, emailField, loginEmailField, passwordField, validate } from '../body.js'
@@ -58,6 +61,7 @@ import {
 } from './page-kit.js'
 import { pageError, renderPage, renderRefusal } from './render.js'
 import { CheckMailPage } from './views/email.js'
+import { MfaStepPage } from './views/mfa.js'
 import { type ProviderButton, RegisterPage, SignInPage } from './views/sign-in.js'
 
 /** How an application names where a sign-in continues (README, "Pages", return_to rules). */
@@ -96,6 +100,14 @@ const PasskeySignInForm = v.object({
   csrf: csrfField,
   challenge: challengeField,
   response: formResponseField(authenticationResponseField),
+})
+
+const MfaForm = v.object({
+  ...requestFields,
+  csrf: csrfField,
+  mfa_ticket: v.pipe(v.string(), v.maxLength(128, 'is too long')),
+  totp_code: v.optional(v.pipe(v.string(), v.maxLength(16, 'is too long'))),
+  recovery_code: v.optional(v.pipe(v.string(), v.maxLength(32, 'is too long'))),
 })
 
 type RequestFields = { [K in keyof typeof requestFields]?: string | undefined }
@@ -173,6 +185,24 @@ function registerPage(
   )
 }
 
+function mfaStepPage(
+  c: Context<AppEnv>,
+  target: SignInTarget,
+  ticket: string,
+  factors: string[],
+  notice: Notice | undefined,
+) {
+  return (
+    <MfaStepPage
+      csrf={signInFormToken(c)}
+      request={signInRequestOf(target)}
+      ticket={ticket}
+      factors={factors}
+      notice={notice}
+    />
+  )
+}
+
 /** `/login?error=<code>` continuing to the same target: how a failed flow comes back. */
 function signInUrl(target: SignInTarget, error: string): string {
   const query = new URLSearchParams({ error })
@@ -229,6 +259,10 @@ export const signInRoutes = new Hono<AppEnv>()
         { deviceToken: deviceToken(c), previousSecret: presentedSessionCookie(c) },
       )
       setDeviceCookie(c, signedIn.deviceCookie)
+      if (signedIn.session instanceof TesseraError) {
+        const mfa = signedIn.session.mfa!
+        return renderPage(c, mfaStepPage(c, target, mfa.mfa_ticket, mfa.factors, undefined))
+      }
       setSessionCookie(c, signedIn.session)
       return seeOther(c, await continueSignIn(t, signedIn.user.id, 'password', target))
     } catch (error) {
@@ -268,6 +302,35 @@ export const signInRoutes = new Hono<AppEnv>()
       if (refusal === undefined) throw error
       const page = signInPage(c, target, { notice: refusalNotice(refusal) })
       return renderRefusal(c, refusal, page)
+    }
+  })
+
+  // The second step of a sign-in with a second factor (README, "Second factors"). A wrong code
+  // shows the step again with the same ticket, until it expires.
+  .post('/login/mfa', ...pagePost, async (c) => {
+    const t = c.get('tessera')
+    const form = await readForm(c, MfaForm)
+    checkSignInToken(c, form.csrf)
+    const target = signInTarget(t.config, requestOf(form))
+    try {
+      const signedIn = await signInPagesWithSecondFactor(
+        t,
+        form.mfa_ticket,
+        factorProof(form),
+        clientContext(c),
+        presentedSessionCookie(c),
+      )
+      setSessionCookie(c, signedIn.session)
+      return seeOther(c, await continueSignIn(t, signedIn.user.id, 'password', target))
+    } catch (error) {
+      if (!(error instanceof TesseraError)) throw error
+      if (['invalid_mfa_ticket', 'invalid_credentials', 'account_disabled'].includes(error.code))
+        return seeOther(c, signInUrl(target, error.code))
+      if (!['invalid_mfa_code', 'rate_limited', 'validation_failed'].includes(error.code))
+        throw error
+      const factors = await enrolledFactors(t.db, (await readMfaTicket(t, form.mfa_ticket)).userId)
+      const page = mfaStepPage(c, target, form.mfa_ticket, factors, refusalNotice(error))
+      return renderRefusal(c, error, page)
     }
   })
 
@@ -315,6 +378,10 @@ export const signInRoutes = new Hono<AppEnv>()
         clientContext(c),
         presentedSessionCookie(c),
       )
+      if (signedIn.session instanceof TesseraError) {
+        const mfa = signedIn.session.mfa!
+        return renderPage(c, mfaStepPage(c, pending.target, mfa.mfa_ticket, mfa.factors, undefined))
+      }
       setSessionCookie(c, signedIn.session)
       return seeOther(c, await continueSignIn(t, signedIn.user.id, 'session', pending.target))
     } catch (error) {

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import * as v from 'valibot'
-import { assertSuperuser, toUserView } from '../../accounts/accounts.js'
+import { toUserView } from '../../accounts/accounts.js'
 import { promoteToSuperuser } from '../../accounts/promotion.js'
 import { changeAccountStatus } from '../../admin/account-status.js'
 import { ACCOUNT_TYPES, setAccountType } from '../../admin/account-type.js'
@@ -12,6 +12,8 @@ import { revokeSessionsOfUser } from '../../admin/revoke-sessions.js'
 import { userDetail } from '../../admin/user-detail.js'
 import { setVerification } from '../../admin/verification.js'
 import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, listAuditEvents } from '../../audit/query.js'
+import { assertSuperuserPowers } from '../../mfa/policy.js'
+import { adminResetSecondFactors } from '../../mfa/reset.js'
 import { formatPasetoTime } from '../../paseto/time.js'
 import { noControlCharacters, readJson, uuidParam, validate } from '../body.js'
 import { clientContext } from '../client.js'
@@ -124,8 +126,10 @@ export const adminRoutes = new Hono<AppEnv>()
   .use(requireUser)
   // Before anything else of the request is looked at, unknown admin paths included: to anyone
   // but a superuser the whole prefix answers 403 alike.
+  // A superuser's powers need a session with a second factor (MFA_REQUIRED_FOR; README, "Second
+  // factors"): `mfa_step_up_required` otherwise.
   .use(async (c, next) => {
-    await assertSuperuser(c.get('tessera').db, c.get('claims').sub)
+    await assertSuperuserPowers(c.get('tessera'), c.get('claims'))
     await next()
   })
   .get('/users', async (c) => {
@@ -234,6 +238,14 @@ export const adminRoutes = new Hono<AppEnv>()
   .delete('/users/:id', async (c) => {
     const userId = uuidParam(c.req.param('id'), 'user')
     await deleteUser(c.get('tessera'), actorOf(c), userId)
+    return c.body(null, 204)
+  })
+  .post('/users/:id/mfa/reset', async (c) => {
+    const userId = uuidParam(c.req.param('id'), 'user')
+    const body = await readJson(c, ReasonBody)
+    const claims = c.get('claims')
+    const actor = { ...actorOf(c), amr: claims.amr }
+    await adminResetSecondFactors(c.get('tessera'), actor, userId, body.reason, clientContext(c))
     return c.body(null, 204)
   })
   .get('/audit', async (c) => {

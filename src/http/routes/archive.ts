@@ -12,6 +12,7 @@ import {
 } from '../body.js'
 import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
 import type { AppEnv } from '../env.js'
+import { problemWithCookies } from '../problem.js'
 
 const ArchiveRegisterBody = v.object({
   email: emailField,
@@ -58,5 +59,6 @@ export const archiveRoutes = new Hono<AppEnv>()
     const body = await readJson(c, ArchiveLoginBody)
     const login = await loginWithPassword(c.get('tessera'), body, clientContext(c), deviceToken(c))
     setDeviceCookie(c, login.deviceCookie)
-    return c.json(login.pair)
+    if ('mfaRequired' in login.outcome) return problemWithCookies(c, login.outcome.mfaRequired)
+    return c.json(login.outcome.pair)
   })

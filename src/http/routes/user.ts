@@ -34,6 +34,7 @@ import { clientContext, deviceToken, setDeviceCookie } from '../client.js'
 import { requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 import { requireUser, requireUserToken, sessionEnded } from '../middleware/require-user.js'
+import { problemWithCookies } from '../problem.js'
 
 const RegisterBody = v.object({
   email: emailField,
@@ -105,7 +106,8 @@ export const userRoutes = new Hono<AppEnv>()
       grant,
     )
     setDeviceCookie(c, login.deviceCookie)
-    return c.json(login.pair)
+    if ('mfaRequired' in login.outcome) return problemWithCookies(c, login.outcome.mfaRequired)
+    return c.json(login.outcome.pair)
   })
 
   .post('/auth/refresh', async (c) => {

@@ -5,6 +5,7 @@ import * as passwordReset from './password-reset.js'
 import * as passwordResetFederated from './password-reset-federated.js'
 import * as passwordResetNotice from './password-reset-notice.js'
 import * as passwordResetUnknown from './password-reset-unknown.js'
+import * as recoveryCodeUsed from './recovery-code-used.js'
 import * as verifyEmail from './verify-email.js'
 
 /** Every mail Tessera sends, by the name a queued row carries (`mail_queue.template`). */
@@ -16,6 +17,7 @@ export const MAIL_TEMPLATES = {
   'verify-email': verifyEmail,
   'email-change-confirm': emailChangeConfirm,
   'email-change-notice': emailChangeNotice,
+  'recovery-code-used': recoveryCodeUsed,
 } satisfies Record<string, MailTemplate>
 
 export type MailTemplateName = keyof typeof MAIL_TEMPLATES
