@@ -100,6 +100,9 @@ async function startOnce(options: StartOptions, port: number): Promise<TesseraPr
     env: childEnv({
       HOST: '127.0.0.1',
       PORT: String(port),
+      // The issuer would follow the random port; the catalogs and verifiers of the tests expect
+      // the one issuer every test app signs with.
+      TESSERA_ISSUER: 'http://localhost:8000',
       DATABASE_URL: options.databaseUrl,
       LOG_LEVEL: 'silent',
       ...testKeyEnv(options.databaseUrl, options.env),
