@@ -63,6 +63,7 @@ function accountCounterKeys(userId: string, normalizedEmail: string): string[] {
     `email_address:${account}`,
     `reset_address:${account}`,
     `password_user:${userId}`,
+    `mfa_user:${userId}`,
   ]
 }
 

@@ -125,7 +125,8 @@ for (const dialect of dialects()) {
         'passkey_used',
         'login_succeeded',
       ])
-      expect(JSON.parse(events[3]!.detail!)).toEqual({ method: 'passkey' })
+      // A passkey with user verification is two factors (README, "Passkeys").
+      expect(JSON.parse(events[3]!.detail!)).toEqual({ method: 'passkey', amr: 'hwk mfa' })
 
       const removed = await app.request(`/v1/user/passkeys/${passkey.id}`, {
         method: 'DELETE',

@@ -46,6 +46,7 @@ const PUBLIC_EXPORTS = [
   'publicKeyId',
   'requireAccountType',
   'requireAuth',
+  'requireMfa',
   'requireScope',
   'requireVerified',
   'verifyAccessToken',
