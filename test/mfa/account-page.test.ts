@@ -183,7 +183,7 @@ for (const dialect of dialects()) {
       expect(await started.text()).toContain('data-totp-secret')
     })
 
-    it('turning off needs a code or a recent sign-in; without either, nothing changes', async () => {
+    it('turning off needs a code or a recent sign-in; without either, no change', async () => {
       const { browser, csrf } = await signedIn()
       const started = await (await browser.post('/account/mfa/totp', { csrf })).text()
       const secret = /data-totp-secret="">([A-Z2-7 ]+)</.exec(started)![1]!.replaceAll(' ', '')
