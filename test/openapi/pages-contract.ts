@@ -95,6 +95,109 @@ export function pagesContract(): void {
     return { browser, email, user, csrf }
   }
 
+  it('the two-step verification forms of the account page', async () => {
+    const start = '/account/mfa/totp'
+    const confirm = '/account/mfa/totp/confirm'
+    const codes = '/account/mfa/recovery-codes'
+    const remove = '/account/mfa/totp/remove'
+    const secretOf = (html: string) =>
+      /data-totp-secret="">([A-Z2-7 ]+)</.exec(html)![1]!.replaceAll(' ', '')
+    const { browser, csrf } = await signedIn()
+    const anonymous = new PageBrowser(pages)
+    for (const path of [start, confirm, codes, remove]) {
+      await formRefusals(browser, path, { csrf, code: '123456' })
+      const away = await anonymous.post(path, { csrf, code: '123456' })
+      expect((await check('POST', path, away)).status).toBe(303)
+      const long = await browser.post(path, {
+        csrf,
+        code: '1'.repeat(17),
+        password: 'x'.repeat(5000),
+      })
+      expect((await check('POST', path, long)).status).toBe(400)
+    }
+    const none = await browser.post(codes, { csrf })
+    expect((await check('POST', codes, none)).status).toBe(400)
+    const started = await browser.post(start, { csrf })
+    const secret = secretOf(await started.clone().text())
+    expect((await check('POST', start, started)).status).toBe(200)
+    const wrong = totpCode(pages, secret) === '123456' ? '654321' : '123456'
+    expect(
+      (await check('POST', confirm, await browser.post(confirm, { csrf, code: wrong }))).status,
+    ).toBe(400)
+    expect((await accepted(browser, confirm, { csrf, code: totpCode(pages, secret) })).status).toBe(
+      200,
+    )
+    expect((await check('POST', start, await browser.post(start, { csrf }))).status).toBe(409)
+    expect((await accepted(browser, codes, { csrf })).status).toBe(200)
+    expect(
+      (await check('POST', remove, await browser.post(remove, { csrf, code: wrong }))).status,
+    ).toBe(400)
+    expect((await accepted(browser, remove, { csrf, code: '' })).status).toBe(303)
+    expect((await check('POST', remove, await browser.post(remove, { csrf }))).status).toBe(400)
+
+    // Not recent: 401 without a password, and with a wrong one; 429 past the password budget or
+    // past the wrong codes' budget (one each on the strict app).
+    const enrolled = async () => {
+      const who = await signedIn(strict)
+      const html = await (await who.browser.post(start, { csrf: who.csrf })).text()
+      const key = secretOf(html)
+      const ok = await who.browser.post(confirm, { csrf: who.csrf, code: totpCode(strict, key) })
+      expect(ok.status).toBe(200)
+      return { ...who, key }
+    }
+    const a = await enrolled()
+    const b = await signedIn(strict)
+    const bStarted = await b.browser.post(start, { csrf: b.csrf })
+    const bKey = secretOf(await bStarted.text())
+    const c = await enrolled()
+    strict.clock.advance(301_000)
+    const bad = { password: 'not-the-password' }
+    expect(
+      (
+        await check(
+          'POST',
+          confirm,
+          await b.browser.post(confirm, { csrf: b.csrf, code: totpCode(strict, bKey) }),
+        )
+      ).status,
+    ).toBe(401)
+    expect((await check('POST', start, await b.browser.post(start, { csrf: b.csrf }))).status).toBe(
+      401,
+    )
+    expect(
+      (await check('POST', start, await b.browser.post(start, { csrf: b.csrf, ...bad }))).status,
+    ).toBe(401)
+    expect(
+      (await check('POST', start, await b.browser.post(start, { csrf: b.csrf, ...bad }))).status,
+    ).toBe(429)
+    expect((await check('POST', codes, await a.browser.post(codes, { csrf: a.csrf }))).status).toBe(
+      401,
+    )
+    expect(
+      (await check('POST', codes, await a.browser.post(codes, { csrf: a.csrf, ...bad }))).status,
+    ).toBe(401)
+    expect(
+      (await check('POST', codes, await a.browser.post(codes, { csrf: a.csrf, ...bad }))).status,
+    ).toBe(429)
+    expect(
+      (await check('POST', remove, await c.browser.post(remove, { csrf: c.csrf }))).status,
+    ).toBe(401)
+    const cWrong = totpCode(strict, c.key) === '123456' ? '654321' : '123456'
+    await c.browser.post(remove, { csrf: c.csrf, code: cWrong })
+    expect(
+      (await check('POST', remove, await c.browser.post(remove, { csrf: c.csrf, code: cWrong })))
+        .status,
+    ).toBe(429)
+    const d = await signedIn(strict)
+    const dKey = secretOf(await (await d.browser.post(start, { csrf: d.csrf })).text())
+    const dWrong = totpCode(strict, dKey) === '123456' ? '654321' : '123456'
+    await d.browser.post(confirm, { csrf: d.csrf, code: dWrong })
+    expect(
+      (await check('POST', confirm, await d.browser.post(confirm, { csrf: d.csrf, code: dWrong })))
+        .status,
+    ).toBe(429)
+  })
+
   it('the passkey forms of the sign-in and account pages', async () => {
     const authenticator = new SoftwareAuthenticator(TESSERA_TEST_ISSUER)
     const { browser, csrf, email } = await signedIn()

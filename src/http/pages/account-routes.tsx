@@ -1,4 +1,5 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
+import QRCode from 'qrcode'
 import * as v from 'valibot'
 import { listIdentities, updateDisplayName } from '../../accounts/accounts.js'
 import { pendingEmailChange } from '../../accounts/email-change.js'
@@ -9,6 +10,13 @@ import { sessionFormToken } from '../../browser/csrf.js'
 import { TesseraError } from '../../errors.js'
 import { beginFlow, unlinkIdentity } from '../../federation/flow.js'
 import { canLogInWith, isProviderName, PROVIDERS } from '../../federation/provider-table.js'
+import {
+  beginTotpEnrolment,
+  finishTotpEnrolment,
+  mfaStatus,
+  newRecoveryCodes,
+  removeTotp,
+} from '../../mfa/manage.js'
 import { listPasskeys } from '../../passkeys/passkeys.js'
 import { registerPasskey, registrationOptions } from '../../passkeys/registration.js'
 import { removePasskey } from '../../passkeys/removal.js'
@@ -41,8 +49,14 @@ import {
   withBrowserSession,
 } from './page-kit.js'
 import { pageError, renderPage, renderRefusal } from './render.js'
-import { AccountPage, type AccountView, ReauthenticatePage } from './views/account.js'
+import {
+  type AccountForm,
+  AccountPage,
+  type AccountView,
+  ReauthenticatePage,
+} from './views/account.js'
 import type { ProviderButton } from './views/sign-in.js'
+import { RecoveryCodesPage, TotpSetupPage } from './views/two-step.js'
 
 const ProfileForm = v.object({ csrf: csrfField, display_name: v.optional(displayNameField) })
 const PasswordForm = v.object({
@@ -75,6 +89,14 @@ const PasskeyRemoveForm = v.object({
   passkey: v.pipe(v.string(), v.maxLength(64, 'is too long')),
   password: stepUpPassword,
 })
+const MfaStepUpForm = v.object({ csrf: csrfField, password: stepUpPassword })
+const totpCodeField = v.pipe(v.string(), v.maxLength(16, 'is too long'))
+const TotpConfirmForm = v.object({ csrf: csrfField, code: totpCodeField })
+const TotpRemoveForm = v.object({
+  csrf: csrfField,
+  code: v.optional(totpCodeField),
+  password: stepUpPassword,
+})
 const AccountQuery = v.object({
   done: queryKey,
   error: queryKey,
@@ -83,6 +105,16 @@ const AccountQuery = v.object({
 })
 
 type Action = 'link' | 'unlink'
+
+/** The refusals the two-step verification forms are shown again for (README, "Second factors"). */
+const MFA_REFUSALS: TesseraError['code'][] = [
+  'reauthentication_required',
+  'invalid_credentials',
+  'invalid_mfa_code',
+  'mfa_already_enrolled',
+  'mfa_not_enrolled',
+  'rate_limited',
+]
 
 /** The refusals the passkey forms are shown again for (README, "Passkeys"). */
 const PASSKEY_REFUSALS: TesseraError['code'][] = [
@@ -159,6 +191,12 @@ async function accountView(
   const passkeys = await listPasskeys(t.db, user.id)
   const authenticatedAt = (await sessionAuthenticatedAt(t, id)) ?? 0
   const recent = t.clock() - authenticatedAt <= t.config.reauthMaxAge * 1000
+  const mfa = await mfaStatus(t, user.id)
+  const totp = await t.db
+    .selectFrom('totp_credentials')
+    .select('confirmed_at')
+    .where('user_id', '=', user.id)
+    .executeTakeFirst()
   return {
     csrf: sessionFormToken(session(c).secret),
     user: {
@@ -189,6 +227,11 @@ async function accountView(
       synced: p.device_type === 'multiDevice',
     })),
     passkeyStepUp: recent ? undefined : user.password_hash !== null ? 'password' : 'sign-in-again',
+    mfa: {
+      totp: mfa.totp,
+      since: totp?.confirmed_at == null ? undefined : formatWhen(totp.confirmed_at),
+      recoveryCodesLeft: mfa.recovery_codes_left,
+    },
     sessions: sessions.map((s) => ({
       id: s.id,
       device: describeDevice(s.user_agent),
@@ -202,11 +245,7 @@ async function accountView(
 }
 
 /** The account page again, showing why a form was refused, with the refusal's status. */
-async function refuseOnAccountPage(
-  c: Context<AppEnv>,
-  error: TesseraError,
-  form?: 'profile' | 'password' | 'passkeys',
-) {
+async function refuseOnAccountPage(c: Context<AppEnv>, error: TesseraError, form?: AccountForm) {
   const notice = refusalNotice(error)
   const view = await accountView(
     c,
@@ -285,6 +324,27 @@ async function linkOrUnlink(c: Context<AppEnv>, action: Action, provider: string
     return reauthenticatePage(c, action, provider)
   }
   return action === 'link' ? startLink(c, provider) : unlink(c, provider)
+}
+
+/** A password the form asked for (the session's authentication is not recent) re-proves it. */
+async function stepUpIfGiven(c: Context<AppEnv>, password: string | undefined): Promise<void> {
+  if (password === undefined || password === '') return
+  const refusal = await passwordStepUp(c, password)
+  if (refusal !== undefined) throw refusal
+}
+
+/** The ten recovery codes, this once; never cached (the pages' `no-store`). */
+function recoveryCodesPage(c: Context<AppEnv>, codes: string[], reason: 'enrolled' | 'replaced') {
+  const { user } = session(c)
+  return renderPage(
+    c,
+    <RecoveryCodesPage
+      csrf={sessionFormToken(session(c).secret)}
+      name={user.display_name ?? user.email}
+      codes={codes}
+      reason={reason}
+    />,
+  )
 }
 
 /** `/account` and its forms (README, "Pages"). Every change answers 303 back to the page. */
@@ -434,6 +494,95 @@ export const accountRoutes = new Hono<AppEnv>()
       return refuseOnAccountPage(c, refusal, 'passkeys')
     }
     return seeOther(c, '/account?done=passkey_removed#passkeys')
+  })
+
+  // Two-step verification (README, "Second factors"): pages and forms, no script. A password
+  // given re-proves the account first, as the passkey forms do.
+  .post('/account/mfa/totp', ...pagePost, async (c) => {
+    const form = await readForm(c, MfaStepUpForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    let enrolment: Awaited<ReturnType<typeof beginTotpEnrolment>>
+    try {
+      await stepUpIfGiven(c, form.password)
+      enrolment = await beginTotpEnrolment(c.get('tessera'), { sub: user.id, sid: id })
+    } catch (error) {
+      const refusal = refusalOf(error, MFA_REFUSALS)
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal, 'mfa')
+    }
+    // The SVG holds nothing but the otpauth URI, whose label otpauth escapes.
+    const qrSvg = await QRCode.toString(enrolment.otpauth_uri, { type: 'svg', margin: 2 })
+    return renderPage(
+      c,
+      <TotpSetupPage
+        csrf={sessionFormToken(session(c).secret)}
+        name={user.display_name ?? user.email}
+        enrolment={{ secret: enrolment.secret, qrSvg }}
+      />,
+    )
+  })
+
+  .post('/account/mfa/totp/confirm', ...pagePost, async (c) => {
+    const form = await readForm(c, TotpConfirmForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    let codes: string[]
+    try {
+      codes = await finishTotpEnrolment(
+        c.get('tessera'),
+        { sub: user.id, sid: id },
+        form.code,
+        clientContext(c),
+      )
+    } catch (error) {
+      const refusal = refusalOf(error, MFA_REFUSALS)
+      if (refusal === undefined) throw error
+      if (refusal.code !== 'invalid_mfa_code' && refusal.code !== 'rate_limited')
+        return refuseOnAccountPage(c, refusal, 'mfa')
+      // The enrolment stays pending: the same code form again, with the reason.
+      const page = (
+        <TotpSetupPage
+          csrf={sessionFormToken(session(c).secret)}
+          name={user.display_name ?? user.email}
+          notice={refusalNotice(refusal)}
+        />
+      )
+      return renderRefusal(c, refusal, page)
+    }
+    return recoveryCodesPage(c, codes, 'enrolled')
+  })
+
+  .post('/account/mfa/recovery-codes', ...pagePost, async (c) => {
+    const form = await readForm(c, MfaStepUpForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    let codes: string[]
+    try {
+      await stepUpIfGiven(c, form.password)
+      codes = await newRecoveryCodes(c.get('tessera'), { sub: user.id, sid: id }, clientContext(c))
+    } catch (error) {
+      const refusal = refusalOf(error, MFA_REFUSALS)
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal, 'mfa')
+    }
+    return recoveryCodesPage(c, codes, 'replaced')
+  })
+
+  .post('/account/mfa/totp/remove', ...pagePost, async (c) => {
+    const form = await readForm(c, TotpRemoveForm)
+    checkSessionToken(session(c), form.csrf)
+    const { user, id } = session(c)
+    const code = form.code?.trim() === '' ? undefined : form.code
+    try {
+      await stepUpIfGiven(c, form.password)
+      await removeTotp(c.get('tessera'), { sub: user.id, sid: id }, code, clientContext(c))
+    } catch (error) {
+      const refusal = refusalOf(error, MFA_REFUSALS)
+      if (refusal === undefined) throw error
+      return refuseOnAccountPage(c, refusal, 'mfa')
+    }
+    return seeOther(c, '/account?done=totp_removed#mfa')
   })
 
   .onError(pageError)

@@ -39,6 +39,9 @@ export const DONE_MESSAGES = {
   password_reset: 'Your password is set. Every session has been signed out: sign in with it.',
   passkey_added: 'The passkey is added: you can sign in with it.',
   passkey_removed: 'The passkey is removed: it no longer signs in to your account.',
+  totp_removed:
+    'Two-step verification is off: signing in no longer asks for a code, and the recovery ' +
+    'codes no longer work.',
 } as const
 
 export type DoneKey = keyof typeof DONE_MESSAGES

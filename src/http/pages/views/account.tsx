@@ -5,6 +5,8 @@ import { CsrfField, EmailField, Layout, NoticeBox, PasswordField } from './layou
 import type { ProviderButton } from './sign-in.js'
 import { StepUpPage } from './step-up.js'
 
+export type AccountForm = 'profile' | 'password' | 'passkeys' | 'mfa'
+
 export interface AccountView {
   csrf: string
   user: {
@@ -38,9 +40,18 @@ export interface AccountView {
    * none, undefined when the session is recent.
    */
   passkeyStepUp: 'password' | 'sign-in-again' | undefined
+  /**
+   * README, "Second factors": TOTP's state, since when it is on, the unused recovery codes. Its
+   * forms ask for a recent authentication the way the passkey forms do (`passkeyStepUp`).
+   */
+  mfa: {
+    totp: 'none' | 'pending' | 'enrolled'
+    since: string | undefined
+    recoveryCodesLeft: number
+  }
   notice?: Notice | undefined
   /** A refused form's reason, shown at that form. */
-  formNotice?: { form: 'profile' | 'password' | 'passkeys'; notice: Notice } | undefined
+  formNotice?: { form: AccountForm; notice: Notice } | undefined
   /** After signing in again: the change that asked for it, to confirm with one button. */
   pending?: { action: 'link' | 'unlink'; provider: ProviderButton } | undefined
 }
@@ -74,7 +85,7 @@ const ACCOUNT_TYPES: Record<string, string> = {
 
 export const AccountPage: FC<AccountView> = (view) => {
   const name = view.user.displayName ?? view.user.email
-  const formNotice = (form: 'profile' | 'password' | 'passkeys') =>
+  const formNotice = (form: AccountForm) =>
     view.formNotice?.form === form ? view.formNotice.notice : undefined
   return (
     <Layout title="Your account" signedIn={{ name, csrf: view.csrf }} script>
@@ -212,6 +223,8 @@ export const AccountPage: FC<AccountView> = (view) => {
 
       <Passkeys view={view} notice={formNotice('passkeys')} />
 
+      <TwoStep view={view} notice={formNotice('mfa')} />
+
       <h2 id="sessions">Sessions</h2>
       <p>Where your account is signed in. Sign out any you do not recognise.</p>
       <ul class="items">
@@ -343,6 +356,73 @@ const Passkeys: FC<{ view: AccountView; notice: Notice | undefined }> = ({ view,
         </div>
       </form>
     </section>
+  </>
+)
+
+/**
+ * Two-step verification (README, "Second factors"): set up TOTP, make new recovery codes, turn
+ * it off (with a current code, or a recent authentication). No script: forms and pages.
+ */
+const TwoStep: FC<{ view: AccountView; notice: Notice | undefined }> = ({ view, notice }) => (
+  <>
+    <h2 id="mfa">Two-step verification</h2>
+    <NoticeBox notice={notice} />
+    {view.mfa.totp === 'enrolled' ? (
+      <>
+        <p data-mfa-state="on">
+          {`On since ${view.mfa.since ?? 'unknown'}: signing in asks for a code from your ` +
+            `authenticator app. Recovery codes left: ${view.mfa.recoveryCodesLeft}.`}
+        </p>
+        {view.passkeyStepUp === 'sign-in-again' && (
+          <p>To make new recovery codes, sign out and sign in again first.</p>
+        )}
+        <form method="post" action="/account/mfa/recovery-codes">
+          <CsrfField token={view.csrf} />
+          <StepUpPassword view={view} id="mfa_codes_password" />
+          <div class="actions">
+            <button type="submit" class="secondary">
+              New recovery codes
+            </button>
+          </div>
+        </form>
+        <form method="post" action="/account/mfa/totp/remove">
+          <CsrfField token={view.csrf} />
+          <label for="mfa_off_code">
+            Current code from your app (not needed just after signing in)
+          </label>
+          <input
+            type="text"
+            id="mfa_off_code"
+            name="code"
+            autocomplete="one-time-code"
+            inputmode="numeric"
+            maxlength={16}
+          />
+          <StepUpPassword view={view} id="mfa_off_password" />
+          <div class="actions">
+            <button type="submit" class="danger">
+              Turn off two-step verification
+            </button>
+          </div>
+        </form>
+      </>
+    ) : (
+      <>
+        <p data-mfa-state="off">
+          Off. With it on, signing in also asks for a code from an authenticator app on your phone.
+        </p>
+        {view.passkeyStepUp === 'sign-in-again' && (
+          <p>To set it up, sign out and sign in again first.</p>
+        )}
+        <form method="post" action="/account/mfa/totp">
+          <CsrfField token={view.csrf} />
+          <StepUpPassword view={view} id="mfa_password" />
+          <div class="actions">
+            <button type="submit">Set up an authenticator app</button>
+          </div>
+        </form>
+      </>
+    )}
   </>
 )
 
