@@ -127,7 +127,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('options: a bad ticket is invalid_mfa_ticket; no passkey is factor_not_enrolled', async () => {
+    it('options: a bad ticket is invalid_mfa_ticket; no passkey, factor_not_enrolled', async () => {
       const bad = await app.request('/v1/user/auth/mfa/webauthn-options', {
         json: { mfa_ticket: `tessera_mt_${'A'.repeat(43)}` },
       })
@@ -144,7 +144,7 @@ for (const dialect of dialects()) {
       expect(unauthenticated.status).toBe(401)
     })
 
-    it('options count against the MFA budget; a verified assertion gives the point back', async () => {
+    it('options cost a point of the MFA budget; a verified assertion refunds it', async () => {
       const { user, authenticator } = await withPasskey()
       const { mfa_ticket } = await mfaTicketOf(await passwordLogin(user.email))
       // Budget 3: one completed attempt gives its point back, two abandoned ones keep theirs.
@@ -164,7 +164,7 @@ for (const dialect of dialects()) {
       )
     })
 
-    it('the proof is checked for shape: a webauthn field without a challenge is refused', async () => {
+    it('the proof is checked for shape: webauthn without a challenge is refused', async () => {
       const { user } = await withPasskey()
       const { mfa_ticket } = await mfaTicketOf(await passwordLogin(user.email))
       const res = await app.request('/v1/user/auth/mfa', {

@@ -90,6 +90,7 @@ const PAGE_ROUTES: [string, string, string?][] = [
   ['GET', '/login'],
   ['POST', '/login'],
   ['POST', '/login/mfa'],
+  ['POST', '/login/mfa/passkey/options'],
   ['POST', '/login/federated'],
   ['GET', '/login/complete?state=x&code=y', '/login/complete'],
   ['GET', '/register'],
