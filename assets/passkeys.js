@@ -44,8 +44,14 @@
       form.dataset.passkey === 'register'
         ? await webauthn.startRegistration({ optionsJSON })
         : await webauthn.startAuthentication({ optionsJSON })
-    form.elements.namedItem('challenge').value = begun.challenge
-    form.elements.namedItem('response').value = JSON.stringify(response)
+    // The MFA step takes both in one `webauthn` field; the other forms in two.
+    const proof = form.elements.namedItem('webauthn')
+    if (proof !== null) {
+      proof.value = JSON.stringify({ challenge: begun.challenge, response })
+    } else {
+      form.elements.namedItem('challenge').value = begun.challenge
+      form.elements.namedItem('response').value = JSON.stringify(response)
+    }
     // A password given for the step-up went with the options already.
     const password = form.elements.namedItem('password')
     if (password !== null) password.value = ''

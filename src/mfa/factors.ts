@@ -1,6 +1,13 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import type { Kysely } from 'kysely'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
+import {
+  type AuthenticationOptions,
+  authenticationOptionsForUser,
+  verifyPasskeyForUser,
+} from '../passkeys/authentication.js'
+import { hasPasskeys, type PasskeyDeps } from '../passkeys/passkeys.js'
 import type { AuthenticationMethod } from '../sessions/amr.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { hasRecoveryCodes, type RecoveryCodeDeps, spendRecoveryCode } from './recovery-codes.js'
@@ -8,7 +15,7 @@ import { hasTotp, spendTotpCode, type TotpDeps } from './totp.js'
 
 /**
  * The second factors there are (README, "Second factors"), as `factors` of the `mfa_required`
- * problem names them. `webauthn` (passkeys) is checked by src/passkeys once wired in.
+ * problem names them. `webauthn` (a passkey) is checked by src/passkeys.
  */
 export type SecondFactor = 'totp' | 'recovery_code' | 'webauthn'
 
@@ -16,14 +23,23 @@ export type SecondFactor = 'totp' | 'recovery_code' | 'webauthn'
 export type FactorProof =
   | { kind: 'totp'; code: string }
   | { kind: 'recovery_code'; code: string }
-  | { kind: 'webauthn'; assertion: unknown }
+  | { kind: 'webauthn'; assertion: PasskeyAssertion }
 
-export type FactorDeps = TotpDeps & RecoveryCodeDeps
+/**
+ * A passkey's answer in the MFA step: the handle of the challenge the step's options made
+ * (`mfaPasskeyOptions`) and the authenticator's assertion.
+ */
+export interface PasskeyAssertion {
+  challenge: string
+  response: AuthenticationResponseJSON
+}
+
+export type FactorDeps = TotpDeps & RecoveryCodeDeps & PasskeyDeps
 
 /**
  * The second factors a user can present now: the one answer every check of "has this account a
  * second factor" uses (the login step, the policy, the pages). A pending TOTP enrolment is none;
- * recovery codes count while one is unused.
+ * recovery codes count while one is unused; a passkey counts as `webauthn`.
  */
 export async function enrolledFactors(
   db: Kysely<Database>,
@@ -32,14 +48,16 @@ export async function enrolledFactors(
   const factors: SecondFactor[] = []
   if (await hasTotp(db, userId)) factors.push('totp')
   if (await hasRecoveryCodes(db, userId)) factors.push('recovery_code')
+  if (await hasPasskeys(db, userId)) factors.push('webauthn')
   return factors
 }
 
 /**
- * Checks and spends one second factor of `user` (a TOTP step, a recovery code), and returns the
- * RFC 8176 method it adds to the session's `amr`. The one dispatch on the factor's kind: a new
+ * Checks and spends one second factor of `user` (a TOTP step, a recovery code, a passkey's
+ * assertion), and returns the RFC 8176 method it adds to the session's `amr`: each factor names
+ * its own (`otp`; a passkey's `hwk` or `swk`). The one dispatch on the factor's kind: a new
  * factor is one more case here. Throws `factor_not_enrolled` for a factor the user has not,
- * `invalid_mfa_code` for a wrong one.
+ * `invalid_mfa_code` for a wrong code, `passkey_invalid` or `challenge_expired` for a passkey.
  */
 export async function checkSecondFactor(
   t: FactorDeps,
@@ -54,9 +72,17 @@ export async function checkSecondFactor(
     case 'recovery_code':
       await spendRecoveryCode(t, user, proof.code, client)
       return 'otp'
-    case 'webauthn':
-      // Passkeys (src/passkeys) plug in here: verify the assertion, answer `hwk` or `swk`.
-      throw new TesseraError('factor_not_enrolled', 'Passkeys are not available as a factor yet')
+    case 'webauthn': {
+      // The challenge was made for this user only (`mfaPasskeyOptions`), which consumed a point
+      // of the MFA budget; a verified assertion gives it back, as a right code does.
+      const verified = await verifyPasskeyForUser(
+        t,
+        { userId: user.id, ...proof.assertion },
+        client,
+      )
+      await t.limits.mfaPerUser.refund(user.id)
+      return verified.amr[0]
+    }
   }
 }
 
@@ -67,7 +93,7 @@ export async function checkSecondFactor(
 export function factorProof(body: {
   totp_code?: string | undefined
   recovery_code?: string | undefined
-  webauthn?: unknown
+  webauthn?: PasskeyAssertion | undefined
 }): FactorProof {
   const given = [body.totp_code, body.recovery_code, body.webauthn].filter((v) => v !== undefined)
   if (given.length !== 1) {
@@ -78,5 +104,24 @@ export function factorProof(body: {
   }
   if (body.totp_code !== undefined) return { kind: 'totp', code: body.totp_code }
   if (body.recovery_code !== undefined) return { kind: 'recovery_code', code: body.recovery_code }
-  return { kind: 'webauthn', assertion: body.webauthn }
+  // One of the three was given (above), and it is neither of the others.
+  return { kind: 'webauthn', assertion: body.webauthn as PasskeyAssertion }
+}
+
+/**
+ * Options for a passkey as the second factor of `userId` (README, "Second factors"): a
+ * challenge bound to that account and its passkeys (`authenticationOptionsForUser`). Each costs
+ * a point of the user's MFA budget, as a wrong code does, since each writes a row; the verified
+ * assertion refunds it, so only failed or abandoned attempts count. `factor_not_enrolled` for an
+ * account without a passkey.
+ */
+export async function mfaPasskeyOptions(
+  t: FactorDeps,
+  userId: string,
+): Promise<AuthenticationOptions> {
+  if (!(await hasPasskeys(t.db, userId))) {
+    throw new TesseraError('factor_not_enrolled', 'This account has no passkey')
+  }
+  await t.limits.mfaPerUser.consume(userId)
+  return authenticationOptionsForUser(t, userId)
 }

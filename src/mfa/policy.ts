@@ -56,6 +56,6 @@ export function assertMfaPolicyAllows(
 const MFA_ENROLMENT_ROUTES: ReadonlyArray<{ method: string; path: RegExp }> = [
   { method: 'GET', path: /^\/v1\/user\/me$/ },
   { method: 'GET', path: /^\/v1\/user\/mfa$/ },
-  { method: 'POST', path: /^\/v1\/user\/mfa\/(totp|totp\/confirm|step-up)$/ },
+  { method: 'POST', path: /^\/v1\/user\/mfa\/(totp|totp\/confirm|step-up(\/webauthn-options)?)$/ },
   { method: 'POST', path: /^\/v1\/user\/auth\/(reauthenticate|logout-all)$/ },
 ]

@@ -179,6 +179,15 @@ for (const dialect of dialects()) {
       expect((await everyone.request('/v1/user/me', { token: tokens.access_token })).status).toBe(
         200,
       )
+      // Stepping up with a passkey needs its options: not refused by the policy (no passkey here).
+      await expectProblem(
+        await everyone.request('/v1/user/mfa/step-up/webauthn-options', {
+          method: 'POST',
+          token: tokens.access_token,
+        }),
+        400,
+        'factor_not_enrolled',
+      )
       const { secret } = await enrolTotp(everyone, tokens.access_token)
       const pair = await loginWithTotp(everyone, email, secret)
       expect(

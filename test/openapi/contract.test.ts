@@ -90,6 +90,7 @@ const PAGE_ROUTES: [string, string, string?][] = [
   ['GET', '/login'],
   ['POST', '/login'],
   ['POST', '/login/mfa'],
+  ['POST', '/login/mfa/passkey/options'],
   ['POST', '/login/federated'],
   ['GET', '/login/complete?state=x&code=y', '/login/complete'],
   ['GET', '/register'],
@@ -1459,6 +1460,145 @@ describe('live responses match openapi.yaml', () => {
       expect((await call(strict, 'DELETE', totpPath, badRemove)).status).toBe(429)
     })
 
+    it('a passkey as second factor: the webauthn-options routes, webauthn proofs', async () => {
+      const passkeyUser = async (target: TestApp) => {
+        // `strict` registers one account per address: its accounts are made directly.
+        const user =
+          target === app
+            ? await newUser()
+            : await (async () => {
+                const address = uniqueEmail('mfa-passkey-limited')
+                await registerAccount(
+                  target.server.tessera,
+                  { email: address, password: PASSWORD },
+                  NO_CLIENT,
+                )
+                const loggedIn = await send(target, 'POST', '/v1/user/auth/login', {
+                  json: { email: address, password: PASSWORD },
+                })
+                return { email: address, tokens: loggedIn.body as TokenPairBody }
+              })()
+        const authenticator = new SoftwareAuthenticator('http://localhost:8000')
+        const token = user.tokens.access_token
+        const reg = (
+          await call(target, 'POST', '/v1/user/passkeys/registration-options', { token })
+        ).body as { options: never; challenge: string }
+        const added = await target.request('/v1/user/passkeys', {
+          token,
+          json: {
+            name: 'Key',
+            challenge: reg.challenge,
+            response: authenticator.register(reg.options),
+          },
+        })
+        expect(added.status).toBe(201)
+        return { email: user.email, token, authenticator }
+      }
+      type Begun = { options: never; challenge: string }
+      const optionsPath = '/v1/user/auth/mfa/webauthn-options'
+      const { email, token, authenticator } = await passkeyUser(app)
+      const first = await call(app, 'POST', '/v1/user/auth/login', {
+        json: { email, password: PASSWORD },
+      })
+      const mfa_ticket = (first.body as { mfa_ticket: string }).mfa_ticket
+      const begun = await send(app, 'POST', optionsPath, { json: { mfa_ticket } })
+      expect(begun.status).toBe(200)
+      const options = begun.body as Begun
+      const bad = await call(app, 'POST', optionsPath, {
+        json: { mfa_ticket: `tessera_mt_${'A'.repeat(43)}` },
+      })
+      expect([bad.status, problemCode(bad.body)]).toEqual([400, 'invalid_mfa_ticket'])
+      await bodyErrors('POST', optionsPath)
+      // POST /v1/user/auth/mfa with `webauthn`: another passkey is refused, the right one opens.
+      const foreign = await call(app, 'POST', '/v1/user/auth/mfa', {
+        json: {
+          mfa_ticket,
+          webauthn: {
+            challenge: options.challenge,
+            response: new SoftwareAuthenticator('http://localhost:8000').assert(options.options),
+          },
+        },
+      })
+      expect([foreign.status, problemCode(foreign.body)]).toEqual([401, 'passkey_invalid'])
+      const again = (await send(app, 'POST', optionsPath, { json: { mfa_ticket } })).body as Begun
+      const opened = await send(app, 'POST', '/v1/user/auth/mfa', {
+        json: {
+          mfa_ticket,
+          webauthn: { challenge: again.challenge, response: authenticator.assert(again.options) },
+        },
+      })
+      expect(opened.status).toBe(200)
+      const spent = await call(app, 'POST', '/v1/user/auth/mfa', {
+        json: {
+          mfa_ticket: (
+            (
+              await call(app, 'POST', '/v1/user/auth/login', {
+                json: { email, password: PASSWORD },
+              })
+            ).body as { mfa_ticket: string }
+          ).mfa_ticket,
+          webauthn: { challenge: again.challenge, response: authenticator.assert(again.options) },
+        },
+      })
+      expect([spent.status, problemCode(spent.body)]).toEqual([400, 'challenge_expired'])
+
+      // POST /v1/user/mfa/step-up/webauthn-options and a passkey step-up.
+      const stepOptionsPath = '/v1/user/mfa/step-up/webauthn-options'
+      const stepBegun = await call(app, 'POST', stepOptionsPath, { token })
+      expect(stepBegun.status).toBe(200)
+      const stepOptions = stepBegun.body as Begun
+      const refused = await call(app, 'POST', '/v1/user/mfa/step-up', {
+        token,
+        json: {
+          webauthn: {
+            challenge: stepOptions.challenge,
+            response: new SoftwareAuthenticator('http://localhost:8000').assert(
+              stepOptions.options,
+            ),
+          },
+        },
+      })
+      expect([refused.status, problemCode(refused.body)]).toEqual([401, 'passkey_invalid'])
+      const retry = (await call(app, 'POST', stepOptionsPath, { token })).body as Begun
+      const raised = await send(app, 'POST', '/v1/user/mfa/step-up', {
+        token,
+        json: {
+          webauthn: { challenge: retry.challenge, response: authenticator.assert(retry.options) },
+        },
+      })
+      expect(raised.status).toBe(200)
+      const none = await newUser()
+      const notEnrolled = await call(app, 'POST', stepOptionsPath, {
+        token: none.tokens.access_token,
+      })
+      expect([notEnrolled.status, problemCode(notEnrolled.body)]).toEqual([
+        400,
+        'factor_not_enrolled',
+      ])
+      expect((await call(app, 'POST', stepOptionsPath)).status).toBe(401)
+      const tooLarge = await call(app, 'POST', stepOptionsPath, {
+        token,
+        body: OVERSIZED,
+        headers: { 'content-type': 'application/json' },
+      })
+      expect(tooLarge.status).toBe(413)
+
+      // 429s: RATE_LIMIT_MFA_PER_ACCOUNT=1 on `strict`: an abandoned options request spends it.
+      const limited = await passkeyUser(strict)
+      const limitedTicket = (
+        (
+          await call(strict, 'POST', '/v1/user/auth/login', {
+            json: { email: limited.email, password: PASSWORD },
+          })
+        ).body as { mfa_ticket: string }
+      ).mfa_ticket
+      const limitedBody = { json: { mfa_ticket: limitedTicket } }
+      expect((await call(strict, 'POST', optionsPath, limitedBody)).status).toBe(200)
+      expect((await call(strict, 'POST', optionsPath, limitedBody)).status).toBe(429)
+      const over = await call(strict, 'POST', stepOptionsPath, { token: limited.token })
+      expect(over.status).toBe(429)
+    })
+
     it('POST /v1/user/auth/mfa 429 and POST /v1/admin/users/{id}/mfa/reset', async () => {
       const template = '/v1/admin/users/{id}/mfa/reset'
       const strictEmail = uniqueEmail('mfa-login-limited')
@@ -2511,6 +2651,12 @@ describe('live responses match openapi.yaml', () => {
         ['POST', '/v1/user/mfa/totp/confirm', { ...bearer, json: { code: '123456' } }],
         ['POST', '/v1/user/mfa/recovery-codes', bearer],
         ['POST', '/v1/user/mfa/step-up', { ...bearer, json: { totp_code: '123456' } }],
+        [
+          'POST',
+          '/v1/user/auth/mfa/webauthn-options',
+          { json: { mfa_ticket: `tessera_mt_${'A'.repeat(43)}` } },
+        ],
+        ['POST', '/v1/user/mfa/step-up/webauthn-options', bearer],
         [
           'POST',
           `/v1/admin/users/${id}/mfa/reset`,

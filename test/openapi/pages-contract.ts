@@ -201,6 +201,8 @@ export function pagesContract(): void {
   it('the passkey forms of the sign-in and account pages', async () => {
     const authenticator = new SoftwareAuthenticator(TESSERA_TEST_ISSUER)
     const { browser, csrf, email } = await signedIn()
+    // Once the passkey is added, a password login needs it as a second factor.
+    const apiToken = (await login(pages, email)).access_token
     const optionsAt = async (who: PageBrowser, path: string, fields: Record<string, string>) => {
       await checkRequestBody('POST', path, FORM, fields)
       const res = await who.post(path, fields, { headers: { accept: '*/*' } })
@@ -262,7 +264,7 @@ export function pagesContract(): void {
 
     // Removal; 404 for one removed meanwhile, 400 for a malformed field.
     const { passkeys } = (await (
-      await pages.request('/v1/user/passkeys', { token: (await login(pages, email)).access_token })
+      await pages.request('/v1/user/passkeys', { token: apiToken })
     ).json()) as { passkeys: { id: string }[] }
     const remove = { csrf, passkey: passkeys[0]!.id }
     await formRefusals(browser, '/account/passkeys/remove', remove)
@@ -513,6 +515,73 @@ export function pagesContract(): void {
     await (await limited.browser.post('/login/mfa', limitedFields)).arrayBuffer()
     const tooMany = await limited.browser.post('/login/mfa', limitedFields)
     expect((await check('POST', '/login/mfa', tooMany)).status).toBe(429)
+  })
+
+  it('POST /login/mfa/passkey/options, and a passkey at POST /login/mfa', async () => {
+    /** An account with only a passkey, its password step done in a fresh browser. */
+    async function atStep(app: TestApp) {
+      const email = uniqueEmail('page-mfa-passkey')
+      await registerAccount(app.server.tessera, { email, password: PASSWORD }, NO_CLIENT)
+      const token = (await login(app, email)).access_token
+      const authenticator = new SoftwareAuthenticator(TESSERA_TEST_ISSUER)
+      const reg = (await (
+        await app.request('/v1/user/passkeys/registration-options', { method: 'POST', token })
+      ).json()) as { options: never; challenge: string }
+      const added = await app.request('/v1/user/passkeys', {
+        token,
+        json: {
+          name: 'Key',
+          challenge: reg.challenge,
+          response: authenticator.register(reg.options),
+        },
+      })
+      expect(added.status).toBe(201)
+      const browser = new PageBrowser(app)
+      const csrf = formToken(await (await browser.get('/login')).text())
+      const step = await browser.post('/login', { csrf, email, password: PASSWORD })
+      const html = await step.clone().text()
+      expect((await check('POST', '/login', step)).status).toBe(200)
+      expect(html).toContain('Use a passkey')
+      const ticket = /name="mfa_ticket" value="([^"]+)"/.exec(html)![1]!
+      return { browser, csrf, ticket, authenticator }
+    }
+    const path = '/login/mfa/passkey/options'
+    const { browser, csrf, ticket, authenticator } = await atStep(pages)
+    const optionsOf = async (fields: Record<string, string>) => {
+      await checkRequestBody('POST', path, FORM, fields)
+      const res = await browser.post(path, fields, { headers: { accept: '*/*' } })
+      expect((await check('POST', path, res)).status).toBe(200)
+      return (await res.json()) as { options: never; challenge: string }
+    }
+    const begun = await optionsOf({ csrf, mfa_ticket: ticket })
+    const bad = await browser.post(path, { csrf, mfa_ticket: 'tessera_mt_x' })
+    expect((await check('POST', path, bad)).status).toBe(400)
+    await formRefusals(browser, path, { csrf, mfa_ticket: ticket })
+    const proof = (challenge: string, response: unknown) => ({
+      csrf,
+      mfa_ticket: ticket,
+      webauthn: JSON.stringify({ challenge, response }),
+    })
+    const foreign = new SoftwareAuthenticator(TESSERA_TEST_ISSUER)
+    const refused = await browser.post(
+      '/login/mfa',
+      proof(begun.challenge, foreign.assert(begun.options)),
+    )
+    expect((await check('POST', '/login/mfa', refused)).status).toBe(401)
+    const spent = await browser.post(
+      '/login/mfa',
+      proof(begun.challenge, authenticator.assert(begun.options)),
+    )
+    expect((await check('POST', '/login/mfa', spent)).status).toBe(400)
+    const next = await optionsOf({ csrf, mfa_ticket: ticket })
+    const right = proof(next.challenge, authenticator.assert(next.options))
+    expect((await accepted(browser, '/login/mfa', right)).status).toBe(303)
+    // 429 on the strict app: one attempt per account and window.
+    const limited = await atStep(strict)
+    const fields = { csrf: limited.csrf, mfa_ticket: limited.ticket }
+    await (await limited.browser.post(path, fields)).arrayBuffer()
+    const tooMany = await limited.browser.post(path, fields)
+    expect((await check('POST', path, tooMany)).status).toBe(429)
   })
 
   it('POST /login/federated and GET /login/complete', async () => {

@@ -8,7 +8,7 @@ import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
 import {
   expectProblem,
-  login,
+  PASSWORD,
   registerAndLogin,
   tokenPairOf,
   uniqueEmail,
@@ -304,7 +304,7 @@ for (const dialect of dialects()) {
     })
 
     it('registration and removal need a recent authentication', async () => {
-      const { token, passkey, email } = await withPasskey()
+      const { token, passkey } = await withPasskey()
       app.clock.advance(301_000)
       await expectProblem(
         await app.request('/v1/user/passkeys/registration-options', { method: 'POST', token }),
@@ -316,7 +316,13 @@ for (const dialect of dialects()) {
         401,
         'reauthentication_required',
       )
-      const fresh = (await login(app, email)).access_token
+      // A password login would now need the passkey as its second factor: re-authenticate.
+      const again = await app.request('/v1/user/auth/reauthenticate', {
+        token,
+        json: { password: PASSWORD },
+      })
+      expect(again.ok, await again.clone().text()).toBe(true)
+      const fresh = token
       for (const id of [UNKNOWN_ID, 'not-a-uuid']) {
         await expectProblem(
           await app.request(`/v1/user/passkeys/${id}`, { method: 'DELETE', token: fresh }),

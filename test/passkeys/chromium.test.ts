@@ -122,6 +122,8 @@ for (const dialect of dialects().filter((d) => d === 'sqlite')) {
       'adds a passkey on the account page, signs in with it alone, removes it, then is refused',
       async () => {
         const { email } = await register(app, uniqueEmail('passkey-page'))
+        // Before the passkey: a password login then needs it as its second factor.
+        const { access_token } = await login(app, email)
         const { page } = await pageWithAuthenticator(chromium, `${tessera}/login`)
         await page.getByLabel('Email address').fill(email)
         await page.getByLabel('Password').fill(PASSWORD)
@@ -137,7 +139,6 @@ for (const dialect of dialects().filter((d) => d === 'sqlite')) {
         expect(await page.getByText('Work laptop', { exact: true }).count()).toBe(1)
 
         // Listed by the API too, with what it is.
-        const { access_token } = await login(app, email)
         const listed = await app.request('/v1/user/passkeys', { token: access_token })
         const { passkeys } = (await listed.json()) as {
           passkeys: { name: string; device_type: string; last_used_at: string | null }[]

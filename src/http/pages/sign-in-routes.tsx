@@ -26,7 +26,7 @@ import {
 } from '../../browser/sign-in.js'
 import { TesseraError } from '../../errors.js'
 import { PROVIDERS } from '../../federation/provider-table.js'
-import { enrolledFactors, factorProof } from '../../mfa/factors.js'
+import { enrolledFactors, factorProof, mfaPasskeyOptions } from '../../mfa/factors.js'
 import { readMfaTicket } from '../../mfa/tickets.js'
 import { passkeySignInOptions } from '../../passkeys/authentication.js'
 import type { Tessera } from '../../tessera.js'
@@ -39,6 +39,7 @@ import {
   challengeField,
   formResponseField,
 } from '../passkey-fields.js'
+import { webauthnProofField } from '../routes/mfa.js'
 import { optionsView } from '../routes/passkeys.js'
 import { errorMessage, type Notice, queryNotice, refusalNotice } from './messages.js'
 import {
@@ -108,6 +109,12 @@ const MfaForm = v.object({
   mfa_ticket: v.pipe(v.string(), v.maxLength(128, 'is too long')),
   totp_code: v.optional(v.pipe(v.string(), v.maxLength(16, 'is too long'))),
   recovery_code: v.optional(v.pipe(v.string(), v.maxLength(32, 'is too long'))),
+  // The passkey script's `{challenge, response}`, as JSON text.
+  webauthn: v.optional(formResponseField(webauthnProofField)),
+})
+const MfaOptionsForm = v.object({
+  csrf: csrfField,
+  mfa_ticket: v.pipe(v.string(), v.maxLength(128, 'is too long')),
 })
 
 type RequestFields = { [K in keyof typeof requestFields]?: string | undefined }
@@ -305,9 +312,19 @@ export const signInRoutes = new Hono<AppEnv>()
     }
   })
 
+  // The passkey script's request for the MFA step's options: the ticket is read, not spent.
+  .post('/login/mfa/passkey/options', ...signInPost, async (c) => {
+    const t = c.get('tessera')
+    const form = await readForm(c, MfaOptionsForm)
+    checkSignInToken(c, form.csrf)
+    const open = await readMfaTicket(t, form.mfa_ticket)
+    return c.json(optionsView(await mfaPasskeyOptions(t, open.userId)))
+  })
+
   // The second step of a sign-in with a second factor (README, "Second factors"). A wrong code
-  // shows the step again with the same ticket, until it expires.
-  .post('/login/mfa', ...pagePost, async (c) => {
+  // or passkey shows the step again with the same ticket, until it expires. The step page runs
+  // the passkey script, so this answer has the script's CSP.
+  .post('/login/mfa', ...signInPost, async (c) => {
     const t = c.get('tessera')
     const form = await readForm(c, MfaForm)
     checkSignInToken(c, form.csrf)
@@ -326,8 +343,14 @@ export const signInRoutes = new Hono<AppEnv>()
       if (!(error instanceof TesseraError)) throw error
       if (['invalid_mfa_ticket', 'invalid_credentials', 'account_disabled'].includes(error.code))
         return seeOther(c, signInUrl(target, error.code))
-      if (!['invalid_mfa_code', 'rate_limited', 'validation_failed'].includes(error.code))
-        throw error
+      const shownAgain = [
+        'invalid_mfa_code',
+        'rate_limited',
+        'validation_failed',
+        'passkey_invalid',
+        'challenge_expired',
+      ]
+      if (!shownAgain.includes(error.code)) throw error
       const factors = await enrolledFactors(t.db, (await readMfaTicket(t, form.mfa_ticket)).userId)
       const page = mfaStepPage(c, target, form.mfa_ticket, factors, refusalNotice(error))
       return renderRefusal(c, error, page)
@@ -351,7 +374,7 @@ export const signInRoutes = new Hono<AppEnv>()
 
   // The sign-in page's own redirect URI: the flow's login code, redeemed with the verifier the
   // pending cookie kept; a refusal goes back to the sign-in page with its code.
-  .get(COMPLETE_PATH, ...pageGet, async (c) => {
+  .get(COMPLETE_PATH, ...signInGet, async (c) => {
     const t = c.get('tessera')
     await limitFlowPerIp(c, t.limits.oauthExchangePerIp, null)
     const name = pendingCookieName(c.req.query('state') ?? '')

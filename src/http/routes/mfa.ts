@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import * as v from 'valibot'
-import { factorProof } from '../../mfa/factors.js'
+import { factorProof, mfaPasskeyOptions } from '../../mfa/factors.js'
 import { completeMfaLogin } from '../../mfa/login-step.js'
 import {
   beginTotpEnrolment,
@@ -10,27 +10,32 @@ import {
   removeTotp,
 } from '../../mfa/manage.js'
 import { stepUpSession } from '../../mfa/step-up.js'
+import { readMfaTicket } from '../../mfa/tickets.js'
 import { readJson, readOptionalJson } from '../body.js'
 import { clientContext } from '../client.js'
 import type { AppEnv } from '../env.js'
 import { requireUser } from '../middleware/require-user.js'
+import { authenticationResponseField, challengeField } from '../passkey-fields.js'
+import { optionsView } from './passkeys.js'
 
 /** A TOTP code as people type it: six digits, perhaps with a space in the middle. */
 const totpCodeField = v.pipe(v.string(), v.maxLength(16, 'is too long'))
 /** A recovery code: sixteen characters, perhaps with a dash or spaces. */
 const recoveryCodeField = v.pipe(v.string(), v.maxLength(32, 'is too long'))
-/** A WebAuthn assertion (src/passkeys), bounded like every body. */
-const webauthnField = v.record(v.string(), v.unknown())
+/** A passkey's assertion: the challenge handle its options named and the authenticator's answer. */
+export const webauthnProofField = v.object({
+  challenge: challengeField,
+  response: authenticationResponseField,
+})
+const mfaTicketField = v.pipe(v.string(), v.maxLength(128, 'is too long'))
 
 const proofFields = {
   totp_code: v.exactOptional(totpCodeField),
   recovery_code: v.exactOptional(recoveryCodeField),
-  webauthn: v.exactOptional(webauthnField),
+  webauthn: v.exactOptional(webauthnProofField),
 }
-const MfaLoginBody = v.object({
-  mfa_ticket: v.pipe(v.string(), v.maxLength(128, 'is too long')),
-  ...proofFields,
-})
+const MfaLoginBody = v.object({ mfa_ticket: mfaTicketField, ...proofFields })
+const TicketBody = v.object({ mfa_ticket: mfaTicketField })
 const StepUpBody = v.object(proofFields)
 const ConfirmBody = v.object({ code: totpCodeField })
 const RemoveBody = v.object({ code: v.exactOptional(totpCodeField) })
@@ -49,6 +54,14 @@ export const mfaRoutes = new Hono<AppEnv>()
       clientContext(c),
     )
     return c.json(pair)
+  })
+
+  // Options for a passkey as the login's second factor: the ticket is read, not spent.
+  .post('/auth/mfa/webauthn-options', async (c) => {
+    const body = await readJson(c, TicketBody)
+    const t = c.get('tessera')
+    const open = await readMfaTicket(t, body.mfa_ticket)
+    return c.json(optionsView(await mfaPasskeyOptions(t, open.userId)))
   })
 
   .get('/mfa', requireUser, async (c) => {
@@ -90,4 +103,9 @@ export const mfaRoutes = new Hono<AppEnv>()
       clientContext(c),
     )
     return c.json(raised)
+  })
+
+  .post('/mfa/step-up/webauthn-options', requireUser, async (c) => {
+    const t = c.get('tessera')
+    return c.json(optionsView(await mfaPasskeyOptions(t, c.get('claims').sub)))
   })

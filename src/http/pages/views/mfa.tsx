@@ -14,14 +14,46 @@ export interface MfaStepView {
 }
 
 /**
- * The second step of a sign-in (README, "Second factors"): no JavaScript; the code field says
- * what it is to password managers and phones (`one-time-code`, numeric keypad). A recovery code
- * goes in its own form, since it is not numeric.
+ * A passkey as the second factor: hidden until the passkey script finds WebAuthn in the browser;
+ * the script asks `/login/mfa/passkey/options` with the token and the ticket, and posts the
+ * form with `webauthn` set to the challenge and the assertion (JSON).
+ */
+const PasskeyStep: FC<MfaStepView> = (view) => (
+  <section data-passkey-section="" hidden>
+    <form
+      method="post"
+      action="/login/mfa"
+      data-passkey="authenticate"
+      data-passkey-options="/login/mfa/passkey/options"
+      data-passkey-option-fields="csrf mfa_ticket"
+    >
+      <CsrfField token={view.csrf} />
+      <SignInFields request={view.request} />
+      <input type="hidden" name="mfa_ticket" value={view.ticket} />
+      <input type="hidden" name="webauthn" value="" />
+      <div class="notice error" role="alert" data-passkey-notice="" hidden>
+        <p />
+      </div>
+      <div class="actions">
+        <button type="submit" class={view.factors.includes('totp') ? 'secondary' : undefined}>
+          Use a passkey
+        </button>
+      </div>
+    </form>
+  </section>
+)
+
+/**
+ * The second step of a sign-in (README, "Second factors"): the code forms need no JavaScript;
+ * the code field says what it is to password managers and phones (`one-time-code`, numeric
+ * keypad). A recovery code goes in its own form, since it is not numeric. A passkey needs the
+ * passkey script, loaded only when the account has one.
  */
 export const MfaStepPage: FC<MfaStepView> = (view) => (
-  <Layout title="Second factor">
-    <h1>Enter your code</h1>
+  <Layout title="Second factor" script={view.factors.includes('webauthn')}>
+    <h1>{view.factors.includes('totp') ? 'Enter your code' : 'Confirm it is you'}</h1>
     <NoticeBox notice={view.notice} />
+    {view.factors.includes('webauthn') && <PasskeyStep {...view} />}
     {view.factors.includes('totp') && (
       <form method="post" action="/login/mfa">
         <CsrfField token={view.csrf} />
