@@ -35,6 +35,9 @@ export interface RegistrationOptions {
   expiresAt: number
 }
 
+/** The COSE algorithms a passkey may use: Ed25519, ES256, RS256. */
+const SUPPORTED_ALGORITHMS = [-8, -7, -257]
+
 /**
  * Options to register a passkey for the session's user (README, "Passkeys"). A passkey is a new
  * way into the account, so the session must have proved the account recently (README, "Recent
@@ -64,6 +67,10 @@ export async function registrationOptions(
     attestationType: 'none',
     excludeCredentials: existing.map((p) => ({ id: p.credential_id })),
     authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+    // Named rather than the library's default, which grows with the runtime (ML-DSA where Node
+    // has it): every replica, whatever its Node, must verify every passkey, and the answers stay
+    // within the body limits (README, "Passkeys").
+    supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
   })
   const stored = await storeChallenge(t, 'register', user.id, options.challenge)
   return { options, challenge: stored.handle, expiresAt: stored.expiresAt }
