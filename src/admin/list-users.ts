@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { toUserView, type UserView } from '../accounts/accounts.js'
+import { decodeKeysetCursor, encodeKeysetCursor } from '../db/keyset-cursor.js'
 import type { AccountType, Database, User } from '../db/schema.js'
-import { TesseraError } from '../errors.js'
 
 /** What an admin sees of a user in a list: the client view plus whether it is disabled. */
 export interface AdminUserView extends UserView {
@@ -36,34 +36,6 @@ export interface UserPage {
   users: AdminUserView[]
   /** Pass as `cursor` for the next page; null on the last one. */
   nextCursor: string | null
-}
-
-interface Position {
-  createdAt: number
-  id: string
-}
-
-/** The cursor: the last row's (created_at, id), opaque to clients (base64url JSON). */
-function encodeCursor(p: Position): string {
-  return Buffer.from(JSON.stringify([p.createdAt, p.id])).toString('base64url')
-}
-
-function decodeCursor(cursor: string): Position {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string' &&
-      value[1].length <= 64
-    ) {
-      return { createdAt: value[0] as number, id: value[1] }
-    }
-  } catch {}
-  throw new TesseraError('invalid_cursor', 'cursor: not a cursor this list handed out', {
-    errors: [{ field: 'cursor', message: 'not a cursor this list handed out' }],
-  })
 }
 
 /** `q` as a LIKE prefix: its own `%`, `_` and `\` match themselves (ESCAPE '\'). */
@@ -120,11 +92,11 @@ export async function listUsers(
     )
   }
   if (page.cursor !== undefined) {
-    const after = decodeCursor(page.cursor)
+    const after = decodeKeysetCursor(page.cursor)
     query = query.where((eb) =>
       eb.or([
-        eb('created_at', '<', after.createdAt),
-        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)]),
+        eb('created_at', '<', after.at),
+        eb.and([eb('created_at', '=', after.at), eb('id', '<', after.id)]),
       ]),
     )
   }
@@ -139,7 +111,7 @@ export async function listUsers(
     users: users.map(toAdminUserView),
     nextCursor:
       rows.length > limit && last !== undefined
-        ? encodeCursor({ createdAt: Number(last.created_at), id: last.id })
+        ? encodeKeysetCursor({ at: Number(last.created_at), id: last.id })
         : null,
   }
 }

@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely'
+import { decodeKeysetCursor, encodeKeysetCursor, type KeysetPosition } from '../db/keyset-cursor.js'
 import type { AuditEventsTable, Database } from '../db/schema.js'
-import { TesseraError } from '../errors.js'
 
 /**
  * Reading the audit log (README, "Audit log"): the admin route pages it newest first, the
@@ -37,32 +37,6 @@ export interface AuditPage {
 export const AUDIT_PAGE_DEFAULT = 100
 export const AUDIT_PAGE_MAX = 500
 
-interface Position {
-  at: number
-  id: string
-}
-
-/** The cursor is opaque to clients: base64url of `at.id` of the last event of a page. */
-function encodeCursor(p: Position): string {
-  return Buffer.from(`${p.at}.${p.id}`).toString('base64url')
-}
-
-const CURSOR = /^(\d{1,16})\.([0-9a-f-]{36})$/
-
-/** A cursor this server handed out, or 400 `validation_failed` for anything else. */
-export function decodeCursor(cursor: string): Position {
-  const match =
-    cursor.length <= 100 && /^[A-Za-z0-9_-]+$/.test(cursor)
-      ? CURSOR.exec(Buffer.from(cursor, 'base64url').toString('latin1'))
-      : null
-  if (match === null) {
-    throw new TesseraError('validation_failed', 'cursor: not a cursor this server handed out', {
-      errors: [{ field: 'cursor', message: 'not a cursor this server handed out' }],
-    })
-  }
-  return { at: Number(match[1]), id: match[2]! }
-}
-
 function filtered(db: Kysely<Database>, filter: AuditFilter) {
   let query = db.selectFrom('audit_events').selectAll()
   if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId)
@@ -97,7 +71,7 @@ export async function listAuditEvents(
   const limit = page.limit ?? AUDIT_PAGE_DEFAULT
   let query = filtered(db, filter)
   if (page.cursor !== undefined) {
-    const after = decodeCursor(page.cursor)
+    const after = decodeKeysetCursor(page.cursor)
     query = query.where((eb) =>
       eb.or([eb('at', '<', after.at), eb.and([eb('at', '=', after.at), eb('id', '<', after.id)])]),
     )
@@ -111,7 +85,10 @@ export async function listAuditEvents(
   const last = events.at(-1)
   return {
     events: events.map(toView),
-    next_cursor: rows.length > limit && last !== undefined ? encodeCursor(last) : null,
+    next_cursor:
+      rows.length > limit && last !== undefined
+        ? encodeKeysetCursor({ at: Number(last.at), id: last.id })
+        : null,
   }
 }
 
@@ -124,7 +101,7 @@ export async function* exportAuditEvents(
   filter: AuditFilter,
   batch = 1000,
 ): AsyncGenerator<AuditEventView> {
-  let after: Position | undefined
+  let after: KeysetPosition | undefined
   for (;;) {
     let query = filtered(db, filter)
     if (after !== undefined) {

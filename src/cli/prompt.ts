@@ -7,28 +7,11 @@ import type { CliIo } from './io.js'
  * (so scripts can pipe it; it never has to appear in argv or the shell history).
  */
 export async function readSecret(io: CliIo, prompt: string): Promise<string> {
-  const interactive = io.stdin.isTTY === true
-  let muted = false
-  const output = new Writable({
-    write(chunk, _encoding, done) {
-      if (!muted) io.stderr.write(chunk)
-      done()
-    },
-  })
-  const rl = createInterface({ input: io.stdin, output, terminal: interactive })
+  const reader = secretReader(io)
   try {
-    return await new Promise<string>((resolve, reject) => {
-      rl.once('close', () => reject(new Error('No password given on standard input')))
-      // Piped input gets no prompt: there is nobody to read it.
-      rl.question(interactive ? prompt : '', (answer) => {
-        if (interactive) io.stderr.write('\n')
-        resolve(answer)
-      })
-      muted = interactive
-    })
+    return await reader.read(prompt)
   } finally {
-    rl.removeAllListeners('close')
-    rl.close()
+    reader.close()
   }
 }
 

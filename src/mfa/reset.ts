@@ -24,8 +24,6 @@ export async function resetSecondFactors(tx: Kysely<Database>, userId: string): 
   await tx.deleteFrom('webauthn_challenges').where('user_id', '=', userId).execute()
 }
 
-export const MAX_RESET_REASON = 500
-
 /**
  * An administrator's reset of another account's second factors (README, "Second factors"), for
  * a user who lost them: `actor` is a superuser with MFA and recent authentication (checked here,

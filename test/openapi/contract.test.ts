@@ -1882,7 +1882,7 @@ describe('live responses match openapi.yaml', () => {
       )
       expect(
         problemCode((await call(app, 'GET', `${path}?cursor=nope`, { token }, path)).body),
-      ).toBe('validation_failed')
+      ).toBe('invalid_cursor')
       expect(problemCode((await call(app, 'GET', `${path}?limit=501`, { token }, path)).body)).toBe(
         'validation_failed',
       )

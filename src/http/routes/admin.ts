@@ -1,4 +1,4 @@
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import * as v from 'valibot'
 import { toUserView } from '../../accounts/accounts.js'
 import { promoteToSuperuser } from '../../accounts/promotion.js'
@@ -177,30 +177,8 @@ export const adminRoutes = new Hono<AppEnv>()
     const user = await promoteToSuperuser(c.get('tessera'), actorOf(c), userId, clientContext(c))
     return c.json(toUserView(user))
   })
-  .post('/users/:id/disable', async (c) => {
-    const userId = uuidParam(c.req.param('id'), 'user')
-    const body = await readJson(c, ReasonBody)
-    await changeAccountStatus(
-      c.get('tessera'),
-      actorOf(c),
-      userId,
-      { disabled: true, reason: body.reason },
-      clientContext(c),
-    )
-    return c.body(null, 204)
-  })
-  .post('/users/:id/enable', async (c) => {
-    const userId = uuidParam(c.req.param('id'), 'user')
-    const body = await readJson(c, ReasonBody)
-    await changeAccountStatus(
-      c.get('tessera'),
-      actorOf(c),
-      userId,
-      { disabled: false, reason: body.reason },
-      clientContext(c),
-    )
-    return c.body(null, 204)
-  })
+  .post('/users/:id/disable', accountStatusRoute(true))
+  .post('/users/:id/enable', accountStatusRoute(false))
   .post('/users/:id/account-type', async (c) => {
     const userId = uuidParam(c.req.param('id'), 'user')
     const body = await readJson(c, AccountTypeBody)
@@ -257,6 +235,17 @@ export const adminRoutes = new Hono<AppEnv>()
     )
     return c.json(page)
   })
+
+/** `POST /users/{id}/disable` and `.../enable`: one rule, the state asked for. */
+function accountStatusRoute(disabled: boolean) {
+  return async (c: Context<AppEnv>) => {
+    const userId = uuidParam(c.req.param('id') ?? '', 'user')
+    const body = await readJson(c, ReasonBody)
+    const change = { disabled, reason: body.reason }
+    await changeAccountStatus(c.get('tessera'), actorOf(c), userId, change, clientContext(c))
+    return c.body(null, 204)
+  }
+}
 
 /** The superuser asking, by the session of their access token. */
 function actorOf(c: { get(key: 'claims'): { sub: string; sid: string } }) {
