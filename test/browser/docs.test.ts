@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, freePort, launchBrowser, type TestBrowser } from '../support/browser.js'
+import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
 
 describe.skipIf(chromiumMissing() !== undefined)('/docs in Chromium, offline [sqlite]', () => {
   let app: TestApp
@@ -13,9 +13,7 @@ describe.skipIf(chromiumMissing() !== undefined)('/docs in Chromium, offline [sq
 
   beforeAll(async () => {
     // The issuer is where the server really is, unlike the document's default address.
-    const port = await freePort()
-    const env = { PORT: String(port), TESSERA_ISSUER: `http://127.0.0.1:${port}` }
-    ;[app, browser] = await Promise.all([makeTestApp({ env }), launchBrowser()])
+    ;[app, browser] = await Promise.all([makeTestApp({ issuerHost: '127.0.0.1' }), launchBrowser()])
   }, 60_000)
   afterAll(async () => {
     await browser?.close()

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, freePort, launchBrowser, type TestBrowser } from '../support/browser.js'
+import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
 import { dialects } from '../support/dialects.js'
 import { resetLinkOf } from '../support/mail.js'
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.js'
@@ -31,14 +31,14 @@ for (const dialect of dialects()) {
     let tessera: string
 
     beforeAll(async () => {
-      const port = await freePort()
-      tessera = `http://127.0.0.1:${port}`
       smtp = await startSmtpServer()
       app = await makeTestApp({
         dialect,
-        env: { PORT: String(port), TESSERA_ISSUER: tessera, SMTP_URL: smtp.url },
+        issuerHost: '127.0.0.1',
+        env: { SMTP_URL: smtp.url },
         mailPollMs: 50,
       })
+      tessera = app.issuer
       chromium = await launchBrowser()
     }, TIMEOUT)
     afterAll(async () => {

@@ -8,7 +8,7 @@
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, freePort, launchBrowser, type TestBrowser } from '../support/browser.js'
+import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
 import { dialects } from '../support/dialects.js'
 import { totpCode } from '../support/mfa.js'
 import { TESSERA_TEST_ISSUER } from '../support/oidc.js'
@@ -23,10 +23,8 @@ describe.skipIf(skip !== undefined)('two-step verification on the account page [
   let app: TestApp
 
   beforeAll(async () => {
-    const port = await freePort()
-    app = await makeTestApp({
-      env: { PORT: String(port), TESSERA_ISSUER: `http://127.0.0.1:${port}` },
-    })
+    // The pages redirect to TESSERA_ISSUER: the app's own address here.
+    app = await makeTestApp({ issuerHost: '127.0.0.1' })
     chromium = await launchBrowser()
   }, TIMEOUT)
   afterAll(async () => {

@@ -6,7 +6,7 @@
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, freePort, launchBrowser, type TestBrowser } from '../support/browser.js'
+import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
 import { enrolTotp, totpCode } from '../support/mfa.js'
 import { PASSWORD, registerAndLogin } from '../support/users.js'
 
@@ -19,10 +19,7 @@ describe.skipIf(skip !== undefined)('the pages’ MFA step in Chromium [sqlite]'
 
   beforeAll(async () => {
     // The pages redirect to TESSERA_ISSUER: the app's own address here.
-    const port = await freePort()
-    app = await makeTestApp({
-      env: { PORT: String(port), TESSERA_ISSUER: `http://127.0.0.1:${port}` },
-    })
+    app = await makeTestApp({ issuerHost: '127.0.0.1' })
     chromium = await launchBrowser()
   }, TIMEOUT)
   afterAll(async () => {

@@ -6,9 +6,10 @@
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, freePort, launchBrowser, type TestBrowser } from '../support/browser.js'
+import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
 import { dialects } from '../support/dialects.js'
 import { login, PASSWORD, register, uniqueEmail } from '../support/users.js'
+import { createIn, pageWithAuthenticator } from '../support/virtual-authenticator.js'
 
 const skip = chromiumMissing()
 const TIMEOUT = 60_000
@@ -23,9 +24,8 @@ for (const dialect of dialects().filter((d) => d === 'sqlite')) {
       let tessera: string
 
       beforeAll(async () => {
-        const port = await freePort()
-        tessera = `http://localhost:${port}`
-        app = await makeTestApp({ dialect, env: { PORT: String(port), TESSERA_ISSUER: tessera } })
+        app = await makeTestApp({ dialect, issuerHost: 'localhost' })
+        tessera = app.issuer
         chromium = await launchBrowser()
       }, TIMEOUT)
       afterAll(async () => {
@@ -35,19 +35,7 @@ for (const dialect of dialects().filter((d) => d === 'sqlite')) {
 
       /** A page with a virtual platform authenticator holding a passkey of `email`'s account. */
       async function pageWithPasskey(email: string): Promise<Page> {
-        const { page, context } = await chromium.newPage()
-        const cdp = await context.newCDPSession(page)
-        await cdp.send('WebAuthn.enable')
-        await cdp.send('WebAuthn.addVirtualAuthenticator', {
-          options: {
-            protocol: 'ctap2',
-            transport: 'internal',
-            hasResidentKey: true,
-            hasUserVerification: true,
-            isUserVerified: true,
-          },
-        })
-        await page.goto(`${tessera}/login`)
+        const { page } = await pageWithAuthenticator(chromium, `${tessera}/login`)
         const { access_token } = await login(app, email)
         const begun = (await (
           await app.request('/v1/user/passkeys/registration-options', {
@@ -55,14 +43,7 @@ for (const dialect of dialects().filter((d) => d === 'sqlite')) {
             token: access_token,
           })
         ).json()) as { options: unknown; challenge: string }
-        const response = await page.evaluate(async (o) => {
-          const w = (
-            globalThis as unknown as {
-              SimpleWebAuthnBrowser: { startRegistration(x: { optionsJSON: unknown }): unknown }
-            }
-          ).SimpleWebAuthnBrowser
-          return w.startRegistration({ optionsJSON: o })
-        }, begun.options)
+        const response = await createIn(page, begun.options)
         const res = await app.request('/v1/user/passkeys', {
           token: access_token,
           json: { name: 'Laptop', challenge: begun.challenge, response },

@@ -5,7 +5,7 @@
  * expiring challenges. WebAuthn needs a secure context: Tessera's issuer here is
  * `http://localhost:P`, which Chromium counts as one (the server listens on 127.0.0.1).
  */
-import type { CDPSession, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   authenticationOptionsForUser,
@@ -13,7 +13,7 @@ import {
 } from '../../src/passkeys/authentication.js'
 import { hasPasskeys } from '../../src/passkeys/passkeys.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
-import { chromiumMissing, freePort, launchBrowser, type TestBrowser } from '../support/browser.js'
+import { chromiumMissing, launchBrowser, type TestBrowser } from '../support/browser.js'
 import { dialects } from '../support/dialects.js'
 import {
   expectProblem,
@@ -23,6 +23,7 @@ import {
   tokenPairOf,
   uniqueEmail,
 } from '../support/users.js'
+import { assertIn, createIn, pageWithAuthenticator } from '../support/virtual-authenticator.js'
 
 const skip = chromiumMissing()
 const TIMEOUT = 60_000
@@ -31,50 +32,6 @@ interface Options {
   options: Record<string, unknown> & { rp?: { id?: string } }
   challenge: string
   expires_at: string
-}
-
-/** A page of Tessera's with a virtual platform authenticator (CTAP2, resident keys, UV). */
-async function pageWithAuthenticator(
-  chromium: TestBrowser,
-  url: string,
-): Promise<{ page: Page; cdp: CDPSession; authenticatorId: string }> {
-  const { page, context } = await chromium.newPage()
-  const cdp = await context.newCDPSession(page)
-  await cdp.send('WebAuthn.enable')
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-    },
-  })
-  await page.goto(url)
-  return { page, cdp, authenticatorId }
-}
-
-/** @simplewebauthn/browser as Tessera's page script exposes it. */
-interface WebAuthnBrowser {
-  startRegistration(options: { optionsJSON: unknown }): Promise<unknown>
-  startAuthentication(options: { optionsJSON: unknown }): Promise<unknown>
-}
-
-/** Runs @simplewebauthn/browser's registration in the page (the page loads Tessera's script). */
-function createIn(page: Page, optionsJSON: unknown): Promise<unknown> {
-  return page.evaluate(async (o) => {
-    const w = (globalThis as unknown as { SimpleWebAuthnBrowser: WebAuthnBrowser })
-      .SimpleWebAuthnBrowser
-    return w.startRegistration({ optionsJSON: o })
-  }, optionsJSON)
-}
-
-function assertIn(page: Page, optionsJSON: unknown): Promise<unknown> {
-  return page.evaluate(async (o) => {
-    const w = (globalThis as unknown as { SimpleWebAuthnBrowser: WebAuthnBrowser })
-      .SimpleWebAuthnBrowser
-    return w.startAuthentication({ optionsJSON: o })
-  }, optionsJSON)
 }
 
 async function optionsOf(res: Response): Promise<Options> {
@@ -90,9 +47,8 @@ for (const dialect of dialects().filter((d) => d === 'sqlite')) {
     let tessera: string
 
     beforeAll(async () => {
-      const port = await freePort()
-      tessera = `http://localhost:${port}`
-      app = await makeTestApp({ dialect, env: { PORT: String(port), TESSERA_ISSUER: tessera } })
+      app = await makeTestApp({ dialect, issuerHost: 'localhost' })
+      tessera = app.issuer
       chromium = await launchBrowser()
     }, TIMEOUT)
     afterAll(async () => {
@@ -382,12 +338,9 @@ describe.skipIf(skip !== undefined)('passkeys for another relying party [sqlite]
   let tessera: string
 
   beforeAll(async () => {
-    const port = await freePort()
     // The pages' origin is id.localhost; the relying party Tessera expects is its parent.
-    tessera = `http://id.localhost:${port}`
-    app = await makeTestApp({
-      env: { PORT: String(port), TESSERA_ISSUER: tessera, WEBAUTHN_RP_ID: 'localhost' },
-    })
+    app = await makeTestApp({ issuerHost: 'id.localhost', env: { WEBAUTHN_RP_ID: 'localhost' } })
+    tessera = app.issuer
     chromium = await launchBrowser()
   }, TIMEOUT)
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { type Env, loadConfig } from '../../src/config/index.js'
 import type { Logger } from '../../src/logger.js'
 import { type RunningServer, startServer } from '../../src/server.js'
+import { freePort } from './browser.js'
 import { createTestDatabase } from './database.js'
 import type { Dialect } from './dialects.js'
 import { requestTo } from './http.js'
@@ -30,6 +31,8 @@ export function testClock(start = Date.now()): TestClock {
 
 export interface TestApp {
   url: string
+  /** TESSERA_ISSUER as the app runs with it. */
+  issuer: string
   server: RunningServer
   clock: TestClock
   databaseUrl: string
@@ -53,6 +56,12 @@ export interface TestAppOptions {
   revocationHeartbeatMs?: number
   /** How often the mail sender looks at its queue instead of every second. */
   mailPollMs?: number
+  /**
+   * Serve on a free port with TESSERA_ISSUER `http://<issuerHost>:<port>`, the app's own address:
+   * for browsers, which the pages redirect to the issuer. `localhost` where WebAuthn needs a
+   * secure context (Chromium counts `http://localhost` as one).
+   */
+  issuerHost?: string
 }
 
 /**
@@ -89,6 +98,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
     LOG_LEVEL: 'silent',
     MAIL_OUTBOX_DIR: outbox,
     ...testKeyEnv(database.url, options.env),
+    ...(options.issuerHost === undefined ? {} : await ownIssuer(options.issuerHost)),
     ...options.env,
   })
   let server: RunningServer
@@ -107,6 +117,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
   const url = server.url
   return {
     url,
+    issuer: config.issuer,
     server,
     clock,
     databaseUrl: database.url,
@@ -117,4 +128,9 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
       rmSync(outbox, { recursive: true, force: true })
     },
   }
+}
+
+async function ownIssuer(host: string): Promise<Env> {
+  const port = await freePort()
+  return { PORT: String(port), TESSERA_ISSUER: `http://${host}:${port}` }
 }
