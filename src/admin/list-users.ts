@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 import { toUserView, type UserView } from '../accounts/accounts.js'
-import { decodeKeysetCursor, encodeKeysetCursor } from '../db/keyset-cursor.js'
+import { keysetPage, olderThanCursor } from '../db/keyset-cursor.js'
 import type { AccountType, Database, User } from '../db/schema.js'
 
 /** What an admin sees of a user in a list: the client view plus whether it is disabled. */
@@ -91,27 +91,12 @@ export async function listUsers(
       ]),
     )
   }
-  if (page.cursor !== undefined) {
-    const after = decodeKeysetCursor(page.cursor)
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.at),
-        eb.and([eb('created_at', '=', after.at), eb('id', '<', after.id)]),
-      ]),
-    )
-  }
+  if (page.cursor !== undefined) query = query.where(olderThanCursor('created_at', page.cursor))
   const rows = await query
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
     .execute()
-  const users = rows.slice(0, limit)
-  const last = users.at(-1)
-  return {
-    users: users.map(toAdminUserView),
-    nextCursor:
-      rows.length > limit && last !== undefined
-        ? encodeKeysetCursor({ at: Number(last.created_at), id: last.id })
-        : null,
-  }
+  const { items, nextCursor } = keysetPage(rows, limit, (row) => row.created_at)
+  return { users: items.map(toAdminUserView), nextCursor }
 }

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely'
-import { decodeKeysetCursor, encodeKeysetCursor, type KeysetPosition } from '../db/keyset-cursor.js'
+import { type KeysetPosition, keysetPage, olderThanCursor } from '../db/keyset-cursor.js'
 import type { AuditEventsTable, Database } from '../db/schema.js'
 
 /**
@@ -70,26 +70,14 @@ export async function listAuditEvents(
 ): Promise<AuditPage> {
   const limit = page.limit ?? AUDIT_PAGE_DEFAULT
   let query = filtered(db, filter)
-  if (page.cursor !== undefined) {
-    const after = decodeKeysetCursor(page.cursor)
-    query = query.where((eb) =>
-      eb.or([eb('at', '<', after.at), eb.and([eb('at', '=', after.at), eb('id', '<', after.id)])]),
-    )
-  }
+  if (page.cursor !== undefined) query = query.where(olderThanCursor('at', page.cursor))
   const rows = await query
     .orderBy('at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
     .execute()
-  const events = rows.slice(0, limit)
-  const last = events.at(-1)
-  return {
-    events: events.map(toView),
-    next_cursor:
-      rows.length > limit && last !== undefined
-        ? encodeKeysetCursor({ at: Number(last.at), id: last.id })
-        : null,
-  }
+  const { items, nextCursor } = keysetPage(rows, limit, (row) => row.at)
+  return { events: items.map(toView), next_cursor: nextCursor }
 }
 
 /**
