@@ -30,6 +30,13 @@ const LIVE_REVOCATIONS = 100_000
 /** Interleaved rounds per side-by-side figure (Tessera, peer, Tessera, peer, ...). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const PEERS = join(dirname(fileURLToPath(import.meta.url)), 'peers')
+/**
+ * `BENCH_ONLY=postgres,refresh`: only these groups of figures (docs/performance.md): `verify`,
+ * `sqlite` (every figure of the SQLite server), `refresh` (only its refresh figures, which the
+ * PostgreSQL one-process ratio divides by), `postgres`, `revocation`, `storage`. Default: all.
+ */
+const ONLY = process.env.BENCH_ONLY?.split(',').map((group) => group.trim())
+const wants = (group: string) => ONLY === undefined || ONLY.includes(group)
 
 interface Row {
   figure: string
@@ -296,184 +303,192 @@ function argon2Rate(): Promise<number> {
 async function main(): Promise<void> {
   const machine = `${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}`
   console.log(`Tessera benchmark: ${machine}, Node ${process.version}, ${DURATION} s per figure`)
-  const verify = await measureVerifyRatio()
-  rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: verify.raw })
-  rows.push({
-    figure: 'tessera/verify verifyAccessToken',
-    rate: verify.ours,
-    ratio: verify.ratio,
-    target: '≥ 0.9',
-  })
-
-  const withRevocations = await measureVerifyWithRevocations(LIVE_REVOCATIONS)
-  // Its own raw figure: crypto.verify drifts between the two measurements on a shared machine.
-  rows.push({
-    figure: 'tessera/verify createVerifier, no revocation feed',
-    rate: withRevocations.withoutFeed,
-    ratio: withRevocations.withoutFeed / withRevocations.raw,
-  })
-  rows.push({
-    figure: 'tessera/verify createVerifier, 100,000 live revocations',
-    rate: withRevocations.ours,
-    ratio: withRevocations.ratio,
-    target: '≥ 0.9',
-  })
-
-  const hello = await startPeer<{ url: string }>('hello.ts')
-  const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
-  const peer = oidc.info
-  const server = await startServer()
-  let sqliteRefresh = 0
-  try {
-    await new Promise((r) => setTimeout(r, 500))
-    value('process start to /ready (ms)', server.readyMs, '< 500')
-    value('idle RSS (MB)', rssMb(server.child.pid!), '< 80')
-
-    const base = server.url
-    await json(`${base}/v1/user/auth/register`, { email: 'bench@example.org', password: PASSWORD })
-    const logIn = async () =>
-      (await json(`${base}/v1/user/auth/login`, {
-        email: 'bench@example.org',
-        password: PASSWORD,
-      }))!
-    const access = (await logIn()).access_token!
-    const bearer = { authorization: `Bearer ${access}` }
-    const peerBearer = { authorization: `Bearer ${peer.accessToken}` }
-    const basic = Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')
-    const peerClient = { authorization: `Basic ${basic}` }
-
-    // Refresh: every request spends its token and gets a successor, on both sides.
-    const ours = tokenPool(async () => (await logIn()).refresh_token!)
-    const theirs = tokenPool(async () => {
-      throw new Error('the oidc-provider peer ran out of refresh tokens')
-    }, peer.refreshTokens)
-    for (const connections of [8, 50]) {
-      const { ours: rate } = await sideBySide(
-        `POST /v1/user/auth/refresh (c=${connections}) ÷ oidc-provider refresh grant, in-memory`,
-        async () =>
-          ours.giveBack(
-            await load({ url: base, connections, refreshTokens: await ours.take(connections) }),
-          ),
-        async () =>
-          theirs.giveBack(
-            await load({
-              url: peer.url,
-              connections,
-              refreshTokens: await theirs.take(connections),
-              refreshGrant: {
-                path: '/token',
-                form: { grant_type: 'refresh_token' },
-                headers: peerClient,
-              },
-            }),
-          ),
-        '≥ 1.3',
-      )
-      if (connections === CONNECTIONS) sqliteRefresh = rate
-    }
-
-    await sideBySide(
-      'GET /v1/user/me ÷ oidc-provider userinfo',
-      () => load({ url: `${base}/v1/user/me`, headers: bearer }),
-      () => load({ url: `${peer.url}/me`, headers: peerBearer }),
-      '≥ 1.0',
-    )
-    const form = { 'content-type': 'application/x-www-form-urlencoded' }
-    await sideBySide(
-      'POST /v1/token/introspect ÷ oidc-provider introspection',
-      () =>
-        load({
-          url: base,
-          path: '/v1/token/introspect',
-          method: 'POST',
-          headers: { ...form, 'x-service-secret': SERVICE_SECRET },
-          body: new URLSearchParams({ token: access }).toString(),
-        }),
-      () =>
-        load({
-          url: peer.url,
-          path: '/token/introspection',
-          method: 'POST',
-          headers: { ...form, ...peerClient },
-          body: new URLSearchParams({ token: peer.accessToken }).toString(),
-        }),
-      '≥ 1.2',
-    )
-    const { ours: authz } = await sideBySide(
-      'GET /v1/authz (forward auth) ÷ Hono hello',
-      () => load({ url: `${base}/v1/authz`, headers: bearer }),
-      () => load({ url: hello.info.url }),
-      '≥ 0.5',
-    )
-    await sideBySide(
-      'GET /health ÷ Hono hello',
-      () => load({ url: `${base}/health` }),
-      () => load({ url: hello.info.url }),
-      '≥ 0.8',
-    )
-    // The same route while the server holds 100,000 live revocations (written into its database
-    // by this process, as another replica or `tessera user disable` would): the ratio is to the
-    // figure above, taken with none.
-    await addRevocations(server.dir, LIVE_REVOCATIONS)
-    await waitForLiveRevocations(base, LIVE_REVOCATIONS)
-    record(
-      'GET /v1/authz, 100,000 live revocations (ratio to none)',
-      await load({ url: `${base}/v1/authz`, headers: bearer }),
-      authz,
-      '≥ 0.9',
-    )
-
-    // A reset request answers alike for an account and for no account (README, "Password
-    // reset"): the same body, and the same work, which these two figures compare.
-    const forgot = (email: string) =>
-      load({
-        url: `${base}/v1/user/auth/password/forgot`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ email }),
-        connections: 8,
-      })
-    const known = await forgot('bench@example.org')
-    record('POST /v1/user/auth/password/forgot, an account (c=8)', known)
-    record(
-      'the same, an address without an account (ratio to an account)',
-      await forgot('nobody@example.org'),
-      known.rate,
-      '0.9–1.1',
-    )
-
-    const argon2 = await argon2Rate()
-    rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
-    const loginBody = JSON.stringify({ email: 'bench@example.org', password: PASSWORD })
-    // The probe is paced (100 req/s) so that it measures latency without stealing the CPU the
-    // login flood needs.
-    const [login, healthDuringFlood] = await Promise.all([
-      load({
-        url: `${base}/v1/user/auth/login`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: loginBody,
-      }),
-      load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
-    ])
+  if (wants('verify')) {
+    const verify = await measureVerifyRatio()
+    rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: verify.raw })
     rows.push({
-      figure: 'POST /v1/user/auth/login ÷ raw argon2id',
-      rate: login.rate,
-      p99: login.p99,
-      peer: argon2,
-      ratio: login.rate / argon2,
+      figure: 'tessera/verify verifyAccessToken',
+      rate: verify.ours,
+      ratio: verify.ratio,
       target: '≥ 0.9',
-      met: login.rate / argon2 >= 0.9,
     })
-    value('GET /health p99 during the login flood (ms)', healthDuringFlood.p99, '< 10')
-  } finally {
-    await Promise.all([stop(server.child), stop(hello.child), stop(oidc.child)])
-    rmSync(server.dir, { recursive: true, force: true })
+
+    const withRevocations = await measureVerifyWithRevocations(LIVE_REVOCATIONS)
+    // Its own raw figure: crypto.verify drifts between the two measurements on a shared machine.
+    rows.push({
+      figure: 'tessera/verify createVerifier, no revocation feed',
+      rate: withRevocations.withoutFeed,
+      ratio: withRevocations.withoutFeed / withRevocations.raw,
+    })
+    rows.push({
+      figure: 'tessera/verify createVerifier, 100,000 live revocations',
+      rate: withRevocations.ours,
+      ratio: withRevocations.ratio,
+      target: '≥ 0.9',
+    })
   }
 
-  await measurePostgresRefresh(sqliteRefresh)
+  let sqliteRefresh = 0
+  if (wants('sqlite') || wants('refresh')) {
+    const hello = await startPeer<{ url: string }>('hello.ts')
+    const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
+    const peer = oidc.info
+    const server = await startServer()
+    try {
+      await new Promise((r) => setTimeout(r, 500))
+      value('process start to /ready (ms)', server.readyMs, '< 500')
+      value('idle RSS (MB)', rssMb(server.child.pid!), '< 80')
 
-  const delivery = await measureRevocationDelivery()
+      const base = server.url
+      await json(`${base}/v1/user/auth/register`, {
+        email: 'bench@example.org',
+        password: PASSWORD,
+      })
+      const logIn = async () =>
+        (await json(`${base}/v1/user/auth/login`, {
+          email: 'bench@example.org',
+          password: PASSWORD,
+        }))!
+      const access = (await logIn()).access_token!
+      const bearer = { authorization: `Bearer ${access}` }
+      const peerBearer = { authorization: `Bearer ${peer.accessToken}` }
+      const basic = Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')
+      const peerClient = { authorization: `Basic ${basic}` }
+
+      // Refresh: every request spends its token and gets a successor, on both sides.
+      const ours = tokenPool(async () => (await logIn()).refresh_token!)
+      const theirs = tokenPool(async () => {
+        throw new Error('the oidc-provider peer ran out of refresh tokens')
+      }, peer.refreshTokens)
+      for (const connections of [8, 50]) {
+        const { ours: rate } = await sideBySide(
+          `POST /v1/user/auth/refresh (c=${connections}) ÷ oidc-provider refresh grant, in-memory`,
+          async () =>
+            ours.giveBack(
+              await load({ url: base, connections, refreshTokens: await ours.take(connections) }),
+            ),
+          async () =>
+            theirs.giveBack(
+              await load({
+                url: peer.url,
+                connections,
+                refreshTokens: await theirs.take(connections),
+                refreshGrant: {
+                  path: '/token',
+                  form: { grant_type: 'refresh_token' },
+                  headers: peerClient,
+                },
+              }),
+            ),
+          '≥ 1.3',
+        )
+        if (connections === CONNECTIONS) sqliteRefresh = rate
+      }
+      if (wants('sqlite')) {
+        await sideBySide(
+          'GET /v1/user/me ÷ oidc-provider userinfo',
+          () => load({ url: `${base}/v1/user/me`, headers: bearer }),
+          () => load({ url: `${peer.url}/me`, headers: peerBearer }),
+          '≥ 1.0',
+        )
+        const form = { 'content-type': 'application/x-www-form-urlencoded' }
+        await sideBySide(
+          'POST /v1/token/introspect ÷ oidc-provider introspection',
+          () =>
+            load({
+              url: base,
+              path: '/v1/token/introspect',
+              method: 'POST',
+              headers: { ...form, 'x-service-secret': SERVICE_SECRET },
+              body: new URLSearchParams({ token: access }).toString(),
+            }),
+          () =>
+            load({
+              url: peer.url,
+              path: '/token/introspection',
+              method: 'POST',
+              headers: { ...form, ...peerClient },
+              body: new URLSearchParams({ token: peer.accessToken }).toString(),
+            }),
+          '≥ 1.2',
+        )
+        const { ours: authz } = await sideBySide(
+          'GET /v1/authz (forward auth) ÷ Hono hello',
+          () => load({ url: `${base}/v1/authz`, headers: bearer }),
+          () => load({ url: hello.info.url }),
+          '≥ 0.5',
+        )
+        await sideBySide(
+          'GET /health ÷ Hono hello',
+          () => load({ url: `${base}/health` }),
+          () => load({ url: hello.info.url }),
+          '≥ 0.8',
+        )
+        // The same route while the server holds 100,000 live revocations (written into its database
+        // by this process, as another replica or `tessera user disable` would): the ratio is to the
+        // figure above, taken with none.
+        await addRevocations(server.dir, LIVE_REVOCATIONS)
+        await waitForLiveRevocations(base, LIVE_REVOCATIONS)
+        record(
+          'GET /v1/authz, 100,000 live revocations (ratio to none)',
+          await load({ url: `${base}/v1/authz`, headers: bearer }),
+          authz,
+          '≥ 0.9',
+        )
+
+        // A reset request answers alike for an account and for no account (README, "Password
+        // reset"): the same body, and the same work, which these two figures compare.
+        const forgot = (email: string) =>
+          load({
+            url: `${base}/v1/user/auth/password/forgot`,
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ email }),
+            connections: 8,
+          })
+        const known = await forgot('bench@example.org')
+        record('POST /v1/user/auth/password/forgot, an account (c=8)', known)
+        record(
+          'the same, an address without an account (ratio to an account)',
+          await forgot('nobody@example.org'),
+          known.rate,
+          '0.9–1.1',
+        )
+
+        const argon2 = await argon2Rate()
+        rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
+        const loginBody = JSON.stringify({ email: 'bench@example.org', password: PASSWORD })
+        // The probe is paced (100 req/s) so that it measures latency without stealing the CPU the
+        // login flood needs.
+        const [login, healthDuringFlood] = await Promise.all([
+          load({
+            url: `${base}/v1/user/auth/login`,
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: loginBody,
+          }),
+          load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
+        ])
+        rows.push({
+          figure: 'POST /v1/user/auth/login ÷ raw argon2id',
+          rate: login.rate,
+          p99: login.p99,
+          peer: argon2,
+          ratio: login.rate / argon2,
+          target: '≥ 0.9',
+          met: login.rate / argon2 >= 0.9,
+        })
+        value('GET /health p99 during the login flood (ms)', healthDuringFlood.p99, '< 10')
+      }
+    } finally {
+      await Promise.all([stop(server.child), stop(hello.child), stop(oidc.child)])
+      rmSync(server.dir, { recursive: true, force: true })
+    }
+  }
+
+  if (wants('postgres')) await measurePostgresRefresh(sqliteRefresh)
+
+  const delivery = wants('revocation') ? await measureRevocationDelivery() : undefined
   if (delivery !== undefined) {
     const n = delivery.revocations
     const latency = (figure: string, f: { p50: number; p99: number }, target: string) =>
@@ -496,7 +511,7 @@ async function main(): Promise<void> {
   }
 
   // README, "Storage and retention": bounded rows per live session, a file that stops growing.
-  for (const f of await measureStorage()) {
+  for (const f of wants('storage') ? await measureStorage() : []) {
     rows.push({
       figure: `refresh_tokens rows per live session, day ${f.day} (${f.liveSessions} sessions)`,
       rate: f.perSession,
@@ -546,6 +561,70 @@ function value(figure: string, rate: number, target: string): void {
   rows.push({ figure, rate, target, met: meets(rate, target) })
 }
 
+/** CPU seconds (user + system) of the live processes among `pids`, from /proc/<pid>/stat. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // utime and stime, fields 14 and 15 of proc(5), in clock ticks (USER_HZ, 100 on Linux).
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // exited
+    }
+  }
+  return ticks / 100
+}
+
+/**
+ * Where one process's refresh rate goes (docs/performance.md, "Refresh on PostgreSQL"): one more
+ * run on one replica, with the CPU its process and its database backends (by application_name)
+ * spent per refresh. The database's share of a core at that rate says how far more replicas could
+ * go when the database has cores of its own, which one 2-core machine cannot show directly.
+ */
+async function accountPostgresCpu(
+  admin: pg.Client,
+  applicationName: string,
+  replica: { url: string; child: ChildProcess },
+  tokens: string[],
+  giveBack: (result: LoadResult) => LoadResult,
+): Promise<void> {
+  const backends = async () =>
+    (
+      await admin.query<{ pid: number }>(
+        'select pid from pg_stat_activity where application_name = $1',
+        [applicationName],
+      )
+    ).rows.map((row) => row.pid)
+  const before = await backends()
+  const start = new Map(before.map((pid) => [pid, cpuSeconds([pid])]))
+  const serverStart = cpuSeconds([replica.child.pid!])
+  const result = giveBack(await load({ url: replica.url, refreshTokens: tokens }))
+  const after = await backends()
+  const refreshes = result.rate * DURATION
+  // A backend opened during the run counts from zero; one closed during it is missed (the pool
+  // keeps its connections while they are busy, so neither happens under load).
+  const opened = after.filter((pid) => !start.has(pid)).length
+  let db = 0
+  for (const pid of after) db += cpuSeconds([pid]) - (start.get(pid) ?? 0)
+  const server = cpuSeconds([replica.child.pid!]) - serverStart
+  const perRefresh = (seconds: number) => (seconds / refreshes) * 1e6
+  rows.push({ figure: 'PostgreSQL refresh, 1 process, accounting run (req/s)', rate: result.rate })
+  rows.push({
+    figure: `  Tessera process CPU per refresh (µs)`,
+    rate: perRefresh(server),
+  })
+  rows.push({
+    figure: `  database backends' CPU per refresh (µs; ${after.length} backends, ${opened} new)`,
+    rate: perRefresh(db),
+  })
+  rows.push({
+    figure: '  database backends at that rate (% of one core)',
+    rate: (db / DURATION) * 100,
+  })
+}
+
 /**
  * Refresh on PostgreSQL: one Tessera process, then two replicas on the same schema with the load
  * split between them, interleaved; the one-process rate is also compared with SQLite's (c=50).
@@ -570,6 +649,8 @@ async function measurePostgresRefresh(sqliteRate: number): Promise<void> {
   await admin.query(`create schema ${schema}`)
   const url = new URL(adminUrl)
   url.searchParams.set('options', `-c search_path=${schema}`)
+  // Names the replicas' backends, whose CPU the accounting run below reads.
+  url.searchParams.set('application_name', schema)
   const replicas: Awaited<ReturnType<typeof startServer>>[] = []
   try {
     replicas.push(await startServer(url.toString()))
@@ -611,6 +692,7 @@ async function measurePostgresRefresh(sqliteRate: number): Promise<void> {
         pool.giveBack(await load({ url: one.url, refreshTokens: await pool.take(CONNECTIONS) })),
       '≥ 1.5',
     )
+    await accountPostgresCpu(admin, schema, one, await pool.take(CONNECTIONS), pool.giveBack)
     if (sqliteRate > 0) {
       rows.push({
         figure: 'POST /v1/user/auth/refresh on PostgreSQL, 1 process ÷ SQLite (c=50)',

@@ -1,0 +1,117 @@
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { hashRefreshToken } from '../../src/sessions/refresh-token.js'
+import { makeTestApp, type TestApp } from '../support/app.js'
+import { dialects } from '../support/dialects.js'
+import { refresh, refreshPair, registerAndLogin, type TokenPairBody } from '../support/users.js'
+
+interface SeenQuery {
+  sql: string
+  parameters: unknown[]
+}
+
+/**
+ * Records every query the app's pool runs, by wrapping `query` on each pg client as the pool
+ * hands it out (the driver's method, not Tessera's code: Kysely calls `client.query(sql, params)`).
+ */
+function recordQueries(pool: pg.Pool): SeenQuery[] {
+  const seen: SeenQuery[] = []
+  const wrapped = new WeakSet<pg.PoolClient>()
+  pool.on('acquire', (client) => {
+    if (wrapped.has(client)) return
+    wrapped.add(client)
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown
+    ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+      const [text, parameters] = args
+      const sql = typeof text === 'string' ? text : String((text as { text?: string }).text)
+      seen.push({ sql, parameters: Array.isArray(parameters) ? parameters : [] })
+      return query(...args)
+    }
+  })
+  return seen
+}
+
+/** Queries that carry this refresh's token hash or session id: the refresh's own statements. */
+function queriesOf(seen: SeenQuery[], hash: string, sessionId: string): SeenQuery[] {
+  return seen.filter((q) => q.parameters.some((p) => p === hash || p === sessionId))
+}
+
+function sessionIdOf(pair: TokenPairBody): string {
+  const payload = pair.access_token.split('.')[2]!
+  // v4.public: the claims JSON, then a 64-byte signature.
+  const bytes = Buffer.from(payload, 'base64url')
+  return (JSON.parse(bytes.subarray(0, bytes.length - 64).toString('utf8')) as { sid: string }).sid
+}
+
+for (const dialect of dialects().filter((d) => d === 'postgres')) {
+  describe(`refresh on PostgreSQL: round trips [${dialect}]`, () => {
+    let app: TestApp
+    let seen: SeenQuery[]
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect })
+      const client = app.server.tessera.database.client
+      if (client.dialect !== 'postgres') throw new Error('expected PostgreSQL')
+      seen = recordQueries(client.pool)
+    })
+    afterAll(() => app.close())
+
+    it('a rotation is two statements and no transaction (docs/performance.md)', async () => {
+      const { tokens } = await registerAndLogin(app)
+      let current = tokens.refresh_token
+      for (let i = 0; i < 5; i++) {
+        const from = seen.length
+        const next = await refreshPair(app, current)
+        const during = seen.slice(from)
+        const own = queriesOf(during, hashRefreshToken(current), sessionIdOf(next))
+        // The read (by the token hash) and the one write (by the session id), nothing else.
+        expect(own.map((q) => q.sql.trim().split(/\s+/)[0])).toEqual(['select', 'with'])
+        // No BEGIN/COMMIT: each statement is its own transaction.
+        expect(during.filter((q) => /^\s*(begin|commit)\b/i.test(q.sql))).toEqual([])
+        current = next.refresh_token
+      }
+    })
+
+    it('a replay falls back to the general transaction and answers the same bytes', async () => {
+      const { tokens } = await registerAndLogin(app)
+      const first = await (await refresh(app, tokens.refresh_token)).text()
+      const from = seen.length
+      const again = await (await refresh(app, tokens.refresh_token)).text()
+      expect(again).toBe(first)
+      const during = seen.slice(from)
+      expect(during.some((q) => /^\s*begin\b/i.test(q.sql))).toBe(true)
+      // Nothing of the fast path's write ran: the read already saw a spent token.
+      expect(during.some((q) => q.sql.trim().startsWith('with locked'))).toBe(false)
+    })
+  })
+}
+
+for (const dialect of dialects()) {
+  describe(`a lost race writes nothing [${dialect}]`, () => {
+    let app: TestApp
+    beforeAll(async () => {
+      app = await makeTestApp({ dialect, env: { RATE_LIMIT_REFRESH_PER_SESSION: '60' } })
+    })
+    afterAll(() => app.close())
+
+    it('50 concurrent presentations count one refresh against the limit', async () => {
+      const { tokens, user } = await registerAndLogin(app)
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, async () => (await refresh(app, tokens.refresh_token)).text()),
+      )
+      expect(new Set(answers).size).toBe(1)
+      const session = await app.server.tessera.db
+        .selectFrom('sessions')
+        .select(['refresh_count', 'revoked_at'])
+        .where('user_id', '=', user.id)
+        .executeTakeFirstOrThrow()
+      expect(session).toEqual({ refresh_count: 1, revoked_at: null })
+      const rows = await app.server.tessera.db
+        .selectFrom('refresh_tokens')
+        .select(['status'])
+        .where('user_id', '=', user.id)
+        .orderBy('created_at')
+        .execute()
+      expect(rows.map((r) => r.status).sort()).toEqual(['active', 'rotated'])
+    })
+  })
+}
