@@ -30,6 +30,12 @@ const LIVE_REVOCATIONS = 100_000
 /** Interleaved rounds per side-by-side figure (Tessera, peer, Tessera, peer, ...). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const PEERS = join(dirname(fileURLToPath(import.meta.url)), 'peers')
+/**
+ * `BENCH_ONLY=refresh`: only the SQLite refresh figures (c=8 and c=50, against oidc-provider),
+ * with start-up and idle RSS; everything else is skipped (docs/performance.md).
+ */
+const ONLY = process.env.BENCH_ONLY
+if (ONLY !== undefined && ONLY !== 'refresh') throw new Error('BENCH_ONLY must be "refresh"')
 
 interface Row {
   figure: string
@@ -296,6 +302,13 @@ function argon2Rate(): Promise<number> {
 async function main(): Promise<void> {
   const machine = `${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}`
   console.log(`Tessera benchmark: ${machine}, Node ${process.version}, ${DURATION} s per figure`)
+  if (ONLY === undefined) await measureVerify()
+  await measureHttp()
+  if (ONLY === undefined) await measureOthers()
+  printRows()
+}
+
+async function measureVerify(): Promise<void> {
   const verify = await measureVerifyRatio()
   rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: verify.raw })
   rows.push({
@@ -318,12 +331,14 @@ async function main(): Promise<void> {
     ratio: withRevocations.ratio,
     target: '≥ 0.9',
   })
+}
 
+/** The HTTP figures against the peers (only the SQLite refresh ones with `BENCH_ONLY=refresh`). */
+async function measureHttp(): Promise<void> {
   const hello = await startPeer<{ url: string }>('hello.ts')
   const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
   const peer = oidc.info
   const server = await startServer()
-  let sqliteRefresh = 0
   try {
     await new Promise((r) => setTimeout(r, 500))
     value('process start to /ready (ms)', server.readyMs, '< 500')
@@ -371,6 +386,7 @@ async function main(): Promise<void> {
       )
       if (connections === CONNECTIONS) sqliteRefresh = rate
     }
+    if (ONLY === 'refresh') return
 
     await sideBySide(
       'GET /v1/user/me ÷ oidc-provider userinfo',
@@ -470,7 +486,12 @@ async function main(): Promise<void> {
     await Promise.all([stop(server.child), stop(hello.child), stop(oidc.child)])
     rmSync(server.dir, { recursive: true, force: true })
   }
+}
 
+/** The SQLite refresh rate at c=50, for the PostgreSQL ratio. */
+let sqliteRefresh = 0
+
+async function measureOthers(): Promise<void> {
   await measurePostgresRefresh(sqliteRefresh)
 
   const delivery = await measureRevocationDelivery()
@@ -504,7 +525,9 @@ async function main(): Promise<void> {
     })
     rows.push({ figure: `SQLite file size, day ${f.day} (MB)`, rate: f.fileMb, target: 'flat' })
   }
+}
 
+function printRows(): void {
   console.log(
     '\n| figure | Tessera (req/s or value) | p99 ms | peer / baseline | ratio | target | met? |\n' +
       '|---|---|---|---|---|---|---|',
