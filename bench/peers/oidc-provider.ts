@@ -14,11 +14,12 @@ import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
 // Its own in-memory adapter, given a larger store than the 1,000 entries of its default: the
 // bench's tokens and their rotated predecessors would evict the grants mid-run (every refresh
-// then fails).
-import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js'
+// then fails with invalid_grant). Passed as the `adapter` option: the default adapter makes its
+// own 1,000-entry store per provider, so the module's `setStorage` does not reach it.
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js'
 import LRU from 'oidc-provider/lib/helpers/lru.js'
 
-setStorage(new LRU({ maxSize: 10_000_000 }))
+const store = new LRU({ maxSize: 10_000_000 })
 
 const CLIENT_ID = 'bench'
 const CLIENT_SECRET = 'bench-client-secret-0123456789'
@@ -30,6 +31,7 @@ await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
 const provider = new Provider(url, {
+  adapter: (model: string) => new MemoryAdapter(model, store),
   clients: [
     {
       client_id: CLIENT_ID,

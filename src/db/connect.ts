@@ -21,7 +21,9 @@ export type DatabaseClient =
       /**
        * Runs `fn` while holding Kysely's one SQLite connection. Code that uses the raw handle must
        * go through this: otherwise its statements could land inside another request's open
-       * transaction on the same connection and vanish if that transaction rolls back.
+       * transaction on the same connection and vanish if that transaction rolls back. The one
+       * exception is synchronous code that first checks `sqlite.inTransaction` (the refresh's
+       * fast path, src/sessions/refresh-sqlite.ts): nothing can interleave with it.
        */
       exclusive<T>(fn: () => Promise<T>): Promise<T>
     }

@@ -24,6 +24,12 @@ export interface PreparedQuery<Params, Row> {
   execute(db: Kysely<Database>, params: Params): Promise<QueryResult<Row>>
   /** The first row, or undefined. */
   first(db: Kysely<Database>, params: Params): Promise<Row | undefined>
+  /**
+   * The SQL and bound values `execute` would send, for a caller that runs them on the driver
+   * itself: the synchronous SQLite refresh (src/sessions/refresh-sqlite.ts), which must not await.
+   * `db` only selects the dialect; the SQL text is the same string on every call.
+   */
+  bind(db: Kysely<Database>, params: Params): { sql: string; parameters: unknown[] }
 }
 
 export function preparedQuery<Params extends Record<string, unknown>, Row>(
@@ -53,7 +59,7 @@ export function preparedQuery<Params extends Record<string, unknown>, Row>(
     return entry
   }
 
-  async function execute(db: Kysely<Database>, params: Params): Promise<QueryResult<Row>> {
+  function bound(db: Kysely<Database>, params: Params) {
     const { query, slots } = compile(db)
     const parameters = query.parameters.map((value, i) => {
       const slot = slots[i]
@@ -61,11 +67,20 @@ export function preparedQuery<Params extends Record<string, unknown>, Row>(
       if (!(slot in params)) throw new TypeError(`prepared query: missing parameter "${slot}"`)
       return params[slot]
     })
+    return { query, parameters }
+  }
+
+  async function execute(db: Kysely<Database>, params: Params): Promise<QueryResult<Row>> {
+    const { query, parameters } = bound(db, params)
     return db.executeQuery<Row>({ ...query, parameters })
   }
 
   return {
     execute,
+    bind(db, params) {
+      const { query, parameters } = bound(db, params)
+      return { sql: query.sql, parameters }
+    },
     async first(db, params) {
       return (await execute(db, params)).rows[0]
     },

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import type { Transaction } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import type { Config } from '../config/index.js'
-import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { Signer } from '../keys/key-ring.js'
@@ -12,8 +11,16 @@ import type { AccessGrant } from '../tokens/grant.js'
 import { type TokenPair, tokenPairSignedBy } from '../tokens/token-pair.js'
 import { parseStoredAmr } from './amr.js'
 import { rotateOnPostgres } from './refresh-postgres.js'
+import { rotateOnSqlite } from './refresh-sqlite.js'
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from './refresh-token.js'
 import { forgetAnswer, keepAnswer, openAnswer, sealAnswer } from './replay.js'
+import {
+  claimToken,
+  insertChild,
+  type LockedSession,
+  lockSession,
+  userById,
+} from './rotation-statements.js'
 import { type ClientContext, revokeFamily, type SessionDeps } from './sessions.js'
 
 /** The answer of a refresh, and whose it is. */
@@ -43,87 +50,6 @@ type Outcome =
 class Rollback {
   constructor(readonly outcome: Outcome) {}
 }
-
-interface LockedSession {
-  id: string
-  user_id: string
-  expires_at: number
-  refresh_window_start: number
-  refresh_count: number
-  amr: string | null
-}
-
-// The statements every successful refresh runs, compiled once (see db/prepared.ts).
-
-/**
- * The first statement of every refresh: the write lock on the presented token's session, which
- * orders this refresh against other refreshes and revocations of the same family (all of them
- * write the session row first), and on SQLite starts the transaction with a write. It also
- * counts the refresh in the session's fixed window (a new window once the old one is over).
- */
-const lockSession = preparedQuery((db, p: { hash: string; now: number; windowOver: number }) =>
-  db
-    .updateTable('sessions')
-    .set((eb) => ({
-      last_used_at: p.now,
-      refresh_window_start: eb
-        .case()
-        .when('refresh_window_start', '<=', p.windowOver)
-        .then(p.now)
-        .else(eb.ref('refresh_window_start'))
-        .end(),
-      refresh_count: eb
-        .case()
-        .when('refresh_window_start', '<=', p.windowOver)
-        .then(1)
-        .else(eb('refresh_count', '+', 1))
-        .end(),
-    }))
-    .where('id', '=', (eb) =>
-      eb.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', p.hash),
-    )
-    .where('revoked_at', 'is', null)
-    .where('expires_at', '>', p.now)
-    .returning(['id', 'user_id', 'expires_at', 'refresh_window_start', 'refresh_count', 'amr']),
-)
-const claimToken = preparedQuery((db, p: { hash: string; familyId: string; now: number }) =>
-  db
-    .updateTable('refresh_tokens')
-    .set({ status: 'rotated', used_at: p.now })
-    .where('token_hash', '=', p.hash)
-    .where('family_id', '=', p.familyId)
-    .where('status', '=', 'active')
-    .where('expires_at', '>', p.now)
-    .returning(['id', 'parent_id']),
-)
-const userById = preparedQuery((db, p: { id: string }) =>
-  db.selectFrom('users').selectAll().where('id', '=', p.id),
-)
-const insertChild = preparedQuery(
-  (
-    db,
-    p: {
-      id: string
-      familyId: string
-      userId: string
-      hash: string
-      parentId: string
-      now: number
-      expiresAt: number
-    },
-  ) =>
-    db.insertInto('refresh_tokens').values({
-      id: p.id,
-      family_id: p.familyId,
-      user_id: p.userId,
-      token_hash: p.hash,
-      parent_id: p.parentId,
-      status: 'active',
-      created_at: p.now,
-      expires_at: p.expiresAt,
-      used_at: null,
-    }),
-)
 
 /**
  * Spends a refresh token and issues its successor in the same family, in one transaction
@@ -168,9 +94,12 @@ export async function rotateRefreshToken(
   // Fetched before the transaction: the key ring may read the database, and on SQLite the
   // transaction holds the one connection.
   const signer = await deps.keys.signer()
-  // PostgreSQL: the happy path in two round trips; anything else falls through to the general
-  // transaction below (refresh-postgres.ts).
-  const fast = await rotateOnPostgres(deps, hash, now, signer, grant)
+  // The happy path as each database does it fastest: on SQLite one synchronous transaction
+  // (refresh-sqlite.ts), on PostgreSQL two round trips (refresh-postgres.ts). Every other
+  // presentation, untouched by them, is decided below.
+  const fast =
+    rotateOnSqlite(deps, hash, now, signer, grant) ??
+    (await rotateOnPostgres(deps, hash, now, signer, grant))
   if (fast !== undefined) {
     deps.metrics.refreshes.inc({ outcome: 'rotated' })
     return fast

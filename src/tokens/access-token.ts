@@ -7,7 +7,7 @@ import { formatPasetoTime } from '../paseto/time.js'
 import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
 import { type AccessGrant, defaultGrant } from './grant.js'
 import { longestTokenLifetime } from './lifetime.js'
-import { signV4Public } from './sign.js'
+import { signV4PublicSync } from './sign.js'
 
 /** The user fields an access token carries. */
 export type TokenSubject = Pick<
@@ -50,13 +50,24 @@ export async function issueAccessToken(
  * key ring must not query the database itself (SQLite has one connection, held by the
  * transaction).
  */
-export function signAccessToken(
+export async function signAccessToken(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
   user: TokenSubject,
   sessionId: string,
   options: SignOptions = {},
 ): Promise<string> {
+  return signAccessTokenSync(deps, signer, user, sessionId, options)
+}
+
+/** `signAccessToken`, synchronously: inside a synchronous SQLite transaction (refresh-sqlite). */
+export function signAccessTokenSync(
+  deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
+  signer: Signer,
+  user: TokenSubject,
+  sessionId: string,
+  options: SignOptions = {},
+): string {
   const now = Math.floor(deps.clock() / 1000) * 1000
   const grant = options.grant ?? defaultGrant(deps.config)
   const ttl = options.ttlSeconds ?? deps.config.accessTokenTtl
@@ -78,7 +89,7 @@ export function signAccessToken(
     ...(options.amr === undefined || options.amr.length === 0 ? {} : { amr: [...options.amr] }),
   }
   const footer = Buffer.from(JSON.stringify({ kid: signer.kid }))
-  return signV4Public(signer.key, { ...claims }, footer)
+  return signV4PublicSync(signer.key, { ...claims }, footer)
 }
 
 /**

@@ -85,6 +85,20 @@ export async function signV4Public(
   footer: Uint8Array,
   options: SignOptions = {},
 ): Promise<string> {
+  return signV4PublicSync(key, claims, footer, options)
+}
+
+/**
+ * `signV4Public`, synchronously (node:crypto's Ed25519 `sign` is synchronous): for a caller inside
+ * a synchronous SQLite transaction, where nothing may await (src/sessions/refresh-sqlite.ts).
+ * Throws where `signV4Public` rejects.
+ */
+export function signV4PublicSync(
+  key: SecretKey,
+  claims: Record<string, JsonValue>,
+  footer: Uint8Array,
+  options: SignOptions = {},
+): string {
   assertSecretKey(key)
   if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
     throw new TypeError('claims must be a JSON object')

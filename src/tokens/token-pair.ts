@@ -1,6 +1,6 @@
 import type { Signer } from '../keys/key-ring.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
-import { type AccessTokenDeps, signAccessToken, type TokenSubject } from './access-token.js'
+import { type AccessTokenDeps, signAccessTokenSync, type TokenSubject } from './access-token.js'
 import type { AccessGrant } from './grant.js'
 
 /** openapi.yaml, `TokenPair`. */
@@ -29,8 +29,22 @@ export async function tokenPairSignedBy(
   issued: IssuedRefreshToken,
   grant?: AccessGrant,
 ): Promise<TokenPair> {
+  return tokenPairSignedBySync(deps, signer, user, issued, grant)
+}
+
+/**
+ * `tokenPairSignedBy`, synchronously: the answer of a refresh signed inside its synchronous SQLite
+ * transaction (src/sessions/refresh-sqlite.ts).
+ */
+export function tokenPairSignedBySync(
+  deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
+  signer: Signer,
+  user: TokenSubject,
+  issued: IssuedRefreshToken,
+  grant?: AccessGrant,
+): TokenPair {
   return {
-    access_token: await signAccessToken(deps, signer, user, issued.sessionId, {
+    access_token: signAccessTokenSync(deps, signer, user, issued.sessionId, {
       grant,
       amr: issued.amr,
     }),
