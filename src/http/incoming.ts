@@ -10,6 +10,7 @@ import type { Context } from 'hono'
 export function requestHeader(c: Context, name: string): string | undefined {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
   if (incoming === undefined) return c.req.header(name)
-  const value = incoming.headers[name]
-  return Array.isArray(value) ? value.join(', ') : value
+  // `headersDistinct`, not `headers`: the latter keeps only the first of some repeated headers
+  // (Authorization among them) where a web `Headers` joins them all, which is what routes check.
+  return incoming.headersDistinct[name]?.join(', ')
 }
