@@ -31,12 +31,33 @@ const LIVE_REVOCATIONS = 100_000
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const PEERS = join(dirname(fileURLToPath(import.meta.url)), 'peers')
 /**
- * `BENCH_ONLY=postgres,refresh`: only these groups of figures (docs/performance.md): `verify`,
- * `sqlite` (every figure of the SQLite server), `refresh` (only its refresh figures, which the
- * PostgreSQL one-process ratio divides by), `postgres`, `revocation`, `storage`. Default: all.
+ * The figures to run, by name (BENCH_ONLY=health,authz; unset: all): verify, verify-revocations,
+ * ready (start-up and idle RSS), refresh, me, introspect, authz, health, authz-revocations, forgot,
+ * login, postgres, delivery, storage. Ratios are only comparable within one run.
  */
-const ONLY = process.env.BENCH_ONLY?.split(',').map((group) => group.trim())
-const wants = (group: string) => ONLY === undefined || ONLY.includes(group)
+const ONLY = process.env.BENCH_ONLY?.split(',').map((name) => name.trim())
+const FIGURES = [
+  'verify',
+  'verify-revocations',
+  'ready',
+  'refresh',
+  'me',
+  'introspect',
+  'authz',
+  'health',
+  'authz-revocations',
+  'forgot',
+  'login',
+  'postgres',
+  'delivery',
+  'storage',
+] as const
+for (const name of ONLY ?? []) {
+  if (!(FIGURES as readonly string[]).includes(name)) {
+    throw new Error(`BENCH_ONLY: no figure "${name}" (figures: ${FIGURES.join(', ')})`)
+  }
+}
+const runs = (figure: (typeof FIGURES)[number]) => ONLY === undefined || ONLY.includes(figure)
 
 interface Row {
   figure: string
@@ -59,13 +80,18 @@ async function freePort(): Promise<number> {
   })
 }
 
-async function startServer(databaseUrl?: string): Promise<{
+async function startServer(
+  databaseUrl?: string,
+  existingDir?: string,
+): Promise<{
   url: string
   child: ChildProcess
   readyMs: number
+  /** The process's CPU time (user and system) until that first 200 from /ready. */
+  readyCpuMs: number
   dir: string
 }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'))
+  const dir = existingDir ?? mkdtempSync(join(tmpdir(), 'tessera-bench-'))
   const port = await freePort()
   const started = performance.now()
   // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flags).
@@ -106,7 +132,33 @@ async function startServer(databaseUrl?: string): Promise<{
     }
     await new Promise((r) => setTimeout(r, 10))
   }
-  return { url, child, readyMs: performance.now() - started, dir }
+  const readyMs = performance.now() - started
+  return { url, child, readyMs, readyCpuMs: cpuMs(child.pid!), dir }
+}
+
+/** A process's CPU time so far (user and system), in milliseconds. */
+function cpuMs(pid: number): number {
+  return cpuSeconds([pid]) * 1000
+}
+
+/**
+ * Start-up, twice: on a new SQLite database (migrations and the first signing key) and again on
+ * the same file (nothing to migrate), each from spawning `tessera serve` to its first 200 from
+ * /ready; the CPU time beside it says how much of the wall time was the machine's other load.
+ */
+async function measureStartUp(): Promise<void> {
+  const fresh = await startServer()
+  await stop(fresh.child)
+  const existing = await startServer(undefined, fresh.dir)
+  await stop(existing.child)
+  rmSync(fresh.dir, { recursive: true, force: true })
+  for (const [which, s] of [
+    ['a new database', fresh],
+    ['an existing database', existing],
+  ] as const) {
+    value(`process start to /ready, ${which} (ms)`, s.readyMs, '< 500')
+    rows.push({ figure: `  the same, CPU time of the process (ms)`, rate: s.readyCpuMs })
+  }
 }
 
 /** Writes `count` session revocations into the bench server's database, 1000 a transaction. */
@@ -303,7 +355,7 @@ function argon2Rate(): Promise<number> {
 async function main(): Promise<void> {
   const machine = `${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()}`
   console.log(`Tessera benchmark: ${machine}, Node ${process.version}, ${DURATION} s per figure`)
-  if (wants('verify')) {
+  if (runs('verify')) {
     const verify = await measureVerifyRatio()
     rows.push({ figure: 'crypto.verify (node:crypto, 1 core)', rate: verify.raw })
     rows.push({
@@ -312,7 +364,9 @@ async function main(): Promise<void> {
       ratio: verify.ratio,
       target: '≥ 0.9',
     })
+  }
 
+  if (runs('verify-revocations')) {
     const withRevocations = await measureVerifyWithRevocations(LIVE_REVOCATIONS)
     // Its own raw figure: crypto.verify drifts between the two measurements on a shared machine.
     rows.push({
@@ -328,167 +382,177 @@ async function main(): Promise<void> {
     })
   }
 
+  if (runs('ready')) await measureStartUp()
+  const hello = await startPeer<{ url: string }>('hello.ts')
+  const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
+  const peer = oidc.info
+  const server = await startServer()
   let sqliteRefresh = 0
-  if (wants('sqlite') || wants('refresh')) {
-    const hello = await startPeer<{ url: string }>('hello.ts')
-    const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
-    const peer = oidc.info
-    const server = await startServer()
-    try {
-      await new Promise((r) => setTimeout(r, 500))
-      value('process start to /ready (ms)', server.readyMs, '< 500')
-      value('idle RSS (MB)', rssMb(server.child.pid!), '< 80')
+  try {
+    await new Promise((r) => setTimeout(r, 500))
+    if (runs('ready')) value('idle RSS (MB)', rssMb(server.child.pid!), '< 80')
 
-      const base = server.url
-      await json(`${base}/v1/user/auth/register`, {
+    const base = server.url
+    await json(`${base}/v1/user/auth/register`, { email: 'bench@example.org', password: PASSWORD })
+    const logIn = async () =>
+      (await json(`${base}/v1/user/auth/login`, {
         email: 'bench@example.org',
         password: PASSWORD,
-      })
-      const logIn = async () =>
-        (await json(`${base}/v1/user/auth/login`, {
-          email: 'bench@example.org',
-          password: PASSWORD,
-        }))!
-      const access = (await logIn()).access_token!
-      const bearer = { authorization: `Bearer ${access}` }
-      const peerBearer = { authorization: `Bearer ${peer.accessToken}` }
-      const basic = Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')
-      const peerClient = { authorization: `Basic ${basic}` }
+      }))!
+    const access = (await logIn()).access_token!
+    const bearer = { authorization: `Bearer ${access}` }
+    const peerBearer = { authorization: `Bearer ${peer.accessToken}` }
+    const basic = Buffer.from(`${peer.clientId}:${peer.clientSecret}`).toString('base64')
+    const peerClient = { authorization: `Basic ${basic}` }
 
-      // Refresh: every request spends its token and gets a successor, on both sides.
-      const ours = tokenPool(async () => (await logIn()).refresh_token!)
-      const theirs = tokenPool(async () => {
-        throw new Error('the oidc-provider peer ran out of refresh tokens')
-      }, peer.refreshTokens)
-      for (const connections of [8, 50]) {
-        const { ours: rate } = await sideBySide(
-          `POST /v1/user/auth/refresh (c=${connections}) ÷ oidc-provider refresh grant, in-memory`,
-          async () =>
-            ours.giveBack(
-              await load({ url: base, connections, refreshTokens: await ours.take(connections) }),
-            ),
-          async () =>
-            theirs.giveBack(
-              await load({
-                url: peer.url,
-                connections,
-                refreshTokens: await theirs.take(connections),
-                refreshGrant: {
-                  path: '/token',
-                  form: { grant_type: 'refresh_token' },
-                  headers: peerClient,
-                },
-              }),
-            ),
-          '≥ 1.3',
-        )
-        if (connections === CONNECTIONS) sqliteRefresh = rate
-      }
-      if (wants('sqlite')) {
-        await sideBySide(
-          'GET /v1/user/me ÷ oidc-provider userinfo',
-          () => load({ url: `${base}/v1/user/me`, headers: bearer }),
-          () => load({ url: `${peer.url}/me`, headers: peerBearer }),
-          '≥ 1.0',
-        )
-        const form = { 'content-type': 'application/x-www-form-urlencoded' }
-        await sideBySide(
-          'POST /v1/token/introspect ÷ oidc-provider introspection',
-          () =>
-            load({
-              url: base,
-              path: '/v1/token/introspect',
-              method: 'POST',
-              headers: { ...form, 'x-service-secret': SERVICE_SECRET },
-              body: new URLSearchParams({ token: access }).toString(),
-            }),
-          () =>
-            load({
+    // Refresh: every request spends its token and gets a successor, on both sides.
+    const ours = tokenPool(async () => (await logIn()).refresh_token!)
+    const theirs = tokenPool(async () => {
+      throw new Error('the oidc-provider peer ran out of refresh tokens')
+    }, peer.refreshTokens)
+    for (const connections of runs('refresh') ? [8, 50] : []) {
+      const { ours: rate } = await sideBySide(
+        `POST /v1/user/auth/refresh (c=${connections}) ÷ oidc-provider refresh grant, in-memory`,
+        async () =>
+          ours.giveBack(
+            await load({ url: base, connections, refreshTokens: await ours.take(connections) }),
+          ),
+        async () =>
+          theirs.giveBack(
+            await load({
               url: peer.url,
-              path: '/token/introspection',
-              method: 'POST',
-              headers: { ...form, ...peerClient },
-              body: new URLSearchParams({ token: peer.accessToken }).toString(),
+              connections,
+              refreshTokens: await theirs.take(connections),
+              refreshGrant: {
+                path: '/token',
+                form: { grant_type: 'refresh_token' },
+                headers: peerClient,
+              },
             }),
-          '≥ 1.2',
-        )
-        const { ours: authz } = await sideBySide(
-          'GET /v1/authz (forward auth) ÷ Hono hello',
-          () => load({ url: `${base}/v1/authz`, headers: bearer }),
-          () => load({ url: hello.info.url }),
-          '≥ 0.5',
-        )
-        await sideBySide(
-          'GET /health ÷ Hono hello',
-          () => load({ url: `${base}/health` }),
-          () => load({ url: hello.info.url }),
-          '≥ 0.8',
-        )
-        // The same route while the server holds 100,000 live revocations (written into its database
-        // by this process, as another replica or `tessera user disable` would): the ratio is to the
-        // figure above, taken with none.
-        await addRevocations(server.dir, LIVE_REVOCATIONS)
-        await waitForLiveRevocations(base, LIVE_REVOCATIONS)
-        record(
-          'GET /v1/authz, 100,000 live revocations (ratio to none)',
-          await load({ url: `${base}/v1/authz`, headers: bearer }),
-          authz,
-          '≥ 0.9',
-        )
-
-        // A reset request answers alike for an account and for no account (README, "Password
-        // reset"): the same body, and the same work, which these two figures compare.
-        const forgot = (email: string) =>
-          load({
-            url: `${base}/v1/user/auth/password/forgot`,
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ email }),
-            connections: 8,
-          })
-        const known = await forgot('bench@example.org')
-        record('POST /v1/user/auth/password/forgot, an account (c=8)', known)
-        record(
-          'the same, an address without an account (ratio to an account)',
-          await forgot('nobody@example.org'),
-          known.rate,
-          '0.9–1.1',
-        )
-
-        const argon2 = await argon2Rate()
-        rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
-        const loginBody = JSON.stringify({ email: 'bench@example.org', password: PASSWORD })
-        // The probe is paced (100 req/s) so that it measures latency without stealing the CPU the
-        // login flood needs.
-        const [login, healthDuringFlood] = await Promise.all([
-          load({
-            url: `${base}/v1/user/auth/login`,
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: loginBody,
-          }),
-          load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
-        ])
-        rows.push({
-          figure: 'POST /v1/user/auth/login ÷ raw argon2id',
-          rate: login.rate,
-          p99: login.p99,
-          peer: argon2,
-          ratio: login.rate / argon2,
-          target: '≥ 0.9',
-          met: login.rate / argon2 >= 0.9,
-        })
-        value('GET /health p99 during the login flood (ms)', healthDuringFlood.p99, '< 10')
-      }
-    } finally {
-      await Promise.all([stop(server.child), stop(hello.child), stop(oidc.child)])
-      rmSync(server.dir, { recursive: true, force: true })
+          ),
+        '≥ 1.3',
+      )
+      if (connections === CONNECTIONS) sqliteRefresh = rate
     }
+
+    if (runs('me')) {
+      await sideBySide(
+        'GET /v1/user/me ÷ oidc-provider userinfo',
+        () => load({ url: `${base}/v1/user/me`, headers: bearer }),
+        () => load({ url: `${peer.url}/me`, headers: peerBearer }),
+        '≥ 1.0',
+      )
+    }
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    if (runs('introspect')) {
+      await sideBySide(
+        'POST /v1/token/introspect ÷ oidc-provider introspection',
+        () =>
+          load({
+            url: base,
+            path: '/v1/token/introspect',
+            method: 'POST',
+            headers: { ...form, 'x-service-secret': SERVICE_SECRET },
+            body: new URLSearchParams({ token: access }).toString(),
+          }),
+        () =>
+          load({
+            url: peer.url,
+            path: '/token/introspection',
+            method: 'POST',
+            headers: { ...form, ...peerClient },
+            body: new URLSearchParams({ token: peer.accessToken }).toString(),
+          }),
+        '≥ 1.2',
+      )
+    }
+    const authzRate = async () => {
+      const { ours } = await sideBySide(
+        'GET /v1/authz (forward auth) ÷ Hono hello',
+        () => load({ url: `${base}/v1/authz`, headers: bearer }),
+        () => load({ url: hello.info.url }),
+        '≥ 0.5',
+      )
+      return ours
+    }
+    const authz = runs('authz') || runs('authz-revocations') ? await authzRate() : 0
+    if (runs('health')) {
+      await sideBySide(
+        'GET /health ÷ Hono hello',
+        () => load({ url: `${base}/health` }),
+        () => load({ url: hello.info.url }),
+        '≥ 0.8',
+      )
+    }
+    if (runs('authz-revocations')) {
+      // The same route while the server holds 100,000 live revocations (written into its database
+      // by this process, as another replica or `tessera user disable` would): the ratio is to the
+      // figure above, taken with none.
+      await addRevocations(server.dir, LIVE_REVOCATIONS)
+      await waitForLiveRevocations(base, LIVE_REVOCATIONS)
+      record(
+        'GET /v1/authz, 100,000 live revocations (ratio to none)',
+        await load({ url: `${base}/v1/authz`, headers: bearer }),
+        authz,
+        '≥ 0.9',
+      )
+    }
+
+    if (runs('forgot')) {
+      // A reset request answers alike for an account and for no account (README, "Password
+      // reset"): the same body, and the same work, which these two figures compare.
+      const forgot = (email: string) =>
+        load({
+          url: `${base}/v1/user/auth/password/forgot`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email }),
+          connections: 8,
+        })
+      const known = await forgot('bench@example.org')
+      record('POST /v1/user/auth/password/forgot, an account (c=8)', known)
+      record(
+        'the same, an address without an account (ratio to an account)',
+        await forgot('nobody@example.org'),
+        known.rate,
+        '0.9–1.1',
+      )
+    }
+
+    if (runs('login')) {
+      const argon2 = await argon2Rate()
+      rows.push({ figure: 'argon2id verify, raw, all cores (m=19456 t=2 p=1)', rate: argon2 })
+      const loginBody = JSON.stringify({ email: 'bench@example.org', password: PASSWORD })
+      // The probe is paced (100 req/s) so that it measures latency without stealing the CPU the
+      // login flood needs.
+      const [login, healthDuringFlood] = await Promise.all([
+        load({
+          url: `${base}/v1/user/auth/login`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: loginBody,
+        }),
+        load({ url: `${base}/health`, connections: 2, overallRate: 100 }),
+      ])
+      rows.push({
+        figure: 'POST /v1/user/auth/login ÷ raw argon2id',
+        rate: login.rate,
+        p99: login.p99,
+        peer: argon2,
+        ratio: login.rate / argon2,
+        target: '≥ 0.9',
+        met: login.rate / argon2 >= 0.9,
+      })
+      value('GET /health p99 during the login flood (ms)', healthDuringFlood.p99, '< 10')
+    }
+  } finally {
+    await Promise.all([stop(server.child), stop(hello.child), stop(oidc.child)])
+    rmSync(server.dir, { recursive: true, force: true })
   }
 
-  if (wants('postgres')) await measurePostgresRefresh(sqliteRefresh)
+  if (runs('postgres')) await measurePostgresRefresh(sqliteRefresh)
 
-  const delivery = wants('revocation') ? await measureRevocationDelivery() : undefined
+  const delivery = runs('delivery') ? await measureRevocationDelivery() : undefined
   if (delivery !== undefined) {
     const n = delivery.revocations
     const latency = (figure: string, f: { p50: number; p99: number }, target: string) =>
@@ -511,7 +575,7 @@ async function main(): Promise<void> {
   }
 
   // README, "Storage and retention": bounded rows per live session, a file that stops growing.
-  for (const f of wants('storage') ? await measureStorage() : []) {
+  for (const f of runs('storage') ? await measureStorage() : []) {
     rows.push({
       figure: `refresh_tokens rows per live session, day ${f.day} (${f.liveSessions} sessions)`,
       rate: f.perSession,

@@ -1,6 +1,7 @@
 import { type Answer, type AuthorizedRequest, expectOk, ProblemError } from './answer.js'
 import { browserLogin } from './browser-login.js'
 import { cancellableOnInterrupt } from './cancel.js'
+import type { ClientCommand } from './client-commands.js'
 import { deviceLogin, type ObtainedTokens } from './device-login.js'
 import { CliFailure } from './failure.js'
 import { type CliIo, printError, printLine } from './io.js'
@@ -22,23 +23,6 @@ import { verifyAcademic } from './verify.js'
  * the first line of stdin); tokens live only in the credentials file (token-store.ts), never in
  * argv, environment or output.
  */
-
-export const CLIENT_COMMANDS = [
-  'user register',
-  'user login',
-  'user whoami',
-  'user verify',
-  'user logout',
-  'token create',
-  'token list',
-  'token revoke',
-  'token mint',
-] as const
-export type ClientCommand = (typeof CLIENT_COMMANDS)[number]
-
-export function isClientCommand(command: string): command is ClientCommand {
-  return (CLIENT_COMMANDS as readonly string[]).includes(command)
-}
 
 export const DEFAULT_TESSERA_URL = 'http://localhost:8000'
 /** An access token this close to its expiry is refreshed before use. */

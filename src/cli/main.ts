@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { format, parseArgs } from 'node:util'
-import { isClientCommand, runClientCommand } from './client.js'
+import { isClientCommand } from './client-commands.js'
 import { type CliIo, printError, printLine, processIo } from './io.js'
 
 const USAGE = `Usage: tessera <command> [options]
@@ -375,6 +375,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   // the server's modules loaded (a login node's CLI starts in a fraction of the time).
   if (isClientCommand(command)) {
     const args = positionals.slice(2)
+    const { runClientCommand } = await import('./client.js')
     return runClientCommand(command, { ...values, args }, HELP[command]!, io)
   }
   const server = await import('./server-commands.js')

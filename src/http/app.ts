@@ -1,4 +1,4 @@
-import { Hono, type MiddlewareHandler } from 'hono'
+import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
@@ -39,11 +39,7 @@ export const MAX_BODY_BYTES = 64 * 1024
 export function createApp(tessera: Tessera): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
 
-  app.use(async (c, next) => {
-    c.set('tessera', tessera)
-    await next()
-  })
-  app.use(observeRequest)
+  app.use(observeRequests(tessera))
   // The request id and the security and Cache-Control headers, one precomputed block on every
   // response, errors included (middleware/response-headers.ts).
   app.use(responseHeaders())
@@ -99,16 +95,29 @@ export function loggedPath(path: string): string {
 }
 
 /**
- * One latency observation and one log line per request. The route label is the template of the
- * last route the request matched (`/v1/user/sessions/:id`, also when a middleware such as the
- * body limit answered before the handler; `/*` when no route matched), never the raw path, so the
- * number of series stays bounded whatever clients send.
+ * Sets `tessera` for the handlers; then one latency observation and one log line per request.
+ * The route label is the template of the last route the request matched
+ * (`/v1/user/sessions/:id`, also when a middleware such as the body limit answered before the
+ * handler; `/*` when no route matched), never the raw path, so the number of series stays
+ * bounded whatever clients send.
  */
-const observeRequest: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const started = performance.now()
-  await next()
-  const elapsed = performance.now() - started
-  const { logger, metrics } = c.get('tessera')
+function observeRequests(tessera: Tessera): MiddlewareHandler<AppEnv> {
+  const { logger, metrics } = tessera
+  // One middleware, not two: every layer is a closure and a promise on every request.
+  return async (c, next) => {
+    c.set('tessera', tessera)
+    const started = performance.now()
+    await next()
+    observe(c, logger, metrics, performance.now() - started)
+  }
+}
+
+function observe(
+  c: Context<AppEnv>,
+  logger: Tessera['logger'],
+  metrics: Tessera['metrics'],
+  elapsed: number,
+): void {
   const route = routePath(c, -1)
   const status = c.res.status
   metrics.httpRequestDuration.observe({ method: c.req.method, route, status }, elapsed / 1000)

@@ -1,8 +1,7 @@
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  type PublicKeyCredentialRequestOptionsJSON,
-  verifyAuthenticationResponse,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  VerifiedAuthenticationResponse,
 } from '@simplewebauthn/server'
 import { getUser } from '../accounts/accounts.js'
 import { recordAudit } from '../audit/audit.js'
@@ -23,6 +22,7 @@ import {
   userHandle,
   webAuthnCredential,
 } from './passkeys.js'
+import { webauthn } from './webauthn.js'
 
 export interface AuthenticationOptions {
   /** For `navigator.credentials.get()` (through @simplewebauthn/browser). */
@@ -54,7 +54,7 @@ export async function passkeySignInOptions(
   client: ClientContext,
 ): Promise<AuthenticationOptions> {
   await t.limits.loginPerIp.consume(client.ip ?? 'unknown')
-  const options = await generateAuthenticationOptions({
+  const options = await (await webauthn()).generateAuthenticationOptions({
     rpID: t.config.webauthn.rpId,
     challenge: newChallenge(),
     timeout: CHALLENGE_TTL_SECONDS * 1000,
@@ -110,7 +110,7 @@ export async function authenticationOptionsForUser(
 ): Promise<AuthenticationOptions> {
   const passkeys = await listPasskeys(t.db, userId)
   if (passkeys.length === 0) throw new TesseraError('not_found', 'This account has no passkey')
-  const options = await generateAuthenticationOptions({
+  const options = await (await webauthn()).generateAuthenticationOptions({
     rpID: t.config.webauthn.rpId,
     challenge: newChallenge(),
     timeout: CHALLENGE_TTL_SECONDS * 1000,
@@ -169,7 +169,8 @@ async function verifyAssertion(
   response: AuthenticationResponseJSON,
   options: { requireUserVerification: boolean; client: ClientContext },
 ): Promise<VerifiedPasskey> {
-  let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>
+  const { verifyAuthenticationResponse } = await webauthn()
+  let verified: VerifiedAuthenticationResponse
   try {
     verified = await verifyAuthenticationResponse({
       response,

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import {
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyRegistrationResponse,
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  RegistrationResponseJSON,
+  VerifiedRegistrationResponse,
 } from '@simplewebauthn/server'
 import { getUser } from '../accounts/accounts.js'
 import {
@@ -23,6 +22,7 @@ import {
   storeChallenge,
 } from './challenges.js'
 import { listPasskeys, MAX_PASSKEYS_PER_USER, type PasskeyDeps, userHandle } from './passkeys.js'
+import { webauthn } from './webauthn.js'
 
 export type RegistrationDeps = PasskeyDeps & RecentAuthenticationDeps
 
@@ -56,7 +56,7 @@ export async function registrationOptions(
   const user = await getUser(t.db, session.sub)
   const existing = await listPasskeys(t.db, user.id)
   refuseOverLimit(existing.length)
-  const options = await generateRegistrationOptions({
+  const options = await (await webauthn()).generateRegistrationOptions({
     rpName: t.config.webauthn.rpName,
     rpID: t.config.webauthn.rpId,
     userName: user.email,
@@ -100,7 +100,8 @@ export async function registerPasskey(
 ): Promise<Passkey> {
   const expectedChallenge = await claimChallenge(t, input.challenge, 'register', session.sub)
   await requireRecentAuthentication(t, session.sid)
-  let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>
+  const { verifyRegistrationResponse } = await webauthn()
+  let verified: VerifiedRegistrationResponse
   try {
     verified = await verifyRegistrationResponse({
       response: input.response,

@@ -4,7 +4,7 @@ import type { Config } from '../config/index.js'
 import type { User } from '../db/schema.js'
 import type { KeyRing, Signer } from '../keys/key-ring.js'
 import { formatPasetoTime } from '../paseto/time.js'
-import { type AccessTokenClaims, verifyAccessToken } from '../verify/token.js'
+import { type AccessTokenClaims, VerifiedTokenCache, verifyAccessToken } from '../verify/token.js'
 import { type AccessGrant, defaultGrant } from './grant.js'
 import { longestTokenLifetime } from './lifetime.js'
 import { signV4PublicSync } from './sign.js'
@@ -102,11 +102,34 @@ export function verifyOwnAccessToken(
   token: string,
   audience: string | 'any' = deps.config.audience,
 ): Promise<{ claims: AccessTokenClaims; kid: string }> {
-  return verifyAccessToken(token, (kid) => deps.keys.publicKey(kid), {
-    issuer: deps.config.issuer,
-    audience: audience === 'any' ? deps.config.audiences : audience,
-    now: deps.clock,
-    // Tessera signs nothing longer: a longer token was not made by this deployment's rules.
-    maxLifetimeSeconds: longestTokenLifetime(deps.config),
-  })
+  return verifyAccessToken(
+    token,
+    (kid) => deps.keys.publicKey(kid),
+    {
+      issuer: deps.config.issuer,
+      audience: audience === 'any' ? deps.config.audiences : audience,
+      now: deps.clock,
+      // Tessera signs nothing longer: a longer token was not made by this deployment's rules.
+      maxLifetimeSeconds: longestTokenLifetime(deps.config),
+    },
+    verifiedTokens(deps),
+  )
+}
+
+/**
+ * One cache of verified tokens per key ring, that is per running Tessera: a client presents its
+ * access token on every request, and the Ed25519 verification was most of the cost of /v1/authz,
+ * introspection and /v1/user/me (docs/performance.md). Session, user and key revocation are
+ * checked on every request as before (the cache holds no answer about them; a revoked key is a
+ * miss).
+ */
+const caches = new WeakMap<AccessTokenDeps['keys'], VerifiedTokenCache>()
+
+function verifiedTokens(deps: AccessTokenDeps): VerifiedTokenCache {
+  let cache = caches.get(deps.keys)
+  if (cache === undefined) {
+    cache = new VerifiedTokenCache(4096, deps.clock)
+    caches.set(deps.keys, cache)
+  }
+  return cache
 }

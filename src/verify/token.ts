@@ -297,7 +297,81 @@ export async function verifyAccessToken(
   token: string,
   resolveKey: KeyResolver,
   options: VerifyOptions,
+  cache?: VerifiedTokenCache,
 ): Promise<{ claims: AccessTokenClaims; kid: string }> {
+  const cached = cache?.get(token)
+  if (cached !== undefined) {
+    // The same key as verified it, still published: steps 1 to 5 gave this answer for this very
+    // text; steps 6 and 7 depend on now and the options, and run again.
+    if ((await resolveKey(cached.kid)) === cached.key) return checkedClaims(cached, options)
+    cache!.delete(token)
+  }
+  const signed = await verifySignedToken(token, resolveKey)
+  const result = checkedClaims(signed, options)
+  cache?.set(token, signed)
+  return result
+}
+
+/**
+ * A token whose framing, footer, key and signature checked out and whose payload was read (steps
+ * 1 to 5 of `verifyAccessToken`): what depends on the token's text and the key alone.
+ */
+export interface SignedToken {
+  readonly kid: string
+  readonly key: PublicKey
+  readonly claims: Readonly<AccessTokenClaims>
+  readonly exp: number
+  readonly nbf: number
+  readonly iat: number
+}
+
+/**
+ * Tokens that verified recently, by their exact text, so that a client presenting one token many
+ * times costs one Ed25519 verification (docs/performance.md). Only a token that passed steps 1 to 5
+ * is kept, with the key object that verified it: a hit is used only while `resolveKey` still
+ * returns that very object (a revoked or retired key, or a reloaded key set, is a miss), and the
+ * time, audience and issuer checks run on every call. Bounded (the oldest entry is dropped when
+ * full) and entries are dropped once past their `exp`; revocation of a session or a user is the
+ * caller's check, after this one, as without a cache.
+ */
+export class VerifiedTokenCache {
+  readonly #entries = new Map<string, SignedToken>()
+  readonly #max: number
+  readonly #now: () => number
+
+  constructor(max = 4096, now: () => number = Date.now) {
+    this.#max = max
+    this.#now = now
+  }
+
+  get(token: string): SignedToken | undefined {
+    const entry = this.#entries.get(token)
+    if (entry !== undefined && entry.exp < this.#now()) {
+      this.#entries.delete(token)
+      return undefined
+    }
+    return entry
+  }
+
+  set(token: string, entry: SignedToken): void {
+    if (this.#entries.size >= this.#max) {
+      const oldest = this.#entries.keys().next()
+      if (oldest.done !== true) this.#entries.delete(oldest.value)
+    }
+    this.#entries.set(token, entry)
+  }
+
+  delete(token: string): void {
+    this.#entries.delete(token)
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+}
+
+/** Steps 1 to 5 of `verifyAccessToken`. */
+async function verifySignedToken(token: string, resolveKey: KeyResolver): Promise<SignedToken> {
   if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) {
     throw new TokenError('malformed', 'not a token, or longer than 8 KiB')
   }
@@ -333,7 +407,17 @@ export async function verifyAccessToken(
     throw new TokenError('bad_signature', 'token signature does not verify')
   }
 
-  const { claims, exp, nbf, iat } = readAccessTokenPayload(message)
+  return { kid, key, ...readAccessTokenPayload(message) }
+}
+
+/** Steps 6 and 7 of `verifyAccessToken`; the claims are a copy the caller may keep. */
+function checkedClaims(
+  signed: SignedToken,
+  options: VerifyOptions,
+): { claims: AccessTokenClaims; kid: string } {
+  const { exp, nbf, iat, kid } = signed
+  const claims: AccessTokenClaims = { ...signed.claims }
+  if (claims.amr !== undefined) claims.amr = [...claims.amr]
   const now = (options.now ?? Date.now)()
   const tolerance = (options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS) * 1000
   const maxLifetime = (options.maxLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS) * 1000

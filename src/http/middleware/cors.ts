@@ -1,6 +1,8 @@
+import type { ServerResponse } from 'node:http'
 import type { MiddlewareHandler } from 'hono'
 import { TesseraError } from '../../errors.js'
 import type { AppEnv } from '../env.js'
+import { requestHeader } from '../incoming.js'
 import { problemResponse } from '../problem.js'
 
 /** Readable from any origin: the same public answer for everyone. */
@@ -39,11 +41,11 @@ function isPreflight(method: string, origin: string | undefined, requested: stri
  */
 export function cors(): MiddlewareHandler<AppEnv> {
   return async function corsHeaders(c, next) {
-    const origin = c.req.header('origin')
+    const origin = requestHeader(c, 'origin')
     const preflight = isPreflight(
       c.req.method,
       origin,
-      c.req.header('access-control-request-method'),
+      requestHeader(c, 'access-control-request-method'),
     )
     if (PUBLIC_PATHS.has(c.req.path)) {
       if (preflight) {
@@ -81,10 +83,21 @@ export function cors(): MiddlewareHandler<AppEnv> {
         Vary: 'Origin',
       })
     }
-    await next()
     // Also without an Origin: a shared cache must not hand this answer to a cross-origin request
     // that would get other headers.
-    c.res.headers.append('Vary', 'Origin')
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
+    if (!allowed && outgoing !== undefined) {
+      // On Node, before the answer, as the header block is (middleware/response-headers.ts):
+      // changing `c.res.headers` afterwards turns every answer into a `Headers` object, a third
+      // of a small request's cost (docs/performance.md, "/health"). A route that sends its own
+      // Vary names Origin in it (routes/docs.ts), since its value replaces this one.
+      outgoing.setHeader('Vary', 'Origin')
+      return next()
+    }
+    await next()
+    if (!/(^|,)\s*origin\s*(,|$)/i.test(c.res.headers.get('Vary') ?? '')) {
+      c.res.headers.append('Vary', 'Origin')
+    }
     if (!allowed) return
     c.res.headers.set('Access-Control-Allow-Origin', origin)
     c.res.headers.set('Access-Control-Expose-Headers', EXPOSED_HEADERS)

@@ -1,5 +1,4 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
-import QRCode from 'qrcode'
 import * as v from 'valibot'
 import { listIdentities, updateDisplayName } from '../../accounts/accounts.js'
 import { pendingEmailChange } from '../../accounts/email-change.js'
@@ -511,7 +510,9 @@ export const accountRoutes = new Hono<AppEnv>()
       if (refusal === undefined) throw error
       return refuseOnAccountPage(c, refusal, 'mfa')
     }
-    // The SVG holds nothing but the otpauth URI, whose label otpauth escapes.
+    // The SVG holds nothing but the otpauth URI, whose label otpauth escapes. The library is
+    // loaded here, not at start (docs/performance.md, "Start-up").
+    const { default: QRCode } = await import('qrcode')
     const qrSvg = await QRCode.toString(enrolment.otpauth_uri, { type: 'svg', margin: 2 })
     return renderPage(
       c,

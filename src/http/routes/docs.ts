@@ -30,7 +30,8 @@ async function serveBundleFile(c: Context<AppEnv>, name: string) {
   if (file === undefined) throw new TesseraError('not_found', 'No such file')
   c.header('Content-Type', 'text/javascript; charset=utf-8')
   c.header('Cache-Control', IMMUTABLE)
-  c.header('Vary', 'Accept-Encoding')
+  // With Origin, which the CORS middleware would have added (middleware/cors.ts).
+  c.header('Vary', 'Accept-Encoding, Origin')
   if (acceptsGzip(c.req.header('accept-encoding'))) {
     c.header('Content-Encoding', 'gzip')
     return c.body(new Uint8Array(await file.gzip()))

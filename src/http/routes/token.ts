@@ -12,6 +12,7 @@ import type { AccessTokenClaims } from '../../verify/token.js'
 import { noControlCharacters, validate } from '../body.js'
 import { type PostedClientCredentials, requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
+import { requestHeader } from '../incoming.js'
 import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
 
 const IntrospectBody = v.object({
@@ -133,7 +134,7 @@ export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const audience = c.req.query('audience') ?? t.config.audience
   if (!t.config.audiences.includes(audience))
     throw new TesseraError('invalid_target', 'Unknown audience')
-  const token = bearerToken(c.req.header('authorization'))
+  const token = bearerToken(requestHeader(c, 'authorization'))
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
   const claims = await verifyUnrevokedBearer(t, token, audience)
