@@ -39,21 +39,20 @@ for (const dialect of dialects()) {
     })
     afterAll(() => federation?.close())
 
-    /** A federated login through the provider stand-in, up to the exchange's answer. */
-    async function federatedExchange(app_ = app): Promise<Response> {
-      const app = app_
-      const browser = new Browser(app.url)
+    /** A federated login to `on` through the provider stand-in, up to the exchange's answer. */
+    async function federatedExchange(on: TestApp = app): Promise<Response> {
+      const browser = new Browser(on.url)
       const res = await browser.fetch(authorizeUrl('google', `&${pkce.query}`), {
         headers: { accept: 'application/json' },
       })
       const { authorization_url } = (await res.json()) as { authorization_url: string }
       const callback = await browser.toCallback(authorization_url)
-      const done = await browser.fetch(callback.replace(TESSERA_TEST_ISSUER, app.url), {
+      const done = await browser.fetch(callback.replace(TESSERA_TEST_ISSUER, on.url), {
         redirect: 'manual',
       })
       expect(done.status, await done.clone().text()).toBe(302)
       const code = new URL(done.headers.get('location')!).searchParams.get('code')
-      return app.request('/v1/user/auth/oauth/exchange', {
+      return on.request('/v1/user/auth/oauth/exchange', {
         json: { code, code_verifier: pkce.verifier },
       })
     }
