@@ -5,6 +5,7 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config/index.js'
 import type { Database, User } from '../db/schema.js'
 import { inTransaction } from '../db/transaction.js'
+import { parseStoredAmr } from '../sessions/amr.js'
 import { type ClientContext, insertSessionRow, revokeFamily } from '../sessions/sessions.js'
 
 /**
@@ -48,6 +49,8 @@ export interface StartedBrowserSession {
   secret: string
   /** Seconds until the absolute expiry: the cookie's Max-Age. */
   maxAge: number
+  /** Its RFC 8176 methods, which a login code it mints carries (`continueSignIn`). */
+  amr: readonly string[] | undefined
 }
 
 export interface StartOptions {
@@ -109,7 +112,7 @@ export async function startBrowserSession(
     if (options.claim !== undefined) await options.claim(tx)
     return id
   })
-  return { sessionId, secret, maxAge: ttl }
+  return { sessionId, secret, maxAge: ttl, amr: options.amr }
 }
 
 export interface BrowserSession {
@@ -119,6 +122,8 @@ export interface BrowserSession {
   expiresAt: number
   /** The cookie's secret, from which the session's CSRF token is derived. */
   secret: string
+  /** Its RFC 8176 methods (`sessions.amr`), step-ups included; undefined for none. */
+  amr: string[] | undefined
 }
 
 /**
@@ -140,6 +145,7 @@ export async function resolveBrowserSession(
       's.id as session_id',
       's.last_used_at as session_last_used_at',
       's.expires_at as session_expires_at',
+      's.amr as session_amr',
     ])
     .where('s.cookie_hash', '=', hashSecret(secret))
     .where('s.kind', '=', 'browser')
@@ -149,7 +155,7 @@ export async function resolveBrowserSession(
     .where('u.disabled', '=', 0)
     .executeTakeFirst()
   if (row === undefined) return undefined
-  const { session_id, session_last_used_at, session_expires_at, ...user } = row
+  const { session_id, session_last_used_at, session_expires_at, session_amr, ...user } = row
   if (now - session_last_used_at >= TOUCH_INTERVAL_MS) {
     await deps.db
       .updateTable('sessions')
@@ -158,7 +164,13 @@ export async function resolveBrowserSession(
       .where('revoked_at', 'is', null)
       .execute()
   }
-  return { id: session_id, user, expiresAt: session_expires_at, secret }
+  return {
+    id: session_id,
+    user,
+    expiresAt: session_expires_at,
+    secret,
+    amr: parseStoredAmr(session_amr),
+  }
 }
 
 /** Signs the browser out: its session ends, with the `logout` audit event. */

@@ -117,13 +117,16 @@ export interface ContinueDeps {
 /**
  * Where the browser goes once `userId` is signed in to the pages: the page, on Tessera's origin;
  * or the application's redirect URI with a fresh one-time login code (`origin` says how it was
- * earned: `LoginCodeOrigin`) and the application's `state`.
+ * earned: `LoginCodeOrigin`) and the application's `state`. The code carries `amr`, the browser
+ * session's methods, so the application's session is as strong as the sign-in was (README,
+ * "Second factors").
  */
 export async function continueSignIn(
   t: ContinueDeps,
   userId: string,
   origin: Extract<LoginCodeOrigin, 'password' | 'session'>,
   target: SignInTarget,
+  amr: readonly string[] | undefined,
 ): Promise<string> {
   if (target.kind === 'page') {
     const url = new URL(target.path, t.config.issuer)
@@ -131,7 +134,7 @@ export async function continueSignIn(
     if (url.origin !== new URL(t.config.issuer).origin) throw refused()
     return url.toString()
   }
-  const code = await createLoginCode(t, userId, origin, target.codeChallenge)
+  const code = await createLoginCode(t, userId, origin, target.codeChallenge, amr)
   const url = new URL(target.redirectUri)
   url.searchParams.set('code', code)
   if (target.state !== null) url.searchParams.set('state', target.state)

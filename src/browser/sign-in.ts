@@ -111,7 +111,7 @@ export async function signInPagesWithLoginCode(
   if (challenge !== undefined) return { user: claimed.user, session: challenge }
   const session = await startBrowserSession(t, claimed.user, client, claimed.provider, {
     previousSecret,
-    amr: ['fed'],
+    amr: claimed.amr ?? ['fed'],
   })
   t.federationMetrics.count(claimed.provider, 'ok')
   return { user: claimed.user, session }

@@ -343,6 +343,14 @@ const Variables = v.object({
     v.toLowerCase(),
     v.picklist(['superuser', 'everyone', 'none'], 'must be superuser, everyone or none'),
   ),
+  MFA_TRUST_PROVIDER_AMR: v.pipe(
+    csv(''),
+    v.transform((names) => names.map((name) => name.toLowerCase())),
+    v.check(
+      (names) => names.every((name) => (OAUTH_PROVIDERS as readonly string[]).includes(name)),
+      `must be a comma-separated list of providers (${OAUTH_PROVIDERS.join(', ')})`,
+    ),
+  ),
   RATE_LIMIT_CLIENT_AUTH_PER_CLIENT: int(20, 0),
   RATE_LIMIT_CLIENT_AUTH_PER_IP: int(100, 0),
   RATE_LIMIT_EMAIL_PER_ADDRESS: int(5, 0),
@@ -630,6 +638,11 @@ const ConfigSchema = v.pipe(
      * `superuser` (default), `everyone`, `none`.
      */
     mfaRequiredFor: e.MFA_REQUIRED_FOR,
+    /**
+     * Providers whose ID token's MFA assertion (`amr`/`acr`) stands for the account's own second
+     * factor (README, "Second factors"); empty (default): none is trusted.
+     */
+    mfaTrustProviderAmr: e.MFA_TRUST_PROVIDER_AMR as readonly OAuthProviderName[],
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW,
       loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,

@@ -26,6 +26,7 @@ import * as serviceClients from '../../migrations/0017_service_clients.js'
 import * as retention from '../../migrations/0019_retention.js'
 import * as secondFactors from '../../migrations/0020_second_factors.js'
 import * as passkeys from '../../migrations/0021_passkeys.js'
+import * as amrCarriers from '../../migrations/0022_amr_carriers.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -49,6 +50,7 @@ const migrations: Record<string, Migration> = {
   '0019_retention': retention,
   '0020_second_factors': secondFactors,
   '0021_passkeys': passkeys,
+  '0022_amr_carriers': amrCarriers,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

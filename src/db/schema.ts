@@ -199,6 +199,8 @@ export interface LoginCodesTable {
   provider: string
   /** The client's PKCE S256 challenge from the flow; the exchange must present its verifier. */
   code_challenge: string | null
+  /** Space-separated RFC 8176 methods its session opens with; null for its method's default. */
+  amr: string | null
   created_at: number
   expires_at: number
   used_at: number | null
@@ -235,6 +237,8 @@ export interface DeviceAuthorizationsTable {
   user_id: string | null
   decided_by_session_id: string | null
   decided_at: number | null
+  /** The approving session's space-separated `amr`, which the device's session takes. */
+  amr: string | null
   created_at: number
   expires_at: number
 }

@@ -80,6 +80,7 @@ export async function startDeviceAuthorization(
           user_id: null,
           decided_by_session_id: null,
           decided_at: null,
+          amr: null,
           created_at: now,
           expires_at: now + DEVICE_CODE_TTL_SECONDS * 1000,
         })

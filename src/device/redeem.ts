@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import { getUser } from '../accounts/accounts.js'
 import type { Config } from '../config/index.js'
 import { TesseraError } from '../errors.js'
+import { parseStoredAmr } from '../sessions/amr.js'
 import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import type { AccessGrant } from '../tokens/grant.js'
@@ -51,7 +52,7 @@ export async function redeemDeviceCode(
   const hash = deviceCodeHash(input.deviceCode)
   const row = await t.db
     .selectFrom('device_authorizations')
-    .select(['client_id', 'status', 'expires_at', 'user_id'])
+    .select(['client_id', 'status', 'expires_at', 'user_id', 'amr'])
     .where('device_code_hash', '=', hash)
     .executeTakeFirst()
   if (row === undefined || row.client_id !== input.clientId || row.status === 'redeemed') {
@@ -71,6 +72,8 @@ export async function redeemDeviceCode(
     try {
       return await openSession(t, user, client, {
         method: 'device',
+        // The approving session's methods (README, "Second factors"); none for older rows.
+        amr: parseStoredAmr(row.amr),
         claim: async (tx) => {
           const claimed = await tx
             .updateTable('device_authorizations')

@@ -181,6 +181,8 @@ async function decideIn(
     .where('disabled', '=', 0)
     .executeTakeFirst()
   if (enabled.numUpdatedRows === 0n) return 'account_disabled'
+  // The session's `amr` is read under its lock: the device's session carries how the approving
+  // browser proved the account (README, "Second factors"), a step-up a moment ago included.
   const live = await tx
     .updateTable('sessions')
     .set((eb) => ({ last_used_at: eb.ref('last_used_at') }))
@@ -188,8 +190,9 @@ async function decideIn(
     .where('user_id', '=', decider.userId)
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
+    .returning(['amr'])
     .executeTakeFirst()
-  if (live.numUpdatedRows === 0n) return 'session_ended'
+  if (live === undefined) return 'session_ended'
   const claimed = await tx
     .updateTable('device_authorizations')
     .set({
@@ -197,6 +200,7 @@ async function decideIn(
       user_id: decider.userId,
       decided_by_session_id: decider.sessionId,
       decided_at: now,
+      amr: decision === 'approved' ? live.amr : null,
     })
     .where('user_code_hash', '=', hash)
     .where('status', '=', 'pending')

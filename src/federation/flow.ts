@@ -13,6 +13,7 @@ import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { secondFactorChallenge } from '../mfa/login-step.js'
+import { parseStoredAmr, storedAmr } from '../sessions/amr.js'
 import { type OpenSessionDeps, openSession } from '../sessions/open-session.js'
 import type { ClientContext } from '../sessions/sessions.js'
 import { hasControlCharacters, stripControlCharacters } from '../text.js'
@@ -27,7 +28,7 @@ import { type FederationProvider, ProviderError, type ProviderIdentity } from '.
 /** What a federated flow needs: the sessions it opens, its metric and its configuration. */
 export type FlowDeps = OpenSessionDeps &
   RecentAuthenticationDeps & {
-    config: Pick<Config, 'issuer' | 'oauth' | 'browserSessionIdleTtl'>
+    config: Pick<Config, 'issuer' | 'oauth' | 'browserSessionIdleTtl' | 'mfaTrustProviderAmr'>
     federationMetrics: FederationMetrics
     logger: Pick<Logger, 'warn'>
   }
@@ -324,9 +325,24 @@ export async function completeFlow(t: FlowDeps, input: CompleteInput): Promise<s
   if (provider.linkOnly) return fail('link_required')
   const outcome = await loginOrRegister(t, provider.name, identity, input.client)
   if (typeof outcome === 'string') return fail(outcome)
+  const amr = providerAmr(t.config, provider.name, identity)
   return back({
-    code: await createLoginCode(t, outcome.id, provider.name, row.client_code_challenge),
+    code: await createLoginCode(t, outcome.id, provider.name, row.client_code_challenge, amr),
   })
+}
+
+/**
+ * The methods a provider's login proved (README, "Second factors"): `fed`, and `mfa` too when
+ * the provider asserted MFA (`ProviderIdentity.assertsMfa`) and MFA_TRUST_PROVIDER_AMR names it;
+ * then the account's own second factor is not asked for. Undefined: the default, `fed`.
+ */
+function providerAmr(
+  config: Pick<Config, 'mfaTrustProviderAmr'>,
+  provider: OAuthProviderName,
+  identity: ProviderIdentity,
+): string[] | undefined {
+  if (!identity.assertsMfa || !config.mfaTrustProviderAmr.includes(provider)) return undefined
+  return ['fed', 'mfa']
 }
 
 function sameDigest(a: string, b: string): boolean {
@@ -350,6 +366,7 @@ function withoutControlCharacters(identity: ProviderIdentity): ProviderIdentity 
     subject: identity.subject,
     email: identity.email !== null && hasControlCharacters(identity.email) ? null : identity.email,
     name: name === '' ? null : name,
+    assertsMfa: identity.assertsMfa,
   }
 }
 
@@ -570,13 +587,17 @@ export type LoginCodeOrigin = OAuthProviderName | 'password' | 'session'
 /**
  * A single-use code (LOGIN_CODE_TTL_SECONDS) a client swaps for a token pair at
  * `exchangeLoginCode`; only its hash is stored. `codeChallenge` binds it to the client's PKCE
- * verifier (null only under OAUTH_CLIENT_PKCE=optional).
+ * verifier (null only under OAUTH_CLIENT_PKCE=optional). `amr`: the methods its session opens
+ * with (README, "Second factors"): the browser session's for a code of the sign-in page, so a
+ * sign-in that passed MFA hands the application a session that did too; undefined for the
+ * origin's default (`defaultAmr`).
  */
 export async function createLoginCode(
   t: { db: Kysely<Database>; clock: FlowDeps['clock'] },
   userId: string,
   provider: LoginCodeOrigin,
   codeChallenge: string | null,
+  amr?: readonly string[],
 ): Promise<string> {
   const code = LOGIN_CODE_PREFIX + random256()
   const now = t.clock()
@@ -588,6 +609,7 @@ export async function createLoginCode(
       user_id: userId,
       provider,
       code_challenge: codeChallenge,
+      amr: storedAmr(amr),
       created_at: now,
       expires_at: now + LOGIN_CODE_TTL_SECONDS * 1000,
       used_at: null,
@@ -609,7 +631,11 @@ export async function exchangeLoginCode(
   const claimed = await claimLoginCode(t, code, codeVerifier)
   const challenge = await federatedSecondFactor(t, claimed, grant)
   if (challenge !== undefined) throw challenge
-  const pair = await openSession(t, claimed.user, client, { method: claimed.provider, grant })
+  const pair = await openSession(t, claimed.user, client, {
+    method: claimed.provider,
+    amr: claimed.amr,
+    grant,
+  })
   // `tessera_federated_logins_total`, not `tessera_logins_total`: that one counts password logins.
   t.federationMetrics.count(claimed.provider, 'ok')
   return pair
@@ -618,8 +644,9 @@ export async function exchangeLoginCode(
 /**
  * A provider proves the first factor only (README, "Second factors"): an account with a second
  * factor that signs in through one gets the `mfa_required` problem and its ticket, as a password
- * login does. Codes minted by Tessera's sign-in page (`password`, `session`) follow a sign-in
- * that already passed the pages' MFA step.
+ * login does, unless the code carries `mfa` (a trusted provider asserted it: `providerAmr`).
+ * Codes minted by Tessera's sign-in page (`password`, `session`) follow a sign-in that already
+ * passed the pages' MFA step.
  */
 export function federatedSecondFactor(
   t: Pick<FlowDeps, 'db' | 'clock'>,
@@ -632,7 +659,7 @@ export function federatedSecondFactor(
   return secondFactorChallenge(t, {
     userId: claimed.user.id,
     method: claimed.provider,
-    amr: ['fed'],
+    amr: claimed.amr ?? ['fed'],
     grant,
   })
 }
@@ -640,6 +667,8 @@ export function federatedSecondFactor(
 export interface ClaimedLoginCode {
   user: User
   provider: LoginCodeOrigin
+  /** The methods stored with the code; undefined for the origin's default. */
+  amr: string[] | undefined
 }
 
 /**
@@ -662,7 +691,7 @@ export async function claimLoginCode(
         .where('code_hash', '=', sha256(code))
         .where('used_at', 'is', null)
         .where('expires_at', '>', now)
-        .returning(['user_id', 'provider', 'code_challenge'])
+        .returning(['user_id', 'provider', 'code_challenge', 'amr'])
         .executeTakeFirst()
     : undefined
   if (claimed === undefined || !verifierMatches(t, claimed.code_challenge, codeVerifier)) {
@@ -677,7 +706,11 @@ export async function claimLoginCode(
     t.federationMetrics.count(claimed.provider, 'account_disabled')
     throw new TesseraError('account_disabled', 'This account is disabled')
   }
-  return { user, provider: claimed.provider as LoginCodeOrigin }
+  return {
+    user,
+    provider: claimed.provider as LoginCodeOrigin,
+    amr: parseStoredAmr(claimed.amr),
+  }
 }
 
 /**

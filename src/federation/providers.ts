@@ -1,5 +1,6 @@
 import type * as oauth from 'oauth4webapi'
 import type { OAuthClientConfig, OAuthConfig } from '../config/index.js'
+import { assertsMfa } from './provider-mfa.js'
 import {
   type GitHubProviderTraits,
   OAUTH_PROVIDERS,
@@ -14,6 +15,12 @@ export interface ProviderIdentity {
   /** The provider's email for the account, only when the provider says it is verified. */
   email: string | null
   name: string | null
+  /**
+   * The ID token asserted multi-factor authentication (`assertsMfa`: RFC 8176 `amr`, or an MFA
+   * `acr`); always false for a provider without ID tokens (GitHub). Not stored: it is this
+   * login's, and counts only when MFA_TRUST_PROVIDER_AMR names the provider.
+   */
+  assertsMfa: boolean
 }
 
 export interface AuthorizationRequest {
@@ -201,7 +208,7 @@ function oidcProvider(
           email = verifiedEmail(traits, info)
           displayName ??= typeof info.name === 'string' ? info.name : null
         }
-        return { subject: claims.sub, email, name: displayName }
+        return { subject: claims.sub, email, name: displayName, assertsMfa: assertsMfa(claims) }
       } catch (error) {
         throw asProviderError(oauth, name, error)
       }
@@ -327,6 +334,8 @@ function githubProvider(
           subject: String(user.id),
           email: (primary?.email as string | undefined) ?? null,
           name: typeof user.name === 'string' ? user.name : null,
+          // No ID token, hence no `amr`/`acr`: GitHub never asserts MFA (README, "Second factors").
+          assertsMfa: false,
         }
       } catch (error) {
         throw asProviderError(oauth, name, error)

@@ -52,10 +52,16 @@ export function assertMfaPolicyAllows(
   throw mfaStepUpRequired('This deployment requires a second factor for every account: this')
 }
 
-/** What a session without a second factor may do under MFA_REQUIRED_FOR=everyone. */
+/**
+ * What a session without a second factor may do under MFA_REQUIRED_FOR=everyone. A passkey is
+ * a second factor too (README, "Passkeys"), so registering one and listing them is enrolment;
+ * renaming or removing one is not.
+ */
 const MFA_ENROLMENT_ROUTES: ReadonlyArray<{ method: string; path: RegExp }> = [
   { method: 'GET', path: /^\/v1\/user\/me$/ },
   { method: 'GET', path: /^\/v1\/user\/mfa$/ },
   { method: 'POST', path: /^\/v1\/user\/mfa\/(totp|totp\/confirm|step-up(\/webauthn-options)?)$/ },
+  { method: 'GET', path: /^\/v1\/user\/passkeys$/ },
+  { method: 'POST', path: /^\/v1\/user\/passkeys(\/registration-options)?$/ },
   { method: 'POST', path: /^\/v1\/user\/auth\/(reauthenticate|logout-all)$/ },
 ]

@@ -80,7 +80,8 @@ describe('tessera user login --device [sqlite]', { timeout: 60_000 }, () => {
       .select(['sessions.user_agent', 'audit_events.detail'])
       .where('sessions.user_id', '=', owner.user.id)
       .where('audit_events.event', '=', 'login_succeeded')
-      .where('audit_events.detail', '=', JSON.stringify({ method: 'device' }))
+      // With the approving session's methods (README, "Second factors").
+      .where('audit_events.detail', '=', JSON.stringify({ method: 'device', amr: 'pwd' }))
       .executeTakeFirstOrThrow()
     expect(session.user_agent).toBe('tessera-cli')
   })

@@ -214,7 +214,8 @@ for (const dialect of dialects()) {
         .where('event', '=', 'login_succeeded')
         .where('session_id', '=', sessionOf(pair.access_token).sid)
         .executeTakeFirstOrThrow()
-      expect(JSON.parse(event.detail!)).toEqual({ method: 'device' })
+      // The device's session carries the approving session's methods (README, "Second factors").
+      expect(JSON.parse(event.detail!)).toEqual({ method: 'device', amr: 'pwd' })
       const approval = await tessera()
         .db.selectFrom('audit_events')
         .select(['detail', 'ip', 'session_id'])

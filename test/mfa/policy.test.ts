@@ -15,6 +15,7 @@ import {
   registerAndLogin,
   uniqueEmail,
 } from '../support/users.js'
+import { SoftwareAuthenticator } from '../support/webauthn.js'
 
 const SECRET = 'mfa-policy-shared-secret-0123456789'
 
@@ -36,6 +37,9 @@ async function passwordOnlySuperuser(app: TestApp) {
   )
   return { user, email, tokens: await login(app, email) }
 }
+
+/** The issuer of the `everyone` app: the origin its passkey ceremonies come from. */
+const PASSKEY_ORIGIN = 'http://localhost:8000'
 
 for (const dialect of dialects()) {
   describe(`second factors: policy, admin reset, amr at services [${dialect}]`, () => {
@@ -161,7 +165,11 @@ for (const dialect of dialects()) {
     let everyone: TestApp
     let none: TestApp
     beforeAll(async () => {
-      everyone = await makeTestApp({ dialect, env: { MFA_REQUIRED_FOR: 'everyone' } })
+      everyone = await makeTestApp({
+        dialect,
+        // The passkey test's authenticator answers for this origin.
+        env: { MFA_REQUIRED_FOR: 'everyone', TESSERA_ISSUER: PASSKEY_ORIGIN },
+      })
       none = await makeTestApp({ dialect, env: { MFA_REQUIRED_FOR: 'none' } })
     })
     afterAll(async () => {
@@ -193,6 +201,40 @@ for (const dialect of dialects()) {
       expect(
         (await everyone.request('/v1/user/sessions', { token: pair.access_token })).status,
       ).toBe(200)
+    })
+
+    it('everyone: a session without a second factor may register a passkey', async () => {
+      const { tokens } = await registerAndLogin(everyone)
+      const token = tokens.access_token
+      const started = await everyone.request('/v1/user/passkeys/registration-options', {
+        method: 'POST',
+        token,
+      })
+      expect(started.status, await started.clone().text()).toBe(200)
+      const options = (await started.json()) as { challenge: string; options: never }
+      const authenticator = new SoftwareAuthenticator(PASSKEY_ORIGIN)
+      const registered = await everyone.request('/v1/user/passkeys', {
+        token,
+        json: {
+          name: 'Laptop',
+          challenge: options.challenge,
+          response: authenticator.register(options.options),
+        },
+      })
+      expect(registered.status, await registered.clone().text()).toBe(201)
+      const { id } = (await registered.json()) as { id: string }
+      expect((await everyone.request('/v1/user/passkeys', { token })).status).toBe(200)
+      // Removing one, or anything else, still needs the second factor.
+      await expectProblem(
+        await everyone.request(`/v1/user/passkeys/${id}`, { method: 'DELETE', token }),
+        403,
+        'mfa_step_up_required',
+      )
+      await expectProblem(
+        await everyone.request('/v1/user/sessions', { token }),
+        403,
+        'mfa_step_up_required',
+      )
     })
 
     it('none: a superuser acts with a password alone', async () => {

@@ -177,6 +177,7 @@ for (const dialect of dialects()) {
         '0019_retention',
         '0020_second_factors',
         '0021_passkeys',
+        '0022_amr_carriers',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])

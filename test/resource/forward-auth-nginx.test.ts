@@ -14,6 +14,7 @@ import { parse } from 'yaml'
 import { IDENTITY_HEADERS } from '../../src/http/routes/token.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { enrolTotp, loginWithTotp } from '../support/mfa.js'
 import { nginxMissing, type RunningNginx, startNginx } from '../support/nginx.js'
 import { login, registerAndLogin } from '../support/users.js'
 
@@ -37,6 +38,8 @@ const SPOOFED: string[] = [
   'anything',
   'X-Auth-Account-Type',
   'superuser',
+  'X-Auth-Amr',
+  'pwd otp mfa',
   // A service that maps `_` and `-` alike (CGI-style environments) would read these as the above.
   'X_Auth_Subject',
   'attacker',
@@ -184,6 +187,25 @@ for (const dialect of dialects()) {
       expect(value('x-auth-account-type')).toBe('regular')
       expect(value('x-auth-verified')).toBe('false')
       expect(value('x-auth-session')).toMatch(/^[0-9a-f-]{36}$/)
+      expect(value('x-auth-amr')).toBe('pwd')
+    })
+
+    it("X-Auth-Amr is the token's, so the service can require a second factor", async () => {
+      const { email } = await registerAndLogin(app)
+      const { secret } = await enrolTotp(app, (await login(app, email)).access_token)
+      app.clock.advance(60_000)
+      const pair = await loginWithTotp(app, email, secret)
+      const seen = await reaching(() =>
+        send(nginx.url, '/api/upload', [
+          'X-Auth-Amr',
+          'pwd',
+          'Authorization',
+          `Bearer ${pair.access_token}`,
+        ]),
+      )
+      expect(identityLines(seen).filter(([name]) => name === 'x-auth-amr')).toEqual([
+        ['x-auth-amr', 'pwd otp mfa'],
+      ])
     })
 
     it("X-Auth-Verified is the account's, whatever the client claims", async () => {

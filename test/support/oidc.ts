@@ -13,6 +13,9 @@ export interface UpstreamAccount {
   email?: string
   email_verified?: boolean
   name?: string
+  /** What the sign-in proved, put in the ID token's `amr` and `acr` (README, "Second factors"). */
+  amr?: string[]
+  acr?: string
 }
 
 export const TESSERA_TEST_ISSUER = 'http://tessera.test'
@@ -112,12 +115,15 @@ export async function startOidcProvider(
     })),
     // The scopes Tessera asks the real providers for, with the claims those release.
     claims: {
-      openid: ['sub'],
+      // `acr` and `amr` in the ID token when the sign-in set them (`UpstreamAccount.amr`/`acr`).
+      openid: ['sub', 'acr', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       read_user: ['email', 'email_verified', 'name'],
       'org.cilogon.userinfo': ['idp', 'eppn'],
     },
+    // The `acr` values its sign-ins may claim (oidc-provider drops `acr` without a list).
+    acrValues: ['https://refeds.org/profile/mfa', 'https://refeds.org/profile/sfa'],
     pkce: { required: () => true },
     features: { devInteractions: { enabled: false } },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -125,7 +131,8 @@ export async function startOidcProvider(
     findAccount: async (_ctx, sub) => {
       const account = accounts.get(sub)
       if (account === undefined) return undefined
-      return { accountId: sub, claims: async () => ({ ...account }) }
+      const { amr: _amr, acr: _acr, ...claims } = account
+      return { accountId: sub, claims: async () => claims }
     },
   })
   const callback = provider.callback()
@@ -138,7 +145,13 @@ export async function startOidcProvider(
         await provider.interactionFinished(
           req,
           res,
-          { login: { accountId: fake.current.sub } },
+          {
+            login: {
+              accountId: fake.current.sub,
+              ...(fake.current.amr === undefined ? {} : { amr: fake.current.amr }),
+              ...(fake.current.acr === undefined ? {} : { acr: fake.current.acr }),
+            },
+          },
           { mergeWithLastSubmission: false },
         )
         return

@@ -230,7 +230,7 @@ function signInUrl(target: SignInTarget, error: string): string {
 async function continueSignedIn(c: Context<AppEnv>, session: BrowserSession, target: SignInTarget) {
   const t = c.get('tessera')
   if (target.kind === 'client') await limitFlowPerIp(c, t.limits.oauthAuthorizePerIp, null)
-  return seeOther(c, await continueSignIn(t, session.user.id, 'session', target))
+  return seeOther(c, await continueSignIn(t, session.user.id, 'session', target, session.amr))
 }
 
 const pageGet = [pageHeaders, withBrowserSession] as const
@@ -271,7 +271,10 @@ export const signInRoutes = new Hono<AppEnv>()
         return renderPage(c, mfaStepPage(c, target, mfa.mfa_ticket, mfa.factors, undefined))
       }
       setSessionCookie(c, signedIn.session)
-      return seeOther(c, await continueSignIn(t, signedIn.user.id, 'password', target))
+      return seeOther(
+        c,
+        await continueSignIn(t, signedIn.user.id, 'password', target, signedIn.session.amr),
+      )
     } catch (error) {
       const refusal = formRefusal(error)
       if (refusal === undefined) throw error
@@ -303,7 +306,10 @@ export const signInRoutes = new Hono<AppEnv>()
         presentedSessionCookie(c),
       )
       setSessionCookie(c, signedIn.session)
-      return seeOther(c, await continueSignIn(t, signedIn.user.id, 'session', target))
+      return seeOther(
+        c,
+        await continueSignIn(t, signedIn.user.id, 'session', target, signedIn.session.amr),
+      )
     } catch (error) {
       const refusal = formRefusal(error)
       if (refusal === undefined) throw error
@@ -338,7 +344,10 @@ export const signInRoutes = new Hono<AppEnv>()
         presentedSessionCookie(c),
       )
       setSessionCookie(c, signedIn.session)
-      return seeOther(c, await continueSignIn(t, signedIn.user.id, 'password', target))
+      return seeOther(
+        c,
+        await continueSignIn(t, signedIn.user.id, 'password', target, signedIn.session.amr),
+      )
     } catch (error) {
       if (!(error instanceof TesseraError)) throw error
       if (['invalid_mfa_ticket', 'invalid_credentials', 'account_disabled'].includes(error.code))
@@ -406,7 +415,10 @@ export const signInRoutes = new Hono<AppEnv>()
         return renderPage(c, mfaStepPage(c, pending.target, mfa.mfa_ticket, mfa.factors, undefined))
       }
       setSessionCookie(c, signedIn.session)
-      return seeOther(c, await continueSignIn(t, signedIn.user.id, 'session', pending.target))
+      return seeOther(
+        c,
+        await continueSignIn(t, signedIn.user.id, 'session', pending.target, signedIn.session.amr),
+      )
     } catch (error) {
       if (
         !(error instanceof TesseraError) ||
@@ -446,7 +458,10 @@ export const signInRoutes = new Hono<AppEnv>()
         presentedSessionCookie(c),
       )
       setSessionCookie(c, registered.session)
-      return seeOther(c, await continueSignIn(t, registered.user.id, 'password', target))
+      return seeOther(
+        c,
+        await continueSignIn(t, registered.user.id, 'password', target, registered.session.amr),
+      )
     } catch (error) {
       const refusal = formRefusal(error)
       if (refusal === undefined) throw error

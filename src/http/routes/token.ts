@@ -121,6 +121,9 @@ export const IDENTITY_HEADERS = {
   'X-Auth-Account-Type': (claims) => claims.acct,
   'X-Auth-Verified': (claims) => String(claims.verified),
   'X-Auth-Session': (claims) => claims.sid,
+  // Space-separated RFC 8176 methods, so a service can require `mfa` (README, "Second factors");
+  // empty for a token whose session has none (a personal or job token): nginx then sends none.
+  'X-Auth-Amr': (claims) => claims.amr?.join(' ') ?? '',
 } as const satisfies Record<string, (claims: AccessTokenClaims) => string>
 
 /**
