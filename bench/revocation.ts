@@ -165,6 +165,8 @@ async function startReplica(databaseUrl: string, env: Record<string, string>): P
       PATH: process.env.PATH,
       PORT: String(port),
       HOST: '127.0.0.1',
+      // One issuer for every replica, the one the verifiers expect (it would follow PORT).
+      TESSERA_ISSUER: ISSUER,
       DATABASE_URL: databaseUrl,
       KEY_ENCRYPTION_KEY: 'bench-key-encryption-key-not-for-production-use',
       LOG_LEVEL: 'silent',

@@ -583,21 +583,6 @@ async function main(): Promise<void> {
     })
     rows.push({ figure: `SQLite file size, day ${f.day} (MB)`, rate: f.fileMb, target: 'flat' })
   }
-
-  console.log(
-    '\n| figure | Tessera (req/s or value) | p99 ms | peer / baseline | ratio | target | met? |\n' +
-      '|---|---|---|---|---|---|---|',
-  )
-  const fixed = (n: number) => n.toFixed(n < 100 ? 1 : 0)
-  for (const r of rows) {
-    const ratio = r.ratio === undefined ? '' : r.ratio.toFixed(2)
-    const met = metOf(r) === undefined ? '' : metOf(r) ? '✓' : '✗'
-    const peerRate = r.peer === undefined ? '' : fixed(r.peer)
-    console.log(
-      `| ${r.figure} | ${fixed(r.rate)} | ${r.p99 ?? ''} | ${peerRate} | ${ratio} | ` +
-        `${r.target ?? ''} | ${met} |`,
-    )
-  }
 }
 
 /** Whether a row meets its target: `≥ x`, `< x`, a range `a–b`, or `< x p99` (of its p99). */
@@ -775,4 +760,26 @@ async function measurePostgresRefresh(sqliteRate: number): Promise<void> {
   }
 }
 
-await main()
+/** The table of every figure measured, also after a failure (what ran before it is kept). */
+function printRows(): void {
+  console.log(
+    '\n| figure | Tessera (req/s or value) | p99 ms | peer / baseline | ratio | target | met? |\n' +
+      '|---|---|---|---|---|---|---|',
+  )
+  const fixed = (n: number) => n.toFixed(n < 100 ? 1 : 0)
+  for (const r of rows) {
+    const ratio = r.ratio === undefined ? '' : r.ratio.toFixed(2)
+    const met = metOf(r) === undefined ? '' : metOf(r) ? '✓' : '✗'
+    const peerRate = r.peer === undefined ? '' : fixed(r.peer)
+    console.log(
+      `| ${r.figure} | ${fixed(r.rate)} | ${r.p99 ?? ''} | ${peerRate} | ${ratio} | ` +
+        `${r.target ?? ''} | ${met} |`,
+    )
+  }
+}
+
+try {
+  await main()
+} finally {
+  printRows()
+}
