@@ -20,4 +20,6 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = String(hashes)
 }
 
-import('../dist/src/cli/main.js').then((cli) => cli.main())
+// The bundled build (tools/bundle.mjs, run by `npm run build` after tsc): a few modules instead of
+// some 570 to resolve and link, half the start-up time (docs/performance.md, "Start-up").
+import('../dist/bundle/tessera.js').then((cli) => cli.main())

@@ -8,14 +8,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 /**
  * The tests that need real processes run the built `tessera` command (bin/tessera.cjs, as
- * installed), so the compiled code is brought up to date once per run (incremental: seconds).
+ * installed), so the compiled code is brought up to date once per run (incremental: seconds),
+ * and bundled as `npm run build` bundles it (tools/bundle.mjs).
  */
 function buildDist(): void {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  })
+  for (const args of [[tsc, '-p', 'tsconfig.build.json'], ['tools/bundle.mjs']]) {
+    execFileSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' })
+  }
 }
 
 export default async function setup(project: TestProject): Promise<void> {
