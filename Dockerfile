@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Build stage: compiles TypeScript and the better-sqlite3 addon, then drops dev dependencies.
+# Build stage: compiles TypeScript and the better-sqlite3 addon, bundles the server (tools/), then
+# drops dev dependencies.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update \
@@ -10,6 +11,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
+COPY tools ./tools
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production dependencies and compiled code only, as the unprivileged node user.

@@ -9,7 +9,9 @@
 // a 2-core machine, a login flood served about 20 % fewer logins (README, "Benchmarks").
 // An explicit UV_THREADPOOL_SIZE wins; a malformed ARGON2_MAX_CONCURRENCY is left for the
 // configuration check to report.
-const { availableParallelism } = require('node:os')
+const { availableParallelism, homedir } = require('node:os')
+const { join } = require('node:path')
+const nodeModule = require('node:module')
 
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   const configured = Number(process.env.ARGON2_MAX_CONCURRENCY)
@@ -18,6 +20,26 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
       ? configured
       : availableParallelism()
   process.env.UV_THREADPOOL_SIZE = String(hashes)
+}
+
+// Node >= 22.1 keeps the compiled code of the bundle between starts (docs/performance.md,
+// "Start-up"), here only in the running user's own cache folder, never a shared one such as
+// Node's default under /tmp: whoever can write the cache chooses code that runs as Tessera.
+// Where that folder cannot be made, Node goes on without a cache, as on Node 20.
+// NODE_COMPILE_CACHE (a folder) and NODE_DISABLE_COMPILE_CACHE=1 are Node's own overrides.
+const cacheFolder = userCacheFolder()
+if (typeof nodeModule.enableCompileCache === 'function' && cacheFolder !== undefined) {
+  nodeModule.enableCompileCache(cacheFolder)
+}
+
+/** $XDG_CACHE_HOME/tessera or ~/.cache/tessera; none for a user without a home. */
+function userCacheFolder() {
+  if (process.env.XDG_CACHE_HOME) return join(process.env.XDG_CACHE_HOME, 'tessera')
+  try {
+    return join(homedir(), '.cache', 'tessera')
+  } catch {
+    return undefined
+  }
 }
 
 // The bundled build (tools/bundle.mjs, run by `npm run build` after tsc): a few modules instead of
