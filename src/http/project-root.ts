@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 /**
  * The project root, where the files Tessera serves as they are live (openapi.yaml, assets/): the
  * nearest directory above this module that holds package.json. The module runs from src/http
- * (tsx, tests) or dist/src/http (the build), so no fixed number of `..` fits both.
+ * (tsx, tests), dist/src/http (tsc's build) or dist/bundle/chunks (the bundle that
+ * bin/tessera.cjs runs), so no fixed number of `..` fits all three.
  */
 export function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))

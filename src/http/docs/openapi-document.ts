@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url'
 
 /**
  * The project root: the nearest directory above this module that holds package.json. The module
- * runs from src/http/docs (tsx, tests) or dist/src/http/docs (the build), so no fixed number of
- * `..` fits both.
+ * runs from src/http/docs (tsx, tests), dist/src/http/docs (tsc's build) or dist/bundle/chunks
+ * (the bundle that bin/tessera.cjs runs), so no fixed number of `..` fits all three.
  */
 function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
