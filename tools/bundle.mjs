@@ -4,7 +4,7 @@
 // linking some 570 separate modules was most of the start-up time.
 //
 // tsc's output stays as it is: `tessera/verify` is published from it, and the tests run from src.
-import { rmSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -52,8 +52,7 @@ const leaveOut = {
   },
 }
 
-rmSync(outdir, { recursive: true, force: true })
-await build({
+const result = await build({
   absWorkingDir: root,
   entryPoints: { tessera: 'dist/src/cli/main.js' },
   outdir,
@@ -74,5 +73,15 @@ await build({
     ].join('\n'),
   },
   plugins: [leaveOut],
+  metafile: true,
   logLevel: 'warning',
 })
+
+// The chunks' names change with their contents. Earlier builds' files are deleted once the new
+// ones are written, not before: a process starting meanwhile (another test run) still finds the
+// files of the entry it read.
+const written = new Set(Object.keys(result.metafile.outputs).map((file) => join(root, file)))
+for (const entry of readdirSync(outdir, { recursive: true, withFileTypes: true })) {
+  const file = join(entry.parentPath ?? entry.path, entry.name)
+  if (entry.isFile() && !written.has(file)) rmSync(file)
+}
