@@ -1,48 +1,9 @@
-import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashRefreshToken } from '../../src/sessions/refresh-token.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { recordQueries, type SeenQuery } from '../support/queries.js'
 import { refresh, refreshPair, registerAndLogin, type TokenPairBody } from '../support/users.js'
-
-interface SeenQuery {
-  sql: string
-  parameters: unknown[]
-  /** The prepared statement's name; undefined for the unnamed statement. */
-  name: string | undefined
-  /** Which pooled connection ran it (numbered in the order the pool first handed them out). */
-  connection: number
-}
-
-/**
- * Records every query the app's pool runs, by wrapping `query` on each pg client as the pool
- * hands it out (the driver's method, not Tessera's code: Kysely calls `client.query(sql, params)`,
- * a named statement `client.query({ name, text, values })`).
- */
-function recordQueries(pool: pg.Pool): SeenQuery[] {
-  const seen: SeenQuery[] = []
-  const wrapped = new WeakSet<pg.PoolClient>()
-  let connections = 0
-  pool.on('acquire', (client) => {
-    if (wrapped.has(client)) return
-    wrapped.add(client)
-    const connection = ++connections
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown
-    ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-      const [first, second] = args
-      if (typeof first === 'string') {
-        const parameters = Array.isArray(second) ? second : []
-        seen.push({ sql: first, parameters, name: undefined, connection })
-      } else {
-        const config = first as { text?: string; values?: unknown[]; name?: string }
-        const parameters = config.values ?? []
-        seen.push({ sql: String(config.text), parameters, name: config.name, connection })
-      }
-      return query(...args)
-    }
-  })
-  return seen
-}
 
 /** Queries that carry this refresh's token hash or session id: the refresh's own statements. */
 function queriesOf(seen: SeenQuery[], hash: string, sessionId: string): SeenQuery[] {
