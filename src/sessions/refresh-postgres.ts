@@ -32,6 +32,7 @@ interface Rotated {
  * the per-session limit, a race lost) answers undefined and the caller runs the general
  * transaction, which holds the one implementation of every refusal, replay and reuse rule
  * (docs/refresh.md). This path only ever commits a rotation the general path would also commit.
+ * Both statements run by name on PostgreSQL, parsed once per connection (db/named-statements.ts).
  */
 
 /** The presented token, its session and its user: what the answer needs. No lock. */
