@@ -56,7 +56,22 @@ export interface UserView {
   role?: string
 }
 
-export function toUserView(user: User): UserView {
+/** The columns `toUserView` shows: what `GET /v1/user/me` reads of the user. */
+const USER_VIEW_COLUMNS = [
+  'id',
+  'email',
+  'display_name',
+  'account_type',
+  'verified',
+  'email_verified',
+  'created_at',
+  'role',
+] as const
+
+/** The part of a user row `toUserView` needs. */
+export type UserViewSource = Pick<User, (typeof USER_VIEW_COLUMNS)[number]>
+
+export function toUserView(user: UserViewSource): UserView {
   return {
     id: user.id,
     email: user.email,
@@ -164,14 +179,16 @@ const identitiesOfUser = preparedQuery((db, p: { userId: string }) =>
 /**
  * `GET /v1/user/me` in one statement: the user of a live session (not revoked, not expired, the
  * user enabled: what `isSessionLive` checks) with its linked identities, a row per identity
- * (one row with null identity columns when it has none). See docs/performance.md.
+ * (one row with null identity columns when it has none). See docs/performance.md. The user's
+ * columns are listed, not `u.*`, so that it runs as a named statement on PostgreSQL
+ * (db/named-statements.ts) and never reads the password hash.
  */
 const liveAccountRows = preparedQuery((db, p: { sessionId: string; userId: string; now: number }) =>
   db
     .selectFrom('sessions as s')
     .innerJoin('users as u', 'u.id', 's.user_id')
     .leftJoin('identities as i', 'i.user_id', 'u.id')
-    .selectAll('u')
+    .select(USER_VIEW_COLUMNS.map((column) => `u.${column}` as const))
     .select([
       'i.provider as identity_provider',
       'i.email as identity_email',
@@ -193,7 +210,10 @@ export async function getLiveAccount(
   sessionId: string,
   userId: string,
 ): Promise<
-  | { user: User; identities: { provider: string; email: string | null; created_at: number }[] }
+  | {
+      user: UserViewSource
+      identities: { provider: string; email: string | null; created_at: number }[]
+    }
   | undefined
 > {
   const { rows } = await liveAccountRows.execute(deps.db, { sessionId, userId, now: deps.clock() })

@@ -12,6 +12,7 @@ import {
 import type pg from 'pg'
 import type { Logger } from '../logger.js'
 import { databaseErrorCode } from './errors.js'
+import { namingPool } from './named-statements.js'
 import type { Database } from './schema.js'
 
 export type DatabaseClient =
@@ -182,7 +183,10 @@ function connectPostgres(
     )
   pool.on('error', report)
   pool.on('connect', (client) => client.on('error', () => {}))
-  const db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
+  // The hot statements run by name (named-statements.ts, docs/performance.md "Named statements").
+  const db = new Kysely<Database>({
+    dialect: new CurrentSchemaPostgresDialect({ pool: namingPool(pool) }),
+  })
   return {
     db,
     client: { dialect: 'postgres', pool },

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import type { Compilable, CompiledQuery, DialectAdapter, Kysely, QueryResult } from 'kysely'
+import {
+  type Compilable,
+  type CompiledQuery,
+  type DialectAdapter,
+  type Kysely,
+  PostgresAdapter,
+  type QueryResult,
+} from 'kysely'
+import { named, returnsStar } from './named-statements.js'
 import type { Database } from './schema.js'
 
 /**
@@ -9,7 +17,8 @@ import type { Database } from './schema.js'
  * (refresh, introspection) that costs more than SQLite spends running the statements, so those
  * queries are written once with typed placeholders and run as compiled SQL. The SQL text is the
  * same on every run, which is also what lets the SQLite statement cache (`connect.ts`) reuse its
- * prepared statement.
+ * prepared statement, and on PostgreSQL run it as a named statement (named-statements.ts) unless
+ * its result columns come from a `*` (`selectAll()`), which a named statement must not have.
  *
  * `build` gets one placeholder per parameter. A placeholder is an opaque marker value that stands
  * for one scalar bound value: use it where Kysely binds a value (`where(col, '=', p.x)`,
@@ -50,6 +59,7 @@ export function preparedQuery<Params extends Record<string, unknown>, Row>(
     let entry = compiled.get(adapter)
     if (entry === undefined) {
       const query = build(db, markers).compile()
+      if (adapter instanceof PostgresAdapter && !returnsStar(query.sql)) named(query.sql)
       const slots = query.parameters.map((value) =>
         typeof value === 'string' && value.startsWith(tag) ? value.slice(tag.length) : null,
       )

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { CompiledQuery, type Kysely, PostgresAdapter } from 'kysely'
 import type { Config } from '../config/index.js'
+import { named } from '../db/named-statements.js'
 import type { AccountType, Database } from '../db/schema.js'
 import type { Signer } from '../keys/key-ring.js'
 import type { AccessTokenDeps } from '../tokens/access-token.js'
@@ -31,10 +32,11 @@ interface Rotated {
  * the per-session limit, a race lost) answers undefined and the caller runs the general
  * transaction, which holds the one implementation of every refusal, replay and reuse rule
  * (docs/refresh.md). This path only ever commits a rotation the general path would also commit.
+ * Both statements run by name on PostgreSQL, parsed once per connection (db/named-statements.ts).
  */
 
 /** The presented token, its session and its user: what the answer needs. No lock. */
-const READ = `
+const READ = named(`
 select t.id, t.status, t.expires_at as token_expires_at,
   s.id as session_id, s.user_id, s.expires_at as session_expires_at, s.revoked_at,
   s.refresh_window_start, s.refresh_count, s.amr,
@@ -42,7 +44,7 @@ select t.id, t.status, t.expires_at as token_expires_at,
 from refresh_tokens t
 join sessions s on s.id = t.family_id
 join users u on u.id = s.user_id
-where t.token_hash = $1::text`
+where t.token_hash = $1::text`)
 
 interface ReadRow {
   id: string
@@ -84,7 +86,7 @@ interface ReadRow {
  * reuse. One statement is one transaction: it commits whole or not at all (crash safety), with
  * `synchronous_commit` as configured (on).
  */
-const WRITE = `
+const WRITE = named(`
 with locked as materialized (
   select id from sessions
   where id = $1::text and user_id = $2::text and revoked_at is null and expires_at > $3::bigint
@@ -127,7 +129,7 @@ child as (
   from claimed
   returning id
 )
-select count(*)::integer as rotated from child`
+select count(*)::integer as rotated from child`)
 
 /** Whether `db` runs on PostgreSQL (the dialect this path is written for). */
 export function onPostgres(db: Kysely<Database>): boolean {

@@ -1,35 +1,9 @@
-import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashRefreshToken } from '../../src/sessions/refresh-token.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { recordQueries, type SeenQuery } from '../support/queries.js'
 import { refresh, refreshPair, registerAndLogin, type TokenPairBody } from '../support/users.js'
-
-interface SeenQuery {
-  sql: string
-  parameters: unknown[]
-}
-
-/**
- * Records every query the app's pool runs, by wrapping `query` on each pg client as the pool
- * hands it out (the driver's method, not Tessera's code: Kysely calls `client.query(sql, params)`).
- */
-function recordQueries(pool: pg.Pool): SeenQuery[] {
-  const seen: SeenQuery[] = []
-  const wrapped = new WeakSet<pg.PoolClient>()
-  pool.on('acquire', (client) => {
-    if (wrapped.has(client)) return
-    wrapped.add(client)
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown
-    ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-      const [text, parameters] = args
-      const sql = typeof text === 'string' ? text : String((text as { text?: string }).text)
-      seen.push({ sql, parameters: Array.isArray(parameters) ? parameters : [] })
-      return query(...args)
-    }
-  })
-  return seen
-}
 
 /** Queries that carry this refresh's token hash or session id: the refresh's own statements. */
 function queriesOf(seen: SeenQuery[], hash: string, sessionId: string): SeenQuery[] {
@@ -55,8 +29,9 @@ for (const dialect of dialects().filter((d) => d === 'postgres')) {
     })
     afterAll(() => app.close())
 
-    it('a rotation is two statements and no transaction (docs/performance.md)', async () => {
+    it('a rotation is two named statements and no transaction (docs/performance.md)', async () => {
       const { tokens } = await registerAndLogin(app)
+      const names: (string | undefined)[][] = []
       let current = tokens.refresh_token
       for (let i = 0; i < 5; i++) {
         const from = seen.length
@@ -67,7 +42,62 @@ for (const dialect of dialects().filter((d) => d === 'postgres')) {
         expect(own.map((q) => q.sql.trim().split(/\s+/)[0])).toEqual(['select', 'with'])
         // No BEGIN/COMMIT: each statement is its own transaction.
         expect(during.filter((q) => /^\s*(begin|commit)\b/i.test(q.sql))).toEqual([])
+        names.push(own.map((q) => q.name))
         current = next.refresh_token
+      }
+      // Both run as named statements (docs/performance.md, "Named statements"), two names, the
+      // same on every refresh.
+      const [read, write] = names[0]!
+      expect(read).toMatch(/^tessera_[0-9a-f]{24}$/)
+      expect(write).toMatch(/^tessera_[0-9a-f]{24}$/)
+      expect(read).not.toBe(write)
+      expect(names).toEqual(names.map(() => [read, write]))
+    })
+
+    it('a named statement runs on any of the pooled connections', async () => {
+      const users = await Promise.all(Array.from({ length: 8 }, () => registerAndLogin(app)))
+      const from = seen.length
+      // Concurrent refreshes make the pool hand out several connections.
+      for (let round = 0; round < 3; round++) {
+        const pairs = await Promise.all(
+          users.map(async (u) => refreshPair(app, u.tokens.refresh_token)),
+        )
+        pairs.forEach((pair, i) => {
+          users[i]!.tokens = pair
+        })
+      }
+      const reads = seen.slice(from).filter((q) => q.sql.trim().startsWith('select t.id'))
+      expect(reads).toHaveLength(24)
+      expect(new Set(reads.map((q) => q.name)).size).toBe(1)
+      expect(new Set(reads.map((q) => q.connection)).size).toBeGreaterThan(1)
+    })
+
+    it("another schema's app runs the same names against its own tables", async () => {
+      // Each test app is a schema of its own, selected by its pool's search_path; a statement is
+      // prepared per connection, so it resolves its tables in that connection's schema.
+      const other = await makeTestApp({ dialect })
+      try {
+        const otherClient = other.server.tessera.database.client
+        if (otherClient.dialect !== 'postgres') throw new Error('expected PostgreSQL')
+        const otherSeen = recordQueries(otherClient.pool)
+        const mine = await registerAndLogin(app)
+        const theirs = await registerAndLogin(other)
+        await refreshPair(app, mine.tokens.refresh_token)
+        await refreshPair(other, theirs.tokens.refresh_token)
+        const namesIn = (queries: SeenQuery[]) =>
+          queries.filter((q) => /^\s*(select t\.id|with locked)/.test(q.sql)).map((q) => q.name)
+        expect(namesIn(otherSeen)).toEqual(namesIn(seen).slice(-2))
+        const sessionsOf = (on: TestApp, userId: string) =>
+          on.server.tessera.db
+            .selectFrom('sessions')
+            .select('refresh_count')
+            .where('user_id', '=', userId)
+            .execute()
+        expect(await sessionsOf(other, theirs.user.id)).toEqual([{ refresh_count: 1 }])
+        expect(await sessionsOf(app, theirs.user.id)).toEqual([])
+        expect(await sessionsOf(app, mine.user.id)).toEqual([{ refresh_count: 1 }])
+      } finally {
+        await other.close()
       }
     })
 
