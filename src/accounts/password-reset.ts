@@ -32,77 +32,136 @@ export interface PasswordResetDeps extends AccountDeps {
   >
 }
 
-export type ResetRequestOutcome = 'reset_sent' | 'federated' | 'no_account' | 'limited'
+export type ResetRequestOutcome = 'reset_sent' | 'federated' | 'no_account'
+
+/** Requests answered but not resolved yet are taken this many at a time by a pass. */
+const RESOLVE_BATCH = 20
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url')
 
 /**
- * Asks for a reset of the account with `email`. Whatever the outcome the caller answers the same
- * (202 and one body), and every branch does the same work: one lookup of the address, one token
- * made and hashed, one transaction that deletes earlier tokens, queues one mail and writes one
- * audit event. An account with a password gets the link; a federated-only one a mail naming its
- * providers; an unknown or disabled address a mail saying no account there can be reset. Over
- * the address's budget nothing is queued (its earlier link stays valid), so flooding an address
- * neither floods its mailbox nor locks its owner out.
- *
- * The outcome is for the command line only; HTTP answers never depend on it.
+ * Asks for a reset of the account with `email` (README, "Password reset"). The answer may not
+ * tell whether the address has an account, by its body nor by its time (docs/security.md, "No
+ * enumeration"), so this does only what is the same for every address: it consumes the
+ * address's budget and writes one `password_reset_requests` row of one shape. Everything that
+ * depends on the account happens after the answer, in `resolveResetRequest`. Over the budget
+ * nothing is queued (the earlier link stays valid), so flooding an address neither floods its
+ * mailbox nor locks its owner out.
  */
 export async function requestPasswordReset(
-  deps: PasswordResetDeps,
+  deps: Pick<PasswordResetDeps, 'db' | 'clock' | 'limits'>,
   input: string,
   client: ClientContext,
-): Promise<ResetRequestOutcome> {
+): Promise<void> {
   const { email, normalized } = normalizeEmail(input)
   try {
     await deps.limits.passwordResetPerAddress.consume(accountKey(normalized))
   } catch (error) {
-    if (error instanceof TesseraError && error.code === 'rate_limited') return 'limited'
+    if (error instanceof TesseraError && error.code === 'rate_limited') return
     throw error
   }
-  const user = await findUserByEmail(deps.db, normalized)
-  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
-  const tokenHash = hashToken(token)
-  const now = deps.clock()
-  const usable = user !== undefined && user.disabled === 0
-  const outcome: ResetRequestOutcome = !usable
-    ? 'no_account'
-    : user.password_hash === null
-      ? 'federated'
-      : 'reset_sent'
-  const mail =
-    outcome === 'reset_sent'
-      ? resetMail(deps, user!, token)
-      : outcome === 'federated'
-        ? await federatedMail(deps, user!)
-        : { to: email, template: 'password-reset-unknown' as const, data: {} }
-  await deps.db.transaction().execute(async (tx) => {
-    // A newer request voids the account's older tokens (without an account nothing matches, at
-    // the same cost); expired tokens of anyone go too.
-    const owner = usable ? user.id : randomUUID()
-    await tx
-      .deleteFrom('password_resets')
-      .where((eb) => eb.or([eb('user_id', '=', owner), eb('expires_at', '<=', now)]))
-      .execute()
-    if (outcome === 'reset_sent') {
-      await tx
-        .insertInto('password_resets')
-        .values({
-          token_hash: tokenHash,
-          user_id: user!.id,
-          credential_version: user!.credential_version,
-          created_at: now,
-          expires_at: now + RESET_TTL_MS,
-          used_at: null,
-        })
-        .execute()
-    }
-    await enqueueMail(tx, deps.clock, mail)
-    await recordAudit(tx, deps.clock, {
-      event: 'password_reset_requested',
-      userId: usable ? user.id : null,
+  await deps.db
+    .insertInto('password_reset_requests')
+    .values({
+      id: randomUUID(),
+      email,
+      email_normalized: normalized,
       ip: client.ip,
-      detail: { outcome },
+      created_at: deps.clock(),
     })
+    .execute()
+}
+
+type ResolveDeps = Pick<PasswordResetDeps, 'db' | 'clock' | 'config'>
+
+/**
+ * Resolves the request `id` in one transaction whose first step deletes its row: of two
+ * replicas' passes only one deletes it (the other waits for the row, then finds none), and a
+ * failure rolls the deletion back with the rest, so the row is resolved by a later pass. Returns
+ * undefined when another pass resolved it.
+ */
+export function resolveResetRequest(
+  deps: ResolveDeps,
+  id: string,
+): Promise<ResetRequestOutcome | undefined> {
+  return deps.db.transaction().execute(async (tx) => {
+    const request = await tx
+      .deleteFrom('password_reset_requests')
+      .where('id', '=', id)
+      .returning(['email', 'email_normalized', 'ip'])
+      .executeTakeFirst()
+    if (request === undefined) return undefined
+    return resolveInTransaction(tx, deps, request)
+  })
+}
+
+/**
+ * Resolves every request answered so far, oldest first, so that of two requests for one account
+ * the newer one's token is the one left. The server's background pass calls this before it sends
+ * the queued mail (src/server.ts); a crash between an answer and this leaves the row for later.
+ */
+export async function resolvePendingResetRequests(deps: ResolveDeps): Promise<void> {
+  for (;;) {
+    const pending = await deps.db
+      .selectFrom('password_reset_requests')
+      .select('id')
+      .orderBy('created_at')
+      .limit(RESOLVE_BATCH)
+      .execute()
+    for (const { id } of pending) await resolveResetRequest(deps, id)
+    if (pending.length < RESOLVE_BATCH) return
+  }
+}
+
+/**
+ * `tessera user reset-password`: the same resolution as a request's, at once and without the
+ * address's budget. The operator is told the outcome; they may know which accounts exist.
+ */
+export function resetRequestNow(
+  deps: ResolveDeps,
+  input: string,
+  client: ClientContext,
+): Promise<ResetRequestOutcome> {
+  const { email, normalized } = normalizeEmail(input)
+  return deps.db
+    .transaction()
+    .execute((tx) =>
+      resolveInTransaction(tx, deps, { email, email_normalized: normalized, ip: client.ip }),
+    )
+}
+
+/**
+ * The account's part of a request: an account with a password gets a new token (its older ones
+ * are deleted: a newer request voids them) and the link; a federated-only one a mail naming its
+ * providers; an unknown or disabled address a mail saying no account there can be reset. One
+ * `password_reset_requested` audit event records the outcome. The token's 30 minutes count from
+ * here, when it is made.
+ */
+async function resolveInTransaction(
+  tx: Kysely<Database>,
+  deps: ResolveDeps,
+  request: { email: string; email_normalized: string; ip: string | null },
+): Promise<ResetRequestOutcome> {
+  const found = await findUserByEmail(tx, request.email_normalized)
+  const user = found !== undefined && found.disabled === 0 ? found : undefined
+  const outcome: ResetRequestOutcome =
+    user === undefined ? 'no_account' : user.password_hash === null ? 'federated' : 'reset_sent'
+  if (user === undefined) {
+    await enqueueMail(tx, deps.clock, {
+      to: request.email,
+      template: 'password-reset-unknown',
+      data: {},
+    })
+  } else if (outcome === 'federated') {
+    await enqueueMail(tx, deps.clock, await federatedMail({ ...deps, db: tx }, user))
+  } else {
+    await queueResetToken(tx, deps, user, user.credential_version)
+  }
+  await recordAudit(tx, deps.clock, {
+    event: 'password_reset_requested',
+    userId: user?.id ?? null,
+    ip: request.ip,
+    detail: { outcome },
   })
   return outcome
 }
