@@ -113,7 +113,7 @@ export async function eraseAccount(deps: ErasureDeps, userId: string, by: string
       .where(sql<string>`lower(recipient)`, 'in', addresses)
       .execute()
     await tx
-      .deleteFrom('password_reset_requests')
+      .deleteFrom('mail_requests')
       .where((eb) =>
         eb.or([
           eb(sql<string>`lower(email)`, 'in', addresses),

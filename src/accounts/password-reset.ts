@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import type { Config } from '../config/index.js'
@@ -13,6 +13,7 @@ import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { type AccountDeps, findUserByEmail, listIdentities, passwordPolicy } from './accounts.js'
 import { forgetDevices } from './devices.js'
 import { normalizeEmail } from './email.js'
+import { type MailRequest, queueMailRequest } from './mail-requests.js'
 import { checkPasswordPolicy } from './password-policy.js'
 
 /**
@@ -34,17 +35,14 @@ export interface PasswordResetDeps extends AccountDeps {
 
 export type ResetRequestOutcome = 'reset_sent' | 'federated' | 'no_account'
 
-/** Requests answered but not resolved yet are taken this many at a time by a pass. */
-const RESOLVE_BATCH = 20
-
 const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url')
 
 /**
  * Asks for a reset of the account with `email` (README, "Password reset"). The answer may not
  * tell whether the address has an account, by its body nor by its time (docs/security.md, "No
  * enumeration"), so this does only what is the same for every address: it consumes the
- * address's budget and writes one `password_reset_requests` row of one shape. Everything that
- * depends on the account happens after the answer, in `resolveResetRequest`. Over the budget
+ * address's budget and writes one `mail_requests` row of one shape. Everything that depends on
+ * the account happens after the answer, in `resolveResetInTransaction`. Over the budget
  * nothing is queued (the earlier link stays valid), so flooding an address neither floods its
  * mailbox nor locks its owner out.
  */
@@ -60,65 +58,22 @@ export async function requestPasswordReset(
     if (error instanceof TesseraError && error.code === 'rate_limited') return
     throw error
   }
-  await deps.db
-    .insertInto('password_reset_requests')
-    .values({
-      id: randomUUID(),
-      email,
-      email_normalized: normalized,
-      ip: client.ip,
-      created_at: deps.clock(),
-    })
-    .execute()
-}
-
-type ResolveDeps = Pick<PasswordResetDeps, 'db' | 'clock' | 'config'>
-
-/**
- * Resolves the request `id` in one transaction whose first step deletes its row: of two
- * replicas' passes only one deletes it (the other waits for the row, then finds none), and a
- * failure rolls the deletion back with the rest, so the row is resolved by a later pass. Returns
- * undefined when another pass resolved it.
- */
-export function resolveResetRequest(
-  deps: ResolveDeps,
-  id: string,
-): Promise<ResetRequestOutcome | undefined> {
-  return deps.db.transaction().execute(async (tx) => {
-    const request = await tx
-      .deleteFrom('password_reset_requests')
-      .where('id', '=', id)
-      .returning(['email', 'email_normalized', 'ip'])
-      .executeTakeFirst()
-    if (request === undefined) return undefined
-    return resolveInTransaction(tx, deps, request)
+  await queueMailRequest(deps.db, deps.clock, {
+    kind: 'password_reset',
+    email,
+    email_normalized: normalized,
+    ip: client.ip,
   })
 }
 
-/**
- * Resolves every request answered so far, oldest first, so that of two requests for one account
- * the newer one's token is the one left. The server's background pass calls this before it sends
- * the queued mail (src/server.ts); a crash between an answer and this leaves the row for later.
- */
-export async function resolvePendingResetRequests(deps: ResolveDeps): Promise<void> {
-  for (;;) {
-    const pending = await deps.db
-      .selectFrom('password_reset_requests')
-      .select('id')
-      .orderBy('created_at')
-      .limit(RESOLVE_BATCH)
-      .execute()
-    for (const { id } of pending) await resolveResetRequest(deps, id)
-    if (pending.length < RESOLVE_BATCH) return
-  }
-}
+export type ResolveResetDeps = Pick<PasswordResetDeps, 'db' | 'clock' | 'config'>
 
 /**
  * `tessera user reset-password`: the same resolution as a request's, at once and without the
  * address's budget. The operator is told the outcome; they may know which accounts exist.
  */
 export function resetRequestNow(
-  deps: ResolveDeps,
+  deps: ResolveResetDeps,
   input: string,
   client: ClientContext,
 ): Promise<ResetRequestOutcome> {
@@ -126,21 +81,21 @@ export function resetRequestNow(
   return deps.db
     .transaction()
     .execute((tx) =>
-      resolveInTransaction(tx, deps, { email, email_normalized: normalized, ip: client.ip }),
+      resolveResetInTransaction(tx, deps, { email, email_normalized: normalized, ip: client.ip }),
     )
 }
 
 /**
- * The account's part of a request: an account with a password gets a new token (its older ones
- * are deleted: a newer request voids them) and the link; a federated-only one a mail naming its
- * providers; an unknown or disabled address a mail saying no account there can be reset. One
- * `password_reset_requested` audit event records the outcome. The token's 30 minutes count from
- * here, when it is made.
+ * The account's part of a request, after the answer (src/accounts/mail-request-pass.ts): an
+ * account with a password gets a new token (its older ones are deleted: a newer request voids
+ * them) and the link; a federated-only one a mail naming its providers; an unknown or disabled
+ * address a mail saying no account there can be reset. One `password_reset_requested` audit
+ * event records the outcome. The token's 30 minutes count from here, when it is made.
  */
-async function resolveInTransaction(
+export async function resolveResetInTransaction(
   tx: Kysely<Database>,
-  deps: ResolveDeps,
-  request: { email: string; email_normalized: string; ip: string | null },
+  deps: ResolveResetDeps,
+  request: Pick<MailRequest, 'email' | 'email_normalized' | 'ip'>,
 ): Promise<ResetRequestOutcome> {
   const found = await findUserByEmail(tx, request.email_normalized)
   const user = found !== undefined && found.disabled === 0 ? found : undefined

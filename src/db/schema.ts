@@ -23,7 +23,7 @@ export interface Database {
   service_clients: ServiceClientsTable
   mail_queue: MailQueueTable
   password_resets: PasswordResetsTable
-  password_reset_requests: PasswordResetRequestsTable
+  mail_requests: MailRequestsTable
   personal_tokens: PersonalTokensTable
   email_tokens: EmailTokensTable
   prune_lease: PruneLeaseTable
@@ -376,11 +376,13 @@ export interface PasswordResetsTable {
 }
 
 /**
- * A password reset request not resolved yet (src/accounts/password-reset.ts): the same row for
- * every address; the server's background pass looks the address up and deletes the row.
+ * A request that mails an address, not resolved yet (src/accounts/mail-requests.ts): the same row
+ * for every address; the server's background pass looks the address up and deletes the row.
  */
-export interface PasswordResetRequestsTable {
+export interface MailRequestsTable {
   id: string
+  /** A `MailRequestKind`: what the pass does with the address. */
+  kind: string
   /** The address as the requester typed it (trimmed): an address without an account is mailed. */
   email: string
   email_normalized: string

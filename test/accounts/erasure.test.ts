@@ -41,7 +41,7 @@ const TABLES = [
   'service_clients',
   'mail_queue',
   'password_resets',
-  'password_reset_requests',
+  'mail_requests',
   'personal_tokens',
   'email_tokens',
   'rate_limits',

@@ -7,7 +7,7 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { resolvePendingResetRequests } from '../../src/accounts/password-reset.js'
+import { resolvePendingMailRequests } from '../../src/accounts/mail-request-pass.js'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { createTestDatabase } from '../support/database.js'
 import { dialects } from '../support/dialects.js'
@@ -28,7 +28,11 @@ for (const dialect of dialects()) {
       smtp = await startSmtpServer()
       app = await makeTestApp({
         dialect,
-        env: { SMTP_URL: smtp.url, RATE_LIMIT_PASSWORD_RESET_PER_IP: '0' },
+        env: {
+          SMTP_URL: smtp.url,
+          RATE_LIMIT_PASSWORD_RESET_PER_IP: '0',
+          RATE_LIMIT_REGISTER_PER_IP: '0',
+        },
         mailPollMs: NEVER,
       })
     })
@@ -97,9 +101,9 @@ for (const dialect of dialects()) {
         written.push(await rowsWrittenBy(() => forgot(app, to)))
       }
       // One counter for the address and one queued request; nothing else before the pass.
-      expect(written).toEqual(Array(3).fill({ rate_limits: 1, password_reset_requests: 1 }))
+      expect(written).toEqual(Array(3).fill({ rate_limits: 1, mail_requests: 1 }))
       const rows = await db()
-        .selectFrom('password_reset_requests')
+        .selectFrom('mail_requests')
         .selectAll()
         .where('email', 'in', [email, federated.email, unknown])
         .execute()
@@ -108,7 +112,7 @@ for (const dialect of dialects()) {
       expect(smtp.mailTo(email)).toHaveLength(1)
 
       await app.server.mail.sendDue()
-      expect(await db().selectFrom('password_reset_requests').selectAll().execute()).toEqual([])
+      expect(await db().selectFrom('mail_requests').selectAll().execute()).toEqual([])
       const mail = await smtp.waitForMail(email)
       expect(mail.subject).toBe('Reset your Tessera password')
       expect((await smtp.waitForMail(federated.email)).subject).toBe('How you sign in to Tessera')
@@ -123,6 +127,35 @@ for (const dialect of dialects()) {
         .execute()
       expect(events.map((e) => JSON.parse(e.detail ?? '{}').outcome)).toEqual(['federated'])
       expect((await reset(app, resetCodeOf(mail))).status).toBe(204)
+    })
+
+    it('verification again: the same rows for unverified, verified and no account', async () => {
+      const unverified = await register(uniqueEmail('again-unverified'))
+      const verified = await register(uniqueEmail('again-verified'))
+      await db()
+        .updateTable('users')
+        .set({ email_verified: 1 })
+        .where('id', '=', verified.user.id)
+        .execute()
+      const unknown = uniqueEmail('again-unknown')
+      const again = (email: string) =>
+        app.request('/v1/user/email/verify/send', { json: { email } })
+      expect((await again(uniqueEmail('again-first'))).status).toBe(202)
+
+      const written = []
+      for (const to of [unverified.email, verified.email, unknown]) {
+        written.push(await rowsWrittenBy(() => again(to)))
+      }
+      expect(written).toEqual(Array(3).fill({ rate_limits: 1, mail_requests: 1 }))
+
+      await app.server.mail.sendDue()
+      expect(await db().selectFrom('mail_requests').selectAll().execute()).toEqual([])
+      expect((await smtp.waitForMail(unverified.email)).subject).toMatch(/verify/i)
+      await app.server.mail.sendDue()
+      // The registration's mail and this one; nothing to the others.
+      expect(smtp.mailTo(unverified.email)).toHaveLength(2)
+      expect(smtp.mailTo(verified.email)).toHaveLength(1)
+      expect(smtp.mailTo(unknown)).toHaveLength(0)
     })
 
     it('the token is made by the pass, and its 30 minutes count from then', async () => {
@@ -146,8 +179,8 @@ for (const dialect of dialects()) {
       const unknown = Array.from({ length: 24 }, () => uniqueEmail('queued-many'))
       for (const to of [...unknown, email]) expect((await forgot(app, to)).status).toBe(202)
       await Promise.all([
-        resolvePendingResetRequests(app.server.tessera),
-        resolvePendingResetRequests(app.server.tessera),
+        resolvePendingMailRequests(app.server.tessera),
+        resolvePendingMailRequests(app.server.tessera),
       ])
       const queued = await db()
         .selectFrom('mail_queue')
@@ -204,7 +237,7 @@ for (const dialect of dialects()) {
           const mail = mails.find((m) => m.subject === 'Reset your Tessera password')!
           expect(mail).toBeDefined()
           const left = await second.server.tessera.db
-            .selectFrom('password_reset_requests')
+            .selectFrom('mail_requests')
             .selectAll()
             .execute()
           expect(left).toEqual([])
