@@ -6,6 +6,8 @@ import { type MailRequestKind, pendingMailRequests, takeMailRequest } from './ma
 import { type ResolveResetDeps, resolveResetInTransaction } from './password-reset.js'
 
 const BATCH = 20
+/** A flood of requests cannot hold a pass off sending: the rest waits for the next pass. */
+const MOST_PER_PASS = 200
 
 type ResolveDeps = ResolveResetDeps & VerificationMailDeps
 
@@ -31,11 +33,11 @@ export function resolveMailRequest(
 /**
  * Resolves every request answered so far, oldest first, so that of two password reset requests
  * for one account the newer one's token is the one left. The server's background pass calls this
- * before it sends the queued mail (src/server.ts); a crash between an answer and this leaves the
- * row for a later pass.
+ * before it sends the queued mail (src/server.ts), at most MOST_PER_PASS of them; a crash between
+ * an answer and this leaves the row for a later pass.
  */
 export async function resolvePendingMailRequests(deps: ResolveDeps): Promise<void> {
-  for (;;) {
+  for (let resolved = 0; resolved < MOST_PER_PASS; resolved += BATCH) {
     const pending = await pendingMailRequests(deps.db, BATCH)
     for (const id of pending) await resolveMailRequest(deps, id)
     if (pending.length < BATCH) return
