@@ -1,6 +1,7 @@
 import { maxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type ServerType, serve } from '@hono/node-server'
+import { resolvePendingMailRequests } from './accounts/mail-request-pass.js'
 import { type Config, insecureIssuerWarning } from './config/index.js'
 import { TesseraError } from './errors.js'
 import { createApp } from './http/app.js'
@@ -59,6 +60,10 @@ export async function startServer(
   const mail = startMailSender({
     ...tessera,
     transport: createMailTransport(tessera),
+    // Reset and verification requests are answered before their account's work, which is done
+    // here, off the request path, so the answer's time does not tell whether the address has an
+    // account (README, "Password reset").
+    beforeEachPass: () => resolvePendingMailRequests(tessera),
     pollMs: options.mailPollMs,
   })
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host

@@ -16,6 +16,7 @@ import {
   VERIFY_TOKEN_TTL_SECONDS,
   voidEmailTokens,
 } from './email-tokens.js'
+import { type MailRequest, queueMailRequest } from './mail-requests.js'
 
 export interface VerificationMailDeps {
   db: Kysely<Database>
@@ -77,25 +78,42 @@ export async function mailVerification(
 /**
  * "Send again": mails a new verification to `email` if it names an enabled account whose address
  * is not verified yet. The caller answers the same whatever happened here (202), so the answer
- * tells no one which addresses have accounts. Counted per client address and per recipient
- * (hashed) before the lookup, so it cannot be used to flood a mailbox; either budget refills
- * after RATE_LIMIT_WINDOW, and signing in does not depend on it.
+ * tells no one which addresses have accounts; nor does its time, since the address is looked up
+ * only after the answer: this counts the request per client address and per recipient (hashed),
+ * so it cannot be used to flood a mailbox (either budget refills after RATE_LIMIT_WINDOW, and
+ * signing in does not depend on it), and queues one request row of one shape, which the server's
+ * background pass resolves (`resolveVerificationInTransaction`; README, "Password reset").
  */
 export async function requestVerificationMail(
-  t: VerificationRequestDeps,
+  t: Pick<VerificationRequestDeps, 'db' | 'clock' | 'limits'>,
   email: string,
   client: ClientContext,
 ): Promise<void> {
-  const { normalized } = normalizeEmail(email)
+  const { email: typed, normalized } = normalizeEmail(email)
   await t.limits.emailPerIp.consume(client.ip ?? 'unknown')
   await t.limits.emailPerAddress.consume(accountKey(normalized))
-  const user = await t.db
+  await queueMailRequest(t.db, t.clock, {
+    kind: 'verify_email',
+    email: typed,
+    email_normalized: normalized,
+    ip: client.ip,
+  })
+}
+
+/** The account's part of a "send again", after the answer (src/accounts/mail-request-pass.ts). */
+export async function resolveVerificationInTransaction(
+  tx: Kysely<Database>,
+  t: VerificationMailDeps,
+  request: Pick<MailRequest, 'email_normalized' | 'ip'>,
+): Promise<'sent' | 'not_sent'> {
+  const user = await tx
     .selectFrom('users')
     .select(['id', 'email', 'email_verified', 'disabled'])
-    .where('email_normalized', '=', normalized)
+    .where('email_normalized', '=', request.email_normalized)
     .executeTakeFirst()
-  if (user === undefined || user.email_verified === 1 || user.disabled !== 0) return
-  await mailVerification(t, user, client)
+  if (user === undefined || user.email_verified === 1 || user.disabled !== 0) return 'not_sent'
+  await mailVerification({ ...t, db: tx }, user, { ip: request.ip, userAgent: null })
+  return 'sent'
 }
 
 /**

@@ -112,6 +112,15 @@ export async function eraseAccount(deps: ErasureDeps, userId: string, by: string
       .deleteFrom('mail_queue')
       .where(sql<string>`lower(recipient)`, 'in', addresses)
       .execute()
+    await tx
+      .deleteFrom('mail_requests')
+      .where((eb) =>
+        eb.or([
+          eb(sql<string>`lower(email)`, 'in', addresses),
+          eb('email_normalized', 'in', addresses),
+        ]),
+      )
+      .execute()
     await sql`delete from rate_limits where key in (${sql.join(
       accountCounterKeys(userId, user.email_normalized),
     )})`.execute(tx)

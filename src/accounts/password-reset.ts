@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { recordAudit } from '../audit/audit.js'
 import type { Config } from '../config/index.js'
@@ -13,6 +13,7 @@ import { type ClientContext, revokeUserSessions } from '../sessions/sessions.js'
 import { type AccountDeps, findUserByEmail, listIdentities, passwordPolicy } from './accounts.js'
 import { forgetDevices } from './devices.js'
 import { normalizeEmail } from './email.js'
+import { type MailRequest, queueMailRequest } from './mail-requests.js'
 import { checkPasswordPolicy } from './password-policy.js'
 
 /**
@@ -32,77 +33,90 @@ export interface PasswordResetDeps extends AccountDeps {
   >
 }
 
-export type ResetRequestOutcome = 'reset_sent' | 'federated' | 'no_account' | 'limited'
+export type ResetRequestOutcome = 'reset_sent' | 'federated' | 'no_account'
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url')
 
 /**
- * Asks for a reset of the account with `email`. Whatever the outcome the caller answers the same
- * (202 and one body), and every branch does the same work: one lookup of the address, one token
- * made and hashed, one transaction that deletes earlier tokens, queues one mail and writes one
- * audit event. An account with a password gets the link; a federated-only one a mail naming its
- * providers; an unknown or disabled address a mail saying no account there can be reset. Over
- * the address's budget nothing is queued (its earlier link stays valid), so flooding an address
- * neither floods its mailbox nor locks its owner out.
- *
- * The outcome is for the command line only; HTTP answers never depend on it.
+ * Asks for a reset of the account with `email` (README, "Password reset"). The answer may not
+ * tell whether the address has an account, by its body nor by its time (docs/security.md, "No
+ * enumeration"), so this does only what is the same for every address: it consumes the
+ * address's budget and writes one `mail_requests` row of one shape. Everything that depends on
+ * the account happens after the answer, in `resolveResetInTransaction`. Over the budget
+ * nothing is queued (the earlier link stays valid), so flooding an address neither floods its
+ * mailbox nor locks its owner out.
  */
 export async function requestPasswordReset(
-  deps: PasswordResetDeps,
+  deps: Pick<PasswordResetDeps, 'db' | 'clock' | 'limits'>,
   input: string,
   client: ClientContext,
-): Promise<ResetRequestOutcome> {
+): Promise<void> {
   const { email, normalized } = normalizeEmail(input)
   try {
     await deps.limits.passwordResetPerAddress.consume(accountKey(normalized))
   } catch (error) {
-    if (error instanceof TesseraError && error.code === 'rate_limited') return 'limited'
+    if (error instanceof TesseraError && error.code === 'rate_limited') return
     throw error
   }
-  const user = await findUserByEmail(deps.db, normalized)
-  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
-  const tokenHash = hashToken(token)
-  const now = deps.clock()
-  const usable = user !== undefined && user.disabled === 0
-  const outcome: ResetRequestOutcome = !usable
-    ? 'no_account'
-    : user.password_hash === null
-      ? 'federated'
-      : 'reset_sent'
-  const mail =
-    outcome === 'reset_sent'
-      ? resetMail(deps, user!, token)
-      : outcome === 'federated'
-        ? await federatedMail(deps, user!)
-        : { to: email, template: 'password-reset-unknown' as const, data: {} }
-  await deps.db.transaction().execute(async (tx) => {
-    // A newer request voids the account's older tokens (without an account nothing matches, at
-    // the same cost); expired tokens of anyone go too.
-    const owner = usable ? user.id : randomUUID()
-    await tx
-      .deleteFrom('password_resets')
-      .where((eb) => eb.or([eb('user_id', '=', owner), eb('expires_at', '<=', now)]))
-      .execute()
-    if (outcome === 'reset_sent') {
-      await tx
-        .insertInto('password_resets')
-        .values({
-          token_hash: tokenHash,
-          user_id: user!.id,
-          credential_version: user!.credential_version,
-          created_at: now,
-          expires_at: now + RESET_TTL_MS,
-          used_at: null,
-        })
-        .execute()
-    }
-    await enqueueMail(tx, deps.clock, mail)
-    await recordAudit(tx, deps.clock, {
-      event: 'password_reset_requested',
-      userId: usable ? user.id : null,
-      ip: client.ip,
-      detail: { outcome },
+  await queueMailRequest(deps.db, deps.clock, {
+    kind: 'password_reset',
+    email,
+    email_normalized: normalized,
+    ip: client.ip,
+  })
+}
+
+export type ResolveResetDeps = Pick<PasswordResetDeps, 'db' | 'clock' | 'config'>
+
+/**
+ * `tessera user reset-password`: the same resolution as a request's, at once and without the
+ * address's budget. The operator is told the outcome; they may know which accounts exist.
+ */
+export function resetRequestNow(
+  deps: ResolveResetDeps,
+  input: string,
+  client: ClientContext,
+): Promise<ResetRequestOutcome> {
+  const { email, normalized } = normalizeEmail(input)
+  return deps.db
+    .transaction()
+    .execute((tx) =>
+      resolveResetInTransaction(tx, deps, { email, email_normalized: normalized, ip: client.ip }),
+    )
+}
+
+/**
+ * The account's part of a request, after the answer (src/accounts/mail-request-pass.ts): an
+ * account with a password gets a new token (its older ones are deleted: a newer request voids
+ * them) and the link; a federated-only one a mail naming its providers; an unknown or disabled
+ * address a mail saying no account there can be reset. One `password_reset_requested` audit
+ * event records the outcome. The token's 30 minutes count from here, when it is made.
+ */
+export async function resolveResetInTransaction(
+  tx: Kysely<Database>,
+  deps: ResolveResetDeps,
+  request: Pick<MailRequest, 'email' | 'email_normalized' | 'ip'>,
+): Promise<ResetRequestOutcome> {
+  const found = await findUserByEmail(tx, request.email_normalized)
+  const user = found !== undefined && found.disabled === 0 ? found : undefined
+  const outcome: ResetRequestOutcome =
+    user === undefined ? 'no_account' : user.password_hash === null ? 'federated' : 'reset_sent'
+  if (user === undefined) {
+    await enqueueMail(tx, deps.clock, {
+      to: request.email,
+      template: 'password-reset-unknown',
+      data: {},
     })
+  } else if (outcome === 'federated') {
+    await enqueueMail(tx, deps.clock, await federatedMail({ ...deps, db: tx }, user))
+  } else {
+    await queueResetToken(tx, deps, user, user.credential_version)
+  }
+  await recordAudit(tx, deps.clock, {
+    event: 'password_reset_requested',
+    userId: user?.id ?? null,
+    ip: request.ip,
+    detail: { outcome },
   })
   return outcome
 }

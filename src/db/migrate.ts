@@ -27,6 +27,7 @@ import * as retention from '../../migrations/0019_retention.js'
 import * as secondFactors from '../../migrations/0020_second_factors.js'
 import * as passkeys from '../../migrations/0021_passkeys.js'
 import * as amrCarriers from '../../migrations/0022_amr_carriers.js'
+import * as mailRequests from '../../migrations/0023_mail_requests.js'
 
 // Listed here rather than read from the folder so that the compiled server, the tests and a
 // bundled build all see the same migrations.
@@ -51,6 +52,7 @@ const migrations: Record<string, Migration> = {
   '0020_second_factors': secondFactors,
   '0021_passkeys': passkeys,
   '0022_amr_carriers': amrCarriers,
+  '0023_mail_requests': mailRequests,
 }
 
 /** Applies every pending migration. Like Kysely's migrator it reports rather than throws. */

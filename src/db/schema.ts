@@ -23,6 +23,7 @@ export interface Database {
   service_clients: ServiceClientsTable
   mail_queue: MailQueueTable
   password_resets: PasswordResetsTable
+  mail_requests: MailRequestsTable
   personal_tokens: PersonalTokensTable
   email_tokens: EmailTokensTable
   prune_lease: PruneLeaseTable
@@ -372,6 +373,22 @@ export interface PasswordResetsTable {
   created_at: number
   expires_at: number
   used_at: number | null
+}
+
+/**
+ * A request that mails an address, not resolved yet (src/accounts/mail-requests.ts): the same row
+ * for every address; the server's background pass looks the address up and deletes the row.
+ */
+export interface MailRequestsTable {
+  id: string
+  /** A `MailRequestKind`: what the pass does with the address. */
+  kind: string
+  /** The address as the requester typed it (trimmed): an address without an account is mailed. */
+  email: string
+  email_normalized: string
+  /** The requester's address, for the audit event the resolution writes. */
+  ip: string | null
+  created_at: number
 }
 
 /** One row (`id` 1): which prune pass may run now (src/retention/lease.ts). */

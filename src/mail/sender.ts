@@ -21,12 +21,17 @@ export interface MailSenderDeps {
   config: Pick<Config, 'mail' | 'keyEncryptionKey'>
   logger: Pick<Logger, 'warn' | 'info'>
   transport: MailTransport
+  /**
+   * Work that queues mail, done at the start of every pass: the password reset requests answered
+   * since the last one (src/server.ts). A failure is logged and the pass goes on to send.
+   */
+  beforeEachPass?: () => Promise<void>
   /** Milliseconds between looks at the queue; default 1 s. Only tests change it. */
   pollMs?: number
 }
 
 export interface MailSender {
-  /** Sends what is due now, once (the loop calls it; tests may too). */
+  /** One pass: its work first, then what is due now is sent (the loop calls it; tests may too). */
   sendDue(): Promise<void>
   /** Stops the loop after the pass in progress and closes the transport. */
   stop(): Promise<void>
@@ -83,6 +88,11 @@ export function startMailSender(deps: MailSenderDeps): MailSender {
   }
 
   async function sendDue(): Promise<void> {
+    try {
+      await deps.beforeEachPass?.()
+    } catch (error) {
+      deps.logger.warn({ err: error }, 'work before sending mail failed; the next pass retries it')
+    }
     for (;;) {
       const batch = await claimDueMail(deps.db, deps.clock, BATCH)
       for (const mail of batch) await sendOne(mail)

@@ -41,6 +41,7 @@ const TABLES = [
   'service_clients',
   'mail_queue',
   'password_resets',
+  'mail_requests',
   'personal_tokens',
   'email_tokens',
   'rate_limits',

@@ -178,6 +178,7 @@ for (const dialect of dialects()) {
         '0020_second_factors',
         '0021_passkeys',
         '0022_amr_carriers',
+        '0023_mail_requests',
       ])
 
       const [atA, atB] = await Promise.all([keysAt(a), keysAt(b)])

@@ -6,7 +6,7 @@ import { type Env, loadConfig } from '../../src/config/index.js'
 import type { Logger } from '../../src/logger.js'
 import { type RunningServer, startServer } from '../../src/server.js'
 import { freePort } from './browser.js'
-import { createTestDatabase } from './database.js'
+import { createTestDatabase, type TestDatabase } from './database.js'
 import type { Dialect } from './dialects.js'
 import { requestTo } from './http.js'
 
@@ -43,6 +43,11 @@ export interface TestApp {
 
 export interface TestAppOptions {
   dialect?: Dialect
+  /**
+   * Serve this database instead of a fresh one (the caller drops it): a restart of the server on
+   * what an earlier one left.
+   */
+  database?: TestDatabase
   env?: Env
   clock?: TestClock
   /** Instead of LOG_LEVEL=silent, e.g. a pino logger writing to memory. */
@@ -87,7 +92,8 @@ export const FAST_HASHING = Object.freeze({ memoryKiB: 64, timeCost: 1, parallel
 
 /** The real server on a loopback port over a fresh real database. */
 export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const database = await createTestDatabase(options.dialect ?? 'sqlite')
+  const owned = options.database === undefined
+  const database = options.database ?? (await createTestDatabase(options.dialect ?? 'sqlite'))
   const clock = options.clock ?? testClock()
   // Mail without SMTP_URL goes to an outbox folder (README, "Mail"): a temporary one, not ./data.
   const outbox = join(tmpdir(), `tessera-outbox-${randomBytes(6).toString('hex')}`)
@@ -111,7 +117,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
       ...(options.realHashing === true ? {} : { passwordHashing: FAST_HASHING }),
     })
   } catch (error) {
-    await database.drop()
+    if (owned) await database.drop()
     throw error
   }
   const url = server.url
@@ -124,7 +130,7 @@ export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp
     request: requestTo(url),
     async close() {
       await server.close()
-      await database.drop()
+      if (owned) await database.drop()
       rmSync(outbox, { recursive: true, force: true })
     },
   }
