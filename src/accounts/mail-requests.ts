@@ -32,15 +32,37 @@ export async function queueMailRequest(
     .execute()
 }
 
-/** Up to `limit` waiting requests' ids, oldest first. */
-export async function pendingMailRequests(db: Kysely<Database>, limit: number): Promise<string[]> {
-  const rows = await db
+/** Where a pass has got to in the queue: the last request it looked at. */
+export interface MailRequestCursor {
+  created_at: number
+  id: string
+}
+
+/**
+ * Up to `limit` waiting requests, oldest first (ties by id), after `after` when given: a pass
+ * walks the queue with it, so a request that failed is passed over rather than met again.
+ */
+export async function pendingMailRequests(
+  db: Kysely<Database>,
+  limit: number,
+  after?: MailRequestCursor,
+): Promise<MailRequestCursor[]> {
+  let query = db
     .selectFrom('mail_requests')
-    .select('id')
+    .select(['created_at', 'id'])
     .orderBy('created_at')
+    .orderBy('id')
     .limit(limit)
-    .execute()
-  return rows.map((r) => r.id)
+  if (after !== undefined) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('created_at', '>', after.created_at),
+        eb.and([eb('created_at', '=', after.created_at), eb('id', '>', after.id)]),
+      ]),
+    )
+  }
+  const rows = await query.execute()
+  return rows.map((r) => ({ created_at: Number(r.created_at), id: r.id }))
 }
 
 /**

@@ -202,6 +202,28 @@ for (const dialect of dialects()) {
       for (const to of unknown) expect(smtp.mailTo(to), to).toHaveLength(1)
     })
 
+    it('a request that cannot be resolved holds up no later one', async () => {
+      const { email } = await register(uniqueEmail('queued-after-bad'))
+      // Older than anything waiting, and of a kind no pass knows: it fails at every pass.
+      await db()
+        .insertInto('mail_requests')
+        .values({
+          id: 'a-future-kind',
+          kind: 'future_kind',
+          email: 'nobody@example.org',
+          email_normalized: 'nobody@example.org',
+          ip: null,
+          created_at: 0,
+        })
+        .execute()
+      expect((await forgot(app, email)).status).toBe(202)
+      await app.server.mail.sendDue()
+      expect((await reset(app, resetCodeOf(await smtp.waitForMail(email)))).status).toBe(204)
+      const left = await db().selectFrom('mail_requests').select('id').execute()
+      expect(left.map((r) => r.id)).toEqual(['a-future-kind'])
+      await db().deleteFrom('mail_requests').where('id', '=', 'a-future-kind').execute()
+    })
+
     it('a newer request voids the token of an older one resolved in the same pass', async () => {
       const { email } = await register(uniqueEmail('queued-newer'))
       expect((await forgot(app, email)).status).toBe(202)
