@@ -125,6 +125,8 @@ function connectSqlite(path: string, warn: (message: string) => void): DatabaseH
 
 /** How often the WAL is copied back into the database file (docs/performance.md, "SQLite"). */
 export const CHECKPOINT_INTERVAL_MS = 250
+/** The WAL length (pages) from which the main connection finishes the worker's checkpoint. */
+const FINISH_AT_PAGES = 4000
 
 /**
  * The checkpointer's thread: its own connection to the file, a PASSIVE checkpoint on a timer.
@@ -136,14 +138,11 @@ const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.driver)
 const sqlite = new Database(workerData.path, { fileMustExist: true })
 sqlite.pragma('synchronous = NORMAL')
-let last = ''
 const timer = setInterval(() => {
   try {
-    const [{ log, checkpointed }] = sqlite.pragma('wal_checkpoint(PASSIVE)')
-    // Something was copied: the main connection finishes the job (see startCheckpoints).
-    const now = log + '/' + checkpointed
-    if (log > 0 && now !== last) parentPort.postMessage('copied')
-    last = now
+    const [{ log }] = sqlite.pragma('wal_checkpoint(PASSIVE)')
+    // A long WAL: writes keep coming, the main connection finishes the job (startCheckpoints).
+    if (log >= workerData.finishAt) parentPort.postMessage('long')
   } catch {
     // Busy (the main connection's automatic checkpoint holds the checkpointer's lock): next tick.
   }
@@ -181,6 +180,7 @@ function startCheckpoints(
       driver: createRequire(import.meta.url).resolve('better-sqlite3'),
       path: resolve(path),
       intervalMs: CHECKPOINT_INTERVAL_MS,
+      finishAt: FINISH_AT_PAGES,
     },
     // Nothing of the parent's environment or stdin is the checkpointer's business.
     env: SHARE_ENV,
@@ -188,10 +188,11 @@ function startCheckpoints(
   })
   // Under a steady write load commits land while the worker copies, so its checkpoint never
   // reaches the WAL's end and the WAL is never started over; the automatic checkpoint would do
-  // that at 10,000 pages, copying and fsyncing inside a COMMIT. The main connection instead
-  // finishes each of the worker's checkpoints between requests: only the pages written meanwhile
-  // (nothing to copy or fsync when there were none), after which the next commit starts the WAL
-  // from its beginning again.
+  // that at 10,000 pages, copying and fsyncing inside a COMMIT. When the worker finds the WAL
+  // past 4,000 pages, the main connection finishes its checkpoint between requests instead: the
+  // pages written meanwhile, with the two fsyncs (a wait of the main thread, so not more often
+  // than that), after which the next commit starts the WAL from its beginning again. Under a
+  // lighter load the worker's checkpoint reaches the end by itself.
   worker.on('message', () => {
     exclusive(async () => sqlite.pragma('wal_checkpoint(PASSIVE)')).catch(() => {
       // Busy or closing: the worker's next checkpoint (or the automatic one) catches up.
