@@ -1,5 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, resolve } from 'node:path'
+import { SHARE_ENV, Worker } from 'node:worker_threads'
 import SqliteDatabase from 'better-sqlite3'
 import {
   type DatabaseIntrospector,
@@ -109,42 +111,108 @@ function connectSqlite(path: string, warn: (message: string) => void): DatabaseH
     dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
   })
   const exclusive = <T>(fn: () => Promise<T>) => db.connection().execute(() => fn())
-  const checkpoints = path === ':memory:' ? undefined : startCheckpoints(sqlite, exclusive)
+  // An in-memory database has no WAL and no file another connection could open.
+  const stopCheckpoints =
+    path === ':memory:' ? undefined : startCheckpoints(sqlite, path, exclusive)
   return {
     db,
     client: { dialect: 'sqlite', sqlite, exclusive },
-    close: () => {
-      if (checkpoints !== undefined) clearInterval(checkpoints)
-      return db.destroy()
+    close: async () => {
+      await stopCheckpoints?.()
+      await db.destroy()
     },
   }
 }
 
 /** How often the WAL is copied back into the database file (docs/performance.md, "SQLite"). */
-export const CHECKPOINT_INTERVAL_MS = 1000
+export const CHECKPOINT_INTERVAL_MS = 250
+/** The WAL length (pages) from which the main connection finishes the worker's checkpoint. */
+const FINISH_AT_PAGES = 4000
 
 /**
- * Checkpoints off the request path. SQLite's own (`wal_autocheckpoint`, 1000 pages by default)
- * runs inside the COMMIT of whichever write fills the WAL: every ~115th refresh paid for copying
- * the WAL back and three fsyncs. Here a PASSIVE checkpoint runs once a second between requests
- * (it never waits for a reader or blocks a writer), and the automatic one only when the WAL
- * reaches 10,000 pages (40 MB), should the timer fall behind. Durability is unchanged:
- * `synchronous = NORMAL` syncs the WAL at each checkpoint, so a power loss may drop the commits
- * since the last one (about a second), a process crash (kill -9) none.
+ * The checkpointer's thread: its own connection to the file, a PASSIVE checkpoint on a timer.
+ * Evaluated as a script (CommonJS), so it needs no file of its own beside the compiled code or
+ * the TypeScript sources (tests run those); the driver's path comes from the parent's resolution.
+ */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const Database = require(workerData.driver)
+const sqlite = new Database(workerData.path, { fileMustExist: true })
+sqlite.pragma('synchronous = NORMAL')
+const timer = setInterval(() => {
+  try {
+    const [{ log }] = sqlite.pragma('wal_checkpoint(PASSIVE)')
+    // A long WAL: writes keep coming, the main connection finishes the job (startCheckpoints).
+    if (log >= workerData.finishAt) parentPort.postMessage('long')
+  } catch {
+    // Busy (the main connection's automatic checkpoint holds the checkpointer's lock): next tick.
+  }
+}, workerData.intervalMs)
+parentPort.once('message', () => {
+  clearInterval(timer)
+  sqlite.close()
+  parentPort.close()
+})
+`
+
+/**
+ * Checkpoints off the request path, their copying and fsyncs mostly off the main thread
+ * (docs/performance.md, "Refresh on SQLite"). SQLite's own (`wal_autocheckpoint`, 1000 pages by
+ * default) runs inside the COMMIT of whichever write fills the WAL: every ~115th refresh paid for
+ * copying the WAL back and its fsyncs. Here a worker thread with its own connection to the same
+ * file runs a PASSIVE checkpoint four times a second (WAL lets any connection checkpoint; PASSIVE
+ * never waits for a reader or blocks a writer). The main connection's automatic checkpoint runs
+ * only when the WAL reaches 10,000 pages (40 MB), should the worker fall behind. Durability is
+ * unchanged (docs/performance.md, "Durability of the SQLite settings"): with `synchronous =
+ * NORMAL` in WAL mode a commit is written to the WAL before it returns, so a process crash
+ * (kill -9) loses nothing committed; the WAL is fsynced at each checkpoint, so a power loss or
+ * OS crash may drop the commits since the last one (a fraction of a second under load), never
+ * corrupting the file. Returns how to stop it: after the worker has closed its connection.
  */
 function startCheckpoints(
   sqlite: SqliteDatabase.Database,
+  path: string,
   exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
-): NodeJS.Timeout {
+): () => Promise<void> {
   sqlite.pragma('wal_autocheckpoint = 10000')
-  const timer = setInterval(() => {
-    // Through `exclusive`: never inside another request's open transaction on the connection.
+  const worker = new Worker(CHECKPOINTER, {
+    eval: true,
+    workerData: {
+      driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+      path: resolve(path),
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      finishAt: FINISH_AT_PAGES,
+    },
+    // Nothing of the parent's environment or stdin is the checkpointer's business.
+    env: SHARE_ENV,
+    stdin: false,
+  })
+  // Under a steady write load commits land while the worker copies, so its checkpoint never
+  // reaches the WAL's end and the WAL is never started over; the automatic checkpoint would do
+  // that at 10,000 pages, copying and fsyncing inside a COMMIT. When the worker finds the WAL
+  // past 4,000 pages, the main connection finishes its checkpoint between requests instead: the
+  // pages written meanwhile, with the two fsyncs (a wait of the main thread, so not more often
+  // than that), after which the next commit starts the WAL from its beginning again. Under a
+  // lighter load the worker's checkpoint reaches the end by itself.
+  worker.on('message', () => {
     exclusive(async () => sqlite.pragma('wal_checkpoint(PASSIVE)')).catch(() => {
-      // Busy or closing: the next tick (or the automatic checkpoint) catches up.
+      // Busy or closing: the worker's next checkpoint (or the automatic one) catches up.
     })
-  }, CHECKPOINT_INTERVAL_MS)
-  timer.unref()
-  return timer
+  })
+  // A failed checkpointer (the file gone, a driver error) leaves the automatic checkpoint on the
+  // main connection, which bounds the WAL as before; it never takes the process down.
+  worker.on('error', () => {})
+  // Like the timer it replaces, it does not keep a process alive that has nothing else to do.
+  worker.unref()
+  let stopped: Promise<void> | undefined
+  return () => {
+    stopped ??= new Promise<void>((done) => {
+      if (worker.threadId === -1) return done()
+      worker.once('exit', () => done())
+      worker.postMessage('close')
+    })
+    return stopped
+  }
 }
 
 const INT8_OID = 20

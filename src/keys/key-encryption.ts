@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto'
 import {
   chmodSync,
   existsSync,
@@ -9,6 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { resolve } from 'node:path'
+import { pooledRandomBytes } from './random-pool.js'
 
 /**
  * Secrets at rest: AES-256-GCM under a key derived (HKDF-SHA256) from KEY_ENCRYPTION_KEY, one
@@ -25,8 +33,31 @@ export type SealPurpose =
   | 'mail-data v1'
   | 'totp-secret v1'
 
-function deriveKey(keyEncryptionKey: string, purpose: SealPurpose): Buffer {
-  return Buffer.from(hkdfSync('sha256', keyEncryptionKey, 'tessera', purpose, 32))
+/**
+ * The derived keys, by key-encryption key and then purpose: HKDF and the key import ran on every
+ * seal, about 5 % of a refresh (docs/performance.md, "Refresh on SQLite"). A derived key is only
+ * ever looked up under the key-encryption key it came from, never shared across keys. A process
+ * has one key-encryption key; the bound keeps a process that is handed many (tests) from keeping
+ * them all.
+ */
+const derived = new Map<string, Map<SealPurpose, KeyObject>>()
+const MAX_KEYS = 8
+
+function deriveKey(keyEncryptionKey: string, purpose: SealPurpose): KeyObject {
+  let byPurpose = derived.get(keyEncryptionKey)
+  if (byPurpose === undefined) {
+    if (derived.size >= MAX_KEYS) derived.delete(derived.keys().next().value as string)
+    byPurpose = new Map()
+    derived.set(keyEncryptionKey, byPurpose)
+  }
+  let key = byPurpose.get(purpose)
+  if (key === undefined) {
+    const bytes = Buffer.from(hkdfSync('sha256', keyEncryptionKey, 'tessera', purpose, 32))
+    key = createSecretKey(bytes)
+    bytes.fill(0)
+    byPurpose.set(purpose, key)
+  }
+  return key
 }
 
 export function isEncryptedSecret(stored: string): boolean {
@@ -40,7 +71,8 @@ export function seal(
   boundTo: string,
   plaintext: string,
 ): string {
-  const iv = randomBytes(12)
+  // A GCM nonce must never repeat under one key: the pool hands each random byte out once.
+  const iv = pooledRandomBytes(12)
   const cipher = createCipheriv('aes-256-gcm', deriveKey(keyEncryptionKey, purpose), iv)
   cipher.setAAD(Buffer.from(boundTo))
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])

@@ -1,4 +1,5 @@
-import { createHash, randomFillSync } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { pooledRandomBytes } from '../keys/random-pool.js'
 
 /** Recognisable prefix so secret scanners and people can tell what leaked. */
 export const REFRESH_TOKEN_PREFIX = 'tessera_rt_'
@@ -17,27 +18,9 @@ export function generateRefreshToken(): NewRefreshToken {
   return { token, hash: hashRefreshToken(token) }
 }
 
+/** 256 bits; from the CSPRNG through a pool (keys/random-pool.ts). */
 const TOKEN_BYTES = 32
-/** 128 tokens' worth: one CSPRNG call per 128 refreshes instead of one per refresh. */
-const pool = Buffer.alloc(TOKEN_BYTES * 128)
-let offset = pool.length
-
-/**
- * The next 32 bytes of a pool filled by the CSPRNG (`crypto.randomFillSync`, as Node pools the
- * bytes of `randomUUID`); each byte is handed out once, and the pool is refilled when it is spent.
- * A call to the CSPRNG per refresh was 4-7 % of the refresh's time (docs/performance.md).
- */
-function tokenBytes(): Buffer {
-  if (offset === pool.length) {
-    randomFillSync(pool)
-    offset = 0
-  }
-  const bytes = Buffer.from(pool.subarray(offset, offset + TOKEN_BYTES))
-  // The bytes handed out are not kept: the pool's copy is overwritten at once.
-  pool.fill(0, offset, offset + TOKEN_BYTES)
-  offset += TOKEN_BYTES
-  return bytes
-}
+const tokenBytes = () => pooledRandomBytes(TOKEN_BYTES)
 
 /**
  * SHA-256 is enough: the input has 256 bits of entropy, so there is nothing to brute-force, and

@@ -1,0 +1,100 @@
+/**
+ * SQLite's checkpoints run on a worker thread with its own connection (src/db/connect.ts,
+ * docs/performance.md "Refresh on SQLite"): committed pages reach the database file without the
+ * main connection checkpointing, the WAL starts over under a steady write load, and closing the
+ * handle stops the worker with its connection.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import SqliteDatabase from 'better-sqlite3'
+import { sql } from 'kysely'
+import { afterEach, describe, expect, it } from 'vitest'
+import { CHECKPOINT_INTERVAL_MS, connectDatabase } from '../../src/db/connect.js'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+function databaseFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-checkpoints-'))
+  dirs.push(dir)
+  return join(dir, 'db.sqlite')
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('SQLite checkpoints on a worker thread', () => {
+  it('copies committed pages into the file without a checkpoint on the handle', async () => {
+    const file = databaseFile()
+    const handle = await connectDatabase(`sqlite:${file}`)
+    try {
+      const { sqlite } = handle.client as { sqlite: SqliteDatabase.Database }
+      sqlite.exec('create table filler (id integer primary key, body text)')
+      const insert = sqlite.prepare('insert into filler (body) values (?)')
+      for (let i = 0; i < 500; i++) insert.run('x'.repeat(1000))
+      // The rows are in the WAL only: nothing on the main connection checkpoints before 10,000
+      // pages, so only the worker can bring the file to this size.
+      const before = statSync(file).size
+      await pause(CHECKPOINT_INTERVAL_MS * 4)
+      expect(statSync(file).size).toBeGreaterThan(before + 400 * 1000)
+      // A fresh connection reads every row (from the file or the WAL, whichever holds them).
+      const other = new SqliteDatabase(file, { readonly: true })
+      expect(other.prepare('select count(*) as n from filler').get()).toEqual({ n: 500 })
+      other.close()
+    } finally {
+      await handle.close()
+    }
+  })
+
+  it('starts the WAL over under a steady write load, before the automatic checkpoint', async () => {
+    const file = databaseFile()
+    const handle = await connectDatabase(`sqlite:${file}`)
+    try {
+      const { sqlite } = handle.client as { sqlite: SqliteDatabase.Database }
+      sqlite.exec('create table filler (id integer primary key, body text)')
+      const insert = sqlite.prepare('insert into filler (body) values (?)')
+      // Commits keep landing while the worker copies, as under a refresh load: left to the
+      // worker alone its checkpoints never reach the WAL's end, and only the automatic
+      // checkpoint (inside a COMMIT, at 10,000 pages) would start the WAL over.
+      let commits = 0
+      const until = Date.now() + 15_000
+      while (commits < 25_000 && Date.now() < until) {
+        for (let i = 0; i < 25; i++) insert.run('y'.repeat(1000))
+        commits += 25
+        await pause(1)
+      }
+      expect(commits).toBe(25_000)
+      // The WAL file is reused, never shrunk: its size is the longest the WAL ever was. Each
+      // commit here writes at least one page, so without a restart it would pass 10,000 pages.
+      const frame = 4096 + 24
+      expect(statSync(`${file}-wal`).size).toBeLessThan(9000 * frame)
+    } finally {
+      await handle.close()
+    }
+  })
+
+  it('close stops the worker and its connection; the file opens again', async () => {
+    const file = databaseFile()
+    const first = await connectDatabase(`sqlite:${file}`)
+    await sql`create table t (id integer primary key)`.execute(first.db)
+    await sql`insert into t (id) values (1)`.execute(first.db)
+    await first.close()
+    // Closing twice is harmless (shutdown paths may both close).
+    await first.close()
+    const again = await connectDatabase(`sqlite:${file}`)
+    try {
+      const { rows } = await sql<{ id: number }>`select id from t`.execute(again.db)
+      expect(rows).toEqual([{ id: 1 }])
+    } finally {
+      await again.close()
+    }
+  })
+
+  it('an in-memory database has no checkpointer and closes at once', async () => {
+    const handle = await connectDatabase('sqlite::memory:')
+    await sql`select 1`.execute(handle.db)
+    await handle.close()
+  })
+})
