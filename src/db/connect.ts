@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, stat, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, resolve } from 'node:path'
 import { SHARE_ENV, Worker } from 'node:worker_threads'
@@ -175,6 +175,47 @@ function startCheckpoints(
   exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
 ): () => Promise<void> {
   sqlite.pragma('wal_autocheckpoint = 10000')
+  // The worker (a second V8 instance, about 9 MB of RSS) starts only once the WAL has been
+  // written to since the database was opened: a command that only reads or ends within a
+  // quarter of a second, and a server that has not written yet, never pay for it.
+  const wal = `${resolve(path)}-wal`
+  let seen = existsSync(wal) ? statSync(wal).mtimeMs : undefined
+  let worker: Worker | undefined
+  let stopped: Promise<void> | undefined
+  const watch = setInterval(() => {
+    stat(wal, (error, stats) => {
+      if (error !== null || worker !== undefined || stopped !== undefined) return
+      // Opening the database makes an empty WAL: only one with frames in it was written to.
+      if (stats.size > 0 && stats.mtimeMs !== seen) {
+        worker = startCheckpointer(sqlite, path, exclusive)
+      }
+      seen = stats.mtimeMs
+      if (worker !== undefined) clearInterval(watch)
+    })
+  }, WAL_WATCH_MS)
+  watch.unref()
+  return () => {
+    clearInterval(watch)
+    stopped ??= new Promise<void>((done) => {
+      if (worker === undefined || worker.threadId === -1) return done()
+      worker.once('exit', () => done())
+      // Held until it has closed its connection: unreferenced, a process with nothing else to do
+      // (a CLI command closing its database) would exit here, before its exit code is set.
+      worker.ref()
+      worker.postMessage('close')
+    })
+    return stopped
+  }
+}
+
+/** How often the WAL file is looked at until the checkpointer starts (one async stat). */
+const WAL_WATCH_MS = CHECKPOINT_INTERVAL_MS
+
+function startCheckpointer(
+  sqlite: SqliteDatabase.Database,
+  path: string,
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
+): Worker {
   const worker = new Worker(CHECKPOINTER, {
     eval: true,
     workerData: {
@@ -204,15 +245,7 @@ function startCheckpoints(
   worker.on('error', () => {})
   // Like the timer it replaces, it does not keep a process alive that has nothing else to do.
   worker.unref()
-  let stopped: Promise<void> | undefined
-  return () => {
-    stopped ??= new Promise<void>((done) => {
-      if (worker.threadId === -1) return done()
-      worker.once('exit', () => done())
-      worker.postMessage('close')
-    })
-    return stopped
-  }
+  return worker
 }
 
 const INT8_OID = 20

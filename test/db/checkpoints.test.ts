@@ -4,7 +4,7 @@
  * main connection checkpointing, the WAL starts over under a steady write load, and closing the
  * handle stops the worker with its connection.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
@@ -36,8 +36,12 @@ describe('SQLite checkpoints on a worker thread', () => {
       for (let i = 0; i < 500; i++) insert.run('x'.repeat(1000))
       // The rows are in the WAL only: nothing on the main connection checkpoints before 10,000
       // pages, so only the worker can bring the file to this size.
+      // The worker starts at the first look at the WAL after these writes.
       const before = statSync(file).size
-      await pause(CHECKPOINT_INTERVAL_MS * 4)
+      const until = Date.now() + 5000
+      while (statSync(file).size <= before + 400 * 1000 && Date.now() < until) {
+        await pause(CHECKPOINT_INTERVAL_MS)
+      }
       expect(statSync(file).size).toBeGreaterThan(before + 400 * 1000)
       // A fresh connection reads every row (from the file or the WAL, whichever holds them).
       const other = new SqliteDatabase(file, { readonly: true })
@@ -55,6 +59,12 @@ describe('SQLite checkpoints on a worker thread', () => {
       const { sqlite } = handle.client as { sqlite: SqliteDatabase.Database }
       sqlite.exec('create table filler (id integer primary key, body text)')
       const insert = sqlite.prepare('insert into filler (body) values (?)')
+      // The checkpointer starts at the first write; the steady load comes after.
+      const threads = () => readdirSync('/proc/self/task').length
+      const idle = threads()
+      insert.run('warm-up')
+      const started = Date.now() + 5000
+      while (threads() <= idle && Date.now() < started) await pause(50)
       // Commits keep landing while the worker copies, as under a refresh load: left to the
       // worker alone its checkpoints never reach the WAL's end, and only the automatic
       // checkpoint (inside a COMMIT, at 10,000 pages) would start the WAL over.
@@ -89,6 +99,28 @@ describe('SQLite checkpoints on a worker thread', () => {
       expect(rows).toEqual([{ id: 1 }])
     } finally {
       await again.close()
+    }
+  })
+
+  it('a database only read from starts no checkpointer', async () => {
+    const file = databaseFile()
+    const first = await connectDatabase(`sqlite:${file}`)
+    await sql`create table t (id integer primary key)`.execute(first.db)
+    await first.close()
+    const threads = () => readdirSync('/proc/self/task').length
+    const before = threads()
+    const reader = await connectDatabase(`sqlite:${file}`)
+    try {
+      await sql`select count(*) from t`.execute(reader.db)
+      await pause(2500)
+      const read = threads()
+      expect(read).toBeLessThanOrEqual(before)
+      await sql`insert into t (id) values (1)`.execute(reader.db)
+      const until = Date.now() + 5000
+      while (threads() <= read && Date.now() < until) await pause(100)
+      expect(threads()).toBeGreaterThan(read)
+    } finally {
+      await reader.close()
     }
   })
 
