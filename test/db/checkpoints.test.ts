@@ -92,9 +92,11 @@ describe('SQLite checkpoints on a worker thread', () => {
       }
       expect(commits).toBe(25_000)
       // The WAL file is reused, never shrunk: its size is the longest the WAL ever was. Each
-      // commit here writes at least one page, so without a restart it would pass 10,000 pages.
+      // commit here writes at least one page, so had only the automatic checkpoint (at 10,000
+      // pages) started it over, it would hold 10,000 frames and its header. How far below that it
+      // stays depends on how soon the main connection gets to finish (a loaded CI machine: 9,080).
       const frame = 4096 + 24
-      expect(statSync(`${file}-wal`).size).toBeLessThan(9000 * frame)
+      expect(statSync(`${file}-wal`).size).toBeLessThan(10_000 * frame)
     } finally {
       await handle.close()
     }
