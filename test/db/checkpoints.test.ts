@@ -1,8 +1,10 @@
 /**
  * SQLite's checkpoints run on a worker thread with its own connection (src/db/connect.ts,
  * docs/performance.md "Refresh on SQLite"): committed pages reach the database file without the
- * main connection checkpointing, the WAL starts over under a steady write load, and closing the
- * handle stops the worker with its connection.
+ * main connection checkpointing, a database only read from starts no worker, and closing the
+ * handle stops the worker with its connection. That the WAL starts over under a steady write load
+ * (the main connection finishing past 4,000 pages) depends on how the threads are scheduled, so
+ * it is a bench figure, not a test (docs/performance.md, "Second pass").
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
@@ -64,39 +66,6 @@ describe('SQLite checkpoints on a worker thread', () => {
       const other = new SqliteDatabase(file, { readonly: true })
       expect(other.prepare('select count(*) as n from filler').get()).toEqual({ n: 500 })
       other.close()
-    } finally {
-      await handle.close()
-    }
-  })
-
-  it('starts the WAL over under a steady write load, before the automatic checkpoint', async () => {
-    const file = databaseFile()
-    const handle = await connectDatabase(`sqlite:${file}`)
-    try {
-      const { sqlite } = handle.client as { sqlite: SqliteDatabase.Database }
-      sqlite.exec('create table filler (id integer primary key, body text)')
-      const insert = sqlite.prepare('insert into filler (body) values (?)')
-      // The checkpointer starts at the first write; the steady load comes after.
-      const empty = statSync(file).size
-      insert.run('warm-up'.repeat(1000))
-      expect(await fileGrew(file, empty)).toBe(true)
-      // Commits keep landing while the worker copies, as under a refresh load: left to the
-      // worker alone its checkpoints never reach the WAL's end, and only the automatic
-      // checkpoint (inside a COMMIT, at 10,000 pages) would start the WAL over.
-      let commits = 0
-      const until = Date.now() + 15_000
-      while (commits < 25_000 && Date.now() < until) {
-        for (let i = 0; i < 25; i++) insert.run('y'.repeat(1000))
-        commits += 25
-        await pause(1)
-      }
-      expect(commits).toBe(25_000)
-      // The WAL file is reused, never shrunk: its size is the longest the WAL ever was. Each
-      // commit here writes at least one page, so had only the automatic checkpoint (at 10,000
-      // pages) started it over, it would hold 10,000 frames and its header. How far below that it
-      // stays depends on how soon the main connection gets to finish (a loaded CI machine: 9,080).
-      const frame = 4096 + 24
-      expect(statSync(`${file}-wal`).size).toBeLessThan(10_000 * frame)
     } finally {
       await handle.close()
     }
