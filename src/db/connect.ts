@@ -126,6 +126,8 @@ function connectSqlite(path: string, warn: (message: string) => void): DatabaseH
 
 /** How often the WAL is copied back into the database file (docs/performance.md, "SQLite"). */
 export const CHECKPOINT_INTERVAL_MS = 250
+/** How long the checkpointer runs on without a write before it stops (it starts at the next). */
+export const CHECKPOINTER_QUIET_MS = 5000
 /** The WAL length (pages) from which the main connection finishes the worker's checkpoint. */
 const FINISH_AT_PAGES = 4000
 
@@ -139,20 +141,27 @@ const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.driver)
 const sqlite = new Database(workerData.path, { fileMustExist: true })
 sqlite.pragma('synchronous = NORMAL')
+let quietTicks = 0
+let lastLog = -1
 const timer = setInterval(() => {
   try {
-    const [{ log }] = sqlite.pragma('wal_checkpoint(PASSIVE)')
+    const [{ log, checkpointed }] = sqlite.pragma('wal_checkpoint(PASSIVE)')
     // A long WAL: writes keep coming, the main connection finishes the job (startCheckpoints).
     if (log >= workerData.finishAt) parentPort.postMessage('long')
+    // Quiet: every page copied back and none written since the last tick.
+    quietTicks = log === lastLog && checkpointed === log ? quietTicks + 1 : 0
+    lastLog = log
+    if (quietTicks >= workerData.quietTicks) stop()
   } catch {
     // Busy (the main connection's automatic checkpoint holds the checkpointer's lock): next tick.
   }
 }, workerData.intervalMs)
-parentPort.once('message', () => {
+function stop() {
   clearInterval(timer)
   sqlite.close()
   parentPort.close()
-})
+}
+parentPort.once('message', stop)
 `
 
 /**
@@ -176,24 +185,39 @@ function startCheckpoints(
 ): () => Promise<void> {
   sqlite.pragma('wal_autocheckpoint = 10000')
   // The worker (a second V8 instance, about 9 MB of RSS) starts only once the WAL has been
-  // written to since the database was opened: a command that only reads or ends within a
-  // quarter of a second, and a server that has not written yet, never pay for it.
+  // written to since the database was opened or since the worker last stopped: a command that
+  // only reads or ends within a quarter of a second, and a server that has not written yet,
+  // never pay for it. The worker stops by itself after CHECKPOINTER_QUIET_MS without a write,
+  // everything copied back, so an idle server gives that memory back (docs/performance.md,
+  // "Idle memory"). A write landing between its last look and the watch's next one waits in the
+  // WAL, committed, for the next write or the automatic checkpoint.
   const wal = `${resolve(path)}-wal`
-  let seen = existsSync(wal) ? statSync(wal).mtimeMs : undefined
+  let seen = walWrittenAt(wal)
   let worker: Worker | undefined
   let stopped: Promise<void> | undefined
-  const watch = setInterval(() => {
-    stat(wal, (error, stats) => {
-      if (error !== null || worker !== undefined || stopped !== undefined) return
-      // Opening the database makes an empty WAL: only one with frames in it was written to.
-      if (stats.size > 0 && stats.mtimeMs !== seen) {
-        worker = startCheckpointer(sqlite, path, exclusive)
-      }
-      seen = stats.mtimeMs
-      if (worker !== undefined) clearInterval(watch)
-    })
-  }, WAL_WATCH_MS)
-  watch.unref()
+  let watch: NodeJS.Timeout | undefined
+  const watchWal = () => {
+    watch = setInterval(() => {
+      stat(wal, (error, stats) => {
+        if (error !== null || worker !== undefined || stopped !== undefined) return
+        // Opening the database makes an empty WAL: only one with frames in it was written to.
+        if (stats.size > 0 && stats.mtimeMs !== seen) {
+          const started = startCheckpointer(sqlite, path, exclusive)
+          worker = started
+          started.once('exit', () => {
+            if (worker !== started || stopped !== undefined) return
+            worker = undefined
+            seen = walWrittenAt(wal)
+            watchWal()
+          })
+        }
+        seen = stats.mtimeMs
+        if (worker !== undefined) clearInterval(watch)
+      })
+    }, WAL_WATCH_MS)
+    watch.unref()
+  }
+  watchWal()
   return () => {
     clearInterval(watch)
     stopped ??= new Promise<void>((done) => {
@@ -205,6 +229,14 @@ function startCheckpoints(
       worker.postMessage('close')
     })
     return stopped
+  }
+}
+
+function walWrittenAt(wal: string): number | undefined {
+  try {
+    return statSync(wal).mtimeMs
+  } catch {
+    return undefined
   }
 }
 
@@ -223,6 +255,7 @@ function startCheckpointer(
       path: resolve(path),
       intervalMs: CHECKPOINT_INTERVAL_MS,
       finishAt: FINISH_AT_PAGES,
+      quietTicks: Math.ceil(CHECKPOINTER_QUIET_MS / CHECKPOINT_INTERVAL_MS),
     },
     // Nothing of the parent's environment or stdin is the checkpointer's business.
     env: SHARE_ENV,

@@ -2,7 +2,8 @@
  * SQLite's checkpoints run on a worker thread with its own connection (src/db/connect.ts,
  * docs/performance.md "Refresh on SQLite"): committed pages reach the database file without the
  * main connection checkpointing, a database only read from starts no worker, and closing the
- * handle stops the worker with its connection. That the WAL starts over under a steady write load
+ * handle stops the worker with its connection; a worker with nothing to copy stops by itself and
+ * the next write starts it again. That the WAL starts over under a steady write load
  * (the main connection finishing past 4,000 pages) depends on how the threads are scheduled, so
  * it is a bench figure, not a test (docs/performance.md, "Second pass").
  */
@@ -13,7 +14,7 @@ import { join } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
 import { sql } from 'kysely'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { connectDatabase } from '../../src/db/connect.js'
+import { CHECKPOINTER_QUIET_MS, connectDatabase } from '../../src/db/connect.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -42,6 +43,13 @@ async function threadStarted(count: number): Promise<boolean> {
   const until = Date.now() + 5000
   while (threads() <= count && Date.now() < until) await pause(50)
   return threads() > count
+}
+
+/** Whether this process's threads fell back to `count` within `ms` (the checkpointer stopped). */
+async function threadsFellTo(count: number, ms: number): Promise<boolean> {
+  const until = Date.now() + ms
+  while (threads() > count && Date.now() < until) await pause(100)
+  return threads() <= count
 }
 
 describe('SQLite checkpoints on a worker thread', () => {
@@ -108,6 +116,31 @@ describe('SQLite checkpoints on a worker thread', () => {
       await reader.close()
     }
   })
+
+  it('a quiet checkpointer stops, and the next write starts it again', async () => {
+    const file = databaseFile()
+    const before = threads()
+    const handle = await connectDatabase(`sqlite:${file}`)
+    try {
+      await sql`create table t (id integer primary key)`.execute(handle.db)
+      expect(await threadStarted(before)).toBe(true)
+      // Everything copied back and nothing written: it stops within its quiet time.
+      expect(await threadsFellTo(before, CHECKPOINTER_QUIET_MS + 3000)).toBe(true)
+      await sql`insert into t (id) values (1)`.execute(handle.db)
+      expect(await threadStarted(before)).toBe(true)
+      const empty = statSync(file).size
+      await sql`insert into t (id) values (2)`.execute(handle.db)
+      await sql`create table u (id integer primary key, body text)`.execute(handle.db)
+      await sql`insert into u (id, body) values (1, ${'x'.repeat(20_000)})`.execute(handle.db)
+      // The restarted worker checkpoints: the rows reach the file.
+      expect(await fileGrew(file, empty)).toBe(true)
+    } finally {
+      await handle.close()
+    }
+    const again = new SqliteDatabase(file, { readonly: true })
+    expect(again.prepare('select count(*) as n from t').get()).toEqual({ n: 2 })
+    again.close()
+  }, 20_000)
 
   it('an in-memory database has no checkpointer and closes at once', async () => {
     const handle = await connectDatabase('sqlite::memory:')
