@@ -1,7 +1,7 @@
 /**
  * The verify part of `npm run bench`: `verifyAccessToken` against a raw `crypto.verify` of the
- * same signature, in this process, rounds alternated so machine noise falls on both. The ratio
- * is the figure that counts (docs/performance.md asks for 0.9). Run alone with
+ * same signature, in this process, in alternated rounds (bench/alternated.ts). The ratio is the
+ * figure that counts (docs/performance.md asks for 0.9). Run alone with
  * `npx tsx bench/verify-ratio.ts`: no build, no server, about 12 s.
  */
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto'
@@ -12,17 +12,7 @@ import { encodePublicPaserk, publicKeyId } from '../src/paseto/paserk.js'
 import { formatPasetoTime } from '../src/paseto/time.js'
 import { generateSigningKeyPair, importSecretKey, signV4Public } from '../src/tokens/sign.js'
 import { verifyAccessToken } from '../src/verify/token.js'
-
-/** Runs fn repeatedly for `ms` and returns operations per second. */
-async function opsPerSecond(fn: () => unknown | Promise<unknown>, ms = 2000): Promise<number> {
-  const end = performance.now() + ms
-  let n = 0
-  while (performance.now() < end) {
-    for (let i = 0; i < 100; i++) await fn()
-    n += 100
-  }
-  return (n * 1000) / ms
-}
+import { alternatedRates } from './alternated.js'
 
 /** Verifications per second, raw and through `verifyAccessToken`, and their ratio. */
 export async function measureVerifyRatio(): Promise<{ raw: number; ours: number; ratio: number }> {
@@ -57,14 +47,11 @@ export async function measureVerifyRatio(): Promise<{ raw: number; ours: number;
     format: 'jwk',
   })
   const options = { issuer: 'http://localhost:8000', audience: 'tessera' }
-  // Alternate to spread machine noise over both.
-  let rawTotal = 0
-  let oursTotal = 0
-  for (let round = 0; round < 3; round++) {
-    rawTotal += await opsPerSecond(() => cryptoVerify(null, pae, raw, signature))
-    oursTotal += await opsPerSecond(() => verifyAccessToken(token, () => key, options))
-  }
-  return { raw: rawTotal / 3, ours: oursTotal / 3, ratio: oursTotal / rawTotal }
+  const { rates, ratios } = await alternatedRates([
+    () => cryptoVerify(null, pae, raw, signature),
+    () => verifyAccessToken(token, () => key, options),
+  ])
+  return { raw: rates[0] as number, ours: rates[1] as number, ratio: ratios[1] as number }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
