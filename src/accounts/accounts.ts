@@ -152,12 +152,12 @@ export function findUserByEmail(
   db: Kysely<Database>,
   normalized: string,
 ): Promise<User | undefined> {
-  return db
-    .selectFrom('users')
-    .selectAll()
-    .where('email_normalized', '=', normalized)
-    .executeTakeFirst()
+  return userByEmail.first(db, { normalized })
 }
+
+const userByEmail = preparedQuery((db, p: { normalized: string }) =>
+  db.selectFrom('users').selectAll().where('email_normalized', '=', p.normalized),
+)
 
 const userById = preparedQuery((db, p: { id: string }) =>
   db.selectFrom('users').selectAll().where('id', '=', p.id),

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.js'
+import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
 
 /**
@@ -39,17 +40,23 @@ export async function trustedDevice(
   normalizedEmail: string,
 ): Promise<string | undefined> {
   if (token === undefined || !DEVICE_TOKEN_PATTERN.test(token)) return undefined
-  const hash = hashDeviceToken(token)
-  const row = await deps.db
+  const row = await liveDevice.first(deps.db, {
+    hash: hashDeviceToken(token),
+    email: normalizedEmail,
+    now: deps.clock(),
+  })
+  return row?.token_hash
+}
+
+const liveDevice = preparedQuery((db, p: { hash: string; email: string; now: number }) =>
+  db
     .selectFrom('login_devices')
     .innerJoin('users', 'users.id', 'login_devices.user_id')
     .select('login_devices.token_hash')
-    .where('login_devices.token_hash', '=', hash)
-    .where('users.email_normalized', '=', normalizedEmail)
-    .where('login_devices.expires_at', '>', deps.clock())
-    .executeTakeFirst()
-  return row?.token_hash
-}
+    .where('login_devices.token_hash', '=', p.hash)
+    .where('users.email_normalized', '=', p.email)
+    .where('login_devices.expires_at', '>', p.now),
+)
 
 /**
  * A known device logged in again: it stays known for DEVICE_TTL_SECONDS from now (the cookie is
@@ -57,12 +64,15 @@ export async function trustedDevice(
  * budget.
  */
 export async function renewDevice(deps: DeviceDeps, deviceId: string): Promise<void> {
-  await deps.db
-    .updateTable('login_devices')
-    .set({ expires_at: deps.clock() + DEVICE_TTL_SECONDS * 1000 })
-    .where('token_hash', '=', deviceId)
-    .execute()
+  await renewedDevice.execute(deps.db, {
+    hash: deviceId,
+    expiresAt: deps.clock() + DEVICE_TTL_SECONDS * 1000,
+  })
 }
+
+const renewedDevice = preparedQuery((db, p: { hash: string; expiresAt: number }) =>
+  db.updateTable('login_devices').set({ expires_at: p.expiresAt }).where('token_hash', '=', p.hash),
+)
 
 /**
  * Forgets every device of a user, in the transaction of a password change or a disable: a device
@@ -78,36 +88,46 @@ export async function issueDevice(deps: DeviceDeps, userId: string): Promise<str
   const token = DEVICE_TOKEN_PREFIX + randomBytes(32).toString('base64url')
   const now = deps.clock()
   await deps.db.transaction().execute(async (tx) => {
-    await tx
-      .insertInto('login_devices')
-      .values({
-        token_hash: hashDeviceToken(token),
-        user_id: userId,
-        created_at: now,
-        expires_at: now + DEVICE_TTL_SECONDS * 1000,
-      })
-      .execute()
-    // Bounded per account: a client that never keeps its cookie would otherwise add a row a login.
-    await tx
-      .deleteFrom('login_devices')
-      .where('user_id', '=', userId)
-      .where((eb) =>
-        eb.or([
-          eb('expires_at', '<=', now),
-          eb(
-            'token_hash',
-            'not in',
-            eb
-              .selectFrom('login_devices')
-              .select('token_hash')
-              .where('user_id', '=', userId)
-              .orderBy('created_at', 'desc')
-              .orderBy('token_hash')
-              .limit(DEVICES_PER_USER),
-          ),
-        ]),
-      )
-      .execute()
+    await insertDevice.execute(tx, {
+      hash: hashDeviceToken(token),
+      userId,
+      now,
+      expiresAt: now + DEVICE_TTL_SECONDS * 1000,
+    })
+    await pruneDevices.execute(tx, { userId, now })
   })
   return token
 }
+
+const insertDevice = preparedQuery(
+  (db, p: { hash: string; userId: string; now: number; expiresAt: number }) =>
+    db.insertInto('login_devices').values({
+      token_hash: p.hash,
+      user_id: p.userId,
+      created_at: p.now,
+      expires_at: p.expiresAt,
+    }),
+)
+
+/** Bounded per account: a client that never keeps its cookie would otherwise add a row a login. */
+const pruneDevices = preparedQuery((db, p: { userId: string; now: number }) =>
+  db
+    .deleteFrom('login_devices')
+    .where('user_id', '=', p.userId)
+    .where((eb) =>
+      eb.or([
+        eb('expires_at', '<=', p.now),
+        eb(
+          'token_hash',
+          'not in',
+          eb
+            .selectFrom('login_devices')
+            .select('token_hash')
+            .where('user_id', '=', p.userId)
+            .orderBy('created_at', 'desc')
+            .orderBy('token_hash')
+            .limit(DEVICES_PER_USER),
+        ),
+      ]),
+    ),
+)

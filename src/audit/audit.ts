@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.js'
+import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
 
 export type AuditEventName =
@@ -71,16 +72,38 @@ export async function recordAudit(
   clock: Clock,
   e: AuditEvent,
 ): Promise<void> {
-  await db
-    .insertInto('audit_events')
-    .values({
-      id: randomUUID(),
-      at: clock(),
-      event: e.event,
-      user_id: e.userId ?? null,
-      session_id: e.sessionId ?? null,
-      ip: e.ip ?? null,
-      detail: e.detail === undefined ? null : JSON.stringify(e.detail),
-    })
-    .execute()
+  await insertAuditEvent.execute(db, {
+    id: randomUUID(),
+    at: clock(),
+    event: e.event,
+    userId: e.userId ?? null,
+    sessionId: e.sessionId ?? null,
+    ip: e.ip ?? null,
+    detail: e.detail === undefined ? null : JSON.stringify(e.detail),
+  })
 }
+
+/** Every change writes one (db/prepared.ts: compiled once, not per event). */
+const insertAuditEvent = preparedQuery(
+  (
+    db,
+    p: {
+      id: string
+      at: number
+      event: AuditEventName
+      userId: string | null
+      sessionId: string | null
+      ip: string | null
+      detail: string | null
+    },
+  ) =>
+    db.insertInto('audit_events').values({
+      id: p.id,
+      at: p.at,
+      event: p.event,
+      user_id: p.userId,
+      session_id: p.sessionId,
+      ip: p.ip,
+      detail: p.detail,
+    }),
+)

@@ -1,5 +1,6 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import type { Kysely } from 'kysely'
+import { preparedQuery } from '../db/prepared.js'
 import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import {
@@ -7,11 +8,11 @@ import {
   authenticationOptionsForUser,
   verifyPasskeyForUser,
 } from '../passkeys/authentication.js'
-import { hasPasskeys, type PasskeyDeps } from '../passkeys/passkeys.js'
+import { hasPasskeys, type PasskeyDeps, passkeyIds } from '../passkeys/passkeys.js'
 import type { AuthenticationMethod } from '../sessions/amr.js'
 import type { ClientContext } from '../sessions/sessions.js'
-import { hasRecoveryCodes, type RecoveryCodeDeps, spendRecoveryCode } from './recovery-codes.js'
-import { hasTotp, spendTotpCode, type TotpDeps } from './totp.js'
+import { type RecoveryCodeDeps, spendRecoveryCode, unusedRecoveryCodes } from './recovery-codes.js'
+import { confirmedTotp, spendTotpCode, type TotpDeps } from './totp.js'
 
 /**
  * The second factors there are (README, "Second factors"), as `factors` of the `mfa_required`
@@ -45,12 +46,23 @@ export async function enrolledFactors(
   db: Kysely<Database>,
   userId: string,
 ): Promise<SecondFactor[]> {
+  const row = await factorsEnrolled.first(db, { userId })
   const factors: SecondFactor[] = []
-  if (await hasTotp(db, userId)) factors.push('totp')
-  if (await hasRecoveryCodes(db, userId)) factors.push('recovery_code')
-  if (await hasPasskeys(db, userId)) factors.push('webauthn')
+  // 1 or 0 from SQLite, true or false from PostgreSQL.
+  if (row?.totp) factors.push('totp')
+  if (row?.recovery_code) factors.push('recovery_code')
+  if (row?.webauthn) factors.push('webauthn')
   return factors
 }
+
+/** One statement for every password login: which factors the user has (`enrolledFactors`). */
+const factorsEnrolled = preparedQuery((db, p: { userId: string }) =>
+  db.selectNoFrom((eb) => [
+    eb.exists(confirmedTotp(db, p.userId)).as('totp'),
+    eb.exists(unusedRecoveryCodes(db, p.userId)).as('recovery_code'),
+    eb.exists(passkeyIds(db, p.userId)).as('webauthn'),
+  ]),
+)
 
 /**
  * Checks and spends one second factor of `user` (a TOTP step, a recovery code, a passkey's

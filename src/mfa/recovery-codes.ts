@@ -153,13 +153,11 @@ export async function spendRecoveryCode(
   await t.limits.mfaPerUser.refund(user.id)
 }
 
-/** Whether the user has an unused recovery code. */
-export async function hasRecoveryCodes(db: Kysely<Database>, userId: string): Promise<boolean> {
-  const row = await db
+/** The user's unused recovery codes: a row here means recovery codes are enrolled. */
+export function unusedRecoveryCodes(db: Kysely<Database>, userId: string) {
+  return db
     .selectFrom('recovery_codes')
     .select('id')
     .where('user_id', '=', userId)
     .where('used_at', 'is', null)
-    .executeTakeFirst()
-  return row !== undefined
 }

@@ -196,13 +196,11 @@ async function matchingStep(
   return totp.counter({ timestamp }) + delta
 }
 
-/** Whether the user has a confirmed TOTP credential. */
-export async function hasTotp(db: Kysely<Database>, userId: string): Promise<boolean> {
-  const row = await db
+/** The user's confirmed TOTP credential: a row here means TOTP is enrolled. */
+export function confirmedTotp(db: Kysely<Database>, userId: string) {
+  return db
     .selectFrom('totp_credentials')
     .select('user_id')
     .where('user_id', '=', userId)
     .where('confirmed_at', 'is not', null)
-    .executeTakeFirst()
-  return row !== undefined
 }

@@ -25,15 +25,14 @@ export function listPasskeys(db: Kysely<Database>, userId: string): Promise<Pass
     .execute()
 }
 
+/** The account's passkeys, ids only: a row here means a passkey is enrolled. */
+export function passkeyIds(db: Kysely<Database>, userId: string) {
+  return db.selectFrom('passkeys').select('id').where('user_id', '=', userId)
+}
+
 /** Whether the account has a passkey (the MFA step offers a passkey only then). */
 export async function hasPasskeys(db: Kysely<Database>, userId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('passkeys')
-    .select('id')
-    .where('user_id', '=', userId)
-    .limit(1)
-    .executeTakeFirst()
-  return row !== undefined
+  return (await passkeyIds(db, userId).limit(1).executeTakeFirst()) !== undefined
 }
 
 /**

@@ -77,24 +77,43 @@ export async function startSession(
       credentialVersion,
       amr,
     })
-    await tx
-      .insertInto('refresh_tokens')
-      .values({
-        id: randomUUID(),
-        family_id: id,
-        user_id: userId,
-        token_hash: hash,
-        parent_id: null,
-        status: 'active',
-        created_at: now,
-        expires_at: refreshExpiresAt,
-        used_at: null,
-      })
-      .execute()
+    await insertFirstToken.execute(tx, {
+      id: randomUUID(),
+      familyId: id,
+      userId,
+      hash,
+      now,
+      expiresAt: refreshExpiresAt,
+    })
     return id
   })
   return { sessionId, refreshToken: token, refreshExpiresAt, amr }
 }
+
+const insertFirstToken = preparedQuery(
+  (
+    db,
+    p: {
+      id: string
+      familyId: string
+      userId: string
+      hash: string
+      now: number
+      expiresAt: number
+    },
+  ) =>
+    db.insertInto('refresh_tokens').values({
+      id: p.id,
+      family_id: p.familyId,
+      user_id: p.userId,
+      token_hash: p.hash,
+      parent_id: null,
+      status: 'active',
+      created_at: p.now,
+      expires_at: p.expiresAt,
+      used_at: null,
+    }),
+)
 
 export interface NewSessionRow {
   kind: SessionKind
@@ -127,16 +146,11 @@ export async function insertSessionRow(
   const tx = deps.db
   const now = deps.clock()
   const sessionId = randomUUID()
-  let lockUser = tx
-    .updateTable('users')
-    // A write that changes nothing: it only takes the row lock (both dialects).
-    .set((eb) => ({ credential_version: eb.ref('credential_version') }))
-    .where('id', '=', userId)
-    .where('disabled', '=', 0)
-  if (row.credentialVersion !== undefined)
-    lockUser = lockUser.where('credential_version', '=', row.credentialVersion)
-  const locked = await lockUser.executeTakeFirst()
-  if (locked.numUpdatedRows === 0n) {
+  const locked =
+    row.credentialVersion === undefined
+      ? await lockEnabledUser.execute(tx, { userId })
+      : await lockUserAtVersion.execute(tx, { userId, version: row.credentialVersion })
+  if (locked.rows.length === 0) {
     const user = await tx
       .selectFrom('users')
       .select('disabled')
@@ -147,25 +161,72 @@ export async function insertSessionRow(
     }
     throw new TesseraError('invalid_credentials', 'Invalid email or password')
   }
-  await tx
-    .insertInto('sessions')
-    .values({
-      id: sessionId,
-      user_id: userId,
-      created_at: now,
-      last_used_at: now,
-      expires_at: row.expiresAt,
-      user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
-      ip: client.ip,
-      revoked_at: null,
-      revoked_reason: null,
-      kind: row.kind,
-      cookie_hash: row.cookieHash,
-      amr: storedAmr(row.amr),
-    })
-    .execute()
+  await insertSession.execute(tx, {
+    id: sessionId,
+    userId,
+    now,
+    expiresAt: row.expiresAt,
+    userAgent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
+    ip: client.ip,
+    kind: row.kind,
+    cookieHash: row.cookieHash,
+    amr: storedAmr(row.amr),
+  })
   return sessionId
 }
+
+/**
+ * The user's row lock of `insertSessionRow`: a write that changes nothing (both dialects), which
+ * matches only an enabled user, and with `version` only one still at that credential version.
+ */
+const lockEnabledUser = preparedQuery((db, p: { userId: string }) =>
+  db
+    .updateTable('users')
+    .set((eb) => ({ credential_version: eb.ref('credential_version') }))
+    .where('id', '=', p.userId)
+    .where('disabled', '=', 0)
+    .returning('id'),
+)
+const lockUserAtVersion = preparedQuery((db, p: { userId: string; version: number }) =>
+  db
+    .updateTable('users')
+    .set((eb) => ({ credential_version: eb.ref('credential_version') }))
+    .where('id', '=', p.userId)
+    .where('disabled', '=', 0)
+    .where('credential_version', '=', p.version)
+    .returning('id'),
+)
+
+const insertSession = preparedQuery(
+  (
+    db,
+    p: {
+      id: string
+      userId: string
+      now: number
+      expiresAt: number
+      userAgent: string | null
+      ip: string | null
+      kind: SessionKind
+      cookieHash: string | null
+      amr: string | null
+    },
+  ) =>
+    db.insertInto('sessions').values({
+      id: p.id,
+      user_id: p.userId,
+      created_at: p.now,
+      last_used_at: p.now,
+      expires_at: p.expiresAt,
+      user_agent: p.userAgent,
+      ip: p.ip,
+      revoked_at: null,
+      revoked_reason: null,
+      kind: p.kind,
+      cookie_hash: p.cookieHash,
+      amr: p.amr,
+    }),
+)
 
 /**
  * Ends one family: the session is marked and its live tokens become `revoked`. Rotated and
