@@ -98,7 +98,7 @@ async function startServer(
   // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flags).
   const child = spawn(
     process.execPath,
-    ['--max-semi-space-size=1', '--no-concurrent-recompilation', 'bin/tessera.cjs', 'serve'],
+    ['--max-semi-space-size=1', 'bin/tessera.cjs', 'serve'],
     {
       env: {
         ...process.env,
