@@ -14,6 +14,7 @@ import { type PostedClientCredentials, requestClient } from '../client-auth.js'
 import type { AppEnv } from '../env.js'
 import { requestHeader } from '../incoming.js'
 import { bearerToken, verifyUnrevokedBearer } from '../middleware/require-user.js'
+import { setAnswerHeader } from '../outgoing.js'
 
 const IntrospectBody = v.object({
   token: v.pipe(
@@ -141,6 +142,8 @@ export const authzRoutes = new Hono<AppEnv>().get('/', async (c) => {
   if (token === undefined)
     throw new TesseraError('unauthorized', 'A bearer access token is required')
   const claims = await verifyUnrevokedBearer(t, token, audience)
-  for (const [name, value] of Object.entries(IDENTITY_HEADERS)) c.header(name, value(claims))
+  for (const [name, value] of Object.entries(IDENTITY_HEADERS)) {
+    setAnswerHeader(c, name, value(claims))
+  }
   return c.json({ sub: claims.sub, acct: claims.acct, verified: claims.verified })
 })
