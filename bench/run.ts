@@ -96,33 +96,29 @@ async function startServer(
   const port = await freePort()
   const started = performance.now()
   // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flags).
-  const child = spawn(
-    process.execPath,
-    ['--max-semi-space-size=1', 'bin/tessera.cjs', 'serve'],
-    {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATABASE_URL: databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`,
-        LOG_LEVEL: 'silent',
-        RATE_LIMIT_LOGIN_PER_IP: '0',
-        RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
-        RATE_LIMIT_REGISTER_PER_IP: '0',
-        // The refresh figure rotates one session thousands of times a second.
-        RATE_LIMIT_REFRESH_PER_SESSION: '0',
-        // The reset figures send one address thousands of requests: over its budget a request
-        // answers alike but queues no mail, which is not the work being compared.
-        RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS: '0',
-        RATE_LIMIT_PASSWORD_RESET_PER_IP: '0',
-        SERVICE_SECRET,
-        ARGON2_MAX_QUEUE: '100000',
-        // Replicas on PostgreSQL share their signing keys, encrypted with this key.
-        KEY_ENCRYPTION_KEY: 'bench-key-encryption-key-not-for-production-use',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'bin/tessera.cjs', 'serve'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`,
+      LOG_LEVEL: 'silent',
+      RATE_LIMIT_LOGIN_PER_IP: '0',
+      RATE_LIMIT_LOGIN_PER_ACCOUNT: '0',
+      RATE_LIMIT_REGISTER_PER_IP: '0',
+      // The refresh figure rotates one session thousands of times a second.
+      RATE_LIMIT_REFRESH_PER_SESSION: '0',
+      // The reset figures send one address thousands of requests: over its budget a request
+      // answers alike but queues no mail, which is not the work being compared.
+      RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS: '0',
+      RATE_LIMIT_PASSWORD_RESET_PER_IP: '0',
+      SERVICE_SECRET,
+      ARGON2_MAX_QUEUE: '100000',
+      // Replicas on PostgreSQL share their signing keys, encrypted with this key.
+      KEY_ENCRYPTION_KEY: 'bench-key-encryption-key-not-for-production-use',
     },
-  )
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
   const url = `http://127.0.0.1:${port}`
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`)
