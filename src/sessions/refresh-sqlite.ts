@@ -12,7 +12,7 @@ import { type TokenPair, tokenPairSignedBySync } from '../tokens/token-pair.js'
 import { parseStoredAmr } from './amr.js'
 import { generateRefreshToken } from './refresh-token.js'
 import { forgetAnswer, keepAnswer, sealAnswer } from './replay.js'
-import { claimToken, insertChild, lockSession, userById } from './rotation-statements.js'
+import { claimToken, insertRefreshToken, lockSession, userById } from './rotation-statements.js'
 import type { SessionDeps } from './sessions.js'
 
 /**
@@ -152,7 +152,7 @@ function statementsOf(sqlite: SqliteDatabase.Database): HandleState {
         session.expires_at,
       )
       const child = generateRefreshToken()
-      run(db, insertChild, {
+      run(db, insertRefreshToken, {
         id: randomUUID(),
         familyId: session.id,
         userId: user.id,

@@ -16,7 +16,7 @@ import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '.
 import { forgetAnswer, keepAnswer, openAnswer, sealAnswer } from './replay.js'
 import {
   claimToken,
-  insertChild,
+  insertRefreshToken,
   type LockedSession,
   lockSession,
   userById,
@@ -267,7 +267,7 @@ async function issueChild(
   if (user === undefined || user.disabled !== 0) throw new Rollback({ kind: 'invalid' })
   const refreshExpiresAt = Math.min(now + deps.config.refreshTokenTtl * 1000, session.expires_at)
   const { token, hash } = generateRefreshToken()
-  await insertChild.execute(tx, {
+  await insertRefreshToken.execute(tx, {
     id: randomUUID(),
     familyId: session.id,
     userId: user.id,

@@ -60,7 +60,8 @@ export const claimToken = preparedQuery((db, p: { hash: string; familyId: string
 export const userById = preparedQuery((db, p: { id: string }) =>
   db.selectFrom('users').selectAll().where('id', '=', p.id),
 )
-export const insertChild = preparedQuery(
+/** A live refresh token of a family: its first (`parentId` null, `startSession`) or a child. */
+export const insertRefreshToken = preparedQuery(
   (
     db,
     p: {
@@ -68,7 +69,7 @@ export const insertChild = preparedQuery(
       familyId: string
       userId: string
       hash: string
-      parentId: string
+      parentId: string | null
       now: number
       expiresAt: number
     },

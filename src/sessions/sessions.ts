@@ -9,6 +9,7 @@ import { TesseraError } from '../errors.js'
 import { recordRevocation } from '../revocations/log.js'
 import { storedAmr } from './amr.js'
 import { generateRefreshToken } from './refresh-token.js'
+import { insertRefreshToken } from './rotation-statements.js'
 
 export interface SessionDeps {
   db: Kysely<Database>
@@ -77,11 +78,12 @@ export async function startSession(
       credentialVersion,
       amr,
     })
-    await insertFirstToken.execute(tx, {
+    await insertRefreshToken.execute(tx, {
       id: randomUUID(),
       familyId: id,
       userId,
       hash,
+      parentId: null,
       now,
       expiresAt: refreshExpiresAt,
     })
@@ -89,31 +91,6 @@ export async function startSession(
   })
   return { sessionId, refreshToken: token, refreshExpiresAt, amr }
 }
-
-const insertFirstToken = preparedQuery(
-  (
-    db,
-    p: {
-      id: string
-      familyId: string
-      userId: string
-      hash: string
-      now: number
-      expiresAt: number
-    },
-  ) =>
-    db.insertInto('refresh_tokens').values({
-      id: p.id,
-      family_id: p.familyId,
-      user_id: p.userId,
-      token_hash: p.hash,
-      parent_id: null,
-      status: 'active',
-      created_at: p.now,
-      expires_at: p.expiresAt,
-      used_at: null,
-    }),
-)
 
 export interface NewSessionRow {
   kind: SessionKind
