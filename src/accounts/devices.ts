@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.js'
 import { preparedQuery } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
+import { inTransaction } from '../db/transaction.js'
 
 /**
  * Device cookies (README, "Passwords and login"): a client that has logged in to an account with
@@ -83,11 +84,14 @@ export async function forgetDevices(db: Kysely<Database>, userId: string): Promi
   await db.deleteFrom('login_devices').where('user_id', '=', userId).execute()
 }
 
-/** Remembers a new device for `userId` and returns its cookie value (never stored). */
+/**
+ * Remembers a new device for `userId` and returns its cookie value (never stored). Inside a
+ * caller's transaction (the login's session, `signInWithPassword`) it is part of that one.
+ */
 export async function issueDevice(deps: DeviceDeps, userId: string): Promise<string> {
   const token = DEVICE_TOKEN_PREFIX + randomBytes(32).toString('base64url')
   const now = deps.clock()
-  await deps.db.transaction().execute(async (tx) => {
+  await inTransaction(deps.db, async (tx) => {
     await insertDevice.execute(tx, {
       hash: hashDeviceToken(token),
       userId,

@@ -1,5 +1,6 @@
+import type { Kysely } from 'kysely'
 import type { Config } from '../config/index.js'
-import type { User } from '../db/schema.js'
+import type { Database, User } from '../db/schema.js'
 import { TesseraError } from '../errors.js'
 import type { LoginOutcome, Metrics } from '../metrics.js'
 import { type MfaLoginDeps, secondFactorChallenge } from '../mfa/login-step.js'
@@ -46,7 +47,7 @@ export async function loginWithPassword(
     credentials,
     client,
     deviceToken,
-    async (user): Promise<PasswordLogin['outcome']> => {
+    async (user, rememberDevice): Promise<PasswordLogin['outcome']> => {
       const challenge = await secondFactorChallenge(t, {
         userId: user.id,
         method: 'password',
@@ -59,12 +60,24 @@ export async function loginWithPassword(
         method: 'password',
         credentialVersion: user.credential_version,
         grant,
+        claim: rememberDevice,
       })
       return { pair }
     },
   )
   return { outcome: session, deviceCookie }
 }
+
+/**
+ * What a password sign-in ends in, given the checked user: a session of the caller's kind, whose
+ * transaction must run `rememberDevice` (as its `claim`) so that the session and the device cookie
+ * commit together; or an answer without a session (the second factor's step), after which the
+ * device is remembered on its own.
+ */
+export type OpenAfterPassword<S> = (
+  user: User,
+  rememberDevice: (tx: Kysely<Database>) => Promise<void>,
+) => Promise<S>
 
 export interface PasswordSignIn<S> {
   user: User
@@ -93,7 +106,7 @@ export async function signInWithPassword<S>(
   credentials: { email: string; password: string },
   client: ClientContext,
   deviceToken: string | undefined,
-  open: (user: User) => Promise<S>,
+  open: OpenAfterPassword<S>,
 ): Promise<PasswordSignIn<S>> {
   try {
     const signedIn = await attemptSignIn(t, credentials, client, deviceToken, open)
@@ -138,7 +151,7 @@ async function attemptSignIn<S>(
   credentials: { email: string; password: string },
   client: ClientContext,
   deviceToken: string | undefined,
-  open: (user: User) => Promise<S>,
+  open: OpenAfterPassword<S>,
 ): Promise<PasswordSignIn<S>> {
   const email = normalizeEmail(credentials.email).normalized
   const device = await trustedDevice(t, deviceToken, email)
@@ -156,8 +169,16 @@ async function attemptSignIn<S>(
   else await t.limits.loginPerAccount.reset(account)
   // After the reset: the owner who knows the password is not counted as a guesser meanwhile.
   refuseUnverifiedEmail(t, user)
-  const session = await open(user)
-  if (device === undefined) return { user, session, deviceCookie: await issueDevice(t, user.id) }
-  await renewDevice(t, device)
-  return { user, session, deviceCookie: deviceToken! }
+  const remember = async (db: Kysely<Database>): Promise<string> => {
+    if (device === undefined) return issueDevice({ db, clock: t.clock }, user.id)
+    await renewDevice({ db, clock: t.clock }, device)
+    // A trusted device is one whose token was presented.
+    return deviceToken as string
+  }
+  let deviceCookie: string | undefined
+  const session = await open(user, async (tx) => {
+    deviceCookie = await remember(tx)
+  })
+  // `open` ended without a session (the second factor's step): the device is remembered alone.
+  return { user, session, deviceCookie: deviceCookie ?? (await remember(t.db)) }
 }

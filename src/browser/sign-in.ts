@@ -34,7 +34,7 @@ export function signInPagesWithPassword(
   client: ClientContext,
   browser: { deviceToken: string | undefined; previousSecret: string | undefined },
 ): Promise<PasswordSignIn<StartedBrowserSession | TesseraError>> {
-  return signInWithPassword(t, credentials, client, browser.deviceToken, async (user) => {
+  return signInWithPassword(t, credentials, client, browser.deviceToken, async (user, remember) => {
     // An account with a second factor gets the MFA step page instead (README, "Second factors").
     const challenge = await secondFactorChallenge(t, {
       userId: user.id,
@@ -47,6 +47,7 @@ export function signInPagesWithPassword(
       credentialVersion: user.credential_version,
       previousSecret: browser.previousSecret,
       amr: ['pwd'],
+      claim: remember,
     })
   })
 }

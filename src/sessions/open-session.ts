@@ -39,8 +39,9 @@ export function defaultAmr(method: string): string[] {
  * `claim`, when given, runs last in the same transaction, after the user's row lock: the grant
  * that proved the identity spends itself there (the device grant's approved code, an MFA
  * ticket), and a claim that throws rolls the session back, so one grant opens at most one
- * session. The token pair is signed after the commit: signing may read the keys, which must not
- * wait on this transaction. `grant`: the access token's audience and scopes, when the client
+ * session. A password login remembers its device cookie there (`signInWithPassword`). The token
+ * pair is signed after the commit: signing may read the keys, which must not wait on this
+ * transaction. `grant`: the access token's audience and scopes, when the client
  * asked for others than an ordinary login's (README, "Scripts, pipelines and services").
  */
 export async function openSession(

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTestApp, type TestApp } from '../support/app.js'
 import { dialects } from '../support/dialects.js'
+import { enrolTotp, mfaTicketOf } from '../support/mfa.js'
 import {
   expectProblem,
   PASSWORD,
@@ -218,6 +219,35 @@ for (const dialect of dialects()) {
       app.clock.advance(100 * 86_400_000)
       await attack(owner.email)
       expect((await attempt(owner.email, PASSWORD, owner.device)).status).toBe(200)
+    })
+
+    it('with a second factor, mfa_required sets the cookie, and it has its budget', async () => {
+      // No session is opened there, so the device is remembered on its own (login.ts).
+      const owner = await ownerWithDevice()
+      await enrolTotp(app, owner.tokens.access_token)
+      const first = await attempt(owner.email, PASSWORD)
+      const setCookie = deviceSetCookie(first)
+      await mfaTicketOf(first)
+      expect(setCookie).toMatch(/^tessera_device=tessera_dev_/)
+      await attack(owner.email)
+      // The new cookie, from an answer that opened no session, keeps the owner's own budget.
+      await mfaTicketOf(await attempt(owner.email, PASSWORD, cookieValue(setCookie!)))
+    })
+
+    it('a login refused after its password check (disabled) remembers no device', async () => {
+      const { email, user } = await register(app)
+      await app.server.tessera.db
+        .updateTable('users')
+        .set({ disabled: 1 })
+        .where('id', '=', user.id)
+        .execute()
+      await expectProblem(await attempt(email, PASSWORD), 403, 'account_disabled')
+      const devices = await app.server.tessera.db
+        .selectFrom('login_devices')
+        .select('token_hash')
+        .where('user_id', '=', user.id)
+        .execute()
+      expect(devices).toEqual([])
     })
 
     it('a password change forgets every device: old cookies lose their own budget', async () => {
