@@ -157,22 +157,19 @@ export async function insertSessionRow(
  * matches only an enabled user, and with `version` only one still at that credential version.
  */
 const lockEnabledUser = preparedQuery((db, p: { userId: string }) =>
-  db
-    .updateTable('users')
-    .set((eb) => ({ credential_version: eb.ref('credential_version') }))
-    .where('id', '=', p.userId)
-    .where('disabled', '=', 0)
-    .returning('id'),
+  enabledUserLock(db, p.userId).returning('id'),
 )
 const lockUserAtVersion = preparedQuery((db, p: { userId: string; version: number }) =>
-  db
+  enabledUserLock(db, p.userId).where('credential_version', '=', p.version).returning('id'),
+)
+
+function enabledUserLock(db: Kysely<Database>, userId: string) {
+  return db
     .updateTable('users')
     .set((eb) => ({ credential_version: eb.ref('credential_version') }))
-    .where('id', '=', p.userId)
+    .where('id', '=', userId)
     .where('disabled', '=', 0)
-    .where('credential_version', '=', p.version)
-    .returning('id'),
-)
+}
 
 const insertSession = preparedQuery(
   (
