@@ -4,7 +4,7 @@ import { emailField, normalizeEmail } from '../accounts/email.js'
 import { resetRequestNow } from '../accounts/password-reset.js'
 import { promoteToSuperuser } from '../accounts/promotion.js'
 import { createClient, listClients, parsePermissions, revokeClient } from '../clients/clients.js'
-import { ConfigError, loadConfig } from '../config/index.js'
+import { type Config, ConfigError, loadConfig } from '../config/index.js'
 import { connectDatabase } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { TesseraError } from '../errors.js'
@@ -157,12 +157,8 @@ async function run(
       printError(io, help)
       return 2
     case 'backup': {
-      const config = loadConfig(io.env)
-      const missing = missingDatabase(config)
-      if (missing !== undefined) {
-        printError(io, missing)
-        return 1
-      }
+      const config = existingDatabaseConfig(io)
+      if (config === undefined) return 1
       return backupCommand(config, values.args ?? [], io)
     }
     case 'audit export':
@@ -183,13 +179,8 @@ async function run(
     case 'client list':
     case 'client revoke':
     case 'user reset-password': {
-      const config = loadConfig(io.env)
-      // Only serve and migrate create the database (README, "Command line").
-      const missing = missingDatabase(config)
-      if (missing !== undefined) {
-        printError(io, missing)
-        return 1
-      }
+      const config = existingDatabaseConfig(io)
+      if (config === undefined) return 1
       const t = await createTessera({ ...config, logLevel: 'error' })
       try {
         return await adminCommand(command, t, values, help, io)
@@ -198,6 +189,19 @@ async function run(
       }
     }
   }
+}
+
+/**
+ * The configuration of a command that works on the server's database, or undefined (the reason
+ * printed) when that SQLite database does not exist: only serve and migrate create it (README,
+ * "Command line").
+ */
+function existingDatabaseConfig(io: CliIo): Config | undefined {
+  const config = loadConfig(io.env)
+  const missing = missingDatabase(config)
+  if (missing === undefined) return config
+  printError(io, missing)
+  return undefined
 }
 
 async function adminCommand(

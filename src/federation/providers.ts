@@ -37,6 +37,30 @@ export interface CallbackInput extends AuthorizationRequest {
   callbackParameters: URLSearchParams
 }
 
+/**
+ * The authorization URL both kinds of provider start from: the client, Tessera's callback, the
+ * scopes, the state and the S256 PKCE challenge of this login's verifier.
+ */
+async function pkceAuthorizationUrl(
+  oauth: OAuthLib,
+  endpoint: string,
+  client: Pick<OAuthClientConfig, 'clientId'>,
+  scopes: string,
+  request: AuthorizationRequest,
+): Promise<URL> {
+  const url = new URL(endpoint)
+  url.searchParams.set('client_id', client.clientId)
+  url.searchParams.set('redirect_uri', request.callbackUrl)
+  url.searchParams.set('scope', scopes)
+  url.searchParams.set('state', request.state)
+  url.searchParams.set(
+    'code_challenge',
+    await oauth.calculatePKCECodeChallenge(request.codeVerifier),
+  )
+  url.searchParams.set('code_challenge_method', 'S256')
+  return url
+}
+
 /** The upstream said no (`access_denied` and the like) or answered something unusable. */
 export class ProviderError extends Error {
   constructor(
@@ -155,18 +179,15 @@ function oidcProvider(
       if (as.authorization_endpoint === undefined) {
         throw new ProviderError('provider_error', `${name}: no authorization_endpoint`)
       }
-      const url = new URL(as.authorization_endpoint)
-      endpointOrigin = url.origin
-      url.searchParams.set('client_id', client.clientId)
-      url.searchParams.set('redirect_uri', request.callbackUrl)
-      url.searchParams.set('response_type', 'code')
-      url.searchParams.set('scope', traits.scopes)
-      url.searchParams.set('state', request.state)
-      url.searchParams.set(
-        'code_challenge',
-        await oauth.calculatePKCECodeChallenge(request.codeVerifier),
+      const url = await pkceAuthorizationUrl(
+        oauth,
+        as.authorization_endpoint,
+        client,
+        traits.scopes,
+        request,
       )
-      url.searchParams.set('code_challenge_method', 'S256')
+      endpointOrigin = url.origin
+      url.searchParams.set('response_type', 'code')
       if (request.nonce !== null) url.searchParams.set('nonce', request.nonce)
       return url
     },
@@ -294,16 +315,13 @@ function githubProvider(
     linkOnly: !traits.canLogIn,
     authorizationOrigins: () => [new URL(as.authorization_endpoint!).origin],
     async authorizationUrl(request) {
-      const url = new URL(as.authorization_endpoint!)
-      url.searchParams.set('client_id', client.clientId)
-      url.searchParams.set('redirect_uri', request.callbackUrl)
-      url.searchParams.set('scope', traits.scopes)
-      url.searchParams.set('state', request.state)
-      url.searchParams.set(
-        'code_challenge',
-        await oauth.calculatePKCECodeChallenge(request.codeVerifier),
+      const url = await pkceAuthorizationUrl(
+        oauth,
+        as.authorization_endpoint!,
+        client,
+        traits.scopes,
+        request,
       )
-      url.searchParams.set('code_challenge_method', 'S256')
       url.searchParams.set('allow_signup', 'false')
       return url
     },

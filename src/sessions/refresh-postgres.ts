@@ -179,7 +179,7 @@ export async function rotateOnPostgres(
     email_verified: row.email_verified,
     role: row.role,
   }
-  const pair = await tokenPairSignedBy(
+  const pair = tokenPairSignedBy(
     deps,
     signer,
     user,

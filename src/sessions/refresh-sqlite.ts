@@ -8,7 +8,7 @@ import type { Database } from '../db/schema.js'
 import type { Signer } from '../keys/key-ring.js'
 import type { AccessTokenDeps } from '../tokens/access-token.js'
 import type { AccessGrant } from '../tokens/grant.js'
-import { type TokenPair, tokenPairSignedBySync } from '../tokens/token-pair.js'
+import { type TokenPair, tokenPairSignedBy } from '../tokens/token-pair.js'
 import { parseStoredAmr } from './amr.js'
 import { generateRefreshToken } from './refresh-token.js'
 import { forgetAnswer, keepAnswer, sealAnswer } from './replay.js'
@@ -162,7 +162,7 @@ function statementsOf(sqlite: SqliteDatabase.Database): HandleState {
         expiresAt: refreshExpiresAt,
       })
       // Signed synchronously: nothing in this transaction may await.
-      const pair = tokenPairSignedBySync(
+      const pair = tokenPairSignedBy(
         deps,
         signer,
         user,

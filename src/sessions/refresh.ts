@@ -276,7 +276,7 @@ async function issueChild(
     now,
     expiresAt: refreshExpiresAt,
   })
-  const pair = await tokenPairSignedBy(
+  const pair = tokenPairSignedBy(
     deps,
     signer,
     user,

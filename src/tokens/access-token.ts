@@ -48,20 +48,10 @@ export async function issueAccessToken(
 /**
  * `issueAccessToken` with a signer fetched beforehand: inside a database transaction, where the
  * key ring must not query the database itself (SQLite has one connection, held by the
- * transaction).
+ * transaction). Synchronous, so that it also runs inside a synchronous SQLite transaction
+ * (src/sessions/refresh-sqlite.ts).
  */
-export async function signAccessToken(
-  deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
-  signer: Signer,
-  user: TokenSubject,
-  sessionId: string,
-  options: SignOptions = {},
-): Promise<string> {
-  return signAccessTokenSync(deps, signer, user, sessionId, options)
-}
-
-/** `signAccessToken`, synchronously: inside a synchronous SQLite transaction (refresh-sqlite). */
-export function signAccessTokenSync(
+export function signAccessToken(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
   user: TokenSubject,

@@ -1,6 +1,6 @@
 import type { Signer } from '../keys/key-ring.js'
 import type { IssuedRefreshToken } from '../sessions/sessions.js'
-import { type AccessTokenDeps, signAccessTokenSync, type TokenSubject } from './access-token.js'
+import { type AccessTokenDeps, signAccessToken, type TokenSubject } from './access-token.js'
 import type { AccessGrant } from './grant.js'
 
 /** openapi.yaml, `TokenPair`. */
@@ -21,22 +21,12 @@ export async function issueTokenPair(
   return tokenPairSignedBy(deps, await deps.keys.signer(), user, issued, grant)
 }
 
-/** `issueTokenPair` with a signer fetched beforehand (see `signAccessToken`). */
-export async function tokenPairSignedBy(
-  deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
-  signer: Signer,
-  user: TokenSubject,
-  issued: IssuedRefreshToken,
-  grant?: AccessGrant,
-): Promise<TokenPair> {
-  return tokenPairSignedBySync(deps, signer, user, issued, grant)
-}
-
 /**
- * `tokenPairSignedBy`, synchronously: the answer of a refresh signed inside its synchronous SQLite
- * transaction (src/sessions/refresh-sqlite.ts).
+ * `issueTokenPair` with a signer fetched beforehand (see `signAccessToken`); synchronous, for the
+ * answer of a refresh signed inside its synchronous SQLite transaction
+ * (src/sessions/refresh-sqlite.ts).
  */
-export function tokenPairSignedBySync(
+export function tokenPairSignedBy(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,
   signer: Signer,
   user: TokenSubject,
@@ -44,7 +34,7 @@ export function tokenPairSignedBySync(
   grant?: AccessGrant,
 ): TokenPair {
   return {
-    access_token: signAccessTokenSync(deps, signer, user, issued.sessionId, {
+    access_token: signAccessToken(deps, signer, user, issued.sessionId, {
       grant,
       amr: issued.amr,
     }),

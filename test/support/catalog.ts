@@ -4,6 +4,7 @@ import { freePort } from './process.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const START_TIMEOUT_MS = 30_000
+const CALL_TIMEOUT_MS = 5_000
 
 export interface CatalogProcess {
   url: string
@@ -43,15 +44,24 @@ export async function startCatalog(
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c))
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c))
   const url = `http://127.0.0.1:${port}`
-  const call: CatalogProcess['call'] = (path, init = {}) =>
-    fetch(url + path, {
-      method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
-      headers: {
-        ...(init.json === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` }),
-      },
-      ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
-    })
+  const call: CatalogProcess['call'] = async (path, init = {}) => {
+    const method = init.method ?? (init.json === undefined ? 'GET' : 'POST')
+    try {
+      return await fetch(url + path, {
+        method,
+        headers: {
+          ...(init.json === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` }),
+        },
+        ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
+        // Well below the test's timeout: a catalog that stops answering fails with this call's
+        // name and the catalog's output, not with the test's bare timeout.
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      })
+    } catch (error) {
+      throw new Error(`catalog ${method} ${path} failed: ${String(error)}\n${output}`)
+    }
+  }
   const deadline = Date.now() + START_TIMEOUT_MS
   for (;;) {
     try {
