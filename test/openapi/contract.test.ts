@@ -173,10 +173,21 @@ describe('openapi.yaml as a document', () => {
 
   it('documents exactly the routes registered in the Hono app', async () => {
     const app = createApp({} as never)
+    // Routes that answer more than one documented path: folded so that every route fits Hono's
+    // RegExpRouter (docs/performance.md, "Routing"; test/http/routing.test.ts answers each path).
+    const folded: Record<string, string[]> = {
+      'GET /docs/assets/*': [
+        'GET /docs/assets/{version}/{file}',
+        'GET /docs/assets/{version}/chunks/{file}',
+      ],
+      'GET /link/{ticket}': ['GET /link/{ticket}', 'GET /link/done'],
+    }
     const registered = new Set(
       app.routes
-        .filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
-        .map((r) => `${r.method} ${toOpenApiPath(r.path)}`),
+        .filter((r) => r.method !== 'ALL')
+        .map((r) => `${r.method} ${toOpenApiPath(r.path)}`)
+        .flatMap((route) => folded[route] ?? [route])
+        .filter((route) => !route.includes('*')),
     )
     const documented = new Set((await documentedOperations()).map((o) => `${o.method} ${o.path}`))
     expect([...documented].sort()).toEqual([...registered].sort())

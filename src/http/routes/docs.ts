@@ -24,9 +24,13 @@ function acceptsGzip(header: string | undefined): boolean {
   return weight > 0
 }
 
+/** `/docs/assets/<version>/<name>`: a file, or `chunks/` and a file, of safe characters only. */
+const BUNDLE_PATH = /^\/docs\/assets\/([^/]+)\/((?:chunks\/)?[A-Za-z0-9._-]+\.js)$/
+
 /** A file of the renderer's bundle; any other version or name is 404. */
-async function serveBundleFile(c: Context<AppEnv>, name: string) {
-  const file = c.req.param('version') === SCALAR_VERSION ? bundleFile(name) : undefined
+async function serveBundleFile(c: Context<AppEnv>) {
+  const [, version, name = ''] = BUNDLE_PATH.exec(c.req.path) ?? []
+  const file = version === SCALAR_VERSION ? bundleFile(name) : undefined
   if (file === undefined) throw new TesseraError('not_found', 'No such file')
   c.header('Content-Type', 'text/javascript; charset=utf-8')
   c.header('Cache-Control', IMMUTABLE)
@@ -55,9 +59,7 @@ export const docsRoutes = new Hono<AppEnv>()
     c.header('Cache-Control', CACHE_CONTROL)
     return c.html(REFERENCE_PAGE)
   })
-  .get('/docs/assets/:version/:file{[A-Za-z0-9._-]+\\.js}', (c) =>
-    serveBundleFile(c, c.req.param('file')),
-  )
-  .get('/docs/assets/:version/chunks/:file{[A-Za-z0-9._-]+\\.js}', (c) =>
-    serveBundleFile(c, `chunks/${c.req.param('file')}`),
-  )
+  // One route for both folders, matched by BUNDLE_PATH: a parameter beside a fixed segment at the
+  // same depth (`:file` and `chunks/`) is a shape Hono's RegExpRouter refuses, and the app would
+  // then route every request with its slower TrieRouter (docs/performance.md, "Routing").
+  .get('/docs/assets/*', serveBundleFile)

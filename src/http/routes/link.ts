@@ -19,10 +19,12 @@ const wantsJson = (accept: string | undefined) =>
 export const linkRoutes = new Hono<AppEnv>()
   // The pages' CSP: their stylesheet (README, "Pages").
   .use(pageHeaders)
-  .get('/:ticket', async (c, next) => {
-    // `/link/done` matches here too; it is the route after this one (registered after it, so
-    // that the logs and metrics name the route that answered).
-    if (c.req.param('ticket') === 'done') return next()
+  // `/link/done` is this route too: a fixed segment beside `:ticket` is a shape Hono's
+  // RegExpRouter refuses, and the app would then route every request with its slower TrieRouter
+  // (docs/performance.md, "Routing"). No ticket is `done`: tickets
+  // carry their `tessera_lt_` prefix.
+  .get('/:ticket', async (c) => {
+    if (c.req.param('ticket') === 'done') return renderPage(c, linkDonePage(c.req.query()))
     const t = c.get('tessera')
     try {
       // Counted like authorize, which this starts (RATE_LIMIT_OAUTH_PER_IP).
@@ -43,5 +45,3 @@ export const linkRoutes = new Hono<AppEnv>()
       return renderPage(c, linkRefusedPage(error), error.status)
     }
   })
-
-  .get('/done', (c) => renderPage(c, linkDonePage(c.req.query())))
