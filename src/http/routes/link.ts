@@ -19,10 +19,9 @@ const wantsJson = (accept: string | undefined) =>
 export const linkRoutes = new Hono<AppEnv>()
   // The pages' CSP: their stylesheet (README, "Pages").
   .use(pageHeaders)
-  // `/link/done` is this route too: a fixed segment beside `:ticket` is a shape Hono's
-  // RegExpRouter refuses, and the app would then route every request with its slower TrieRouter
-  // (docs/performance.md, "Routing"). No ticket is `done`: tickets
-  // carry their `tessera_lt_` prefix.
+  // `/link/done` is this route too (no ticket is `done`: tickets carry their `tessera_lt_`
+  // prefix). A fixed segment beside `:ticket` is a shape Hono's RegExpRouter refuses, and the app
+  // would then route every request with its slower TrieRouter (docs/performance.md, "Routing").
   .get('/:ticket', async (c) => {
     if (c.req.param('ticket') === 'done') return renderPage(c, linkDonePage(c.req.query()))
     const t = c.get('tessera')
