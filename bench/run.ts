@@ -96,7 +96,7 @@ async function startServer(
   const port = await freePort()
   const started = performance.now()
   // Started the way `npm start` and the Dockerfile start it (README, "Benchmarks": the flags).
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', 'bin/tessera.cjs', 'serve'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', 'bin/tessera.cjs', 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -54,7 +54,12 @@ const leaveOut = {
 
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { tessera: 'dist/src/cli/main.js' },
+  // The refresh writer thread's code is an entry of its own, beside the command's, for the worker
+  // to load (src/sessions/refresh-writer-thread.ts finds it there).
+  entryPoints: {
+    tessera: 'dist/src/cli/main.js',
+    'refresh-writer': 'dist/src/sessions/refresh-writer.js',
+  },
   outdir,
   bundle: true,
   splitting: true,

@@ -298,6 +298,8 @@ const Variables = v.object({
   SESSION_ABSOLUTE_TTL: int(7_776_000, 60, 315_360_000),
   // GoTrue's REFRESH_TOKEN_REUSE_INTERVAL default (README, "Tokens": why 10 s).
   REFRESH_REUSE_INTERVAL: int(10, 0, 300),
+  // docs/performance.md, "Refresh on SQLite: the writer thread".
+  SQLITE_REFRESH_THREAD_FROM: int(200, 0, 1_000_000),
   KEYS_MAX_AGE: int(300, 0, 86_400),
   KEY_ROTATION_DELAY: optionalInt(0, 604_800),
   REAUTH_MAX_AGE: int(300, 10, 86_400),
@@ -595,6 +597,11 @@ const ConfigSchema = v.pipe(
     refreshTokenTtl: e.REFRESH_TOKEN_TTL,
     sessionAbsoluteTtl: e.SESSION_ABSOLUTE_TTL,
     refreshReuseInterval: e.REFRESH_REUSE_INTERVAL,
+    /**
+     * Refreshes per second on a SQLite file from which their transactions move to the refresh
+     * writer thread (src/sessions/refresh-sqlite.ts); 0: never, all on the main thread.
+     */
+    sqliteRefreshThreadFrom: e.SQLITE_REFRESH_THREAD_FROM,
     keysMaxAge: e.KEYS_MAX_AGE,
     /**
      * Seconds from `tessera keys rotate` (which publishes the next key) until that key signs:

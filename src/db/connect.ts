@@ -5,9 +5,11 @@ import { SHARE_ENV, Worker } from 'node:worker_threads'
 import SqliteDatabase from 'better-sqlite3'
 import {
   type DatabaseIntrospector,
+  type Driver,
   Kysely,
   PostgresDialect,
   SqliteDialect,
+  type SqliteDialectConfig,
   sql,
   type TableMetadata,
 } from 'kysely'
@@ -16,6 +18,7 @@ import type { Logger } from '../logger.js'
 import { databaseErrorCode } from './errors.js'
 import { namingPool } from './named-statements.js'
 import type { Database } from './schema.js'
+import { createWriterTurn, type WriterTurn } from './writer-turn.js'
 
 export type DatabaseClient =
   | {
@@ -29,6 +32,13 @@ export type DatabaseClient =
        * fast path, src/sessions/refresh-sqlite.ts): nothing can interleave with it.
        */
       exclusive<T>(fn: () => Promise<T>): Promise<T>
+      /**
+       * A file's: its absolute path, and the turn its connections in this process take before
+       * they write (writer-turn.ts). Kysely's connection takes it by itself. Absent in memory.
+       */
+      file?: { path: string; turn: WriterTurn }
+      /** Runs `stop` when the handle closes, before the connection does (a thread's own). */
+      onClose(stop: () => Promise<void>): void
     }
   | { dialect: 'postgres'; pool: pg.Pool }
 
@@ -104,25 +114,53 @@ function connectSqlite(path: string, warn: (message: string) => void): DatabaseH
   // WAL: readers never block the writer. NORMAL is durable across process crashes in WAL mode
   // (only an OS crash or power loss can drop the last commits, never corrupt the file).
   sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('synchronous = NORMAL')
-  sqlite.pragma('foreign_keys = ON')
-  sqlite.pragma('busy_timeout = 5000')
+  connectionSettings(sqlite)
+  // An in-memory database has no WAL and no file another connection could open.
+  const file = path === ':memory:' ? undefined : { path: resolve(path), turn: createWriterTurn() }
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+    dialect: new TurnTakingSqliteDialect({ database: withStatementCache(sqlite) }, file?.turn),
   })
   const exclusive = <T>(fn: () => Promise<T>) => db.connection().execute(() => fn())
-  // An in-memory database has no WAL and no file another connection could open.
-  const stopCheckpoints =
-    path === ':memory:' ? undefined : startCheckpoints(sqlite, path, exclusive)
+  const stopCheckpoints = file === undefined ? undefined : startCheckpoints(sqlite, path, exclusive)
+  const stops: (() => Promise<void>)[] = []
   return {
     db,
-    client: { dialect: 'sqlite', sqlite, exclusive },
+    client: {
+      dialect: 'sqlite',
+      sqlite,
+      exclusive,
+      ...(file === undefined ? {} : { file }),
+      onClose: (stop) => void stops.push(stop),
+    },
     close: async () => {
+      await Promise.all(stops.map((stop) => stop()))
       await stopCheckpoints?.()
       await db.destroy()
     },
   }
 }
+
+/** What every connection of Tessera's to a file sets for itself (the WAL mode is the file's). */
+function connectionSettings(sqlite: SqliteDatabase.Database): void {
+  sqlite.pragma('synchronous = NORMAL')
+  sqlite.pragma('foreign_keys = ON')
+  sqlite.pragma('busy_timeout = 5000')
+}
+
+/**
+ * A second connection to a database file `connectDatabase` opened, for a thread that writes
+ * beside the main one (src/sessions/refresh-writer.ts) in its turn (writer-turn.ts): the same
+ * settings, and the same automatic checkpoint bound (the checkpoints are the checkpointer's).
+ */
+export function openWriterConnection(path: string): SqliteDatabase.Database {
+  const sqlite = new SqliteDatabase(path, { fileMustExist: true })
+  connectionSettings(sqlite)
+  sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
+  return sqlite
+}
+
+/** The WAL length (pages) at which a COMMIT checkpoints, should the checkpointer fall behind. */
+const AUTOCHECKPOINT_PAGES = 10000
 
 /** How often the WAL is copied back into the database file (docs/performance.md, "SQLite"). */
 export const CHECKPOINT_INTERVAL_MS = 250
@@ -183,7 +221,7 @@ function startCheckpoints(
   path: string,
   exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
 ): () => Promise<void> {
-  sqlite.pragma('wal_autocheckpoint = 10000')
+  sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
   // The worker (a second V8 instance, about 9 MB of RSS) starts only once the WAL has been
   // written to since the database was opened or since the worker last stopped: a command that
   // only reads or ends within a quarter of a second, and a server that has not written yet,
@@ -325,6 +363,44 @@ function connectPostgres(
     db,
     client: { dialect: 'postgres', pool },
     close: () => db.destroy(),
+  }
+}
+
+/**
+ * Kysely's SQLite driver, its one connection held only in this thread's turn at the file
+ * (writer-turn.ts): taken after the driver's own mutex, given back before it, for every query
+ * and for a transaction from BEGIN to COMMIT, so another thread of this process never writes in
+ * between. Reads take it too: whether a statement writes is not known here.
+ */
+class TurnTakingSqliteDialect extends SqliteDialect {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly turn: WriterTurn | undefined,
+  ) {
+    super(config)
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver()
+    const turn = this.turn
+    if (turn === undefined) return driver
+    const acquire = driver.acquireConnection.bind(driver)
+    const release = driver.releaseConnection.bind(driver)
+    driver.acquireConnection = async () => {
+      const connection = await acquire()
+      try {
+        await turn.take()
+      } catch (error) {
+        await release(connection)
+        throw error
+      }
+      return connection
+    }
+    driver.releaseConnection = async (connection) => {
+      turn.give()
+      await release(connection)
+    }
+    return driver
   }
 }
 

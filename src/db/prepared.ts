@@ -35,7 +35,7 @@ export interface PreparedQuery<Params, Row> {
   first(db: Kysely<Database>, params: Params): Promise<Row | undefined>
   /**
    * The SQL and bound values `execute` would send, for a caller that runs them on the driver
-   * itself: the synchronous SQLite refresh (src/sessions/refresh-sqlite.ts), which must not await.
+   * itself: the synchronous SQLite refresh (src/sessions/sqlite-rotation.ts), which must not await.
    * `db` only selects the dialect; the SQL text is the same string on every call.
    */
   bind(db: Kysely<Database>, params: Params): { sql: string; parameters: unknown[] }

@@ -34,7 +34,7 @@ export interface Refreshed {
 
 export type RefreshDeps = SessionDeps &
   AccessTokenDeps & {
-    config: Pick<Config, 'rateLimits' | 'keyEncryptionKey'>
+    config: Pick<Config, 'rateLimits' | 'keyEncryptionKey' | 'sqliteRefreshThreadFrom'>
     metrics: Pick<Metrics, 'refreshes' | 'reuseDetections'>
   }
 
@@ -98,7 +98,7 @@ export async function rotateRefreshToken(
   // (refresh-sqlite.ts), on PostgreSQL two round trips (refresh-postgres.ts). Every other
   // presentation, untouched by them, is decided below.
   const fast =
-    rotateOnSqlite(deps, hash, now, signer, grant) ??
+    (await rotateOnSqlite(deps, hash, now, signer, grant)) ??
     (await rotateOnPostgres(deps, hash, now, signer, grant))
   if (fast !== undefined) {
     deps.metrics.refreshes.inc({ outcome: 'rotated' })

@@ -3,7 +3,7 @@ import { preparedQuery } from '../db/prepared.js'
 /**
  * The statements of a refresh that rotates (docs/refresh.md, "One refresh, in order"), compiled
  * once (see db/prepared.ts). One definition for both paths that run them: the general transaction
- * of `rotateRefreshToken` (refresh.ts) and the synchronous one on SQLite (refresh-sqlite.ts).
+ * of `rotateRefreshToken` (refresh.ts) and the synchronous one on SQLite (sqlite-rotation.ts).
  */
 
 export interface LockedSession {

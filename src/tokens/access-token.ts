@@ -49,7 +49,7 @@ export async function issueAccessToken(
  * `issueAccessToken` with a signer fetched beforehand: inside a database transaction, where the
  * key ring must not query the database itself (SQLite has one connection, held by the
  * transaction). Synchronous, so that it also runs inside a synchronous SQLite transaction
- * (src/sessions/refresh-sqlite.ts).
+ * (src/sessions/sqlite-rotation.ts).
  */
 export function signAccessToken(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,

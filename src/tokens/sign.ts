@@ -43,11 +43,22 @@ export function generateSigningKeyPair(): { publicKey: Uint8Array; secretKey: Ui
  * the public half does not belong to the seed.
  */
 export function importSecretKey(sk64: Uint8Array): SecretKey {
+  return secretKeyOf(importSecretKeyObject(sk64))
+}
+
+/**
+ * The signing key around an Ed25519 private `KeyObject`: one `importSecretKey` made, which another
+ * thread was handed (a `KeyObject` survives `postMessage`, the `SecretKey` around it does not).
+ */
+export function secretKeyOf(keyObject: KeyObject): SecretKey {
+  if (keyObject.type !== 'private' || keyObject.asymmetricKeyType !== 'ed25519') {
+    throw new TypeError('a signing key is a private Ed25519 key')
+  }
   return Object.freeze({
     algorithm: Object.freeze({ name: KEY_ALGORITHM }),
     extractable: false,
     type: 'secret',
-    keyObject: importSecretKeyObject(sk64),
+    keyObject,
   })
 }
 
@@ -90,7 +101,7 @@ export async function signV4Public(
 
 /**
  * `signV4Public`, synchronously (node:crypto's Ed25519 `sign` is synchronous): for a caller inside
- * a synchronous SQLite transaction, where nothing may await (src/sessions/refresh-sqlite.ts).
+ * a synchronous SQLite transaction, where nothing may await (src/sessions/sqlite-rotation.ts).
  * Throws where `signV4Public` rejects.
  */
 export function signV4PublicSync(

@@ -24,7 +24,7 @@ export async function issueTokenPair(
 /**
  * `issueTokenPair` with a signer fetched beforehand (see `signAccessToken`); synchronous, for the
  * answer of a refresh signed inside its synchronous SQLite transaction
- * (src/sessions/refresh-sqlite.ts).
+ * (src/sessions/sqlite-rotation.ts).
  */
 export function tokenPairSignedBy(
   deps: Pick<AccessTokenDeps, 'clock' | 'config'>,

@@ -1,0 +1,58 @@
+/**
+ * The turn at one SQLite file among the threads of one process (docs/performance.md, "Refresh on
+ * SQLite: the writer thread"). SQLite lets one connection write at a time and makes the others
+ * wait in its busy handler, which sleeps the thread: on the main thread that would stall every
+ * request, and a deferred transaction that read before another connection's commit cannot write
+ * at all (SQLITE_BUSY_SNAPSHOT). So the threads of a process take turns here first: the main
+ * thread around every use of its connection (connect.ts), waiting without blocking; the refresh
+ * writer thread (src/sessions/refresh-writer.ts) around each of its transactions, blocking, as
+ * it has nothing else to do. Between processes on one file SQLite's own lock still decides.
+ *
+ * A ticket lock: turns are served in the order they were asked for, so neither thread can starve
+ * the other. The state is two counters in shared memory, handed to a worker as `shared`.
+ */
+export interface WriterTurn {
+  readonly shared: SharedArrayBuffer
+  /** Waits, without blocking the thread, for this thread's turn. */
+  take(): Promise<void>
+  /** Takes the turn if nobody holds it or waits for it; false otherwise. */
+  tryTake(): boolean
+  /** Blocks the thread until its turn (a worker's; the main thread must never block). */
+  takeBlocking(): void
+  give(): void
+}
+
+const NEXT = 0
+const SERVING = 1
+
+export function createWriterTurn(shared = new SharedArrayBuffer(8)): WriterTurn {
+  const counters = new Int32Array(shared)
+  return {
+    shared,
+    async take() {
+      const ticket = Atomics.add(counters, NEXT, 1)
+      for (;;) {
+        const serving = Atomics.load(counters, SERVING)
+        if (serving === ticket) return
+        const wait = Atomics.waitAsync(counters, SERVING, serving)
+        if (wait.async) await wait.value
+      }
+    },
+    tryTake() {
+      const serving = Atomics.load(counters, SERVING)
+      return Atomics.compareExchange(counters, NEXT, serving, serving + 1) === serving
+    },
+    takeBlocking() {
+      const ticket = Atomics.add(counters, NEXT, 1)
+      for (;;) {
+        const serving = Atomics.load(counters, SERVING)
+        if (serving === ticket) return
+        Atomics.wait(counters, SERVING, serving)
+      }
+    },
+    give() {
+      Atomics.add(counters, SERVING, 1)
+      Atomics.notify(counters, SERVING)
+    },
+  }
+}
