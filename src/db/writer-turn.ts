@@ -17,15 +17,28 @@ export interface WriterTurn {
   take(): Promise<void>
   /** Takes the turn if nobody holds it or waits for it; false otherwise. */
   tryTake(): boolean
-  /** Blocks the thread until its turn (a worker's; the main thread must never block). */
-  takeBlocking(): void
   give(): void
+  /**
+   * Blocks the thread until its turn: the one worker's that takes turns at this file (the main
+   * thread must never block). Its ticket is noted, so that `recoverAbandoned` can serve it.
+   */
+  takeBlocking(): void
+  /** `give` for a turn `takeBlocking` took. */
+  giveBlocking(): void
+  /**
+   * After that worker ended without giving (V8 ended it: out of memory, say), serves the turn it
+   * held or waited for, so that the file's other users are not left waiting forever.
+   */
+  recoverAbandoned(): Promise<void>
 }
 
 const NEXT = 0
 const SERVING = 1
+/** 1 while the blocking taker holds or waits for the ticket in BLOCKING_TICKET. */
+const BLOCKING = 2
+const BLOCKING_TICKET = 3
 
-export function createWriterTurn(shared = new SharedArrayBuffer(8)): WriterTurn {
+export function createWriterTurn(shared = new SharedArrayBuffer(16)): WriterTurn {
   const counters = new Int32Array(shared)
   return {
     shared,
@@ -42,17 +55,35 @@ export function createWriterTurn(shared = new SharedArrayBuffer(8)): WriterTurn 
       const serving = Atomics.load(counters, SERVING)
       return Atomics.compareExchange(counters, NEXT, serving, serving + 1) === serving
     },
+    give,
     takeBlocking() {
       const ticket = Atomics.add(counters, NEXT, 1)
+      Atomics.store(counters, BLOCKING_TICKET, ticket)
+      Atomics.store(counters, BLOCKING, 1)
       for (;;) {
         const serving = Atomics.load(counters, SERVING)
         if (serving === ticket) return
         Atomics.wait(counters, SERVING, serving)
       }
     },
-    give() {
-      Atomics.add(counters, SERVING, 1)
-      Atomics.notify(counters, SERVING)
+    giveBlocking() {
+      Atomics.store(counters, BLOCKING, 0)
+      give()
     },
+    async recoverAbandoned() {
+      if (Atomics.exchange(counters, BLOCKING, 0) !== 1) return
+      const ticket = Atomics.load(counters, BLOCKING_TICKET)
+      for (;;) {
+        const serving = Atomics.load(counters, SERVING)
+        if (serving === ticket) return give()
+        const wait = Atomics.waitAsync(counters, SERVING, serving)
+        if (wait.async) await wait.value
+      }
+    },
+  }
+
+  function give() {
+    Atomics.add(counters, SERVING, 1)
+    Atomics.notify(counters, SERVING)
   }
 }

@@ -91,12 +91,17 @@ interface HandleState {
   thread: RefreshWriterThread | undefined
   /** The configuration the thread was given a copy of. */
   threadFor: unknown
+  /** After a failed thread, none is started before this (performance.now()). */
+  notBefore: number
   /** Fast-path refreshes on the main thread since `countedFrom` (performance.now()). */
   counted: number
   countedFrom: number
 }
 
 const states = new WeakMap<SqliteDatabase.Database, HandleState>()
+
+/** How long after a failed writer thread refreshes stay on the main thread. */
+const WRITER_RETRY_MS = 30_000
 
 /** The rotation of one better-sqlite3 handle, made once. */
 function stateOf(
@@ -109,6 +114,7 @@ function stateOf(
       rotate: sqliteRotation(client.sqlite, db),
       thread: undefined,
       threadFor: undefined,
+      notBefore: 0,
       counted: 0,
       countedFrom: 0,
     }
@@ -129,6 +135,7 @@ function countTowardsThread(
   const file = client.file
   if (file === undefined) return
   const at = performance.now()
+  if (at < state.notBefore) return
   if (at - state.countedFrom > 1000) {
     state.countedFrom = at
     state.counted = 0
@@ -140,6 +147,9 @@ function countTowardsThread(
   if (from === 0 || ++state.counted < from) return
   const thread = startRefreshWriterThread(file, rotationConfigOf(deps.config), (failure) => {
     if (failure !== undefined) {
+      // Not again at once: a thread that cannot start (its file missing, say) would otherwise be
+      // started and fail about once a second under load.
+      state.notBefore = performance.now() + WRITER_RETRY_MS
       deps.logger?.warn(
         { message: failure.message },
         'the refresh writer thread failed; refreshes run on the main thread',

@@ -50,23 +50,28 @@ export function startRefreshWriterThread(
   worker.on('message', (message: WriterAnswer | 'ready') => {
     if (message === 'ready') {
       ready = true
+      // Its start is not idleness: the quiet time counts from here.
+      lastUse = performance.now()
       return
     }
     const waiting = pending.get(message.id)
     pending.delete(message.id)
     if (waiting === undefined) return
-    if ('failed' in message) waiting.reject(new Error(message.failed))
+    if ('failed' in message) waiting.reject(errorOf(message.failed))
     else waiting.resolve(message.rotated)
   })
   // A thread that failed (its connection would not open, the file is gone) fails what it was
   // given; the next refreshes run on the main thread, which starts a new one when they pick up.
   worker.on('error', (error) => {
     failure = error
+    ready = false
     failAll(error)
   })
   worker.on('exit', () => {
     clearInterval(idle)
     failAll(new Error('the refresh writer thread ended'))
+    // Ended by V8 inside a transaction (out of memory), it gave no turn back.
+    void file.turn.recoverAbandoned()
     onEnd(failure)
   })
   // Like the checkpointer, it keeps no process alive that has nothing else to do.
@@ -132,4 +137,11 @@ function writerWorker(data: WriterData): Worker {
   const beside = fileURLToPath(new URL('./refresh-writer.js', here))
   const entry = existsSync(beside) ? beside : fileURLToPath(new URL('../refresh-writer.js', here))
   return new Worker(entry, options)
+}
+
+/** The thread's error on this side, with the code that tells a busy database (db/errors.ts). */
+function errorOf(failed: { message: string; code?: string }): Error {
+  const error = new Error(failed.message) as Error & { code?: string }
+  if (failed.code !== undefined) error.code = failed.code
+  return error
 }

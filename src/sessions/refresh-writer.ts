@@ -1,8 +1,9 @@
 /**
  * The refresh writer thread's entry (docs/performance.md, "Refresh on SQLite: the writer
  * thread"): its own connection to the database file, the rotation of sqlite-rotation.ts run in the
- * file's turn (src/db/writer-turn.ts), one presentation per message, answered in order. Started
- * and stopped by refresh-writer-thread.ts; nothing else runs here.
+ * file's turn (src/db/writer-turn.ts), one presentation per message, those that arrived together
+ * in one transaction, each answered after its commit. Started and stopped by
+ * refresh-writer-thread.ts; nothing else runs here.
  */
 import type { KeyObject } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -12,7 +13,12 @@ import type { Database } from '../db/schema.js'
 import { createWriterTurn } from '../db/writer-turn.js'
 import type { AccessGrant } from '../tokens/grant.js'
 import { type SecretKey, secretKeyOf } from '../tokens/sign.js'
-import { type RotationConfig, type SqliteRotated, sqliteRotation } from './sqlite-rotation.js'
+import {
+  type RotationConfig,
+  type RotationRequest,
+  type SqliteRotated,
+  sqliteRotation,
+} from './sqlite-rotation.js'
 
 /** What the thread is started with. */
 export interface WriterData {
@@ -31,11 +37,12 @@ export interface WriterRequest {
   grant: AccessGrant | undefined
 }
 
+/** `failed`: the error as the main thread rebuilds it; its `code` tells a busy database (503). */
 export type WriterAnswer =
   | { id: number; rotated: SqliteRotated | undefined }
-  | { id: number; failed: string }
+  | { id: number; failed: { message: string; code?: string } }
 
-/** The signing keys kept: the active one and the one before it, across a key rotation. */
+/** Signing keys kept by kid (a few rotations' worth; the main thread counts the same). */
 const KEYS_KEPT = 4
 /** Presentations in one transaction at most: the main thread waits for the turn meanwhile. */
 const BATCH_MAX = 32
@@ -78,36 +85,49 @@ function serve(port: NonNullable<typeof parentPort>, data: WriterData): void {
   }
 
   function rotateAll(batch: WriterRequest[]): WriterAnswer[] {
-    const requests = batch.map((request) => {
+    const answers = new Map<WriterRequest, WriterAnswer>()
+    const runnable: WriterRequest[] = []
+    const requests: RotationRequest[] = []
+    for (const request of batch) {
       if (request.key !== undefined) {
         if (keys.size >= KEYS_KEPT) keys.delete(keys.keys().next().value as string)
         keys.set(request.kid, secretKeyOf(request.key))
       }
       const key = keys.get(request.kid)
-      if (key === undefined) throw new Error(`refresh writer: no key ${request.kid}`)
-      return {
-        hash: request.hash,
-        now: request.now,
-        signer: { kid: request.kid, key },
-        grant: request.grant,
+      if (key === undefined) {
+        answers.set(request, { id: request.id, failed: { message: `no key ${request.kid}` } })
+        continue
       }
-    })
+      runnable.push(request)
+      const { hash, now, grant } = request
+      requests.push({ hash, now, grant, signer: { kid: request.kid, key } })
+    }
     let results: (SqliteRotated | undefined | Error)[]
     turn.takeBlocking()
     try {
       results = rotate.many(data.config, requests)
     } catch (error) {
-      // The transaction as a whole failed (BEGIN or COMMIT): nothing of it was written.
+      // The transaction as a whole failed (BEGIN, COMMIT, or SQLite rolled it back whole):
+      // nothing of it was written.
       const failed = error instanceof Error ? error : new Error(String(error))
-      results = batch.map(() => failed)
+      results = runnable.map(() => failed)
     } finally {
-      turn.give()
+      turn.giveBlocking()
     }
-    return batch.map((request, i) => {
+    for (const [i, request] of runnable.entries()) {
       const result = results[i]
-      return result instanceof Error
-        ? { id: request.id, failed: result.message }
-        : { id: request.id, rotated: result }
-    })
+      answers.set(
+        request,
+        result instanceof Error
+          ? { id: request.id, failed: failureOf(result) }
+          : { id: request.id, rotated: result },
+      )
+    }
+    return batch.map((request) => answers.get(request)!)
   }
+}
+
+function failureOf(error: Error): { message: string; code?: string } {
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' ? { message: error.message, code } : { message: error.message }
 }

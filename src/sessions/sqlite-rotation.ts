@@ -185,12 +185,15 @@ export function sqliteRotation(
     }
   }
   // Called inside this outer transaction, better-sqlite3 runs `rotate` as a savepoint, which its
-  // throw rolls back alone.
+  // throw rolls back alone. Some errors (SQLITE_FULL, IOERR, NOMEM, INTERRUPT) make SQLite roll
+  // back the whole transaction instead: then nothing of the batch stands, and the presentations
+  // after this one must not run, each committing on its own, so the batch fails as a whole.
   const many = sqlite.transaction((config: RotationConfig, requests: readonly RotationRequest[]) =>
     requests.map((request) => {
       try {
         return one(config, request)
       } catch (error) {
+        if (!sqlite.inTransaction) throw error
         return error instanceof Error ? error : new Error(String(error))
       }
     }),

@@ -65,4 +65,27 @@ describe('the writer turn', () => {
     expect(turn.tryTake()).toBe(true)
     turn.give()
   })
+
+  it('serves the turn a blocking taker held when it ended without giving it', async () => {
+    const main = createWriterTurn()
+    const worker = createWriterTurn(main.shared)
+    worker.takeBlocking()
+    let taken = false
+    const waiting = main.take().then(() => {
+      taken = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(taken).toBe(false)
+    // The worker is gone: nothing will give its turn back but this.
+    await main.recoverAbandoned()
+    await waiting
+    expect(taken).toBe(true)
+    main.give()
+    // Given back normally, there is nothing to recover.
+    worker.takeBlocking()
+    worker.giveBlocking()
+    await main.recoverAbandoned()
+    expect(main.tryTake()).toBe(true)
+    main.give()
+  })
 })

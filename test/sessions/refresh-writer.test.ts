@@ -4,6 +4,7 @@
  * transactions run on a thread with its own connection. Here the threshold is 1, so the first
  * refresh starts it; every answer must be the one the main thread would give (docs/refresh.md).
  */
+import SqliteDatabase from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rotateSigningKey } from '../../src/keys/rotation.js'
 import { refreshWriterThreadServing } from '../../src/sessions/refresh-sqlite.js'
@@ -127,6 +128,29 @@ describe('refreshes on the writer thread [sqlite]', () => {
     expect(kidOf(after.access_token)).toBe(kid)
     const me = await app.request('/v1/user/me', { token: after.access_token })
     expect(me.status).toBe(200)
+  })
+})
+
+describe('a busy database on the writer thread [sqlite]', () => {
+  it('answers 503 with Retry-After, as the main thread does', { timeout: 30_000 }, async () => {
+    const app = await makeTestApp({ env: { SQLITE_REFRESH_THREAD_FROM: '1' } })
+    const other = new SqliteDatabase(app.databaseUrl.slice('sqlite:'.length))
+    try {
+      await untilServing(app)
+      const { tokens } = await registerAndLogin(app)
+      // Another process's connection holds the write lock past the busy timeout (5 s).
+      other.exec('BEGIN IMMEDIATE')
+      const res = await refresh(app, tokens.refresh_token)
+      other.exec('ROLLBACK')
+      await expectProblem(res, 503, 'service_unavailable')
+      expect(res.headers.get('retry-after')).not.toBeNull()
+      // Nothing was spent: the same token rotates now.
+      await refreshPair(app, tokens.refresh_token)
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK')
+      other.close()
+      await app.close()
+    }
   })
 })
 
