@@ -47,19 +47,31 @@ export function startRefreshWriterThread(
     for (const each of pending.values()) each.reject(error)
     pending.clear()
   }
-  worker.on('message', (message: WriterAnswer | 'ready') => {
+  worker.on('message', (message: WriterAnswer[] | 'ready') => {
     if (message === 'ready') {
       ready = true
       // Its start is not idleness: the quiet time counts from here.
       lastUse = performance.now()
       return
     }
-    const waiting = pending.get(message.id)
-    pending.delete(message.id)
-    if (waiting === undefined) return
-    if ('failed' in message) waiting.reject(errorOf(message.failed))
-    else waiting.resolve(message.rotated)
+    for (const answer of message) {
+      const waiting = pending.get(answer.id)
+      pending.delete(answer.id)
+      if (waiting === undefined) continue
+      if ('failed' in answer) waiting.reject(errorOf(answer.failed))
+      else waiting.resolve(answer.rotated)
+    }
   })
+  // The presentations of one turn of the event loop go in one message (a message each way costs
+  // both threads more than the structured copy of its contents).
+  let outgoing: WriterRequest[] = []
+  let flushing = false
+  const flush = () => {
+    flushing = false
+    if (outgoing.length === 0) return
+    worker.postMessage(outgoing)
+    outgoing = []
+  }
   // A thread that failed (its connection would not open, the file is gone) fails what it was
   // given; the next refreshes run on the main thread, which starts a new one when they pick up.
   worker.on('error', (error) => {
@@ -103,7 +115,11 @@ export function startRefreshWriterThread(
       }
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject })
-        worker.postMessage(message)
+        outgoing.push(message)
+        if (!flushing) {
+          flushing = true
+          setImmediate(flush)
+        }
       })
     },
     stop() {
@@ -112,6 +128,8 @@ export function startRefreshWriterThread(
         worker.once('exit', () => done())
         // Held until it has closed its connection (refresh-writer.ts answers what came first).
         worker.ref()
+        // What it was given first, then the word to close (messages arrive in order).
+        flush()
         worker.postMessage('close')
       })
       return stopping

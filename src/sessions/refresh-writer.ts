@@ -27,7 +27,11 @@ export interface WriterData {
   config: RotationConfig
 }
 
-/** One presentation; `key` comes with a kid the thread has not been given before. */
+/**
+ * One presentation (a message carries those of one turn of the main thread's event loop); `key`
+ * comes with a kid the thread has not been given before. The answers of a batch come back as one
+ * message.
+ */
 export interface WriterRequest {
   id: number
   hash: string
@@ -62,9 +66,9 @@ function serve(port: NonNullable<typeof parentPort>, data: WriterData): void {
   const queue: WriterRequest[] = []
   let draining = false
   let closing = false
-  port.on('message', (message: WriterRequest | 'close') => {
+  port.on('message', (message: WriterRequest[] | 'close') => {
     if (message === 'close') closing = true
-    else queue.push(message)
+    else queue.push(...message)
     if (!draining) {
       draining = true
       setImmediate(drain)
@@ -75,7 +79,7 @@ function serve(port: NonNullable<typeof parentPort>, data: WriterData): void {
   function drain(): void {
     while (queue.length > 0) {
       const batch = queue.splice(0, BATCH_MAX)
-      for (const answer of rotateAll(batch)) port.postMessage(answer)
+      port.postMessage(rotateAll(batch))
     }
     draining = false
     if (closing) {
