@@ -46,8 +46,6 @@ export type SqliteRotationDeps = SessionDeps &
     logger?: Pick<Logger, 'warn'>
   }
 
-export type { SqliteRotated } from './sqlite-rotation.js'
-
 /**
  * Rotates `hash`'s token when this is SQLite and the happy path; undefined (nothing changed) for
  * the general path to decide. `now` and `signer` are the caller's, fetched before, as the general

@@ -20,7 +20,7 @@ export interface RefreshWriterThread {
 }
 
 /** How long the thread runs on without a refresh before it stops (its memory is given back). */
-export const WRITER_QUIET_MS = 5000
+const WRITER_QUIET_MS = 5000
 /** Signing keys the thread keeps by kid, the same on both sides (refresh-writer.ts). */
 const KEYS_KEPT = 4
 
