@@ -42,15 +42,7 @@ export function createWriterTurn(shared = new SharedArrayBuffer(16)): WriterTurn
   const counters = new Int32Array(shared)
   return {
     shared,
-    async take() {
-      const ticket = Atomics.add(counters, NEXT, 1)
-      for (;;) {
-        const serving = Atomics.load(counters, SERVING)
-        if (serving === ticket) return
-        const wait = Atomics.waitAsync(counters, SERVING, serving)
-        if (wait.async) await wait.value
-      }
-    },
+    take: () => served(Atomics.add(counters, NEXT, 1)),
     tryTake() {
       const serving = Atomics.load(counters, SERVING)
       return Atomics.compareExchange(counters, NEXT, serving, serving + 1) === serving
@@ -72,14 +64,19 @@ export function createWriterTurn(shared = new SharedArrayBuffer(16)): WriterTurn
     },
     async recoverAbandoned() {
       if (Atomics.exchange(counters, BLOCKING, 0) !== 1) return
-      const ticket = Atomics.load(counters, BLOCKING_TICKET)
-      for (;;) {
-        const serving = Atomics.load(counters, SERVING)
-        if (serving === ticket) return give()
-        const wait = Atomics.waitAsync(counters, SERVING, serving)
-        if (wait.async) await wait.value
-      }
+      await served(Atomics.load(counters, BLOCKING_TICKET))
+      give()
     },
+  }
+
+  /** Resolves when `ticket` is served, without blocking the thread. */
+  async function served(ticket: number): Promise<void> {
+    for (;;) {
+      const serving = Atomics.load(counters, SERVING)
+      if (serving === ticket) return
+      const wait = Atomics.waitAsync(counters, SERVING, serving)
+      if (wait.async) await wait.value
+    }
   }
 
   function give() {
