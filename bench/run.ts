@@ -437,6 +437,9 @@ async function main(): Promise<void> {
   const helloWithHeaders = runs('health')
     ? await startPeer<{ url: string }>('hello.ts', { HELLO_HEADERS: 'tessera' })
     : undefined
+  const helloWithRequestId = runs('health')
+    ? await startPeer<{ url: string }>('hello.ts', { HELLO_HEADERS: 'request-id' })
+    : undefined
   const oidc = await startPeer<OidcPeer>('oidc-provider.ts')
   const peer = oidc.info
   const server = await startServer()
@@ -545,6 +548,13 @@ async function main(): Promise<void> {
         () => load({ url: `${base}/health` }),
         () => load({ url: helloWithHeaders!.info.url }),
       )
+      // The ceiling of the target above: the same hello with nothing but a request id on its
+      // answers (docs/performance.md, "/health: the ceiling").
+      await sideBySide(
+        'Hono hello sending only a request id ÷ Hono hello',
+        () => load({ url: helloWithRequestId!.info.url }),
+        () => load({ url: hello.info.url }),
+      )
     }
     if (runs('authz-revocations')) {
       // The same route while the server holds 100,000 live revocations (written into its database
@@ -590,7 +600,9 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all(
-      [server, hello, oidc, helloWithHeaders].map((p) => (p ? stop(p.child) : undefined)),
+      [server, hello, oidc, helloWithHeaders, helloWithRequestId].map((p) =>
+        p ? stop(p.child) : undefined,
+      ),
     )
     rmSync(server.dir, { recursive: true, force: true })
   }

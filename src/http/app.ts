@@ -4,9 +4,9 @@ import { TesseraError } from '../errors.js'
 import type { Tessera } from '../tessera.js'
 import type { AppEnv } from './env.js'
 import { bodyLimit } from './middleware/body-limit.js'
-import { cors } from './middleware/cors.js'
+import { corsBefore } from './middleware/cors.js'
 import { oauthErrorBodies } from './middleware/oauth-errors.js'
-import { responseHeaders } from './middleware/response-headers.js'
+import { beginResponseHeaders, finishResponseHeaders } from './middleware/response-headers.js'
 import { accountRoutes } from './pages/account-routes.js'
 import { assetRoutes } from './pages/assets.js'
 import { deviceRoutes } from './pages/device-routes.js'
@@ -34,19 +34,20 @@ import { authzRoutes, tokenRoutes } from './routes/token.js'
 import { userRoutes } from './routes/user.js'
 
 export const MAX_BODY_BYTES = 64 * 1024
+/** Every method with a route that reads a body; no route reads one of any other method. */
+const BODY_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
 /** The whole HTTP surface: middleware, then one sub-app per area. */
 export function createApp(tessera: Tessera): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
 
-  app.use(observeRequests(tessera))
-  // The request id and the security and Cache-Control headers, one precomputed block on every
-  // response, errors included (middleware/response-headers.ts).
-  app.use(responseHeaders())
-  app.use(cors())
+  app.use(perRequest(tessera))
   // Before the body limit, so that its 413 gets the OAuth error members too.
   app.use('/v1/oauth/*', oauthErrorBodies)
-  app.use(
+  // Only the methods with a body: a GET or a HEAD then passes one layer fewer.
+  app.on(
+    BODY_METHODS,
+    '/*',
     bodyLimit(MAX_BODY_BYTES, () =>
       problemResponse(
         new TesseraError('payload_too_large', 'Request bodies are limited to 64 KiB'),
@@ -95,19 +96,33 @@ export function loggedPath(path: string): string {
 }
 
 /**
- * Sets `tessera` for the handlers; then one latency observation and one log line per request.
+ * The one middleware every request passes, as one layer rather than four (each layer is a closure,
+ * a promise and a turn of Hono's dispatch on every request, docs/performance.md): it sets
+ * `tessera` for the handlers, the request id and the response header block
+ * (middleware/response-headers.ts), answers CORS preflights and adds CORS headers
+ * (middleware/cors.ts), then makes one latency observation and one log line.
+ *
  * The route label is the template of the last route the request matched
  * (`/v1/user/sessions/:id`, also when a middleware such as the body limit answered before the
  * handler; `/*` when no route matched), never the raw path, so the number of series stays
  * bounded whatever clients send.
  */
-function observeRequests(tessera: Tessera): MiddlewareHandler<AppEnv> {
+function perRequest(tessera: Tessera): MiddlewareHandler<AppEnv> {
   const { logger, metrics } = tessera
-  // One middleware, not two: every layer is a closure and a promise on every request.
   return async (c, next) => {
     c.set('tessera', tessera)
     const started = performance.now()
-    await next()
+    const preset = beginResponseHeaders(c)
+    const cors = corsBefore(c)
+    if (cors instanceof Response) {
+      c.res = cors
+    } else {
+      // Errors of the layers inside are answered there (the app's error handler), so this
+      // always goes on to the headers and the observation.
+      await next()
+      cors?.(c)
+    }
+    if (!preset) finishResponseHeaders(c)
     observe(c, logger, metrics, performance.now() - started)
   }
 }

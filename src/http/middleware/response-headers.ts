@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
-import type { MiddlewareHandler } from 'hono'
+import type { Context } from 'hono'
 import type { AppEnv } from '../env.js'
 
 /**
@@ -25,44 +25,43 @@ export const RESPONSE_HEADER_BLOCK: Readonly<Record<string, string>> = Object.fr
   'Cache-Control': 'no-store',
 })
 
+const BLOCK_ENTRIES = Object.entries(RESPONSE_HEADER_BLOCK)
 const REQUEST_ID = /^[\w\-=]{1,128}$/
 
 /**
  * Sets the request id (the client's `X-Request-Id` when it is a plain token of at most 128
- * characters, else a new UUID) and puts it, with `RESPONSE_HEADER_BLOCK`, on every response:
- * the handlers' answers, the problem responses of the error and not-found handlers and of the
- * body limit, alike.
+ * characters, else a new UUID), to be put with `RESPONSE_HEADER_BLOCK` on every response: the
+ * handlers' answers, the problem responses of the error and not-found handlers and of the body
+ * limit, alike. Called by the app's one per-request middleware (http/app.ts) before the handler.
  *
- * On Node (the server, `@hono/node-server`) the block goes on the `ServerResponse` before the app
- * answers: Node sends those headers with whatever the response then writes, a route's own value
- * of the same name replacing the block's. Reading or changing `c.res.headers` after the handler
- * instead would turn every response into a full web `Response` with a `Headers` object (about
- * half the cost of a small request, docs/performance.md). Without a Node response (a bare
- * `app.request()`), the block is added to the answer's headers afterwards, with the same
- * precedence.
+ * On Node (the server, `@hono/node-server`) the block goes on the `ServerResponse` here, before the
+ * app answers: Node sends those headers with whatever the response then writes, a route's own
+ * value of the same name replacing the block's, and the answer is `true`. Reading or changing
+ * `c.res.headers` after the handler instead would turn every response into a full web `Response`
+ * with a `Headers` object (about half the cost of a small request, docs/performance.md). Without
+ * a Node response (a bare `app.request()`) the answer is `false`, and `finishResponseHeaders`
+ * adds the block to the answer afterwards, with the same precedence.
  */
-export function responseHeaders(): MiddlewareHandler<AppEnv> {
-  const entries = Object.entries(RESPONSE_HEADER_BLOCK)
-  return async (c, next) => {
-    const env = c.env as { outgoing?: ServerResponse; incoming?: { headers: NodeHeaders } }
-    const given =
-      env?.incoming !== undefined
-        ? env.incoming.headers['x-request-id']
-        : c.req.header('x-request-id')
-    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
-    c.set('requestId', id)
-    const outgoing = env?.outgoing
-    if (outgoing !== undefined) {
-      for (const [name, value] of entries) outgoing.setHeader(name, value)
-      outgoing.setHeader('X-Request-Id', id)
-      await next()
-      return
-    }
-    await next()
-    const headers = c.res.headers
-    for (const [name, value] of entries) if (!headers.has(name)) headers.set(name, value)
-    headers.set('X-Request-Id', id)
-  }
+export function beginResponseHeaders(c: Context<AppEnv>): boolean {
+  const env = c.env as { outgoing?: ServerResponse; incoming?: { headers: NodeHeaders } }
+  const given =
+    env?.incoming !== undefined
+      ? env.incoming.headers['x-request-id']
+      : c.req.header('x-request-id')
+  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+  c.set('requestId', id)
+  const outgoing = env?.outgoing
+  if (outgoing === undefined) return false
+  for (const [name, value] of BLOCK_ENTRIES) outgoing.setHeader(name, value)
+  outgoing.setHeader('X-Request-Id', id)
+  return true
+}
+
+/** The block and the request id on the answer itself, where `beginResponseHeaders` could not. */
+export function finishResponseHeaders(c: Context<AppEnv>): void {
+  const headers = c.res.headers
+  for (const [name, value] of BLOCK_ENTRIES) if (!headers.has(name)) headers.set(name, value)
+  headers.set('X-Request-Id', c.get('requestId'))
 }
 
 type NodeHeaders = Record<string, string | string[] | undefined>
